@@ -1,0 +1,33 @@
+/*
+ * log.h - structured logging: one JSON object per line on stderr.
+ *
+ * Every line has "ts" (UTC, ms), "level" and "msg"; callers add string or
+ * integer fields. Values are JSON-escaped. Never pass a secret (PIN, key
+ * material) to these functions. Thread-safe (one write(2) per line).
+ */
+#ifndef BS_LOG_H
+#define BS_LOG_H
+
+#include <stdint.h>
+
+enum bs_log_level { BS_LOG_DEBUG = 0, BS_LOG_INFO, BS_LOG_WARN, BS_LOG_ERROR };
+
+/* Lines below min are dropped. Default BS_LOG_INFO. */
+void bs_log_set_level(enum bs_log_level min);
+
+/*
+ * Logs msg with fields given as (key, value) string pairs, terminated by a
+ * NULL key: bs_log(BS_LOG_INFO, "listening", "addr", "127.0.0.1:7443", NULL).
+ */
+void bs_log(enum bs_log_level lvl, const char *msg, ...) __attribute__((sentinel));
+
+/* printf-style message, no extra fields. */
+void bs_logf(enum bs_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Appends s as a JSON string body (without quotes) to out (capacity cap,
+ * always NUL-terminated, truncated if needed). Returns bytes written.
+ */
+size_t bs_json_escape(char *out, size_t cap, const char *s);
+
+#endif

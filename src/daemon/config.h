@@ -1,0 +1,58 @@
+/*
+ * config.h - boltsealed's configuration file: "key = value" lines, '#'
+ * comments, blank lines ignored. Documented in docs/configuration.md and
+ * etc/boltsealed.conf.example. Every error names its line.
+ */
+#ifndef BS_CONFIG_H
+#define BS_CONFIG_H
+
+#include <stddef.h>
+
+#include "common/bs_error.h"
+
+struct bs_config {
+	char *listen;               /* "127.0.0.1:7443" or "[::1]:7443" (required) */
+	char *tls_cert;             /* server certificate chain, PEM (required) */
+	char *tls_key;              /* server private key, PEM (required) */
+	char *tls_client_ca;        /* CA bundle that client certs must chain to (required) */
+	char *pkcs11_module;        /* .so path or p11-kit module name (required) */
+	char *token_uri;            /* "pkcs11:token=..." (required) */
+	char *pin_file;             /* user PIN file, mode 0600 or stricter */
+	int pin_fd;                 /* or a file descriptor to read the PIN from; -1 = unset */
+	char *state_dir;            /* catalog database lives here (required) */
+	char *log_level;            /* debug|info|warn|error, default info */
+	unsigned workers;           /* HSM worker threads, default = online cores */
+	unsigned queue_max;         /* waiting HSM jobs before RESOURCE_EXHAUSTED, default 1024 */
+	unsigned max_message_bytes; /* request cap, default 4 MiB */
+	unsigned max_concurrent_streams; /* per connection, default 100 */
+	unsigned max_connections;   /* default 256 */
+	unsigned max_header_list_bytes;  /* default 8192 */
+	unsigned handshake_timeout_ms;   /* default 10000 */
+	unsigned idle_timeout_ms;        /* default 300000 */
+	unsigned shutdown_grace_ms;      /* SIGTERM drain bound, default 10000 */
+	unsigned sign_batch_max;         /* SignBatch items, default 1000 */
+};
+
+/* Fills defaults (workers from sysconf). */
+void config_defaults(struct bs_config *c);
+
+/*
+ * Parses path into c (which config_defaults initialised). On any error
+ * returns BS_ERR_CONFIG with every problem, one per line, as
+ * "FILE:LINE: message" (or "FILE: message" for missing required keys) in
+ * *errors (malloc'd, caller frees). BS_ERR_IO if the file cannot be read.
+ */
+int config_load(const char *path, struct bs_config *c, char **errors) BS_WUR;
+
+/* Frees the strings in c. */
+void config_clear(struct bs_config *c);
+
+/*
+ * Reads the PIN from c->pin_file (refused unless a regular file with no
+ * group/other permission bits: BS_ERR_CONFIG) or c->pin_fd. Strips one
+ * trailing newline. *pin is malloc'd; the caller wipes and frees it.
+ */
+int config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *err,
+    size_t errlen) BS_WUR;
+
+#endif

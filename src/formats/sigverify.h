@@ -1,0 +1,54 @@
+/*
+ * sigverify.h - public-key signature verification with OpenSSL (no HSM: a
+ * public key is public). Used by KeyService.Verify and by tests.
+ *
+ * Algorithms match boltseal.v1.Algorithm: ECDSA P-256 over SHA-256 (DER or
+ * raw r||s), Ed25519 (pure), RSA-PSS with SHA-256, MGF1-SHA-256, salt 32.
+ */
+#ifndef BS_SIGVERIFY_H
+#define BS_SIGVERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bs_error.h"
+
+enum bs_alg {
+	BS_ALG_NONE = 0,
+	BS_ALG_ECDSA_P256_SHA256 = 1,
+	BS_ALG_ED25519 = 2,
+	BS_ALG_RSA_3072_PSS_SHA256 = 3,
+};
+
+enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
+
+/* "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256"; "none" otherwise. */
+const char *bs_alg_name(enum bs_alg alg);
+/* Inverse of bs_alg_name; BS_ALG_NONE if unknown. */
+enum bs_alg bs_alg_from_name(const char *name);
+
+/*
+ * Determines the algorithm of a DER SubjectPublicKeyInfo: EC P-256, Ed25519
+ * or RSA (any modulus >= 2048 is treated as RSA-PSS-SHA256). Returns 0 or
+ * BS_ERR_INVALID / BS_ERR_UNSUPPORTED.
+ */
+int sigverify_spki_alg(const uint8_t *spki, size_t spki_len, enum bs_alg *alg_out) BS_WUR;
+
+/*
+ * Verifies sig over data. If is_digest, data is a 32-byte SHA-256 digest
+ * (not allowed for Ed25519: BS_ERR_INVALID); otherwise data is the message.
+ * fmt applies to ECDSA only. Returns 0 if valid, BS_ERR_SIG_INVALID if not
+ * (including a malformed signature), BS_ERR_INVALID for a bad key or input,
+ * BS_ERR_CRYPTO on library failure.
+ */
+int sigverify_verify(const uint8_t *spki, size_t spki_len, enum bs_alg alg, int is_digest,
+    const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len,
+    enum bs_sig_format fmt) BS_WUR;
+
+/*
+ * Converts DER SPKI to PEM ("-----BEGIN PUBLIC KEY-----"). *pem_out is
+ * malloc'd and NUL-terminated; caller frees. Returns 0 or an error.
+ */
+int sigverify_spki_to_pem(const uint8_t *spki, size_t spki_len, char **pem_out) BS_WUR;
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * hsm.h - the PKCS#11 token behind boltseal: module loading through p11-kit,
+ * token selection by PKCS#11 URI, login, and the typed key operations the
+ * daemon is allowed to ask for (generate, find, read public key, sign).
+ *
+ * Thread model: one struct hsm per process; each worker thread opens its own
+ * logged-in session with hsm_session_open() and only uses it from that
+ * thread. Object handles are valid in every session of the process.
+ * Nothing here parses network bytes; inputs are typed and already checked.
+ */
+#ifndef BS_HSM_H
+#define BS_HSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bs_error.h"
+#include "formats/sigverify.h"
+
+struct hsm;          /* opaque: the loaded module and the chosen slot */
+struct hsm_session;  /* opaque: one logged-in session, used by one thread */
+
+typedef unsigned long hsm_handle;  /* CK_OBJECT_HANDLE */
+
+#define HSM_KEY_ID_LEN 16          /* CKA_ID bytes, random per key version */
+#define HSM_ERR_LEN 256
+
+/*
+ * Loads module (an absolute path to a PKCS#11 .so, or the name of a module
+ * registered with p11-kit), calls C_Initialize with CKF_OS_LOCKING_OK, finds
+ * the one slot whose token matches token_uri, and logs in a first session
+ * as CKU_USER with pin (pin_len bytes; the caller wipes it afterwards).
+ * On failure returns BS_ERR_HSM/BS_ERR_NOT_FOUND/BS_ERR_INVALID and writes
+ * a message naming the module, the token and the PKCS#11 return code (never
+ * the PIN) into err.
+ */
+int hsm_open(const char *module, const char *token_uri, const uint8_t *pin, size_t pin_len,
+    struct hsm **out, char err[HSM_ERR_LEN]) BS_WUR;
+
+/* Closes every session it still tracks, C_Finalize, unloads. NULL is a no-op. */
+void hsm_close(struct hsm *h);
+
+/* Human description of the token ("label (manufacturer model, serial)"). */
+const char *hsm_token_desc(const struct hsm *h);
+
+/* Opens a new read-write session (the token is already logged in). */
+int hsm_session_open(struct hsm *h, struct hsm_session **out) BS_WUR;
+void hsm_session_close(struct hsm_session *s);
+
+/* 1 if the token still answers (C_GetSessionInfo on s succeeds), else 0. */
+int hsm_session_alive(struct hsm_session *s);
+
+/* Last PKCS#11 CK_RV seen on this session (for messages). */
+unsigned long hsm_session_last_rv(const struct hsm_session *s);
+
+/* PKCS#11 return-value name, e.g. "CKR_PIN_INCORRECT". */
+const char *hsm_rv_name(unsigned long rv);
+
+/*
+ * Generates a key pair of alg on the token: private key CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE true, CKA_EXTRACTABLE false, CKA_SIGN true; public key
+ * CKA_VERIFY. Both carry CKA_ID = id and CKA_LABEL = label. After creation
+ * reads CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE back and fails
+ * (destroying both objects) unless both are true. Writes the public key as
+ * DER SubjectPublicKeyInfo into *spki_out (malloc'd, caller frees).
+ */
+int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
+    const char *label, hsm_handle *priv_out, uint8_t **spki_out, size_t *spki_len_out) BS_WUR;
+
+/*
+ * Finds the private key with CKA_ID = id (exactly one). Returns 0,
+ * BS_ERR_NOT_FOUND, or BS_ERR_HSM.
+ */
+int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN],
+    hsm_handle *out) BS_WUR;
+
+/*
+ * Lists the CKA_ID of every private key object whose CKA_LABEL starts with
+ * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (ids of
+ * another length are reported with their length via a zeroed entry are
+ * skipped). Used to reconcile the catalog with the token at start.
+ */
+int hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix,
+    uint8_t **ids_out, size_t *n_out) BS_WUR;
+
+/* Destroys the private and public objects with CKA_ID = id. */
+int hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;
+
+/*
+ * Signs with the private key priv of algorithm alg:
+ *   ECDSA P-256: data must be a 32-byte SHA-256 digest; output raw r||s (64).
+ *   Ed25519:     data is the message; output 64 bytes.
+ *   RSA-PSS:     data must be a 32-byte SHA-256 digest (CKM_RSA_PKCS_PSS,
+ *                MGF1-SHA256, salt 32); output the modulus length.
+ * sig (capacity *sig_len) receives the signature; *sig_len is updated.
+ * Returns 0, BS_ERR_INVALID, BS_ERR_TOO_BIG, BS_ERR_HSM.
+ */
+int hsm_sign(struct hsm_session *s, hsm_handle priv, enum bs_alg alg, const uint8_t *data,
+    size_t data_len, uint8_t *sig, size_t *sig_len) BS_WUR;
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * catalog.h - the key catalog: names, purposes, algorithms, states and
+ * versions, persisted in SQLite in the state directory and mirrored in
+ * memory for the event loop.
+ *
+ * Threads: the in-memory side (catalog_find, catalog_list, catalog_mem_*)
+ * belongs to the event loop thread. catalog_db_* write SQLite (durably:
+ * synchronous=FULL, one transaction per call) and may be called from worker
+ * threads; they are serialised by an internal mutex and never touch memory
+ * state. A version appears in memory only after it is durable on disk.
+ */
+#ifndef BS_CATALOG_H
+#define BS_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bs_error.h"
+#include "formats/sigverify.h"
+#include "hsm/hsm.h"
+
+#define CATALOG_NAME_MAX 64
+#define CATALOG_LABEL_PREFIX "boltseal/"
+
+enum bs_purpose {
+	BS_PURPOSE_NONE = 0,
+	BS_PURPOSE_GENERIC = 1,
+	BS_PURPOSE_OTA = 2,
+	BS_PURPOSE_CHECKPOINT = 3,
+	BS_PURPOSE_COMMAND = 4,
+	BS_PURPOSE_ENVELOPE = 5,
+	BS_PURPOSE_AUDIT = 6,
+	BS_PURPOSE_ADMIN = 7,
+};
+
+enum bs_key_state { BS_KEY_STATE_NONE = 0, BS_KEY_ENABLED = 1, BS_KEY_DISABLED = 2 };
+
+struct catalog_version {
+	uint32_t version;                 /* 1, 2, ... */
+	enum bs_key_state state;
+	int64_t created;                  /* unix seconds */
+	uint8_t hsm_id[HSM_KEY_ID_LEN];   /* CKA_ID of the token objects */
+	uint8_t *spki;                    /* DER SubjectPublicKeyInfo, owned */
+	size_t spki_len;
+	hsm_handle handle;                /* cached private key handle, 0 = unknown */
+};
+
+struct catalog_key {
+	char name[CATALOG_NAME_MAX + 1];
+	enum bs_purpose purpose;
+	enum bs_alg alg;
+	enum bs_key_state state;
+	int64_t created;
+	struct catalog_version *versions; /* ascending by version, owned */
+	size_t nversions;
+};
+
+struct catalog;
+
+/* "generic", "ota", ...; "none" otherwise. */
+const char *bs_purpose_name(enum bs_purpose p);
+/* Inverse; BS_PURPOSE_NONE if unknown. */
+enum bs_purpose bs_purpose_from_name(const char *name);
+
+/* 1 if name is 1..64 chars of [A-Za-z0-9._-] starting with a letter or digit. */
+int catalog_name_valid(const char *name);
+
+/*
+ * Opens (creating if needed, mode 0600) the SQLite database at path and loads
+ * every key into memory. Returns 0, BS_ERR_IO (message in err), BS_ERR_NOMEM.
+ */
+int catalog_open(const char *path, struct catalog **out, char *err, size_t errlen) BS_WUR;
+void catalog_close(struct catalog *c);
+
+/* Borrowed pointer valid until the next catalog_mem_* call; NULL if absent. */
+const struct catalog_key *catalog_find(const struct catalog *c, const char *name);
+
+/* The newest enabled version of k, or NULL. */
+const struct catalog_version *catalog_key_primary(const struct catalog_key *k);
+/* Version v of k, or NULL. */
+const struct catalog_version *catalog_key_version(const struct catalog_key *k, uint32_t v);
+
+/* Number of keys. Keys are kept sorted by name; catalog_at(i) is the i-th. */
+size_t catalog_count(const struct catalog *c);
+const struct catalog_key *catalog_at(const struct catalog *c, size_t i);
+/* Index of the first key whose name is > after ("" = 0). */
+size_t catalog_index_after(const struct catalog *c, const char *after);
+
+/*
+ * Durably records version v of key k (worker threads allowed). If
+ * v->version == 1 the key row is inserted too and an existing name gives
+ * BS_ERR_EXISTS; otherwise the key must exist and v->version must be the
+ * next number (BS_ERR_PRECONDITION if another rotation won the race).
+ */
+int catalog_db_add_version(struct catalog *c, const struct catalog_key *k,
+    const struct catalog_version *v) BS_WUR;
+
+/*
+ * Mirrors a durable version into memory (event loop thread): adds the key if
+ * new, appends the version. Copies everything it keeps.
+ */
+int catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
+    const struct catalog_version *v) BS_WUR;
+
+/* Sets the cached private handle of (name, version) (start-up). */
+void catalog_mem_set_handle(struct catalog *c, const char *name, uint32_t version, hsm_handle h);
+
+/*
+ * Reconciles the catalog with the token through session s: every catalog
+ * version must have exactly one private key object with its CKA_ID (its
+ * handle is cached), and every token private key labelled
+ * CATALOG_LABEL_PREFIX* must be in the catalog. Returns 0, or
+ * BS_ERR_MISMATCH with a report listing each discrepancy (one per line) in
+ * *report (malloc'd, caller frees), or BS_ERR_HSM.
+ */
+int catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report) BS_WUR;
+
+#endif
