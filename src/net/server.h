@@ -1,0 +1,53 @@
+/*
+ * server.h - the gRPC server: libevent listener, TLS (bufferevent_openssl),
+ * HTTP/2 (nghttp2), gRPC framing and dispatch to the method tables of
+ * services.h. Event loop thread only.
+ *
+ * Limits enforced here: connections, concurrent streams, header list size,
+ * message size (from the length prefix, before allocation), handshake and
+ * idle time, grpc-timeout deadlines.
+ */
+#ifndef BS_SERVER_H
+#define BS_SERVER_H
+
+#include <openssl/ssl.h>
+
+#include "common/bs_error.h"
+#include "services/services.h"
+
+struct event_base;
+struct server;
+
+struct server_limits {
+	unsigned max_message_bytes;
+	unsigned max_concurrent_streams;
+	unsigned max_connections;
+	unsigned max_header_list_bytes;
+	unsigned handshake_timeout_ms;
+	unsigned idle_timeout_ms;
+};
+
+/*
+ * Creates a server on base that serves the NULL-terminated method tables in
+ * tables (the server borrows ctx, tables and svc). Returns 0 or an error.
+ */
+int server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *lim,
+    const struct rpc_method *const *tables, struct svc_ctx *svc, struct server **out) BS_WUR;
+
+/* Binds and listens on "host:port" or "[v6]:port". err gets the reason. */
+int server_listen(struct server *s, const char *addr, char *err, size_t errlen) BS_WUR;
+
+/*
+ * Graceful stop: stops accepting, sends GOAWAY on every connection, lets the
+ * in-flight calls finish, and calls drained(arg) once no call is in flight
+ * (at most grace_ms later: remaining calls are then cancelled).
+ */
+void server_shutdown(struct server *s, unsigned grace_ms, void (*drained)(void *arg), void *arg);
+
+/* Closes every connection and frees. NULL is a no-op. */
+void server_free(struct server *s);
+
+/* Calls in flight (for logs). */
+unsigned server_active_calls(const struct server *s);
+
+#endif

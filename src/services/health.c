@@ -1,1 +1,100 @@
-/* placeholder until its module lands */
+/*
+ * health.c - grpc.health.v1.Health/Check. "" (the whole server) and
+ * "boltseal.v1.KeyService" are SERVING while the HSM answers: each Check runs
+ * a probe on an HSM worker session (C_GetSessionInfo). If the probe cannot
+ * be queued (queue full) the last known state is reported. Unknown service
+ * names get NOT_FOUND, as the health protocol requires.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "hsm/pool.h"
+#include "net/grpc_status.h"
+#include "services/services.h"
+
+struct probe_job {
+	struct hsm_job job;
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	int alive;
+};
+
+static void
+respond(struct rpc_call *call, int serving)
+{
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	resp.status = serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	rpc_call_finish_pb(call, &resp.base);
+}
+
+static void
+probe_work(struct hsm_job *job, struct hsm_session *s)
+{
+	struct probe_job *p = (struct probe_job *)job;
+
+	p->alive = hsm_session_alive(s);
+}
+
+static void
+probe_done(struct hsm_job *job)
+{
+	struct probe_job *p = (struct probe_job *)job;
+
+	svc_note_hsm_result(p->svc, p->alive ? 0 : BS_ERR_HSM);
+	respond(p->call, p->alive && !p->svc->shutting_down);
+	free(p);
+}
+
+static void
+probe_cancel(void *arg)
+{
+	hsm_job_cancel(arg);
+}
+
+static void
+check(struct rpc_call *call, const uint8_t *req, size_t len)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	Grpc__Health__V1__HealthCheckRequest *r;
+	struct probe_job *p;
+
+	r = grpc__health__v1__health_check_request__unpack(NULL, len, req);
+	if (r == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
+		return;
+	}
+	if (strcmp(r->service, "") != 0 && strcmp(r->service, "boltseal.v1.KeyService") != 0 &&
+	    strcmp(r->service, "grpc.health.v1.Health") != 0) {
+		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
+		goto out;
+	}
+	if (svc->shutting_down) {
+		respond(call, 0);
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		respond(call, svc->hsm_healthy);
+		goto out;
+	}
+	p->job.work = probe_work;
+	p->job.done = probe_done;
+	p->call = call;
+	p->svc = svc;
+	if (hsm_pool_submit(svc->pool, &p->job) != 0) {
+		free(p);
+		respond(call, svc->hsm_healthy);
+		goto out;
+	}
+	rpc_call_on_cancel(call, probe_cancel, p);
+out:
+	grpc__health__v1__health_check_request__free_unpacked(r, NULL);
+}
+
+const struct rpc_method health_methods[] = {
+	{ "/grpc.health.v1.Health/Check", check },
+	{ NULL, NULL },
+};
