@@ -1,1 +1,771 @@
-/* placeholder until its module lands */
+/*
+ * config.c - reads boltsealed's configuration file and the token PIN.
+ *
+ * The file is a list of "key = value" lines. Blank lines and lines whose
+ * first non-blank character is '#' are ignored; a '#' preceded by a blank
+ * starts a trailing comment. Every problem is collected (not just the
+ * first) as "FILE:LINE: message", followed by "FILE: ..." lines for missing
+ * required keys, so an operator can fix a file in one pass. Relative paths
+ * are resolved against the directory holding the configuration file.
+ *
+ * The PIN is never part of the configuration: it comes from a pin_file that
+ * only its owner may read, or from an inherited file descriptor. It never
+ * appears in a message.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+
+#include "daemon/config.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)   /* bytes in a configuration file */
+#define CONFIG_LINE_MAX 4096            /* bytes in one line */
+#define CONFIG_ERRORS_MAX 100           /* errors reported before giving up */
+#define CONFIG_PIN_MAX 256              /* PIN bytes after stripping the newline */
+
+enum ktype {
+	KT_STRING,      /* any printable text */
+	KT_PATH,        /* a file name, resolved against the config directory */
+	KT_MODULE,      /* a path (resolved if it has a '/') or a p11-kit module name */
+	KT_LISTEN,      /* host:port or [v6]:port */
+	KT_URI,         /* pkcs11: URI */
+	KT_LOGLEVEL,    /* debug|info|warn|error */
+	KT_UINT,        /* decimal number in [min, max] */
+	KT_FD,          /* a file descriptor number */
+};
+
+struct keydef {
+	const char *name;
+	enum ktype type;
+	size_t off;
+	unsigned long min;
+	unsigned long max;
+	int required;
+};
+
+#define S(f) offsetof(struct bs_config, f)
+
+static const struct keydef keydefs[] = {
+	{ "listen", KT_LISTEN, S(listen), 0, 0, 1 },
+	{ "tls_cert", KT_PATH, S(tls_cert), 0, 0, 1 },
+	{ "tls_key", KT_PATH, S(tls_key), 0, 0, 1 },
+	{ "tls_client_ca", KT_PATH, S(tls_client_ca), 0, 0, 1 },
+	{ "pkcs11_module", KT_MODULE, S(pkcs11_module), 0, 0, 1 },
+	{ "token_uri", KT_URI, S(token_uri), 0, 0, 1 },
+	{ "pin_file", KT_PATH, S(pin_file), 0, 0, 0 },
+	{ "pin_fd", KT_FD, S(pin_fd), 0, INT_MAX, 0 },
+	{ "state_dir", KT_PATH, S(state_dir), 0, 0, 1 },
+	{ "log_level", KT_LOGLEVEL, S(log_level), 0, 0, 0 },
+	{ "workers", KT_UINT, S(workers), 1, 256, 0 },
+	{ "queue_max", KT_UINT, S(queue_max), 1, 1000000, 0 },
+	{ "max_message_bytes", KT_UINT, S(max_message_bytes), 1024, 64UL * 1024 * 1024, 0 },
+	{ "max_concurrent_streams", KT_UINT, S(max_concurrent_streams), 1, 10000, 0 },
+	{ "max_connections", KT_UINT, S(max_connections), 1, 100000, 0 },
+	{ "max_header_list_bytes", KT_UINT, S(max_header_list_bytes), 1024, 1024 * 1024, 0 },
+	{ "handshake_timeout_ms", KT_UINT, S(handshake_timeout_ms), 100, 600000, 0 },
+	{ "idle_timeout_ms", KT_UINT, S(idle_timeout_ms), 1000, 86400000, 0 },
+	{ "shutdown_grace_ms", KT_UINT, S(shutdown_grace_ms), 0, 600000, 0 },
+	{ "sign_batch_max", KT_UINT, S(sign_batch_max), 1, 100000, 0 },
+};
+#define NKEYS (sizeof(keydefs) / sizeof(keydefs[0]))
+
+#undef S
+
+struct errlist {
+	const char *path;
+	char *s;
+	size_t len;
+	size_t cap;
+	unsigned n;
+	int nomem;
+};
+
+static void
+err_add(struct errlist *e, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+err_append(struct errlist *e, const char *text)
+{
+	size_t tl = strlen(text), ncap;
+	char *ns;
+
+	if (e->nomem)
+		return;
+	if (e->len + tl + 1 > e->cap) {
+		ncap = e->cap == 0 ? 512 : e->cap;
+		while (ncap < e->len + tl + 1)
+			ncap *= 2;
+		if ((ns = realloc(e->s, ncap)) == NULL) {
+			e->nomem = 1;
+			return;
+		}
+		e->s = ns;
+		e->cap = ncap;
+	}
+	memcpy(e->s + e->len, text, tl + 1);
+	e->len += tl;
+}
+
+/* Adds "FILE:LINE: message\n" (or "FILE: message\n" when line is 0). */
+static void
+err_add(struct errlist *e, unsigned line, const char *fmt, ...)
+{
+	char msg[512], full[1024 + PATH_MAX];
+	va_list ap;
+
+	e->n++;
+	if (e->n > CONFIG_ERRORS_MAX) {
+		if (e->n == CONFIG_ERRORS_MAX + 1) {
+			snprintf(full, sizeof(full), "%s: too many errors, giving up\n", e->path);
+			err_append(e, full);
+		}
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(full, sizeof(full), "%s:%u: %s\n", e->path, line, msg);
+	else
+		snprintf(full, sizeof(full), "%s: %s\n", e->path, msg);
+	err_append(e, full);
+}
+
+/* Copies s (n bytes) into out for a message: non-printables become '?', capped. */
+static const char *
+printable(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < n && j + 4 < outlen; i++)
+		out[j++] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	if (i < n && j + 4 <= outlen) {
+		memcpy(out + j, "...", 3);
+		j += 3;
+	}
+	out[j] = '\0';
+	return out;
+}
+
+void
+config_defaults(struct bs_config *c)
+{
+	long n;
+
+	memset(c, 0, sizeof(*c));
+	c->pin_fd = -1;
+	c->log_level = strdup("info");  /* config_load retries if this failed */
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > 256)
+		n = 256;
+	c->workers = (unsigned)n;
+	c->queue_max = 1024;
+	c->max_message_bytes = 4U * 1024 * 1024;
+	c->max_concurrent_streams = 100;
+	c->max_connections = 256;
+	c->max_header_list_bytes = 8192;
+	c->handshake_timeout_ms = 10000;
+	c->idle_timeout_ms = 300000;
+	c->shutdown_grace_ms = 10000;
+	c->sign_batch_max = 1000;
+}
+
+static void
+clear_strings(struct bs_config *c)
+{
+	size_t i;
+	char **p;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keydefs[i].type == KT_UINT || keydefs[i].type == KT_FD)
+			continue;
+		p = (char **)((char *)c + keydefs[i].off);
+		free(*p);
+		*p = NULL;
+	}
+}
+
+void
+config_clear(struct bs_config *c)
+{
+	if (c == NULL)
+		return;
+	clear_strings(c);
+}
+
+/* Reads the whole file (capped) into a NUL-terminated buffer. */
+static int
+read_file(const char *path, char **out, size_t *len_out, char **errors)
+{
+	struct errlist e = { path, NULL, 0, 0, 0, 0 };
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rc = BS_ERR_IO;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		err_add(&e, 0, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		err_add(&e, 0, "not a regular file");
+		goto out;
+	}
+	if ((buf = malloc(CONFIG_FILE_MAX + 1)) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_add(&e, 0, "cannot read: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > CONFIG_FILE_MAX) {
+			err_add(&e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
+			rc = BS_ERR_CONFIG;
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*len_out = len;
+	buf = NULL;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	if (rc != 0 && !e.nomem && e.s != NULL) {
+		*errors = e.s;
+		e.s = NULL;
+	}
+	free(e.s);
+	return rc;
+}
+
+/* The absolute directory holding path, malloc'd. */
+static char *
+config_dir(const char *path)
+{
+	char *copy, *slash, *dir;
+
+	if ((copy = strdup(path)) == NULL)
+		return NULL;
+	slash = strrchr(copy, '/');
+	if (slash == NULL)
+		dir = realpath(".", NULL);
+	else if (slash == copy)
+		dir = strdup("/");
+	else {
+		*slash = '\0';
+		dir = realpath(copy, NULL);
+	}
+	free(copy);
+	return dir;
+}
+
+static int
+parse_uint(const char *v, unsigned long max_allowed, unsigned long *out)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	if (v[0] == '\0')
+		return -1;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		if (n > (ULONG_MAX - 9) / 10)
+			return -2;
+		n = n * 10 + (unsigned long)(v[i] - '0');
+		if (n > max_allowed && n > UINT_MAX)
+			return -2;
+	}
+	*out = n;
+	return 0;
+}
+
+static int
+valid_host_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '.' || ch == '-' || ch == '_';
+}
+
+/* Checks "host:port" / "[v6]:port"; writes a reason into why on failure. */
+static int
+check_listen(const char *v, char *why, size_t whylen)
+{
+	char host[256], shown[80];
+	const char *colon, *port;
+	unsigned long p;
+	size_t hl, i;
+	unsigned char a6[16];
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (close == NULL || close[1] != ':') {
+			snprintf(why, whylen, "'%s' is not host:port or [v6]:port",
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		hl = (size_t)(close - v - 1);
+		if (hl == 0 || hl >= sizeof(host)) {
+			snprintf(why, whylen, "bad IPv6 address in '%s'",
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		memcpy(host, v + 1, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET6, host, a6) != 1) {
+			snprintf(why, whylen, "'%s' is not an IPv6 address",
+			    printable(host, hl, shown, sizeof(shown)));
+			return -1;
+		}
+		port = close + 2;
+	} else {
+		colon = strrchr(v, ':');
+		if (colon == NULL || colon == v || memchr(v, ':', (size_t)(colon - v)) != NULL) {
+			snprintf(why, whylen, "'%s' is not host:port or [v6]:port "
+			    "(IPv6 addresses need brackets)",
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		hl = (size_t)(colon - v);
+		for (i = 0; i < hl; i++) {
+			if (!valid_host_char(v[i]) || hl > 253) {
+				snprintf(why, whylen, "bad host name in '%s'",
+				    printable(v, strlen(v), shown, sizeof(shown)));
+				return -1;
+			}
+		}
+		port = colon + 1;
+	}
+	if (parse_uint(port, 65535, &p) != 0 || p < 1 || p > 65535) {
+		snprintf(why, whylen, "port '%s' is not a number in 1..65535",
+		    printable(port, strlen(port), shown, sizeof(shown)));
+		return -1;
+	}
+	return 0;
+}
+
+/* dir + "/" + v for relative v; a copy of v otherwise. */
+static char *
+resolve_path(const char *dir, const char *v)
+{
+	size_t dl, vl;
+	char *p;
+
+	if (v[0] == '/' || dir == NULL)
+		return strdup(v);
+	while (v[0] == '.' && v[1] == '/')
+		v += 2;
+	dl = strlen(dir);
+	vl = strlen(v);
+	if ((p = malloc(dl + 1 + vl + 1)) == NULL)
+		return NULL;
+	memcpy(p, dir, dl);
+	if (dl > 0 && dir[dl - 1] == '/')
+		dl--;
+	p[dl] = '/';
+	memcpy(p + dl + 1, v, vl + 1);
+	return p;
+}
+
+static char *
+trim(char *s, char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	return s;
+}
+
+/* Validates and stores one value. Returns 0, or -1 after reporting an error. */
+static int
+set_value(struct errlist *e, unsigned line, const struct keydef *kd, const char *v,
+    const char *dir, struct bs_config *t)
+{
+	char why[512], shown[80];
+	unsigned long n;
+	char *s = NULL, **sp;
+	int prc;
+
+	switch (kd->type) {
+	case KT_UINT:
+	case KT_FD:
+		prc = parse_uint(v, kd->max, &n);
+		if (prc == -1) {
+			err_add(e, line, "%s: '%s' is not a number", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		if (prc != 0 || n < kd->min || n > kd->max) {
+			err_add(e, line, "%s: %s is out of range (%lu..%lu)", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)), kd->min, kd->max);
+			return -1;
+		}
+		if (kd->type == KT_FD)
+			*(int *)((char *)t + kd->off) = (int)n;
+		else
+			*(unsigned *)((char *)t + kd->off) = (unsigned)n;
+		return 0;
+	case KT_LISTEN:
+		if (check_listen(v, why, sizeof(why)) != 0) {
+			err_add(e, line, "listen: %s", why);
+			return -1;
+		}
+		s = strdup(v);
+		break;
+	case KT_URI:
+		if (strncmp(v, "pkcs11:", 7) != 0) {
+			err_add(e, line, "%s: '%s' does not start with \"pkcs11:\"", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		s = strdup(v);
+		break;
+	case KT_LOGLEVEL:
+		if (strcmp(v, "debug") != 0 && strcmp(v, "info") != 0 && strcmp(v, "warn") != 0 &&
+		    strcmp(v, "error") != 0) {
+			err_add(e, line, "%s: '%s' is not one of debug, info, warn, error", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		s = strdup(v);
+		break;
+	case KT_PATH:
+		s = resolve_path(dir, v);
+		break;
+	case KT_MODULE:
+		s = strchr(v, '/') != NULL ? resolve_path(dir, v) : strdup(v);
+		break;
+	case KT_STRING:
+	default:
+		s = strdup(v);
+		break;
+	}
+	if (s == NULL) {
+		e->nomem = 1;
+		return -1;
+	}
+	sp = (char **)((char *)t + kd->off);
+	free(*sp);
+	*sp = s;
+	return 0;
+}
+
+static const struct keydef *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keydefs[i].name, name) == 0)
+			return &keydefs[i];
+	}
+	return NULL;
+}
+
+static void
+parse_line(struct errlist *e, unsigned line, char *s, char *end, const char *dir,
+    struct bs_config *t, unsigned seen[NKEYS])
+{
+	char shown[80];
+	char *eq, *key, *val, *p;
+	const struct keydef *kd;
+	size_t ki;
+
+	if (memchr(s, '\0', (size_t)(end - s)) != NULL) {
+		err_add(e, line, "NUL byte in line");
+		return;
+	}
+	if ((size_t)(end - s) > CONFIG_LINE_MAX) {
+		err_add(e, line, "line longer than %d bytes", CONFIG_LINE_MAX);
+		return;
+	}
+	s = trim(s, end);
+	if (s[0] == '\0' || s[0] == '#')
+		return;
+	/* A '#' after a blank starts a trailing comment. */
+	for (p = s + 1; *p != '\0'; p++) {
+		if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			s = trim(s, p);
+			break;
+		}
+	}
+	for (p = s; *p != '\0'; p++) {
+		if (iscntrl((unsigned char)*p) && *p != '\t') {
+			err_add(e, line, "control character in line");
+			return;
+		}
+	}
+	if ((eq = strchr(s, '=')) == NULL) {
+		err_add(e, line, "missing '=' in '%s' (expected \"key = value\")",
+		    printable(s, strlen(s), shown, sizeof(shown)));
+		return;
+	}
+	key = trim(s, eq);
+	val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+	if (key[0] == '\0') {
+		err_add(e, line, "missing key before '='");
+		return;
+	}
+	if ((kd = find_key(key)) == NULL) {
+		err_add(e, line, "unknown key '%s'", printable(key, strlen(key), shown,
+		    sizeof(shown)));
+		return;
+	}
+	ki = (size_t)(kd - keydefs);
+	if (seen[ki] != 0) {
+		err_add(e, line, "duplicate key '%s' (first set on line %u)", kd->name, seen[ki]);
+		return;
+	}
+	seen[ki] = line;
+	if (val[0] == '\0') {
+		err_add(e, line, "%s: empty value", kd->name);
+		return;
+	}
+	(void)set_value(e, line, kd, val, dir, t);
+}
+
+/* Moves every value set in t (per seen) into c. */
+static void
+commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEYS])
+{
+	size_t i;
+	char **src, **dst;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (!seen[i])
+			continue;
+		if (keydefs[i].type == KT_UINT) {
+			*(unsigned *)((char *)c + keydefs[i].off) =
+			    *(unsigned *)((char *)t + keydefs[i].off);
+		} else if (keydefs[i].type == KT_FD) {
+			*(int *)((char *)c + keydefs[i].off) = *(int *)((char *)t + keydefs[i].off);
+		} else {
+			src = (char **)((char *)t + keydefs[i].off);
+			dst = (char **)((char *)c + keydefs[i].off);
+			free(*dst);
+			*dst = *src;
+			*src = NULL;
+		}
+	}
+}
+
+int
+config_load(const char *path, struct bs_config *c, char **errors)
+{
+	struct errlist e = { path, NULL, 0, 0, 0, 0 };
+	struct bs_config t;
+	unsigned seen[NKEYS];
+	char *buf = NULL, *dir = NULL, *p, *nl, *end, *loglevel = NULL;
+	size_t len = 0, i, pf, pd;
+	unsigned line = 0;
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	memset(seen, 0, sizeof(seen));
+	if (path == NULL || c == NULL || errors == NULL)
+		return BS_ERR_INVALID;
+	if ((rc = read_file(path, &buf, &len, errors)) != 0)
+		goto out;
+	if ((dir = config_dir(path)) == NULL) {
+		rc = errno == ENOMEM ? BS_ERR_NOMEM : BS_ERR_IO;
+		err_add(&e, 0, "cannot resolve the directory of the file: %s", strerror(errno));
+		goto out;
+	}
+	t.pin_fd = -1;
+
+	p = buf;
+	end = buf + len;
+	while (p < end) {
+		line++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		if (nl > p && nl[-1] == '\r')
+			nl[-1] = ' ';
+		*nl = '\0';
+		parse_line(&e, line, p, nl, dir, &t, seen);
+		p = nl + 1;
+	}
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keydefs[i].required && !seen[i])
+			err_add(&e, 0, "missing required key '%s'", keydefs[i].name);
+	}
+	pf = (size_t)(find_key("pin_file") - keydefs);
+	pd = (size_t)(find_key("pin_fd") - keydefs);
+	if (seen[pf] && seen[pd]) {
+		err_add(&e, seen[pf] > seen[pd] ? seen[pf] : seen[pd],
+		    "pin_file (line %u) and pin_fd (line %u) are mutually exclusive", seen[pf],
+		    seen[pd]);
+	} else if (!seen[pf] && !seen[pd]) {
+		err_add(&e, 0, "missing required key 'pin_file' or 'pin_fd' (exactly one)");
+	}
+
+	if (e.nomem) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	if (e.n > 0) {
+		rc = BS_ERR_CONFIG;
+		goto out;
+	}
+	if (c->log_level == NULL && !seen[(size_t)(find_key("log_level") - keydefs)]) {
+		if ((loglevel = strdup("info")) == NULL) {
+			rc = BS_ERR_NOMEM;
+			goto out;
+		}
+		c->log_level = loglevel;
+	}
+	commit_values(c, &t, seen);
+	*errors = NULL;
+	rc = 0;
+out:
+	if (rc == BS_ERR_CONFIG || (rc == BS_ERR_IO && e.s != NULL)) {
+		*errors = e.s;
+		e.s = NULL;
+	}
+	free(e.s);
+	clear_strings(&t);
+	free(dir);
+	free(buf);
+	return rc;
+}
+
+/* Reads at most cap bytes from fd until EOF into buf. Returns bytes or -1. */
+static ssize_t
+read_capped(int fd, uint8_t *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < cap) {
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+int
+config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *err,
+    size_t errlen)
+{
+	/* PIN, an optional "\r\n", and one byte to detect an over-long PIN. */
+	uint8_t buf[CONFIG_PIN_MAX + 3];
+	char desc[PATH_MAX + 32];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	char *out;
+	int fd = -1, own_fd = 0, rc = BS_ERR_CONFIG;
+
+	if (c == NULL || pin == NULL || pin_len == NULL)
+		return BS_ERR_INVALID;
+	if (c->pin_file != NULL) {
+		snprintf(desc, sizeof(desc), "pin file '%s'", c->pin_file);
+		fd = open(c->pin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s: cannot open: %s", desc, strerror(errno));
+			rc = BS_ERR_IO;
+			goto out;
+		}
+		own_fd = 1;
+		if (fstat(fd, &st) != 0) {
+			snprintf(err, errlen, "%s: cannot stat: %s", desc, strerror(errno));
+			rc = BS_ERR_IO;
+			goto out;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a regular file (mode %06o)", desc,
+			    (unsigned)st.st_mode);
+			goto out;
+		}
+		if ((st.st_mode & 077) != 0) {
+			snprintf(err, errlen, "%s has mode %04o; it must not be accessible by "
+			    "group or others (chmod 600)", desc, (unsigned)(st.st_mode & 07777));
+			goto out;
+		}
+	} else if (c->pin_fd >= 0) {
+		snprintf(desc, sizeof(desc), "pin_fd %d", c->pin_fd);
+		fd = c->pin_fd;
+	} else {
+		snprintf(err, errlen, "neither pin_file nor pin_fd is set");
+		goto out;
+	}
+
+	n = read_capped(fd, buf, sizeof(buf));
+	if (n < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", desc, strerror(errno));
+		rc = BS_ERR_IO;
+		goto out;
+	}
+	len = (size_t)n;
+	if (len > 0 && buf[len - 1] == '\n') {
+		len--;
+		if (len > 0 && buf[len - 1] == '\r')
+			len--;
+	}
+	if (len > CONFIG_PIN_MAX) {
+		snprintf(err, errlen, "%s: the PIN is longer than %d bytes", desc, CONFIG_PIN_MAX);
+		goto out;
+	}
+	if (len == 0) {
+		snprintf(err, errlen, "%s: the PIN is empty", desc);
+		goto out;
+	}
+	if (memchr(buf, '\0', len) != NULL || memchr(buf, '\n', len) != NULL) {
+		snprintf(err, errlen, "%s: the PIN contains a NUL or newline byte", desc);
+		goto out;
+	}
+	if ((out = malloc(len + 1)) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	memcpy(out, buf, len);
+	out[len] = '\0';
+	*pin = out;
+	*pin_len = len;
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (own_fd)
+		close(fd);
+	return rc;
+}

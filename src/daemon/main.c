@@ -23,7 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
-#include "config.h"
+#include "build_config.h"
 #include "daemon/config.h"
 #include "hsm/hsm.h"
 #include "hsm/pool.h"
