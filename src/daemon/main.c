@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -147,7 +148,10 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "TLS configuration failed", "error", err, NULL);
 		goto out;
 	}
-	if (config_read_pin(cfg, &pin, &pin_len, err, sizeof(err)) != 0) {
+	rc = config_read_pin(cfg, &pin, &pin_len, err, sizeof(err));
+	if (cfg->pin_fd >= 0)
+		(void)close(cfg->pin_fd);
+	if (rc != 0) {
 		bs_log(BS_LOG_ERROR, "cannot read the token PIN", "error", err, NULL);
 		goto out;
 	}
