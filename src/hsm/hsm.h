@@ -37,7 +37,9 @@ typedef unsigned long hsm_handle;  /* CK_OBJECT_HANDLE */
 int hsm_open(const char *module, const char *token_uri, const uint8_t *pin, size_t pin_len,
     struct hsm **out, char err[HSM_ERR_LEN]) BS_WUR;
 
-/* Closes every session it still tracks, C_Finalize, unloads. NULL is a no-op. */
+/* Closes and frees every session it still tracks (so free pools first),
+ * C_Finalize, unloads. NULL is a no-op. A second hsm_open of a token this
+ * process is already logged in to fails (SoftHSM would skip the PIN check). */
 void hsm_close(struct hsm *h);
 
 /* Human description of the token ("label (manufacturer model, serial)"). */
@@ -63,22 +65,23 @@ const char *hsm_rv_name(unsigned long rv);
  * reads CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE back and fails
  * (destroying both objects) unless both are true. Writes the public key as
  * DER SubjectPublicKeyInfo into *spki_out (malloc'd, caller frees).
+ * BS_ERR_EXISTS if an object with this CKA_ID is already on the token.
  */
 int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
     const char *label, hsm_handle *priv_out, uint8_t **spki_out, size_t *spki_len_out) BS_WUR;
 
 /*
  * Finds the private key with CKA_ID = id (exactly one). Returns 0,
- * BS_ERR_NOT_FOUND, or BS_ERR_HSM.
+ * BS_ERR_NOT_FOUND, or BS_ERR_HSM (also when two objects share the id).
  */
 int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN],
     hsm_handle *out) BS_WUR;
 
 /*
  * Lists the CKA_ID of every private key object whose CKA_LABEL starts with
- * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (ids of
- * another length are reported with their length via a zeroed entry are
- * skipped). Used to reconcile the catalog with the token at start.
+ * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (objects
+ * whose CKA_ID is not HSM_KEY_ID_LEN bytes long are skipped). Used to
+ * reconcile the catalog with the token at start.
  */
 int hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix,
     uint8_t **ids_out, size_t *n_out) BS_WUR;
@@ -93,7 +96,10 @@ int hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]) BS_
  *   RSA-PSS:     data must be a 32-byte SHA-256 digest (CKM_RSA_PKCS_PSS,
  *                MGF1-SHA256, salt 32); output the modulus length.
  * sig (capacity *sig_len) receives the signature; *sig_len is updated.
- * Returns 0, BS_ERR_INVALID, BS_ERR_TOO_BIG, BS_ERR_HSM.
+ * The key's class and type are checked first (SoftHSM crashes on a
+ * mechanism/key mismatch). Returns 0, BS_ERR_INVALID (wrong input length or
+ * key type), BS_ERR_TOO_BIG (buffer too small, Ed25519 message > 16 MiB),
+ * BS_ERR_HSM.
  */
 int hsm_sign(struct hsm_session *s, hsm_handle priv, enum bs_alg alg, const uint8_t *data,
     size_t data_len, uint8_t *sig, size_t *sig_len) BS_WUR;

@@ -49,7 +49,7 @@ void hsm_job_cancel(struct hsm_job *job);
 /* 1 if the job was cancelled before its work started (read on the worker). */
 int hsm_job_cancelled(const struct hsm_job *job);
 
-/* Waiting + running jobs (event loop thread). */
+/* Waiting + running + completed jobs whose done() has not run yet. */
 unsigned hsm_pool_inflight(const struct hsm_pool *p);
 
 /*
