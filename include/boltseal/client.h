@@ -45,7 +45,8 @@ struct bs_client_opts {
  */
 int bs_client_connect(const struct bs_client_opts *o, bs_client **out, char *err, size_t errlen);
 
-/* Sends GOAWAY, closes, frees. NULL is a no-op. */
+/* Sends GOAWAY, closes, frees. Calls still pending are dropped without their
+ * callback. NULL is a no-op. */
 void bs_client_free(bs_client *c);
 
 /* Result of one call. resp is malloc'd (caller frees); message may be NULL. */
@@ -59,7 +60,8 @@ struct bs_call_result {
 /*
  * Unary call: path is "/boltseal.v1.KeyService/Sign". Blocks until the
  * trailers arrive. Returns 0 when the call completed (see res->grpc_status),
- * or a BS_CLIENT_ERR_*.
+ * or a BS_CLIENT_ERR_* with res->grpc_status -1 and the reason in
+ * res->grpc_message.
  */
 int bs_client_unary(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     struct bs_call_result *res);
@@ -70,7 +72,9 @@ void bs_call_result_clear(struct bs_call_result *res);
 /*
  * Async API: bs_client_start queues a unary call and returns at once; cb is
  * called from bs_client_run when it completes (res is owned by the client
- * and cleared after cb returns). Returns 0 or a BS_CLIENT_ERR_*.
+ * and cleared after cb returns). req is copied: the caller may free it when
+ * this returns. cb may start new calls. After a connection error or GOAWAY
+ * this fails at once: reconnect. Returns 0 or a BS_CLIENT_ERR_*.
  */
 typedef void (*bs_call_cb)(void *arg, const struct bs_call_result *res);
 int bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
