@@ -749,6 +749,7 @@ struct args {
 	const char *val[MAX_OPTS];
 	const char **multi;     /* values of the OPT_MULTI option */
 	size_t nmulti;
+	int json;               /* the global --json, also accepted after the command */
 };
 
 struct command {
@@ -803,6 +804,10 @@ args_parse(const struct command *c, int argc, char **argv, struct args *a)
 		}
 		if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
 			return -1;
+		if (strcmp(s, "--json") == 0) {
+			a->json = 1;
+			continue;
+		}
 		if (s[1] != '-')
 			return usage_error(c->name, "unknown option '%s'", s);
 		name = s + 2;
@@ -1633,6 +1638,8 @@ main(int argc, char **argv)
 	}
 	if (ret != 0)
 		goto out;
+	if (a.json)
+		x.json = 1;
 
 	/* settings: flags, then environment, then config file, then defaults */
 	x.s = flags;
