@@ -39,6 +39,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "formats/pb_strings.h"
 #include "net/grpc_frame.h"
 #include "net/grpc_status.h"
 #include "net/server.h"
@@ -500,6 +501,7 @@ call_request_done(struct rpc_call *call)
 {
 	const uint8_t *msg = NULL;
 	size_t len = 0;
+	uint32_t field = 0;
 	int rc;
 
 	if (call->answered || call->method == NULL)
@@ -508,6 +510,14 @@ call_request_done(struct rpc_call *call)
 	if (rc != 0) {
 		call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "request message truncated (stream ended before the announced length)");
+		return;
+	}
+	if (pb_strings_check(call->method->request, msg, len, &field) != 0) {
+		char text[MESSAGE_MAX_LEN];
+
+		snprintf(text, sizeof(text), "malformed request: field %u is not valid UTF-8 "
+		    "without NUL bytes, or the message is not valid protobuf", field);
+		call_error(call, GRPC_STATUS_INVALID_ARGUMENT, text);
 		return;
 	}
 	call->handler_pending = 1;

@@ -95,6 +95,6 @@ out:
 }
 
 const struct rpc_method health_methods[] = {
-	{ "/grpc.health.v1.Health/Check", check },
-	{ NULL, NULL },
+	{ "/grpc.health.v1.Health/Check", check, &grpc__health__v1__health_check_request__descriptor },
+	{ NULL, NULL, NULL },
 };

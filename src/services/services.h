@@ -28,6 +28,9 @@ typedef void (*rpc_handler_fn)(struct rpc_call *call, const uint8_t *req, size_t
 struct rpc_method {
 	const char *path;          /* "/boltseal.v1.KeyService/Sign" */
 	rpc_handler_fn handler;
+	/* request type: the server refuses a message whose string fields hold
+	 * NUL bytes or invalid UTF-8 before the handler sees it */
+	const ProtobufCMessageDescriptor *request;
 };
 
 /* Shared state the handlers use; owned by main, loop thread only. */
@@ -60,7 +63,7 @@ const char *rpc_call_request_id(const struct rpc_call *call);
 const char *rpc_call_method(const struct rpc_call *call);
 struct svc_ctx *rpc_call_svc(const struct rpc_call *call);
 
-/* Method tables, each terminated by { NULL, NULL }. */
+/* Method tables, each terminated by { NULL, NULL, NULL }. */
 extern const struct rpc_method keyservice_methods[];
 extern const struct rpc_method health_methods[];
 

@@ -1,0 +1,135 @@
+/*
+ * pb_strings.c - string-field validation of serialized protobuf messages
+ * (see pb_strings.h).
+ */
+#include "formats/pb_strings.h"
+
+#define MAX_DEPTH 32
+
+int
+pb_utf8_valid_nonul(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint8_t c = s[i];
+		uint32_t cp;
+		size_t n, k;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i - 1 < n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* Reads a base-128 varint at *pos; 0 or BS_ERR_INVALID. */
+static int
+read_varint(const uint8_t *data, size_t len, size_t *pos, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned shift;
+
+	for (shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+
+		if (*pos >= len)
+			return BS_ERR_INVALID;
+		b = data[(*pos)++];
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*out = v;
+			return 0;
+		}
+	}
+	return BS_ERR_INVALID;
+}
+
+static int
+check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len, uint32_t *field,
+    int depth)
+{
+	size_t pos = 0;
+
+	if (depth > MAX_DEPTH)
+		return BS_ERR_INVALID;
+	while (pos < len) {
+		const ProtobufCFieldDescriptor *fd;
+		uint64_t key = 0, v;
+		uint32_t num;
+
+		if (read_varint(data, len, &pos, &key) != 0 || (key >> 3) == 0 ||
+		    (key >> 3) > UINT32_MAX)
+			goto bad;
+		num = (uint32_t)(key >> 3);
+		switch (key & 7) {
+		case 0: /* varint */
+			if (read_varint(data, len, &pos, &v) != 0)
+				goto bad;
+			break;
+		case 1: /* 64-bit */
+			if (len - pos < 8)
+				goto bad;
+			pos += 8;
+			break;
+		case 5: /* 32-bit */
+			if (len - pos < 4)
+				goto bad;
+			pos += 4;
+			break;
+		case 2: /* length-delimited */
+			if (read_varint(data, len, &pos, &v) != 0 || v > len - pos)
+				goto bad;
+			fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)num);
+			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_STRING &&
+			    !pb_utf8_valid_nonul(data + pos, (size_t)v))
+				goto bad;
+			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    check(fd->descriptor, data + pos, (size_t)v, field, depth + 1) != 0)
+				return BS_ERR_INVALID;
+			pos += (size_t)v;
+			break;
+		default: /* groups (3, 4) are not used by proto3; 6, 7 are invalid */
+			goto bad;
+		}
+		continue;
+bad:
+		if (field != NULL)
+			*field = (uint32_t)(key >> 3);
+		return BS_ERR_INVALID;
+	}
+	return 0;
+}
+
+int
+pb_strings_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+    uint32_t *field)
+{
+	return check(desc, data, len, field, 0);
+}
