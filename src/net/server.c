@@ -67,6 +67,7 @@ struct rpc_call {
 	int ct_ok;
 	int te_bad;
 	int timeout_bad;
+	int compressed_encoding;      /* grpc-encoding names a real coding */
 	int have_timeout;
 	int64_t timeout_us;
 
@@ -586,6 +587,7 @@ on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *nam
 			call->timeout_bad = 1;
 	} else if (HDR_IS("grpc-encoding")) {
 		/* only identity is supported; a compressed message is refused when it arrives */
+		call->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
 	}
 	return 0;
 }
@@ -610,8 +612,12 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 		call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		break;
 	case BS_ERR_UNSUPPORTED:
-		call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-		    "compressed messages are not supported (grpc-encoding identity only)");
+		if (call->compressed_encoding)
+			call_error(call, GRPC_STATUS_UNIMPLEMENTED,
+			    "compressed messages are not supported (grpc-encoding identity only)");
+		else
+			call_error(call, GRPC_STATUS_INTERNAL,
+			    "compressed flag set without a grpc-encoding");
 		break;
 	case BS_ERR_NOMEM:
 		call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
