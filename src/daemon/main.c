@@ -61,7 +61,7 @@ drained_cb(void *arg)
 {
 	struct daemon *d = arg;
 
-	bs_log(BS_LOG_INFO, "in-flight calls finished", NULL);
+	bs_log(BS_LOG_INFO, "in-flight calls answered and connections closed", NULL);
 	event_base_loopbreak(d->base);
 }
 

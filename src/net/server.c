@@ -137,10 +137,17 @@ elapsed_us(const struct timespec *start)
 	    (now.tv_nsec - start->tv_nsec) / 1000;
 }
 
+/*
+ * Shutdown is complete when no call is in flight and every connection has
+ * flushed its last responses and closed (after GOAWAY, nghttp2 stops wanting
+ * to read once its streams are done, and conn_flush closes the connection
+ * when its output buffer is empty).
+ */
 static void
 check_drained(struct server *s)
 {
-	if (s->shutting_down && s->ncalls == 0 && !s->drained_called && s->drained != NULL) {
+	if (s->shutting_down && s->ncalls == 0 && s->nconns == 0 && !s->drained_called &&
+	    s->drained != NULL) {
 		s->drained_called = 1;
 		s->drained(s->drained_arg);
 	}
@@ -862,8 +869,7 @@ conn_free(struct conn *c)
 	/* bufferevent_free may only schedule the close: defer the SSL teardown to it */
 	bufferevent_free(c->bev);
 	free(c);
-	if (s->shutting_down && s->nconns == 0)
-		check_drained(s);
+	check_drained(s);
 }
 
 static void

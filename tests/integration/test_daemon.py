@@ -163,9 +163,15 @@ def test_sigterm_drains_and_restart_keeps_keys(env, pb, second_daemon):
                                     algorithm=pb.RSA_3072_PSS_SHA256), timeout=120)
     der = c.GetPublicKey(pb.GetPublicKeyRequest(name="st-ecdsa"), timeout=10).der
 
-    # A slow request in flight when SIGTERM arrives still completes.
+    # A slow request in flight when SIGTERM arrives still completes: time
+    # the batch first, then signal a quarter of the way through it.
+    t0 = time.monotonic()
+    c.SignBatch(rsa_batch(pb, "st-rsa"), timeout=60)
+    work = time.monotonic() - t0
+    assert work > 0.04, "batch too fast (%.3f s) to be in flight at SIGTERM" % work
     fut = c.SignBatch.future(rsa_batch(pb, "st-rsa"), timeout=60)
-    time.sleep(0.15)
+    time.sleep(work / 4)
+    assert not fut.done()
     t0 = time.monotonic()
     rc = d.terminate(15.0)
     assert rc == 0, "exit %r; log:\n%s" % (rc, d.log_tail())
