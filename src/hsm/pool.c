@@ -85,7 +85,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	struct hsm_pool *p = w->p;
 	struct hsm_job *j;
-	int ret;
+	int ret, was_empty;
 
 	ret = hsm_session_open(p->h, &w->s);
 	pthread_mutex_lock(&p->mu);
@@ -119,6 +119,7 @@ worker_main(void *arg)
 
 		pthread_mutex_lock(&p->mu);
 		p->running--;
+		was_empty = p->d_head == NULL;
 		if (p->d_tail != NULL)
 			p->d_tail->next = j;
 		else
@@ -126,8 +127,14 @@ worker_main(void *arg)
 		p->d_tail = j;
 		p->d_len++;
 		pthread_mutex_unlock(&p->mu);
-		/* p->ev lives until every worker is joined. */
-		event_active(p->ev, 0, 0);
+		/*
+		 * Wake the loop only for the first completion of a batch: the
+		 * callback takes the whole list, and a list found empty here was
+		 * (or will be) emptied by it. p->ev lives until every worker is
+		 * joined.
+		 */
+		if (was_empty)
+			event_active(p->ev, 0, 0);
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
