@@ -31,6 +31,8 @@
 #include "boltseal/client.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "formats/sigverify.h"
+#include "net/grpc_status.h"
 
 #define EXIT_OK 0
 #define EXIT_NEGATIVE 1
@@ -500,38 +502,6 @@ hex_digest(const char *s, size_t len, uint8_t out[32])
 	return 0;
 }
 
-static const char *
-status_name(int st)
-{
-	static const char *const names[] = {
-		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-		"UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
-	};
-
-	if (st >= 0 && (size_t)st < sizeof(names) / sizeof(names[0]))
-		return names[st];
-	return "UNKNOWN";
-}
-
-static const char *
-alg_name(int a)
-{
-	switch (a) {
-	case BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256:
-		return "ecdsa-p256-sha256";
-	case BOLTSEAL__V1__ALGORITHM__ED25519:
-		return "ed25519";
-	case BOLTSEAL__V1__ALGORITHM__RSA_3072_PSS_SHA256:
-		return "rsa-3072-pss-sha256";
-	case BOLTSEAL__V1__ALGORITHM__ALGORITHM_UNSPECIFIED:
-		return "unspecified";
-	default:
-		return "unknown";
-	}
-}
-
 static const char *const purpose_names[] = {
 	"unspecified", "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin",
 };
@@ -557,18 +527,6 @@ state_name(int s)
 	default:
 		return "unknown";
 	}
-}
-
-static int
-alg_parse(const char *v)
-{
-	if (strcmp(v, "ecdsa-p256-sha256") == 0)
-		return BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
-	if (strcmp(v, "ed25519") == 0)
-		return BOLTSEAL__V1__ALGORITHM__ED25519;
-	if (strcmp(v, "rsa-3072-pss-sha256") == 0)
-		return BOLTSEAL__V1__ALGORITHM__RSA_3072_PSS_SHA256;
-	return -1;
 }
 
 static int
@@ -606,7 +564,7 @@ json_key(const Boltseal__V1__Key *k)
 	json_cstr(k->name);
 	printf(",\"algorithm\":\"%s\",\"purpose\":\"%s\",\"state\":\"%s\","
 	    "\"primary_version\":%u,\"create_time_unix\":%lld,\"versions\":[",
-	    alg_name(k->algorithm), purpose_name(k->purpose), state_name(k->state),
+	    bs_alg_name((enum bs_alg)k->algorithm), purpose_name(k->purpose), state_name(k->state),
 	    k->primary_version, (long long)k->create_time_unix);
 	for (i = 0; i < k->n_versions; i++) {
 		const Boltseal__V1__KeyVersion *v = k->versions[i];
@@ -632,7 +590,7 @@ human_key(const Boltseal__V1__Key *k)
 	put_safe(stdout, k->name);
 	printf("\nalgorithm:       %s\npurpose:         %s\nstate:           %s\n"
 	    "primary version: %u\ncreated:         %s\nversions:\n",
-	    alg_name(k->algorithm), purpose_name(k->purpose), state_name(k->state),
+	    bs_alg_name((enum bs_alg)k->algorithm), purpose_name(k->purpose), state_name(k->state),
 	    k->primary_version, tb);
 	for (i = 0; i < k->n_versions; i++) {
 		const Boltseal__V1__KeyVersion *v = k->versions[i];
@@ -708,7 +666,7 @@ rpc(struct ctx *x, const char *method, const ProtobufCMessage *req,
 		goto out;
 	}
 	if (res.grpc_status != 0) {
-		fprintf(stderr, "%s: %s: %s", progname, x->cmd, status_name(res.grpc_status));
+		fprintf(stderr, "%s: %s: %s", progname, x->cmd, grpc_status_name(res.grpc_status));
 		if (res.grpc_message != NULL && res.grpc_message[0] != '\0') {
 			fputs(": ", stderr);
 			put_safe(stderr, res.grpc_message);
@@ -915,7 +873,7 @@ cmd_create_key(struct ctx *x, struct args *a)
 	if (alg == NULL)
 		return usage_error(x->cmd, "--alg is required "
 		    "(ecdsa-p256-sha256, ed25519, rsa-3072-pss-sha256)");
-	if ((al = alg_parse(alg)) < 0)
+	if ((al = (int)bs_alg_from_name(alg)) == BS_ALG_NONE)
 		return usage_error(x->cmd, "unknown algorithm '%s' "
 		    "(ecdsa-p256-sha256, ed25519, rsa-3072-pss-sha256)", alg);
 	pu = purpose != NULL ? purpose_parse(purpose) : BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
@@ -1050,7 +1008,7 @@ cmd_list_keys(struct ctx *x, struct args *a)
 
 				put_safe(stdout, k->name);
 				printf("%*s %-20s %-10s %-8s %u\n", w < 32 ? (int)(32 - w) : 0, "",
-				    alg_name(k->algorithm), purpose_name(k->purpose),
+				    bs_alg_name((enum bs_alg)k->algorithm), purpose_name(k->purpose),
 				    state_name(k->state), k->primary_version);
 			}
 		if (resp->next_page_token[0] != '\0') {
@@ -1090,7 +1048,7 @@ cmd_get_public_key(struct ctx *x, struct args *a)
 		fputs("{\"name\":", stdout);
 		json_cstr(resp->name);
 		printf(",\"version\":%u,\"algorithm\":\"%s\",\"pem\":", resp->version,
-		    alg_name(resp->algorithm));
+		    bs_alg_name((enum bs_alg)resp->algorithm));
 		json_cstr(resp->pem);
 		fputs(",\"der\":", stdout);
 		json_b64(resp->der.data, resp->der.len);
@@ -1146,7 +1104,7 @@ cmd_sign(struct ctx *x, struct args *a)
 		fputs("{\"key\":", stdout);
 		json_cstr(resp->key_name);
 		printf(",\"key_version\":%u,\"algorithm\":\"%s\",\"signature\":", resp->key_version,
-		    alg_name(resp->algorithm));
+		    bs_alg_name((enum bs_alg)resp->algorithm));
 		json_b64(resp->signature.data, resp->signature.len);
 		fputs("}\n", stdout);
 	} else if (out == NULL || strcmp(out, "-") != 0) {
@@ -1156,7 +1114,7 @@ cmd_sign(struct ctx *x, struct args *a)
 		fputs("key: ", stdout);
 		put_safe(stdout, resp->key_name);
 		printf("\nkey_version: %u\nalgorithm: %s\n", resp->key_version,
-		    alg_name(resp->algorithm));
+		    bs_alg_name((enum bs_alg)resp->algorithm));
 	}
 done:
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -1376,12 +1334,12 @@ cmd_sign_batch(struct ctx *x, struct args *a)
 		fputs("{\"key\":", stdout);
 		json_cstr(resp->key_name);
 		printf(",\"key_version\":%u,\"algorithm\":\"%s\",\"results\":[", resp->key_version,
-		    alg_name(resp->algorithm));
+		    bs_alg_name((enum bs_alg)resp->algorithm));
 	} else {
 		fputs("key: ", stdout);
 		put_safe(stdout, resp->key_name);
 		printf("\nkey_version: %u\nalgorithm: %s\n", resp->key_version,
-		    alg_name(resp->algorithm));
+		    bs_alg_name((enum bs_alg)resp->algorithm));
 	}
 	for (i = 0; i < n; i++) {
 		const Boltseal__V1__SignBatchResult *r = resp->results[i];
@@ -1389,7 +1347,7 @@ cmd_sign_batch(struct ctx *x, struct args *a)
 		if (r->status_code != 0) {
 			failed++;
 			fprintf(stderr, "%s: %s: item %zu: %s", progname, x->cmd, i,
-			    status_name((int)r->status_code));
+			    grpc_status_name((int)r->status_code));
 			if (r->error_message[0] != '\0') {
 				fputs(": ", stderr);
 				put_safe(stderr, r->error_message);
@@ -1398,7 +1356,7 @@ cmd_sign_batch(struct ctx *x, struct args *a)
 		}
 		if (x->json) {
 			printf("%s{\"index\":%zu,\"status\":\"%s\",\"status_code\":%u,\"signature\":",
-			    i ? "," : "", i, status_name((int)r->status_code), r->status_code);
+			    i ? "," : "", i, grpc_status_name((int)r->status_code), r->status_code);
 			json_b64(r->signature.data, r->signature.len);
 			fputs(",\"error_message\":", stdout);
 			json_cstr(r->error_message);
@@ -1408,7 +1366,7 @@ cmd_sign_batch(struct ctx *x, struct args *a)
 			printf("%zu OK %s\n", i, b64);
 			free(b64);
 		} else {
-			printf("%zu %s ", i, status_name((int)r->status_code));
+			printf("%zu %s ", i, grpc_status_name((int)r->status_code));
 			put_safe(stdout, r->error_message);
 			putchar('\n');
 		}
