@@ -11,7 +11,7 @@ BS_DEPS_PACKAGES=(
 	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libp11-kit-dev p11-kit softhsm2 libsqlite3-dev libcmocka-dev
 	python3-grpcio python3-cryptography python3-pykcs11 python3-protobuf
-	python3-pytest opensc nghttp2-client openssl sqlite3
+	python3-pytest opensc nghttp2-client nghttp2-proxy openssl sqlite3
 )
 
 # bs_missing_deps: prints the packages of BS_DEPS_PACKAGES not installed.
