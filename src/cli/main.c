@@ -862,6 +862,19 @@ version_arg(struct ctx *x, const char *v, uint32_t *out)
 
 /* ---- subcommands ------------------------------------------------------------------ */
 
+/* Prints a key as {"key":...} (--json) or in human form. */
+static void
+print_key(const struct ctx *x, const Boltseal__V1__Key *k)
+{
+	if (x->json) {
+		fputs("{\"key\":", stdout);
+		json_key(k);
+		fputs("}\n", stdout);
+	} else {
+		human_key(k);
+	}
+}
+
 static int
 cmd_create_key(struct ctx *x, struct args *a)
 {
@@ -887,13 +900,7 @@ cmd_create_key(struct ctx *x, struct args *a)
 	    (ProtobufCMessage **)&resp);
 	if (ret != 0)
 		return ret;
-	if (x->json) {
-		fputs("{\"key\":", stdout);
-		json_key(resp->key);
-		fputs("}\n", stdout);
-	} else {
-		human_key(resp->key);
-	}
+	print_key(x, resp->key);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return 0;
 }
@@ -910,13 +917,7 @@ cmd_get_key(struct ctx *x, struct args *a)
 	    (ProtobufCMessage **)&resp);
 	if (ret != 0)
 		return ret;
-	if (x->json) {
-		fputs("{\"key\":", stdout);
-		json_key(resp->key);
-		fputs("}\n", stdout);
-	} else {
-		human_key(resp->key);
-	}
+	print_key(x, resp->key);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return 0;
 }

@@ -29,7 +29,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 
-#include "daemon/config.h"
+#include "daemon/bs_config.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes in a configuration file */
 #define CONFIG_LINE_MAX 4096            /* bytes in one line */

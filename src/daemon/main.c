@@ -25,7 +25,7 @@
 
 #include "common/log.h"
 #include "build_config.h"
-#include "daemon/config.h"
+#include "daemon/bs_config.h"
 #include "hsm/hsm.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"

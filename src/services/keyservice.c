@@ -21,7 +21,7 @@
 
 #include "boltseal/v1/keys.pb-c.h"
 #include "common/log.h"
-#include "daemon/config.h"
+#include "daemon/bs_config.h"
 #include "formats/ecdsa_sig.h"
 #include "formats/sigverify.h"
 #include "hsm/pool.h"
