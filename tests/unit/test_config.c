@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "daemon/config.h"
+#include "daemon/bs_config.h"
 
 struct fixture {
 	char dir[PATH_MAX];     /* real path of a fresh temporary directory */
