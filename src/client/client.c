@@ -44,13 +44,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "net/grpc_frame.h"
 #include "boltseal/client.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 #define CLIENT_IO_GRACE_MS 1000
 #define CLIENT_MAX_RESPONSE (4u * 1024u * 1024u)  /* gRPC default receive cap */
 #define CLIENT_MAX_GRPC_MESSAGE 8192              /* bytes of grpc-message kept */
-#define CLIENT_LPM_HDR 5
+#define CLIENT_LPM_HDR GRPC_LPM_HEADER_LEN
 #define CLIENT_RBUF_SIZE 32768
 #define CLIENT_WBUF_SIZE 65536
 #define CLIENT_STREAM_WINDOW (1 << 20)          /* 1 MiB per stream */
@@ -1223,11 +1224,7 @@ bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_l
 		k->req = nb;
 		k->req_cap = need;
 	}
-	k->req[0] = 0;
-	k->req[1] = (uint8_t)(req_len >> 24);
-	k->req[2] = (uint8_t)(req_len >> 16);
-	k->req[3] = (uint8_t)(req_len >> 8);
-	k->req[4] = (uint8_t)req_len;
+	grpc_lpm_write_header(k->req, (uint32_t)req_len);
 	if (req_len > 0)
 		memcpy(k->req + CLIENT_LPM_HDR, req, req_len);
 	k->req_len = need;

@@ -31,6 +31,12 @@ bs_log_set_level(enum bs_log_level min)
 	atomic_store(&log_min_level, (int)min);
 }
 
+int
+bs_log_enabled(enum bs_log_level lvl)
+{
+	return (int)lvl >= atomic_load(&log_min_level);
+}
+
 /*
  * Length of the valid UTF-8 sequence at p (at most avail bytes), or 0 if the
  * bytes there are not one (overlong forms, surrogates and code points above

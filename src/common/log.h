@@ -15,6 +15,9 @@ enum bs_log_level { BS_LOG_DEBUG = 0, BS_LOG_INFO, BS_LOG_WARN, BS_LOG_ERROR };
 /* Lines below min are dropped. Default BS_LOG_INFO. */
 void bs_log_set_level(enum bs_log_level min);
 
+/* 1 if a line at lvl would be written (lets hot paths skip building fields). */
+int bs_log_enabled(enum bs_log_level lvl);
+
 /*
  * Logs msg with fields given as (key, value) string pairs, terminated by a
  * NULL key: bs_log(BS_LOG_INFO, "listening", "addr", "127.0.0.1:7443", NULL).

@@ -188,13 +188,15 @@ resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length
 static void
 log_call(const struct rpc_call *call)
 {
-	char status[16], dur[32], sid[16];
+	char status[16], dur[32];
 	const struct conn *c = call->conn;
+	enum bs_log_level lvl = call->status == GRPC_STATUS_OK ? BS_LOG_INFO : BS_LOG_WARN;
 
+	if (!bs_log_enabled(lvl))
+		return;
 	snprintf(status, sizeof(status), "%d", call->status);
 	snprintf(dur, sizeof(dur), "%" PRId64, elapsed_us(&call->start));
-	snprintf(sid, sizeof(sid), "%d", call->stream_id);
-	bs_log(call->status == GRPC_STATUS_OK ? BS_LOG_INFO : BS_LOG_WARN, "rpc",
+	bs_log(lvl, "rpc",
 	    "request_id", call->request_id,
 	    "method", call->path,
 	    "identity", c != NULL ? c->identity : "",

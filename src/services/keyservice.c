@@ -811,8 +811,14 @@ sign_batch(struct rpc_call *call, const uint8_t *req, size_t len)
 		    "batch of %zu items exceeds the limit of %u", r->n_items, svc->cfg->sign_batch_max);
 		goto out;
 	}
-	b = calloc(1, sizeof(*b));
-	if (b == NULL || (b->call = call, b->svc = svc, b->alg = k->alg, batch_load(b, r)) != 0) {
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	b->call = call;
+	b->svc = svc;
+	b->alg = k->alg;
+	if (batch_load(b, r) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
