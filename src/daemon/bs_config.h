@@ -15,6 +15,8 @@ struct bs_config {
 	char *tls_cert;             /* server certificate chain, PEM (required) */
 	char *tls_key;              /* server private key, PEM (required) */
 	char *tls_client_ca;        /* CA bundle that client certs must chain to (required) */
+	char *tls_crl;              /* CRL file or directory; revocation is always checked (required) */
+	char *policy;               /* authorization policy file (required; docs/policy.md) */
 	char *pkcs11_module;        /* .so path or p11-kit module name (required) */
 	char *token_uri;            /* "pkcs11:token=..." (required) */
 	char *pin_file;             /* user PIN file, mode 0600 or stricter */
@@ -31,7 +33,16 @@ struct bs_config {
 	unsigned idle_timeout_ms;        /* default 300000 */
 	unsigned shutdown_grace_ms;      /* SIGTERM drain bound, default 10000 */
 	unsigned sign_batch_max;         /* SignBatch items, default 1000 */
+	unsigned audit;                  /* 1 (default) or 0: "off" is for benchmarks only */
+	char *audit_origin;              /* checkpoint origin and note key name; NULL = default */
+	char *audit_key;                 /* name of the audit signing key; NULL = default */
+	unsigned audit_checkpoint_records;     /* checkpoint after this many records, default 1000 */
+	unsigned audit_checkpoint_interval_ms; /* or this often when the log grew, default 10000 */
+	unsigned audit_queue_max;        /* records waiting while the log cannot be written */
 };
+
+#define CONFIG_DEFAULT_AUDIT_ORIGIN "boltseal.local/audit"
+#define CONFIG_DEFAULT_AUDIT_KEY "audit-log"
 
 /* Fills defaults (workers from sysconf). */
 void config_defaults(struct bs_config *c);

@@ -45,6 +45,9 @@ enum ktype {
 	KT_LOGLEVEL,    /* debug|info|warn|error */
 	KT_UINT,        /* decimal number in [min, max] */
 	KT_FD,          /* a file descriptor number */
+	KT_BOOL,        /* on|off, stored as unsigned 1|0 */
+	KT_NOTENAME,    /* a signed-note key name: printable ASCII, no space, no '+' */
+	KT_KEYNAME,     /* a key name: [A-Za-z0-9._-], 1..64, starting alphanumeric */
 };
 
 struct keydef {
@@ -63,6 +66,8 @@ static const struct keydef keydefs[] = {
 	{ "tls_cert", KT_PATH, S(tls_cert), 0, 0, 1 },
 	{ "tls_key", KT_PATH, S(tls_key), 0, 0, 1 },
 	{ "tls_client_ca", KT_PATH, S(tls_client_ca), 0, 0, 1 },
+	{ "tls_crl", KT_PATH, S(tls_crl), 0, 0, 1 },
+	{ "policy", KT_PATH, S(policy), 0, 0, 1 },
 	{ "pkcs11_module", KT_MODULE, S(pkcs11_module), 0, 0, 1 },
 	{ "token_uri", KT_URI, S(token_uri), 0, 0, 1 },
 	{ "pin_file", KT_PATH, S(pin_file), 0, 0, 0 },
@@ -79,6 +84,13 @@ static const struct keydef keydefs[] = {
 	{ "idle_timeout_ms", KT_UINT, S(idle_timeout_ms), 1000, 86400000, 0 },
 	{ "shutdown_grace_ms", KT_UINT, S(shutdown_grace_ms), 0, 600000, 0 },
 	{ "sign_batch_max", KT_UINT, S(sign_batch_max), 1, 100000, 0 },
+	{ "audit", KT_BOOL, S(audit), 0, 1, 0 },
+	{ "audit_origin", KT_NOTENAME, S(audit_origin), 0, 0, 0 },
+	{ "audit_key", KT_KEYNAME, S(audit_key), 0, 0, 0 },
+	{ "audit_checkpoint_records", KT_UINT, S(audit_checkpoint_records), 1, 10000000, 0 },
+	{ "audit_checkpoint_interval_ms", KT_UINT, S(audit_checkpoint_interval_ms), 100, 86400000,
+	    0 },
+	{ "audit_queue_max", KT_UINT, S(audit_queue_max), 16, 10000000, 0 },
 };
 #define NKEYS (sizeof(keydefs) / sizeof(keydefs[0]))
 
@@ -184,6 +196,10 @@ config_defaults(struct bs_config *c)
 	c->idle_timeout_ms = 300000;
 	c->shutdown_grace_ms = 10000;
 	c->sign_batch_max = 1000;
+	c->audit = 1;
+	c->audit_checkpoint_records = 1000;
+	c->audit_checkpoint_interval_ms = 10000;
+	c->audit_queue_max = 65536;
 }
 
 static void
@@ -193,7 +209,8 @@ clear_strings(struct bs_config *c)
 	char **p;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (keydefs[i].type == KT_UINT || keydefs[i].type == KT_FD)
+		if (keydefs[i].type == KT_UINT || keydefs[i].type == KT_FD ||
+		    keydefs[i].type == KT_BOOL)
 			continue;
 		p = (char **)((char *)c + keydefs[i].off);
 		free(*p);
@@ -407,6 +424,25 @@ trim(char *s, char *end)
 	return s;
 }
 
+/* 1 if v is a key name (keyname) or a signed-note key name. */
+static int
+name_ok(const char *v, int keyname)
+{
+	size_t i, n = strlen(v);
+
+	if (n == 0 || n > (keyname ? 64 : 255))
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (keyname && !(isalnum(ch) || (i > 0 && (ch == '.' || ch == '_' || ch == '-'))))
+			return 0;
+		if (!keyname && (ch <= 0x20 || ch >= 0x7f || ch == '+'))
+			return 0;
+	}
+	return 1;
+}
+
 /* Validates and stores one value. Returns 0, or -1 after reporting an error. */
 static int
 set_value(struct errlist *e, unsigned line, const struct keydef *kd, const char *v,
@@ -455,6 +491,26 @@ set_value(struct errlist *e, unsigned line, const struct keydef *kd, const char 
 		if (strcmp(v, "debug") != 0 && strcmp(v, "info") != 0 && strcmp(v, "warn") != 0 &&
 		    strcmp(v, "error") != 0) {
 			err_add(e, line, "%s: '%s' is not one of debug, info, warn, error", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		s = strdup(v);
+		break;
+	case KT_BOOL:
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+			err_add(e, line, "%s: '%s' is not on or off", kd->name,
+			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		*(unsigned *)((char *)t + kd->off) = strcmp(v, "on") == 0;
+		return 0;
+	case KT_NOTENAME:
+	case KT_KEYNAME:
+		if (!name_ok(v, kd->type == KT_KEYNAME)) {
+			err_add(e, line, kd->type == KT_KEYNAME ?
+			    "%s: '%s' is not a key name (1..64 of A-Z a-z 0-9 . _ -)" :
+			    "%s: '%s' is not a note key name (printable ASCII without spaces "
+			    "or '+', at most 255 bytes)", kd->name,
 			    printable(v, strlen(v), shown, sizeof(shown)));
 			return -1;
 		}
@@ -566,7 +622,7 @@ commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEY
 	for (i = 0; i < NKEYS; i++) {
 		if (!seen[i])
 			continue;
-		if (keydefs[i].type == KT_UINT) {
+		if (keydefs[i].type == KT_UINT || keydefs[i].type == KT_BOOL) {
 			*(unsigned *)((char *)c + keydefs[i].off) =
 			    *(unsigned *)((char *)t + keydefs[i].off);
 		} else if (keydefs[i].type == KT_FD) {

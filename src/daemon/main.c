@@ -4,9 +4,14 @@
  * Start: parse the configuration (-n stops here), read the PIN (file or fd,
  * never argv), open the token through p11-kit and log in, open the catalog
  * and reconcile it with the token objects (a mismatch stops start-up with a
- * report), start the HSM worker pool and the TLS/HTTP/2 listener.
+ * report), open the audit log (its chain re-checked, a torn tail repaired,
+ * the latest checkpoint matched; the audit key is created in the HSM on
+ * first start), load the policy, start the HSM worker pool and the
+ * TLS/HTTP/2 listener.
+ * SIGHUP: reload the CA bundle, CRLs, server certificate/key and policy as
+ * one unit; if any part fails, keep the old set and say why.
  * SIGTERM/SIGINT: stop accepting, let in-flight calls finish (bounded by
- * shutdown_grace_ms), stop the pool (closing its sessions), C_Finalize,
+ * shutdown_grace_ms), write the stop record, stop the pool, C_Finalize,
  * exit 0.
  */
 #include <sys/prctl.h>
@@ -22,24 +27,116 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
+#include "audit/auditlog.h"
+#include "audit/checkpoint.h"
 #include "common/log.h"
 #include "build_config.h"
 #include "daemon/bs_config.h"
+#include "formats/signed_note.h"
 #include "hsm/hsm.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "net/grpc_status.h"
+#include "policy/policy.h"
 #include "services/services.h"
+
+#define CRL_CHECK_MS 5000   /* how often CRL expiry is re-checked */
+
+static const struct rpc_method *const method_tables[] = {
+	keyservice_methods, auditservice_methods, health_methods, NULL
+};
 
 struct daemon {
 	struct event_base *base;
 	struct server *srv;
 	struct svc_ctx svc;
+	const struct bs_config *cfg;
+	struct tls_material *tls;
+	struct event *crl_timer;
+	char crl_problem[512];
 	unsigned grace_ms;
 	int stopping;
 };
+
+static void
+ignore_done(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
+}
+
+/* Writes a daemon-level audit record (start, stop, reload...) without waiting. */
+static void
+audit_event(struct daemon *d, enum audit_type type, const char *result, const char *event,
+    const char *reason, audit_done_fn done)
+{
+	struct audit_record r;
+
+	if (d->svc.audit == NULL) {
+		if (done != NULL)
+			done(d, 0);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.type = type;
+	r.key_version = -1;
+	r.result = result;
+	r.event = event;
+	r.reason = reason;
+	if (done == NULL)
+		done = ignore_done;
+	if (audit_log_append(d->svc.audit, &r, done, d) != 0)
+		done(d, BS_ERR_UNAVAILABLE);
+}
+
+/* The policy schema: every method the server serves, every purpose. */
+static int
+load_policy(const char *path, struct policy **out, char *err, size_t errlen)
+{
+	static const char *const purposes[] = { "generic", "ota", "checkpoint", "command",
+		"envelope", "audit", "admin" };
+	const char *methods[64];
+	struct policy_schema schema;
+	size_t n = 0;
+
+	for (size_t t = 0; method_tables[t] != NULL; t++)
+		for (const struct rpc_method *m = method_tables[t]; m->path != NULL; m++)
+			if (n < sizeof(methods) / sizeof(methods[0]))
+				methods[n++] = m->path + 1;
+	schema.methods = methods;
+	schema.nmethods = n;
+	schema.purposes = purposes;
+	schema.npurposes = sizeof(purposes) / sizeof(purposes[0]);
+	return policy_load(path, &schema, out, err, errlen);
+}
+
+/* Re-reads CRL freshness; health and the log follow every change. */
+static void
+crl_recheck(struct daemon *d)
+{
+	char problem[512];
+	int ok = tls_material_crl_status(d->tls, time(NULL), problem, sizeof(problem)) == 0;
+
+	if (!ok && (d->svc.tls_ready || strcmp(problem, d->crl_problem) != 0))
+		bs_log(BS_LOG_ERROR, "revocation data missing or stale: refusing the affected "
+		    "clients, health NOT_SERVING", "problem", problem, NULL);
+	else if (ok && !d->svc.tls_ready)
+		bs_log(BS_LOG_INFO, "revocation data current again", NULL);
+	snprintf(d->crl_problem, sizeof(d->crl_problem), "%s", ok ? "" : problem);
+	d->svc.tls_ready = ok;
+}
+
+static void
+crl_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	crl_recheck(arg);
+}
 
 static void
 usage(FILE *f)
@@ -57,12 +154,22 @@ usage(FILE *f)
 }
 
 static void
+stop_logged(void *arg, int rc)
+{
+	struct daemon *d = arg;
+
+	if (rc != 0)
+		bs_log(BS_LOG_ERROR, "cannot write the stop record to the audit log", NULL);
+	event_base_loopbreak(d->base);
+}
+
+static void
 drained_cb(void *arg)
 {
 	struct daemon *d = arg;
 
 	bs_log(BS_LOG_INFO, "in-flight calls answered and connections closed", NULL);
-	event_base_loopbreak(d->base);
+	audit_event(d, AUDIT_STOP, "OK", "stop", "signal", stop_logged);
 }
 
 static void
@@ -78,10 +185,46 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	server_shutdown(d->srv, d->grace_ms, drained_cb, d);
 }
 
+/*
+ * SIGHUP: build the new TLS material and policy from the configured files;
+ * swap both only if both loaded. Established connections keep their
+ * SSL_CTX; new handshakes and every later call use the new set.
+ */
 static void
 hup_cb(evutil_socket_t sig, short what, void *arg)
 {
-	bs_log(BS_LOG_WARN, "SIGHUP ignored: this version has no reloadable configuration", NULL);
+	struct daemon *d = arg;
+	const struct bs_config *cfg = d->cfg;
+	struct tls_material *tls = NULL;
+	struct policy *pol = NULL;
+	char err[2048], reason[2300];
+
+	(void)sig;
+	(void)what;
+	if (d->stopping)
+		return;
+	err[0] = '\0';
+	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
+	    sizeof(err)) != 0 || load_policy(cfg->policy, &pol, err, sizeof(err)) != 0) {
+		snprintf(reason, sizeof(reason), "reload refused, previous configuration kept: %s", err);
+		bs_log(BS_LOG_ERROR, "reload failed; keeping the previous TLS material and policy",
+		    "error", err, NULL);
+		audit_event(d, AUDIT_RELOAD, "FAILED_PRECONDITION", "reload_refused", reason,
+		    ignore_done);
+		tls_material_free(tls);
+		return;
+	}
+	server_set_tls_ctx(d->srv, tls_material_ctx(tls));
+	tls_material_free(d->tls);
+	d->tls = tls;
+	policy_free(d->svc.policy);
+	d->svc.policy = pol;
+	crl_recheck(d);
+	snprintf(reason, sizeof(reason), "TLS material and policy reloaded (%zu principals)%s%s",
+	    policy_principal_count(pol), d->svc.tls_ready ? "" : "; revocation data not ready: ",
+	    d->crl_problem);
+	bs_log(BS_LOG_INFO, "reloaded TLS material and policy", NULL);
+	audit_event(d, AUDIT_RELOAD, "OK", "reload", reason, ignore_done);
 }
 
 /* Keeps the PIN and session state out of core dumps. */
@@ -125,6 +268,95 @@ check_config(const char *path, struct bs_config *cfg)
 	return 0;
 }
 
+/*
+ * The audit signing key: created in the HSM on first start (Ed25519,
+ * purpose audit, non-extractable like every key); an existing key of that
+ * name must have that purpose and algorithm. *created = 1 if made now.
+ */
+static int
+ensure_audit_key(struct catalog *cat, struct hsm_session *s, const char *name, int *created,
+    char *err, size_t errlen)
+{
+	const struct catalog_key *k = catalog_find(cat, name);
+	struct catalog_key nk;
+	struct catalog_version v;
+	char label[CATALOG_NAME_MAX + 32];
+	int rc;
+
+	*created = 0;
+	if (k != NULL) {
+		if (k->purpose != BS_PURPOSE_AUDIT || k->alg != BS_ALG_ED25519) {
+			snprintf(err, errlen, "key '%s' exists but is not an Ed25519 key of purpose "
+			    "audit", name);
+			return BS_ERR_CONFIG;
+		}
+		return 0;
+	}
+	memset(&nk, 0, sizeof(nk));
+	memset(&v, 0, sizeof(v));
+	snprintf(nk.name, sizeof(nk.name), "%s", name);
+	nk.purpose = BS_PURPOSE_AUDIT;
+	nk.alg = BS_ALG_ED25519;
+	nk.state = BS_KEY_ENABLED;
+	nk.created = (int64_t)time(NULL);
+	v.version = 1;
+	v.state = BS_KEY_ENABLED;
+	v.created = nk.created;
+	if (RAND_bytes(v.hsm_id, HSM_KEY_ID_LEN) != 1) {
+		snprintf(err, errlen, "no randomness for the key id");
+		return BS_ERR_CRYPTO;
+	}
+	snprintf(label, sizeof(label), "%s%s/v1", CATALOG_LABEL_PREFIX, name);
+	rc = hsm_generate_keypair(s, BS_ALG_ED25519, v.hsm_id, label, &v.handle, &v.spki,
+	    &v.spki_len);
+	if (rc == 0) {
+		rc = catalog_db_add_version(cat, &nk, &v);
+		if (rc != 0 && hsm_destroy_key(s, v.hsm_id) != 0)
+			bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
+			    name, NULL);
+	}
+	if (rc == 0)
+		rc = catalog_mem_add_version(cat, &nk, &v);
+	free(v.spki);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot create the audit key '%s': %s", name, bs_strerror(rc));
+		return rc;
+	}
+	*created = 1;
+	return 0;
+}
+
+/* <audit dir>/vkey: the checkpoint verifier key, public, for offline auditors. */
+static int
+write_vkey(const char *dir, const char *vkey)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/vkey", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return -1;
+	ok = fprintf(f, "%s\n", vkey) > 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+grow_cb(void *arg, uint64_t size)
+{
+	struct daemon *d = arg;
+
+	(void)size;
+	if (d->svc.checkpointer != NULL)
+		checkpointer_poke(d->svc.checkpointer);
+}
+
 static int
 run(struct bs_config *cfg)
 {
@@ -133,19 +365,26 @@ run(struct bs_config *cfg)
 	struct hsm_session *rs = NULL;
 	struct hsm_pool *pool = NULL;
 	struct catalog *cat = NULL;
-	SSL_CTX *ssl_ctx = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
-	char err[512], hsm_err[HSM_ERR_LEN], dbpath[4096];
+	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL;
 	size_t pin_len = 0;
-	int rc, status = 1;
-	const struct rpc_method *tables[] = { keyservice_methods, health_methods, NULL };
+	int rc, status = 1, key_created = 0;
 	struct server_limits lim;
+	struct timeval crl_tv = { CRL_CHECK_MS / 1000, (CRL_CHECK_MS % 1000) * 1000 };
+	const char *audit_key = cfg->audit_key != NULL ? cfg->audit_key : CONFIG_DEFAULT_AUDIT_KEY;
+	const char *origin = cfg->audit_origin != NULL ? cfg->audit_origin :
+	    CONFIG_DEFAULT_AUDIT_ORIGIN;
 
 	memset(&d, 0, sizeof(d));
-	if (tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &ssl_ctx, err,
-	    sizeof(err)) != 0) {
+	d.cfg = cfg;
+	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &d.tls,
+	    err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "TLS configuration failed", "error", err, NULL);
+		goto out;
+	}
+	if (load_policy(cfg->policy, &d.svc.policy, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "policy is invalid", "error", err, NULL);
 		goto out;
 	}
 	rc = config_read_pin(cfg, &pin, &pin_len, err, sizeof(err));
@@ -176,14 +415,19 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	rc = catalog_reconcile(cat, rs, &report);
-	hsm_session_close(rs);
-	rs = NULL;
 	if (rc != 0) {
 		bs_log(BS_LOG_ERROR, "key catalog and HSM token disagree; refusing to start",
 		    "catalog", dbpath, "token", cfg->token_uri, "report",
 		    report != NULL ? report : bs_strerror(rc), NULL);
 		goto out;
 	}
+	if (cfg->audit && ensure_audit_key(cat, rs, audit_key, &key_created, err,
+	    sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "audit key unusable; refusing to start", "error", err, NULL);
+		goto out;
+	}
+	hsm_session_close(rs);
+	rs = NULL;
 
 	if (evthread_use_pthreads() != 0 || (d.base = event_base_new()) == NULL) {
 		bs_log(BS_LOG_ERROR, "cannot create the event loop", NULL);
@@ -192,6 +436,48 @@ run(struct bs_config *cfg)
 	if (hsm_pool_new(h, d.base, cfg->workers, cfg->queue_max, &pool) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the HSM worker pool", NULL);
 		goto out;
+	}
+	if (cfg->audit) {
+		struct audit_log_opts ao;
+
+		memset(&ao, 0, sizeof(ao));
+		ao.queue_max = cfg->audit_queue_max;
+		ao.grow_every = cfg->audit_checkpoint_records;
+		ao.on_grow = grow_cb;
+		ao.grow_arg = &d;
+		snprintf(auditdir, sizeof(auditdir), "%s/audit", cfg->state_dir);
+		snprintf(ckdir, sizeof(ckdir), "%s/checkpoints", auditdir);
+		if (audit_log_open(auditdir, d.base, &ao, &d.svc.audit, err, sizeof(err)) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot open the audit log; refusing to start", "error", err,
+			    NULL);
+			goto out;
+		}
+		if (checkpointer_new(d.base, pool, cat, d.svc.audit, ckdir, origin, audit_key,
+		    cfg->audit_checkpoint_interval_ms, &d.svc.checkpointer, err, sizeof(err)) != 0) {
+			bs_log(BS_LOG_ERROR, "audit checkpoints unusable; refusing to start", "error", err,
+			    NULL);
+			goto out;
+		}
+		if (write_vkey(auditdir, checkpointer_vkey(d.svc.checkpointer)) != 0)
+			bs_log(BS_LOG_WARN, "cannot write the verifier key file", "dir", auditdir, NULL);
+		if (key_created) {
+			struct audit_record kr;
+
+			memset(&kr, 0, sizeof(kr));
+			kr.type = AUDIT_KEY;
+			kr.key = audit_key;
+			kr.key_version = 1;
+			kr.result = "OK";
+			kr.event = "key_created";
+			kr.reason = "audit signing key created by the daemon on first start";
+			if (audit_log_append(d.svc.audit, &kr, ignore_done, &d) != 0)
+				goto out;
+		}
+		bs_log(BS_LOG_INFO, "audit log open", "path", audit_log_path(d.svc.audit),
+		    "verifier_key", checkpointer_vkey(d.svc.checkpointer), NULL);
+	} else {
+		bs_log(BS_LOG_WARN, "audit = off: nothing is recorded (benchmarks only; never in "
+		    "production)", NULL);
 	}
 	d.svc.pool = pool;
 	d.svc.catalog = cat;
@@ -206,7 +492,13 @@ run(struct bs_config *cfg)
 	lim.max_header_list_bytes = cfg->max_header_list_bytes;
 	lim.handshake_timeout_ms = cfg->handshake_timeout_ms;
 	lim.idle_timeout_ms = cfg->idle_timeout_ms;
-	if (server_new(d.base, ssl_ctx, &lim, tables, &d.svc, &d.srv) != 0 ||
+	crl_recheck(&d);
+	d.crl_timer = event_new(d.base, -1, EV_PERSIST, crl_timer_cb, &d);
+	if (d.crl_timer == NULL || event_add(d.crl_timer, &crl_tv) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot arm the CRL timer", NULL);
+		goto out;
+	}
+	if (server_new(d.base, tls_material_ctx(d.tls), &lim, method_tables, &d.svc, &d.srv) != 0 ||
 	    server_listen(d.srv, cfg->listen, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
 		goto out;
@@ -227,6 +519,8 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_INFO, "listening", "addr", cfg->listen, "keys", nk, "workers", nw,
 		    "version", PACKAGE_VERSION, NULL);
 	}
+	audit_event(&d, AUDIT_START, "OK", "start", "boltsealed " PACKAGE_VERSION " listening",
+	    NULL);
 	event_base_dispatch(d.base);
 	status = 0;
 out:
@@ -235,7 +529,12 @@ out:
 		hsm_pool_stop(pool);
 		hsm_pool_free(pool);
 	}
+	checkpointer_free(d.svc.checkpointer);
+	/* the last records (late call outcomes) drain before the server goes */
+	audit_log_close(d.svc.audit);
 	server_free(d.srv);
+	if (d.crl_timer != NULL)
+		event_free(d.crl_timer);
 	if (ev_term != NULL)
 		event_free(ev_term);
 	if (ev_int != NULL)
@@ -246,10 +545,36 @@ out:
 		event_base_free(d.base);
 	catalog_close(cat);
 	hsm_close(h);
-	SSL_CTX_free(ssl_ctx);
+	tls_material_free(d.tls);
+	policy_free(d.svc.policy);
 	free(report);
 	if (status == 0)
 		bs_log(BS_LOG_INFO, "stopped", NULL);
+	return status;
+}
+
+/* -n: the policy (every error with its line) and the TLS material must load too. */
+static int
+check_files(const struct bs_config *cfg)
+{
+	struct policy *pol = NULL;
+	struct tls_material *tls = NULL;
+	char err[8192];
+	int status = 0;
+
+	if (load_policy(cfg->policy, &pol, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s%s", err, err[0] != '\0' && err[strlen(err) - 1] != '\n' ? "\n" : "");
+		status = 1;
+	}
+	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "TLS: %s\n", err);
+		status = 1;
+	} else if (tls_material_crl_status(tls, time(NULL), err, sizeof(err)) != 0) {
+		fprintf(stderr, "TLS: warning: %s\n", err);
+	}
+	policy_free(pol);
+	tls_material_free(tls);
 	return status;
 }
 
@@ -298,9 +623,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		printf("%s: configuration OK\n", path);
+		status = check_files(&cfg);
+		if (status == 0)
+			printf("%s: configuration OK\n", path);
 		config_clear(&cfg);
-		return 0;
+		return status;
 	}
 	bs_log_set_level(parse_level(cfg.log_level));
 	status = run(&cfg);

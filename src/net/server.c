@@ -38,12 +38,14 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "audit/auditlog.h"
 #include "common/log.h"
 #include "formats/pb_strings.h"
 #include "net/grpc_frame.h"
 #include "net/grpc_status.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "policy/policy.h"
 
 #define OUTPUT_HIGH_WATER (64 * 1024)
 #define PATH_MAX_LEN 128
@@ -81,12 +83,31 @@ struct rpc_call {
 	void (*cancel_fn)(void *);
 	void *cancel_arg;
 
+	/* who asked, and what the audit record says */
+	char principal[POLICY_ID_MAX + 1];  /* "" = not mapped */
+	int authorized;               /* policy allowed the call (or it is exempt) */
+	int decided;                  /* an answer is chosen (maybe waiting for the log) */
+	int http_status;              /* of the chosen answer */
+	unsigned audit_inflight;      /* records of this call not yet durable */
+	char reason[POLICY_REASON_MAX];  /* precise reason for the log ("" = message) */
+	char audit_key[128];
+	int64_t audit_version;
+	char audit_target[128];
+	char audit_event[32];
+	uint8_t (*payload)[32];
+	size_t npayload;
+
 	/* response */
 	int status;
 	uint8_t *resp;                /* LPM prefix + message */
 	size_t resp_len;
 	size_t resp_off;
-	char message[MESSAGE_MAX_LEN * 3 + 1];
+	char message[MESSAGE_MAX_LEN * 3 + 1];  /* percent-encoded for grpc-message */
+	char text[MESSAGE_MAX_LEN];             /* the same, plain, for the log */
+
+	/* the caller, copied: late audit records outlive the connection */
+	char identity[TLS_IDENTITY_MAX];
+	uint8_t cert_sha256[32];
 };
 
 struct conn {
@@ -259,6 +280,104 @@ static void
 set_message(struct rpc_call *call, const char *msg)
 {
 	(void)grpc_message_encode(call->message, sizeof(call->message), msg != NULL ? msg : "");
+	snprintf(call->text, sizeof(call->text), "%s", msg != NULL ? msg : "");
+}
+
+static void
+call_maybe_free(struct rpc_call *call)
+{
+	if (!call->stream_open && !call->handler_pending && call->audit_inflight == 0)
+		call_free(call);
+}
+
+/*
+ * Queues the audit record of call with result status and reason; done runs
+ * when it is durable (or cannot be written). Returns 0 or the append error.
+ */
+static int
+call_audit(struct rpc_call *call, int status, const char *reason, audit_done_fn done)
+{
+	struct audit_record r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RPC;
+	r.request_id = call->request_id;
+	r.principal_id = call->principal[0] != '\0' ? call->principal : NULL;
+	r.identity = call->identity[0] != '\0' ? call->identity : NULL;
+	r.cert_sha256 = call->cert_sha256;
+	r.method = call->path[0] == '/' ? call->path + 1 : call->path;
+	r.key = call->audit_key[0] != '\0' ? call->audit_key : NULL;
+	r.key_version = call->audit_version;
+	r.target = call->audit_target[0] != '\0' ? call->audit_target : NULL;
+	r.result = grpc_status_name(status);
+	r.reason = reason != NULL && reason[0] != '\0' ? reason : NULL;
+	r.event = call->audit_event[0] != '\0' ? call->audit_event : NULL;
+	r.payload_sha256 = (const uint8_t (*)[32])call->payload;
+	r.npayload = call->npayload;
+	rc = audit_log_append(call->srv->svc->audit, &r, done, call);
+	if (rc == 0)
+		call->audit_inflight++;
+	return rc;
+}
+
+/* The answer's record is durable (rc 0) or cannot be written: send it now. */
+static void
+answer_logged(void *arg, int rc)
+{
+	struct rpc_call *call = arg;
+	struct conn *c = call->conn;
+	int http_status = call->http_status;
+
+	if (rc != 0) {
+		free(call->resp);
+		call->resp = NULL;
+		call->resp_len = 0;
+		call->status = GRPC_STATUS_UNAVAILABLE;
+		set_message(call, "audit log unavailable: the result is withheld; retry later");
+		http_status = 200;
+	}
+	if (call->stream_open && c != NULL && !call->answered) {
+		call_submit(call, http_status);
+		conn_flush(c); /* may close the stream: audit_inflight keeps call alive */
+	}
+	call->audit_inflight--;
+	call_maybe_free(call);
+}
+
+/*
+ * Chooses the answer already set in call (status, message, resp) and sends
+ * it once its audit record is durable: a response never precedes its record.
+ */
+static void
+call_answer(struct rpc_call *call, int http_status)
+{
+	call->decided = 1;
+	call->http_status = http_status;
+	if (call->srv->svc->audit == NULL) {
+		call_submit(call, http_status);
+		return;
+	}
+	if (call_audit(call, call->status, call->reason[0] != '\0' ? call->reason : call->text,
+	    answer_logged) != 0) {
+		/* not even queued (backlog while the log is failing): refuse, unrecorded */
+		free(call->resp);
+		call->resp = NULL;
+		call->resp_len = 0;
+		call->status = GRPC_STATUS_UNAVAILABLE;
+		set_message(call, "audit log unavailable; retry later");
+		call_submit(call, 200);
+	}
+}
+
+static void
+late_logged(void *arg, int rc)
+{
+	struct rpc_call *call = arg;
+
+	(void)rc;
+	call->audit_inflight--;
+	call_maybe_free(call);
 }
 
 /* Answers an error on the open stream (server-side checks). */
@@ -267,7 +386,15 @@ call_error(struct rpc_call *call, int status, const char *msg)
 {
 	call->status = status;
 	set_message(call, msg);
-	call_submit(call, 200);
+	call_answer(call, 200);
+}
+
+/* Same, with a precise reason for the audit log that the client does not see. */
+static void
+call_refuse(struct rpc_call *call, int status, const char *msg, const char *reason)
+{
+	snprintf(call->reason, sizeof(call->reason), "%s", reason);
+	call_error(call, status, msg);
 }
 
 void
@@ -275,9 +402,18 @@ rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, con
     size_t resp_len)
 {
 	struct conn *c = call->conn;
+	char why[MESSAGE_MAX_LEN + 96];
 
 	call->handler_pending = 0;
-	if (call->stream_open && !call->answered && c != NULL) {
+	if (grpc_status == GRPC_STATUS_OK && !call->authorized) {
+		/* a handler bug: never let an unchecked success through */
+		bs_log(BS_LOG_ERROR, "handler answered without an authorization check; refused",
+		    "method", call->path, "request_id", call->request_id, NULL);
+		grpc_status = GRPC_STATUS_INTERNAL;
+		message = "internal error";
+		resp_len = 0;
+	}
+	if (call->stream_open && !call->decided && c != NULL) {
 		call->status = grpc_status;
 		set_message(call, message);
 		if (grpc_status == GRPC_STATUS_OK) {
@@ -292,12 +428,20 @@ rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, con
 				call->resp_len = GRPC_LPM_HEADER_LEN + resp_len;
 			}
 		}
-		call_submit(call, 200);
+		call_answer(call, 200);
 		conn_flush(c);
 		return;
 	}
-	if (!call->stream_open)
-		call_free(call);
+	/* nobody to answer (deadline passed or caller gone): record the outcome */
+	if (call->srv->svc->audit != NULL) {
+		snprintf(why, sizeof(why), "result dropped: the caller was already answered or "
+		    "left%s%s", message != NULL && message[0] != '\0' ? "; " : "",
+		    message != NULL ? message : "");
+		if (call_audit(call, grpc_status, why, late_logged) != 0)
+			bs_log(BS_LOG_ERROR, "cannot queue an audit record", "request_id",
+			    call->request_id, NULL);
+	}
+	call_maybe_free(call);
 }
 
 void
@@ -345,7 +489,91 @@ rpc_call_abandoned(const struct rpc_call *call)
 const char *
 rpc_call_identity(const struct rpc_call *call)
 {
-	return call->conn != NULL ? call->conn->identity : "";
+	return call->identity;
+}
+
+const char *
+rpc_call_principal(const struct rpc_call *call)
+{
+	return call->principal;
+}
+
+/* The policy's verdict on (key, purpose, attrs) for call; reason on denial. */
+static int
+call_check(const struct rpc_call *call, const char *method, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, char reason[POLICY_REASON_MAX])
+{
+	struct svc_ctx *svc = call->srv->svc;
+	const struct policy_principal *pr;
+	struct policy_request req;
+
+	pr = svc->policy != NULL ? policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
+	if (pr == NULL) {
+		snprintf(reason, POLICY_REASON_MAX, "certificate no longer maps to a principal");
+		return 0;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = method != NULL ? method : call->path + 1;
+	req.key = key;
+	req.key_purpose = purpose;
+	req.attrs = attrs;
+	req.nattrs = nattrs;
+	return policy_authorize(svc->policy, pr, call->identity, &req, reason);
+}
+
+int
+rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs)
+{
+	if (key != NULL && call->audit_key[0] == '\0')
+		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
+	if (call_check(call, NULL, key, purpose, attrs, nattrs, call->reason)) {
+		call->reason[0] = '\0';
+		call->authorized = 1;
+		return 1;
+	}
+	rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
+	return 0;
+}
+
+int
+rpc_call_may(const struct rpc_call *call, const char *method, const char *key,
+    const char *purpose, const struct policy_attr *attrs, size_t nattrs)
+{
+	char reason[POLICY_REASON_MAX];
+
+	return call_check(call, method, key, purpose, attrs, nattrs, reason);
+}
+
+void
+rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version)
+{
+	snprintf(call->audit_key, sizeof(call->audit_key), "%s", key != NULL ? key : "");
+	call->audit_version = version;
+}
+
+void
+rpc_call_audit_target(struct rpc_call *call, const char *target)
+{
+	snprintf(call->audit_target, sizeof(call->audit_target), "%s", target != NULL ? target : "");
+}
+
+void
+rpc_call_audit_event(struct rpc_call *call, const char *event)
+{
+	snprintf(call->audit_event, sizeof(call->audit_event), "%s", event != NULL ? event : "");
+}
+
+int
+rpc_call_audit_payload(struct rpc_call *call, const uint8_t sha256[32])
+{
+	uint8_t (*np)[32] = realloc(call->payload, (call->npayload + 1) * 32);
+
+	if (np == NULL)
+		return BS_ERR_NOMEM;
+	call->payload = np;
+	memcpy(call->payload[call->npayload++], sha256, 32);
+	return 0;
 }
 
 const char *
@@ -387,6 +615,7 @@ call_free(struct rpc_call *call)
 		event_free(call->deadline);
 	grpc_lpm_reader_free(&call->rd);
 	free(call->resp);
+	free(call->payload);
 	free(call);
 	s->ncalls--;
 	check_drained(s);
@@ -403,11 +632,9 @@ call_detach(struct rpc_call *call)
 	call->stream_open = 0;
 	if (call->deadline != NULL)
 		event_del(call->deadline);
-	if (call->handler_pending) {
-		call_abandon(call);
-		return; /* freed by rpc_call_finish */
-	}
-	call_free(call);
+	if (call->handler_pending)
+		call_abandon(call); /* freed once rpc_call_finish ran */
+	call_maybe_free(call);
 }
 
 static void
@@ -416,7 +643,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct rpc_call *call = arg;
 	struct conn *c = call->conn;
 
-	if (call->answered || c == NULL)
+	if (call->decided || c == NULL)
 		return;
 	call_abandon(call);
 	call_error(call, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
@@ -436,6 +663,9 @@ call_new(struct conn *c, int32_t stream_id)
 	call->srv = s;
 	call->stream_id = stream_id;
 	call->stream_open = 1;
+	call->audit_version = -1;
+	memcpy(call->identity, c->identity, sizeof(call->identity));
+	memcpy(call->cert_sha256, c->cert_sha256, sizeof(call->cert_sha256));
 	clock_gettime(CLOCK_MONOTONIC, &call->start);
 	snprintf(call->request_id, sizeof(call->request_id), "%08" PRIx32 "%08" PRIx64, s->boot_id,
 	    ++s->next_id);
@@ -465,13 +695,13 @@ call_headers_done(struct rpc_call *call)
 	if (!call->is_post) {
 		call->status = GRPC_STATUS_UNIMPLEMENTED;
 		set_message(call, "only POST is supported");
-		call_submit(call, 405);
+		call_answer(call, 405);
 		return;
 	}
 	if (!call->ct_ok) {
 		call->status = GRPC_STATUS_INTERNAL;
 		set_message(call, "content-type must be application/grpc");
-		call_submit(call, 415);
+		call_answer(call, 415);
 		return;
 	}
 	if (call->header_bytes > s->lim.max_header_list_bytes) {
@@ -505,6 +735,47 @@ call_headers_done(struct rpc_call *call)
 	}
 }
 
+/*
+ * Before any handler work: the log must be writable, the certificate must
+ * map to a principal, and some role of it must name the method (handlers
+ * then check keys and attributes with rpc_call_authorize). 1 = go on.
+ */
+static int
+call_admit(struct rpc_call *call)
+{
+	struct svc_ctx *svc = call->srv->svc;
+	const struct policy_principal *pr;
+	char reason[POLICY_REASON_MAX], roles[256], sha[65];
+
+	if (svc->audit != NULL && !audit_log_healthy(svc->audit)) {
+		call_error(call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; retry later");
+		return 0;
+	}
+	pr = svc->policy != NULL ? policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
+	if (pr == NULL) {
+		for (size_t i = 0; i < 32; i++)
+			snprintf(sha + 2 * i, 3, "%02x", call->cert_sha256[i]);
+		snprintf(reason, sizeof(reason), "certificate %s (URI SAN %.300s) maps to no principal",
+		    sha, call->identity);
+		call_refuse(call, GRPC_STATUS_UNAUTHENTICATED,
+		    "client certificate is not mapped to a principal", reason);
+		return 0;
+	}
+	snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
+	if (call->method->policy_exempt) {
+		call->authorized = 1;
+		return 1;
+	}
+	if (!policy_may_call(svc->policy, pr, call->path + 1)) {
+		policy_principal_roles(pr, roles, sizeof(roles));
+		snprintf(reason, sizeof(reason), "no role of principal '%s' (%s) grants %s",
+		    call->principal, roles, call->path + 1);
+		call_refuse(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", reason);
+		return 0;
+	}
+	return 1;
+}
+
 /* The client finished sending: run the handler on the complete message. */
 static void
 call_request_done(struct rpc_call *call)
@@ -514,7 +785,7 @@ call_request_done(struct rpc_call *call)
 	uint32_t field = 0;
 	int rc;
 
-	if (call->answered || call->method == NULL)
+	if (call->decided || call->method == NULL)
 		return;
 	rc = grpc_lpm_reader_finish(&call->rd, &msg, &len);
 	if (rc != 0) {
@@ -530,6 +801,8 @@ call_request_done(struct rpc_call *call)
 		call_error(call, GRPC_STATUS_INVALID_ARGUMENT, text);
 		return;
 	}
+	if (!call_admit(call))
+		return;
 	call->handler_pending = 1;
 	call->method->handler(call, msg, len);
 }
@@ -609,7 +882,7 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 	char msg[MESSAGE_MAX_LEN];
 	int rc;
 
-	if (call == NULL || call->answered || call->handler_pending)
+	if (call == NULL || call->decided || call->handler_pending)
 		return 0;
 	rc = grpc_lpm_reader_feed(&call->rd, data, len);
 	switch (rc) {
@@ -925,6 +1198,12 @@ fail:
 }
 
 /* ---- server -------------------------------------------------------------- */
+
+void
+server_set_tls_ctx(struct server *s, SSL_CTX *ctx)
+{
+	s->ctx = ctx;
+}
 
 int
 server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *lim,

@@ -44,6 +44,12 @@ int server_listen(struct server *s, const char *addr, char *err, size_t errlen) 
  */
 void server_shutdown(struct server *s, unsigned grace_ms, void (*drained)(void *arg), void *arg);
 
+/*
+ * New connections use ctx from now on (borrowed); established ones keep the
+ * SSL_CTX they were accepted with (SSL_new holds a reference).
+ */
+void server_set_tls_ctx(struct server *s, SSL_CTX *ctx);
+
 /* Closes every connection and frees. NULL is a no-op. */
 void server_free(struct server *s);
 

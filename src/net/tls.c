@@ -1,11 +1,18 @@
 /*
  * tls.c - server TLS context and peer identity (see tls.h).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "net/tls.h"
@@ -87,14 +94,170 @@ set_err(char *err, size_t errlen, const char *what, const char *file)
 	ERR_clear_error();
 }
 
-int
-tls_server_ctx_new(const char *cert, const char *key, const char *client_ca, SSL_CTX **out,
-    char *err, size_t errlen)
+#define TLS_MAX_CRLS 256
+
+/* What is kept of each CRL loaded: enough to say which one is stale. */
+struct crl_info {
+	char file[256];
+	char issuer[256];
+	X509_NAME *issuer_name;       /* owned */
+	time_t next_update;           /* 0 = none given */
+};
+
+struct tls_material {
+	SSL_CTX *ctx;
+	struct crl_info crls[TLS_MAX_CRLS];
+	size_t ncrls;
+	char missing[512];            /* "no CRL for CA <subject>" at load time, or "" */
+};
+
+static void
+name_oneline(const X509_NAME *n, char *out, size_t cap)
 {
+	if (X509_NAME_oneline(n, out, (int)cap) == NULL)
+		snprintf(out, cap, "?");
+}
+
+/* Adds every CRL found in the PEM file path to store and to m->crls. */
+static int
+load_crl_file(struct tls_material *m, X509_STORE *store, const char *path, char *err,
+    size_t errlen)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	BIO *bio = NULL;
+	int i, found = 0, rc = BS_ERR_CONFIG;
+
+	bio = BIO_new_file(path, "r");
+	if (bio == NULL) {
+		set_err(err, errlen, "cannot open CRL file", path);
+		goto out;
+	}
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	if (infos == NULL) {
+		set_err(err, errlen, "cannot parse CRL file", path);
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+		struct crl_info *ci;
+		const ASN1_TIME *nu;
+		struct tm tm;
+
+		if (xi->crl == NULL)
+			continue;
+		if (m->ncrls == TLS_MAX_CRLS) {
+			snprintf(err, errlen, "more than %d CRLs (at %s)", TLS_MAX_CRLS, path);
+			goto out;
+		}
+		if (X509_STORE_add_crl(store, xi->crl) != 1) {
+			set_err(err, errlen, "cannot add CRL from", path);
+			goto out;
+		}
+		ci = &m->crls[m->ncrls];
+		snprintf(ci->file, sizeof(ci->file), "%s", path);
+		name_oneline(X509_CRL_get_issuer(xi->crl), ci->issuer, sizeof(ci->issuer));
+		ci->issuer_name = X509_NAME_dup(X509_CRL_get_issuer(xi->crl));
+		if (ci->issuer_name == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		ci->next_update = 0;
+		nu = X509_CRL_get0_nextUpdate(xi->crl);
+		if (nu != NULL && ASN1_TIME_to_tm(nu, &tm) == 1)
+			ci->next_update = timegm(&tm);
+		m->ncrls++;
+		found++;
+	}
+	if (found == 0) {
+		snprintf(err, errlen, "no CRL in %s", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	return rc;
+}
+
+/* path is a CRL file, or a directory of them (dot files skipped). */
+static int
+load_crls(struct tls_material *m, X509_STORE *store, const char *path, char *err, size_t errlen)
+{
+	struct dirent **ents = NULL;
+	struct stat st;
+	char file[4096];
+	int i, n, rc = 0;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "cannot read CRL path %s: %s", path, strerror(errno));
+		return BS_ERR_CONFIG;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return load_crl_file(m, store, path, err, errlen);
+	n = scandir(path, &ents, NULL, alphasort);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot list CRL directory %s: %s", path, strerror(errno));
+		return BS_ERR_CONFIG;
+	}
+	for (i = 0; i < n; i++) {
+		if (rc == 0 && ents[i]->d_name[0] != '.') {
+			snprintf(file, sizeof(file), "%s/%s", path, ents[i]->d_name);
+			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+				rc = load_crl_file(m, store, file, err, errlen);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	if (rc == 0 && m->ncrls == 0) {
+		snprintf(err, errlen, "no CRL in directory %s", path);
+		rc = BS_ERR_CONFIG;
+	}
+	return rc;
+}
+
+/* Notes in m->missing the first CA of the bundle no loaded CRL covers. */
+static void
+find_uncovered_ca(struct tls_material *m, X509_STORE *store)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+	int i;
+
+	m->missing[0] = '\0';
+	for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		size_t j;
+		int covered = 0;
+
+		if (ca == NULL)
+			continue;
+		for (j = 0; j < m->ncrls && !covered; j++)
+			covered = X509_NAME_cmp(m->crls[j].issuer_name,
+			    X509_get_subject_name(ca)) == 0;
+		if (!covered) {
+			char subj[256];
+
+			name_oneline(X509_get_subject_name(ca), subj, sizeof(subj));
+			snprintf(m->missing, sizeof(m->missing),
+			    "no CRL for CA %s: certificates it issued are refused", subj);
+			return;
+		}
+	}
+}
+
+int
+tls_material_load(const char *cert, const char *key, const char *client_ca, const char *crl,
+    struct tls_material **out, char *err, size_t errlen)
+{
+	struct tls_material *m = NULL;
 	SSL_CTX *ctx = NULL;
 	STACK_OF(X509_NAME) *ca_names = NULL;
+	X509_STORE *store;
 	int rc = BS_ERR_CONFIG;
 
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BS_ERR_NOMEM;
+	}
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		set_err(err, errlen, "SSL_CTX_new", NULL);
@@ -124,19 +287,73 @@ tls_server_ctx_new(const char *cert, const char *key, const char *client_ca, SSL
 		set_err(err, errlen, "cannot load client CA bundle", client_ca);
 		goto out;
 	}
+	store = SSL_CTX_get_cert_store(ctx);
+	if (load_crls(m, store, crl, err, errlen) != 0)
+		goto out;
+	/* No X509_V_FLAG_PARTIAL_CHAIN: every chain must end at a configured root. */
+	if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1) {
+		set_err(err, errlen, "cannot enable CRL checking", NULL);
+		goto out;
+	}
+	find_uncovered_ca(m, store);
 	ca_names = SSL_load_client_CA_file(client_ca);
 	if (ca_names != NULL)
 		SSL_CTX_set_client_CA_list(ctx, ca_names);
-	/* No X509_V_FLAG_PARTIAL_CHAIN: every chain must end at a configured root. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 4);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
-	*out = ctx;
+	m->ctx = ctx;
 	ctx = NULL;
+	*out = m;
+	m = NULL;
 	rc = 0;
 out:
 	SSL_CTX_free(ctx);
+	tls_material_free(m);
 	return rc;
+}
+
+void
+tls_material_free(struct tls_material *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->ncrls; i++)
+		X509_NAME_free(m->crls[i].issuer_name);
+	SSL_CTX_free(m->ctx);
+	free(m);
+}
+
+SSL_CTX *
+tls_material_ctx(const struct tls_material *m)
+{
+	return m->ctx;
+}
+
+int
+tls_material_crl_status(const struct tls_material *m, time_t now, char *problem, size_t problemlen)
+{
+	if (m->missing[0] != '\0') {
+		snprintf(problem, problemlen, "%s", m->missing);
+		return BS_ERR_UNAVAILABLE;
+	}
+	for (size_t i = 0; i < m->ncrls; i++) {
+		const struct crl_info *ci = &m->crls[i];
+
+		if (ci->next_update != 0 && ci->next_update < now) {
+			struct tm tm;
+			char when[32];
+
+			gmtime_r(&ci->next_update, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			snprintf(problem, problemlen,
+			    "CRL %s (issuer %s) expired at %s: certificates it covers are refused",
+			    ci->file, ci->issuer, when);
+			return BS_ERR_UNAVAILABLE;
+		}
+	}
+	problem[0] = '\0';
+	return 0;
 }
 
 int

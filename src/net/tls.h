@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -17,12 +18,37 @@
 #define TLS_IDENTITY_MAX 512
 
 /*
- * Builds the server SSL_CTX from PEM files: cert (chain), key, and the CA
- * bundle client certificates must chain to. A leaf without a URI SAN fails
- * verification. Returns 0, or BS_ERR_CONFIG with a message in err.
+ * One loaded set of TLS material: the server SSL_CTX plus what is known
+ * about its CRLs. Built whole at start-up and on SIGHUP; a new set replaces
+ * the old one only if every file loaded (connections already established
+ * keep the SSL_CTX they started with: OpenSSL counts the references).
  */
-int tls_server_ctx_new(const char *cert, const char *key, const char *client_ca, SSL_CTX **out,
-    char *err, size_t errlen) BS_WUR;
+struct tls_material;
+
+/*
+ * Loads cert (PEM chain), key, the client CA bundle and the CRLs (a PEM
+ * file holding one or more CRLs, or a directory whose regular files each
+ * hold CRLs). Revocation is checked for the whole client chain
+ * (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL): a certificate whose
+ * issuer has no CRL, or whose CRL has expired, fails the handshake. A leaf
+ * without a URI SAN fails verification.
+ * Returns 0, or BS_ERR_CONFIG with a message naming the file in err.
+ */
+int tls_material_load(const char *cert, const char *key, const char *client_ca, const char *crl,
+    struct tls_material **out, char *err, size_t errlen) BS_WUR;
+void tls_material_free(struct tls_material *m);
+
+/* The SSL_CTX (borrowed: SSL_new takes its own reference). */
+SSL_CTX *tls_material_ctx(const struct tls_material *m);
+
+/*
+ * Revocation readiness at time now: 0 when every CA of the client bundle
+ * has a CRL that has not expired; otherwise BS_ERR_UNAVAILABLE and a
+ * sentence naming the CA and the CRL file in problem (handshakes that
+ * need that CRL are refused; health reports NOT_SERVING).
+ */
+int tls_material_crl_status(const struct tls_material *m, time_t now, char *problem,
+    size_t problemlen) BS_WUR;
 
 /*
  * After the handshake: 0 and the verified leaf's first URI SAN in uri

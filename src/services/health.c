@@ -1,13 +1,17 @@
 /*
  * health.c - grpc.health.v1.Health/Check. "" (the whole server) and
  * "boltseal.v1.KeyService" are SERVING while the HSM answers: each Check runs
- * a probe on an HSM worker session (C_GetSessionInfo). If the probe cannot
- * be queued (queue full) the last known state is reported. Unknown service
- * names get NOT_FOUND, as the health protocol requires.
+ * a probe on an HSM worker session (C_GetSessionInfo), the audit log can
+ * be written, and every CRL is present and current (fail closed: a stale
+ * CRL makes the server NOT_SERVING). If the probe cannot be queued (queue
+ * full) the last known HSM state is reported. Unknown service names get
+ * NOT_FOUND, as the health protocol requires. Health is exempt from the
+ * policy: any caller whose certificate maps to a principal may ask.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/auditlog.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "hsm/pool.h"
 #include "net/grpc_status.h"
@@ -23,6 +27,10 @@ struct probe_job {
 static void
 respond(struct rpc_call *call, int serving)
 {
+	struct svc_ctx *svc = rpc_call_svc(call);
+
+	if (!svc->tls_ready || (svc->audit != NULL && !audit_log_healthy(svc->audit)))
+		serving = 0;
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 
 	resp.status = serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
@@ -95,6 +103,7 @@ out:
 }
 
 const struct rpc_method health_methods[] = {
-	{ "/grpc.health.v1.Health/Check", check, &grpc__health__v1__health_check_request__descriptor },
-	{ NULL, NULL, NULL },
+	{ "/grpc.health.v1.Health/Check", check, &grpc__health__v1__health_check_request__descriptor,
+	    1 },
+	{ NULL, NULL, NULL, 0 },
 };

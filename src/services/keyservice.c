@@ -27,6 +27,7 @@
 #include "hsm/pool.h"
 #include "keys/catalog.h"
 #include "net/grpc_status.h"
+#include "policy/policy.h"
 #include "services/services.h"
 
 #define SIG_MAX 512            /* RSA-3072: 384 bytes */
@@ -72,10 +73,19 @@ fail_submit(struct rpc_call *call, int rc)
 }
 
 /* Looks a key up; answers NOT_FOUND/INVALID_ARGUMENT itself and returns NULL. */
+/*
+ * Looks up key name and asks the policy whether the caller may use it for
+ * this method (attributes key.algorithm plus extra). The policy is asked
+ * before "not found" is said, so a caller learns nothing of keys it may not
+ * use. Answers the call and returns NULL on any refusal.
+ */
 static const struct catalog_key *
-lookup_key(struct rpc_call *call, const char *name)
+lookup_key_attrs(struct rpc_call *call, const char *name, const struct policy_attr *extra,
+    size_t nextra)
 {
+	struct policy_attr attrs[8];
 	const struct catalog_key *k;
+	size_t n = 0;
 
 	if (name == NULL || !catalog_name_valid(name)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -83,9 +93,21 @@ lookup_key(struct rpc_call *call, const char *name)
 		return NULL;
 	}
 	k = catalog_find(rpc_call_svc(call)->catalog, name);
+	if (k != NULL)
+		attrs[n++] = (struct policy_attr){ "key.algorithm", bs_alg_name(k->alg) };
+	for (size_t i = 0; i < nextra && n < sizeof(attrs) / sizeof(attrs[0]); i++)
+		attrs[n++] = extra[i];
+	if (!rpc_call_authorize(call, name, k != NULL ? bs_purpose_name(k->purpose) : NULL, attrs, n))
+		return NULL;
 	if (k == NULL)
 		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "key '%s' not found", name);
 	return k;
+}
+
+static const struct catalog_key *
+lookup_key(struct rpc_call *call, const char *name)
+{
+	return lookup_key_attrs(call, name, NULL, 0);
 }
 
 /*
@@ -106,24 +128,30 @@ input_problem(enum bs_alg alg, int is_digest, size_t len)
 
 /*
  * Worker side of one signature: hash if needed, C_Sign, encode. sig has
- * SIG_MAX bytes. Returns 0 or a BS_ERR_*.
+ * SIG_MAX bytes; payload_sha256 gets the SHA-256 of what was signed.
+ * Returns 0 or a BS_ERR_*.
  */
 static int
 sign_one(struct hsm_session *s, enum bs_alg alg, hsm_handle h, int is_digest, const uint8_t *data,
-    size_t len, enum bs_sig_format fmt, uint8_t *sig, size_t *sig_len)
+    size_t len, enum bs_sig_format fmt, uint8_t *sig, size_t *sig_len,
+    uint8_t payload_sha256[SHA256_DIGEST_LENGTH])
 {
-	uint8_t digest[SHA256_DIGEST_LENGTH], raw[SIG_MAX];
+	uint8_t raw[SIG_MAX];
 	size_t raw_len = sizeof(raw);
 	int rc;
 
+	/* the audit record names the payload by its SHA-256 (a digest input is one) */
+	if (is_digest && len == SHA256_DIGEST_LENGTH)
+		memcpy(payload_sha256, data, SHA256_DIGEST_LENGTH);
+	else
+		SHA256(data, len, payload_sha256);
 	if (alg == BS_ALG_ED25519) {
 		*sig_len = SIG_MAX;
 		return hsm_sign(s, h, alg, data, len, sig, sig_len);
 	}
 	if (!is_digest) {
-		SHA256(data, len, digest);
-		data = digest;
-		len = sizeof(digest);
+		data = payload_sha256;
+		len = SHA256_DIGEST_LENGTH;
 	}
 	if (alg == BS_ALG_ECDSA_P256_SHA256 && fmt == BS_SIGFMT_DER) {
 		rc = hsm_sign(s, h, alg, data, len, raw, &raw_len);
@@ -244,6 +272,8 @@ keygen_done(struct hsm_job *job)
 	if (rc == 0) {
 		/* durable on disk: mirror it in memory even if the caller left */
 		rc = catalog_mem_add_version(svc->catalog, &j->key, &j->ver);
+		rpc_call_audit_key(j->call, j->key.name, j->ver.version);
+		rpc_call_audit_event(j->call, j->rotate ? "key_rotated" : "key_created");
 		snprintf(ver, sizeof(ver), "%u", j->ver.version);
 		bs_log(BS_LOG_INFO, j->rotate ? "key rotated" : "key created", "key", j->key.name,
 		    "version", ver, "algorithm", bs_alg_name(j->key.alg), "purpose",
@@ -310,6 +340,21 @@ submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, 
 	}
 }
 
+static int
+authorize_create(struct rpc_call *call, const Boltseal__V1__CreateKeyRequest *r)
+{
+	const char *purpose = bs_purpose_name((enum bs_purpose)r->purpose);
+	const char *alg = bs_alg_name((enum bs_alg)r->algorithm);
+	struct policy_attr attrs[] = {
+		{ "request.purpose", purpose },
+		{ "request.algorithm", alg },
+		{ "key.algorithm", alg },
+	};
+
+	rpc_call_audit_key(call, r->name, 1);
+	return rpc_call_authorize(call, r->name, purpose, attrs, sizeof(attrs) / sizeof(attrs[0]));
+}
+
 static void
 create_key(struct rpc_call *call, const uint8_t *req, size_t len)
 {
@@ -330,6 +375,8 @@ create_key(struct rpc_call *call, const uint8_t *req, size_t len)
 	} else if (r->purpose < BOLTSEAL__V1__KEY_PURPOSE__GENERIC ||
 	    r->purpose > BOLTSEAL__V1__KEY_PURPOSE__ADMIN) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose must be set");
+	} else if (!authorize_create(call, r)) {
+		/* answered */
 	} else if (catalog_find(rpc_call_svc(call)->catalog, r->name) != NULL) {
 		rpc_call_fail(call, GRPC_STATUS_ALREADY_EXISTS, "key '%s' already exists", r->name);
 	} else {
@@ -349,9 +396,19 @@ rotate_key(struct rpc_call *call, const uint8_t *req, size_t len)
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed RotateKeyRequest");
 		return;
 	}
-	k = lookup_key(call, r->name);
+	{
+		const struct catalog_key *peek = catalog_name_valid(r->name) ?
+		    catalog_find(rpc_call_svc(call)->catalog, r->name) : NULL;
+		struct policy_attr attrs[] = {
+			{ "request.purpose", peek != NULL ? bs_purpose_name(peek->purpose) : "none" },
+		};
+
+		k = lookup_key_attrs(call, r->name, attrs, peek != NULL ? 1 : 0);
+	}
 	if (k != NULL) {
 		uint32_t next = k->nversions > 0 ? k->versions[k->nversions - 1].version + 1 : 1;
+
+		rpc_call_audit_key(call, k->name, next);
 
 		submit_keygen(call, k->name, k->purpose, k->alg, next, 1);
 	}
@@ -384,6 +441,16 @@ get_key(struct rpc_call *call, const uint8_t *req, size_t len)
 	boltseal__v1__get_key_request__free_unpacked(r, NULL);
 }
 
+/* ListKeys shows a key to callers whose policy lets them GetKey it. */
+static int
+may_see(const struct rpc_call *call, const struct catalog_key *k)
+{
+	struct policy_attr attr = { "key.algorithm", bs_alg_name(k->alg) };
+
+	return rpc_call_may(call, "boltseal.v1.KeyService/GetKey", k->name,
+	    bs_purpose_name(k->purpose), &attr, 1);
+}
+
 static void
 list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
 {
@@ -391,7 +458,7 @@ list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
 	Boltseal__V1__ListKeysRequest *r;
 	Boltseal__V1__ListKeysResponse resp = BOLTSEAL__V1__LIST_KEYS_RESPONSE__INIT;
 	Boltseal__V1__Key **keys = NULL;
-	size_t start, n, total, i, page;
+	size_t start, n, total, i, page, scanned;
 	int ok = 1;
 
 	r = boltseal__v1__list_keys_request__unpack(NULL, len, req);
@@ -399,6 +466,8 @@ list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ListKeysRequest");
 		return;
 	}
+	if (!rpc_call_authorize(call, NULL, NULL, NULL, 0))
+		goto out;
 	if (r->page_token[0] != '\0' && !catalog_name_valid(r->page_token)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "invalid page_token");
 		goto out;
@@ -412,11 +481,19 @@ list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
 	keys = calloc(n + 1, sizeof(*keys));
 	if (keys == NULL)
 		ok = 0;
-	for (i = 0; ok && i < n; i++) {
-		keys[i] = key_pb_new(catalog_at(cat, start + i));
+	/* a page holds only keys the caller may see (GetKey on that key) */
+	for (i = 0, scanned = 0; ok && i < n && start + scanned < total; scanned++) {
+		const struct catalog_key *ck = catalog_at(cat, start + scanned);
+
+		if (!may_see(call, ck))
+			continue;
+		keys[i] = key_pb_new(ck);
 		if (keys[i] == NULL)
 			ok = 0;
+		else
+			i++;
 	}
+	n = i;
 	if (!ok) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
@@ -424,7 +501,7 @@ list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
 	resp.n_keys = n;
 	resp.keys = keys;
 	resp.next_page_token = (char *)"";
-	if (start + n < total && n > 0)
+	if (start + scanned < total && n > 0)
 		resp.next_page_token = keys[n - 1]->name;
 	rpc_call_finish_pb(call, &resp.base);
 out:
@@ -519,6 +596,7 @@ struct sign_job {
 	int rc;
 	size_t sig_len;
 	uint8_t sig[SIG_MAX];
+	uint8_t payload_sha256[SHA256_DIGEST_LENGTH];
 	uint8_t data[];             /* copied input */
 };
 
@@ -532,7 +610,7 @@ sign_work(struct hsm_job *job, struct hsm_session *s)
 		return;
 	}
 	j->rc = sign_one(s, j->alg, j->handle, j->is_digest, j->data, j->data_len, j->fmt, j->sig,
-	    &j->sig_len);
+	    &j->sig_len, j->payload_sha256);
 }
 
 static void
@@ -542,8 +620,11 @@ sign_done(struct hsm_job *job)
 	Boltseal__V1__SignResponse resp = BOLTSEAL__V1__SIGN_RESPONSE__INIT;
 
 	svc_note_hsm_result(j->svc, j->rc);
+	rpc_call_audit_key(j->call, j->key_name, j->version);
 	if (j->rc != 0) {
 		fail_err(j->call, j->rc, "signing failed");
+	} else if (rpc_call_audit_payload(j->call, j->payload_sha256) != 0) {
+		rpc_call_fail(j->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
 		resp.signature.data = j->sig;
 		resp.signature.len = j->sig_len;
@@ -622,6 +703,7 @@ struct batch_item {
 	const char *problem;        /* set when refused before signing */
 	size_t sig_len;
 	uint8_t sig[SIG_MAX];
+	uint8_t payload_sha256[SHA256_DIGEST_LENGTH];
 };
 
 struct batch;
@@ -684,7 +766,7 @@ batch_work(struct hsm_job *job, struct hsm_session *s)
 			continue;
 		}
 		it->rc = sign_one(s, b->alg, b->handle, it->is_digest, it->data, it->len, b->fmt,
-		    it->sig, &it->sig_len);
+		    it->sig, &it->sig_len, it->payload_sha256);
 	}
 }
 
@@ -717,8 +799,13 @@ batch_respond(struct batch *b)
 		} else {
 			res[i].signature.data = it->sig;
 			res[i].signature.len = it->sig_len;
+			if (rpc_call_audit_payload(b->call, it->payload_sha256) != 0) {
+				rpc_call_fail(b->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+				goto out;
+			}
 		}
 	}
+	rpc_call_audit_key(b->call, b->key_name, b->version);
 	svc_note_hsm_result(b->svc, hsm_rc);
 	resp.n_results = b->nitems;
 	resp.results = ptrs;
@@ -972,6 +1059,8 @@ verify_collect(struct rpc_call *call, const Boltseal__V1__VerifyRequest *r, stru
 	int rc = 0;
 
 	if (r->key_case == BOLTSEAL__V1__VERIFY_REQUEST__KEY_PUBLIC_KEY_DER) {
+		if (!rpc_call_authorize(call, NULL, NULL, NULL, 0))
+			return -1;
 		rc = sigverify_spki_alg(r->public_key_der.data, r->public_key_der.len, &j->alg);
 		if (rc != 0) {
 			rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -1096,20 +1185,20 @@ svc_note_hsm_result(struct svc_ctx *svc, int err)
 
 const struct rpc_method keyservice_methods[] = {
 	{ "/boltseal.v1.KeyService/CreateKey", create_key,
-	    &boltseal__v1__create_key_request__descriptor },
+	    &boltseal__v1__create_key_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/GetKey", get_key,
-	    &boltseal__v1__get_key_request__descriptor },
+	    &boltseal__v1__get_key_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/ListKeys", list_keys,
-	    &boltseal__v1__list_keys_request__descriptor },
+	    &boltseal__v1__list_keys_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/RotateKey", rotate_key,
-	    &boltseal__v1__rotate_key_request__descriptor },
+	    &boltseal__v1__rotate_key_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/GetPublicKey", get_public_key,
-	    &boltseal__v1__get_public_key_request__descriptor },
+	    &boltseal__v1__get_public_key_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/Sign", sign,
-	    &boltseal__v1__sign_request__descriptor },
+	    &boltseal__v1__sign_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/Verify", verify,
-	    &boltseal__v1__verify_request__descriptor },
+	    &boltseal__v1__verify_request__descriptor, 0 },
 	{ "/boltseal.v1.KeyService/SignBatch", sign_batch,
-	    &boltseal__v1__sign_batch_request__descriptor },
-	{ NULL, NULL, NULL },
+	    &boltseal__v1__sign_batch_request__descriptor, 0 },
+	{ NULL, NULL, NULL, 0 },
 };

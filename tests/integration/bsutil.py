@@ -202,6 +202,8 @@ def base_config(workdir, port, tokdir, pkidir, label, state_dir):
         "tls_cert": os.path.join(pkidir, "server.pem"),
         "tls_key": os.path.join(pkidir, "server.key"),
         "tls_client_ca": os.path.join(pkidir, "ca.pem"),
+        "tls_crl": os.path.join(pkidir, "crl.pem"),
+        "policy": os.path.join(HERE, "policy-it.conf"),
         "pkcs11_module": SOFTHSM_MODULE,
         "token_uri": "pkcs11:token=" + label,
         "pin_file": os.path.join(tokdir, "user.pin"),
@@ -211,6 +213,8 @@ def base_config(workdir, port, tokdir, pkidir, label, state_dir):
         "sign_batch_max": 100,
         "shutdown_grace_ms": 5000,
         "log_level": "info",
+        "audit_checkpoint_interval_ms": 300,
+        "audit_checkpoint_records": 100,
     }
 
 

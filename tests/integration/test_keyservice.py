@@ -397,14 +397,18 @@ def test_verify_with_public_key_der(env, pb, good, keys):
                                             signature=s.signature), timeout=10).valid
 
 
-def test_identities_all_allowed(env, pb, keys):
-    """No policy yet: every dev identity may call Sign."""
+def test_identities_follow_the_policy(env, pb, keys):
+    """Only the identity the session policy grants it-* keys may sign with
+    them; every other dev identity gets PERMISSION_DENIED with a generic
+    message (the precise reason goes to the audit log only)."""
     name, der = keys[ALG_ECDSA]
-    for ident in ("ci-ota-release", "log-ota-log", "svc-dispatch", "gw-eu-west-1",
-                  "admin-alice", "audit-ext"):
+    r = env.good.Sign(pb.SignRequest(key_name=name, message=b"ci"), timeout=30)
+    assert crypto_verify(ALG_ECDSA, der, b"ci", False, r.signature)
+    for ident in ("log-ota-log", "svc-dispatch", "gw-eu-west-1", "admin-alice", "audit-ext"):
         c = env.client(ident=ident)
-        r = c.Sign(pb.SignRequest(key_name=name, message=ident.encode()), timeout=30)
-        assert crypto_verify(ALG_ECDSA, der, ident.encode(), False, r.signature)
+        e = rpc_error(c.Sign, pb.SignRequest(key_name=name, message=ident.encode()))
+        assert e.code() == grpc.StatusCode.PERMISSION_DENIED, (ident, e.code())
+        assert e.details() == "permission denied", e.details()
 
 
 def test_names_are_not_truncated_at_nul(env, pb, good):

@@ -36,7 +36,9 @@ static const char base_conf[] =
     "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"
     "token_uri = pkcs11:token=boltseal-dev\n"
     "state_dir = /var/lib/boltseal\n"
-    "pin_file = /etc/bs/pin\n";
+    "pin_file = /etc/bs/pin\n"
+    "tls_crl = /etc/bs/crl.pem\n"
+    "policy = /etc/bs/policy.conf\n";
 
 static int
 setup(void **state)
@@ -159,6 +161,13 @@ test_full_valid(void **state)
 	    "tls_cert=/etc/bs/server.pem\n"
 	    "tls_key =\t/etc/bs/server.key   \n"
 	    "tls_client_ca = /etc/bs/clients.pem # trailing comment\n"
+	    "tls_crl = crls\n"
+	    "policy = /etc/bs/policy.conf\n"
+	    "audit = off\n"
+	    "audit_origin = fleet.example/boltseal-audit\n"
+	    "audit_key = audit-2026\n"
+	    "audit_checkpoint_records = 500\n"
+	    "audit_checkpoint_interval_ms = 2000\n"
 	    "pkcs11_module = p11-kit-softhsm\n"
 	    "token_uri = pkcs11:token=boltseal-dev;serial=1234\n"
 	    "pin_fd = 3\r\n"
@@ -181,6 +190,12 @@ test_full_valid(void **state)
 	assert_string_equal(c.tls_cert, "/etc/bs/server.pem");
 	assert_string_equal(c.tls_key, "/etc/bs/server.key");
 	assert_string_equal(c.tls_client_ca, "/etc/bs/clients.pem");
+	assert_non_null(strstr(c.tls_crl, "/crls"));
+	assert_int_equal(c.audit, 0);
+	assert_string_equal(c.audit_origin, "fleet.example/boltseal-audit");
+	assert_string_equal(c.audit_key, "audit-2026");
+	assert_int_equal(c.audit_checkpoint_records, 500);
+	assert_int_equal(c.audit_checkpoint_interval_ms, 2000);
 	assert_string_equal(c.pkcs11_module, "p11-kit-softhsm");
 	assert_string_equal(c.token_uri, "pkcs11:token=boltseal-dev;serial=1234");
 	assert_null(c.pin_file);
@@ -249,8 +264,16 @@ test_each_error(void **state)
 		{ "sign_batch_max = 0", "sign_batch_max: 0 is out of range" },
 		{ "log_level = verbose", "log_level: 'verbose' is not one of debug, info, warn, error" },
 		{ "log_level = INFO", "is not one of" },
-		{ "pin_fd = 4", "pin_file (line 8) and pin_fd (line 9) are mutually exclusive" },
+		{ "pin_fd = 4", "pin_file (line 8) and pin_fd (line 11) are mutually exclusive" },
 		{ "bad\x01key = 1", "control character" },
+		{ "audit = yes", "audit: 'yes' is not on or off" },
+		{ "audit_origin = has space", "is not a note key name" },
+		{ "audit_origin = a+b", "is not a note key name" },
+		{ "audit_key = -x", "is not a key name" },
+		{ "audit_key = bad/name", "is not a key name" },
+		{ "audit_checkpoint_records = 0", "out of range" },
+		{ "audit_checkpoint_interval_ms = 99", "out of range (100..86400000)" },
+		{ "audit_queue_max = 15", "out of range" },
 	};
 	struct fixture *f = *state;
 	struct bs_config c;
@@ -261,7 +284,7 @@ test_each_error(void **state)
 		snprintf(text, sizeof(text), "%s%s\n", base_conf, cases[i].line);
 		if (load_text(f, text, &c, &errors) != BS_ERR_CONFIG || errors == NULL)
 			fail_msg("accepted: '%s'", cases[i].line);
-		snprintf(want, sizeof(want), "%s:9: ", f->conf);
+		snprintf(want, sizeof(want), "%s:11: ", f->conf);
 		if (strncmp(errors, want, strlen(want)) != 0 || strstr(errors, cases[i].msg) == NULL ||
 		    count_lines(errors) != 1)
 			fail_msg("line '%s': got \"%s\", wanted \"%s%s\"", cases[i].line, errors, want,
@@ -326,7 +349,8 @@ test_token_uri_and_pin_fd(void **state)
 
 	/* Replace line 8 (pin_file) by a bad pin_fd. */
 	p = strstr(base_conf, "pin_file");
-	snprintf(text, sizeof(text), "%.*spin_fd = -3\n", (int)(p - base_conf), base_conf);
+	snprintf(text, sizeof(text), "%.*spin_fd = -3\n%s", (int)(p - base_conf), base_conf,
+	    strchr(p, '\n') + 1);
 	assert_int_equal(load_text(f, text, &c, &errors), BS_ERR_CONFIG);
 	assert_non_null(strstr(errors, ":8: pin_fd: '-3' is not a number\n"));
 	assert_int_equal(count_lines(errors), 1);
@@ -341,7 +365,7 @@ test_missing_required(void **state)
 	struct bs_config c;
 	char *errors, want[PATH_MAX + 128];
 	static const char *const required[] = { "listen", "tls_cert", "tls_key", "tls_client_ca",
-		"pkcs11_module", "token_uri", "state_dir" };
+		"tls_crl", "policy", "pkcs11_module", "token_uri", "state_dir" };
 	size_t i;
 
 	assert_int_equal(load_text(f, "# nothing here\n", &c, &errors), BS_ERR_CONFIG);
@@ -351,13 +375,13 @@ test_missing_required(void **state)
 			fail_msg("no \"%s\" in \"%s\"", want, errors);
 	}
 	assert_non_null(strstr(errors, "'pin_file' or 'pin_fd'"));
-	assert_int_equal(count_lines(errors), 8);
+	assert_int_equal(count_lines(errors), 10);
 	free(errors);
 	config_clear(&c);
 
 	/* An empty file too. */
 	assert_int_equal(load_text(f, "", &c, &errors), BS_ERR_CONFIG);
-	assert_int_equal(count_lines(errors), 8);
+	assert_int_equal(count_lines(errors), 10);
 	free(errors);
 	config_clear(&c);
 }
@@ -397,6 +421,8 @@ test_several_errors(void **state)
 	EXPECT("%s: missing required key 'tls_cert'\n", f->conf);
 	EXPECT("%s: missing required key 'tls_key'\n", f->conf);
 	EXPECT("%s: missing required key 'tls_client_ca'\n", f->conf);
+	EXPECT("%s: missing required key 'tls_crl'\n", f->conf);
+	EXPECT("%s: missing required key 'policy'\n", f->conf);
 	EXPECT("%s: missing required key 'pkcs11_module'\n", f->conf);
 	EXPECT("%s: missing required key 'token_uri'\n", f->conf);
 	EXPECT("%s: missing required key 'state_dir'\n", f->conf);
@@ -425,7 +451,9 @@ test_relative_paths(void **state)
 	    "pkcs11_module = lib/module.so\n"
 	    "token_uri = pkcs11:token=t\n"
 	    "state_dir = .\n"
-	    "pin_file = /abs/pin\n";
+	    "pin_file = /abs/pin\n"
+	    "tls_crl = crl.pem\n"
+	    "policy = policy.conf\n";
 
 	/* The config lives in <tmp>/state; paths resolve against that. */
 	snprintf(sub, sizeof(sub), "%s/state", f->dir);

@@ -1,0 +1,1033 @@
+/*
+ * auditlog.c - the append-only audit log and its Merkle tree (see
+ * auditlog.h). One writer thread takes every queued record at once, writes
+ * them with one write(2) and one fdatasync(2) (group commit), then adds
+ * their leaf hashes to the tree and hands the completions back to the event
+ * loop with event_active().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "audit/auditlog.h"
+#include "common/log.h"
+
+#define RETRY_MS 200                 /* between write attempts while unhealthy */
+#define SCAN_CHUNK (256 * 1024)
+#define LINE_MAX_BYTES (1024 * 1024) /* a longer line is not ours */
+#define PREFIX_MIN 80                /* {"seq":0,"prev":"<64 hex>" */
+
+/* Completion owed to a caller; lives until its callback ran. */
+struct notice {
+	struct notice *next;
+	audit_done_fn done;
+	void *arg;
+	int rc;
+};
+
+/* A queued record (deep copy of struct audit_record). */
+struct arec {
+	struct arec *next;
+	enum audit_type type;
+	char *request_id, *principal_id, *identity, *method, *key, *target, *result, *reason, *event;
+	uint8_t cert[32];
+	int have_cert;
+	int64_t key_version;
+	uint8_t (*payload)[32];
+	size_t npayload;
+	char ts[32];
+	struct notice *notice;           /* NULL once the caller was told */
+	int withheld;                    /* its caller got UNAVAILABLE */
+};
+
+struct audit_log {
+	char path[4096];
+	int fd;                          /* writer: O_WRONLY|O_APPEND */
+	int rfd;                         /* readers: pread */
+	struct event *done_ev;
+	struct audit_log_opts opts;
+	pthread_t thread;
+	int thread_started;
+
+	pthread_mutex_t mu;              /* guards everything below */
+	pthread_cond_t cond;
+	struct arec *q_head, **q_tail;   /* appended, not yet taken */
+	unsigned nqueued;                /* queued + retry */
+	struct arec *retry;              /* withheld, oldest first (writer) */
+	struct notice *done_head, **done_tail;
+	uint64_t dropped;                /* refused at append, not recorded */
+	int stopping;
+	_Atomic int healthy;
+	struct merkle_tree *tree;
+	uint64_t *offs;                  /* start offset of each durable line */
+	size_t offs_cap;
+	uint64_t end;                    /* durable end of file */
+	uint64_t grown_at;               /* loop thread: size at the last on_grow */
+
+	/* writer thread only */
+	uint8_t prev[MERKLE_HASH_LEN];   /* leaf hash of the last durable line */
+	char *buf;
+	size_t buflen;
+};
+
+/* ---- serialisation ------------------------------------------------------- */
+
+static const char *
+type_name(enum audit_type t)
+{
+	switch (t) {
+	case AUDIT_RPC:
+		return "rpc";
+	case AUDIT_START:
+		return "start";
+	case AUDIT_STOP:
+		return "stop";
+	case AUDIT_RELOAD:
+		return "reload";
+	case AUDIT_RECOVERY:
+		return "recovery";
+	case AUDIT_KEY:
+		return "key";
+	default:
+		return "unknown";
+	}
+}
+
+static void
+hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int nomem;
+};
+
+static void
+sb_reserve(struct sbuf *b, size_t more)
+{
+	size_t ncap;
+	char *np;
+
+	if (b->nomem || b->len + more + 1 <= b->cap)
+		return;
+	ncap = b->cap == 0 ? 4096 : b->cap;
+	while (ncap < b->len + more + 1)
+		ncap *= 2;
+	if ((np = realloc(b->p, ncap)) == NULL) {
+		b->nomem = 1;
+		return;
+	}
+	b->p = np;
+	b->cap = ncap;
+}
+
+static void
+sb_raw(struct sbuf *b, const char *s, size_t n)
+{
+	sb_reserve(b, n);
+	if (b->nomem)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_cstr(struct sbuf *b, const char *s)
+{
+	sb_raw(b, s, strlen(s));
+}
+
+/* ,"name":"escaped" or ,"name":null */
+static void
+sb_field(struct sbuf *b, const char *name, const char *v)
+{
+	size_t need;
+
+	sb_cstr(b, ",\"");
+	sb_cstr(b, name);
+	if (v == NULL) {
+		sb_cstr(b, "\":null");
+		return;
+	}
+	sb_cstr(b, "\":\"");
+	need = 6 * strlen(v) + 1;
+	sb_reserve(b, need);
+	if (b->nomem)
+		return;
+	b->len += bs_json_escape(b->p + b->len, need, v);
+	sb_cstr(b, "\"");
+}
+
+/*
+ * Appends the line for r as record seq (newline included) to b; leaf gets
+ * its leaf hash.
+ */
+static void
+serialize(struct sbuf *b, const struct arec *r, uint64_t seq, const uint8_t prev[32],
+    uint8_t leaf[MERKLE_HASH_LEN])
+{
+	char num[32], hx[65], reason[1024];
+	size_t start = b->len;
+
+	snprintf(num, sizeof(num), "%" PRIu64, seq);
+	hex(prev, 32, hx);
+	sb_cstr(b, "{\"seq\":");
+	sb_cstr(b, num);
+	sb_cstr(b, ",\"prev\":\"");
+	sb_cstr(b, hx);
+	sb_cstr(b, "\"");
+	sb_field(b, "timestamp", r->ts);
+	sb_field(b, "type", type_name(r->type));
+	sb_field(b, "request_id", r->request_id);
+	sb_field(b, "principal_id", r->principal_id);
+	sb_field(b, "identity", r->identity);
+	if (r->have_cert)
+		hex(r->cert, 32, hx);
+	sb_field(b, "cert_sha256", r->have_cert ? hx : NULL);
+	sb_field(b, "method", r->method);
+	sb_field(b, "key", r->key);
+	sb_cstr(b, ",\"key_version\":");
+	if (r->key_version >= 0) {
+		snprintf(num, sizeof(num), "%" PRId64, r->key_version);
+		sb_cstr(b, num);
+	} else {
+		sb_cstr(b, "null");
+	}
+	sb_field(b, "target", r->target);
+	if (r->withheld) {
+		snprintf(reason, sizeof(reason),
+		    "response withheld: the audit log could not be written; outcome was %s%s%s",
+		    r->result != NULL ? r->result : "?", r->reason != NULL ? ": " : "",
+		    r->reason != NULL ? r->reason : "");
+		sb_field(b, "result", "UNAVAILABLE");
+		sb_field(b, "reason", reason);
+	} else {
+		sb_field(b, "result", r->result);
+		sb_field(b, "reason", r->reason);
+	}
+	sb_field(b, "event", r->event);
+	sb_cstr(b, ",\"payload_sha256\":[");
+	for (size_t i = 0; i < r->npayload; i++) {
+		hex(r->payload[i], 32, hx);
+		if (i > 0)
+			sb_cstr(b, ",");
+		sb_cstr(b, "\"");
+		sb_cstr(b, hx);
+		sb_cstr(b, "\"");
+	}
+	sb_cstr(b, "]}");
+	if (!b->nomem)
+		merkle_leaf_hash((const uint8_t *)b->p + start, b->len - start, leaf);
+	sb_cstr(b, "\n");
+}
+
+static void
+now_iso(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%.19s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+static void
+arec_free(struct arec *r)
+{
+	if (r == NULL)
+		return;
+	free(r->request_id);
+	free(r->principal_id);
+	free(r->identity);
+	free(r->method);
+	free(r->key);
+	free(r->target);
+	free(r->result);
+	free(r->reason);
+	free(r->event);
+	free(r->payload);
+	free(r->notice);
+	free(r);
+}
+
+static int
+dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL)
+		return 0;
+	*dst = strdup(src);
+	return *dst == NULL ? -1 : 0;
+}
+
+static struct arec *
+arec_new(const struct audit_record *in)
+{
+	struct arec *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->type = in->type;
+	r->key_version = in->key_version;
+	if (in->cert_sha256 != NULL) {
+		memcpy(r->cert, in->cert_sha256, 32);
+		r->have_cert = 1;
+	}
+	if (dup_opt(&r->request_id, in->request_id) || dup_opt(&r->principal_id, in->principal_id) ||
+	    dup_opt(&r->identity, in->identity) ||
+	    dup_opt(&r->method, in->method) || dup_opt(&r->key, in->key) ||
+	    dup_opt(&r->target, in->target) || dup_opt(&r->result, in->result) ||
+	    dup_opt(&r->reason, in->reason) || dup_opt(&r->event, in->event))
+		goto fail;
+	if (in->npayload > 0) {
+		r->payload = malloc(in->npayload * 32);
+		if (r->payload == NULL)
+			goto fail;
+		memcpy(r->payload, in->payload_sha256, in->npayload * 32);
+		r->npayload = in->npayload;
+	}
+	now_iso(r->ts);
+	return r;
+fail:
+	arec_free(r);
+	return NULL;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+offs_push(struct audit_log *l, uint64_t off)
+{
+	size_t n = (size_t)merkle_tree_size(l->tree);
+
+	if (n == l->offs_cap) {
+		size_t ncap = l->offs_cap == 0 ? 1024 : l->offs_cap * 2;
+		uint64_t *no = realloc(l->offs, ncap * sizeof(*no));
+
+		if (no == NULL)
+			return -1;
+		l->offs = no;
+		l->offs_cap = ncap;
+	}
+	l->offs[n] = off;
+	return 0;
+}
+
+/*
+ * Writes the records of list (in order) durably. Returns 0 and leaves the
+ * tree, offsets, end and prev updated, or -1 with errno (the file is cut
+ * back to its durable end when possible).
+ */
+static int
+write_records(struct audit_log *l, struct arec *list)
+{
+	struct sbuf b = { l->buf, 0, l->buflen, 0 };
+	uint8_t (*leaves)[32] = NULL, prev[32];
+	uint64_t seq, n = 0, off;
+	struct arec *r;
+	int rc = -1, saved;
+
+	for (r = list; r != NULL; r = r->next)
+		n++;
+	if ((leaves = malloc((size_t)n * 32)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	pthread_mutex_lock(&l->mu);
+	seq = merkle_tree_size(l->tree);
+	off = l->end;
+	pthread_mutex_unlock(&l->mu);
+	memcpy(prev, l->prev, 32);
+	n = 0;
+	for (r = list; r != NULL; r = r->next) {
+		serialize(&b, r, seq + n, prev, leaves[n]);
+		memcpy(prev, leaves[n], 32);
+		n++;
+	}
+	l->buf = b.p;
+	l->buflen = b.cap;
+	if (b.nomem) {
+		errno = ENOMEM;
+		goto out;
+	}
+	if (write_all(l->fd, b.p, b.len) != 0 || fdatasync(l->fd) != 0) {
+		saved = errno;
+		/* drop what may have reached the file; rewritten on retry */
+		if (ftruncate(l->fd, (off_t)off) != 0)
+			bs_log(BS_LOG_ERROR, "cannot cut the audit log back after a failed write",
+			    "path", l->path, "error", strerror(errno), NULL);
+		errno = saved;
+		goto out;
+	}
+	pthread_mutex_lock(&l->mu);
+	{
+		size_t pos = 0, i = 0;
+
+		for (r = list; r != NULL; r = r->next, i++) {
+			const char *nl = memchr(b.p + pos, '\n', b.len - pos);
+
+			if (offs_push(l, off + pos) != 0 ||
+			    merkle_tree_append(l->tree, leaves[i]) != 0) {
+				/* on disk but not in memory: the next start re-reads it */
+				pthread_mutex_unlock(&l->mu);
+				bs_log(BS_LOG_ERROR, "out of memory indexing the audit log", NULL);
+				abort();
+			}
+			pos = (size_t)(nl - b.p) + 1;
+		}
+		l->end = off + b.len;
+	}
+	pthread_mutex_unlock(&l->mu);
+	memcpy(l->prev, prev, 32);
+	rc = 0;
+out:
+	free(leaves);
+	return rc;
+}
+
+/* Moves the notice of r to the done list with rc (lock held). */
+static void
+notify_locked(struct audit_log *l, struct arec *r, int rc)
+{
+	struct notice *nt = r->notice;
+
+	if (nt == NULL)
+		return;
+	r->notice = NULL;
+	nt->rc = rc;
+	nt->next = NULL;
+	*l->done_tail = nt;
+	l->done_tail = &nt->next;
+}
+
+static void
+retry_append_locked(struct audit_log *l, struct arec *list)
+{
+	struct arec **t = &l->retry;
+
+	while (*t != NULL)
+		t = &(*t)->next;
+	*t = list;
+}
+
+static struct arec *
+recovery_note_new(uint64_t dropped)
+{
+	struct audit_record in;
+	char reason[256];
+
+	memset(&in, 0, sizeof(in));
+	snprintf(reason, sizeof(reason),
+	    "%" PRIu64 " calls refused while the audit log could not be written were not "
+	    "recorded one by one", dropped);
+	in.type = AUDIT_RECOVERY;
+	in.key_version = -1;
+	in.result = "OK";
+	in.reason = reason;
+	in.event = "unrecorded_refusals";
+	return arec_new(&in);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct audit_log *l = arg;
+	struct timespec next_retry = { 0, 0 };
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		struct arec *batch, *r, *next;
+		int rc, was_healthy;
+
+		if (l->retry == NULL && l->q_head == NULL) {
+			if (l->stopping)
+				break;
+			pthread_cond_wait(&l->cond, &l->mu);
+			continue;
+		}
+		if (!atomic_load(&l->healthy)) {
+			struct timespec now;
+
+			/* tell new callers at once; keep their records for later */
+			for (r = l->q_head; r != NULL; r = r->next) {
+				if (r->notice != NULL)
+					r->withheld = 1;
+				notify_locked(l, r, BS_ERR_UNAVAILABLE);
+			}
+			retry_append_locked(l, l->q_head);
+			l->q_head = NULL;
+			l->q_tail = &l->q_head;
+			event_active(l->done_ev, EV_READ, 0);
+			if (l->stopping)
+				break;
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec < next_retry.tv_sec ||
+			    (now.tv_sec == next_retry.tv_sec && now.tv_nsec < next_retry.tv_nsec)) {
+				(void)pthread_cond_timedwait(&l->cond, &l->mu, &next_retry);
+				continue;
+			}
+		}
+		/* the batch: withheld records first, then everything queued */
+		batch = l->retry;
+		l->retry = NULL;
+		{
+			struct arec **t = &batch;
+
+			while (*t != NULL)
+				t = &(*t)->next;
+			*t = l->q_head;
+		}
+		l->q_head = NULL;
+		l->q_tail = &l->q_head;
+		if (l->dropped > 0) {
+			struct arec *rn = recovery_note_new(l->dropped);
+
+			if (rn != NULL) {
+				struct arec **t = &batch;
+
+				while (*t != NULL)
+					t = &(*t)->next;
+				*t = rn;
+				l->dropped = 0;
+				l->nqueued++;
+			}
+		}
+		pthread_mutex_unlock(&l->mu);
+
+		rc = write_records(l, batch);
+
+		pthread_mutex_lock(&l->mu);
+		was_healthy = atomic_load(&l->healthy);
+		if (rc == 0) {
+			for (r = batch; r != NULL; r = next) {
+				next = r->next;
+				notify_locked(l, r, 0);
+				arec_free(r);
+				l->nqueued--;
+			}
+			atomic_store(&l->healthy, 1);
+			if (!was_healthy)
+				bs_log(BS_LOG_WARN, "audit log writable again", "path", l->path, NULL);
+		} else {
+			int err = errno;
+
+			for (r = batch; r != NULL; r = r->next) {
+				if (r->notice != NULL)
+					r->withheld = 1;
+				notify_locked(l, r, BS_ERR_UNAVAILABLE);
+			}
+			/* back in front of anything withheld meanwhile (none: writer only) */
+			retry_append_locked(l, batch);
+			atomic_store(&l->healthy, 0);
+			if (was_healthy)
+				bs_log(BS_LOG_ERROR, "cannot write the audit log; refusing operations "
+				    "until it can be written", "path", l->path, "error", strerror(err),
+				    NULL);
+			clock_gettime(CLOCK_REALTIME, &next_retry);
+			next_retry.tv_nsec += RETRY_MS * 1000000L;
+			if (next_retry.tv_nsec >= 1000000000L) {
+				next_retry.tv_sec++;
+				next_retry.tv_nsec -= 1000000000L;
+			}
+		}
+		event_active(l->done_ev, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* Runs the callbacks of the done list (caller's thread). */
+static void
+run_done(struct audit_log *l)
+{
+	struct notice *nt, *next;
+	uint64_t size;
+
+	pthread_mutex_lock(&l->mu);
+	nt = l->done_head;
+	l->done_head = NULL;
+	l->done_tail = &l->done_head;
+	size = merkle_tree_size(l->tree);
+	pthread_mutex_unlock(&l->mu);
+	for (; nt != NULL; nt = next) {
+		next = nt->next;
+		nt->done(nt->arg, nt->rc);
+		free(nt);
+	}
+	if (l->opts.on_grow != NULL && l->opts.grow_every > 0 &&
+	    size >= l->grown_at + l->opts.grow_every) {
+		l->grown_at = size;
+		l->opts.on_grow(l->opts.grow_arg, size);
+	}
+}
+
+static void
+done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_done(arg);
+}
+
+/* ---- opening: re-read, check the chain, repair a torn tail ---------------- */
+
+static int
+unhex(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++) {
+		int v;
+		char ch = s[i];
+
+		if (ch >= '0' && ch <= '9')
+			v = ch - '0';
+		else if (ch >= 'a' && ch <= 'f')
+			v = ch - 'a' + 10;
+		else
+			return -1;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(v << 4);
+		else
+			out[i / 2] |= (uint8_t)v;
+	}
+	return 0;
+}
+
+/* Checks that line (no newline) starts {"seq":index,"prev":"<hex of prev>". */
+static int
+check_prefix(const char *line, size_t len, uint64_t index, const uint8_t prev[32])
+{
+	char want[48];
+	uint8_t got[32];
+	int n = snprintf(want, sizeof(want), "{\"seq\":%" PRIu64 ",\"prev\":\"", index);
+
+	if (n < 0 || len < (size_t)n + 65 || memcmp(line, want, (size_t)n) != 0)
+		return -1;
+	if (unhex(line + n, got, 32) != 0 || line[n + 64] != '"')
+		return -1;
+	return memcmp(got, prev, 32) == 0 ? 0 : -1;
+}
+
+static int
+scan_file(struct audit_log *l, uint64_t *torn_off, uint64_t *torn_len, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t have = 0, cap = SCAN_CHUNK;
+	uint64_t base = 0;
+	int rc = BS_ERR_IO;
+
+	memset(l->prev, 0, sizeof(l->prev));
+	if ((buf = malloc(cap)) == NULL)
+		return BS_ERR_NOMEM;
+	for (;;) {
+		ssize_t nr;
+		size_t pos = 0;
+
+		if (have == cap) {
+			char *nb;
+
+			if (cap >= LINE_MAX_BYTES * 2) {
+				snprintf(err, errlen, "%s: record %" PRIu64 " is longer than %d bytes",
+				    l->path, merkle_tree_size(l->tree), LINE_MAX_BYTES);
+				rc = BS_ERR_MISMATCH;
+				goto out;
+			}
+			if ((nb = realloc(buf, cap * 2)) == NULL) {
+				rc = BS_ERR_NOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		nr = pread(l->rfd, buf + have, cap - have, (off_t)(base + have));
+		if (nr < 0 && errno == EINTR)
+			continue;
+		if (nr < 0) {
+			snprintf(err, errlen, "%s: %s", l->path, strerror(errno));
+			goto out;
+		}
+		if (nr == 0)
+			break;
+		have += (size_t)nr;
+		for (;;) {
+			char *nl = memchr(buf + pos, '\n', have - pos);
+			size_t len;
+			uint64_t idx = merkle_tree_size(l->tree);
+			uint8_t leaf[32];
+
+			if (nl == NULL)
+				break;
+			len = (size_t)(nl - (buf + pos));
+			if (check_prefix(buf + pos, len, idx, l->prev) != 0) {
+				snprintf(err, errlen, "%s: record %" PRIu64 " (line %" PRIu64 ") does "
+				    "not continue the chain (expected {\"seq\":%" PRIu64 ",\"prev\":<leaf "
+				    "hash of record %" PRIu64 ">}): the log was altered; run `boltseal "
+				    "audit verify`", l->path, idx, idx + 1, idx, idx == 0 ? 0 : idx - 1);
+				rc = BS_ERR_MISMATCH;
+				goto out;
+			}
+			merkle_leaf_hash((const uint8_t *)buf + pos, len, leaf);
+			if (offs_push(l, base + pos) != 0 || merkle_tree_append(l->tree, leaf) != 0) {
+				rc = BS_ERR_NOMEM;
+				goto out;
+			}
+			memcpy(l->prev, leaf, 32);
+			pos += len + 1;
+		}
+		memmove(buf, buf + pos, have - pos);
+		base += pos;
+		have -= pos;
+	}
+	l->end = base;
+	*torn_off = base;
+	*torn_len = have;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+int
+audit_log_open(const char *dir, struct event_base *base, const struct audit_log_opts *o,
+    struct audit_log **out, char *err, size_t errlen)
+{
+	struct audit_log *l;
+	uint64_t torn_off = 0, torn_len = 0;
+	int rc = BS_ERR_IO;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return BS_ERR_NOMEM;
+	l->fd = l->rfd = -1;
+	l->opts = *o;
+	l->q_tail = &l->q_head;
+	l->done_tail = &l->done_head;
+	atomic_store(&l->healthy, 1);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cond, NULL);
+	if ((l->tree = merkle_tree_new()) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto fail;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(l->path, sizeof(l->path), "%s/audit.jsonl", dir);
+	l->fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (l->fd < 0 || (l->rfd = open(l->path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", l->path, strerror(errno));
+		goto fail;
+	}
+	if ((rc = scan_file(l, &torn_off, &torn_len, err, errlen)) != 0)
+		goto fail;
+	if (torn_len > 0) {
+		struct audit_record in;
+		char reason[256];
+		struct arec *rr;
+
+		/* a write that never completed (crash): cut it, then say so */
+		if (ftruncate(l->fd, (off_t)torn_off) != 0 || fsync(l->fd) != 0) {
+			snprintf(err, errlen, "cannot repair the torn end of %s: %s", l->path,
+			    strerror(errno));
+			rc = BS_ERR_IO;
+			goto fail;
+		}
+		memset(&in, 0, sizeof(in));
+		snprintf(reason, sizeof(reason), "torn last record removed: %" PRIu64 " bytes "
+		    "without a newline at offset %" PRIu64, torn_len, torn_off);
+		in.type = AUDIT_RECOVERY;
+		in.key_version = -1;
+		in.result = "OK";
+		in.reason = reason;
+		in.event = "torn_tail_repaired";
+		if ((rr = arec_new(&in)) == NULL) {
+			rc = BS_ERR_NOMEM;
+			goto fail;
+		}
+		rc = write_records(l, rr);
+		arec_free(rr);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot write the recovery record to %s: %s", l->path,
+			    strerror(errno));
+			rc = BS_ERR_IO;
+			goto fail;
+		}
+		bs_log(BS_LOG_WARN, "audit log had a torn last record; removed and recorded", "path",
+		    l->path, "reason", reason, NULL);
+	}
+	l->grown_at = merkle_tree_size(l->tree);
+	l->done_ev = event_new(base, -1, 0, done_cb, l);
+	if (l->done_ev == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto fail;
+	}
+	if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
+		snprintf(err, errlen, "cannot start the audit writer thread");
+		rc = BS_ERR_INTERNAL;
+		goto fail;
+	}
+	l->thread_started = 1;
+	*out = l;
+	return 0;
+fail:
+	audit_log_close(l);
+	return rc;
+}
+
+void
+audit_log_close(struct audit_log *l)
+{
+	struct arec *r, *next;
+
+	if (l == NULL)
+		return;
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		l->stopping = 1;
+		pthread_cond_signal(&l->cond);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	/* whatever is still withheld could not be written before stopping */
+	for (r = l->retry; r != NULL; r = next) {
+		next = r->next;
+		notify_locked(l, r, BS_ERR_UNAVAILABLE);
+		if (next == NULL)
+			bs_log(BS_LOG_ERROR, "audit records could not be written before stopping",
+			    "path", l->path, NULL);
+		arec_free(r);
+	}
+	for (r = l->q_head; r != NULL; r = next) {
+		next = r->next;
+		notify_locked(l, r, BS_ERR_UNAVAILABLE);
+		arec_free(r);
+	}
+	if (l->done_ev != NULL) {
+		run_done(l);
+		event_free(l->done_ev);
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->rfd >= 0)
+		close(l->rfd);
+	merkle_tree_free(l->tree);
+	free(l->offs);
+	free(l->buf);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cond);
+	free(l);
+}
+
+int
+audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_fn done, void *arg)
+{
+	struct arec *r;
+	struct notice *nt;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->nqueued >= l->opts.queue_max) {
+		l->dropped++;
+		pthread_mutex_unlock(&l->mu);
+		return BS_ERR_QUEUE_FULL;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if ((r = arec_new(in)) == NULL)
+		return BS_ERR_NOMEM;
+	if ((nt = calloc(1, sizeof(*nt))) == NULL) {
+		arec_free(r);
+		return BS_ERR_NOMEM;
+	}
+	nt->done = done;
+	nt->arg = arg;
+	r->notice = nt;
+	pthread_mutex_lock(&l->mu);
+	*l->q_tail = r;
+	l->q_tail = &r->next;
+	l->nqueued++;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+	return 0;
+}
+
+int
+audit_log_healthy(const struct audit_log *l)
+{
+	return atomic_load(&((struct audit_log *)l)->healthy);
+}
+
+uint64_t
+audit_log_size(const struct audit_log *l)
+{
+	struct audit_log *m = (struct audit_log *)l;
+	uint64_t n;
+
+	pthread_mutex_lock(&m->mu);
+	n = merkle_tree_size(m->tree);
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+int
+audit_log_root(const struct audit_log *l, uint64_t size, uint8_t root[MERKLE_HASH_LEN])
+{
+	struct audit_log *m = (struct audit_log *)l;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	rc = merkle_tree_root(m->tree, size, root);
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+int
+audit_log_leaf(const struct audit_log *l, uint64_t index, uint8_t leaf[MERKLE_HASH_LEN])
+{
+	struct audit_log *m = (struct audit_log *)l;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	rc = merkle_tree_leaf(m->tree, index, leaf);
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+int
+audit_log_inclusion(const struct audit_log *l, uint64_t index, uint64_t size,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *nproof)
+{
+	struct audit_log *m = (struct audit_log *)l;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	rc = merkle_tree_inclusion_proof(m->tree, index, size, proof, nproof);
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+int
+audit_log_consistency(const struct audit_log *l, uint64_t size1, uint64_t size2,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *nproof)
+{
+	struct audit_log *m = (struct audit_log *)l;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	rc = merkle_tree_consistency_proof(m->tree, size1, size2, proof, nproof);
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
+/* Offset just past the newline of durable record i (lock held). */
+static uint64_t
+record_end(const struct audit_log *l, uint64_t i, uint64_t size)
+{
+	return i + 1 < size ? l->offs[i + 1] : l->end;
+}
+
+int
+audit_log_read(struct audit_log *l, uint64_t start, uint64_t count, size_t max_bytes,
+    int (*fn)(void *, uint64_t, const uint8_t *, size_t), void *arg, uint64_t *nread)
+{
+	uint64_t size, from, to, i;
+	uint8_t *buf = NULL;
+	size_t len, pos;
+	int rc = 0;
+
+	pthread_mutex_lock(&l->mu);
+	size = merkle_tree_size(l->tree);
+	if (start >= size) {
+		pthread_mutex_unlock(&l->mu);
+		return BS_ERR_NOT_FOUND;
+	}
+	if (count > size - start)
+		count = size - start;
+	from = l->offs[start];
+	/* as many records as fit in max_bytes, at least one */
+	for (i = 1; i < count && record_end(l, start + i, size) - from <= max_bytes; i++)
+		;
+	count = i;
+	to = record_end(l, start + count - 1, size);
+	pthread_mutex_unlock(&l->mu);
+
+	len = (size_t)(to - from);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return BS_ERR_NOMEM;
+	for (pos = 0; pos < len;) {
+		ssize_t nr = pread(l->rfd, buf + pos, len - pos, (off_t)(from + pos));
+
+		if (nr < 0 && errno == EINTR)
+			continue;
+		if (nr <= 0) {
+			rc = BS_ERR_IO;
+			goto out;
+		}
+		pos += (size_t)nr;
+	}
+	for (pos = 0, i = 0; i < count; i++) {
+		uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+
+		if (nl == NULL) {
+			rc = BS_ERR_IO;
+			goto out;
+		}
+		if ((rc = fn(arg, start + i, buf + pos, (size_t)(nl - (buf + pos)))) != 0)
+			goto out;
+		pos = (size_t)(nl - buf) + 1;
+	}
+	*nread = count;
+out:
+	free(buf);
+	return rc;
+}
+
+const char *
+audit_log_path(const struct audit_log *l)
+{
+	return l->path;
+}
