@@ -169,15 +169,15 @@ struct seed {
  * ListKeys and the AuditService methods name no key; the others name .key.
  */
 static const struct seed seeds[] = {
-	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256",
+	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
 	    "010011110000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
 	    "010011000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256", "010011000000" },
-	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256",
+	    "ecdsa-p256-sha256", "010011000000" },
+	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
 	    "010010000000" },
-	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256",
+	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
 	    "111110000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
 	    "010010001111" },
@@ -202,11 +202,11 @@ struct extra {
 
 static const struct extra extras[] = {
 	/* ci-signer: no RSA for signing, but reading an RSA key is fine. */
-	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "ota-fw", "ota", "rsa-3072-pss", NULL, 0 },
-	{ "spiffe://fleet.example/ci/ota-release", KS "SignBatch", "ci-x", "generic", "rsa-3072-pss", NULL, 0 },
+	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "ota-fw", "ota", "rsa-3072-pss-sha256", NULL, 0 },
+	{ "spiffe://fleet.example/ci/ota-release", KS "SignBatch", "ci-x", "generic", "rsa-3072-pss-sha256", NULL, 0 },
 	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "ci-build", "generic", "ed25519", NULL, 1 },
 	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "ota-fw", "ota", NULL, NULL, 0 },
-	{ "spiffe://fleet.example/ci/ota-release", KS "Verify", "ota-fw", "ota", "rsa-3072-pss", NULL, 1 },
+	{ "spiffe://fleet.example/ci/ota-release", KS "Verify", "ota-fw", "ota", "rsa-3072-pss-sha256", NULL, 1 },
 	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "prod-x", "ota", "ed25519", NULL, 0 },
 	{ "spiffe://fleet.example/ci/ota-release", KS "Sign", "ota-fw", "command", "ed25519", NULL, 0 },
 	{ "spiffe://fleet.example/ci/ota-release", KS "GetKey", "ota-fw", "audit", "ed25519", NULL, 0 },
@@ -216,7 +216,7 @@ static const struct extra extras[] = {
 	{ "spiffe://fleet.example/log/ota-log", KS "Sign", "log-x", "generic", "ed25519", NULL, 1 },
 	{ "spiffe://fleet.example/log/ota-log", KS "Sign", "log-x", "command", "ed25519", NULL, 0 },
 	{ "spiffe://fleet.example/svc/dispatch", KS "Sign", "log-x", "checkpoint", "ed25519", NULL, 0 },
-	{ "spiffe://fleet.example/svc/dispatch", KS "Sign", "cmd-x", "generic", "rsa-3072-pss", NULL, 1 },
+	{ "spiffe://fleet.example/svc/dispatch", KS "Sign", "cmd-x", "generic", "rsa-3072-pss-sha256", NULL, 1 },
 	/* Every gateway certificate maps to the gateways principal. */
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "envelope", NULL, NULL, 1 },
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "generic", NULL, NULL, 0 },
@@ -450,10 +450,10 @@ test_condition_operators(void **state)
 		{ "request.format != \"raw\"", "request.format", "der", 1 },
 		{ "request.format != \"raw\"", "request.format", "raw", 0 },
 		{ "request.format != \"raw\"", NULL, NULL, 0 },
-		{ "key.algorithm in [\"ecdsa-p256\", \"ed25519\"]", "key.algorithm", "ed25519", 1 },
-		{ "key.algorithm in [\"ecdsa-p256\", \"ed25519\"]", "key.algorithm", "ecdsa-p256", 1 },
-		{ "key.algorithm in [\"ecdsa-p256\", \"ed25519\"]", "key.algorithm", "rsa-3072-pss", 0 },
-		{ "key.algorithm in [\"ecdsa-p256\", \"ed25519\"]", NULL, NULL, 0 },
+		{ "key.algorithm in [\"ecdsa-p256-sha256\", \"ed25519\"]", "key.algorithm", "ed25519", 1 },
+		{ "key.algorithm in [\"ecdsa-p256-sha256\", \"ed25519\"]", "key.algorithm", "ecdsa-p256-sha256", 1 },
+		{ "key.algorithm in [\"ecdsa-p256-sha256\", \"ed25519\"]", "key.algorithm", "rsa-3072-pss-sha256", 0 },
+		{ "key.algorithm in [\"ecdsa-p256-sha256\", \"ed25519\"]", NULL, NULL, 0 },
 		{ "key.algorithm in [\"ed25519\"]", "key.algorithm", "ed25519", 1 },
 		{ "key.algorithm in[\"a\",\"b\"]", "key.algorithm", "b", 1 },
 		{ "request.origin matches \"eu-*\"", "request.origin", "eu-west-1", 1 },
