@@ -402,3 +402,51 @@ def openssl_verify(alg, spki_der, data, is_digest, sig, raw=False):
             assert "Signature Verified Successfully" in out, out
             return True
         return False
+
+
+# --- issue 3 helpers ------------------------------------------------------------
+
+def audit_path(state_dir):
+    return os.path.join(state_dir, "audit", "audit.jsonl")
+
+
+def audit_records(state_dir):
+    """The daemon's audit log (<state_dir>/audit/audit.jsonl), parsed: one
+    dict per complete line. Read it after the call returned: a record is
+    durable before its response is sent."""
+    try:
+        with open(audit_path(state_dir), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in data.split(b"\n")[:-1] if line]
+
+
+def wait_log(daemon, pred, after=0, timeout=10.0):
+    """Waits for a JSON log record of daemon with pred(record) true among
+    the records from index after on; returns it. Raises with the log tail."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for rec in daemon.log_records()[after:]:
+            if pred(rec):
+                return rec
+        if daemon.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError("no matching log record after %.0f s; log tail:\n%s"
+                         % (timeout, daemon.log_tail()))
+
+
+def sighup(daemon, timeout=10.0):
+    """Sends SIGHUP and waits for the daemon's verdict; returns the log
+    record ("reloaded TLS material and policy" or "reload failed; ...")."""
+    n = len(daemon.log_records())
+    daemon.proc.send_signal(signal.SIGHUP)
+    return wait_log(daemon, lambda r: str(r.get("msg", "")).startswith(
+        ("reloaded TLS material", "reload failed")), after=n, timeout=timeout)
+
+
+def local_channel(port, ca, cert, key):
+    """make_channel with a subchannel of its own: a new TLS handshake, never
+    a connection another channel of this process already holds."""
+    return make_channel(port, ca, cert, key, options=[("grpc.use_local_subchannel_pool", 1)])
