@@ -654,6 +654,7 @@ static struct rpc_call *
 call_new(struct conn *c, int32_t stream_id)
 {
 	struct server *s = c->srv;
+	const struct policy_principal *pr;
 	struct rpc_call *call;
 
 	call = calloc(1, sizeof(*call));
@@ -666,6 +667,10 @@ call_new(struct conn *c, int32_t stream_id)
 	call->audit_version = -1;
 	memcpy(call->identity, c->identity, sizeof(call->identity));
 	memcpy(call->cert_sha256, c->cert_sha256, sizeof(call->cert_sha256));
+	/* for the records of calls refused before admission (unknown method...) */
+	if (s->svc->policy != NULL &&
+	    (pr = policy_map(s->svc->policy, call->identity, call->cert_sha256)) != NULL)
+		snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
 	clock_gettime(CLOCK_MONOTONIC, &call->start);
 	snprintf(call->request_id, sizeof(call->request_id), "%08" PRIx32 "%08" PRIx64, s->boot_id,
 	    ++s->next_id);
@@ -753,6 +758,7 @@ call_admit(struct rpc_call *call)
 	}
 	pr = svc->policy != NULL ? policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
 	if (pr == NULL) {
+		call->principal[0] = '\0';
 		for (size_t i = 0; i < 32; i++)
 			snprintf(sha + 2 * i, 3, "%02x", call->cert_sha256[i]);
 		snprintf(reason, sizeof(reason), "certificate %s (URI SAN %.300s) maps to no principal",

@@ -450,3 +450,29 @@ def local_channel(port, ca, cert, key):
     """make_channel with a subchannel of its own: a new TLS handshake, never
     a connection another channel of this process already holds."""
     return make_channel(port, ca, cert, key, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def load_audit_pb(outdir):
+    """protoc for boltseal/v1/audit.proto into outdir; returns the loaded
+    audit_pb2 module (loaded by path, like generate_stubs)."""
+    os.makedirs(outdir, exist_ok=True)
+    run(["protoc", "--python_out=" + outdir, "-I" + os.path.join(SRCDIR, "proto"),
+         "boltseal/v1/audit.proto"])
+    return _load_module("bs_it_audit_pb2_" + str(abs(hash(outdir))),
+                        os.path.join(outdir, "boltseal", "v1", "audit_pb2.py"))
+
+
+AUDIT_METHODS = {
+    "GetCheckpoint": ("GetCheckpointRequest", "GetCheckpointResponse"),
+    "GetInclusionProof": ("GetInclusionProofRequest", "GetInclusionProofResponse"),
+    "GetConsistencyProof": ("GetConsistencyProofRequest", "GetConsistencyProofResponse"),
+    "ReadRecords": ("ReadRecordsRequest", "ReadRecordsResponse"),
+}
+
+
+def audit_callables(channel, apb):
+    """{method name: unary callable} of boltseal.v1.AuditService on channel."""
+    return {m: channel.unary_unary("/boltseal.v1.AuditService/" + m,
+                                   request_serializer=getattr(apb, req).SerializeToString,
+                                   response_deserializer=getattr(apb, resp).FromString)
+            for m, (req, resp) in AUDIT_METHODS.items()}
