@@ -216,6 +216,8 @@ struct checkpointer {
 	char key_name[CATALOG_NAME_MAX + 1];
 	struct event *timer;
 	int busy;                      /* a signing job is in flight */
+	void (*flushed)(void *);       /* checkpointer_flush() waiting */
+	void *flushed_arg;
 	int again;                     /* a poke arrived while busy */
 	int stopped;
 	uint64_t latest_size;
@@ -307,9 +309,15 @@ sign_done(struct hsm_job *job)
 		    j->what != NULL ? j->what : "?", "error", bs_strerror(j->rc), NULL);
 	}
 	free(j);
-	if (cp->again && !cp->stopped) {
+	if ((cp->again || cp->flushed != NULL) && !cp->stopped) {
 		cp->again = 0;
 		cp_start(cp);
+	}
+	if (cp->flushed != NULL && !cp->busy) {
+		void (*fn)(void *) = cp->flushed;
+
+		cp->flushed = NULL;
+		fn(cp->flushed_arg);
 	}
 }
 
@@ -397,6 +405,19 @@ void
 checkpointer_poke(struct checkpointer *cp)
 {
 	cp_start(cp);
+}
+
+void
+checkpointer_flush(struct checkpointer *cp, void (*fn)(void *arg), void *arg)
+{
+	cp->flushed = fn;
+	cp->flushed_arg = arg;
+	cp_start(cp);
+	if (!cp->busy) {
+		/* nothing to sign, or it could not be queued */
+		cp->flushed = NULL;
+		fn(arg);
+	}
 }
 
 /*

@@ -66,6 +66,13 @@ int checkpointer_new(struct event_base *base, struct hsm_pool *pool, struct cata
 void checkpointer_poke(struct checkpointer *cp);
 
 /*
+ * Signs a checkpoint over every durable record, then calls fn(arg) (also
+ * when there is nothing new to sign or signing failed: at shutdown, so the
+ * stop record is covered and no unsigned tail is left behind).
+ */
+void checkpointer_flush(struct checkpointer *cp, void (*fn)(void *arg), void *arg);
+
+/*
  * The latest checkpoint (borrowed until the next loop iteration): its note,
  * tree size, and the vkey ("<name>+<hash>+<b64>") of the key that signed
  * it. BS_ERR_NOT_FOUND before the first.

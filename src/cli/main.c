@@ -2,12 +2,14 @@
  * main.c - `boltseal`, the command-line client of boltsealed.
  *
  * One subcommand per RPC of boltseal.v1.KeyService plus `health`
- * (grpc.health.v1.Health/Check). Connection settings come from flags, then
- * BOLTSEAL_* environment variables, then a "key = value" config file, then
- * built-in defaults (first found wins). Output is human-readable by default,
- * or one JSON object with --json (bytes as base64). Errors go to stderr as
- * "boltseal: CMD: MESSAGE". Exit codes: 0 ok, 1 negative answer (signature
- * invalid, service not serving), 2 usage error, 3 connection/TLS/protocol
+ * (grpc.health.v1.Health/Check), and `audit verify`, which checks an audit
+ * directory offline (no server, no connection settings). Connection
+ * settings come from flags, then BOLTSEAL_* environment variables, then a
+ * "key = value" config file, then built-in defaults (first found wins).
+ * Output is human-readable by default, or one JSON object with --json
+ * (bytes as base64). Errors go to stderr as "boltseal: CMD: MESSAGE". Exit
+ * codes: 0 ok, 1 negative answer (signature invalid, service not serving,
+ * audit log failed verification), 2 usage error, 3 connection/TLS/protocol
  * error, 4 the server answered a non-OK gRPC status. See docs/cli.md.
  */
 #define _GNU_SOURCE  /* memmem */
@@ -28,9 +30,11 @@
 #include <openssl/x509.h>
 
 #include "build_config.h"
+#include "audit/audit_verify.h"
 #include "boltseal/client.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "formats/signed_note.h"
 #include "formats/sigverify.h"
 #include "net/grpc_status.h"
 
@@ -1419,6 +1423,104 @@ cmd_health(struct ctx *x, struct args *a)
 	return ret;
 }
 
+/*
+ * `audit verify`: verifies AUDITDIR/audit.jsonl and AUDITDIR/checkpoints
+ * offline against the verifier key (--vkey, --vkey-file, or AUDITDIR/vkey)
+ * with audit_verify_dir. Exit 0 valid, 1 verification failed (the first bad
+ * record or checkpoint is named), 2 usage error or unreadable input.
+ */
+static int
+cmd_audit(struct ctx *x, struct args *a)
+{
+	const char *dir = arg(a, "dir"), *vk = arg(a, "vkey"), *vkf = arg(a, "vkey-file");
+	struct audit_verify_report rep;
+	struct note_verifier v;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char path[4096], where[64];
+	int ret;
+
+	if (strcmp(a->pos[0], "verify") != 0)
+		return usage_error(x->cmd, "unknown audit command '%s' (expected 'verify')",
+		    a->pos[0]);
+	x->cmd = "audit verify";
+	if (dir == NULL || dir[0] == '\0')
+		return usage_error(x->cmd, "--dir AUDITDIR is required");
+	if (vk != NULL && vkf != NULL)
+		return usage_error(x->cmd, "give at most one of --vkey, --vkey-file");
+	if (vk == NULL) {
+		if (vkf == NULL) {
+			if ((size_t)snprintf(path, sizeof(path), "%s/vkey", dir) >= sizeof(path))
+				return usage_error(x->cmd, "--dir: path too long");
+			vkf = path;
+		}
+		if (read_file(x->cmd, vkf, NOTE_VKEY_PARSE_MAX + 2, &buf, &len) != 0)
+			return EXIT_USAGE;
+		/* the daemon writes the vkey followed by one newline */
+		if (len > 0 && buf[len - 1] == '\n')
+			buf[--len] = '\0';
+		if (len > 0 && buf[len - 1] == '\r')
+			buf[--len] = '\0';
+		if (memchr(buf, '\0', len) != NULL) {
+			ret = usage_error(x->cmd, "%s: not a verifier key", vkf);
+			goto out;
+		}
+		vk = (const char *)buf;
+	}
+	if (note_vkey_parse(vk, &v) != 0) {
+		ret = usage_error(x->cmd, "%s is not a valid Ed25519 verifier key "
+		    "(NAME+HASH+BASE64)", vkf != NULL ? vkf : "--vkey");
+		goto out;
+	}
+	if (audit_verify_dir(dir, &v, &rep) != 0) {
+		errx_msg(x->cmd, "cannot verify: %s", rep.error);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	where[0] = '\0';
+	if (!rep.ok && rep.first_bad_record >= 0)
+		snprintf(where, sizeof(where), "record %lld", (long long)rep.first_bad_record);
+	else if (!rep.ok)
+		snprintf(where, sizeof(where), "checkpoint %llu",
+		    (unsigned long long)rep.bad_checkpoint);
+	if (x->json) {
+		/* exactly these five members (docs/cli.md); the location is in "error" */
+		printf("{\"ok\":%s,\"records\":%llu,\"checkpoints\":%zu,\"first_bad_record\":",
+		    rep.ok ? "true" : "false", (unsigned long long)rep.records, rep.checkpoints);
+		if (rep.first_bad_record >= 0)
+			printf("%lld", (long long)rep.first_bad_record);
+		else
+			fputs("null", stdout);
+		fputs(",\"error\":", stdout);
+		if (rep.ok) {
+			fputs("null", stdout);
+		} else {
+			char msg[sizeof(where) + sizeof(rep.error) + 2];
+
+			snprintf(msg, sizeof(msg), "%s: %s", where, rep.error);
+			json_cstr(msg);
+		}
+		fputs("}\n", stdout);
+	} else if (rep.ok) {
+		printf("audit verify: OK: %llu records, %zu checkpoints, latest checkpoint covers "
+		    "%llu\n", (unsigned long long)rep.records, rep.checkpoints,
+		    (unsigned long long)rep.latest_size);
+		if (rep.latest_size < rep.records)
+			fprintf(stderr, "%s: %s: note: records %llu to %llu are not covered by a "
+			    "checkpoint yet; only the hash chain protects them\n", progname, x->cmd,
+			    (unsigned long long)rep.latest_size,
+			    (unsigned long long)rep.records - 1);
+	} else {
+		printf("audit verify: FAILED at %s: ", where);
+		put_safe(stdout, rep.error);
+		putchar('\n');
+	}
+	ret = rep.ok ? EXIT_OK : EXIT_NEGATIVE;
+out:
+	free(buf);
+	return ret;
+}
+
 static const struct opt no_opts[] = { { NULL, 0 } };
 static const struct opt create_opts[] = {
 	{ "alg", OPT_VALUE }, { "purpose", OPT_VALUE }, { NULL, 0 } };
@@ -1433,6 +1535,8 @@ static const struct opt verify_opts[] = {
 	{ "message", OPT_VALUE }, { "message-file", OPT_VALUE }, { "digest", OPT_VALUE },
 	{ "raw", OPT_FLAG }, { "signature", OPT_VALUE }, { "signature-file", OPT_VALUE },
 	{ "public-key-file", OPT_VALUE }, { "version", OPT_VALUE }, { NULL, 0 } };
+static const struct opt audit_opts[] = {
+	{ "dir", OPT_VALUE }, { "vkey", OPT_VALUE }, { "vkey-file", OPT_VALUE }, { NULL, 0 } };
 static const struct opt batch_opts[] = {
 	{ "digests-file", OPT_VALUE }, { "message-file", OPT_MULTI }, { "raw", OPT_FLAG },
 	{ NULL, 0 } };
@@ -1457,6 +1561,9 @@ static const struct command commands[] = {
 	{ "sign-batch", cmd_sign_batch, batch_opts, 1, 1,
 	  "sign-batch NAME (--digests-file FILE | --message-file FILE...) [--raw]" },
 	{ "health", cmd_health, no_opts, 0, 1, "health [SERVICE]" },
+	{ "audit", cmd_audit, audit_opts, 1, 1,
+	  "audit verify --dir AUDITDIR [--vkey VKEY | --vkey-file FILE]\n"
+	  "       (offline; default key file AUDITDIR/vkey)" },
 	{ NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -1483,7 +1590,8 @@ usage(FILE *f)
 	for (c = commands; c->name != NULL; c++)
 		fprintf(f, "  %s\n", c->usage);
 	fprintf(f,
-	    "\nExit status: 0 ok, 1 signature invalid / not serving, 2 usage error,\n"
+	    "\nExit status: 0 ok, 1 signature invalid / not serving / audit verify failed,\n"
+	    "2 usage error or unreadable input,\n"
 	    "3 connection, TLS or protocol error, 4 the server returned an error status.\n"
 	    "See docs/cli.md.\n");
 }
@@ -1599,6 +1707,8 @@ main(int argc, char **argv)
 		goto out;
 	if (a.json)
 		x.json = 1;
+	if (c->run == cmd_audit)
+		goto run;       /* offline: no connection settings */
 
 	/* settings: flags, then environment, then config file, then defaults */
 	x.s = flags;
@@ -1630,6 +1740,7 @@ main(int argc, char **argv)
 		ret = usage_error(NULL, "a client key was given without a client certificate");
 		goto out;
 	}
+run:
 	ret = c->run(&x, &a);
 	if (fflush(stdout) != 0 && ret == EXIT_OK) {
 		errx_msg(x.cmd, "write error on standard output");

@@ -154,13 +154,25 @@ usage(FILE *f)
 }
 
 static void
+final_checkpoint_done(void *arg)
+{
+	struct daemon *d = arg;
+
+	event_base_loopbreak(d->base);
+}
+
+static void
 stop_logged(void *arg, int rc)
 {
 	struct daemon *d = arg;
 
 	if (rc != 0)
 		bs_log(BS_LOG_ERROR, "cannot write the stop record to the audit log", NULL);
-	event_base_loopbreak(d->base);
+	/* a last checkpoint over everything, the stop record included */
+	if (d->svc.checkpointer != NULL && rc == 0)
+		checkpointer_flush(d->svc.checkpointer, final_checkpoint_done, d);
+	else
+		event_base_loopbreak(d->base);
 }
 
 static void

@@ -263,7 +263,7 @@ def parse_vkey(vkey):
     """(name, keyid bytes, pub32) of an Ed25519 vkey "<name>+<hex8>+<b64>",
     asserting that the key hash matches SHA-256(name||"\\n"||0x01||pub)[:4]."""
     vkey = vkey.strip()
-    name, keyhash, b64 = vkey.split("+")
+    name, keyhash, b64 = vkey.split("+", 2)
     raw = base64.b64decode(b64, validate=True)
     assert len(raw) == 33 and raw[0] == 0x01, "not an Ed25519 vkey: %r" % vkey
     pub = raw[1:]
@@ -291,7 +291,10 @@ def py_verify_note(note, vkey):
     """True iff a signature line of vkey's name and key id verifies (Ed25519,
     python3-cryptography) over the note text."""
     name, kid, pub = parse_vkey(vkey)
-    text, sigs = split_note(note)
+    try:
+        text, sigs = split_note(note)
+    except (AssertionError, ValueError, UnicodeDecodeError):
+        return False        # malformed
     key = ed25519.Ed25519PublicKey.from_public_bytes(pub)
     ok = False
     for n, sig in sigs:

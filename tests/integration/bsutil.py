@@ -476,3 +476,18 @@ def audit_callables(channel, apb):
                                    request_serializer=getattr(apb, req).SerializeToString,
                                    response_deserializer=getattr(apb, resp).FromString)
             for m, (req, resp) in AUDIT_METHODS.items()}
+
+
+def wait_audit(state_dir, pred, count=1, timeout=10.0):
+    """Waits until at least count audit records satisfy pred; returns them.
+    For records the daemon writes on its own (reload, start, stop), which
+    need not be durable yet when their log line appears."""
+    end = time.monotonic() + timeout
+    while True:
+        recs = [r for r in audit_records(state_dir) if pred(r)]
+        if len(recs) >= count or time.monotonic() >= end:
+            break
+        time.sleep(0.05)
+    assert len(recs) >= count, "%d audit record(s) match, wanted %d: %r" % (
+        len(recs), count, recs)
+    return recs

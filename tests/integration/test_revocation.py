@@ -1,0 +1,375 @@
+# test_revocation.py - revocation, reload and fail-closed behaviour of
+# boltsealed (issue 3): a client revoked by a new CRL is refused on its next
+# handshake after SIGHUP while a connection made before the reload keeps
+# working; a CRL that is missing or expired makes the daemon refuse the
+# clients it covers, log which CRL, and answer Health NOT_SERVING (seen by
+# the client of a second CA whose CRL is fine); a missing CRL file at start
+# refuses the start; `boltsealed -n` reports policy errors with their line;
+# a reload with a broken policy (or a vanished CRL) keeps the previous set,
+# logs and audits why, and a fixed policy applies on the next SIGHUP.
+#
+# Each test runs its own boltsealed (conftest's second_daemon) with CRLs
+# written by pkitool or scripts/revoke on a copy of the session PKI, so the
+# session daemon's files are never touched.
+
+import json
+import os
+import shutil
+
+import grpc
+
+import bsutil
+import pkitool
+
+CI_URI = "spiffe://fleet.example/ci/ota-release"
+
+
+def client(sd, env, cert, key):
+    """A Client over a channel with its own subchannel (a new handshake)."""
+    ch = bsutil.local_channel(sd.port, env.ca, cert, key)
+    return bsutil.Client(ch, env.stubs)
+
+
+def assert_refused_at_connect(sd, env, cert, key):
+    c = client(sd, env, cert, key)
+    try:
+        e = bsutil.rpc_error(c.ListKeys, env.stubs.pb.ListKeysRequest(), timeout=10)
+        assert e.code() == grpc.StatusCode.UNAVAILABLE, (e.code(), e.details())
+    finally:
+        c.close()
+
+
+def assert_works(sd, env, cert, key):
+    c = client(sd, env, cert, key)
+    try:
+        c.ListKeys(env.stubs.pb.ListKeysRequest(), timeout=15)
+    finally:
+        c.close()
+
+
+def health(c, hpb):
+    return c.HealthCheck(hpb.HealthCheckRequest(), timeout=15).status
+
+
+def wait_tls_failure(daemon, verify_result, after):
+    """The daemon's log line for a refused handshake, with its verify result."""
+    return bsutil.wait_log(daemon, lambda r: r.get("msg") == "TLS handshake failed" and
+                           r.get("verify_result") == verify_result, after=after)
+
+
+def reload_records(sd, result, count=0):
+    """The audit log's "reload" records with result; waits (bounded) until
+    there are at least count of them: the daemon logs its reload verdict
+    before the record is durable."""
+    return bsutil.wait_audit(sd.state_dir, lambda r: r["type"] == "reload" and
+                             r["result"] == result, count=count)
+
+
+def test_revoked_client_refused_after_sighup_live_connection_survives(env, second_daemon):
+    sd = second_daemon("revoke")
+    # a copy of the PKI (with its openssl ca database) for scripts/revoke
+    pki = os.path.join(sd.dir, "pki")
+    shutil.copytree(env.pki, pki)
+    victim = pkitool.mint_client(pkitool.dev_ca(pki), os.path.join(sd.dir, "certs"),
+                                 "victim", CI_URI)
+    sd.settings["tls_client_ca"] = os.path.join(pki, "ca.pem")
+    sd.settings["tls_crl"] = os.path.join(pki, "crl.pem")
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+    pb, hpb = env.stubs.pb, env.stubs.hpb
+
+    live = client(sd, env, *victim)
+    try:
+        live.ListKeys(pb.ListKeysRequest(), timeout=15)
+        assert_works(sd, env, *victim)
+
+        bsutil.run([os.path.join(bsutil.SCRIPTS_DIR, "revoke"), pki, victim[0]])
+        serial = pkitool.cert_serial(victim[0])
+        crl = pkitool.x509.load_pem_x509_crl(bsutil.read(os.path.join(pki, "crl.pem")))
+        assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+        n = len(d.log_records())
+        rec = bsutil.sighup(d)
+        assert rec["msg"] == "reloaded TLS material and policy", rec
+        assert len(reload_records(sd, "OK", 1)) == 1
+
+        # the connection made before the reload keeps working, for new calls
+        for _ in range(3):
+            live.ListKeys(pb.ListKeysRequest(), timeout=15)
+        assert health(live, hpb) == hpb.HealthCheckResponse.SERVING
+        # a new handshake with the revoked certificate is refused ...
+        assert_refused_at_connect(sd, env, *victim)
+        wait_tls_failure(d, "certificate revoked", n)
+        # ... and other clients of the same CA still get in
+        assert_works(sd, env, *env.client_files("ci-ota-release"))
+        live.ListKeys(pb.ListKeysRequest(), timeout=15)
+    finally:
+        live.close()
+    assert d.proc.poll() is None
+
+
+def test_crl_missing_or_expired_fails_closed(env, second_daemon):
+    """Client CA bundle = dev CA + a second CA. Only the second CA has a
+    (fresh) CRL: dev clients are refused, the second CA's client gets in and
+    sees NOT_SERVING. Then an expired dev CRL: the same, and the log names
+    that CRL file. Then a fresh dev CRL: everything serves again."""
+    sd = second_daemon("crlfail")
+    pb, hpb = env.stubs.pb, env.stubs.hpb
+    dev, other = pkitool.dev_ca(env.pki), pkitool.other_ca(env.pki)
+    bundle = os.path.join(sd.dir, "client-cas.pem")
+    with open(bundle, "wb") as f:
+        f.write(bsutil.read(dev.cert_path) + bsutil.read(other.cert_path))
+    crldir = os.path.join(sd.dir, "crls")
+    os.makedirs(crldir)
+    pkitool.mint_crl(other, os.path.join(crldir, "other.pem"))
+    sd.settings["tls_client_ca"] = bundle
+    sd.settings["tls_crl"] = crldir
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+
+    dev_client = env.client_files("ci-ota-release")
+    other_client = env.bad_files("other-ca-client")
+    dev_cn = dev.cert.subject.get_attributes_for_oid(
+        pkitool.x509.NameOID.COMMON_NAME)[0].value
+
+    # 1. no CRL for the dev CA
+    rec = bsutil.wait_log(d, lambda r: str(r.get("msg", "")).startswith(
+        "revocation data missing or stale"))
+    assert rec["level"] == "error"
+    assert rec["problem"].startswith("no CRL for CA "), rec
+    assert dev_cn in rec["problem"], rec
+    n = len(d.log_records())
+    assert_refused_at_connect(sd, env, *dev_client)
+    wait_tls_failure(d, "unable to get certificate CRL", n)
+    oc = client(sd, env, *other_client)
+    try:
+        assert health(oc, hpb) == hpb.HealthCheckResponse.NOT_SERVING
+
+        # 2. an expired dev CRL
+        expired = os.path.join(crldir, "dev.pem")
+        last, nxt = pkitool.expired_times()
+        pkitool.mint_crl(dev, expired, last_update=last, next_update=nxt)
+        n = len(d.log_records())
+        rec = bsutil.sighup(d)
+        assert rec["msg"] == "reloaded TLS material and policy", rec
+        rec = bsutil.wait_log(d, lambda r: str(r.get("msg", "")).startswith(
+            "revocation data missing or stale"), after=n)
+        assert "CRL %s " % expired in rec["problem"], rec
+        assert "expired at" in rec["problem"], rec
+        assert dev_cn in rec["problem"], rec
+        ok = reload_records(sd, "OK", 1)
+        assert "revocation data not ready" in ok[-1]["reason"], ok
+        n = len(d.log_records())
+        assert_refused_at_connect(sd, env, *dev_client)
+        wait_tls_failure(d, "CRL has expired", n)
+        assert health(oc, hpb) == hpb.HealthCheckResponse.NOT_SERVING
+        oc2 = client(sd, env, *other_client)
+        try:
+            assert health(oc2, hpb) == hpb.HealthCheckResponse.NOT_SERVING
+        finally:
+            oc2.close()
+
+        # 3. a fresh dev CRL: serving again
+        pkitool.mint_crl(dev, expired)
+        n = len(d.log_records())
+        rec = bsutil.sighup(d)
+        assert rec["msg"] == "reloaded TLS material and policy", rec
+        bsutil.wait_log(d, lambda r: r.get("msg") == "revocation data current again", after=n)
+        assert health(oc, hpb) == hpb.HealthCheckResponse.SERVING
+        assert_works(sd, env, *dev_client)
+        dc = client(sd, env, *dev_client)
+        try:
+            assert health(dc, hpb) == hpb.HealthCheckResponse.SERVING
+            dc.ListKeys(pb.ListKeysRequest(), timeout=15)
+        finally:
+            dc.close()
+    finally:
+        oc.close()
+
+
+def test_expired_crl_at_start(env, second_daemon):
+    sd = second_daemon("crlexp")
+    crl = os.path.join(sd.dir, "dev-crl.pem")
+    last, nxt = pkitool.expired_times()
+    pkitool.mint_crl(pkitool.dev_ca(env.pki), crl, last_update=last, next_update=nxt)
+    sd.settings["tls_crl"] = crl
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+    rec = bsutil.wait_log(d, lambda r: str(r.get("msg", "")).startswith(
+        "revocation data missing or stale"))
+    assert rec["problem"].startswith("CRL %s (issuer " % crl), rec
+    n = len(d.log_records())
+    assert_refused_at_connect(sd, env, *env.client_files("ci-ota-release"))
+    assert_refused_at_connect(sd, env, *env.client_files("admin-alice"))
+    wait_tls_failure(d, "CRL has expired", n)
+    # `-n` accepts the files but warns about the stale CRL
+    rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
+    assert rc == 0, out
+    assert "TLS: warning: CRL %s" % crl in out, out
+
+
+def test_missing_crl_file_refuses_start(env, tmp_path):
+    state = tmp_path / "data"
+    state.mkdir(mode=0o700)
+    missing = str(tmp_path / "no-such-crl.pem")
+    settings = bsutil.base_config(str(tmp_path), bsutil.free_port(), env.tokdir, env.pki,
+                                  env.label, str(state))
+    settings["tls_crl"] = missing
+    conf = str(tmp_path / "boltsealed.conf")
+    bsutil.write_config(conf, settings)
+
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, timeout=30)
+    assert rc == 1, out
+    recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    fail = [r for r in recs if r.get("msg") == "TLS configuration failed"]
+    assert fail and missing in fail[0]["error"], out
+    assert not any(r.get("msg") == "listening" for r in recs), out
+
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 1, out
+    assert "TLS: " in out and missing in out, out
+
+
+BROKEN_POLICY = """\
+# a broken policy: errors on lines 4, 5 and 8
+principal a
+    uri spiffe://t/a
+    roles missing
+colour blue
+role r
+    grant
+        methods boltseal.v1.KeyService/Nope
+"""
+
+
+def test_check_reports_policy_errors_with_lines(env, tmp_path):
+    state = tmp_path / "data"
+    state.mkdir(mode=0o700)
+    policy = str(tmp_path / "policy")
+    with open(policy, "w") as f:
+        f.write(BROKEN_POLICY)
+    os.chmod(policy, 0o644)
+    settings = bsutil.base_config(str(tmp_path), bsutil.free_port(), env.tokdir, env.pki,
+                                  env.label, str(state))
+    settings["policy"] = policy
+    conf = str(tmp_path / "boltsealed.conf")
+    bsutil.write_config(conf, settings)
+
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 1, out
+    lines = out.splitlines()
+    want = ["%s:4: undefined role 'missing'" % policy,
+            "%s:5: unknown keyword 'colour'" % policy,
+            "%s:8: unknown method 'boltseal.v1.KeyService/Nope'" % policy]
+    for w in want:
+        assert w in lines, out
+    # in line order
+    assert [lines.index(w) for w in want] == sorted(lines.index(w) for w in want)
+    assert "configuration OK" not in out
+
+    # the same config with the shipped example policy passes
+    shutil.copyfile(os.path.join(bsutil.SRCDIR, "etc", "policy.example"), policy)
+    os.chmod(policy, 0o644)
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 0, out
+    assert "configuration OK" in out
+
+
+POLICY_V1 = """\
+principal ci
+    uri spiffe://fleet.example/ci/ota-release
+    roles r
+
+role r
+    grant
+        methods boltseal.v1.KeyService/CreateKey
+        keys *
+    grant
+        methods boltseal.v1.KeyService/GetKey
+        keys a-*
+"""
+
+POLICY_V2 = POLICY_V1.replace("keys a-*", "keys a-* b-*")
+
+
+def write_policy(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def test_reload_with_broken_policy_keeps_old(env, second_daemon):
+    sd = second_daemon("reload")
+    pb = env.stubs.pb
+    policy = os.path.join(sd.dir, "policy")
+    write_policy(policy, POLICY_V1)
+    crl = os.path.join(sd.dir, "crl.pem")
+    pkitool.mint_crl(pkitool.dev_ca(env.pki), crl)
+    sd.settings["policy"] = policy
+    sd.settings["tls_crl"] = crl
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+    ci = env.client_files("ci-ota-release")
+
+    live = client(sd, env, *ci)
+    try:
+        for name in ("a-1", "b-1"):
+            live.CreateKey(pb.CreateKeyRequest(name=name, purpose=pb.GENERIC,
+                                               algorithm=pb.ED25519), timeout=30)
+
+        def check_v1(c):
+            assert c.GetKey(pb.GetKeyRequest(name="a-1"), timeout=15).key.name == "a-1"
+            e = bsutil.rpc_error(c.GetKey, pb.GetKeyRequest(name="b-1"))
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e.details()
+
+        check_v1(live)
+
+        # garbage: the reload is refused, the old policy stays
+        write_policy(policy, POLICY_V1 + "\nthis is not a policy line\n")
+        bad_line = POLICY_V1.count("\n") + 2
+        rec = bsutil.sighup(d)
+        assert rec["msg"] == "reload failed; keeping the previous TLS material and policy", rec
+        assert "%s:%d: unknown keyword 'this'" % (policy, bad_line) in rec["error"], rec
+        refused = reload_records(sd, "FAILED_PRECONDITION", 1)
+        assert len(refused) == 1, refused
+        assert refused[0]["event"] == "reload_refused"
+        assert "%s:%d:" % (policy, bad_line) in refused[0]["reason"], refused
+        assert reload_records(sd, "OK") == []
+        check_v1(live)
+        nc = client(sd, env, *ci)
+        try:
+            check_v1(nc)
+        finally:
+            nc.close()
+
+        # a vanished CRL: refused too, naming the file; handshakes still work
+        os.rename(crl, crl + ".away")
+        rec = bsutil.sighup(d)
+        assert rec["msg"].startswith("reload failed"), rec
+        assert crl in rec["error"], rec
+        assert len(reload_records(sd, "FAILED_PRECONDITION", 2)) == 2
+        nc = client(sd, env, *ci)
+        try:
+            check_v1(nc)
+        finally:
+            nc.close()
+        os.rename(crl + ".away", crl)
+
+        # fixed: the new policy applies, to the live connection and new ones
+        write_policy(policy, POLICY_V2)
+        rec = bsutil.sighup(d)
+        assert rec["msg"] == "reloaded TLS material and policy", rec
+        ok = reload_records(sd, "OK", 1)
+        assert len(ok) == 1 and ok[0]["event"] == "reload", ok
+        assert live.GetKey(pb.GetKeyRequest(name="b-1"), timeout=15).key.name == "b-1"
+        nc = client(sd, env, *ci)
+        try:
+            assert nc.GetKey(pb.GetKeyRequest(name="b-1"), timeout=15).key.name == "b-1"
+            e = bsutil.rpc_error(nc.GetKey, pb.GetKeyRequest(name="c-1"))
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED
+        finally:
+            nc.close()
+    finally:
+        live.close()
+    assert d.proc.poll() is None
