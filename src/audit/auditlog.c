@@ -49,6 +49,7 @@ struct arec {
 	size_t npayload;
 	char ts[32];
 	struct notice *notice;           /* NULL once the caller was told */
+	uint64_t summarised;             /* a recovery note counting this many refusals */
 	int withheld;                    /* its caller got UNAVAILABLE */
 };
 
@@ -464,15 +465,19 @@ recovery_note_new(uint64_t dropped)
 	char reason[256];
 
 	memset(&in, 0, sizeof(in));
+	struct arec *r;
+
 	snprintf(reason, sizeof(reason),
-	    "%" PRIu64 " calls refused while the audit log could not be written were not "
-	    "recorded one by one", dropped);
+	    "%" PRIu64 " calls refused because the audit log could not take their records (write "
+	    "failure or backlog) were not recorded one by one", dropped);
 	in.type = AUDIT_RECOVERY;
 	in.key_version = -1;
 	in.result = "OK";
 	in.reason = reason;
 	in.event = "unrecorded_refusals";
-	return arec_new(&in);
+	if ((r = arec_new(&in)) != NULL)
+		r->summarised = dropped;
+	return r;
 }
 
 static void *
@@ -558,10 +563,22 @@ writer_main(void *arg)
 		} else {
 			int err = errno;
 
-			for (r = batch; r != NULL; r = r->next) {
+			struct arec **pp = &batch;
+
+			/* a refusal summary is remade with the new total on the next try */
+			while (*pp != NULL) {
+				r = *pp;
+				if (r->summarised > 0) {
+					*pp = r->next;
+					l->dropped += r->summarised;
+					l->nqueued--;
+					arec_free(r);
+					continue;
+				}
 				if (r->notice != NULL)
 					r->withheld = 1;
 				notify_locked(l, r, BS_ERR_UNAVAILABLE);
+				pp = &r->next;
 			}
 			/* back in front of anything withheld meanwhile (none: writer only) */
 			retry_append_locked(l, batch);
@@ -979,6 +996,10 @@ audit_log_read(struct audit_log *l, uint64_t start, uint64_t count, size_t max_b
 	size_t len, pos;
 	int rc = 0;
 
+	if (count == 0) {
+		*nread = 0;
+		return 0;
+	}
 	pthread_mutex_lock(&l->mu);
 	size = merkle_tree_size(l->tree);
 	if (start >= size) {

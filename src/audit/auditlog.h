@@ -89,9 +89,10 @@ void audit_log_close(struct audit_log *l);
 
 /*
  * Queues r (copied). done(arg, rc) runs exactly once later on the loop
- * thread. Returns 0, or BS_ERR_QUEUE_FULL (queue_max reached while the log
- * is unhealthy: the record is counted and summarised in a recovery record)
- * or BS_ERR_NOMEM; on error done is never called.
+ * thread. Returns 0, or BS_ERR_QUEUE_FULL (queue_max records waiting: in
+ * practice only while the log cannot be written; the record is counted and
+ * the count written in one recovery record once writing works) or
+ * BS_ERR_NOMEM; on error done is never called.
  */
 int audit_log_append(struct audit_log *l, const struct audit_record *r, audit_done_fn done,
     void *arg) BS_WUR;
@@ -114,7 +115,8 @@ int audit_log_consistency(const struct audit_log *l, uint64_t size1, uint64_t si
  * Reads durable records [start, start+count) (any thread; blocking file
  * I/O, so not on the loop): calls fn(arg, index, line, len) for each (line
  * without its newline, borrowed for the call) until max_bytes would be
- * exceeded (at least one record is returned). *nread gets the number read.
+ * exceeded (at least one record is returned; count 0 reads nothing and
+ * returns 0). *nread gets the number read.
  * Returns 0, BS_ERR_NOT_FOUND (start >= size), BS_ERR_IO, BS_ERR_NOMEM.
  */
 int audit_log_read(struct audit_log *l, uint64_t start, uint64_t count, size_t max_bytes,

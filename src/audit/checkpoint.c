@@ -93,7 +93,7 @@ parse_name(const char *name, uint64_t *size)
 	for (i = 0; i < SIZE_DIGITS; i++) {
 		if (name[i] < '0' || name[i] > '9')
 			return 0;
-		if (v > (UINT64_MAX - 9) / 10)
+		if (v > (UINT64_MAX - (uint64_t)(name[i] - '0')) / 10)
 			return 0;
 		v = v * 10 + (uint64_t)(name[i] - '0');
 	}

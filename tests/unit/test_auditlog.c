@@ -1437,7 +1437,7 @@ test_torn_only(void **state)
 	check_torn_repair(f, "{\"seq\":0,\"prev\":\"ZZ", 0);
 }
 
-/* Rewrites the file with the lines in the given order (indices into ls), altered line optional. */
+/* Rewrites the file with the lines of ls in the given order (indices into ls). */
 static void
 write_lines(const char *path, const struct lines *ls, const size_t *order, size_t n)
 {
@@ -1841,8 +1841,8 @@ test_write_failure(void **state)
 static size_t
 refusal_notes(const struct lines *ls, size_t from, uint64_t *sum)
 {
-	static const char tail[] = " calls refused while the audit log could not be written were "
-	    "not recorded one by one";
+	static const char tail[] = " calls refused because the audit log could not take their "
+	    "records (write failure or backlog) were not recorded one by one";
 	size_t notes = 0;
 
 	*sum = 0;
@@ -1965,7 +1965,7 @@ test_refusals_summarised_once(void **state)
 	if (limit_fsize(f, (rlim_t)blen + 10, why, sizeof(why)) != 0) {
 		free(ls);
 		free(t);
-		print_message("skipping: %s\n", why);
+		print_message("skipping the refusal-summary test: %s\n", why);
 		skip();
 	}
 	for (size_t i = 0; i < QMAX; i++) {
@@ -1988,14 +1988,14 @@ test_refusals_summarised_once(void **state)
 	lines_load(path, ls);
 	check_chain(ls);
 	notes = refusal_notes(ls, 1, &sum);
+	lines_free(ls);
+	free(ls);
+	free(t);
 	assert_int_equal(sum, 4);
 	if (notes != 1)
 		fail_msg("%zu \"unrecorded_refusals\" records for 4 refusals spread over several "
 		    "retries; want one record stating 4 (each failed retry adds one more kept "
 		    "record, beyond queue_max)", notes);
-	lines_free(ls);
-	free(ls);
-	free(t);
 }
 
 static void
