@@ -491,3 +491,11 @@ def wait_audit(state_dir, pred, count=1, timeout=10.0):
     assert len(recs) >= count, "%d audit record(s) match, wanted %d: %r" % (
         len(recs), count, recs)
     return recs
+
+
+def stop_clean(daemon, timeout=15.0):
+    """SIGTERM; asserts exit code 0 (under ASan, also: no leak, no error
+    report), with the log tail on failure."""
+    rc = daemon.terminate(timeout)
+    assert rc == 0, "boltsealed exited with %r after SIGTERM; log tail:\n%s" % (
+        rc, daemon.log_tail(60))

@@ -1,13 +1,14 @@
 # test_durability.py - the audit log's durability promises against the real
 # daemon: (1) kill -9 under load, 50 times: every Sign whose response the
-# client received has its record, and the log still chains and verifies
-# (torn last lines repaired on restart); (2) a full filesystem (a 2 MiB
+# client received has its record, the log still chains and verifies, and
+# every restart is on record (a torn last line would be repaired with a
+# recovery record; test_audit.py plants one to test that); (2) a full filesystem (a 2 MiB
 # tmpfs as state_dir): calls fail with UNAVAILABLE naming the audit log,
 # health is NOT_SERVING, and once space is back the daemon resumes by
 # itself, with the refused calls recorded afterwards.
 
 import errno
-import json
+import hashlib
 import os
 import random
 import re
@@ -16,7 +17,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import hashlib
 
 import grpc
 import pytest

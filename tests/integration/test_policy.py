@@ -156,7 +156,12 @@ def pol(env, tmp_path_factory):
         if penv is not None:
             for ch in penv.channels:
                 ch.close()
+            rc, tail = penv.daemon.terminate(15.0), penv.daemon.log_tail(60)
+        else:
+            rc, tail = 0, ""
         sd.cleanup()
+    # under ASan this also says: no leak, no error report
+    assert rc == 0, "boltsealed exited with %r after SIGTERM; log tail:\n%s" % (rc, tail)
 
 
 def request_for(pol, method, key, ident):

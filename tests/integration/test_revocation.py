@@ -104,7 +104,7 @@ def test_revoked_client_refused_after_sighup_live_connection_survives(env, secon
         live.ListKeys(pb.ListKeysRequest(), timeout=15)
     finally:
         live.close()
-    assert d.proc.poll() is None
+    bsutil.stop_clean(d)
 
 
 def test_crl_missing_or_expired_fails_closed(env, second_daemon):
@@ -184,6 +184,7 @@ def test_crl_missing_or_expired_fails_closed(env, second_daemon):
             dc.close()
     finally:
         oc.close()
+    bsutil.stop_clean(d)
 
 
 def test_expired_crl_at_start(env, second_daemon):
@@ -205,6 +206,7 @@ def test_expired_crl_at_start(env, second_daemon):
     rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
     assert rc == 0, out
     assert "TLS: warning: CRL %s" % crl in out, out
+    bsutil.stop_clean(d)
 
 
 def test_missing_crl_file_refuses_start(env, tmp_path):
@@ -372,4 +374,4 @@ def test_reload_with_broken_policy_keeps_old(env, second_daemon):
             nc.close()
     finally:
         live.close()
-    assert d.proc.poll() is None
+    bsutil.stop_clean(d)
