@@ -345,6 +345,16 @@ answer_logged(void *arg, int rc)
 	call_maybe_free(call);
 }
 
+static void
+late_logged(void *arg, int rc)
+{
+	struct rpc_call *call = arg;
+
+	(void)rc;
+	call->audit_inflight--;
+	call_maybe_free(call);
+}
+
 /*
  * Chooses the answer already set in call (status, message, resp) and sends
  * it once its audit record is durable: a response never precedes its record.
@@ -355,6 +365,18 @@ call_answer(struct rpc_call *call, int http_status)
 	call->decided = 1;
 	call->http_status = http_status;
 	if (call->srv->svc->audit == NULL) {
+		call_submit(call, http_status);
+		return;
+	}
+	if (call->method != NULL && call->method->policy_exempt) {
+		/*
+		 * Health acts on nothing, and must be able to say NOT_SERVING
+		 * while the log cannot be written: its record is queued (which
+		 * also keeps call alive) but not waited for.
+		 */
+		if (call_audit(call, call->status, call->reason[0] != '\0' ? call->reason :
+		    call->text, late_logged) != 0)
+			bs_log(BS_LOG_WARN, "health check not recorded: audit backlog", NULL);
 		call_submit(call, http_status);
 		return;
 	}
@@ -370,15 +392,6 @@ call_answer(struct rpc_call *call, int http_status)
 	}
 }
 
-static void
-late_logged(void *arg, int rc)
-{
-	struct rpc_call *call = arg;
-
-	(void)rc;
-	call->audit_inflight--;
-	call_maybe_free(call);
-}
 
 /* Answers an error on the open stream (server-side checks). */
 static void
@@ -752,7 +765,7 @@ call_admit(struct rpc_call *call)
 	const struct policy_principal *pr;
 	char reason[POLICY_REASON_MAX], roles[256], sha[65];
 
-	if (svc->audit != NULL && !audit_log_healthy(svc->audit)) {
+	if (svc->audit != NULL && !audit_log_healthy(svc->audit) && !call->method->policy_exempt) {
 		call_error(call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; retry later");
 		return 0;
 	}
