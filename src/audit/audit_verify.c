@@ -59,6 +59,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/utf8.h"
 #include "audit/audit_verify.h"
 #include "audit/checkpoint.h"
 #include "formats/merkle.h"
@@ -97,43 +98,6 @@ struct vstate {
 };
 
 /* ---- text and JSON ---------------------------------------------------------- */
-
-/* Length 1..4 of the strict UTF-8 sequence at p (n > 0 bytes), 0 if invalid. */
-static size_t
-utf8_len(const uint8_t *p, size_t n)
-{
-	uint8_t b = p[0], lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (b < 0x80)
-		return 1;
-	if (b >= 0xc2 && b <= 0xdf) {
-		len = 2;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		len = 3;
-		if (b == 0xe0)
-			lo = 0xa0;      /* no overlongs */
-		else if (b == 0xed)
-			hi = 0x9f;      /* no surrogates */
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		len = 4;
-		if (b == 0xf0)
-			lo = 0x90;
-		else if (b == 0xf4)
-			hi = 0x8f;      /* <= U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		uint8_t c = p[i];
-
-		if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
-			return 0;
-	}
-	return len;
-}
 
 static void
 json_ws(const uint8_t *p, size_t n, size_t *i)
@@ -187,7 +151,7 @@ json_string(const uint8_t *p, size_t n, size_t *i)
 			}
 			continue;
 		}
-		if ((l = utf8_len(p + k, n - k)) == 0)
+		if ((l = bs_utf8_decode(p + k, n - k, NULL)) == 0)
 			return -1;
 		k += l;
 	}
@@ -399,7 +363,7 @@ check_line(struct vstate *st, uint64_t i, const uint8_t *p, size_t n, int prefix
 			line_problem(st, i, "control character 0x%02x at byte %zu", p[k], k);
 			return;
 		}
-		if ((l = utf8_len(p + k, n - k)) == 0) {
+		if ((l = bs_utf8_decode(p + k, n - k, NULL)) == 0) {
 			line_problem(st, i, "invalid UTF-8 at byte %zu", k);
 			return;
 		}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 
 #define LOG_LINE_MAX 8192
 #define LOG_FMT_MAX 2048
@@ -35,44 +36,6 @@ int
 bs_log_enabled(enum bs_log_level lvl)
 {
 	return (int)lvl >= atomic_load(&log_min_level);
-}
-
-/*
- * Length of the valid UTF-8 sequence at p (at most avail bytes), or 0 if the
- * bytes there are not one (overlong forms, surrogates and code points above
- * U+10FFFF are invalid).
- */
-static size_t
-utf8_seq_len(const unsigned char *p, size_t avail)
-{
-	size_t n, i;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		cp = p[0] & 0x1fu;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		cp = p[0] & 0x0fu;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		cp = p[0] & 0x07u;
-	} else {
-		return 0;
-	}
-	if (avail < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
 }
 
 /*
@@ -130,7 +93,7 @@ escape_into(char *out, size_t cap, const char *s, int *complete)
 			avail--;
 			continue;
 		}
-		n = utf8_seq_len(p, avail);
+		n = bs_utf8_decode(p, avail, NULL);
 		if (n == 0) {
 			/* one invalid byte -> U+FFFD */
 			if (cap - w < 7)

@@ -2,6 +2,7 @@
  * pb_strings.c - string-field validation of serialized protobuf messages
  * (see pb_strings.h).
  */
+#include "common/utf8.h"
 #include "formats/pb_strings.h"
 
 #define MAX_DEPTH 32
@@ -9,42 +10,12 @@
 int
 pb_utf8_valid_nonul(const uint8_t *s, size_t len)
 {
-	size_t i = 0;
+	size_t i = 0, n;
 
 	while (i < len) {
-		uint8_t c = s[i];
-		uint32_t cp;
-		size_t n, k;
-
-		if (c == 0)
+		if (s[i] == 0 || (n = bs_utf8_decode(s + i, len - i, NULL)) == 0)
 			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (len - i - 1 < n)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
+		i += n;
 	}
 	return 1;
 }

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "common/utf8.h"
 #include "formats/signed_note.h"
 
 #define EM_DASH_SP "\xe2\x80\x94 "
@@ -27,55 +28,6 @@
 #define VKEY_KEY_MAX (NOTE_VKEY_PARSE_MAX / 4 * 3)
 
 /* ---- UTF-8 and names ----------------------------------------------------- */
-
-/*
- * Decodes one UTF-8 sequence at p (n > 0 bytes available) into *cp, with
- * Go's utf8.DecodeRune rules (no overlongs, surrogates or values above
- * U+10FFFF). Returns its length 1..4, or 0 if invalid.
- */
-static size_t
-utf8_next(const uint8_t *p, size_t n, uint32_t *cp)
-{
-	uint8_t b = p[0], lo = 0x80, hi = 0xbf;
-	size_t len, i;
-	uint32_t v;
-
-	if (b < 0x80) {
-		*cp = b;
-		return 1;
-	}
-	if (b >= 0xc2 && b <= 0xdf) {
-		len = 2;
-		v = b & 0x1fu;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		len = 3;
-		v = b & 0x0fu;
-		if (b == 0xe0)
-			lo = 0xa0;
-		else if (b == 0xed)
-			hi = 0x9f;      /* no surrogates */
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		len = 4;
-		v = b & 0x07u;
-		if (b == 0xf0)
-			lo = 0x90;
-		else if (b == 0xf4)
-			hi = 0x8f;      /* <= U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		uint8_t c = p[i];
-
-		if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
-			return 0;
-		v = (v << 6) | (c & 0x3fu);
-	}
-	*cp = v;
-	return len;
-}
 
 /* Unicode White_Space, which is what Go's unicode.IsSpace tests. */
 static int
@@ -111,7 +63,7 @@ name_ok(const uint8_t *p, size_t n, int strict)
 	if (n == 0 || (strict && n > NOTE_NAME_MAX))
 		return 0;
 	while (i < n) {
-		k = utf8_next(p + i, n - i, &c);
+		k = bs_utf8_decode(p + i, n - i, &c);
 		if (k == 0 || is_space(c) || c == '+' || (strict && is_control(c)))
 			return 0;
 		i += k;
@@ -158,7 +110,7 @@ text_ok(const uint8_t *p, size_t n)
 	uint32_t c;
 
 	while (i < n) {
-		k = utf8_next(p + i, n - i, &c);
+		k = bs_utf8_decode(p + i, n - i, &c);
 		if (k == 0 || (c < 0x20 && c != '\n'))
 			return 0;
 		i += k;
@@ -653,7 +605,7 @@ origin_ok(const uint8_t *p, size_t n)
 	if (n == 0 || n > NOTE_NAME_MAX)
 		return 0;
 	while (i < n) {
-		k = utf8_next(p + i, n - i, &c);
+		k = bs_utf8_decode(p + i, n - i, &c);
 		if (k == 0 || is_control(c))
 			return 0;
 		i += k;
