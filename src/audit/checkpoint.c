@@ -16,6 +16,7 @@
 
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "formats/signed_note.h"
 #include "hsm/pool.h"
@@ -153,42 +154,21 @@ checkpoint_store_list(const char *dir, uint64_t **sizes, size_t *n)
 int
 checkpoint_store_read(const char *dir, uint64_t size, uint8_t **note, size_t *len)
 {
-	char path[4096];
-	uint8_t *buf = NULL;
+	char path[4096], *text = NULL;
 	size_t have = 0;
-	int fd, rc = BS_ERR_IO;
+	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/%0*" PRIu64 NOTE_SUFFIX, dir, SIZE_DIGITS, size);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? BS_ERR_NOT_FOUND : BS_ERR_IO;
-	if ((buf = malloc(CHECKPOINT_NOTE_MAX + 1)) == NULL) {
-		rc = BS_ERR_NOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t r = read(fd, buf + have, CHECKPOINT_NOTE_MAX + 1 - have);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto out;
-		if (r == 0)
-			break;
-		have += (size_t)r;
-		if (have > CHECKPOINT_NOTE_MAX) {
-			rc = BS_ERR_TOO_BIG;
-			goto out;
-		}
-	}
-	*note = buf;
-	*len = have;
-	buf = NULL;
-	rc = 0;
-out:
-	free(buf);
+	rc = bs_read_fd_capped(fd, CHECKPOINT_NOTE_MAX, &text, &have);
 	close(fd);
-	return rc;
+	if (rc != 0)
+		return rc;
+	*note = (uint8_t *)text;
+	*len = have;
+	return 0;
 }
 
 int

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 
+#include "common/fileio.h"
 #include "daemon/bs_config.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes in a configuration file */
@@ -234,7 +235,6 @@ read_file(const char *path, char **out, size_t *len_out, char **errors)
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	ssize_t n;
 	int fd, rc = BS_ERR_IO;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -246,32 +246,19 @@ read_file(const char *path, char **out, size_t *len_out, char **errors)
 		err_add(&e, 0, "not a regular file");
 		goto out;
 	}
-	if ((buf = malloc(CONFIG_FILE_MAX + 1)) == NULL) {
-		rc = BS_ERR_NOMEM;
+	rc = bs_read_fd_capped(fd, CONFIG_FILE_MAX, &buf, &len);
+	if (rc == BS_ERR_TOO_BIG) {
+		err_add(&e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
+		rc = BS_ERR_CONFIG;
 		goto out;
 	}
-	for (;;) {
-		n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_add(&e, 0, "cannot read: %s", strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_FILE_MAX) {
-			err_add(&e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
-			rc = BS_ERR_CONFIG;
-			goto out;
-		}
-	}
-	buf[len] = '\0';
+	if (rc == BS_ERR_IO)
+		err_add(&e, 0, "cannot read: %s", strerror(errno));
+	if (rc != 0)
+		goto out;
 	*out = buf;
 	*len_out = len;
 	buf = NULL;
-	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);

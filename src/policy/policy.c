@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "policy/policy.h"
 
 #define POLICY_FILE_MAX (1024 * 1024)   /* bytes in a policy file */
@@ -1146,7 +1147,6 @@ read_policy_file(struct parser *ps, char **out, size_t *len_out)
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	ssize_t n;
 	int fd, rc = BS_ERR_IO;
 
 	fd = open(ps->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -1173,32 +1173,19 @@ read_policy_file(struct parser *ps, char **out, size_t *len_out)
 		    (unsigned)st.st_uid);
 		goto out;
 	}
-	if ((buf = malloc(POLICY_FILE_MAX + 1)) == NULL) {
-		rc = BS_ERR_NOMEM;
+	rc = bs_read_fd_capped(fd, POLICY_FILE_MAX, &buf, &len);
+	if (rc == BS_ERR_TOO_BIG) {
+		perr(ps, 0, "file is larger than %d bytes", POLICY_FILE_MAX);
+		rc = BS_ERR_CONFIG;
 		goto out;
 	}
-	for (;;) {
-		n = read(fd, buf + len, POLICY_FILE_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			perr(ps, 0, "cannot read: %s", strerror(errno));
-			rc = BS_ERR_IO;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > POLICY_FILE_MAX) {
-			perr(ps, 0, "file is larger than %d bytes", POLICY_FILE_MAX);
-			goto out;
-		}
-	}
-	buf[len] = '\0';
+	if (rc == BS_ERR_IO)
+		perr(ps, 0, "cannot read: %s", strerror(errno));
+	if (rc != 0)
+		goto out;
 	*out = buf;
 	*len_out = len;
 	buf = NULL;
-	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
