@@ -47,7 +47,6 @@
  * merkle_verify_consistency: belt and braces, since two roots of one tree
  * are consistent by construction; it guards against a bug in the tree code.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -67,8 +66,6 @@
 #define READ_CHUNK (256 * 1024)
 #define LINE_MAX_BYTES (1024 * 1024)    /* as auditlog.c: a line must fit in 2 MiB */
 #define JSON_MAX_DEPTH 64
-#define SIZE_DIGITS 20
-#define NOTE_SUFFIX ".note"
 #define MSG_MAX 512
 
 /* What is kept of one record. */
@@ -489,137 +486,27 @@ out:
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
-/* 1 and *size if name is "<20 digits>.note" (as checkpoint.c names them). */
-static int
-cp_name(const char *name, uint64_t *size)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (strlen(name) != SIZE_DIGITS + sizeof(NOTE_SUFFIX) - 1 ||
-	    strcmp(name + SIZE_DIGITS, NOTE_SUFFIX) != 0)
-		return 0;
-	for (i = 0; i < SIZE_DIGITS; i++) {
-		uint64_t d;
-
-		if (!is_digit((uint8_t)name[i]))
-			return 0;
-		d = (uint64_t)(name[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return 0;
-		v = v * 10 + d;
-	}
-	*size = v;
-	return 1;
-}
-
-static int
-cmp_cp(const void *a, const void *b)
-{
-	uint64_t x = ((const struct cp *)a)->size, y = ((const struct cp *)b)->size;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Lists the checkpoint files into st->cps (sorted). 0, BS_ERR_IO, BS_ERR_NOMEM. */
+/* Lists the stored checkpoints into st->cps (ascending). 0, BS_ERR_IO, BS_ERR_NOMEM. */
 static int
 list_cps(struct vstate *st, const char *dir, char *err, size_t errlen)
 {
-	DIR *d;
-	struct dirent *de;
-	size_t cap = 0;
-	int rc = 0;
+	uint64_t *sizes = NULL;
+	size_t n = 0;
+	int rc;
 
-	if ((d = opendir(dir)) == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-		return BS_ERR_IO;
+	if ((rc = checkpoint_store_list(dir, &sizes, &n)) != 0) {
+		snprintf(err, errlen, "cannot list %s: %s", dir, bs_strerror(rc));
+		return rc;
 	}
-	for (;;) {
-		uint64_t size;
-
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0) {
-				snprintf(err, errlen, "cannot list %s: %s", dir, strerror(errno));
-				rc = BS_ERR_IO;
-			}
-			break;
-		}
-		if (!cp_name(de->d_name, &size))
-			continue;
-		if (st->ncp == cap) {
-			size_t ncap = cap == 0 ? 64 : cap * 2;
-			struct cp *nc = realloc(st->cps, ncap * sizeof(*nc));
-
-			if (nc == NULL) {
-				rc = BS_ERR_NOMEM;
-				break;
-			}
-			st->cps = nc;
-			cap = ncap;
-		}
-		memset(&st->cps[st->ncp], 0, sizeof(st->cps[0]));
-		st->cps[st->ncp++].size = size;
+	if (n > 0 && (st->cps = calloc(n, sizeof(*st->cps))) == NULL) {
+		free(sizes);
+		return BS_ERR_NOMEM;
 	}
-	closedir(d);
-	if (rc == 0 && st->ncp > 1)
-		qsort(st->cps, st->ncp, sizeof(*st->cps), cmp_cp);
-	return rc;
-}
-
-/*
- * Reads dir/<size>.note into buf (cap bytes). 0 and *len; 1 if larger than
- * cap; BS_ERR_IO (err set).
- */
-static int
-read_note(const char *dir, uint64_t size, uint8_t *buf, size_t cap, size_t *len, char *err,
-    size_t errlen)
-{
-	char path[4200];
-	size_t have = 0;
-	int fd, rc = BS_ERR_IO;
-
-	snprintf(path, sizeof(path), "%s/%0*" PRIu64 NOTE_SUFFIX, dir, SIZE_DIGITS, size);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "cannot open %.300s: %s", path, strerror(errno));
-		return BS_ERR_IO;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (have == cap) {
-			uint8_t extra;
-
-			r = read(fd, &extra, 1);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r != 0) {
-				rc = r > 0 ? 1 : BS_ERR_IO;
-				if (r < 0)
-					snprintf(err, errlen, "cannot read %.300s: %s", path,
-					    strerror(errno));
-				goto out;
-			}
-			break;
-		}
-		r = read(fd, buf + have, cap - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "cannot read %.300s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		have += (size_t)r;
-	}
-	*len = have;
-	rc = 0;
-out:
-	close(fd);
-	return rc;
+	for (size_t k = 0; k < n; k++)
+		st->cps[k].size = sizes[k];
+	st->ncp = n;
+	free(sizes);
+	return 0;
 }
 
 /*
@@ -693,22 +580,24 @@ check_cps(struct vstate *st, const char *dir, const struct note_verifier *v, cha
 	int rc = 0;
 
 	key_desc(v, kd);
-	if (st->ncp > 0 && (buf = malloc(CHECKPOINT_NOTE_MAX)) == NULL)
-		return BS_ERR_NOMEM;
 	for (size_t k = 0; k < st->ncp; k++) {
 		struct cp *c = &st->cps[k];
 		size_t len = 0, tlen = 0;
 		uint64_t size;
 		int r;
 
-		r = read_note(dir, c->size, buf, CHECKPOINT_NOTE_MAX, &len, err, errlen);
-		if (r < 0) {
-			rc = r;
-			goto out;
-		}
-		if (r == 1) {
+		free(buf);
+		buf = NULL;
+		r = checkpoint_store_read(dir, c->size, &buf, &len);
+		if (r == BS_ERR_TOO_BIG) {
 			cp_problem(st, k, "larger than %d bytes", CHECKPOINT_NOTE_MAX);
 			continue;
+		}
+		if (r != 0) {
+			snprintf(err, errlen, "cannot read checkpoint %" PRIu64 " in %.300s: %s",
+			    c->size, dir, bs_strerror(r));
+			rc = r;
+			goto out;
 		}
 		r = note_open(buf, len, v, 1, &tlen);
 		if (r == BS_ERR_SIG_INVALID) {
