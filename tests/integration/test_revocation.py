@@ -12,6 +12,7 @@
 # written by pkitool or scripts/revoke on a copy of the session PKI, so the
 # session daemon's files are never touched.
 
+import datetime
 import json
 import os
 import shutil
@@ -206,6 +207,33 @@ def test_expired_crl_at_start(env, second_daemon):
     rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
     assert rc == 0, out
     assert "TLS: warning: CRL %s" % crl in out, out
+    bsutil.stop_clean(d)
+
+
+def test_crl_expiring_while_running_fails_closed(env, second_daemon):
+    """A CRL that passes its nextUpdate while the daemon runs (no reload): the
+    periodic re-check (every 5 s) logs it, health turns NOT_SERVING on a
+    connection made before, and new handshakes are refused."""
+
+    sd = second_daemon("crlrun")
+    crl = os.path.join(sd.dir, "dev-crl.pem")
+    now = pkitool._now()
+    pkitool.mint_crl(pkitool.dev_ca(env.pki), crl, last_update=now - datetime.timedelta(hours=1),
+                     next_update=now + datetime.timedelta(seconds=4))
+    sd.settings["tls_crl"] = crl
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+    hpb = env.stubs.hpb
+    live = client(sd, env, *env.client_files("ci-ota-release"))
+    try:
+        assert health(live, hpb) == hpb.HealthCheckResponse.SERVING
+        rec = bsutil.wait_log(d, lambda r: str(r.get("msg", "")).startswith(
+            "revocation data missing or stale"), timeout=20)
+        assert rec["problem"].startswith("CRL %s (issuer " % crl), rec
+        assert health(live, hpb) == hpb.HealthCheckResponse.NOT_SERVING
+        assert_refused_at_connect(sd, env, *env.client_files("admin-alice"))
+    finally:
+        live.close()
     bsutil.stop_clean(d)
 
 
