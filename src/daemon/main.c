@@ -231,6 +231,7 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	d->tls = tls;
 	policy_free(d->svc.policy);
 	d->svc.policy = pol;
+	d->svc.policy_gen++;
 	crl_recheck(d);
 	snprintf(reason, sizeof(reason), "TLS material and policy reloaded (%zu principals)%s%s",
 	    policy_principal_count(pol), d->svc.tls_ready ? "" : "; revocation data not ready: ",

@@ -85,6 +85,9 @@ struct rpc_call {
 
 	/* who asked, and what the audit record says */
 	char principal[POLICY_ID_MAX + 1];  /* "" = not mapped */
+	const struct policy_principal *pr;  /* mapping under policy generation pr_gen */
+	unsigned pr_gen;
+	int pr_known;
 	int authorized;               /* policy allowed the call (or it is exempt) */
 	int decided;                  /* an answer is chosen (maybe waiting for the log) */
 	int http_status;              /* of the chosen answer */
@@ -511,16 +514,34 @@ rpc_call_principal(const struct rpc_call *call)
 	return call->principal;
 }
 
+/*
+ * The principal of call under the current policy: mapped once per policy
+ * generation (a SIGHUP reload bumps it), NULL if the certificate maps to none.
+ */
+static const struct policy_principal *
+call_principal(struct rpc_call *call)
+{
+	struct svc_ctx *svc = call->srv->svc;
+
+	if (!call->pr_known || call->pr_gen != svc->policy_gen) {
+		call->pr = svc->policy != NULL ?
+		    policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
+		call->pr_gen = svc->policy_gen;
+		call->pr_known = 1;
+	}
+	return call->pr;
+}
+
 /* The policy's verdict on (key, purpose, attrs) for call; reason on denial. */
 static int
-call_check(const struct rpc_call *call, const char *method, const char *key, const char *purpose,
+call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs, char reason[POLICY_REASON_MAX])
 {
 	struct svc_ctx *svc = call->srv->svc;
 	const struct policy_principal *pr;
 	struct policy_request req;
 
-	pr = svc->policy != NULL ? policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
+	pr = call_principal(call);
 	if (pr == NULL) {
 		snprintf(reason, POLICY_REASON_MAX, "certificate no longer maps to a principal");
 		return 0;
@@ -550,7 +571,7 @@ rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
 }
 
 int
-rpc_call_may(const struct rpc_call *call, const char *method, const char *key,
+rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs)
 {
 	char reason[POLICY_REASON_MAX];
@@ -681,8 +702,7 @@ call_new(struct conn *c, int32_t stream_id)
 	memcpy(call->identity, c->identity, sizeof(call->identity));
 	memcpy(call->cert_sha256, c->cert_sha256, sizeof(call->cert_sha256));
 	/* for the records of calls refused before admission (unknown method...) */
-	if (s->svc->policy != NULL &&
-	    (pr = policy_map(s->svc->policy, call->identity, call->cert_sha256)) != NULL)
+	if ((pr = call_principal(call)) != NULL)
 		snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
 	clock_gettime(CLOCK_MONOTONIC, &call->start);
 	snprintf(call->request_id, sizeof(call->request_id), "%08" PRIx32 "%08" PRIx64, s->boot_id,
@@ -769,7 +789,7 @@ call_admit(struct rpc_call *call)
 		call_error(call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; retry later");
 		return 0;
 	}
-	pr = svc->policy != NULL ? policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
+	pr = call_principal(call);
 	if (pr == NULL) {
 		call->principal[0] = '\0';
 		for (size_t i = 0; i < 32; i++)

@@ -443,7 +443,7 @@ get_key(struct rpc_call *call, const uint8_t *req, size_t len)
 
 /* ListKeys shows a key to callers whose policy lets them GetKey it. */
 static int
-may_see(const struct rpc_call *call, const struct catalog_key *k)
+may_see(struct rpc_call *call, const struct catalog_key *k)
 {
 	struct policy_attr attr = { "key.algorithm", bs_alg_name(k->alg) };
 

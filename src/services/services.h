@@ -48,6 +48,7 @@ struct svc_ctx {
 	int hsm_healthy;           /* last known HSM state: 1 usable, 0 not */
 	int shutting_down;
 	struct policy *policy;     /* current policy; replaced whole on SIGHUP */
+	unsigned policy_gen;       /* bumped on every policy swap */
 	struct audit_log *audit;   /* NULL when audit = off */
 	struct checkpointer *checkpointer;   /* NULL when audit = off */
 	int tls_ready;             /* every CRL present and current */
@@ -86,7 +87,7 @@ int rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpo
  * The verdict for the same caller on method ("boltseal.v1.KeyService/GetKey";
  * NULL = this call's) without answering (ListKeys filters with it).
  */
-int rpc_call_may(const struct rpc_call *call, const char *method, const char *key,
+int rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs);
 
 /* What the call's audit record names: key and version (-1 none), target, event. */
