@@ -47,6 +47,7 @@ struct arec {
 	int64_t key_version;
 	uint8_t (*payload)[32];
 	size_t npayload;
+	char *fields;                    /* ,"fields":{...} rendered at append, or NULL */
 	char ts[32];
 	struct notice *notice;           /* NULL once the caller was told */
 	uint64_t summarised;             /* a recovery note counting this many refusals */
@@ -238,7 +239,10 @@ serialize(struct sbuf *b, const struct arec *r, uint64_t seq, const uint8_t prev
 		sb_cstr(b, hx);
 		sb_cstr(b, "\"");
 	}
-	sb_cstr(b, "]}");
+	sb_cstr(b, "]");
+	if (r->fields != NULL)
+		sb_cstr(b, r->fields);
+	sb_cstr(b, "}");
 	if (!b->nomem)
 		merkle_leaf_hash((const uint8_t *)b->p + start, b->len - start, leaf);
 	sb_cstr(b, "\n");
@@ -274,6 +278,7 @@ arec_free(struct arec *r)
 	free(r->reason);
 	free(r->event);
 	free(r->payload);
+	free(r->fields);
 	free(r->notice);
 	free(r);
 }
@@ -286,6 +291,30 @@ dup_opt(char **dst, const char *src)
 		return 0;
 	*dst = strdup(src);
 	return *dst == NULL ? -1 : 0;
+}
+
+/* ,"fields":{"name":"value",...} into *out (caller frees). 0 or -1 (no memory). */
+static int
+render_fields(const struct audit_field *f, size_t n, char **out)
+{
+	struct sbuf b = { NULL, 0, 0, 0 };
+	size_t open;
+
+	sb_cstr(&b, ",\"fields\":{");
+	open = b.len;
+	for (size_t i = 0; i < n; i++)
+		sb_field(&b, f[i].name, f[i].value);   /* each starts with a comma */
+	if (!b.nomem && b.len > open) {
+		memmove(b.p + open, b.p + open + 1, b.len - open);   /* the first comma, NUL too */
+		b.len--;
+	}
+	sb_cstr(&b, "}");
+	if (b.nomem) {
+		free(b.p);
+		return -1;
+	}
+	*out = b.p;
+	return 0;
 }
 
 static struct arec *
@@ -314,6 +343,8 @@ arec_new(const struct audit_record *in)
 		memcpy(r->payload, in->payload_sha256, in->npayload * 32);
 		r->npayload = in->npayload;
 	}
+	if (in->nfields > 0 && render_fields(in->fields, in->nfields, &r->fields) != 0)
+		goto fail;
 	now_iso(r->ts);
 	return r;
 fail:

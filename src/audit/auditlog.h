@@ -36,6 +36,12 @@ enum audit_type {
 	AUDIT_KEY,           /* key lifecycle change made by the daemon itself */
 };
 
+/* A service-defined field of a record (see docs/audit.md, "fields"). */
+struct audit_field {
+	const char *name;
+	const char *value;
+};
+
 /*
  * One record as the caller describes it. Every pointer is borrowed for the
  * duration of audit_log_append() only; NULL (or key_version < 0) leaves the
@@ -56,6 +62,8 @@ struct audit_record {
 	const char *event;                   /* "key_created", "key_rotated", ... */
 	const uint8_t (*payload_sha256)[32];
 	size_t npayload;
+	const struct audit_field *fields;    /* written as "fields":{...} when nfields > 0 */
+	size_t nfields;
 };
 
 /* rc 0: the record is durable. BS_ERR_UNAVAILABLE: it could not be written (yet). */

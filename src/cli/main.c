@@ -36,7 +36,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "formats/signed_note.h"
 #include "formats/sigverify.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc_status.h"
 
 #define EXIT_OK 0
 #define EXIT_NEGATIVE 1

@@ -1,8 +1,7 @@
 /*
- * bs_error.c - descriptions of the BS_ERR_* codes and their gRPC statuses.
+ * bs_error.c - descriptions of the BS_ERR_* codes.
  */
 #include "common/bs_error.h"
-#include "net/grpc_status.h"
 
 const char *
 bs_strerror(int err)
@@ -28,26 +27,5 @@ bs_strerror(int err)
 	case BS_ERR_TRUNCATED: return "truncated input";
 	case BS_ERR_SIG_INVALID: return "signature invalid";
 	default: return "unknown error";
-	}
-}
-
-int
-bs_err_grpc_status(int err)
-{
-	switch (err) {
-	case BS_OK: return GRPC_STATUS_OK;
-	case BS_ERR_INVALID:
-	case BS_ERR_UNSUPPORTED:
-	case BS_ERR_TRUNCATED: return GRPC_STATUS_INVALID_ARGUMENT;
-	case BS_ERR_NOT_FOUND: return GRPC_STATUS_NOT_FOUND;
-	case BS_ERR_EXISTS: return GRPC_STATUS_ALREADY_EXISTS;
-	case BS_ERR_PRECONDITION: return GRPC_STATUS_FAILED_PRECONDITION;
-	case BS_ERR_TOO_BIG:
-	case BS_ERR_QUEUE_FULL: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	case BS_ERR_HSM:
-	case BS_ERR_UNAVAILABLE:
-	case BS_ERR_IO: return GRPC_STATUS_UNAVAILABLE;
-	case BS_ERR_CANCELLED: return GRPC_STATUS_CANCELLED;
-	default: return GRPC_STATUS_INTERNAL;
 	}
 }

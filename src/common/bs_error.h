@@ -3,8 +3,8 @@
  *
  * Functions return 0 on success or a negative BS_ERR_* code; outputs go
  * through pointer arguments and are set only on success. bs_strerror() gives
- * a short English description; bs_err_grpc_status() maps a code to the gRPC
- * status a client should see.
+ * a short English description. What a client sees for each code is decided
+ * in the RPC layer (rpc_status_from_err in rpc/rpc_status.h).
  */
 #ifndef BS_ERROR_H
 #define BS_ERROR_H
@@ -35,8 +35,5 @@ enum bs_err {
 
 /* Returns a static string describing err; never NULL. */
 const char *bs_strerror(int err);
-
-/* Maps err to a gRPC status code (0 for BS_OK, 13 INTERNAL for unknown). */
-int bs_err_grpc_status(int err);
 
 #endif

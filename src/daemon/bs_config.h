@@ -34,6 +34,7 @@ struct bs_config {
 	unsigned shutdown_grace_ms;      /* SIGTERM drain bound, default 10000 */
 	unsigned sign_batch_max;         /* SignBatch items, default 1000 */
 	unsigned audit;                  /* 1 (default) or 0: "off" is for benchmarks only */
+	unsigned test_services;          /* 1: also serve test-only services (echo); default 0 */
 	char *audit_origin;              /* checkpoint origin and note key name; NULL = default */
 	char *audit_key;                 /* name of the audit signing key; NULL = default */
 	unsigned audit_checkpoint_records;     /* checkpoint after this many records, default 1000 */

@@ -86,6 +86,7 @@ static const struct keydef keydefs[] = {
 	{ "shutdown_grace_ms", KT_UINT, S(shutdown_grace_ms), 0, 600000, 0 },
 	{ "sign_batch_max", KT_UINT, S(sign_batch_max), 1, 100000, 0 },
 	{ "audit", KT_BOOL, S(audit), 0, 1, 0 },
+	{ "test_services", KT_BOOL, S(test_services), 0, 1, 0 },
 	{ "audit_origin", KT_NOTENAME, S(audit_origin), 0, 0, 0 },
 	{ "audit_key", KT_KEYNAME, S(audit_key), 0, 0, 0 },
 	{ "audit_checkpoint_records", KT_UINT, S(audit_checkpoint_records), 1, 10000000, 0 },

@@ -40,19 +40,19 @@
 #include "keys/catalog.h"
 #include "net/server.h"
 #include "net/tls.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_service.h"
 #include "policy/policy.h"
 #include "services/services.h"
 
 #define CRL_CHECK_MS 5000   /* how often CRL expiry is re-checked */
 
-static const struct rpc_method *const method_tables[] = {
-	keyservice_methods, auditservice_methods, health_methods, NULL
-};
-
 struct daemon {
 	struct event_base *base;
 	struct server *srv;
+	struct rpc_registry *registry;
+	struct rpc_dispatcher *disp;
+	struct policy *policy;      /* current policy; replaced whole on SIGHUP */
 	struct svc_ctx svc;
 	const struct bs_config *cfg;
 	struct tls_material *tls;
@@ -93,20 +93,36 @@ audit_event(struct daemon *d, enum audit_type type, const char *result, const ch
 		done(d, BS_ERR_UNAVAILABLE);
 }
 
+/*
+ * The registry of the services this daemon serves: every service of
+ * services/registry.c, the test-only ones only with test_services = on.
+ */
+static int
+build_registry(const struct bs_config *cfg, struct rpc_registry **out, char *err, size_t errlen)
+{
+	const struct rpc_service *served[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < services_count && n < sizeof(served) / sizeof(served[0]); i++)
+		if (!services_all[i]->test_only || cfg->test_services)
+			served[n++] = services_all[i];
+	return rpc_registry_new(served, n, out, err, errlen);
+}
+
 /* The policy schema: every method the server serves, every purpose. */
 static int
-load_policy(const char *path, struct policy **out, char *err, size_t errlen)
+load_policy(const char *path, const struct rpc_registry *reg, struct policy **out, char *err,
+    size_t errlen)
 {
 	static const char *const purposes[] = { "generic", "ota", "checkpoint", "command",
 		"envelope", "audit", "admin" };
-	const char *methods[64];
+	const char *methods[128];
 	struct policy_schema schema;
 	size_t n = 0;
 
-	for (size_t t = 0; method_tables[t] != NULL; t++)
-		for (const struct rpc_method *m = method_tables[t]; m->path != NULL; m++)
-			if (n < sizeof(methods) / sizeof(methods[0]))
-				methods[n++] = m->path + 1;
+	for (size_t i = 0; i < rpc_registry_count(reg) && n < sizeof(methods) / sizeof(methods[0]);
+	    i++)
+		methods[n++] = rpc_registry_name(reg, i);
 	schema.methods = methods;
 	schema.nmethods = n;
 	schema.purposes = purposes;
@@ -217,7 +233,7 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	err[0] = '\0';
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
-	    sizeof(err)) != 0 || load_policy(cfg->policy, &pol, err, sizeof(err)) != 0) {
+	    sizeof(err)) != 0 || load_policy(cfg->policy, d->registry, &pol, err, sizeof(err)) != 0) {
 		snprintf(reason, sizeof(reason), "reload refused, previous configuration kept: %s", err);
 		bs_log(BS_LOG_ERROR, "reload failed; keeping the previous TLS material and policy",
 		    "error", err, NULL);
@@ -229,9 +245,9 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	server_set_tls_ctx(d->srv, tls_material_ctx(tls));
 	tls_material_free(d->tls);
 	d->tls = tls;
-	policy_free(d->svc.policy);
-	d->svc.policy = pol;
-	d->svc.policy_gen++;
+	rpc_dispatcher_set_policy(d->disp, pol);
+	policy_free(d->policy);
+	d->policy = pol;
 	crl_recheck(d);
 	snprintf(reason, sizeof(reason), "TLS material and policy reloaded (%zu principals)%s%s",
 	    policy_principal_count(pol), d->svc.tls_ready ? "" : "; revocation data not ready: ",
@@ -396,7 +412,11 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "TLS configuration failed", "error", err, NULL);
 		goto out;
 	}
-	if (load_policy(cfg->policy, &d.svc.policy, err, sizeof(err)) != 0) {
+	if (build_registry(cfg, &d.registry, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot build the service registry", "error", err, NULL);
+		goto out;
+	}
+	if (load_policy(cfg->policy, d.registry, &d.policy, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "policy is invalid", "error", err, NULL);
 		goto out;
 	}
@@ -495,6 +515,7 @@ run(struct bs_config *cfg)
 	d.svc.pool = pool;
 	d.svc.catalog = cat;
 	d.svc.cfg = cfg;
+	d.svc.registry = d.registry;
 	d.svc.nworkers = cfg->workers;
 	d.svc.hsm_healthy = 1;
 	d.grace_ms = cfg->shutdown_grace_ms;
@@ -511,7 +532,16 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot arm the CRL timer", NULL);
 		goto out;
 	}
-	if (server_new(d.base, tls_material_ctx(d.tls), &lim, method_tables, &d.svc, &d.srv) != 0 ||
+	{
+		struct rpc_dispatcher_opts dopts = { d.registry, &d.svc, d.svc.audit };
+
+		if (rpc_dispatcher_new(&dopts, &d.disp) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot create the RPC dispatcher", NULL);
+			goto out;
+		}
+		rpc_dispatcher_set_policy(d.disp, d.policy);
+	}
+	if (server_new(d.base, tls_material_ctx(d.tls), &lim, d.disp, &d.srv) != 0 ||
 	    server_listen(d.srv, cfg->listen, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
 		goto out;
@@ -546,6 +576,7 @@ out:
 	/* the last records (late call outcomes) drain before the server goes */
 	audit_log_close(d.svc.audit);
 	server_free(d.srv);
+	rpc_dispatcher_free(d.disp);
 	if (d.crl_timer != NULL)
 		event_free(d.crl_timer);
 	if (ev_term != NULL)
@@ -559,7 +590,8 @@ out:
 	catalog_close(cat);
 	hsm_close(h);
 	tls_material_free(d.tls);
-	policy_free(d.svc.policy);
+	policy_free(d.policy);
+	rpc_registry_free(d.registry);
 	free(report);
 	if (status == 0)
 		bs_log(BS_LOG_INFO, "stopped", NULL);
@@ -570,12 +602,17 @@ out:
 static int
 check_files(const struct bs_config *cfg)
 {
+	struct rpc_registry *reg = NULL;
 	struct policy *pol = NULL;
 	struct tls_material *tls = NULL;
 	char err[8192];
 	int status = 0;
 
-	if (load_policy(cfg->policy, &pol, err, sizeof(err)) != 0) {
+	if (build_registry(cfg, &reg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "service registry: %s\n", err);
+		return 1;
+	}
+	if (load_policy(cfg->policy, reg, &pol, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s%s", err, err[0] != '\0' && err[strlen(err) - 1] != '\n' ? "\n" : "");
 		status = 1;
 	}
@@ -587,6 +624,7 @@ check_files(const struct bs_config *cfg)
 		fprintf(stderr, "TLS: warning: %s\n", err);
 	}
 	policy_free(pol);
+	rpc_registry_free(reg);
 	tls_material_free(tls);
 	return status;
 }

@@ -4,15 +4,16 @@
  * Reassembles the one Length-Prefixed-Message of a unary request from DATA
  * bytes in any chunking, with the size cap checked from the 5-byte prefix
  * before the body is allocated; parses grpc-timeout; checks content-type;
- * percent-encodes grpc-message; writes LPM prefixes; names status codes.
- * See ../shared/specs/wire-formats.md section 1.
+ * percent-encodes grpc-message; writes LPM prefixes. The wire format is
+ * gRPC over HTTP/2 (grpc/grpc doc/PROTOCOL-HTTP2.md).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "net/grpc_frame.h"
-#include "net/grpc_status.h"
 
 #define LPM_FLAG_IDENTITY 0x00
 #define LPM_FLAG_COMPRESSED 0x01
@@ -115,7 +116,7 @@ grpc_lpm_reader_free(struct grpc_lpm_reader *r)
 {
 	if (r == NULL)
 		return;
-	free(r->body);
+	OPENSSL_clear_free(r->body, r->body_have);   /* request bodies may carry secrets */
 	r->body = NULL;
 	r->body_len = 0;
 	r->body_have = 0;
@@ -222,29 +223,4 @@ grpc_message_encode(char *out, size_t cap, const char *msg)
 	}
 	out[w] = '\0';
 	return w;
-}
-
-const char *
-grpc_status_name(int status)
-{
-	switch (status) {
-	case GRPC_STATUS_OK: return "OK";
-	case GRPC_STATUS_CANCELLED: return "CANCELLED";
-	case GRPC_STATUS_UNKNOWN: return "UNKNOWN";
-	case GRPC_STATUS_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-	case GRPC_STATUS_DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-	case GRPC_STATUS_NOT_FOUND: return "NOT_FOUND";
-	case GRPC_STATUS_ALREADY_EXISTS: return "ALREADY_EXISTS";
-	case GRPC_STATUS_PERMISSION_DENIED: return "PERMISSION_DENIED";
-	case GRPC_STATUS_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-	case GRPC_STATUS_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-	case GRPC_STATUS_ABORTED: return "ABORTED";
-	case GRPC_STATUS_OUT_OF_RANGE: return "OUT_OF_RANGE";
-	case GRPC_STATUS_UNIMPLEMENTED: return "UNIMPLEMENTED";
-	case GRPC_STATUS_INTERNAL: return "INTERNAL";
-	case GRPC_STATUS_UNAVAILABLE: return "UNAVAILABLE";
-	case GRPC_STATUS_DATA_LOSS: return "DATA_LOSS";
-	case GRPC_STATUS_UNAUTHENTICATED: return "UNAUTHENTICATED";
-	default: return "UNKNOWN";
-	}
 }

@@ -4,7 +4,7 @@
  * Length-Prefixed-Message reassembly across DATA frames with a size cap that
  * is enforced from the 5-byte prefix before any allocation; grpc-timeout
  * parsing; grpc-message percent-encoding; content-type checks; LPM framing
- * of responses. See ../shared/specs/wire-formats.md section 1.
+ * of responses (grpc/grpc doc/PROTOCOL-HTTP2.md).
  */
 #ifndef BS_GRPC_FRAME_H
 #define BS_GRPC_FRAME_H

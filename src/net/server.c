@@ -2,16 +2,18 @@
  * server.c - gRPC over HTTP/2 over TLS 1.3, on libevent (see server.h).
  *
  * One struct conn per TCP connection (a bufferevent_openssl and an nghttp2
- * server session); one struct rpc_call per HTTP/2 stream. A call lives
- * while its stream is open or its handler has not answered, whichever is
- * longer: if the client resets the stream or the deadline passes while an
- * HSM job runs, the call is detached and freed when the handler finishes.
+ * server session); one struct stream per HTTP/2 request stream, which
+ * drives one call of the RPC layer (rpc/rpc.h). This file knows HTTP/2 and
+ * gRPC framing; who may call what, decoding, handlers and audit belong to
+ * the RPC layer.
  *
- * Flow of a request: HEADERS (path, content-type, grpc-timeout checked at
- * the end of the header block; unknown method answered at once) -> DATA
- * (length prefix checked against the cap before allocation) -> END_STREAM
- * (message complete: handler called) -> rpc_call_finish (response HEADERS,
- * one DATA, trailers; or Trailers-Only for errors).
+ * Flow of a request: HEADERS (POST, content-type, header list size and
+ * grpc-timeout checked at the end of the header block; then
+ * rpc_call_admit: unknown method, unmapped certificate or ungranted method
+ * are answered at once, and nothing of their DATA is kept) -> DATA (length
+ * prefix checked against the cap before allocation) -> END_STREAM
+ * (rpc_call_request with the complete message) -> the answer callback
+ * (response HEADERS, one DATA, trailers; or Trailers-Only for errors).
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -21,7 +23,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,81 +37,46 @@
 #include <event2/util.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 
-#include "audit/auditlog.h"
 #include "common/log.h"
-#include "formats/pb_strings.h"
 #include "net/grpc_frame.h"
-#include "net/grpc_status.h"
 #include "net/server.h"
 #include "net/tls.h"
-#include "policy/policy.h"
+#include "rpc/rpc.h"
 
 #define OUTPUT_HIGH_WATER (64 * 1024)
-#define PATH_MAX_LEN 128
-#define MESSAGE_MAX_LEN 512
 
 struct conn;
 
-struct rpc_call {
-	LIST_ENTRY(rpc_call) link;
-	struct conn *conn;            /* NULL once detached from its stream */
-	struct server *srv;
+struct stream {
+	LIST_ENTRY(stream) link;
+	struct conn *conn;
 	int32_t stream_id;
-	char path[PATH_MAX_LEN];
-	const struct rpc_method *method;
-	char request_id[24];
-	struct timespec start;
+	struct rpc_call *call;        /* owned by the RPC layer; detached in stream_free */
 
 	/* request headers */
+	char path[RPC_PATH_MAX];
 	size_t header_bytes;
 	int is_post;
 	int ct_ok;
-	int te_bad;
 	int timeout_bad;
 	int compressed_encoding;      /* grpc-encoding names a real coding */
 	int have_timeout;
 	int64_t timeout_us;
 
+	int admitted;                 /* the RPC layer wants the message */
+	int request_done;             /* the message was handed over */
 	struct grpc_lpm_reader rd;
 	struct event *deadline;
 
-	int stream_open;              /* still attached to an HTTP/2 stream */
-	int handler_pending;          /* handler called, not finished */
-	int answered;                 /* response submitted */
-	int abandoned;                /* client gone or deadline passed */
-	void (*cancel_fn)(void *);
-	void *cancel_arg;
-
-	/* who asked, and what the audit record says */
-	char principal[POLICY_ID_MAX + 1];  /* "" = not mapped */
-	const struct policy_principal *pr;  /* mapping under policy generation pr_gen */
-	unsigned pr_gen;
-	int pr_known;
-	int authorized;               /* policy allowed the call (or it is exempt) */
-	int decided;                  /* an answer is chosen (maybe waiting for the log) */
-	int http_status;              /* of the chosen answer */
-	unsigned audit_inflight;      /* records of this call not yet durable */
-	char reason[POLICY_REASON_MAX];  /* precise reason for the log ("" = message) */
-	char audit_key[128];
-	int64_t audit_version;
-	char audit_target[128];
-	char audit_event[32];
-	uint8_t (*payload)[32];
-	size_t npayload;
-
-	/* response */
-	int status;
-	uint8_t *resp;                /* LPM prefix + message */
-	size_t resp_len;
-	size_t resp_off;
-	char message[MESSAGE_MAX_LEN * 3 + 1];  /* percent-encoded for grpc-message */
-	char text[MESSAGE_MAX_LEN];             /* the same, plain, for the log */
-
-	/* the caller, copied: late audit records outlive the connection */
-	char identity[TLS_IDENTITY_MAX];
-	uint8_t cert_sha256[32];
+	/* the answer: prefix + message (borrowed from the call) */
+	int answered;
+	int grpc_status;
+	uint8_t prefix[GRPC_LPM_HEADER_LEN];
+	const uint8_t *msg;
+	size_t msg_len;
+	size_t off;                   /* bytes of prefix + message sent */
+	char message[RPC_MESSAGE_MAX * 3 + 1];  /* percent-encoded grpc-message */
 };
 
 struct conn {
@@ -125,21 +91,17 @@ struct conn {
 	int established;
 	int closing;
 	int in_recv;                  /* inside nghttp2_session_mem_recv: no send */
-	LIST_HEAD(, rpc_call) calls;
+	LIST_HEAD(, stream) streams;
 };
 
 struct server {
 	struct event_base *base;
 	SSL_CTX *ctx;
 	struct server_limits lim;
-	const struct rpc_method *const *tables;
-	struct svc_ctx *svc;
+	struct rpc_dispatcher *disp;
 	struct evconnlistener *listener;
 	LIST_HEAD(, conn) conns;
 	unsigned nconns;
-	unsigned ncalls;
-	uint32_t boot_id;
-	uint64_t next_id;
 	int shutting_down;
 	struct event *grace_timer;
 	void (*drained)(void *);
@@ -148,21 +110,10 @@ struct server {
 };
 
 static void conn_free(struct conn *c);
-static void call_free(struct rpc_call *call);
 static void conn_flush(struct conn *c);
 
-static int64_t
-elapsed_us(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - start->tv_sec) * 1000000 +
-	    (now.tv_nsec - start->tv_nsec) / 1000;
-}
-
 /*
- * Shutdown is complete when no call is in flight and every connection has
+ * Shutdown is complete when no call is alive and every connection has
  * flushed its last responses and closed (after GOAWAY, nghttp2 stops wanting
  * to read once its streams are done, and conn_flush closes the connection
  * when its output buffer is empty).
@@ -170,15 +121,20 @@ elapsed_us(const struct timespec *start)
 static void
 check_drained(struct server *s)
 {
-	if (s->shutting_down && s->ncalls == 0 && s->nconns == 0 && !s->drained_called &&
-	    s->drained != NULL) {
+	if (s->shutting_down && rpc_dispatcher_calls(s->disp) == 0 && s->nconns == 0 &&
+	    !s->drained_called && s->drained != NULL) {
 		s->drained_called = 1;
 		s->drained(s->drained_arg);
 	}
 }
 
-/* ---- response submission ------------------------------------------------ */
+static void
+call_freed(void *arg)
+{
+	check_drained(arg);
+}
 
+/* ---- answers ------------------------------------------------------------- */
 
 #define MAKE_NV(n, v, vlen) \
 	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen), \
@@ -188,19 +144,30 @@ static ssize_t
 resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length,
     uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
-	struct rpc_call *call = source->ptr;
-	size_t n = call->resp_len - call->resp_off;
+	struct stream *st = source->ptr;
+	size_t total = GRPC_LPM_HEADER_LEN + st->msg_len, n = 0, k;
 	char status[16];
 	int slen;
 
-	if (n > length)
-		n = length;
-	memcpy(buf, call->resp + call->resp_off, n);
-	call->resp_off += n;
-	if (call->resp_off == call->resp_len) {
+	while (n < length && st->off < total) {
+		if (st->off < GRPC_LPM_HEADER_LEN) {
+			k = GRPC_LPM_HEADER_LEN - st->off;
+			if (k > length - n)
+				k = length - n;
+			memcpy(buf + n, st->prefix + st->off, k);
+		} else {
+			k = total - st->off;
+			if (k > length - n)
+				k = length - n;
+			memcpy(buf + n, st->msg + (st->off - GRPC_LPM_HEADER_LEN), k);
+		}
+		n += k;
+		st->off += k;
+	}
+	if (st->off == total) {
 		nghttp2_nv trailers[] = { MAKE_NV("grpc-status", status, 0) };
 
-		slen = snprintf(status, sizeof(status), "%d", call->status);
+		slen = snprintf(status, sizeof(status), "%d", st->grpc_status);
 		trailers[0].valuelen = (size_t)slen;
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		if (nghttp2_submit_trailer(h2, stream_id, trailers, 1) != 0)
@@ -209,641 +176,172 @@ resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length
 	return (ssize_t)n;
 }
 
-static void
-log_call(const struct rpc_call *call)
-{
-	char status[16], dur[32];
-	const struct conn *c = call->conn;
-	enum bs_log_level lvl = call->status == GRPC_STATUS_OK ? BS_LOG_INFO : BS_LOG_WARN;
-
-	if (!bs_log_enabled(lvl))
-		return;
-	snprintf(status, sizeof(status), "%d", call->status);
-	snprintf(dur, sizeof(dur), "%" PRId64, elapsed_us(&call->start));
-	bs_log(lvl, "rpc",
-	    "request_id", call->request_id,
-	    "method", call->path,
-	    "identity", c != NULL ? c->identity : "",
-	    "peer", c != NULL ? c->peer : "",
-	    "grpc_status", status,
-	    "status_name", grpc_status_name(call->status),
-	    "duration_us", dur,
-	    "detail", call->message,
-	    NULL);
-}
-
 /*
- * Submits the answer on the still-open stream: headers, the message, and
- * trailers; or Trailers-Only when there is no message. http_status != 200
- * answers a non-gRPC request (no grpc-status).
+ * The RPC layer's answer: headers, the message, and trailers; or
+ * Trailers-Only when there is no message. http_status != 200 answers a
+ * non-gRPC request (no grpc-status).
  */
 static void
-call_submit(struct rpc_call *call, int http_status)
+stream_answer(void *arg, const struct rpc_answer *a)
 {
-	struct conn *c = call->conn;
+	struct stream *st = arg;
+	struct conn *c = st->conn;
 	char status[16], hstatus[8];
 	nghttp2_nv nva[5];
 	size_t n = 0;
 	nghttp2_data_provider prd;
 	int rv;
 
-	call->answered = 1;
-	if (call->deadline != NULL)
-		event_del(call->deadline);
-	snprintf(hstatus, sizeof(hstatus), "%d", http_status);
+	st->answered = 1;
+	st->grpc_status = a->grpc_status;
+	if (st->deadline != NULL)
+		event_del(st->deadline);
+	snprintf(hstatus, sizeof(hstatus), "%d", a->http_status);
 	nva[n++] = (nghttp2_nv)MAKE_NV(":status", hstatus, strlen(hstatus));
 	nva[n++] = (nghttp2_nv)MAKE_NV("content-type", "application/grpc+proto",
 	    sizeof("application/grpc+proto") - 1);
-	log_call(call);
-	if (http_status != 200) {
-		rv = nghttp2_submit_response(c->h2, call->stream_id, nva, 1, NULL);
-	} else if (call->status == GRPC_STATUS_OK && call->resp != NULL) {
-		prd.source.ptr = call;
+	if (a->http_status != 200) {
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, 1, NULL);
+	} else if (a->grpc_status == GRPC_STATUS_OK) {
+		st->msg = a->msg;
+		st->msg_len = a->msg_len;
+		grpc_lpm_write_header(st->prefix, (uint32_t)a->msg_len);
+		prd.source.ptr = st;
 		prd.read_callback = resp_read_cb;
-		rv = nghttp2_submit_response(c->h2, call->stream_id, nva, n, &prd);
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, &prd);
 	} else {
-		snprintf(status, sizeof(status), "%d", call->status);
+		snprintf(status, sizeof(status), "%d", a->grpc_status);
 		nva[n++] = (nghttp2_nv)MAKE_NV("grpc-status", status, strlen(status));
-		if (call->message[0] != '\0')
-			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-message", call->message,
-			    strlen(call->message));
-		if (call->status == GRPC_STATUS_UNIMPLEMENTED)
+		(void)grpc_message_encode(st->message, sizeof(st->message), a->message);
+		if (st->message[0] != '\0')
+			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-message", st->message,
+			    strlen(st->message));
+		if (a->grpc_status == GRPC_STATUS_UNIMPLEMENTED)
 			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", "identity", 8);
-		rv = nghttp2_submit_response(c->h2, call->stream_id, nva, n, NULL);
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, NULL);
 	}
 	if (rv != 0) {
-		bs_log(BS_LOG_ERROR, "cannot submit response", "request_id", call->request_id,
-		    "error", nghttp2_strerror(rv), NULL);
-		(void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+		bs_log(BS_LOG_ERROR, "cannot submit response", "request_id",
+		    rpc_call_request_id(st->call), "error", nghttp2_strerror(rv), NULL);
+		(void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->stream_id,
 		    NGHTTP2_INTERNAL_ERROR);
 	}
+	conn_flush(c); /* may free c and st */
 }
 
-static void
-set_message(struct rpc_call *call, const char *msg)
-{
-	(void)grpc_message_encode(call->message, sizeof(call->message), msg != NULL ? msg : "");
-	snprintf(call->text, sizeof(call->text), "%s", msg != NULL ? msg : "");
-}
+static const struct rpc_transport h2_transport = { stream_answer };
 
-static void
-call_maybe_free(struct rpc_call *call)
-{
-	if (!call->stream_open && !call->handler_pending && call->audit_inflight == 0)
-		call_free(call);
-}
-
-/*
- * Queues the audit record of call with result status and reason; done runs
- * when it is durable (or cannot be written). Returns 0 or the append error.
- */
-static int
-call_audit(struct rpc_call *call, int status, const char *reason, audit_done_fn done)
-{
-	struct audit_record r;
-	int rc;
-
-	memset(&r, 0, sizeof(r));
-	r.type = AUDIT_RPC;
-	r.request_id = call->request_id;
-	r.principal_id = call->principal[0] != '\0' ? call->principal : NULL;
-	r.identity = call->identity[0] != '\0' ? call->identity : NULL;
-	r.cert_sha256 = call->cert_sha256;
-	r.method = call->path[0] == '/' ? call->path + 1 : call->path;
-	r.key = call->audit_key[0] != '\0' ? call->audit_key : NULL;
-	r.key_version = call->audit_version;
-	r.target = call->audit_target[0] != '\0' ? call->audit_target : NULL;
-	r.result = grpc_status_name(status);
-	r.reason = reason != NULL && reason[0] != '\0' ? reason : NULL;
-	r.event = call->audit_event[0] != '\0' ? call->audit_event : NULL;
-	r.payload_sha256 = (const uint8_t (*)[32])call->payload;
-	r.npayload = call->npayload;
-	rc = audit_log_append(call->srv->svc->audit, &r, done, call);
-	if (rc == 0)
-		call->audit_inflight++;
-	return rc;
-}
-
-/* The answer's record is durable (rc 0) or cannot be written: send it now. */
-static void
-answer_logged(void *arg, int rc)
-{
-	struct rpc_call *call = arg;
-	struct conn *c = call->conn;
-	int http_status = call->http_status;
-
-	if (rc != 0) {
-		free(call->resp);
-		call->resp = NULL;
-		call->resp_len = 0;
-		call->status = GRPC_STATUS_UNAVAILABLE;
-		set_message(call, "audit log unavailable: the result is withheld; retry later");
-		http_status = 200;
-	}
-	if (call->stream_open && c != NULL && !call->answered) {
-		call_submit(call, http_status);
-		conn_flush(c); /* may close the stream: audit_inflight keeps call alive */
-	}
-	call->audit_inflight--;
-	call_maybe_free(call);
-}
-
-static void
-late_logged(void *arg, int rc)
-{
-	struct rpc_call *call = arg;
-
-	(void)rc;
-	call->audit_inflight--;
-	call_maybe_free(call);
-}
-
-/*
- * Chooses the answer already set in call (status, message, resp) and sends
- * it once its audit record is durable: a response never precedes its record.
- */
-static void
-call_answer(struct rpc_call *call, int http_status)
-{
-	call->decided = 1;
-	call->http_status = http_status;
-	if (call->srv->svc->audit == NULL) {
-		call_submit(call, http_status);
-		return;
-	}
-	if (call->method != NULL && call->method->policy_exempt) {
-		/*
-		 * Health acts on nothing, and must be able to say NOT_SERVING
-		 * while the log cannot be written: its record is queued (which
-		 * also keeps call alive) but not waited for.
-		 */
-		if (call_audit(call, call->status, call->reason[0] != '\0' ? call->reason :
-		    call->text, late_logged) != 0)
-			bs_log(BS_LOG_WARN, "health check not recorded: audit backlog", NULL);
-		call_submit(call, http_status);
-		return;
-	}
-	if (call_audit(call, call->status, call->reason[0] != '\0' ? call->reason : call->text,
-	    answer_logged) != 0) {
-		/* not even queued (backlog while the log is failing): refuse, unrecorded */
-		free(call->resp);
-		call->resp = NULL;
-		call->resp_len = 0;
-		call->status = GRPC_STATUS_UNAVAILABLE;
-		set_message(call, "audit log unavailable; retry later");
-		call_submit(call, 200);
-	}
-}
-
-
-/* Answers an error on the open stream (server-side checks). */
-static void
-call_error(struct rpc_call *call, int status, const char *msg)
-{
-	call->status = status;
-	set_message(call, msg);
-	call_answer(call, 200);
-}
-
-/* Same, with a precise reason for the audit log that the client does not see. */
-static void
-call_refuse(struct rpc_call *call, int status, const char *msg, const char *reason)
-{
-	snprintf(call->reason, sizeof(call->reason), "%s", reason);
-	call_error(call, status, msg);
-}
-
-void
-rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, const uint8_t *resp,
-    size_t resp_len)
-{
-	struct conn *c = call->conn;
-	char why[MESSAGE_MAX_LEN + 96];
-
-	call->handler_pending = 0;
-	if (grpc_status == GRPC_STATUS_OK && !call->authorized) {
-		/* a handler bug: never let an unchecked success through */
-		bs_log(BS_LOG_ERROR, "handler answered without an authorization check; refused",
-		    "method", call->path, "request_id", call->request_id, NULL);
-		grpc_status = GRPC_STATUS_INTERNAL;
-		message = "internal error";
-		resp_len = 0;
-	}
-	if (call->stream_open && !call->decided && c != NULL) {
-		call->status = grpc_status;
-		set_message(call, message);
-		if (grpc_status == GRPC_STATUS_OK) {
-			call->resp = malloc(GRPC_LPM_HEADER_LEN + resp_len);
-			if (call->resp == NULL) {
-				call->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-				set_message(call, "out of memory");
-			} else {
-				grpc_lpm_write_header(call->resp, (uint32_t)resp_len);
-				if (resp_len > 0)
-					memcpy(call->resp + GRPC_LPM_HEADER_LEN, resp, resp_len);
-				call->resp_len = GRPC_LPM_HEADER_LEN + resp_len;
-			}
-		}
-		call_answer(call, 200);
-		conn_flush(c);
-		return;
-	}
-	/* nobody to answer (deadline passed or caller gone): record the outcome */
-	if (call->srv->svc->audit != NULL) {
-		snprintf(why, sizeof(why), "result dropped: the caller was already answered or "
-		    "left%s%s", message != NULL && message[0] != '\0' ? "; " : "",
-		    message != NULL ? message : "");
-		if (call_audit(call, grpc_status, why, late_logged) != 0)
-			bs_log(BS_LOG_ERROR, "cannot queue an audit record", "request_id",
-			    call->request_id, NULL);
-	}
-	call_maybe_free(call);
-}
-
-void
-rpc_call_finish_pb(struct rpc_call *call, const ProtobufCMessage *msg)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t stackbuf[512];
-	uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
-
-	if (buf == NULL) {
-		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
-		return;
-	}
-	(void)protobuf_c_message_pack(msg, buf);
-	rpc_call_finish(call, GRPC_STATUS_OK, NULL, buf, len);
-	if (buf != stackbuf)
-		free(buf);
-}
-
-void
-rpc_call_fail(struct rpc_call *call, int grpc_status, const char *fmt, ...)
-{
-	char msg[MESSAGE_MAX_LEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	rpc_call_finish(call, grpc_status, msg, NULL, 0);
-}
-
-void
-rpc_call_on_cancel(struct rpc_call *call, void (*fn)(void *), void *arg)
-{
-	call->cancel_fn = fn;
-	call->cancel_arg = arg;
-}
-
-int
-rpc_call_abandoned(const struct rpc_call *call)
-{
-	return call->abandoned;
-}
-
-const char *
-rpc_call_identity(const struct rpc_call *call)
-{
-	return call->identity;
-}
-
-const char *
-rpc_call_principal(const struct rpc_call *call)
-{
-	return call->principal;
-}
-
-/*
- * The principal of call under the current policy: mapped once per policy
- * generation (a SIGHUP reload bumps it), NULL if the certificate maps to none.
- */
-static const struct policy_principal *
-call_principal(struct rpc_call *call)
-{
-	struct svc_ctx *svc = call->srv->svc;
-
-	if (!call->pr_known || call->pr_gen != svc->policy_gen) {
-		call->pr = svc->policy != NULL ?
-		    policy_map(svc->policy, call->identity, call->cert_sha256) : NULL;
-		call->pr_gen = svc->policy_gen;
-		call->pr_known = 1;
-	}
-	return call->pr;
-}
-
-/* The policy's verdict on (key, purpose, attrs) for call; reason on denial. */
-static int
-call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,
-    const struct policy_attr *attrs, size_t nattrs, char reason[POLICY_REASON_MAX])
-{
-	struct svc_ctx *svc = call->srv->svc;
-	const struct policy_principal *pr;
-	struct policy_request req;
-
-	pr = call_principal(call);
-	if (pr == NULL) {
-		snprintf(reason, POLICY_REASON_MAX, "certificate no longer maps to a principal");
-		return 0;
-	}
-	memset(&req, 0, sizeof(req));
-	req.method = method != NULL ? method : call->path + 1;
-	req.key = key;
-	req.key_purpose = purpose;
-	req.attrs = attrs;
-	req.nattrs = nattrs;
-	return policy_authorize(svc->policy, pr, call->identity, &req, reason);
-}
-
-int
-rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
-    const struct policy_attr *attrs, size_t nattrs)
-{
-	if (key != NULL && call->audit_key[0] == '\0')
-		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
-	if (call_check(call, NULL, key, purpose, attrs, nattrs, call->reason)) {
-		call->reason[0] = '\0';
-		call->authorized = 1;
-		return 1;
-	}
-	rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
-	return 0;
-}
-
-int
-rpc_call_may(struct rpc_call *call, const char *method, const char *key,
-    const char *purpose, const struct policy_attr *attrs, size_t nattrs)
-{
-	char reason[POLICY_REASON_MAX];
-
-	return call_check(call, method, key, purpose, attrs, nattrs, reason);
-}
-
-void
-rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version)
-{
-	snprintf(call->audit_key, sizeof(call->audit_key), "%s", key != NULL ? key : "");
-	call->audit_version = version;
-}
-
-void
-rpc_call_audit_target(struct rpc_call *call, const char *target)
-{
-	snprintf(call->audit_target, sizeof(call->audit_target), "%s", target != NULL ? target : "");
-}
-
-void
-rpc_call_audit_event(struct rpc_call *call, const char *event)
-{
-	snprintf(call->audit_event, sizeof(call->audit_event), "%s", event != NULL ? event : "");
-}
-
-int
-rpc_call_audit_payload(struct rpc_call *call, const uint8_t sha256[32])
-{
-	uint8_t (*np)[32] = realloc(call->payload, (call->npayload + 1) * 32);
-
-	if (np == NULL)
-		return BS_ERR_NOMEM;
-	call->payload = np;
-	memcpy(call->payload[call->npayload++], sha256, 32);
-	return 0;
-}
-
-const char *
-rpc_call_request_id(const struct rpc_call *call)
-{
-	return call->request_id;
-}
-
-const char *
-rpc_call_method(const struct rpc_call *call)
-{
-	return call->path;
-}
-
-struct svc_ctx *
-rpc_call_svc(const struct rpc_call *call)
-{
-	return call->srv->svc;
-}
-
-/* ---- call lifecycle ------------------------------------------------------ */
-
-static void
-call_abandon(struct rpc_call *call)
-{
-	if (call->abandoned)
-		return;
-	call->abandoned = 1;
-	if (call->handler_pending && call->cancel_fn != NULL)
-		call->cancel_fn(call->cancel_arg);
-}
-
-static void
-call_free(struct rpc_call *call)
-{
-	struct server *s = call->srv;
-
-	if (call->deadline != NULL)
-		event_free(call->deadline);
-	grpc_lpm_reader_free(&call->rd);
-	free(call->resp);
-	free(call->payload);
-	free(call);
-	s->ncalls--;
-	check_drained(s);
-}
+/* ---- stream lifecycle ------------------------------------------------------ */
 
 /* The stream is gone (closed, reset, or its connection died). */
 static void
-call_detach(struct rpc_call *call)
+stream_free(struct stream *st)
 {
-	if (call->conn != NULL) {
-		LIST_REMOVE(call, link);
-		call->conn = NULL;
-	}
-	call->stream_open = 0;
-	if (call->deadline != NULL)
-		event_del(call->deadline);
-	if (call->handler_pending)
-		call_abandon(call); /* freed once rpc_call_finish ran */
-	call_maybe_free(call);
+	LIST_REMOVE(st, link);
+	if (st->deadline != NULL)
+		event_free(st->deadline);
+	grpc_lpm_reader_free(&st->rd);
+	rpc_call_detach(st->call);
+	free(st);
 }
 
 static void
 deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct rpc_call *call = arg;
-	struct conn *c = call->conn;
+	struct stream *st = arg;
 
-	if (call->decided || c == NULL)
-		return;
-	call_abandon(call);
-	call_error(call, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
-	conn_flush(c);
+	rpc_call_deadline(st->call); /* the answer may free st */
 }
 
-static struct rpc_call *
-call_new(struct conn *c, int32_t stream_id)
+static struct stream *
+stream_new(struct conn *c, int32_t stream_id)
 {
 	struct server *s = c->srv;
-	const struct policy_principal *pr;
-	struct rpc_call *call;
+	struct rpc_peer peer = { c->identity, c->cert_sha256, c->peer };
+	struct stream *st;
 
-	call = calloc(1, sizeof(*call));
-	if (call == NULL)
+	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
-	call->conn = c;
-	call->srv = s;
-	call->stream_id = stream_id;
-	call->stream_open = 1;
-	call->audit_version = -1;
-	memcpy(call->identity, c->identity, sizeof(call->identity));
-	memcpy(call->cert_sha256, c->cert_sha256, sizeof(call->cert_sha256));
-	/* for the records of calls refused before admission (unknown method...) */
-	if ((pr = call_principal(call)) != NULL)
-		snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
-	clock_gettime(CLOCK_MONOTONIC, &call->start);
-	snprintf(call->request_id, sizeof(call->request_id), "%08" PRIx32 "%08" PRIx64, s->boot_id,
-	    ++s->next_id);
-	grpc_lpm_reader_init(&call->rd, s->lim.max_message_bytes);
-	LIST_INSERT_HEAD(&c->calls, call, link);
-	s->ncalls++;
-	return call;
-}
-
-static const struct rpc_method *
-find_method(const struct server *s, const char *path)
-{
-	for (size_t t = 0; s->tables[t] != NULL; t++)
-		for (const struct rpc_method *m = s->tables[t]; m->path != NULL; m++)
-			if (strcmp(m->path, path) == 0)
-				return m;
-	return NULL;
-}
-
-/* End of the request header block: decide whether the call may proceed. */
-static void
-call_headers_done(struct rpc_call *call)
-{
-	struct server *s = call->srv;
-	char msg[MESSAGE_MAX_LEN];
-
-	if (!call->is_post) {
-		call->status = GRPC_STATUS_UNIMPLEMENTED;
-		set_message(call, "only POST is supported");
-		call_answer(call, 405);
-		return;
+	st->conn = c;
+	st->stream_id = stream_id;
+	if (rpc_call_new(s->disp, &peer, &h2_transport, st, &st->call) != 0) {
+		free(st);
+		return NULL;
 	}
-	if (!call->ct_ok) {
-		call->status = GRPC_STATUS_INTERNAL;
-		set_message(call, "content-type must be application/grpc");
-		call_answer(call, 415);
-		return;
-	}
-	if (call->header_bytes > s->lim.max_header_list_bytes) {
-		call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "request header list too large");
-		return;
-	}
-	if (call->timeout_bad) {
-		call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed grpc-timeout");
-		return;
-	}
-	call->method = find_method(s, call->path);
-	if (call->method == NULL) {
-		snprintf(msg, sizeof(msg), "unknown method %s", call->path);
-		call_error(call, GRPC_STATUS_UNIMPLEMENTED, msg);
-		return;
-	}
-	if (s->shutting_down) {
-		call_error(call, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
-		return;
-	}
-	if (call->have_timeout) {
-		struct timeval tv;
-
-		tv.tv_sec = (time_t)(call->timeout_us / 1000000);
-		tv.tv_usec = (suseconds_t)(call->timeout_us % 1000000);
-		call->deadline = event_new(s->base, -1, 0, deadline_cb, call);
-		if (call->deadline == NULL || event_add(call->deadline, &tv) != 0) {
-			call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot arm deadline");
-			return;
-		}
-	}
+	grpc_lpm_reader_init(&st->rd, s->lim.max_message_bytes);
+	LIST_INSERT_HEAD(&c->streams, st, link);
+	return st;
 }
 
 /*
- * Before any handler work: the log must be writable, the certificate must
- * map to a principal, and some role of it must name the method (handlers
- * then check keys and attributes with rpc_call_authorize). 1 = go on.
+ * End of the request header block: transport checks, then admission by the
+ * RPC layer. Only an admitted stream's DATA is read.
  */
-static int
-call_admit(struct rpc_call *call)
+static void
+stream_headers_done(struct stream *st)
 {
-	struct svc_ctx *svc = call->srv->svc;
-	const struct policy_principal *pr;
-	char reason[POLICY_REASON_MAX], roles[256], sha[65];
+	struct server *s = st->conn->srv;
+	struct timeval tv;
 
-	if (svc->audit != NULL && !audit_log_healthy(svc->audit) && !call->method->policy_exempt) {
-		call_error(call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; retry later");
-		return 0;
+	if (!st->is_post) {
+		rpc_call_refuse(st->call, 405, GRPC_STATUS_UNIMPLEMENTED, "only POST is supported");
+		return;
 	}
-	pr = call_principal(call);
-	if (pr == NULL) {
-		call->principal[0] = '\0';
-		for (size_t i = 0; i < 32; i++)
-			snprintf(sha + 2 * i, 3, "%02x", call->cert_sha256[i]);
-		snprintf(reason, sizeof(reason), "certificate %s (URI SAN %.300s) maps to no principal",
-		    sha, call->identity);
-		call_refuse(call, GRPC_STATUS_UNAUTHENTICATED,
-		    "client certificate is not mapped to a principal", reason);
-		return 0;
+	if (!st->ct_ok) {
+		rpc_call_refuse(st->call, 415, GRPC_STATUS_INTERNAL,
+		    "content-type must be application/grpc");
+		return;
 	}
-	snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
-	if (call->method->policy_exempt) {
-		call->authorized = 1;
-		return 1;
+	if (st->header_bytes > s->lim.max_header_list_bytes) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "request header list too large");
+		return;
 	}
-	if (!policy_may_call(svc->policy, pr, call->path + 1)) {
-		policy_principal_roles(pr, roles, sizeof(roles));
-		snprintf(reason, sizeof(reason), "no role of principal '%s' (%s) grants %s",
-		    call->principal, roles, call->path + 1);
-		call_refuse(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", reason);
-		return 0;
+	if (st->timeout_bad) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT, "malformed grpc-timeout");
+		return;
 	}
-	return 1;
+	if (s->shutting_down) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+		return;
+	}
+	if (!rpc_call_admit(st->call, st->path))
+		return;
+	st->admitted = 1;
+	if (st->have_timeout) {
+		tv.tv_sec = (time_t)(st->timeout_us / 1000000);
+		tv.tv_usec = (suseconds_t)(st->timeout_us % 1000000);
+		st->deadline = event_new(s->base, -1, 0, deadline_cb, st);
+		if (st->deadline == NULL || event_add(st->deadline, &tv) != 0)
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "cannot arm deadline");
+	}
 }
 
-/* The client finished sending: run the handler on the complete message. */
+/* 1 while the stream's DATA is wanted. */
+static int
+stream_reading(const struct stream *st)
+{
+	return st->admitted && !st->request_done && !rpc_call_decided(st->call);
+}
+
+/* The client finished sending: hand the complete message to the RPC layer. */
 static void
-call_request_done(struct rpc_call *call)
+stream_request_done(struct stream *st)
 {
 	const uint8_t *msg = NULL;
 	size_t len = 0;
-	uint32_t field = 0;
-	int rc;
 
-	if (call->decided || call->method == NULL)
+	if (!stream_reading(st))
 		return;
-	rc = grpc_lpm_reader_finish(&call->rd, &msg, &len);
-	if (rc != 0) {
-		call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+	st->request_done = 1;
+	if (grpc_lpm_reader_finish(&st->rd, &msg, &len) != 0) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
 		    "request message truncated (stream ended before the announced length)");
 		return;
 	}
-	if (pb_strings_check(call->method->request, msg, len, &field) != 0) {
-		char text[MESSAGE_MAX_LEN];
-
-		snprintf(text, sizeof(text), "malformed request: field %u is not valid UTF-8 "
-		    "without NUL bytes, or the message is not valid protobuf", field);
-		call_error(call, GRPC_STATUS_INVALID_ARGUMENT, text);
-		return;
-	}
-	if (!call_admit(call))
-		return;
-	call->handler_pending = 1;
-	call->method->handler(call, msg, len);
+	rpc_call_request(st->call, msg, len);
+	grpc_lpm_reader_free(&st->rd); /* decoded: the raw bytes are not needed any more */
 }
 
 /* ---- nghttp2 callbacks --------------------------------------------------- */
@@ -865,14 +363,14 @@ static int
 on_begin_headers_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
 {
 	struct conn *c = user_data;
-	struct rpc_call *call;
+	struct stream *st;
 
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	call = call_new(c, frame->hd.stream_id);
-	if (call == NULL)
+	st = stream_new(c, frame->hd.stream_id);
+	if (st == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	nghttp2_session_set_stream_user_data(h2, frame->hd.stream_id, call);
+	nghttp2_session_set_stream_user_data(h2, frame->hd.stream_id, st);
 	return 0;
 }
 
@@ -882,33 +380,34 @@ static int
 on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
-	struct rpc_call *call;
+	struct conn *c = user_data;
+	struct stream *st;
 
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
-	if (call == NULL)
+	st = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+	if (st == NULL)
 		return 0;
-	call->header_bytes += namelen + valuelen + 32;
-	if (call->header_bytes > call->srv->lim.max_header_list_bytes)
+	st->header_bytes += namelen + valuelen + 32;
+	if (st->header_bytes > c->srv->lim.max_header_list_bytes)
 		return 0; /* answered at the end of the block; keep nothing more */
 	if (HDR_IS(":path")) {
-		if (valuelen >= sizeof(call->path))
+		if (valuelen >= sizeof(st->path))
 			valuelen = 0; /* too long: becomes an unknown method "" */
-		memcpy(call->path, value, valuelen);
-		call->path[valuelen] = '\0';
+		memcpy(st->path, value, valuelen);
+		st->path[valuelen] = '\0';
 	} else if (HDR_IS(":method")) {
-		call->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+		st->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
 	} else if (HDR_IS("content-type")) {
-		call->ct_ok = grpc_content_type_ok((const char *)value, valuelen);
+		st->ct_ok = grpc_content_type_ok((const char *)value, valuelen);
 	} else if (HDR_IS("grpc-timeout")) {
-		if (grpc_timeout_parse((const char *)value, valuelen, &call->timeout_us) == 0)
-			call->have_timeout = 1;
+		if (grpc_timeout_parse((const char *)value, valuelen, &st->timeout_us) == 0)
+			st->have_timeout = 1;
 		else
-			call->timeout_bad = 1;
+			st->timeout_bad = 1;
 	} else if (HDR_IS("grpc-encoding")) {
 		/* only identity is supported; a compressed message is refused when it arrives */
-		call->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
+		st->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
 	}
 	return 0;
 }
@@ -917,66 +416,69 @@ static int
 on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
     size_t len, void *user_data)
 {
-	struct rpc_call *call = nghttp2_session_get_stream_user_data(h2, stream_id);
-	char msg[MESSAGE_MAX_LEN];
+	struct conn *c = user_data;
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
+	char msg[RPC_MESSAGE_MAX];
 	int rc;
 
-	if (call == NULL || call->decided || call->handler_pending)
+	/* a refused or answered stream's DATA is dropped, never buffered */
+	if (st == NULL || !stream_reading(st))
 		return 0;
-	rc = grpc_lpm_reader_feed(&call->rd, data, len);
+	rc = grpc_lpm_reader_feed(&st->rd, data, len);
 	switch (rc) {
 	case 0:
 		return 0;
 	case BS_ERR_TOO_BIG:
 		snprintf(msg, sizeof(msg), "request message larger than the limit of %u bytes",
-		    call->srv->lim.max_message_bytes);
-		call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		    c->srv->lim.max_message_bytes);
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		break;
 	case BS_ERR_UNSUPPORTED:
-		if (call->compressed_encoding)
-			call_error(call, GRPC_STATUS_UNIMPLEMENTED,
+		if (st->compressed_encoding)
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_UNIMPLEMENTED,
 			    "compressed messages are not supported (grpc-encoding identity only)");
 		else
-			call_error(call, GRPC_STATUS_INTERNAL,
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_INTERNAL,
 			    "compressed flag set without a grpc-encoding");
 		break;
 	case BS_ERR_NOMEM:
-		call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		break;
 	default:
-		call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
 		    "malformed gRPC framing (one uncompressed message expected)");
 		break;
 	}
+	grpc_lpm_reader_free(&st->rd);
 	return 0;
 }
 
 static int
 on_frame_recv_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
 {
-	struct rpc_call *call;
+	struct stream *st;
 
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
-	call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
-	if (call == NULL)
+	st = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+	if (st == NULL)
 		return 0;
 	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-		call_headers_done(call);
+		stream_headers_done(st);
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-		call_request_done(call);
+		stream_request_done(st);
 	return 0;
 }
 
 static int
 on_stream_close_cb(nghttp2_session *h2, int32_t stream_id, uint32_t error_code, void *user_data)
 {
-	struct rpc_call *call = nghttp2_session_get_stream_user_data(h2, stream_id);
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
 
-	if (call == NULL)
+	if (st == NULL)
 		return 0;
 	nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
-	call_detach(call);
+	stream_free(st);
 	return 0;
 }
 
@@ -1138,7 +640,7 @@ eventcb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
-		if (c->established && !LIST_EMPTY(&c->calls)) {
+		if (c->established && !LIST_EMPTY(&c->streams)) {
 			/* calls still running: the client is waiting, not idle */
 			bufferevent_enable(bev, EV_READ);
 			return;
@@ -1165,15 +667,15 @@ static void
 conn_free(struct conn *c)
 {
 	struct server *s = c->srv;
-	struct rpc_call *call;
+	struct stream *st;
 
 	if (c->closing)
 		return;
 	c->closing = 1;
-	while ((call = LIST_FIRST(&c->calls)) != NULL) {
+	while ((st = LIST_FIRST(&c->streams)) != NULL) {
 		if (c->h2 != NULL)
-			nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);
-		call_detach(call);
+			nghttp2_session_set_stream_user_data(c->h2, st->stream_id, NULL);
+		stream_free(st);
 	}
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
@@ -1211,7 +713,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		goto fail;
 	c->srv = s;
 	c->ssl = ssl;
-	LIST_INIT(&c->calls);
+	LIST_INIT(&c->streams);
 	if (sa->sa_family == AF_INET)
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", host,
 		    ntohs(((struct sockaddr_in *)sa)->sin_port));
@@ -1246,7 +748,7 @@ server_set_tls_ctx(struct server *s, SSL_CTX *ctx)
 
 int
 server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *lim,
-    const struct rpc_method *const *tables, struct svc_ctx *svc, struct server **out)
+    struct rpc_dispatcher *disp, struct server **out)
 {
 	struct server *s;
 
@@ -1256,13 +758,9 @@ server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *li
 	s->base = base;
 	s->ctx = ctx;
 	s->lim = *lim;
-	s->tables = tables;
-	s->svc = svc;
+	s->disp = disp;
 	LIST_INIT(&s->conns);
-	if (RAND_bytes((unsigned char *)&s->boot_id, sizeof(s->boot_id)) != 1) {
-		free(s);
-		return BS_ERR_CRYPTO;
-	}
+	rpc_dispatcher_on_call_freed(disp, call_freed, s);
 	*out = s;
 	return 0;
 }
@@ -1306,7 +804,7 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 	char n[16];
 
-	snprintf(n, sizeof(n), "%u", s->ncalls);
+	snprintf(n, sizeof(n), "%u", rpc_dispatcher_calls(s->disp));
 	bs_log(BS_LOG_WARN, "shutdown grace period over, cancelling calls", "calls", n, NULL);
 	while ((c = LIST_FIRST(&s->conns)) != NULL)
 		conn_free(c);
@@ -1355,6 +853,7 @@ server_free(struct server *s)
 		return;
 	while ((c = LIST_FIRST(&s->conns)) != NULL)
 		conn_free(c);
+	rpc_dispatcher_on_call_freed(s->disp, NULL, NULL);
 	if (s->listener != NULL)
 		evconnlistener_free(s->listener);
 	if (s->grace_timer != NULL)
@@ -1365,5 +864,5 @@ server_free(struct server *s)
 unsigned
 server_active_calls(const struct server *s)
 {
-	return s->ncalls;
+	return rpc_dispatcher_calls(s->disp);
 }

@@ -1,7 +1,7 @@
 /*
- * server.h - the gRPC server: libevent listener, TLS (bufferevent_openssl),
- * HTTP/2 (nghttp2), gRPC framing and dispatch to the method tables of
- * services.h. Event loop thread only.
+ * server.h - the gRPC transport: libevent listener, TLS (bufferevent_openssl),
+ * HTTP/2 (nghttp2) and gRPC framing, driving the calls of an RPC dispatcher
+ * (rpc/rpc.h). Event loop thread only.
  *
  * Limits enforced here: connections, concurrent streams, header list size,
  * message size (from the length prefix, before allocation), handshake and
@@ -13,7 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "common/bs_error.h"
-#include "services/services.h"
+#include "rpc/rpc.h"
 
 struct event_base;
 struct server;
@@ -28,11 +28,11 @@ struct server_limits {
 };
 
 /*
- * Creates a server on base that serves the NULL-terminated method tables in
- * tables (the server borrows ctx, tables and svc). Returns 0 or an error.
+ * Creates a server on base whose requests are calls of disp (the server
+ * borrows ctx and disp; disp must outlive it). Returns 0 or BS_ERR_NOMEM.
  */
 int server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *lim,
-    const struct rpc_method *const *tables, struct svc_ctx *svc, struct server **out) BS_WUR;
+    struct rpc_dispatcher *disp, struct server **out) BS_WUR;
 
 /* Binds and listens on "host:port" or "[v6]:port". err gets the reason. */
 int server_listen(struct server *s, const char *addr, char *err, size_t errlen) BS_WUR;

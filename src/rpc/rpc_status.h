@@ -1,8 +1,10 @@
 /*
- * grpc_status.h - gRPC status codes (grpc/grpc doc/statuscodes.md).
+ * rpc_status.h - gRPC status codes (grpc/grpc doc/statuscodes.md), their
+ * names, and the mapping from boltseal's error codes. The one place where a
+ * BS_ERR_* becomes what a client sees.
  */
-#ifndef BS_GRPC_STATUS_H
-#define BS_GRPC_STATUS_H
+#ifndef BS_RPC_STATUS_H
+#define BS_RPC_STATUS_H
 
 enum grpc_status {
 	GRPC_STATUS_OK = 0,
@@ -26,5 +28,8 @@ enum grpc_status {
 
 /* Returns the canonical upper-case name ("NOT_FOUND"), "UNKNOWN" if out of range. */
 const char *grpc_status_name(int status);
+
+/* Maps a BS_ERR_* code to a gRPC status (0 for BS_OK, INTERNAL for unknown). */
+int rpc_status_from_err(int err);
 
 #endif

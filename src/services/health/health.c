@@ -1,6 +1,6 @@
 /*
- * health.c - grpc.health.v1.Health/Check. "" (the whole server) and
- * "boltseal.v1.KeyService" are SERVING while the HSM answers: each Check runs
+ * health.c - grpc.health.v1.Health/Check. "" (the whole server) and every
+ * service the server registers are SERVING while the HSM answers: each Check runs
  * a probe on an HSM worker session (C_GetSessionInfo), the audit log can
  * be written, and every CRL is present and current (fail closed: a stale
  * CRL makes the server NOT_SERVING). If the probe cannot be queued (queue
@@ -14,7 +14,7 @@
 #include "audit/auditlog.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "hsm/pool.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc_status.h"
 #include "services/services.h"
 
 struct probe_job {
@@ -63,30 +63,25 @@ probe_cancel(void *arg)
 }
 
 static void
-check(struct rpc_call *call, const uint8_t *req, size_t len)
+check(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+	const Grpc__Health__V1__HealthCheckRequest *r =
+	    (const Grpc__Health__V1__HealthCheckRequest *)msg;
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Grpc__Health__V1__HealthCheckRequest *r;
 	struct probe_job *p;
 
-	r = grpc__health__v1__health_check_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
-		return;
-	}
-	if (strcmp(r->service, "") != 0 && strcmp(r->service, "boltseal.v1.KeyService") != 0 &&
-	    strcmp(r->service, "grpc.health.v1.Health") != 0) {
+	if (r->service[0] != '\0' && !rpc_registry_has_service(svc->registry, r->service)) {
 		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
-		goto out;
+		return;
 	}
 	if (svc->shutting_down) {
 		respond(call, 0);
-		goto out;
+		return;
 	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		respond(call, svc->hsm_healthy);
-		goto out;
+		return;
 	}
 	p->job.work = probe_work;
 	p->job.done = probe_done;
@@ -95,15 +90,17 @@ check(struct rpc_call *call, const uint8_t *req, size_t len)
 	if (hsm_pool_submit(svc->pool, &p->job) != 0) {
 		free(p);
 		respond(call, svc->hsm_healthy);
-		goto out;
+		return;
 	}
 	rpc_call_on_cancel(call, probe_cancel, p);
-out:
-	grpc__health__v1__health_check_request__free_unpacked(r, NULL);
 }
 
-const struct rpc_method health_methods[] = {
-	{ "/grpc.health.v1.Health/Check", check, &grpc__health__v1__health_check_request__descriptor,
-	    1 },
-	{ NULL, NULL, NULL, 0 },
+static const struct rpc_method methods[] = {
+	{ "Check", &grpc__health__v1__health_check_request__descriptor,
+	    &grpc__health__v1__health_check_response__descriptor,
+	    RPC_AUTHZ_ANY_PRINCIPAL, RPC_F_AUDIT_NOWAIT, check },
+};
+
+const struct rpc_service health_service = {
+	"grpc.health.v1.Health", methods, sizeof(methods) / sizeof(methods[0]), 0,
 };

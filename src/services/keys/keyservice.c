@@ -26,7 +26,7 @@
 #include "formats/sigverify.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc_status.h"
 #include "policy/policy.h"
 #include "services/services.h"
 
@@ -40,7 +40,7 @@
 static void
 fail_err(struct rpc_call *call, int err, const char *what)
 {
-	rpc_call_fail(call, bs_err_grpc_status(err), "%s: %s", what, bs_strerror(err));
+	rpc_call_fail(call, rpc_status_from_err(err), "%s: %s", what, bs_strerror(err));
 }
 
 static void
@@ -356,15 +356,10 @@ authorize_create(struct rpc_call *call, const Boltseal__V1__CreateKeyRequest *r)
 }
 
 static void
-create_key(struct rpc_call *call, const uint8_t *req, size_t len)
+create_key(struct rpc_call *call, const ProtobufCMessage *msg)
 {
-	Boltseal__V1__CreateKeyRequest *r;
+	const Boltseal__V1__CreateKeyRequest *r = (const Boltseal__V1__CreateKeyRequest *)msg;
 
-	r = boltseal__v1__create_key_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed CreateKeyRequest");
-		return;
-	}
 	if (!catalog_name_valid(r->name)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "key name must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit");
@@ -382,20 +377,14 @@ create_key(struct rpc_call *call, const uint8_t *req, size_t len)
 	} else {
 		submit_keygen(call, r->name, (enum bs_purpose)r->purpose, (enum bs_alg)r->algorithm, 1, 0);
 	}
-	boltseal__v1__create_key_request__free_unpacked(r, NULL);
 }
 
 static void
-rotate_key(struct rpc_call *call, const uint8_t *req, size_t len)
+rotate_key(struct rpc_call *call, const ProtobufCMessage *msg)
 {
-	Boltseal__V1__RotateKeyRequest *r;
+	const Boltseal__V1__RotateKeyRequest *r = (const Boltseal__V1__RotateKeyRequest *)msg;
 	const struct catalog_key *k;
 
-	r = boltseal__v1__rotate_key_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed RotateKeyRequest");
-		return;
-	}
 	{
 		const struct catalog_key *peek = catalog_name_valid(r->name) ?
 		    catalog_find(rpc_call_svc(call)->catalog, r->name) : NULL;
@@ -412,23 +401,17 @@ rotate_key(struct rpc_call *call, const uint8_t *req, size_t len)
 
 		submit_keygen(call, k->name, k->purpose, k->alg, next, 1);
 	}
-	boltseal__v1__rotate_key_request__free_unpacked(r, NULL);
 }
 
 /* ---- GetKey / ListKeys / GetPublicKey (answered from memory) --------------- */
 
 static void
-get_key(struct rpc_call *call, const uint8_t *req, size_t len)
+get_key(struct rpc_call *call, const ProtobufCMessage *msg)
 {
-	Boltseal__V1__GetKeyRequest *r;
+	const Boltseal__V1__GetKeyRequest *r = (const Boltseal__V1__GetKeyRequest *)msg;
 	Boltseal__V1__GetKeyResponse resp = BOLTSEAL__V1__GET_KEY_RESPONSE__INIT;
 	const struct catalog_key *k;
 
-	r = boltseal__v1__get_key_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetKeyRequest");
-		return;
-	}
 	k = lookup_key(call, r->name);
 	if (k != NULL) {
 		resp.key = key_pb_new(k);
@@ -438,7 +421,6 @@ get_key(struct rpc_call *call, const uint8_t *req, size_t len)
 			rpc_call_finish_pb(call, &resp.base);
 		key_pb_free(resp.key);
 	}
-	boltseal__v1__get_key_request__free_unpacked(r, NULL);
 }
 
 /* ListKeys shows a key to callers whose policy lets them GetKey it. */
@@ -452,20 +434,15 @@ may_see(struct rpc_call *call, const struct catalog_key *k)
 }
 
 static void
-list_keys(struct rpc_call *call, const uint8_t *req, size_t len)
+list_keys(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct catalog *cat = rpc_call_svc(call)->catalog;
-	Boltseal__V1__ListKeysRequest *r;
+	const Boltseal__V1__ListKeysRequest *r = (const Boltseal__V1__ListKeysRequest *)msg;
 	Boltseal__V1__ListKeysResponse resp = BOLTSEAL__V1__LIST_KEYS_RESPONSE__INIT;
 	Boltseal__V1__Key **keys = NULL;
 	size_t start, n, total, i, page, scanned;
 	int ok = 1;
 
-	r = boltseal__v1__list_keys_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ListKeysRequest");
-		return;
-	}
 	if (!rpc_call_authorize(call, NULL, NULL, NULL, 0))
 		goto out;
 	if (r->page_token[0] != '\0' && !catalog_name_valid(r->page_token)) {
@@ -508,23 +485,17 @@ out:
 	for (i = 0; keys != NULL && keys[i] != NULL; i++)
 		key_pb_free(keys[i]);
 	free(keys);
-	boltseal__v1__list_keys_request__free_unpacked(r, NULL);
 }
 
 static void
-get_public_key(struct rpc_call *call, const uint8_t *req, size_t len)
+get_public_key(struct rpc_call *call, const ProtobufCMessage *msg)
 {
-	Boltseal__V1__GetPublicKeyRequest *r;
+	const Boltseal__V1__GetPublicKeyRequest *r = (const Boltseal__V1__GetPublicKeyRequest *)msg;
 	Boltseal__V1__GetPublicKeyResponse resp = BOLTSEAL__V1__GET_PUBLIC_KEY_RESPONSE__INIT;
 	const struct catalog_key *k;
 	const struct catalog_version *v;
 	char *pem = NULL;
 
-	r = boltseal__v1__get_public_key_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetPublicKeyRequest");
-		return;
-	}
 	k = lookup_key(call, r->name);
 	if (k == NULL)
 		goto out;
@@ -547,7 +518,6 @@ get_public_key(struct rpc_call *call, const uint8_t *req, size_t len)
 	rpc_call_finish_pb(call, &resp.base);
 out:
 	free(pem);
-	boltseal__v1__get_public_key_request__free_unpacked(r, NULL);
 }
 
 /* ---- Sign ---------------------------------------------------------------------- */
@@ -638,10 +608,10 @@ sign_done(struct hsm_job *job)
 }
 
 static void
-sign(struct rpc_call *call, const uint8_t *req, size_t len)
+sign(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__SignRequest *r;
+	const Boltseal__V1__SignRequest *r = (const Boltseal__V1__SignRequest *)msg;
 	const struct catalog_key *k;
 	const struct catalog_version *v;
 	const ProtobufCBinaryData *in;
@@ -649,27 +619,22 @@ sign(struct rpc_call *call, const uint8_t *req, size_t len)
 	struct sign_job *j;
 	int rc, is_digest;
 
-	r = boltseal__v1__sign_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed SignRequest");
-		return;
-	}
 	if ((k = lookup_key(call, r->key_name)) == NULL || (v = signing_version(call, k)) == NULL)
-		goto out;
+		return;
 	if (r->input_case == BOLTSEAL__V1__SIGN_REQUEST__INPUT__NOT_SET) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "one of message or digest is required");
-		goto out;
+		return;
 	}
 	is_digest = r->input_case == BOLTSEAL__V1__SIGN_REQUEST__INPUT_DIGEST;
 	in = is_digest ? &r->digest : &r->message;
 	if ((problem = input_problem(k->alg, is_digest, in->len)) != NULL) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", problem);
-		goto out;
+		return;
 	}
 	j = calloc(1, sizeof(*j) + in->len);
 	if (j == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
+		return;
 	}
 	j->job.work = sign_work;
 	j->job.done = sign_done;
@@ -689,8 +654,6 @@ sign(struct rpc_call *call, const uint8_t *req, size_t len)
 		free(j);
 		fail_submit(call, rc);
 	}
-out:
-	boltseal__v1__sign_request__free_unpacked(r, NULL);
 }
 
 /* ---- SignBatch ------------------------------------------------------------------ */
@@ -792,7 +755,7 @@ batch_respond(struct batch *b)
 			res[i].status_code = GRPC_STATUS_INVALID_ARGUMENT;
 			res[i].error_message = (char *)it->problem;
 		} else if (it->rc != 0) {
-			res[i].status_code = (uint32_t)bs_err_grpc_status(it->rc);
+			res[i].status_code = (uint32_t)rpc_status_from_err(it->rc);
 			res[i].error_message = (char *)bs_strerror(it->rc);
 			if (it->rc == BS_ERR_HSM)
 				hsm_rc = it->rc;
@@ -872,21 +835,16 @@ batch_load(struct batch *b, const Boltseal__V1__SignBatchRequest *r)
 }
 
 static void
-sign_batch(struct rpc_call *call, const uint8_t *req, size_t len)
+sign_batch(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__SignBatchRequest *r;
+	const Boltseal__V1__SignBatchRequest *r = (const Boltseal__V1__SignBatchRequest *)msg;
 	const struct catalog_key *k;
 	const struct catalog_version *v;
 	struct batch *b = NULL;
 	size_t per, i;
 	int rc;
 
-	r = boltseal__v1__sign_batch_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed SignBatchRequest");
-		return;
-	}
 	if ((k = lookup_key(call, r->key_name)) == NULL || (v = signing_version(call, k)) == NULL)
 		goto out;
 	if (r->n_items == 0) {
@@ -949,7 +907,6 @@ sign_batch(struct rpc_call *call, const uint8_t *req, size_t len)
 out:
 	if (b != NULL)
 		batch_free(b);
-	boltseal__v1__sign_batch_request__free_unpacked(r, NULL);
 }
 
 /* ---- Verify --------------------------------------------------------------------- */
@@ -1115,20 +1072,15 @@ nomem:
 }
 
 static void
-verify(struct rpc_call *call, const uint8_t *req, size_t len)
+verify(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__VerifyRequest *r;
+	const Boltseal__V1__VerifyRequest *r = (const Boltseal__V1__VerifyRequest *)msg;
 	struct verify_job *j = NULL;
 	const ProtobufCBinaryData *in;
 	const char *problem;
 	int rc;
 
-	r = boltseal__v1__verify_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed VerifyRequest");
-		return;
-	}
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -1167,7 +1119,6 @@ verify(struct rpc_call *call, const uint8_t *req, size_t len)
 out:
 	if (j != NULL)
 		verify_job_free(j);
-	boltseal__v1__verify_request__free_unpacked(r, NULL);
 }
 
 void
@@ -1183,22 +1134,32 @@ svc_note_hsm_result(struct svc_ctx *svc, int err)
 	}
 }
 
-const struct rpc_method keyservice_methods[] = {
-	{ "/boltseal.v1.KeyService/CreateKey", create_key,
-	    &boltseal__v1__create_key_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/GetKey", get_key,
-	    &boltseal__v1__get_key_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/ListKeys", list_keys,
-	    &boltseal__v1__list_keys_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/RotateKey", rotate_key,
-	    &boltseal__v1__rotate_key_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/GetPublicKey", get_public_key,
-	    &boltseal__v1__get_public_key_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/Sign", sign,
-	    &boltseal__v1__sign_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/Verify", verify,
-	    &boltseal__v1__verify_request__descriptor, 0 },
-	{ "/boltseal.v1.KeyService/SignBatch", sign_batch,
-	    &boltseal__v1__sign_batch_request__descriptor, 0 },
-	{ NULL, NULL, NULL, 0 },
+static const struct rpc_method methods[] = {
+	{ "CreateKey", &boltseal__v1__create_key_request__descriptor,
+	    &boltseal__v1__create_key_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, create_key },
+	{ "GetKey", &boltseal__v1__get_key_request__descriptor,
+	    &boltseal__v1__get_key_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_key },
+	{ "ListKeys", &boltseal__v1__list_keys_request__descriptor,
+	    &boltseal__v1__list_keys_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, list_keys },
+	{ "RotateKey", &boltseal__v1__rotate_key_request__descriptor,
+	    &boltseal__v1__rotate_key_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, rotate_key },
+	{ "GetPublicKey", &boltseal__v1__get_public_key_request__descriptor,
+	    &boltseal__v1__get_public_key_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_public_key },
+	{ "Sign", &boltseal__v1__sign_request__descriptor, &boltseal__v1__sign_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, sign },
+	{ "Verify", &boltseal__v1__verify_request__descriptor,
+	    &boltseal__v1__verify_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, verify },
+	{ "SignBatch", &boltseal__v1__sign_batch_request__descriptor,
+	    &boltseal__v1__sign_batch_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, sign_batch },
+};
+
+const struct rpc_service keyservice_service = {
+	"boltseal.v1.KeyService", methods, sizeof(methods) / sizeof(methods[0]), 0,
 };

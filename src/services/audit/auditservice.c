@@ -11,7 +11,7 @@
 #include "audit/checkpoint.h"
 #include "boltseal/v1/audit.pb-c.h"
 #include "hsm/pool.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc_status.h"
 #include "services/services.h"
 
 #define READ_DEFAULT 100
@@ -52,10 +52,9 @@ resolve_size(struct rpc_call *call, uint64_t *size)
 }
 
 static void
-get_checkpoint(struct rpc_call *call, const uint8_t *req, size_t len)
+get_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__GetCheckpointRequest *r;
 	Boltseal__V1__GetCheckpointResponse resp = BOLTSEAL__V1__GET_CHECKPOINT_RESPONSE__INIT;
 	uint8_t root[MERKLE_HASH_LEN];
 	const uint8_t *note;
@@ -63,12 +62,7 @@ get_checkpoint(struct rpc_call *call, const uint8_t *req, size_t len)
 	size_t nlen;
 	uint64_t size;
 
-	r = boltseal__v1__get_checkpoint_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetCheckpointRequest");
-		return;
-	}
-	boltseal__v1__get_checkpoint_request__free_unpacked(r, NULL);
+	(void)msg; /* GetCheckpointRequest has no fields */
 	if (!audit_ready(call))
 		return;
 	checkpointer_poke(svc->checkpointer);
@@ -101,10 +95,11 @@ hashes_to_pb(uint8_t hashes[][MERKLE_HASH_LEN], size_t n, ProtobufCBinaryData *p
 }
 
 static void
-get_inclusion_proof(struct rpc_call *call, const uint8_t *req, size_t len)
+get_inclusion_proof(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__GetInclusionProofRequest *r;
+	const Boltseal__V1__GetInclusionProofRequest *r =
+	    (const Boltseal__V1__GetInclusionProofRequest *)msg;
 	Boltseal__V1__GetInclusionProofResponse resp =
 	    BOLTSEAL__V1__GET_INCLUSION_PROOF_RESPONSE__INIT;
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN], root[MERKLE_HASH_LEN], leaf[MERKLE_HASH_LEN];
@@ -112,14 +107,8 @@ get_inclusion_proof(struct rpc_call *call, const uint8_t *req, size_t len)
 	uint64_t index, size;
 	size_t n = 0;
 
-	r = boltseal__v1__get_inclusion_proof_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetInclusionProofRequest");
-		return;
-	}
 	index = r->leaf_index;
 	size = r->tree_size;
-	boltseal__v1__get_inclusion_proof_request__free_unpacked(r, NULL);
 	if (!audit_ready(call) || resolve_size(call, &size) != 0)
 		return;
 	if (size > audit_log_size(svc->audit) || index >= size) {
@@ -147,10 +136,11 @@ get_inclusion_proof(struct rpc_call *call, const uint8_t *req, size_t len)
 }
 
 static void
-get_consistency_proof(struct rpc_call *call, const uint8_t *req, size_t len)
+get_consistency_proof(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__GetConsistencyProofRequest *r;
+	const Boltseal__V1__GetConsistencyProofRequest *r =
+	    (const Boltseal__V1__GetConsistencyProofRequest *)msg;
 	Boltseal__V1__GetConsistencyProofResponse resp =
 	    BOLTSEAL__V1__GET_CONSISTENCY_PROOF_RESPONSE__INIT;
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN], r1[MERKLE_HASH_LEN], r2[MERKLE_HASH_LEN];
@@ -158,15 +148,8 @@ get_consistency_proof(struct rpc_call *call, const uint8_t *req, size_t len)
 	uint64_t first, second;
 	size_t n = 0;
 
-	r = boltseal__v1__get_consistency_proof_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-		    "malformed GetConsistencyProofRequest");
-		return;
-	}
 	first = r->first_size;
 	second = r->second_size;
-	boltseal__v1__get_consistency_proof_request__free_unpacked(r, NULL);
 	if (!audit_ready(call) || resolve_size(call, &second) != 0)
 		return;
 	if (first == 0 || first > second || second > audit_log_size(svc->audit)) {
@@ -262,19 +245,14 @@ read_cancel(void *arg)
 }
 
 static void
-read_records(struct rpc_call *call, const uint8_t *req, size_t len)
+read_records(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	Boltseal__V1__ReadRecordsRequest *r;
+	const Boltseal__V1__ReadRecordsRequest *r = (const Boltseal__V1__ReadRecordsRequest *)msg;
 	struct read_job *j;
 	uint64_t want;
 	int rc;
 
-	r = boltseal__v1__read_records_request__unpack(NULL, len, req);
-	if (r == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ReadRecordsRequest");
-		return;
-	}
 	want = r->max_records == 0 ? READ_DEFAULT : r->max_records;
 	if (want > READ_MAX)
 		want = READ_MAX;
@@ -283,7 +261,6 @@ read_records(struct rpc_call *call, const uint8_t *req, size_t len)
 		j->start = r->start;
 		j->recs = calloc((size_t)want, sizeof(*j->recs));
 	}
-	boltseal__v1__read_records_request__free_unpacked(r, NULL);
 	if (j == NULL || j->recs == NULL) {
 		if (j != NULL)
 			free(j->recs);
@@ -312,14 +289,21 @@ read_records(struct rpc_call *call, const uint8_t *req, size_t len)
 	rpc_call_on_cancel(call, read_cancel, &j->job);
 }
 
-const struct rpc_method auditservice_methods[] = {
-	{ "/boltseal.v1.AuditService/GetCheckpoint", get_checkpoint,
-	    &boltseal__v1__get_checkpoint_request__descriptor, 0 },
-	{ "/boltseal.v1.AuditService/GetInclusionProof", get_inclusion_proof,
-	    &boltseal__v1__get_inclusion_proof_request__descriptor, 0 },
-	{ "/boltseal.v1.AuditService/GetConsistencyProof", get_consistency_proof,
-	    &boltseal__v1__get_consistency_proof_request__descriptor, 0 },
-	{ "/boltseal.v1.AuditService/ReadRecords", read_records,
-	    &boltseal__v1__read_records_request__descriptor, 0 },
-	{ NULL, NULL, NULL, 0 },
+static const struct rpc_method methods[] = {
+	{ "GetCheckpoint", &boltseal__v1__get_checkpoint_request__descriptor,
+	    &boltseal__v1__get_checkpoint_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_checkpoint },
+	{ "GetInclusionProof", &boltseal__v1__get_inclusion_proof_request__descriptor,
+	    &boltseal__v1__get_inclusion_proof_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_inclusion_proof },
+	{ "GetConsistencyProof", &boltseal__v1__get_consistency_proof_request__descriptor,
+	    &boltseal__v1__get_consistency_proof_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_consistency_proof },
+	{ "ReadRecords", &boltseal__v1__read_records_request__descriptor,
+	    &boltseal__v1__read_records_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, read_records },
+};
+
+const struct rpc_service auditservice_service = {
+	"boltseal.v1.AuditService", methods, sizeof(methods) / sizeof(methods[0]), 0,
 };

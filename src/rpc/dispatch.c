@@ -1,0 +1,795 @@
+/*
+ * dispatch.c - the life of one gRPC call, without sockets (see rpc.h and
+ * rpc_service.h): admission at HEADERS (certificate -> principal, method
+ * granted), one decode with a wiping allocator, the handler, the policy
+ * verdict it asks for, the audit record made durable, then the answer
+ * handed to the transport.
+ *
+ * A call is freed when four things are over: the transport detached it
+ * (stream closed), its handler answered, every audit record of it is
+ * written, and no rpc_call_* function of this file is running on it (the
+ * transport's answer callback may detach it in the middle of one: such
+ * functions pin the call with hold++ and let go through unpin()).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "audit/auditlog.h"
+#include "common/log.h"
+#include "formats/pb_strings.h"
+#include "policy/policy.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_service.h"
+
+#define AUDIT_FIELD_NAME_MAX 32
+
+struct rpc_dispatcher {
+	const struct rpc_registry *reg;
+	void *env;
+	struct audit_log *audit;
+	const struct policy *policy;
+	unsigned policy_gen;          /* bumped by every rpc_dispatcher_set_policy */
+	uint32_t boot_id;
+	uint64_t next_id;
+	unsigned ncalls;
+	void (*freed_fn)(void *);
+	void *freed_arg;
+};
+
+struct rpc_call {
+	struct rpc_dispatcher *d;
+	const struct rpc_transport *t;   /* NULL once detached */
+	void *stream;
+	const struct rpc_method *m;      /* set at admission */
+	char path[RPC_PATH_MAX];
+	char request_id[24];
+	struct timespec start;
+	char identity[RPC_IDENTITY_MAX];
+	uint8_t cert_sha256[32];
+	char peer[64];
+
+	/* the caller's principal, mapped once per policy generation */
+	char principal[POLICY_ID_MAX + 1];  /* "" = not mapped */
+	const struct policy_principal *pr;
+	unsigned pr_gen;
+	int pr_known;
+
+	ProtobufCMessage *req;           /* decoded request (wiping allocator) */
+	unsigned hold;                   /* rpc_call_* functions running on it */
+	int handler_pending;             /* handler called, not finished */
+	int authorized;                  /* the policy allowed it (or admission did) */
+	int decided;                     /* an answer is chosen */
+	int answered;                    /* handed to the transport */
+	int abandoned;                   /* client gone or deadline passed */
+	unsigned audit_inflight;         /* records of this call not yet durable */
+	void (*cancel_fn)(void *);
+	void *cancel_arg;
+
+	/* the answer */
+	int http_status;
+	int status;
+	char text[RPC_MESSAGE_MAX];
+	char reason[POLICY_REASON_MAX];  /* precise reason for the record ("" = text) */
+	uint8_t *resp;
+	size_t resp_len;
+
+	/* what the audit record names */
+	char audit_key[128];
+	int64_t audit_version;
+	char audit_target[128];
+	char audit_event[32];
+	uint8_t (*payload)[32];
+	size_t npayload;
+	struct audit_field fields[RPC_AUDIT_FIELDS_MAX];
+	size_t nfields;
+};
+
+/* ---- protobuf-c allocator that wipes what it frees ------------------------ */
+
+/* Every block is prefixed by its size so that it can be wiped on free. */
+static void *
+wipe_alloc(void *unused, size_t size)
+{
+	size_t *p;
+
+	(void)unused;
+	if (size > SIZE_MAX - sizeof(size_t) || (p = malloc(sizeof(size_t) + size)) == NULL)
+		return NULL;
+	*p = size;
+	return p + 1;
+}
+
+static void
+wipe_free(void *unused, void *ptr)
+{
+	size_t *p = ptr;
+
+	(void)unused;
+	if (p == NULL)
+		return;
+	p--;
+	OPENSSL_clear_free(p, sizeof(size_t) + *p);
+}
+
+static ProtobufCAllocator wiping_allocator = { wipe_alloc, wipe_free, NULL };
+
+/* ---- dispatcher ------------------------------------------------------------ */
+
+int
+rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **out)
+{
+	struct rpc_dispatcher *d;
+
+	if (o == NULL || o->registry == NULL)
+		return BS_ERR_INVALID;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return BS_ERR_NOMEM;
+	d->reg = o->registry;
+	d->env = o->env;
+	d->audit = o->audit;
+	if (RAND_bytes((unsigned char *)&d->boot_id, sizeof(d->boot_id)) != 1) {
+		free(d);
+		return BS_ERR_CRYPTO;
+	}
+	*out = d;
+	return 0;
+}
+
+void
+rpc_dispatcher_free(struct rpc_dispatcher *d)
+{
+	free(d);
+}
+
+void
+rpc_dispatcher_set_policy(struct rpc_dispatcher *d, const struct policy *p)
+{
+	d->policy = p;
+	d->policy_gen++;
+}
+
+unsigned
+rpc_dispatcher_calls(const struct rpc_dispatcher *d)
+{
+	return d->ncalls;
+}
+
+void
+rpc_dispatcher_on_call_freed(struct rpc_dispatcher *d, void (*fn)(void *), void *arg)
+{
+	d->freed_fn = fn;
+	d->freed_arg = arg;
+}
+
+/* ---- call lifetime --------------------------------------------------------- */
+
+static void
+call_free(struct rpc_call *call)
+{
+	struct rpc_dispatcher *d = call->d;
+
+	if (call->req != NULL)
+		protobuf_c_message_free_unpacked(call->req, &wiping_allocator);
+	OPENSSL_clear_free(call->resp, call->resp_len);
+	free(call->payload);
+	for (size_t i = 0; i < call->nfields; i++) {
+		free((char *)call->fields[i].name);
+		free((char *)call->fields[i].value);
+	}
+	free(call);
+	d->ncalls--;
+	if (d->freed_fn != NULL)
+		d->freed_fn(d->freed_arg);
+}
+
+static void
+unpin(struct rpc_call *call)
+{
+	call->hold--;
+	if (call->hold == 0 && call->t == NULL && !call->handler_pending &&
+	    call->audit_inflight == 0)
+		call_free(call);
+}
+
+static int64_t
+elapsed_us(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - start->tv_sec) * 1000000 +
+	    (now.tv_nsec - start->tv_nsec) / 1000;
+}
+
+static void
+log_call(const struct rpc_call *call)
+{
+	char status[16], dur[32];
+	enum bs_log_level lvl = call->status == GRPC_STATUS_OK ? BS_LOG_INFO : BS_LOG_WARN;
+
+	if (!bs_log_enabled(lvl))
+		return;
+	snprintf(status, sizeof(status), "%d", call->status);
+	snprintf(dur, sizeof(dur), "%" PRId64, elapsed_us(&call->start));
+	bs_log(lvl, "rpc",
+	    "request_id", call->request_id,
+	    "method", call->path,
+	    "identity", call->identity,
+	    "peer", call->peer,
+	    "grpc_status", status,
+	    "status_name", grpc_status_name(call->status),
+	    "duration_us", dur,
+	    "detail", call->text,
+	    NULL);
+}
+
+/* Hands the chosen answer to the transport, if it still listens. Pinned callers only. */
+static void
+deliver(struct rpc_call *call)
+{
+	struct rpc_answer a;
+
+	if (call->t == NULL || call->answered)
+		return;
+	call->answered = 1;
+	log_call(call);
+	a.http_status = call->http_status;
+	a.grpc_status = call->status;
+	a.message = call->text;
+	a.msg = call->status == GRPC_STATUS_OK ? call->resp : NULL;
+	a.msg_len = call->status == GRPC_STATUS_OK ? call->resp_len : 0;
+	call->t->answer(call->stream, &a);
+}
+
+static void
+set_text(struct rpc_call *call, const char *msg)
+{
+	snprintf(call->text, sizeof(call->text), "%s", msg != NULL ? msg : "");
+}
+
+static void
+drop_resp(struct rpc_call *call)
+{
+	OPENSSL_clear_free(call->resp, call->resp_len);
+	call->resp = NULL;
+	call->resp_len = 0;
+}
+
+/*
+ * Queues the audit record of call with result status and reason; done runs
+ * when it is durable (or cannot be written). Returns 0 or the append error.
+ */
+static int
+call_audit(struct rpc_call *call, int status, const char *reason, audit_done_fn done)
+{
+	struct audit_record r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RPC;
+	r.request_id = call->request_id;
+	r.principal_id = call->principal[0] != '\0' ? call->principal : NULL;
+	r.identity = call->identity[0] != '\0' ? call->identity : NULL;
+	r.cert_sha256 = call->cert_sha256;
+	r.method = call->path[0] == '/' ? call->path + 1 : call->path;
+	r.key = call->audit_key[0] != '\0' ? call->audit_key : NULL;
+	r.key_version = call->audit_version;
+	r.target = call->audit_target[0] != '\0' ? call->audit_target : NULL;
+	r.result = grpc_status_name(status);
+	r.reason = reason != NULL && reason[0] != '\0' ? reason : NULL;
+	r.event = call->audit_event[0] != '\0' ? call->audit_event : NULL;
+	r.payload_sha256 = (const uint8_t (*)[32])call->payload;
+	r.npayload = call->npayload;
+	r.fields = call->fields;
+	r.nfields = call->nfields;
+	rc = audit_log_append(call->d->audit, &r, done, call);
+	if (rc == 0)
+		call->audit_inflight++;
+	return rc;
+}
+
+static const char *
+record_reason(const struct rpc_call *call)
+{
+	return call->reason[0] != '\0' ? call->reason : call->text;
+}
+
+/* The answer's record is durable (rc 0) or cannot be written: send it now. */
+static void
+answer_logged(void *arg, int rc)
+{
+	struct rpc_call *call = arg;
+
+	call->hold++;
+	call->audit_inflight--;
+	if (rc != 0) {
+		drop_resp(call);
+		call->status = GRPC_STATUS_UNAVAILABLE;
+		call->http_status = 200;
+		set_text(call, "audit log unavailable: the result is withheld; retry later");
+	}
+	deliver(call);
+	unpin(call);
+}
+
+static void
+late_logged(void *arg, int rc)
+{
+	struct rpc_call *call = arg;
+
+	(void)rc;
+	call->hold++;
+	call->audit_inflight--;
+	unpin(call);
+}
+
+/*
+ * The answer set in call (status, text, resp) is final: send it once its
+ * audit record is durable, so that a response never precedes its record.
+ * Pinned callers only.
+ */
+static void
+decide(struct rpc_call *call, int http_status)
+{
+	call->decided = 1;
+	call->http_status = http_status;
+	if (call->d->audit == NULL) {
+		deliver(call);
+		return;
+	}
+	if (call->m != NULL && (call->m->flags & RPC_F_AUDIT_NOWAIT)) {
+		if (call_audit(call, call->status, record_reason(call), late_logged) != 0)
+			bs_log(BS_LOG_WARN, "call not recorded: audit backlog", "request_id",
+			    call->request_id, NULL);
+		deliver(call);
+		return;
+	}
+	if (call_audit(call, call->status, record_reason(call), answer_logged) != 0) {
+		/* not even queued (backlog while the log is failing): refuse, unrecorded */
+		drop_resp(call);
+		call->status = GRPC_STATUS_UNAVAILABLE;
+		call->http_status = 200;
+		set_text(call, "audit log unavailable; retry later");
+		deliver(call);
+	}
+}
+
+/* Refuses with a message for the client and a precise reason for the record. */
+static void
+refuse(struct rpc_call *call, int http_status, int status, const char *msg, const char *reason)
+{
+	if (call->decided)
+		return;
+	call->status = status;
+	set_text(call, msg);
+	snprintf(call->reason, sizeof(call->reason), "%s", reason != NULL ? reason : "");
+	decide(call, http_status);
+}
+
+static void
+call_abandon(struct rpc_call *call)
+{
+	if (call->abandoned)
+		return;
+	call->abandoned = 1;
+	if (call->handler_pending && call->cancel_fn != NULL)
+		call->cancel_fn(call->cancel_arg);
+}
+
+/*
+ * The principal of call under the current policy: mapped once per policy
+ * generation, NULL if the certificate maps to none.
+ */
+static const struct policy_principal *
+call_principal(struct rpc_call *call)
+{
+	struct rpc_dispatcher *d = call->d;
+
+	if (!call->pr_known || call->pr_gen != d->policy_gen) {
+		call->pr = d->policy != NULL ?
+		    policy_map(d->policy, call->identity, call->cert_sha256) : NULL;
+		call->pr_gen = d->policy_gen;
+		call->pr_known = 1;
+	}
+	return call->pr;
+}
+
+/* ---- transport side -------------------------------------------------------- */
+
+int
+rpc_call_new(struct rpc_dispatcher *d, const struct rpc_peer *peer, const struct rpc_transport *t,
+    void *stream, struct rpc_call **out)
+{
+	const struct policy_principal *pr;
+	struct rpc_call *call;
+
+	if ((call = calloc(1, sizeof(*call))) == NULL)
+		return BS_ERR_NOMEM;
+	call->d = d;
+	call->t = t;
+	call->stream = stream;
+	call->audit_version = -1;
+	snprintf(call->identity, sizeof(call->identity), "%s",
+	    peer->identity != NULL ? peer->identity : "");
+	if (peer->cert_sha256 != NULL)
+		memcpy(call->cert_sha256, peer->cert_sha256, sizeof(call->cert_sha256));
+	snprintf(call->peer, sizeof(call->peer), "%s", peer->addr != NULL ? peer->addr : "");
+	/* named in the records of calls refused before admission too */
+	if ((pr = call_principal(call)) != NULL)
+		snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
+	clock_gettime(CLOCK_MONOTONIC, &call->start);
+	snprintf(call->request_id, sizeof(call->request_id), "%08" PRIx32 "%08" PRIx64, d->boot_id,
+	    ++d->next_id);
+	d->ncalls++;
+	*out = call;
+	return 0;
+}
+
+void
+rpc_call_refuse(struct rpc_call *call, int http_status, int grpc_status, const char *msg)
+{
+	call->hold++;
+	refuse(call, http_status, grpc_status, msg, NULL);
+	unpin(call);
+}
+
+/* Admission proper; 1 = admitted. Pinned. */
+static int
+admit(struct rpc_call *call)
+{
+	struct rpc_dispatcher *d = call->d;
+	const struct policy_principal *pr;
+	char msg[RPC_MESSAGE_MAX], reason[POLICY_REASON_MAX], roles[256], sha[65];
+
+	call->m = rpc_registry_find(d->reg, call->path);
+	if (call->m == NULL) {
+		snprintf(msg, sizeof(msg), "unknown method %s", call->path);
+		refuse(call, 200, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+		return 0;
+	}
+	if (d->audit != NULL && !audit_log_healthy(d->audit) && !(call->m->flags & RPC_F_AUDIT_NOWAIT)) {
+		refuse(call, 200, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; retry later", NULL);
+		return 0;
+	}
+	pr = call_principal(call);
+	if (pr == NULL) {
+		call->principal[0] = '\0';
+		for (size_t i = 0; i < 32; i++)
+			snprintf(sha + 2 * i, 3, "%02x", call->cert_sha256[i]);
+		snprintf(reason, sizeof(reason), "certificate %s (URI SAN %.300s) maps to no principal",
+		    sha, call->identity);
+		refuse(call, 200, GRPC_STATUS_UNAUTHENTICATED,
+		    "client certificate is not mapped to a principal", reason);
+		return 0;
+	}
+	snprintf(call->principal, sizeof(call->principal), "%s", policy_principal_id(pr));
+	if (call->m->authz == RPC_AUTHZ_ANY_PRINCIPAL) {
+		call->authorized = 1;
+		return 1;
+	}
+	if (!policy_may_call(d->policy, pr, call->path + 1)) {
+		policy_principal_roles(pr, roles, sizeof(roles));
+		snprintf(reason, sizeof(reason), "no role of principal '%s' (%s) grants %s",
+		    call->principal, roles, call->path + 1);
+		refuse(call, 200, GRPC_STATUS_PERMISSION_DENIED, "permission denied", reason);
+		return 0;
+	}
+	return 1;
+}
+
+int
+rpc_call_admit(struct rpc_call *call, const char *path)
+{
+	size_t len = strlen(path);
+	int ok;
+
+	if (call->decided)
+		return 0;
+	/* too long: becomes the unknown method "" */
+	if (len >= sizeof(call->path))
+		len = 0;
+	memcpy(call->path, path, len);
+	call->path[len] = '\0';
+	call->hold++;
+	ok = admit(call);
+	unpin(call);
+	return ok;
+}
+
+void
+rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+	char text[RPC_MESSAGE_MAX];
+	uint32_t field = 0;
+
+	if (call->decided || call->m == NULL || call->handler_pending || call->req != NULL)
+		return;
+	call->hold++;
+	if (pb_strings_check(call->m->request, msg, len, &field) != 0) {
+		snprintf(text, sizeof(text), "malformed request: field %u is not valid UTF-8 "
+		    "without NUL bytes, or the message is not valid protobuf", field);
+		refuse(call, 200, GRPC_STATUS_INVALID_ARGUMENT, text, NULL);
+		goto out;
+	}
+	call->req = protobuf_c_message_unpack(call->m->request, &wiping_allocator, len, msg);
+	if (call->req == NULL) {
+		snprintf(text, sizeof(text), "malformed %s", call->m->request->short_name);
+		refuse(call, 200, GRPC_STATUS_INVALID_ARGUMENT, text, NULL);
+		goto out;
+	}
+	call->handler_pending = 1;
+	call->m->handler(call, call->req);
+out:
+	unpin(call);
+}
+
+void
+rpc_call_deadline(struct rpc_call *call)
+{
+	if (call->decided || call->t == NULL)
+		return;
+	call->hold++;
+	call_abandon(call);
+	refuse(call, 200, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded", NULL);
+	unpin(call);
+}
+
+int
+rpc_call_decided(const struct rpc_call *call)
+{
+	return call->decided;
+}
+
+void
+rpc_call_detach(struct rpc_call *call)
+{
+	call->hold++;
+	call->t = NULL;
+	call->stream = NULL;
+	if (call->handler_pending)
+		call_abandon(call); /* freed once rpc_call_finish ran */
+	unpin(call);
+}
+
+/* ---- service side ------------------------------------------------------------ */
+
+void
+rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, const uint8_t *resp,
+    size_t resp_len)
+{
+	char why[RPC_MESSAGE_MAX + 96];
+
+	call->hold++;
+	call->handler_pending = 0;
+	if (grpc_status == GRPC_STATUS_OK && !call->authorized) {
+		/* a handler bug: never let an unchecked success through */
+		bs_log(BS_LOG_ERROR, "handler answered without an authorization check; refused",
+		    "method", call->path, "request_id", call->request_id, NULL);
+		grpc_status = GRPC_STATUS_INTERNAL;
+		message = "internal error";
+		resp_len = 0;
+	}
+	if (call->t != NULL && !call->decided) {
+		call->status = grpc_status;
+		set_text(call, message);
+		if (grpc_status == GRPC_STATUS_OK && resp_len > 0) {
+			if ((call->resp = malloc(resp_len)) == NULL) {
+				call->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+				set_text(call, "out of memory");
+			} else {
+				memcpy(call->resp, resp, resp_len);
+				call->resp_len = resp_len;
+			}
+		}
+		decide(call, 200);
+	} else if (call->d->audit != NULL) {
+		/* nobody to answer (deadline passed or caller gone): record the outcome */
+		snprintf(why, sizeof(why), "result dropped: the caller was already answered or "
+		    "left%s%s", message != NULL && message[0] != '\0' ? "; " : "",
+		    message != NULL ? message : "");
+		if (call_audit(call, grpc_status, why, late_logged) != 0)
+			bs_log(BS_LOG_ERROR, "cannot queue an audit record", "request_id",
+			    call->request_id, NULL);
+	}
+	unpin(call);
+}
+
+void
+rpc_call_finish_pb(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t stackbuf[512];
+	uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+
+	if (buf == NULL) {
+		rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+		return;
+	}
+	(void)protobuf_c_message_pack(msg, buf);
+	rpc_call_finish(call, GRPC_STATUS_OK, NULL, buf, len);
+	if (buf != stackbuf)
+		OPENSSL_clear_free(buf, len);
+	else
+		OPENSSL_cleanse(stackbuf, len);
+}
+
+void
+rpc_call_fail(struct rpc_call *call, int grpc_status, const char *fmt, ...)
+{
+	char msg[RPC_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_call_finish(call, grpc_status, msg, NULL, 0);
+}
+
+void
+rpc_call_on_cancel(struct rpc_call *call, void (*fn)(void *), void *arg)
+{
+	call->cancel_fn = fn;
+	call->cancel_arg = arg;
+}
+
+int
+rpc_call_abandoned(const struct rpc_call *call)
+{
+	return call->abandoned;
+}
+
+const char *
+rpc_call_identity(const struct rpc_call *call)
+{
+	return call->identity;
+}
+
+const char *
+rpc_call_principal(const struct rpc_call *call)
+{
+	return call->principal;
+}
+
+const char *
+rpc_call_request_id(const struct rpc_call *call)
+{
+	return call->request_id;
+}
+
+const char *
+rpc_call_method(const struct rpc_call *call)
+{
+	return call->path;
+}
+
+void *
+rpc_call_env(const struct rpc_call *call)
+{
+	return call->d->env;
+}
+
+/* The policy's verdict on (key, purpose, attrs) for call; reason on denial. */
+static int
+call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, char reason[POLICY_REASON_MAX])
+{
+	const struct policy_principal *pr;
+	struct policy_request req;
+
+	pr = call_principal(call);
+	if (pr == NULL) {
+		snprintf(reason, POLICY_REASON_MAX, "certificate no longer maps to a principal");
+		return 0;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = method != NULL ? method : call->path + 1;
+	req.key = key;
+	req.key_purpose = purpose;
+	req.attrs = attrs;
+	req.nattrs = nattrs;
+	return policy_authorize(call->d->policy, pr, call->identity, &req, reason);
+}
+
+int
+rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs)
+{
+	if (key != NULL && call->audit_key[0] == '\0')
+		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
+	if (call_check(call, NULL, key, purpose, attrs, nattrs, call->reason)) {
+		call->reason[0] = '\0';
+		call->authorized = 1;
+		return 1;
+	}
+	rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
+	return 0;
+}
+
+int
+rpc_call_may(struct rpc_call *call, const char *method, const char *key,
+    const char *purpose, const struct policy_attr *attrs, size_t nattrs)
+{
+	char reason[POLICY_REASON_MAX];
+
+	return call_check(call, method, key, purpose, attrs, nattrs, reason);
+}
+
+void
+rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version)
+{
+	snprintf(call->audit_key, sizeof(call->audit_key), "%s", key != NULL ? key : "");
+	call->audit_version = version;
+}
+
+void
+rpc_call_audit_target(struct rpc_call *call, const char *target)
+{
+	snprintf(call->audit_target, sizeof(call->audit_target), "%s", target != NULL ? target : "");
+}
+
+void
+rpc_call_audit_event(struct rpc_call *call, const char *event)
+{
+	snprintf(call->audit_event, sizeof(call->audit_event), "%s", event != NULL ? event : "");
+}
+
+int
+rpc_call_audit_payload(struct rpc_call *call, const uint8_t sha256[32])
+{
+	uint8_t (*np)[32] = realloc(call->payload, (call->npayload + 1) * 32);
+
+	if (np == NULL)
+		return BS_ERR_NOMEM;
+	call->payload = np;
+	memcpy(call->payload[call->npayload++], sha256, 32);
+	return 0;
+}
+
+static int
+field_name_ok(const char *name)
+{
+	size_t n = 0;
+
+	for (const char *p = name; *p != '\0'; p++, n++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		    *p == '.'))
+			return 0;
+	return n >= 1 && n <= AUDIT_FIELD_NAME_MAX;
+}
+
+int
+rpc_call_audit_field(struct rpc_call *call, const char *name, const char *value)
+{
+	struct audit_field *f = NULL;
+	char *v;
+
+	if (name == NULL || value == NULL || !field_name_ok(name))
+		return BS_ERR_INVALID;
+	for (size_t i = 0; i < call->nfields; i++)
+		if (strcmp(call->fields[i].name, name) == 0)
+			f = &call->fields[i];
+	if (f == NULL && call->nfields == RPC_AUDIT_FIELDS_MAX)
+		return BS_ERR_INVALID;
+	if ((v = strdup(value)) == NULL)
+		return BS_ERR_NOMEM;
+	if (f != NULL) {
+		free((char *)f->value);
+		f->value = v;
+		return 0;
+	}
+	f = &call->fields[call->nfields];
+	if ((f->name = strdup(name)) == NULL) {
+		free(v);
+		return BS_ERR_NOMEM;
+	}
+	f->value = v;
+	call->nfields++;
+	return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * rpc.h - the RPC layer as the transport sees it: gRPC calls without
+ * sockets. The only header of the layers above that net/ includes.
+ *
+ * A transport (net/server.c: TLS, HTTP/2, gRPC framing) drives each call
+ * through a fixed sequence, on the event loop thread:
+ *
+ *   rpc_call_new()      a request's HEADERS begin (request id assigned)
+ *   rpc_call_refuse()   the transport rejects the request itself (not POST,
+ *                       bad content-type, framing, size cap, shutting down)
+ *   rpc_call_admit()    end of the HEADERS: method known, audit log
+ *                       writable, certificate -> principal, method granted.
+ *                       Runs before any DATA is buffered; a refused call is
+ *                       answered at once and the transport buffers nothing.
+ *   rpc_call_request()  the complete request message: decoded once, then the
+ *                       method's handler runs (see rpc_service.h), which
+ *                       asks the policy for its verdict before any key work
+ *   rpc_call_deadline() the grpc-timeout passed
+ *   rpc_call_detach()   the stream is gone; the call is freed once its
+ *                       handler and audit record are done
+ *
+ * Every answer, refusals included, is given to the transport only after its
+ * audit record is durable (the health method excepted, see
+ * RPC_F_AUDIT_NOWAIT). The transport gets it through its answer callback.
+ */
+#ifndef BS_RPC_H
+#define BS_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bs_error.h"
+#include "rpc/rpc_status.h"
+
+struct rpc_call;
+struct rpc_dispatcher;
+struct rpc_registry;
+struct policy;
+struct audit_log;
+
+#define RPC_IDENTITY_MAX 512    /* bytes of a caller's URI SAN, NUL included (= TLS_IDENTITY_MAX) */
+#define RPC_PATH_MAX 128        /* bytes of a :path, NUL included */
+#define RPC_MESSAGE_MAX 512     /* bytes of a status message, NUL included */
+
+/* The verified caller of a connection; borrowed by rpc_call_new (copied). */
+struct rpc_peer {
+	const char *identity;          /* URI SAN of the verified client certificate */
+	const uint8_t *cert_sha256;    /* SHA-256 of the leaf certificate (32 bytes) */
+	const char *addr;              /* "127.0.0.1:5555", for logs */
+};
+
+/*
+ * One answer. http_status is 200 for every gRPC answer; 405 and 415 answer
+ * requests that are not gRPC at all (no grpc-status). msg (the serialized
+ * response message, without the gRPC length prefix) is set only for
+ * grpc_status OK. message is plain text ("" for none); the transport
+ * encodes it for grpc-message. All pointers stay valid until
+ * rpc_call_detach().
+ */
+struct rpc_answer {
+	int http_status;
+	int grpc_status;
+	const char *message;
+	const uint8_t *msg;
+	size_t msg_len;
+};
+
+struct rpc_transport {
+	/*
+	 * Sends a on stream (and flushes). Called at most once per call, only
+	 * while the call is attached; may be called from inside any rpc_call_*
+	 * function or later from the loop (after HSM work or an audit write).
+	 * It may detach the call (rpc_call_detach) before returning.
+	 */
+	void (*answer)(void *stream, const struct rpc_answer *a);
+};
+
+struct rpc_dispatcher_opts {
+	const struct rpc_registry *registry;   /* borrowed, outlives the dispatcher */
+	void *env;                             /* services' shared state (rpc_call_env) */
+	struct audit_log *audit;               /* NULL: audit off */
+};
+
+/* Creates a dispatcher. Returns 0, BS_ERR_NOMEM, BS_ERR_CRYPTO or BS_ERR_INVALID. */
+int rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **out) BS_WUR;
+
+/* Frees d; every call must be gone (rpc_dispatcher_calls() == 0). NULL is a no-op. */
+void rpc_dispatcher_free(struct rpc_dispatcher *d);
+
+/*
+ * Uses p (borrowed; NULL refuses every caller) for calls from now on: each
+ * call maps its certificate to a principal again under a new policy.
+ */
+void rpc_dispatcher_set_policy(struct rpc_dispatcher *d, const struct policy *p);
+
+/* Calls alive: attached to a stream, waiting for a handler or an audit record. */
+unsigned rpc_dispatcher_calls(const struct rpc_dispatcher *d);
+
+/* fn(arg) runs after each call is freed (the transport checks for drain). */
+void rpc_dispatcher_on_call_freed(struct rpc_dispatcher *d, void (*fn)(void *arg), void *arg);
+
+/*
+ * A request begins. peer is copied; t and stream are borrowed until
+ * rpc_call_detach. Returns 0 or BS_ERR_NOMEM.
+ */
+int rpc_call_new(struct rpc_dispatcher *d, const struct rpc_peer *peer,
+    const struct rpc_transport *t, void *stream, struct rpc_call **out) BS_WUR;
+
+/*
+ * The transport refuses the request (status != OK): the answer goes out
+ * (after its audit record). No-op if the call is already decided.
+ */
+void rpc_call_refuse(struct rpc_call *call, int http_status, int grpc_status, const char *msg);
+
+/*
+ * End of the request headers: path is the :path (borrowed). Returns 1 when
+ * the call is admitted (the transport now reads the message), 0 when it was
+ * refused and answered (UNIMPLEMENTED, UNAVAILABLE, UNAUTHENTICATED,
+ * PERMISSION_DENIED): the transport must not buffer its DATA.
+ */
+int rpc_call_admit(struct rpc_call *call, const char *path) BS_WUR;
+
+/*
+ * The complete request message (borrowed for the call only): checked,
+ * decoded once, and handed to the method's handler. Only after admission.
+ */
+void rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len);
+
+/* The call's deadline passed: the handler is cancelled, DEADLINE_EXCEEDED answered. */
+void rpc_call_deadline(struct rpc_call *call);
+
+/* 1 once an answer is chosen (sent or waiting for its audit record). */
+int rpc_call_decided(const struct rpc_call *call);
+
+/* The stream is gone: no answer is sent any more; the call frees itself when done. */
+void rpc_call_detach(struct rpc_call *call);
+
+/* "0a1b2c3d00000001" (borrowed from the call). */
+const char *rpc_call_request_id(const struct rpc_call *call);
+
+#endif

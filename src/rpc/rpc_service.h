@@ -1,0 +1,141 @@
+/*
+ * rpc_service.h - the RPC layer as a service sees it: method and service
+ * descriptors, the registry, and the request context handed to handlers.
+ *
+ * A service is one folder under services/ exporting one struct rpc_service
+ * (listed once in services/registry.c). Its handlers run on the event loop
+ * thread with the decoded request; by then the caller's certificate mapped
+ * to a principal and some role of it grants the method (admission, at
+ * HEADERS). A handler asks for the policy's verdict on what the request
+ * names (rpc_call_authorize) before any key work, and answers exactly once
+ * with rpc_call_finish*()/rpc_call_fail(), before returning or later. The
+ * RPC layer makes the call's audit record durable before the answer leaves.
+ * Handlers never see sockets, HTTP/2 or gRPC framing.
+ */
+#ifndef BS_RPC_SERVICE_H
+#define BS_RPC_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/bs_error.h"
+#include "rpc/rpc_status.h"
+
+struct rpc_call;
+struct rpc_registry;
+struct policy_attr;
+
+/*
+ * Runs a method on its decoded request (owned by the call, valid until the
+ * call is freed, so a handler that answers later may keep pointers into it).
+ */
+typedef void (*rpc_handler_fn)(struct rpc_call *call, const ProtobufCMessage *req);
+
+/* How a method is authorized at admission. */
+enum rpc_authz {
+	RPC_AUTHZ_POLICY = 0,       /* a role must grant the method; the handler asks for the verdict */
+	RPC_AUTHZ_ANY_PRINCIPAL,    /* any mapped principal (health): authorized at admission */
+};
+
+/* The answer does not wait for the audit record (health must answer while the log is down). */
+#define RPC_F_AUDIT_NOWAIT 0x1u
+
+struct rpc_method {
+	const char *name;                              /* "Sign" */
+	const ProtobufCMessageDescriptor *request;
+	const ProtobufCMessageDescriptor *response;
+	enum rpc_authz authz;
+	unsigned flags;                                /* RPC_F_* */
+	rpc_handler_fn handler;
+};
+
+struct rpc_service {
+	const char *name;                              /* "boltseal.v1.KeyService" */
+	const struct rpc_method *methods;
+	size_t nmethods;
+	int test_only;                                 /* served only with test_services = on */
+};
+
+/* ---- registry ------------------------------------------------------------ */
+
+/*
+ * Builds the registry of the n services (borrowed, must outlive it).
+ * Returns 0, BS_ERR_NOMEM, or BS_ERR_INVALID (err names the problem: a
+ * method without handler or request type, a path served twice).
+ */
+int rpc_registry_new(const struct rpc_service *const *services, size_t n,
+    struct rpc_registry **out, char *err, size_t errlen) BS_WUR;
+
+/* NULL is a no-op. */
+void rpc_registry_free(struct rpc_registry *r);
+
+/* The method served at path ("/boltseal.v1.KeyService/Sign"), or NULL. */
+const struct rpc_method *rpc_registry_find(const struct rpc_registry *r, const char *path);
+
+/* 1 if the registry serves a service of that name ("boltseal.v1.KeyService"). */
+int rpc_registry_has_service(const struct rpc_registry *r, const char *name);
+
+/* Number of methods, and the i-th full name "boltseal.v1.KeyService/Sign" (for the policy). */
+size_t rpc_registry_count(const struct rpc_registry *r);
+const char *rpc_registry_name(const struct rpc_registry *r, size_t i);
+
+/* ---- the request context ------------------------------------------------- */
+
+/* Finishes call with a gRPC status and, for OK, the serialized response. */
+void rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message,
+    const uint8_t *resp, size_t resp_len);
+/* Finishes with OK and msg packed with protobuf-c. */
+void rpc_call_finish_pb(struct rpc_call *call, const ProtobufCMessage *msg);
+/* Finishes with an error status (!= OK) and a message for the client. */
+void rpc_call_fail(struct rpc_call *call, int grpc_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Registers fn(arg) to run if the call is abandoned while the handler works. */
+void rpc_call_on_cancel(struct rpc_call *call, void (*fn)(void *arg), void *arg);
+/* 1 if the call was abandoned (the answer will be dropped). */
+int rpc_call_abandoned(const struct rpc_call *call);
+
+/* Verified caller identity (URI SAN), its principal, the request id and :path. */
+const char *rpc_call_identity(const struct rpc_call *call);
+const char *rpc_call_principal(const struct rpc_call *call);
+const char *rpc_call_request_id(const struct rpc_call *call);
+const char *rpc_call_method(const struct rpc_call *call);
+
+/* The services' shared state given to the dispatcher (rpc_dispatcher_opts.env). */
+void *rpc_call_env(const struct rpc_call *call);
+
+/*
+ * Asks the policy whether the call may act on key (NULL for calls that name
+ * no key) of purpose, given the request attributes. 1: allowed, go on.
+ * 0: denied; the call was answered PERMISSION_DENIED (the precise reason
+ * goes to the audit log only), so the handler must just return. A handler
+ * that answers OK without an allowed verdict gets INTERNAL instead.
+ */
+int rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs);
+/*
+ * The verdict for the same caller on method ("boltseal.v1.KeyService/GetKey";
+ * NULL = this call's) without answering (ListKeys filters with it).
+ */
+int rpc_call_may(struct rpc_call *call, const char *method, const char *key,
+    const char *purpose, const struct policy_attr *attrs, size_t nattrs);
+
+/* What the call's audit record names: key and version (-1 none), target, event. */
+void rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version);
+void rpc_call_audit_target(struct rpc_call *call, const char *target);
+void rpc_call_audit_event(struct rpc_call *call, const char *event);
+/* Adds the SHA-256 of one payload signed for the caller. 0 or BS_ERR_NOMEM. */
+int rpc_call_audit_payload(struct rpc_call *call, const uint8_t sha256[32]) BS_WUR;
+/*
+ * Sets a service-defined field of the audit record (written under
+ * "fields"; name is [a-z0-9_.]{1,32}, value any UTF-8, both copied; setting
+ * a name again replaces its value). Never pass a secret.
+ * Returns 0, BS_ERR_INVALID (bad name, or more than RPC_AUDIT_FIELDS_MAX),
+ * BS_ERR_NOMEM.
+ */
+#define RPC_AUDIT_FIELDS_MAX 16
+int rpc_call_audit_field(struct rpc_call *call, const char *name, const char *value) BS_WUR;
+
+#endif

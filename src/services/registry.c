@@ -1,0 +1,20 @@
+/*
+ * registry.c - the services boltseal has: one line per service. The daemon
+ * serves those that are not test-only (and those too when the configuration
+ * says test_services = on).
+ */
+#include "services/services.h"
+
+extern const struct rpc_service keyservice_service;
+extern const struct rpc_service auditservice_service;
+extern const struct rpc_service health_service;
+extern const struct rpc_service echo_service;
+
+const struct rpc_service *const services_all[] = {
+	&keyservice_service,
+	&auditservice_service,
+	&health_service,
+	&echo_service,
+};
+
+const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);
