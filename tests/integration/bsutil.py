@@ -215,6 +215,8 @@ def base_config(workdir, port, tokdir, pkidir, label, state_dir):
         "log_level": "info",
         "audit_checkpoint_interval_ms": 300,
         "audit_checkpoint_records": 100,
+        # the test-only EchoService (policy-it.conf grants it)
+        "test_services": "on",
     }
 
 

@@ -16,7 +16,7 @@
 
 #include "common/log.h"
 #include "net/grpc_frame.h"
-#include "net/grpc_status.h"
+#include "rpc/rpc_status.h"
 
 /* ---- LPM reader ------------------------------------------------------- */
 

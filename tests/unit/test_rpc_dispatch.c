@@ -1,0 +1,858 @@
+/*
+ * test_rpc_dispatch.c - unit tests of the RPC layer (src/rpc): the
+ * registry, and the fixed order in which the dispatcher runs a call, with a
+ * fake transport and no sockets:
+ *   admission at HEADERS (unknown method, unmapped certificate, method not
+ *   granted are answered by rpc_call_admit, before any message exists, and
+ *   no handler runs) -> one decode (a malformed message never reaches a
+ *   handler) -> the policy's verdict before any key work (a handler that
+ *   answers OK without it gets INTERNAL) -> the audit record durable ->
+ *   the answer. The audit tests use a real audit log in a temporary
+ *   directory and a real libevent loop; the policy is a real policy file.
+ * Also: cancellation on detach and on deadline, late answers dropped but
+ * recorded, service-defined audit fields.
+ */
+#define _XOPEN_SOURCE 700          /* nftw */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "audit/auditlog.h"
+#include "boltseal/test/v1/echo.pb-c.h"
+#include "policy/policy.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_service.h"
+
+#define OK_URI "spiffe://t.example/ok"
+#define NOGRANT_URI "spiffe://t.example/nogrant"
+#define UNMAPPED_URI "spiffe://t.example/stranger"
+#define PUMP_TIMEOUT_MS 10000
+
+/* ---- a test service ------------------------------------------------------------ */
+
+static int handler_runs;             /* handlers entered */
+static int key_work_runs;            /* "key operations" a handler started */
+static int cancels;                  /* cancel hooks run */
+static struct rpc_call *parked;      /* a call whose handler answers later */
+static char seen_text[64];
+
+/* Authorizes on the key named by the text, then does its "key work" and answers. */
+static void
+h_sign(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__Test__V1__EchoRequest *r = (const Boltseal__Test__V1__EchoRequest *)msg;
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	handler_runs++;
+	snprintf(seen_text, sizeof(seen_text), "%s", r->text);
+	if (!rpc_call_authorize(call, r->text, "generic", NULL, 0))
+		return;
+	key_work_runs++;
+	if (rpc_call_audit_field(call, "test.text", r->text) != 0) {
+		rpc_call_fail(call, GRPC_STATUS_INTERNAL, "audit field");
+		return;
+	}
+	resp.text = r->text;
+	resp.principal = (char *)rpc_call_principal(call);
+	rpc_call_finish_pb(call, &resp.base);
+}
+
+/* A handler bug: answers OK without asking the policy. */
+static void
+h_unchecked(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	(void)msg;
+	handler_runs++;
+	rpc_call_finish_pb(call, &resp.base);
+}
+
+static void
+on_cancel(void *arg)
+{
+	(void)arg;
+	cancels++;
+}
+
+/* Authorizes, then parks the call (as a handler waiting for the HSM would). */
+static void
+h_park(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	(void)msg;
+	handler_runs++;
+	if (!rpc_call_authorize(call, NULL, NULL, NULL, 0))
+		return;
+	rpc_call_on_cancel(call, on_cancel, NULL);
+	parked = call;
+}
+
+/* Any mapped principal; the answer does not wait for its record. */
+static void
+h_health(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	(void)msg;
+	handler_runs++;
+	rpc_call_finish_pb(call, &resp.base);
+}
+
+static const struct rpc_method t_methods[] = {
+	{ "Sign", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY, 0, h_sign },
+	{ "Unchecked", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY, 0, h_unchecked },
+	{ "Park", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY, 0, h_park },
+	{ "Health", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL,
+	    RPC_F_AUDIT_NOWAIT, h_health },
+};
+
+static const struct rpc_service t_service = {
+	"t.v1.T", t_methods, sizeof(t_methods) / sizeof(t_methods[0]), 0,
+};
+
+static const char policy_text[] =
+    "principal tester\n"
+    "    uri " OK_URI "\n"
+    "    roles signer\n"
+    "principal bystander\n"
+    "    uri " NOGRANT_URI "\n"
+    "    roles health-only\n"
+    "role signer\n"
+    "    grant\n"
+    "        methods t.v1.T/Sign\n"
+    "        keys allowed-*\n"
+    "    grant\n"
+    "        methods t.v1.T/Unchecked t.v1.T/Park\n"
+    "role health-only\n";
+
+/* ---- the fake transport ----------------------------------------------------------- */
+
+struct fake_stream {
+	int answers;
+	struct rpc_answer a;               /* the last answer (pointers copied below) */
+	char message[RPC_MESSAGE_MAX];
+	uint8_t msg[256];
+	uint64_t records_at_answer;        /* durable audit records when the answer came */
+	int detach_on_answer;              /* the transport drops the stream at once */
+	struct rpc_call *call;
+};
+
+static struct audit_log *cur_log;
+
+static void
+fake_answer(void *arg, const struct rpc_answer *a)
+{
+	struct fake_stream *fs = arg;
+
+	fs->answers++;
+	fs->a = *a;
+	snprintf(fs->message, sizeof(fs->message), "%s", a->message);
+	assert_true(a->msg_len <= sizeof(fs->msg));
+	if (a->msg_len > 0)
+		memcpy(fs->msg, a->msg, a->msg_len);
+	fs->records_at_answer = cur_log != NULL ? audit_log_size(cur_log) : 0;
+	if (fs->detach_on_answer) {
+		rpc_call_detach(fs->call);
+		fs->call = NULL;
+	}
+}
+
+static const struct rpc_transport fake_transport = { fake_answer };
+
+/* ---- fixture ---------------------------------------------------------------------- */
+
+struct fixture {
+	char tmp[64];
+	struct event_base *base;
+	struct event *tick;
+	struct rpc_registry *reg;
+	struct policy *pol;
+	struct audit_log *log;
+	struct rpc_dispatcher *d;
+	uint8_t cert[32];
+};
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static int
+rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void
+reset_counters(void)
+{
+	handler_runs = key_work_runs = cancels = 0;
+	parked = NULL;
+	seen_text[0] = '\0';
+}
+
+static int
+setup_common(void **state, int with_audit)
+{
+	const struct rpc_service *svcs[] = { &t_service };
+	const char *methods[8];
+	struct policy_schema schema = { NULL, 0, NULL, 0 };
+	static const char *const purposes[] = { "generic" };
+	struct rpc_dispatcher_opts o;
+	struct audit_log_opts ao;
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct timeval tv = { 0, 5000 };
+	char path[128], err[1024], dir[128];
+	FILE *fp;
+
+	assert_non_null(f);
+	reset_counters();
+	snprintf(f->tmp, sizeof(f->tmp), "/tmp/bs-rpc-XXXXXX");
+	assert_non_null(mkdtemp(f->tmp));
+	assert_non_null(f->base = event_base_new());
+	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
+	assert_int_equal(event_add(f->tick, &tv), 0);
+	assert_int_equal(rpc_registry_new(svcs, 1, &f->reg, err, sizeof(err)), 0);
+	for (size_t i = 0; i < rpc_registry_count(f->reg); i++)
+		methods[i] = rpc_registry_name(f->reg, i);
+	schema.methods = methods;
+	schema.nmethods = rpc_registry_count(f->reg);
+	schema.purposes = purposes;
+	schema.npurposes = 1;
+	snprintf(path, sizeof(path), "%s/policy.conf", f->tmp);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fputs(policy_text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	if (policy_load(path, &schema, &f->pol, err, sizeof(err)) != 0)
+		fail_msg("policy_load: %s", err);
+	if (with_audit) {
+		memset(&ao, 0, sizeof(ao));
+		ao.queue_max = 64;
+		snprintf(dir, sizeof(dir), "%s/audit", f->tmp);
+		if (audit_log_open(dir, f->base, &ao, &f->log, err, sizeof(err)) != 0)
+			fail_msg("audit_log_open: %s", err);
+	}
+	cur_log = f->log;
+	o.registry = f->reg;
+	o.env = f;
+	o.audit = f->log;
+	assert_int_equal(rpc_dispatcher_new(&o, &f->d), 0);
+	rpc_dispatcher_set_policy(f->d, f->pol);
+	memset(f->cert, 0xab, sizeof(f->cert));
+	*state = f;
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_common(state, 0);
+}
+
+static int
+setup_audit(void **state)
+{
+	return setup_common(state, 1);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(rpc_dispatcher_calls(f->d), 0);
+	rpc_dispatcher_free(f->d);
+	audit_log_close(f->log);
+	cur_log = NULL;
+	policy_free(f->pol);
+	rpc_registry_free(f->reg);
+	event_free(f->tick);
+	event_base_free(f->base);
+	(void)nftw(f->tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void
+pump_until_answered(struct fixture *f, struct fake_stream *fs)
+{
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 100000 && fs->answers == 0; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
+		    PUMP_TIMEOUT_MS)
+			break;
+		(void)event_base_loop(f->base, EVLOOP_ONCE);
+	}
+	assert_int_equal(fs->answers, 1);
+}
+
+/* Drains the log's pending completions (late records) so teardown sees no call. */
+static void
+pump_until_idle(struct fixture *f)
+{
+	for (int i = 0; i < 100000 && rpc_dispatcher_calls(f->d) > 0; i++)
+		(void)event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+static struct rpc_call *
+begin(struct fixture *f, const char *uri, struct fake_stream *fs)
+{
+	struct rpc_peer peer = { uri, f->cert, "127.0.0.1:1" };
+	struct rpc_call *call = NULL;
+
+	memset(fs, 0, sizeof(*fs));
+	assert_int_equal(rpc_call_new(f->d, &peer, &fake_transport, fs, &call), 0);
+	fs->call = call;
+	return call;
+}
+
+/* Packs an EchoRequest with text into buf; returns its length. */
+static size_t
+pack_req(const char *text, uint8_t *buf, size_t cap)
+{
+	Boltseal__Test__V1__EchoRequest r = BOLTSEAL__TEST__V1__ECHO_REQUEST__INIT;
+	size_t n;
+
+	r.text = (char *)text;
+	n = boltseal__test__v1__echo_request__get_packed_size(&r);
+	assert_true(n <= cap);
+	(void)boltseal__test__v1__echo_request__pack(&r, buf);
+	return n;
+}
+
+/* Sends text to path as caller uri; the stream is detached once answered. */
+static void
+run_call(struct fixture *f, const char *uri, const char *path, const char *text,
+    struct fake_stream *fs)
+{
+	struct rpc_call *call = begin(f, uri, fs);
+	uint8_t buf[128];
+	size_t n = pack_req(text, buf, sizeof(buf));
+
+	if (rpc_call_admit(call, path))
+		rpc_call_request(call, buf, n);
+	if (f->log != NULL)
+		pump_until_answered(f, fs);
+	assert_int_equal(fs->answers, 1);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+}
+
+/* ---- registry ---------------------------------------------------------------------- */
+
+static void
+test_registry(void **state)
+{
+	const struct rpc_service *twice[] = { &t_service, &t_service };
+	struct fixture *f = *state;
+	struct rpc_registry *r = NULL;
+	char err[256] = "";
+
+	assert_ptr_equal(rpc_registry_find(f->reg, "/t.v1.T/Sign"), &t_methods[0]);
+	assert_null(rpc_registry_find(f->reg, "/t.v1.T/Nope"));
+	assert_null(rpc_registry_find(f->reg, "t.v1.T/Sign"));
+	assert_int_equal(rpc_registry_count(f->reg), 4);
+	assert_string_equal(rpc_registry_name(f->reg, 0), "t.v1.T/Sign");
+	assert_null(rpc_registry_name(f->reg, 4));
+	assert_true(rpc_registry_has_service(f->reg, "t.v1.T"));
+	assert_false(rpc_registry_has_service(f->reg, "t.v1"));
+	assert_int_equal(rpc_registry_new(twice, 2, &r, err, sizeof(err)), BS_ERR_INVALID);
+	assert_null(r);
+	assert_string_equal(err, "/t.v1.T/Sign is served twice");
+}
+
+static void
+test_registry_rejects_incomplete_method(void **state)
+{
+	static const struct rpc_method bad[] = {
+		{ "NoHandler", &boltseal__test__v1__echo_request__descriptor, NULL,
+		    RPC_AUTHZ_POLICY, 0, NULL },
+	};
+	static const struct rpc_service bad_svc = { "bad.v1.B", bad, 1, 0 };
+	const struct rpc_service *svcs[] = { &bad_svc };
+	struct rpc_registry *r = NULL;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), BS_ERR_INVALID);
+	assert_non_null(strstr(err, "no name, handler or request type"));
+}
+
+/* ---- admission -------------------------------------------------------------------- */
+
+static void
+test_unknown_method_refused_at_admission(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Missing"), 0);
+	assert_int_equal(fs.answers, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNIMPLEMENTED);
+	assert_string_equal(fs.message, "unknown method /t.v1.T/Missing");
+	assert_true(rpc_call_decided(call));
+	rpc_call_detach(call);
+}
+
+static void
+test_unmapped_certificate_refused_before_any_message(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, UNMAPPED_URI, &fs);
+	uint8_t buf[64];
+	size_t n = pack_req("allowed-1", buf, sizeof(buf));
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 0);
+	assert_int_equal(fs.answers, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_string_equal(fs.message, "client certificate is not mapped to a principal");
+	/* a transport that hands over a message anyway changes nothing */
+	rpc_call_request(call, buf, n);
+	assert_int_equal(handler_runs, 0);
+	assert_int_equal(fs.answers, 1);
+	rpc_call_detach(call);
+}
+
+static void
+test_method_not_granted_refused_at_admission(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, NOGRANT_URI, &fs);
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 0);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_PERMISSION_DENIED);
+	assert_string_equal(fs.message, "permission denied");
+	assert_int_equal(handler_runs, 0);
+	rpc_call_detach(call);
+}
+
+static void
+test_any_principal_method_admitted(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+
+	run_call(f, NOGRANT_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(handler_runs, 1);
+	/* but an unmapped certificate is refused even there */
+	run_call(f, UNMAPPED_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(handler_runs, 1);
+}
+
+static void
+test_policy_swap_remaps(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+
+	/* admitted under the policy, then the policy goes away before the message */
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_dispatcher_set_policy(f->d, NULL);
+	{
+		uint8_t buf[64];
+		size_t n = pack_req("allowed-1", buf, sizeof(buf));
+
+		rpc_call_request(call, buf, n);
+	}
+	assert_int_equal(handler_runs, 1);
+	assert_int_equal(key_work_runs, 0);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_PERMISSION_DENIED);
+	rpc_call_detach(call);
+	rpc_dispatcher_set_policy(f->d, f->pol);
+}
+
+/* ---- decode, verdict ------------------------------------------------------------ */
+
+static void
+test_malformed_message_never_reaches_handler(void **state)
+{
+	static const uint8_t truncated[] = { 0x0a, 0x05, 'a', 'b' };     /* field 1, len 5, 2 bytes */
+	static const uint8_t bad_utf8[] = { 0x0a, 0x02, 0xc3, 0x28 };
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call;
+
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_call_request(call, truncated, sizeof(truncated));
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INVALID_ARGUMENT);
+	rpc_call_detach(call);
+
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_call_request(call, bad_utf8, sizeof(bad_utf8));
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INVALID_ARGUMENT);
+	assert_non_null(strstr(fs.message, "field 1 is not valid UTF-8"));
+	rpc_call_detach(call);
+	assert_int_equal(handler_runs, 0);
+}
+
+static void
+test_decoded_once_and_handler_answers(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	Boltseal__Test__V1__EchoResponse *resp;
+	uint8_t buf[64];
+	size_t n = pack_req("allowed-7", buf, sizeof(buf));
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_call_request(call, buf, n);
+	/* a second message on the same call is ignored: one decode, one handler run */
+	rpc_call_request(call, buf, n);
+	assert_int_equal(handler_runs, 1);
+	assert_string_equal(seen_text, "allowed-7");
+	assert_int_equal(fs.answers, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(fs.a.http_status, 200);
+	resp = boltseal__test__v1__echo_response__unpack(NULL, fs.a.msg_len, fs.msg);
+	assert_non_null(resp);
+	assert_string_equal(resp->text, "allowed-7");
+	assert_string_equal(resp->principal, "tester");
+	boltseal__test__v1__echo_response__free_unpacked(resp, NULL);
+	rpc_call_detach(call);
+}
+
+static void
+test_verdict_denies_before_key_work(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+
+	run_call(f, OK_URI, "/t.v1.T/Sign", "other-key", &fs);
+	assert_int_equal(handler_runs, 1);
+	assert_int_equal(key_work_runs, 0);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_PERMISSION_DENIED);
+	assert_string_equal(fs.message, "permission denied");
+}
+
+static void
+test_unchecked_success_becomes_internal(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+
+	run_call(f, OK_URI, "/t.v1.T/Unchecked", "", &fs);
+	assert_int_equal(handler_runs, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INTERNAL);
+	assert_int_equal(fs.a.msg_len, 0);
+}
+
+static void
+test_transport_refusal(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+
+	rpc_call_refuse(call, 415, GRPC_STATUS_INTERNAL, "content-type must be application/grpc");
+	assert_int_equal(fs.a.http_status, 415);
+	/* decided: admission and a second refusal change nothing */
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 0);
+	rpc_call_refuse(call, 200, GRPC_STATUS_UNAVAILABLE, "x");
+	assert_int_equal(fs.answers, 1);
+	rpc_call_detach(call);
+}
+
+/* ---- cancellation ------------------------------------------------------------------- */
+
+static void
+test_detach_cancels_and_late_answer_is_dropped(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_request(call, buf, n);
+	assert_ptr_equal(parked, call);
+	assert_int_equal(fs.answers, 0);
+	rpc_call_detach(call);
+	assert_int_equal(cancels, 1);
+	assert_true(rpc_call_abandoned(parked));
+	assert_int_equal(rpc_dispatcher_calls(f->d), 1);   /* kept for its handler */
+	rpc_call_finish(parked, GRPC_STATUS_OK, NULL, NULL, 0);
+	assert_int_equal(fs.answers, 0);
+	pump_until_idle(f);
+	assert_int_equal(rpc_dispatcher_calls(f->d), 0);
+}
+
+static void
+test_deadline_answers_and_cancels(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_request(call, buf, n);
+	rpc_call_deadline(call);
+	assert_int_equal(cancels, 1);
+	assert_int_equal(fs.answers, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_DEADLINE_EXCEEDED);
+	rpc_call_finish(parked, GRPC_STATUS_OK, NULL, NULL, 0);   /* dropped */
+	assert_int_equal(fs.answers, 1);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+}
+
+/* ---- audit ---------------------------------------------------------------------------- */
+
+/* The durable log's last line, into buf. */
+static void
+last_record(struct fixture *f, char *buf, size_t cap);
+
+struct last {
+	char *buf;
+	size_t cap;
+};
+
+static int
+keep_line(void *arg, uint64_t index, const uint8_t *line, size_t len)
+{
+	struct last *l = arg;
+
+	(void)index;
+	snprintf(l->buf, l->cap, "%.*s", (int)len, (const char *)line);
+	return 0;
+}
+
+static void
+last_record(struct fixture *f, char *buf, size_t cap)
+{
+	struct last l = { buf, cap };
+	uint64_t size = audit_log_size(f->log), nread = 0;
+
+	assert_true(size > 0);
+	assert_int_equal(audit_log_read(f->log, size - 1, 1, 1 << 20, keep_line, &l, &nread), 0);
+	assert_int_equal(nread, 1);
+}
+
+static void
+test_answer_waits_for_durable_record(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint64_t before = audit_log_size(f->log);
+	uint8_t buf[64];
+	size_t n = pack_req("allowed-2", buf, sizeof(buf));
+	char line[4096];
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_call_request(call, buf, n);
+	assert_int_equal(key_work_runs, 1);
+	assert_int_equal(fs.answers, 0);               /* not before its record */
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(fs.records_at_answer, before + 1);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"principal_id\":\"tester\""));
+	assert_non_null(strstr(line, "\"method\":\"t.v1.T/Sign\""));
+	assert_non_null(strstr(line, "\"key\":\"allowed-2\""));
+	assert_non_null(strstr(line, "\"result\":\"OK\""));
+	assert_non_null(strstr(line, "\"payload_sha256\":[],\"fields\":{\"test.text\":\"allowed-2\"}}"));
+	rpc_call_detach(call);
+}
+
+static void
+test_refusal_at_admission_is_recorded_first(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, UNMAPPED_URI, &fs);
+	uint64_t before = audit_log_size(f->log);
+	char line[4096];
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 0);
+	assert_int_equal(fs.answers, 0);
+	assert_true(rpc_call_decided(call));
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_int_equal(fs.records_at_answer, before + 1);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"principal_id\":null"));
+	assert_non_null(strstr(line, "maps to no principal"));
+	assert_non_null(strstr(line, "\"identity\":\"" UNMAPPED_URI "\""));
+	assert_null(strstr(line, "\"fields\""));
+	rpc_call_detach(call);
+}
+
+static void
+test_denial_reason_only_in_record(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	char line[4096];
+
+	run_call(f, NOGRANT_URI, "/t.v1.T/Sign", "", &fs);
+	assert_string_equal(fs.message, "permission denied");
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "no role of principal 'bystander' (health-only) grants "
+	    "t.v1.T/Sign"));
+}
+
+static void
+test_nowait_method_answers_before_record(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint64_t before = audit_log_size(f->log);
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Health"), 1);
+	rpc_call_request(call, buf, n);
+	assert_int_equal(fs.answers, 1);              /* at once */
+	assert_int_equal(fs.records_at_answer, before);
+	rpc_call_detach(call);
+	pump_until_idle(f);                           /* the record is still written */
+	assert_int_equal(audit_log_size(f->log), before + 1);
+}
+
+static void
+test_transport_detaches_inside_answer(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[64];
+	size_t n = pack_req("allowed-3", buf, sizeof(buf));
+
+	fs.detach_on_answer = 1;
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Sign"), 1);
+	rpc_call_request(call, buf, n);
+	pump_until_answered(f, &fs);
+	assert_null(fs.call);
+	pump_until_idle(f);
+	assert_int_equal(rpc_dispatcher_calls(f->d), 0);
+}
+
+static void
+test_late_outcome_recorded(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+	char line[4096];
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_request(call, buf, n);
+	rpc_call_detach(call);                        /* client gone */
+	rpc_call_fail(parked, GRPC_STATUS_UNAVAILABLE, "hsm busy");
+	pump_until_idle(f);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "result dropped: the caller was already answered or left; "
+	    "hsm busy"));
+}
+
+static void
+test_audit_field_names(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	char name[40];
+
+	assert_int_equal(rpc_call_audit_field(call, "", "v"), BS_ERR_INVALID);
+	assert_int_equal(rpc_call_audit_field(call, "Upper", "v"), BS_ERR_INVALID);
+	assert_int_equal(rpc_call_audit_field(call, "a\"b", "v"), BS_ERR_INVALID);
+	memset(name, 'a', 33);
+	name[33] = '\0';
+	assert_int_equal(rpc_call_audit_field(call, name, "v"), BS_ERR_INVALID);
+	name[32] = '\0';
+	assert_int_equal(rpc_call_audit_field(call, name, "v"), 0);
+	assert_int_equal(rpc_call_audit_field(call, name, "replaced"), 0);
+	for (int i = 1; i < RPC_AUDIT_FIELDS_MAX; i++) {
+		char nm[8];
+
+		snprintf(nm, sizeof(nm), "f%d", i);
+		assert_int_equal(rpc_call_audit_field(call, nm, "x"), 0);
+	}
+	assert_int_equal(rpc_call_audit_field(call, "one.too.many", "x"), BS_ERR_INVALID);
+	rpc_call_detach(call);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
+		cmocka_unit_test(test_registry_rejects_incomplete_method),
+		cmocka_unit_test_setup_teardown(test_unknown_method_refused_at_admission, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unmapped_certificate_refused_before_any_message,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_method_not_granted_refused_at_admission, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_any_principal_method_admitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_swap_remaps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_message_never_reaches_handler, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_decoded_once_and_handler_answers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_verdict_denies_before_key_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unchecked_success_becomes_internal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_transport_refusal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detach_cancels_and_late_answer_is_dropped, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_answers_and_cancels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_waits_for_durable_record, setup_audit,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_refusal_at_admission_is_recorded_first,
+		    setup_audit, teardown),
+		cmocka_unit_test_setup_teardown(test_denial_reason_only_in_record, setup_audit,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_nowait_method_answers_before_record, setup_audit,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_transport_detaches_inside_answer, setup_audit,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_late_outcome_recorded, setup_audit, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_field_names, setup, teardown),
+	};
+
+	if (evthread_use_pthreads() != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
