@@ -44,6 +44,7 @@
 #include "rpc/rpc_service.h"
 #include "policy/policy.h"
 #include "services/services.h"
+#include "types/types.h"
 
 #define CRL_CHECK_MS 5000   /* how often CRL expiry is re-checked */
 
@@ -114,8 +115,6 @@ static int
 load_policy(const char *path, const struct rpc_registry *reg, struct policy **out, char *err,
     size_t errlen)
 {
-	static const char *const purposes[] = { "generic", "ota", "checkpoint", "command",
-		"envelope", "audit", "admin" };
 	const char *methods[128];
 	struct policy_schema schema;
 	size_t n = 0;
@@ -125,8 +124,7 @@ load_policy(const char *path, const struct rpc_registry *reg, struct policy **ou
 		methods[n++] = rpc_registry_name(reg, i);
 	schema.methods = methods;
 	schema.nmethods = n;
-	schema.purposes = purposes;
-	schema.npurposes = sizeof(purposes) / sizeof(purposes[0]);
+	schema.purposes = bs_purpose_names(&schema.npurposes);
 	return policy_load(path, &schema, out, err, errlen);
 }
 

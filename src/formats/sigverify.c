@@ -25,32 +25,6 @@
 #define PSS_SALT_LEN 32
 #define RSA_MIN_BITS 2048
 
-const char *
-bs_alg_name(enum bs_alg alg)
-{
-	switch (alg) {
-	case BS_ALG_ECDSA_P256_SHA256: return "ecdsa-p256-sha256";
-	case BS_ALG_ED25519: return "ed25519";
-	case BS_ALG_RSA_3072_PSS_SHA256: return "rsa-3072-pss-sha256";
-	case BS_ALG_NONE:
-	default: return "none";
-	}
-}
-
-enum bs_alg
-bs_alg_from_name(const char *name)
-{
-	if (name == NULL)
-		return BS_ALG_NONE;
-	if (strcmp(name, "ecdsa-p256-sha256") == 0)
-		return BS_ALG_ECDSA_P256_SHA256;
-	if (strcmp(name, "ed25519") == 0)
-		return BS_ALG_ED25519;
-	if (strcmp(name, "rsa-3072-pss-sha256") == 0)
-		return BS_ALG_RSA_3072_PSS_SHA256;
-	return BS_ALG_NONE;
-}
-
 /* Decodes a DER SPKI with nothing after it. Returns 0 or BS_ERR_INVALID. */
 static int
 spki_parse(const uint8_t *spki, size_t spki_len, EVP_PKEY **pkey_out)

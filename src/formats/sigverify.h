@@ -12,20 +12,7 @@
 #include <stdint.h>
 
 #include "common/bs_error.h"
-
-enum bs_alg {
-	BS_ALG_NONE = 0,
-	BS_ALG_ECDSA_P256_SHA256 = 1,
-	BS_ALG_ED25519 = 2,
-	BS_ALG_RSA_3072_PSS_SHA256 = 3,
-};
-
-enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
-
-/* "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256"; "none" otherwise. */
-const char *bs_alg_name(enum bs_alg alg);
-/* Inverse of bs_alg_name; BS_ALG_NONE if unknown. */
-enum bs_alg bs_alg_from_name(const char *name);
+#include "types/types.h"
 
 /*
  * Determines the algorithm of a DER SubjectPublicKeyInfo: EC P-256, Ed25519

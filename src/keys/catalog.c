@@ -39,18 +39,6 @@ struct catalog {
 	size_t cap;
 };
 
-static const char *const purpose_names[] = {
-	[BS_PURPOSE_NONE] = "none",
-	[BS_PURPOSE_GENERIC] = "generic",
-	[BS_PURPOSE_OTA] = "ota",
-	[BS_PURPOSE_CHECKPOINT] = "checkpoint",
-	[BS_PURPOSE_COMMAND] = "command",
-	[BS_PURPOSE_ENVELOPE] = "envelope",
-	[BS_PURPOSE_AUDIT] = "audit",
-	[BS_PURPOSE_ADMIN] = "admin",
-};
-#define NPURPOSES (sizeof(purpose_names) / sizeof(purpose_names[0]))
-
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS keys ("
     " name TEXT PRIMARY KEY NOT NULL,"
@@ -70,28 +58,6 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
     "INSERT INTO schema_version (version) VALUES (1);"
     "PRAGMA user_version = 1;";
-
-const char *
-bs_purpose_name(enum bs_purpose p)
-{
-	if ((unsigned)p >= NPURPOSES || purpose_names[p] == NULL)
-		return "none";
-	return purpose_names[p];
-}
-
-enum bs_purpose
-bs_purpose_from_name(const char *name)
-{
-	size_t i;
-
-	if (name == NULL)
-		return BS_PURPOSE_NONE;
-	for (i = 1; i < NPURPOSES; i++) {
-		if (strcmp(name, purpose_names[i]) == 0)
-			return (enum bs_purpose)i;
-	}
-	return BS_PURPOSE_NONE;
-}
 
 static int
 name_char_ok(char ch)

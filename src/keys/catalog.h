@@ -18,22 +18,10 @@
 #include "common/bs_error.h"
 #include "formats/sigverify.h"
 #include "hsm/hsm.h"
+#include "types/types.h"
 
 #define CATALOG_NAME_MAX 64
 #define CATALOG_LABEL_PREFIX "boltseal/"
-
-enum bs_purpose {
-	BS_PURPOSE_NONE = 0,
-	BS_PURPOSE_GENERIC = 1,
-	BS_PURPOSE_OTA = 2,
-	BS_PURPOSE_CHECKPOINT = 3,
-	BS_PURPOSE_COMMAND = 4,
-	BS_PURPOSE_ENVELOPE = 5,
-	BS_PURPOSE_AUDIT = 6,
-	BS_PURPOSE_ADMIN = 7,
-};
-
-enum bs_key_state { BS_KEY_STATE_NONE = 0, BS_KEY_ENABLED = 1, BS_KEY_DISABLED = 2 };
 
 struct catalog_version {
 	uint32_t version;                 /* 1, 2, ... */
@@ -56,11 +44,6 @@ struct catalog_key {
 };
 
 struct catalog;
-
-/* "generic", "ota", ...; "none" otherwise. */
-const char *bs_purpose_name(enum bs_purpose p);
-/* Inverse; BS_PURPOSE_NONE if unknown. */
-enum bs_purpose bs_purpose_from_name(const char *name);
 
 /* 1 if name is 1..64 chars of [A-Za-z0-9._-] starting with a letter or digit. */
 int catalog_name_valid(const char *name);

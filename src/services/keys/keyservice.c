@@ -165,10 +165,16 @@ sign_one(struct hsm_session *s, enum bs_alg alg, hsm_handle h, int is_digest, co
 	return hsm_sign(s, h, alg, data, len, sig, sig_len);
 }
 
-static enum bs_sig_format
-sig_format(Boltseal__V1__SignatureFormat f)
+/* The request's signature format, or INVALID_ARGUMENT answered (-1). */
+static int
+sig_format(struct rpc_call *call, Boltseal__V1__SignatureFormat f, enum bs_sig_format *out)
 {
-	return f == BOLTSEAL__V1__SIGNATURE_FORMAT__RAW ? BS_SIGFMT_RAW : BS_SIGFMT_DER;
+	if (bs_sig_format_from_pb(f, out) != 0) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "signature_format must be DER or RAW");
+		return -1;
+	}
+	return 0;
 }
 
 /* Fills pb (and its versions array, vbuf/vptr of k->nversions) from k. */
@@ -180,15 +186,15 @@ key_to_pb(const struct catalog_key *k, Boltseal__V1__Key *pb, Boltseal__V1__KeyV
 
 	boltseal__v1__key__init(pb);
 	pb->name = (char *)k->name;
-	pb->purpose = (Boltseal__V1__KeyPurpose)k->purpose;
-	pb->algorithm = (Boltseal__V1__Algorithm)k->alg;
-	pb->state = (Boltseal__V1__KeyState)k->state;
+	pb->purpose = bs_purpose_to_pb(k->purpose);
+	pb->algorithm = bs_alg_to_pb(k->alg);
+	pb->state = bs_key_state_to_pb(k->state);
 	pb->primary_version = primary != NULL ? primary->version : 0;
 	pb->create_time_unix = k->created;
 	for (size_t i = 0; i < k->nversions; i++) {
 		boltseal__v1__key_version__init(&vbuf[i]);
 		vbuf[i].version = k->versions[i].version;
-		vbuf[i].state = (Boltseal__V1__KeyState)k->versions[i].state;
+		vbuf[i].state = bs_key_state_to_pb(k->versions[i].state);
 		vbuf[i].create_time_unix = k->versions[i].created;
 		vptr[i] = &vbuf[i];
 	}
@@ -341,41 +347,41 @@ submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, 
 }
 
 static int
-authorize_create(struct rpc_call *call, const Boltseal__V1__CreateKeyRequest *r)
+authorize_create(struct rpc_call *call, const char *name, enum bs_purpose p, enum bs_alg a)
 {
-	const char *purpose = bs_purpose_name((enum bs_purpose)r->purpose);
-	const char *alg = bs_alg_name((enum bs_alg)r->algorithm);
+	const char *purpose = bs_purpose_name(p);
+	const char *alg = bs_alg_name(a);
 	struct policy_attr attrs[] = {
 		{ "request.purpose", purpose },
 		{ "request.algorithm", alg },
 		{ "key.algorithm", alg },
 	};
 
-	rpc_call_audit_key(call, r->name, 1);
-	return rpc_call_authorize(call, r->name, purpose, attrs, sizeof(attrs) / sizeof(attrs[0]));
+	rpc_call_audit_key(call, name, 1);
+	return rpc_call_authorize(call, name, purpose, attrs, sizeof(attrs) / sizeof(attrs[0]));
 }
 
 static void
 create_key(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__CreateKeyRequest *r = (const Boltseal__V1__CreateKeyRequest *)msg;
+	enum bs_purpose purpose;
+	enum bs_alg alg;
 
 	if (!catalog_name_valid(r->name)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "key name must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit");
-	} else if (r->algorithm < BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256 ||
-	    r->algorithm > BOLTSEAL__V1__ALGORITHM__RSA_3072_PSS_SHA256) {
+	} else if (bs_alg_from_pb(r->algorithm, &alg) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
 		    "algorithm must be ECDSA_P256_SHA256, ED25519 or RSA_3072_PSS_SHA256");
-	} else if (r->purpose < BOLTSEAL__V1__KEY_PURPOSE__GENERIC ||
-	    r->purpose > BOLTSEAL__V1__KEY_PURPOSE__ADMIN) {
+	} else if (bs_purpose_from_pb(r->purpose, &purpose) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose must be set");
-	} else if (!authorize_create(call, r)) {
+	} else if (!authorize_create(call, r->name, purpose, alg)) {
 		/* answered */
 	} else if (catalog_find(rpc_call_svc(call)->catalog, r->name) != NULL) {
 		rpc_call_fail(call, GRPC_STATUS_ALREADY_EXISTS, "key '%s' already exists", r->name);
 	} else {
-		submit_keygen(call, r->name, (enum bs_purpose)r->purpose, (enum bs_alg)r->algorithm, 1, 0);
+		submit_keygen(call, r->name, purpose, alg, 1, 0);
 	}
 }
 
@@ -511,7 +517,7 @@ get_public_key(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	resp.name = (char *)k->name;
 	resp.version = v->version;
-	resp.algorithm = (Boltseal__V1__Algorithm)k->alg;
+	resp.algorithm = bs_alg_to_pb(k->alg);
 	resp.pem = pem;
 	resp.der.data = v->spki;
 	resp.der.len = v->spki_len;
@@ -600,7 +606,7 @@ sign_done(struct hsm_job *job)
 		resp.signature.len = j->sig_len;
 		resp.key_name = j->key_name;
 		resp.key_version = j->version;
-		resp.algorithm = (Boltseal__V1__Algorithm)j->alg;
+		resp.algorithm = bs_alg_to_pb(j->alg);
 		rpc_call_finish_pb(j->call, &resp.base);
 	}
 	OPENSSL_cleanse(j->data, j->data_len);
@@ -618,7 +624,10 @@ sign(struct rpc_call *call, const ProtobufCMessage *msg)
 	const char *problem;
 	struct sign_job *j;
 	int rc, is_digest;
+	enum bs_sig_format fmt;
 
+	if (sig_format(call, r->signature_format, &fmt) != 0)
+		return;
 	if ((k = lookup_key(call, r->key_name)) == NULL || (v = signing_version(call, k)) == NULL)
 		return;
 	if (r->input_case == BOLTSEAL__V1__SIGN_REQUEST__INPUT__NOT_SET) {
@@ -644,7 +653,7 @@ sign(struct rpc_call *call, const ProtobufCMessage *msg)
 	j->alg = k->alg;
 	j->handle = v->handle;
 	j->version = v->version;
-	j->fmt = sig_format(r->signature_format);
+	j->fmt = fmt;
 	j->is_digest = is_digest;
 	j->data_len = in->len;
 	if (in->len > 0)
@@ -774,7 +783,7 @@ batch_respond(struct batch *b)
 	resp.results = ptrs;
 	resp.key_name = b->key_name;
 	resp.key_version = b->version;
-	resp.algorithm = (Boltseal__V1__Algorithm)b->alg;
+	resp.algorithm = bs_alg_to_pb(b->alg);
 	rpc_call_finish_pb(b->call, &resp.base);
 out:
 	free(res);
@@ -844,7 +853,10 @@ sign_batch(struct rpc_call *call, const ProtobufCMessage *msg)
 	struct batch *b = NULL;
 	size_t per, i;
 	int rc;
+	enum bs_sig_format fmt;
 
+	if (sig_format(call, r->signature_format, &fmt) != 0)
+		return;
 	if ((k = lookup_key(call, r->key_name)) == NULL || (v = signing_version(call, k)) == NULL)
 		goto out;
 	if (r->n_items == 0) {
@@ -870,7 +882,7 @@ sign_batch(struct rpc_call *call, const ProtobufCMessage *msg)
 	memcpy(b->key_name, k->name, sizeof(b->key_name));
 	b->handle = v->handle;
 	b->version = v->version;
-	b->fmt = sig_format(r->signature_format);
+	b->fmt = fmt;
 	/* one slice per worker so every HSM session works on the batch */
 	b->njobs = svc->nworkers < b->nitems ? svc->nworkers : b->nitems;
 	if (b->njobs == 0)
@@ -1080,7 +1092,10 @@ verify(struct rpc_call *call, const ProtobufCMessage *msg)
 	const ProtobufCBinaryData *in;
 	const char *problem;
 	int rc;
+	enum bs_sig_format fmt;
 
+	if (sig_format(call, r->signature_format, &fmt) != 0)
+		return;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -1106,7 +1121,7 @@ verify(struct rpc_call *call, const ProtobufCMessage *msg)
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
-	j->fmt = sig_format(r->signature_format);
+	j->fmt = fmt;
 	j->job.work = verify_work;
 	j->job.done = verify_done;
 	j->call = call;

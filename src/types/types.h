@@ -1,0 +1,70 @@
+/*
+ * types.h - the shared vocabulary of keys: algorithm, purpose, signature
+ * format and key state, each defined once with its names (as the policy,
+ * the CLI and the logs spell them) and its mapping to and from the protobuf
+ * enums of boltseal.v1 (no casts between internal and generated enums).
+ */
+#ifndef BS_TYPES_H
+#define BS_TYPES_H
+
+#include <stddef.h>
+
+#include "common/bs_error.h"
+
+enum bs_alg {
+	BS_ALG_NONE = 0,
+	BS_ALG_ECDSA_P256_SHA256 = 1,
+	BS_ALG_ED25519 = 2,
+	BS_ALG_RSA_3072_PSS_SHA256 = 3,
+};
+
+enum bs_purpose {
+	BS_PURPOSE_NONE = 0,
+	BS_PURPOSE_GENERIC = 1,
+	BS_PURPOSE_OTA = 2,
+	BS_PURPOSE_CHECKPOINT = 3,
+	BS_PURPOSE_COMMAND = 4,
+	BS_PURPOSE_ENVELOPE = 5,
+	BS_PURPOSE_AUDIT = 6,
+	BS_PURPOSE_ADMIN = 7,
+};
+
+enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
+
+enum bs_key_state { BS_KEY_STATE_NONE = 0, BS_KEY_ENABLED = 1, BS_KEY_DISABLED = 2 };
+
+/* "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256"; "none" otherwise. */
+const char *bs_alg_name(enum bs_alg alg);
+/* Inverse of bs_alg_name; BS_ALG_NONE if unknown (or NULL). */
+enum bs_alg bs_alg_from_name(const char *name);
+
+/* "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin"; "none" otherwise. */
+const char *bs_purpose_name(enum bs_purpose p);
+/* Inverse; BS_PURPOSE_NONE if unknown (or NULL). */
+enum bs_purpose bs_purpose_from_name(const char *name);
+/* Every purpose name, in enum order (for the policy schema); *n gets the count. */
+const char *const *bs_purpose_names(size_t *n);
+
+/* "der", "raw". */
+const char *bs_sig_format_name(enum bs_sig_format f);
+
+/* "enabled", "disabled"; "none" otherwise. */
+const char *bs_key_state_name(enum bs_key_state s);
+
+/*
+ * Mappings to and from the protobuf enums (values of Boltseal__V1__Algorithm,
+ * __KeyPurpose, __SignatureFormat, __KeyState, passed as int so that this
+ * header needs no generated code). *_from_pb return 0 and set *out, or
+ * BS_ERR_INVALID for an unspecified or unknown value (*out untouched).
+ * *_to_pb of NONE gives the protobuf's UNSPECIFIED (0).
+ */
+int bs_alg_from_pb(int pb, enum bs_alg *out) BS_WUR;
+int bs_alg_to_pb(enum bs_alg alg);
+int bs_purpose_from_pb(int pb, enum bs_purpose *out) BS_WUR;
+int bs_purpose_to_pb(enum bs_purpose p);
+/* DER is the default: UNSPECIFIED and DER map to BS_SIGFMT_DER. */
+int bs_sig_format_from_pb(int pb, enum bs_sig_format *out) BS_WUR;
+int bs_sig_format_to_pb(enum bs_sig_format f);
+int bs_key_state_to_pb(enum bs_key_state s);
+
+#endif
