@@ -675,18 +675,20 @@ rpc_call_env(const struct rpc_call *call)
 	return call->d->env;
 }
 
-/* The policy's verdict on (key, purpose, attrs) for call; reason on denial. */
-static int
+/* The policy's verdict on (key, purpose, attrs) for call. */
+static enum policy_decision
 call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,
-    const struct policy_attr *attrs, size_t nattrs, char reason[POLICY_REASON_MAX])
+    const struct policy_attr *attrs, size_t nattrs, struct policy_verdict *v)
 {
 	const struct policy_principal *pr;
 	struct policy_request req;
 
 	pr = call_principal(call);
 	if (pr == NULL) {
-		snprintf(reason, POLICY_REASON_MAX, "certificate no longer maps to a principal");
-		return 0;
+		v->decision = POLICY_DENY;
+		v->approvals = 0;
+		snprintf(v->reason, sizeof(v->reason), "certificate no longer maps to a principal");
+		return POLICY_DENY;
 	}
 	memset(&req, 0, sizeof(req));
 	req.method = method != NULL ? method : call->path + 1;
@@ -694,31 +696,48 @@ call_check(struct rpc_call *call, const char *method, const char *key, const cha
 	req.key_purpose = purpose;
 	req.attrs = attrs;
 	req.nattrs = nattrs;
-	return policy_authorize(call->d->policy, pr, call->identity, &req, reason);
+	return policy_evaluate(call->d->policy, pr, call->identity, &req, v);
 }
 
 int
 rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs)
 {
+	struct policy_verdict v;
+
 	if (key != NULL && call->audit_key[0] == '\0')
 		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
-	if (call_check(call, NULL, key, purpose, attrs, nattrs, call->reason)) {
+	switch (call_check(call, NULL, key, purpose, attrs, nattrs, &v)) {
+	case POLICY_ALLOW:
 		call->reason[0] = '\0';
 		call->authorized = 1;
 		return 1;
+	case POLICY_NEEDS_SECOND_FACTOR:
+		/* this server cannot verify a second factor yet: refused, distinctly */
+		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
+		rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+		    "this call requires a second factor (x-boltseal-otp)", NULL, 0);
+		return 0;
+	case POLICY_NEEDS_APPROVALS:
+		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "this call needs %u approvals",
+		    v.approvals);
+		return 0;
+	case POLICY_DENY:
+	default:
+		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
+		rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
+		return 0;
 	}
-	rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
-	return 0;
 }
 
 int
 rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs)
 {
-	char reason[POLICY_REASON_MAX];
+	struct policy_verdict v;
 
-	return call_check(call, method, key, purpose, attrs, nattrs, reason);
+	return call_check(call, method, key, purpose, attrs, nattrs, &v) == POLICY_ALLOW;
 }
 
 void

@@ -107,11 +107,14 @@ const char *rpc_call_method(const struct rpc_call *call);
 void *rpc_call_env(const struct rpc_call *call);
 
 /*
- * Asks the policy whether the call may act on key (NULL for calls that name
- * no key) of purpose, given the request attributes. 1: allowed, go on.
- * 0: denied; the call was answered PERMISSION_DENIED (the precise reason
- * goes to the audit log only), so the handler must just return. A handler
- * that answers OK without an allowed verdict gets INTERNAL instead.
+ * Asks the policy for its verdict on key (NULL for calls that name no key)
+ * of purpose, given the request attributes. 1: allowed, go on. 0: refused
+ * and answered, so the handler must just return: PERMISSION_DENIED (no grant
+ * matches), UNAUTHENTICATED "this call requires a second factor" or
+ * FAILED_PRECONDITION "this call needs N approvals" (only grants with
+ * requirements match; this server cannot satisfy them yet). The precise
+ * reason goes to the audit log only. A handler that answers OK without an
+ * allowed verdict gets INTERNAL instead.
  */
 int rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs);

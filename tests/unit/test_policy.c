@@ -1,11 +1,14 @@
 /*
- * test_policy.c - unit tests for the authorization policy (src/policy/policy.c):
+ * test_policy.c - unit tests for the authorization policy (src/policy/):
  * the shipped etc/policy.example against a table covering every seed role x
  * every known method; certificate-to-principal mapping and its precedence;
  * each condition operator (true, false, attribute missing) and
  * attribute-vs-attribute comparison; default deny; the exact deny reasons;
- * one case per parse error with its line number; a file with many errors
- * reported in one pass; file mode, type and error-buffer truncation checks.
+ * one case per parse error with its line number, from a file and from a
+ * buffer (policy_parse); a file with many errors reported in one pass; file
+ * mode, type and error-buffer truncation checks; 'require mfa' and 'require
+ * approvals N' (good and bad forms) and every verdict of policy_evaluate
+ * with its precedence rule.
  */
 #include <sys/stat.h>
 
@@ -723,130 +726,133 @@ struct bad_case {
 	const char *msg;        /* expected substring of the message */
 };
 
+static const struct bad_case bad_cases[] = {
+	/* unknown keyword */
+	{ BASE "frobnicate x\n", 8, "unknown keyword 'frobnicate'" },
+	{ BASE "\"methods\" x\n", 8, "expected a keyword" },
+	/* keyword in the wrong block */
+	{ BASE "        uri spiffe://t/z\n", 8, "'uri' belongs in a principal block, not in "
+	    "role 'r'" },
+	{ BASE "role r2\n    methods " KS "Sign\n", 9, "'methods' must follow a 'grant' line "
+	    "in role 'r2'" },
+	{ BASE "principal b\n    uri spiffe://t/b\n    roles r\n    keys x\n", 11,
+	    "'keys' belongs in a grant of a role, not in principal 'b'" },
+	{ BASE "principal b\n    uri spiffe://t/b\n    roles r\n    grant\n", 11,
+	    "'grant' belongs in a role block, not in principal 'b'" },
+	{ "roles r\n" BASE, 1, "'roles' outside a principal block" },
+	{ "when request.x present\n" BASE, 1, "'when' outside a grant" },
+	{ "grant\n" BASE, 1, "'grant' outside a role block" },
+	{ BASE "    grant x\n        methods " KS "Sign\n", 8, "'grant' takes no arguments" },
+	/* duplicate ids */
+	{ BASE "principal a\n    uri spiffe://t/a2\n    roles r\n", 8,
+	    "duplicate principal 'a' (first defined on line 1)" },
+	{ BASE "role r\n", 8, "duplicate role 'r' (first defined on line 4)" },
+	{ BASE "principal a/b\n    uri spiffe://t/b\n    roles r\n", 8, "bad principal id "
+	    "'a/b'" },
+	{ BASE "role " "r12345678901234567890123456789012345678901234567890123456789012345\n",
+	    8, "bad role name" },
+	{ BASE "principal\n", 8, "'principal' needs exactly one id" },
+	/* a matcher claimed twice */
+	{ BASE "principal b\n    uri spiffe://t/a\n    roles r\n", 9,
+	    "uri 'spiffe://t/a' is already claimed by principal 'a' (line 1)" },
+	{ BASE "principal b\n    uri-prefix spiffe://t/p/\n    roles r\n"
+	    "principal c\n    uri-prefix spiffe://t/p/\n    roles r\n", 12,
+	    "uri-prefix 'spiffe://t/p/' is already claimed by principal 'b' (line 8)" },
+	{ BASE "principal b\n    cert-sha256 " FP_A_HEX "\n    roles r\n"
+	    "principal c\n    cert-sha256 01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+	    "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF\n    roles r\n", 12,
+	    "is already claimed by principal 'b' (line 8)" },
+	{ BASE "principal b\n    uri spiffe://t/b\n    uri spiffe://t/b\n    roles r\n", 10,
+	    "uri 'spiffe://t/b' is listed twice in principal 'b'" },
+	{ BASE "principal b\n    uri not a uri\n    roles r\n", 9, "'uri' takes exactly one "
+	    "value" },
+	{ BASE "principal b\n    uri /no/scheme\n    roles r\n", 9, "bad uri '/no/scheme'" },
+	{ BASE "principal b\n    uri-prefix \"\"\n    roles r\n", 9, "bad uri-prefix ''" },
+	/* undefined role (roles may be defined later: only 'nope' is wrong) */
+	{ BASE "principal b\n    uri spiffe://t/b\n    roles r later nope\nrole later\n", 10,
+	    "undefined role 'nope'" },
+	{ BASE "principal b\n    uri spiffe://t/b\n    roles r r\n", 10,
+	    "role 'r' is listed twice for principal 'b'" },
+	{ BASE "principal b\n    uri spiffe://t/b\n    roles\n", 10,
+	    "'roles' needs at least one role name" },
+	/* principal without matcher or roles */
+	{ BASE "principal b\n    roles r\n", 8, "principal 'b' has no uri, uri-prefix or "
+	    "cert-sha256 line" },
+	{ BASE "principal b\n    uri spiffe://t/b\n", 8, "principal 'b' has no roles line" },
+	/* bad fingerprints */
+	{ BASE "principal b\n    cert-sha256 abc\n    roles r\n", 9, "bad cert-sha256 'abc': "
+	    "expected 64 hex digits" },
+	{ BASE "principal b\n    cert-sha256 " "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcde\n    roles r\n", 9, "bad cert-sha256" },
+	{ BASE "principal b\n    cert-sha256 " "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdeg\n    roles r\n", 9, "bad cert-sha256" },
+	{ BASE "principal b\n    cert-sha256 0123:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+	    "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:\n    roles r\n", 9,
+	    "bad cert-sha256" },
+	/* grants */
+	{ BASE "    grant\n        keys x\n", 8, "grant in role 'r' has no methods line" },
+	{ BASE "        methods " KS "Frob\n", 8, "unknown method '" KS "Frob'" },
+	{ BASE "        methods boltseal.v1.NoService/Sign\n", 8, "unknown service in method "
+	    "'boltseal.v1.NoService/Sign'" },
+	{ BASE "        methods boltseal.v1.NoService/*\n", 8, "unknown service" },
+	{ BASE "        methods grpc.health.v1.Health/Check\n", 8, "unknown service" },
+	{ BASE "        methods Sign\n", 8, "bad method 'Sign'" },
+	{ BASE "        methods " KS "\n", 8, "bad method" },
+	{ BASE "        methods " KS "Sign/x\n", 8, "bad method" },
+	{ BASE "        methods\n", 8, "'methods' needs at least one value" },
+	{ BASE "        purposes generic bogus\n", 8, "unknown purpose 'bogus'" },
+	{ BASE "        keys \"\"\n", 8, "empty keys pattern" },
+	{ BASE "    grant\n        methods " KS "ListKeys\n        purposes generic\n", 10,
+	    "'purposes' without 'keys'" },
+	/* bad conditions */
+	{ BASE "        when request.x = \"a\"\n", 8, "'=' is not an operator" },
+	{ BASE "        when request.x == \"a\n", 8, "unterminated string" },
+	{ BASE "        when request.x == \"a\\n\"\n", 8, "bad escape" },
+	{ BASE "        when request.x == \"a\"b\n", 8, "missing blank after" },
+	{ BASE "        when request.x == a\"b\"\n", 8, "inside a word" },
+	{ BASE "        when foo.x == \"a\"\n", 8, "'foo.x' is not an attribute name" },
+	{ BASE "        when request == \"a\"\n", 8, "'request' is not an attribute name" },
+	{ BASE "        when Request.x present\n", 8, "is not an attribute name" },
+	{ BASE "        when request..x present\n", 8, "is not an attribute name" },
+	{ BASE "        when request-x.y present\n", 8, "is not an attribute name" },
+	{ BASE "        when \"request.x\" present\n", 8, "is not an attribute name" },
+	{ BASE "        when request.x\n", 8, "expected 'when ATTRIBUTE OPERATOR" },
+	{ BASE "        when request.x like \"a\"\n", 8, "unknown operator 'like'" },
+	{ BASE "        when request.x == \"a\" \"b\"\n", 8, "'==' needs exactly one operand" },
+	{ BASE "        when request.x == bare\n", 8, "'bare' is neither a \"quoted string\" "
+	    "nor an attribute name" },
+	{ BASE "        when request.x == [\n", 8, "expected a \"quoted string\" or an "
+	    "attribute name" },
+	{ BASE "        when request.x in [\"a\" \"b\" \"c\"]\n", 8, "expected ',' between list "
+	    "items" },
+	{ BASE "        when request.x in []\n", 8, "'in' needs a list" },
+	{ BASE "        when request.x in \"a\"\n", 8, "'in' needs a list" },
+	{ BASE "        when request.x in [\"a\",]\n", 8, "expected a list item, found ']'" },
+	{ BASE "        when request.x in [\"a\", \"b\"\n", 8, "missing ']'" },
+	{ BASE "        when request.x in [\"a\",\n", 8, "missing ']'" },
+	{ BASE "        when request.x in [\"a\"] \"b\"\n", 8, "unexpected text after ']'" },
+	{ BASE "        when request.x in [\"a\", ==]\n", 8, "found '=='" },
+	{ BASE "        when request.x matches glob\n", 8, "'matches' needs one \"quoted "
+	    "glob\"" },
+	{ BASE "        when request.x matches \"\"\n", 8, "empty glob" },
+	{ BASE "        when request.x present \"y\"\n", 8, "'present' takes no operand" },
+	{ BASE "        when request.x absent request.y\n", 8, "'absent' takes no operand" },
+	/* bytes */
+	{ BASE "        keys a\x01" "b\n", 8, "control character in line" },
+};
+#define NBAD (sizeof(bad_cases) / sizeof(bad_cases[0]))
+
 static void
 test_each_error(void **state)
 {
-	static const struct bad_case cases[] = {
-		/* unknown keyword */
-		{ BASE "frobnicate x\n", 8, "unknown keyword 'frobnicate'" },
-		{ BASE "\"methods\" x\n", 8, "expected a keyword" },
-		/* keyword in the wrong block */
-		{ BASE "        uri spiffe://t/z\n", 8, "'uri' belongs in a principal block, not in "
-		    "role 'r'" },
-		{ BASE "role r2\n    methods " KS "Sign\n", 9, "'methods' must follow a 'grant' line "
-		    "in role 'r2'" },
-		{ BASE "principal b\n    uri spiffe://t/b\n    roles r\n    keys x\n", 11,
-		    "'keys' belongs in a grant of a role, not in principal 'b'" },
-		{ BASE "principal b\n    uri spiffe://t/b\n    roles r\n    grant\n", 11,
-		    "'grant' belongs in a role block, not in principal 'b'" },
-		{ "roles r\n" BASE, 1, "'roles' outside a principal block" },
-		{ "when request.x present\n" BASE, 1, "'when' outside a grant" },
-		{ "grant\n" BASE, 1, "'grant' outside a role block" },
-		{ BASE "    grant x\n        methods " KS "Sign\n", 8, "'grant' takes no arguments" },
-		/* duplicate ids */
-		{ BASE "principal a\n    uri spiffe://t/a2\n    roles r\n", 8,
-		    "duplicate principal 'a' (first defined on line 1)" },
-		{ BASE "role r\n", 8, "duplicate role 'r' (first defined on line 4)" },
-		{ BASE "principal a/b\n    uri spiffe://t/b\n    roles r\n", 8, "bad principal id "
-		    "'a/b'" },
-		{ BASE "role " "r12345678901234567890123456789012345678901234567890123456789012345\n",
-		    8, "bad role name" },
-		{ BASE "principal\n", 8, "'principal' needs exactly one id" },
-		/* a matcher claimed twice */
-		{ BASE "principal b\n    uri spiffe://t/a\n    roles r\n", 9,
-		    "uri 'spiffe://t/a' is already claimed by principal 'a' (line 1)" },
-		{ BASE "principal b\n    uri-prefix spiffe://t/p/\n    roles r\n"
-		    "principal c\n    uri-prefix spiffe://t/p/\n    roles r\n", 12,
-		    "uri-prefix 'spiffe://t/p/' is already claimed by principal 'b' (line 8)" },
-		{ BASE "principal b\n    cert-sha256 " FP_A_HEX "\n    roles r\n"
-		    "principal c\n    cert-sha256 01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
-		    "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF\n    roles r\n", 12,
-		    "is already claimed by principal 'b' (line 8)" },
-		{ BASE "principal b\n    uri spiffe://t/b\n    uri spiffe://t/b\n    roles r\n", 10,
-		    "uri 'spiffe://t/b' is listed twice in principal 'b'" },
-		{ BASE "principal b\n    uri not a uri\n    roles r\n", 9, "'uri' takes exactly one "
-		    "value" },
-		{ BASE "principal b\n    uri /no/scheme\n    roles r\n", 9, "bad uri '/no/scheme'" },
-		{ BASE "principal b\n    uri-prefix \"\"\n    roles r\n", 9, "bad uri-prefix ''" },
-		/* undefined role (roles may be defined later: only 'nope' is wrong) */
-		{ BASE "principal b\n    uri spiffe://t/b\n    roles r later nope\nrole later\n", 10,
-		    "undefined role 'nope'" },
-		{ BASE "principal b\n    uri spiffe://t/b\n    roles r r\n", 10,
-		    "role 'r' is listed twice for principal 'b'" },
-		{ BASE "principal b\n    uri spiffe://t/b\n    roles\n", 10,
-		    "'roles' needs at least one role name" },
-		/* principal without matcher or roles */
-		{ BASE "principal b\n    roles r\n", 8, "principal 'b' has no uri, uri-prefix or "
-		    "cert-sha256 line" },
-		{ BASE "principal b\n    uri spiffe://t/b\n", 8, "principal 'b' has no roles line" },
-		/* bad fingerprints */
-		{ BASE "principal b\n    cert-sha256 abc\n    roles r\n", 9, "bad cert-sha256 'abc': "
-		    "expected 64 hex digits" },
-		{ BASE "principal b\n    cert-sha256 " "0123456789abcdef0123456789abcdef0123456789abcdef"
-		    "0123456789abcde\n    roles r\n", 9, "bad cert-sha256" },
-		{ BASE "principal b\n    cert-sha256 " "0123456789abcdef0123456789abcdef0123456789abcdef"
-		    "0123456789abcdeg\n    roles r\n", 9, "bad cert-sha256" },
-		{ BASE "principal b\n    cert-sha256 0123:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
-		    "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:\n    roles r\n", 9,
-		    "bad cert-sha256" },
-		/* grants */
-		{ BASE "    grant\n        keys x\n", 8, "grant in role 'r' has no methods line" },
-		{ BASE "        methods " KS "Frob\n", 8, "unknown method '" KS "Frob'" },
-		{ BASE "        methods boltseal.v1.NoService/Sign\n", 8, "unknown service in method "
-		    "'boltseal.v1.NoService/Sign'" },
-		{ BASE "        methods boltseal.v1.NoService/*\n", 8, "unknown service" },
-		{ BASE "        methods grpc.health.v1.Health/Check\n", 8, "unknown service" },
-		{ BASE "        methods Sign\n", 8, "bad method 'Sign'" },
-		{ BASE "        methods " KS "\n", 8, "bad method" },
-		{ BASE "        methods " KS "Sign/x\n", 8, "bad method" },
-		{ BASE "        methods\n", 8, "'methods' needs at least one value" },
-		{ BASE "        purposes generic bogus\n", 8, "unknown purpose 'bogus'" },
-		{ BASE "        keys \"\"\n", 8, "empty keys pattern" },
-		{ BASE "    grant\n        methods " KS "ListKeys\n        purposes generic\n", 10,
-		    "'purposes' without 'keys'" },
-		/* bad conditions */
-		{ BASE "        when request.x = \"a\"\n", 8, "'=' is not an operator" },
-		{ BASE "        when request.x == \"a\n", 8, "unterminated string" },
-		{ BASE "        when request.x == \"a\\n\"\n", 8, "bad escape" },
-		{ BASE "        when request.x == \"a\"b\n", 8, "missing blank after" },
-		{ BASE "        when request.x == a\"b\"\n", 8, "inside a word" },
-		{ BASE "        when foo.x == \"a\"\n", 8, "'foo.x' is not an attribute name" },
-		{ BASE "        when request == \"a\"\n", 8, "'request' is not an attribute name" },
-		{ BASE "        when Request.x present\n", 8, "is not an attribute name" },
-		{ BASE "        when request..x present\n", 8, "is not an attribute name" },
-		{ BASE "        when request-x.y present\n", 8, "is not an attribute name" },
-		{ BASE "        when \"request.x\" present\n", 8, "is not an attribute name" },
-		{ BASE "        when request.x\n", 8, "expected 'when ATTRIBUTE OPERATOR" },
-		{ BASE "        when request.x like \"a\"\n", 8, "unknown operator 'like'" },
-		{ BASE "        when request.x == \"a\" \"b\"\n", 8, "'==' needs exactly one operand" },
-		{ BASE "        when request.x == bare\n", 8, "'bare' is neither a \"quoted string\" "
-		    "nor an attribute name" },
-		{ BASE "        when request.x == [\n", 8, "expected a \"quoted string\" or an "
-		    "attribute name" },
-		{ BASE "        when request.x in [\"a\" \"b\" \"c\"]\n", 8, "expected ',' between list "
-		    "items" },
-		{ BASE "        when request.x in []\n", 8, "'in' needs a list" },
-		{ BASE "        when request.x in \"a\"\n", 8, "'in' needs a list" },
-		{ BASE "        when request.x in [\"a\",]\n", 8, "expected a list item, found ']'" },
-		{ BASE "        when request.x in [\"a\", \"b\"\n", 8, "missing ']'" },
-		{ BASE "        when request.x in [\"a\",\n", 8, "missing ']'" },
-		{ BASE "        when request.x in [\"a\"] \"b\"\n", 8, "unexpected text after ']'" },
-		{ BASE "        when request.x in [\"a\", ==]\n", 8, "found '=='" },
-		{ BASE "        when request.x matches glob\n", 8, "'matches' needs one \"quoted "
-		    "glob\"" },
-		{ BASE "        when request.x matches \"\"\n", 8, "empty glob" },
-		{ BASE "        when request.x present \"y\"\n", 8, "'present' takes no operand" },
-		{ BASE "        when request.x absent request.y\n", 8, "'absent' takes no operand" },
-		/* bytes */
-		{ BASE "        keys a\x01" "b\n", 8, "control character in line" },
-	};
+	const struct bad_case *cases = bad_cases;
 	struct fixture *f = *state;
 	struct policy *p, *sentinel = (struct policy *)&sentinel;
 	char err[4096], want[PATH_MAX + 64];
 	size_t i;
 	int rc;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < NBAD; i++) {
 		write_bytes(f->path, cases[i].text, strlen(cases[i].text), 0600);
 		p = sentinel;
 		rc = policy_load(f->path, &schema, &p, err, sizeof(err));
@@ -1087,6 +1093,419 @@ test_syntax_details(void **state)
 	policy_free(p);
 }
 
+/* --- policies from a buffer ------------------------------------------------------ */
+
+/* Parses text (len bytes) as "mem"; *p is set only on success. */
+static int
+parse_mem(const char *text, size_t len, struct policy **p, char *err, size_t errlen)
+{
+	return policy_parse("mem", text, len, &schema, p, err, errlen);
+}
+
+static void
+test_parse_buffer(void **state)
+{
+	struct policy *p = NULL, *sentinel = (struct policy *)&sentinel;
+	const struct policy_principal *pr;
+	char err[4096], reason[POLICY_REASON_MAX], *big;
+	static const char tail[] = BASE "frobnicate x\n";
+	const char *text;
+
+	(void)state;
+	/* A good text, not NUL-terminated: only len bytes are read. */
+	assert_int_equal(policy_parse("db:policy/7", tail, strlen(BASE), &schema, &p, err,
+	    sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(policy_principal_count(p), 1);
+	pr = policy_map(p, "spiffe://t/a", NULL);
+	assert_string_equal(policy_principal_id(pr), "a");
+	assert_int_equal(authorize(p, pr, KS "Sign", "k-1", "generic", NULL, 0, reason), 1);
+	policy_free(p);
+
+	/* Errors are named after the text; *out is untouched. */
+	p = sentinel;
+	assert_int_equal(policy_parse("db:policy/7", tail, strlen(tail), &schema, &p, err,
+	    sizeof(err)), BS_ERR_CONFIG);
+	assert_ptr_equal(p, sentinel);
+	assert_string_equal(err, "db:policy/7:8: unknown keyword 'frobnicate'");
+
+	/* Several errors, found during and after the pass, in line order. */
+	p = sentinel;
+	text = "principal a\n    roles nope\nbogus\nrole r\n    grant\n";
+	assert_int_equal(parse_mem(text, strlen(text), &p, err, sizeof(err)), BS_ERR_CONFIG);
+	assert_ptr_equal(p, sentinel);
+	assert_string_equal(err,
+	    "mem:1: principal 'a' has no uri, uri-prefix or cert-sha256 line\n"
+	    "mem:2: undefined role 'nope'\n"
+	    "mem:3: unknown keyword 'bogus'\n"
+	    "mem:5: grant in role 'r' has no methods line");
+
+	/* A NUL byte inside len is an error of its line, as in a file. */
+	assert_int_equal(parse_mem("role r\nrole s\0x\nbogus\n", 21, &p, err, sizeof(err)),
+	    BS_ERR_CONFIG);
+	assert_string_equal(err, "mem:2: NUL byte in line\nmem:3: unknown keyword 'bogus'");
+
+	/* An empty text is an empty policy. */
+	assert_int_equal(parse_mem("", 0, &p, err, sizeof(err)), 0);
+	assert_int_equal(policy_principal_count(p), 0);
+	policy_free(p);
+
+	/* The 1 MiB cap holds for buffers too. */
+	big = malloc(1024 * 1024 + 1);
+	assert_non_null(big);
+	memset(big, '\n', 1024 * 1024 + 1);
+	assert_int_equal(parse_mem(big, 1024 * 1024, &p, err, sizeof(err)), 0);
+	policy_free(p);
+	p = sentinel;
+	assert_int_equal(parse_mem(big, 1024 * 1024 + 1, &p, err, sizeof(err)), BS_ERR_CONFIG);
+	assert_ptr_equal(p, sentinel);
+	assert_string_equal(err, "mem: policy text is larger than 1048576 bytes");
+	free(big);
+
+	/* A small buffer: whole lines only, then the count if it fits. */
+	assert_int_equal(parse_mem(tail, strlen(tail), &p, err, 20), BS_ERR_CONFIG);
+	assert_string_equal(err, "");
+	assert_int_equal(parse_mem(tail, strlen(tail), &p, err, 30), BS_ERR_CONFIG);
+	assert_string_equal(err, "mem: 1 more error not shown");
+	assert_int_equal(parse_mem(tail, strlen(tail), &p, NULL, 0), BS_ERR_CONFIG);
+
+	/* Bad arguments. */
+	p = sentinel;
+	assert_int_equal(policy_parse(NULL, BASE, strlen(BASE), &schema, &p, err, sizeof(err)),
+	    BS_ERR_INVALID);
+	assert_int_equal(policy_parse("mem", NULL, 0, &schema, &p, err, sizeof(err)),
+	    BS_ERR_INVALID);
+	assert_int_equal(policy_parse("mem", BASE, strlen(BASE), NULL, &p, err, sizeof(err)),
+	    BS_ERR_INVALID);
+	assert_int_equal(policy_parse("mem", BASE, strlen(BASE), &schema, NULL, err, sizeof(err)),
+	    BS_ERR_INVALID);
+	assert_int_equal(policy_parse("mem", BASE, strlen(BASE), &schema, &p, NULL, 1),
+	    BS_ERR_INVALID);
+	assert_ptr_equal(p, sentinel);
+	/* No error buffer at all is fine. */
+	assert_int_equal(parse_mem(BASE, strlen(BASE), &p, NULL, 0), 0);
+	policy_free(p);
+}
+
+/* Every parse error of test_each_error, from a buffer this time. */
+static void
+test_parse_each_error(void **state)
+{
+	struct policy *p, *sentinel = (struct policy *)&sentinel;
+	char err[4096], want[64];
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < NBAD; i++) {
+		p = sentinel;
+		rc = parse_mem(bad_cases[i].text, strlen(bad_cases[i].text), &p, err, sizeof(err));
+		if (rc != BS_ERR_CONFIG)
+			fail_msg("case %zu accepted (rc %d): %s", i, rc, bad_cases[i].text);
+		assert_ptr_equal(p, sentinel);
+		snprintf(want, sizeof(want), "mem:%u: ", bad_cases[i].line);
+		if (strncmp(err, want, strlen(want)) != 0 || strstr(err, bad_cases[i].msg) == NULL ||
+		    count_lines(err) != 1)
+			fail_msg("case %zu: got \"%s\", wanted \"%s...%s\"", i, err, want,
+			    bad_cases[i].msg);
+	}
+}
+
+/* --- requirements: require mfa, require approvals N ------------------------------- */
+
+/* Evaluates method on key (purpose generic) with request.ok = ok (NULL: absent). */
+static int
+verdict(const struct policy *p, const char *method, const char *key, const char *ok,
+    struct policy_verdict *v)
+{
+	struct policy_attr a = { "request.ok", ok };
+	struct policy_request req = { method, key, key != NULL ? "generic" : NULL, &a, 1 };
+	const struct policy_principal *pr = policy_map(p, "spiffe://t/p", NULL);
+	int d;
+
+	assert_non_null(pr);
+	memset(v, 0x55, sizeof(*v));
+	d = policy_evaluate(p, pr, "spiffe://t/p", &req, v);
+	assert_int_equal(d, v->decision);
+	assert_true(memchr(v->reason, '\0', sizeof(v->reason)) != NULL);
+	if (d != POLICY_NEEDS_APPROVALS)
+		assert_int_equal(v->approvals, 0);
+	if (d == POLICY_ALLOW)
+		assert_string_equal(v->reason, "");
+	else
+		assert_true(v->reason[0] != '\0');
+	return d;
+}
+
+static void
+test_require_parse(void **state)
+{
+	struct policy *p = NULL;
+	struct policy_verdict v;
+	char err[4096];
+	static const char text[] =
+	    "principal p\n"                                     /* 1 */
+	    "    uri spiffe://t/p\n"                            /* 2 */
+	    "    roles r\n"                                     /* 3 */
+	    "role r\n"                                          /* 4 */
+	    "    grant\n"                                       /* 5 */
+	    "        require mfa\n"                             /* 6 */
+	    "        methods " KS "Sign\n"                      /* 7 */
+	    "        keys k-*\n"                                /* 8 */
+	    "    grant\n"                                       /* 9 */
+	    "        methods " KS "GetKey\n"                    /* 10 */
+	    "        keys k-*\n"                                /* 11 */
+	    "        require approvals 1\n"                     /* 12 */
+	    "    grant\n"                                       /* 13 */
+	    "        methods " KS "RotateKey\n"                 /* 14 */
+	    "        keys k-*\n"                                /* 15 */
+	    "\trequire   approvals   16   # the most\n"         /* 16 */
+	    "        require mfa\n"                             /* 17 */
+	    "    grant\n"                                       /* 18 */
+	    "        methods " KS "CreateKey\n"                 /* 19 */
+	    "        keys k-*\n"                                /* 20 */
+	    "        require \"approvals\" \"10\"\n"            /* 21 */
+	    "        when request.ok present\n"                 /* 22 */
+	    "    grant\n"                                       /* 23 */
+	    "        methods " KS "Verify\n"                    /* 24 */
+	    "        keys k-*\n"                                /* 25 */
+	    "        require mfa\n"                             /* 26 */
+	    "    grant\n"                                       /* 27 */
+	    "        methods " KS "Verify\n"                    /* 28 */
+	    "        keys k-*\n"                                /* 29 */
+	    "        require mfa\n";                            /* 30 */
+
+	(void)state;
+	if (parse_mem(text, strlen(text), &p, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(verdict(p, KS "Sign", "k-1", NULL, &v), POLICY_NEEDS_SECOND_FACTOR);
+	assert_string_equal(v.reason, "role r grant at policy line 5 requires a second factor");
+	assert_int_equal(verdict(p, KS "GetKey", "k-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 1);
+	assert_string_equal(v.reason, "role r grant at policy line 9 requires 1 approval");
+	assert_int_equal(verdict(p, KS "RotateKey", "k-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 16);
+	assert_string_equal(v.reason, "role r grant at policy line 13 requires 16 approvals and a "
+	    "second factor");
+	assert_int_equal(verdict(p, KS "CreateKey", "k-1", "x", &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 10);
+	/* The same requirement in two grants is fine; the first is named. */
+	assert_int_equal(verdict(p, KS "Verify", "k-1", NULL, &v), POLICY_NEEDS_SECOND_FACTOR);
+	assert_string_equal(v.reason, "role r grant at policy line 23 requires a second factor");
+	policy_free(p);
+}
+
+struct req_case {
+	const char *lines;      /* appended to BASE (whose grant is open at line 5) */
+	unsigned line;
+	const char *msg;        /* the exact message */
+};
+
+static void
+test_require_errors(void **state)
+{
+	static const struct req_case cases[] = {
+		{ "        require\n", 8, "'require' needs 'mfa' or 'approvals N'" },
+		{ "        require otp\n", 8, "unknown requirement 'otp' (expected 'mfa' or "
+		    "'approvals N')" },
+		{ "        require MFA\n", 8, "unknown requirement 'MFA' (expected 'mfa' or "
+		    "'approvals N')" },
+		{ "        require \"\"\n", 8, "unknown requirement '' (expected 'mfa' or "
+		    "'approvals N')" },
+		{ "        require mfa approvals 2\n", 8, "'require mfa' takes no value (one "
+		    "requirement per line)" },
+		{ "        require mfa yes\n", 8, "'require mfa' takes no value (one requirement "
+		    "per line)" },
+		{ "        require approvals\n", 8, "'require approvals' needs exactly one number "
+		    "(1 to 16)" },
+		{ "        require approvals 2 3\n", 8, "'require approvals' needs exactly one "
+		    "number (1 to 16)" },
+		{ "        require approvals 2 mfa\n", 8, "'require approvals' needs exactly one "
+		    "number (1 to 16)" },
+		{ "        require approvals 0\n", 8, "approvals count '0' is out of range (1 to 16)" },
+		{ "        require approvals 17\n", 8, "approvals count '17' is out of range "
+		    "(1 to 16)" },
+		{ "        require approvals 99999999999999999999999\n", 8, "approvals count "
+		    "'99999999999999999999999' is out of range (1 to 16)" },
+		{ "        require approvals -1\n", 8, "bad approvals count '-1' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals +2\n", 8, "bad approvals count '+2' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals 02\n", 8, "bad approvals count '02' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals 2x\n", 8, "bad approvals count '2x' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals 0x2\n", 8, "bad approvals count '0x2' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals \"\"\n", 8, "bad approvals count '' (a number from 1 "
+		    "to 16)" },
+		{ "        require approvals two\n", 8, "bad approvals count 'two' (a number from 1 "
+		    "to 16)" },
+		/* duplicates within one grant, also with another value */
+		{ "        require mfa\n        require mfa\n", 9, "duplicate 'require mfa' in the "
+		    "grant (first on line 8)" },
+		{ "        require approvals 2\n        require mfa\n        require approvals 2\n",
+		    10, "duplicate 'require approvals' in the grant (first on line 8)" },
+		{ "        require approvals 2\n        require approvals 3\n", 9, "duplicate "
+		    "'require approvals' in the grant (first on line 8)" },
+		/* in the wrong place */
+		{ "role r2\n    require mfa\n", 9, "'require' must follow a 'grant' line in role "
+		    "'r2'" },
+		{ "principal b\n    uri spiffe://t/b\n    roles r\n    require mfa\n", 11,
+		    "'require' belongs in a grant of a role, not in principal 'b'" },
+	};
+	struct fixture *f = *state;
+	struct policy *p, *sentinel = (struct policy *)&sentinel;
+	char text[1024], err[4096], want[PATH_MAX + 256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", BASE, cases[i].lines);
+		p = sentinel;
+		assert_int_equal(parse_mem(text, strlen(text), &p, err, sizeof(err)), BS_ERR_CONFIG);
+		assert_ptr_equal(p, sentinel);
+		snprintf(want, sizeof(want), "mem:%u: %s", cases[i].line, cases[i].msg);
+		if (strcmp(err, want) != 0)
+			fail_msg("case %zu: got \"%s\", wanted \"%s\"", i, err, want);
+		/* The same through a file, named by its path. */
+		assert_int_equal(load_text(f, text, &p, err, sizeof(err)), BS_ERR_CONFIG);
+		assert_null(p);
+		snprintf(want, sizeof(want), "%s:%u: %s", f->path, cases[i].line, cases[i].msg);
+		assert_string_equal(err, want);
+	}
+
+	/* Outside any block, and several problems in one pass. */
+	p = sentinel;
+	snprintf(text, sizeof(text), "require mfa\n%s        require approvals 0\n"
+	    "        require bogus\n", BASE);
+	assert_int_equal(parse_mem(text, strlen(text), &p, err, sizeof(err)), BS_ERR_CONFIG);
+	assert_string_equal(err,
+	    "mem:1: 'require' outside a grant (grants live in 'role NAME' blocks)\n"
+	    "mem:9: approvals count '0' is out of range (1 to 16)\n"
+	    "mem:10: unknown requirement 'bogus' (expected 'mfa' or 'approvals N')");
+	assert_ptr_equal(p, sentinel);
+}
+
+/*
+ * Verdict shapes and their precedence: a matching grant without
+ * requirements allows; otherwise the weakest requirement among matching
+ * grants wins (mfa alone < approvals N < approvals N and mfa < approvals
+ * N + 1); otherwise the deny reason is the one policy_authorize gave before
+ * requirements existed.
+ */
+static const char verdict_policy[] =
+    "principal p\n"                                         /* 1 */
+    "    uri spiffe://t/p\n"                                /* 2 */
+    "    roles a b\n"                                       /* 3 */
+    "role a\n"                                              /* 4 */
+    "    grant\n"                                           /* 5 */
+    "        methods " KS "Sign\n"                          /* 6 */
+    "        keys mfa-* both-* any-*\n"                     /* 7 */
+    "        require mfa\n"                                 /* 8 */
+    "    grant\n"                                           /* 9 */
+    "        methods " KS "Sign\n"                          /* 10 */
+    "        keys appr-* both-* few-*\n"                    /* 11 */
+    "        require approvals 3\n"                         /* 12 */
+    "    grant\n"                                           /* 13 */
+    "        methods " KS "Sign\n"                          /* 14 */
+    "        keys few-* combo-*\n"                          /* 15 */
+    "        require approvals 2\n"                         /* 16 */
+    "        require mfa\n"                                 /* 17 */
+    "    grant\n"                                           /* 18 */
+    "        methods " KS "Sign\n"                          /* 19 */
+    "        keys combo-* two-*\n"                          /* 20 */
+    "        require approvals 2\n"                         /* 21 */
+    "role b\n"                                              /* 22 */
+    "    grant\n"                                           /* 23 */
+    "        methods " KS "Sign\n"                          /* 24 */
+    "        keys any-* free-*\n"                           /* 25 */
+    "    grant\n"                                           /* 26 */
+    "        methods " KS "GetKey\n"                        /* 27 */
+    "        keys mfa-*\n"                                  /* 28 */
+    "        require mfa\n"                                 /* 29 */
+    "        when request.ok == \"yes\"\n";                 /* 30 */
+
+static void
+test_verdicts(void **state)
+{
+	struct fixture *f = *state;
+	struct policy *p = must_load(f, verdict_policy);
+	const struct policy_principal *pr = policy_map(p, "spiffe://t/p", NULL);
+	struct policy_request req = { KS "Sign", "mfa-1", "generic", NULL, 0 };
+	struct policy_verdict v;
+	char reason[POLICY_REASON_MAX];
+
+	/* ALLOW, also when a grant with requirements matched first. */
+	assert_int_equal(verdict(p, KS "Sign", "free-1", NULL, &v), POLICY_ALLOW);
+	assert_int_equal(verdict(p, KS "Sign", "any-1", NULL, &v), POLICY_ALLOW);
+
+	/* Each requirement alone. */
+	assert_int_equal(verdict(p, KS "Sign", "mfa-1", NULL, &v), POLICY_NEEDS_SECOND_FACTOR);
+	assert_string_equal(v.reason, "role a grant at policy line 5 requires a second factor");
+	assert_int_equal(verdict(p, KS "Sign", "appr-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 3);
+	assert_string_equal(v.reason, "role a grant at policy line 9 requires 3 approvals");
+	assert_int_equal(verdict(p, KS "Sign", "two-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 2);
+	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals");
+
+	/* Precedence among matching grants. */
+	assert_int_equal(verdict(p, KS "Sign", "both-1", NULL, &v), POLICY_NEEDS_SECOND_FACTOR);
+	assert_string_equal(v.reason, "role a grant at policy line 5 requires a second factor");
+	assert_int_equal(verdict(p, KS "Sign", "few-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 2);
+	assert_string_equal(v.reason, "role a grant at policy line 13 requires 2 approvals and a "
+	    "second factor");
+	assert_int_equal(verdict(p, KS "Sign", "combo-1", NULL, &v), POLICY_NEEDS_APPROVALS);
+	assert_int_equal(v.approvals, 2);
+	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals");
+
+	/* Requirements only count when the grant matches: the old deny reasons. */
+	assert_int_equal(verdict(p, KS "Sign", "zzz-1", NULL, &v), POLICY_DENY);
+	assert_string_equal(v.reason, "role a grant at policy line 5 (first of 5 grants for the "
+	    "method, all denied): key 'zzz-1' matches no keys pattern");
+	assert_int_equal(verdict(p, KS "GetKey", "mfa-1", "yes", &v), POLICY_NEEDS_SECOND_FACTOR);
+	assert_string_equal(v.reason, "role b grant at policy line 26 requires a second factor");
+	assert_int_equal(verdict(p, KS "GetKey", "mfa-1", "no", &v), POLICY_DENY);
+	assert_string_equal(v.reason, "role b grant at policy line 26: condition at line 30 failed: "
+	    "request.ok == \"yes\" (value \"no\")");
+	assert_int_equal(verdict(p, KS "GetPublicKey", "mfa-1", NULL, &v), POLICY_DENY);
+	assert_string_equal(v.reason, "no role of principal 'p' (a,b) grants " KS "GetPublicKey");
+
+	/* policy_authorize stays fail-closed: only ALLOW is 1. */
+	assert_int_equal(authorize(p, pr, KS "Sign", "free-1", "generic", NULL, 0, reason), 1);
+	assert_string_equal(reason, "");
+	assert_int_equal(authorize(p, pr, KS "Sign", "mfa-1", "generic", NULL, 0, reason), 0);
+	assert_string_equal(reason, "role a grant at policy line 5 requires a second factor");
+	assert_int_equal(authorize(p, pr, KS "Sign", "few-1", "generic", NULL, 0, reason), 0);
+	assert_string_equal(reason, "role a grant at policy line 13 requires 2 approvals and a "
+	    "second factor");
+	assert_int_equal(authorize(p, pr, KS "Sign", "zzz-1", "generic", NULL, 0, reason), 0);
+	assert_string_equal(reason, "role a grant at policy line 5 (first of 5 grants for the "
+	    "method, all denied): key 'zzz-1' matches no keys pattern");
+
+	/* The admission pre-check counts grants with requirements. */
+	assert_int_equal(policy_may_call(p, pr, KS "GetKey"), 1);
+	assert_int_equal(policy_may_call(p, pr, KS "Sign"), 1);
+	assert_int_equal(policy_may_call(p, pr, KS "GetPublicKey"), 0);
+
+	/* NULL arguments deny; a NULL verdict is only a return value. */
+	memset(&v, 0x55, sizeof(v));
+	assert_int_equal(policy_evaluate(p, NULL, NULL, &req, &v), POLICY_DENY);
+	assert_int_equal(v.decision, POLICY_DENY);
+	assert_int_equal(v.approvals, 0);
+	assert_string_equal(v.reason, "no policy, principal or method");
+	assert_int_equal(policy_evaluate(NULL, pr, NULL, &req, &v), POLICY_DENY);
+	assert_int_equal(policy_evaluate(p, pr, NULL, NULL, &v), POLICY_DENY);
+	req.method = NULL;
+	assert_int_equal(policy_evaluate(p, pr, NULL, &req, &v), POLICY_DENY);
+	req.method = KS "Sign";
+	req.key = "free-1";
+	assert_int_equal(policy_evaluate(p, pr, NULL, &req, &v), POLICY_ALLOW);
+	assert_int_equal(policy_evaluate(p, pr, NULL, &req, NULL), POLICY_DENY);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -1104,6 +1523,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_details, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_each_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_require_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_require_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

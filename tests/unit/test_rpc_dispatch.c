@@ -139,6 +139,14 @@ static const char policy_text[] =
     "        methods t.v1.T/Sign\n"
     "        keys allowed-*\n"
     "    grant\n"
+    "        methods t.v1.T/Sign\n"
+    "        keys mfa-*\n"
+    "        require mfa\n"
+    "    grant\n"
+    "        methods t.v1.T/Sign\n"
+    "        keys quorum-*\n"
+    "        require approvals 2\n"
+    "    grant\n"
     "        methods t.v1.T/Unchecked t.v1.T/Park\n"
     "role health-only\n";
 
@@ -560,6 +568,22 @@ test_verdict_denies_before_key_work(void **state)
 }
 
 static void
+test_verdicts_with_requirements_are_refused_distinctly(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+
+	run_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_string_equal(fs.message, "this call requires a second factor (x-boltseal-otp)");
+	run_call(f, OK_URI, "/t.v1.T/Sign", "quorum-key", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_FAILED_PRECONDITION);
+	assert_string_equal(fs.message, "this call needs 2 approvals");
+	assert_int_equal(handler_runs, 2);
+	assert_int_equal(key_work_runs, 0);
+}
+
+static void
 test_unchecked_success_becomes_internal(void **state)
 {
 	struct fixture *f = *state;
@@ -832,6 +856,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_decoded_once_and_handler_answers, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_denies_before_key_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verdicts_with_requirements_are_refused_distinctly,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unchecked_success_becomes_internal, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_transport_refusal, setup, teardown),

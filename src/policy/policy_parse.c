@@ -1,112 +1,25 @@
 /*
- * policy.c - loads boltseal's authorization policy file, maps client
- * certificates to principals and decides calls (deny by default).
+ * policy_parse.c - turns the text of a boltseal policy (from a file or any
+ * other store) into a struct policy, and frees it again.
  *
- * Loading reads the whole file (capped at 1 MiB, refused unless it is a
- * regular file owned by the caller or root and not writable by group or
- * others), splits it into lines and each line into tokens, and builds
- * principals, roles, grants and conditions. Every problem is collected
- * with its line number (not just the first) and the list is sorted by line
- * before it is written to the caller's buffer, so checks that can only run
- * at the end (undefined roles, grants without methods) still appear in
- * file order. Nothing is returned unless the whole file is correct.
- *
- * Evaluation walks the principal's roles and their grants in file order.
- * The loaded policy is never written after policy_load returns, so
- * evaluation needs no lock. Deny reasons quote request-supplied strings
- * only through quote_value(), which caps them at 64 bytes and escapes
- * anything not printable ASCII.
+ * The text is split into lines and each line into tokens, and principals,
+ * roles, grants, requirements and conditions are built from them. Every
+ * problem is recorded with its line number (not just the first) and the
+ * list is sorted by line before it is written to the caller's buffer, so
+ * checks that can only run at the end (undefined roles, grants without
+ * methods) still appear in line order. Nothing is returned unless the whole
+ * text is correct. The parser does no I/O: policy_load.c reads files.
  */
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common/fileio.h"
-#include "policy/policy.h"
+#include "policy/policy_int.h"
 
-#define POLICY_FILE_MAX (1024 * 1024)   /* bytes in a policy file */
 #define POLICY_LINE_MAX 4096            /* bytes in one line, newline excluded */
-#define POLICY_ERRORS_MAX 100           /* errors kept; the rest are counted */
-#define POLICY_MSG_MAX 512              /* bytes of one error message */
-#define POLICY_SHOW_MAX 64              /* bytes of a value quoted in a message */
-
-/* --- the loaded policy ------------------------------------------------------ */
-
-enum cond_op { OP_EQ, OP_NE, OP_IN, OP_MATCHES, OP_PRESENT, OP_ABSENT };
-
-struct operand {
-	char *s;                /* a string value, an attribute name or a glob */
-	int is_attr;            /* s names an attribute */
-};
-
-struct cond {
-	unsigned line;
-	enum cond_op op;
-	char *attr;
-	struct operand *ops;    /* EQ, NE, MATCHES: 1; IN: 1..n; PRESENT, ABSENT: 0 */
-	size_t nops;
-};
-
-struct grant {
-	unsigned line;
-	unsigned methods_line;  /* first methods line, 0 = none */
-	unsigned keys_line;     /* first keys line, 0 = none */
-	unsigned purposes_line; /* first purposes line, 0 = none */
-	char **methods;         /* full names; a service wildcard is expanded at load */
-	size_t nmethods;
-	char **keys;            /* fnmatch globs; none = only calls without a key */
-	size_t nkeys;
-	char **purposes;        /* none = any purpose */
-	size_t npurposes;
-	struct cond *conds;     /* all must hold */
-	size_t nconds;
-};
-
-struct role {
-	char *name;
-	unsigned line;
-	struct grant *grants;
-	size_t ngrants;
-};
-
-struct roleref {
-	char *name;
-	unsigned line;
-	size_t role;            /* index into policy.roles, set after parsing */
-};
-
-struct policy_principal {
-	char *id;
-	unsigned line;
-	char **uris;
-	size_t nuris;
-	char **prefixes;
-	size_t nprefixes;
-	uint8_t (*fps)[32];
-	size_t nfps;
-	struct roleref *roles;
-	size_t nroles;
-	/* Used while parsing only. */
-	int bad_header;         /* the principal line was wrong: skip end checks */
-	unsigned matcher_lines; /* uri, uri-prefix and cert-sha256 lines seen */
-	unsigned roles_lines;   /* roles lines seen */
-};
-
-struct policy {
-	struct policy_principal *principals;
-	size_t nprincipals;
-	struct role *roles;
-	size_t nroles;
-};
 
 /* --- parser state ------------------------------------------------------------ */
 
@@ -117,26 +30,18 @@ struct tok {
 	char *s;                /* NUL-terminated, unescaped */
 };
 
-struct errent {
-	unsigned line;          /* 0 = the whole file */
-	unsigned seq;
-	char *msg;
-};
-
 enum block { B_NONE, B_PRINCIPAL, B_ROLE };
 
 struct parser {
-	const char *path;
 	const struct policy_schema *schema;
 	struct policy *p;
-	struct errent *errs;
-	size_t nerrs;
-	unsigned nerr_total;
+	struct policy_errs errs;        /* errs.name labels every message */
 	int nomem;
 	unsigned line;
 	enum block block;
 	size_t cur;             /* index of the current principal or role */
 	int in_grant;           /* the current role's last grant is open */
+	char *linebuf;          /* the current line, POLICY_LINE_MAX + 1 bytes */
 	struct tok *toks;       /* POLICY_LINE_MAX entries */
 	size_t ntoks;
 	char *store;            /* token text, 2 * POLICY_LINE_MAX + 2 bytes */
@@ -144,6 +49,24 @@ struct parser {
 
 static void perr(struct parser *ps, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Records one problem (line 0 = the whole text). */
+static void
+perr(struct parser *ps, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	policy_errs_vadd(&ps->errs, line, fmt, ap);
+	va_end(ap);
+}
+
+/* 1 once an allocation failed (the parse is then abandoned). */
+static int
+out_of_memory(const struct parser *ps)
+{
+	return ps->nomem || ps->errs.nomem;
+}
 
 /*
  * Appends one zeroed element of size bytes to the array whose pointer is at
@@ -190,128 +113,6 @@ free_strs(char **a, size_t n)
 	for (i = 0; i < n; i++)
 		free(a[i]);
 	free(a);
-}
-
-/*
- * Writes s (at most POLICY_SHOW_MAX bytes of it) between quote characters q
- * (none when q is '\0') into out, escaping q, '\\' and every byte that is
- * not printable ASCII (\xNN), and adding "..." when s was longer. Returns out.
- */
-static const char *
-quote_value(const char *s, char q, char *out, size_t outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, j = 0;
-	unsigned char ch;
-
-	/* Worst case: 2 quotes + 64 * 4 + "..." + NUL. */
-	if (outlen < 2 * 1 + POLICY_SHOW_MAX * 4 + 3 + 1) {
-		if (outlen > 0)
-			out[0] = '\0';
-		return out;
-	}
-	if (q != '\0')
-		out[j++] = q;
-	for (i = 0; s[i] != '\0' && i < POLICY_SHOW_MAX; i++) {
-		ch = (unsigned char)s[i];
-		if ((q != '\0' && ch == (unsigned char)q) || ch == '\\') {
-			out[j++] = '\\';
-			out[j++] = (char)ch;
-		} else if (ch >= 0x20 && ch < 0x7f) {
-			out[j++] = (char)ch;
-		} else {
-			out[j++] = '\\';
-			out[j++] = 'x';
-			out[j++] = hex[ch >> 4];
-			out[j++] = hex[ch & 0xf];
-		}
-	}
-	if (q != '\0')
-		out[j++] = q;
-	if (s[i] != '\0') {
-		memcpy(out + j, "...", 3);
-		j += 3;
-	}
-	out[j] = '\0';
-	return out;
-}
-
-#define QBUF (POLICY_SHOW_MAX * 4 + 8)
-
-/* Records one error ("message" for line 0 = the whole file). */
-static void
-perr(struct parser *ps, unsigned line, const char *fmt, ...)
-{
-	char msg[POLICY_MSG_MAX];
-	struct errent *e;
-	va_list ap;
-
-	ps->nerr_total++;
-	if (ps->nerrs >= POLICY_ERRORS_MAX || ps->nomem)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if ((e = push(&ps->errs, &ps->nerrs, sizeof(*e))) == NULL) {
-		ps->nomem = 1;
-		return;
-	}
-	e->line = line;
-	e->seq = ps->nerr_total;
-	if ((e->msg = strdup(msg)) == NULL) {
-		ps->nerrs--;
-		ps->nomem = 1;
-	}
-}
-
-static int
-errent_cmp(const void *a, const void *b)
-{
-	const struct errent *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return 0;
-}
-
-/*
- * Writes the sorted errors into err, '\n' between lines, stopping at a line
- * boundary when the buffer is full and then noting how many were left out.
- */
-static void
-errs_format(struct parser *ps, char *err, size_t errlen)
-{
-	char line[POLICY_MSG_MAX + 4096 + 32], more[4096 + 64];
-	size_t i, used = 0, ll;
-	unsigned shown = 0;
-
-	if (err == NULL || errlen == 0)
-		return;
-	err[0] = '\0';
-	qsort(ps->errs, ps->nerrs, sizeof(ps->errs[0]), errent_cmp);
-	for (i = 0; i < ps->nerrs; i++) {
-		if (ps->errs[i].line > 0)
-			snprintf(line, sizeof(line), "%s%s:%u: %s", used > 0 ? "\n" : "", ps->path,
-			    ps->errs[i].line, ps->errs[i].msg);
-		else
-			snprintf(line, sizeof(line), "%s%s: %s", used > 0 ? "\n" : "", ps->path,
-			    ps->errs[i].msg);
-		ll = strlen(line);
-		if (used + ll + 1 > errlen)
-			break;
-		memcpy(err + used, line, ll + 1);
-		used += ll;
-		shown++;
-	}
-	if (shown < ps->nerr_total) {
-		snprintf(more, sizeof(more), "%s%s: %u more error%s not shown", used > 0 ? "\n" : "",
-		    ps->path, ps->nerr_total - shown, ps->nerr_total - shown == 1 ? "" : "s");
-		ll = strlen(more);
-		if (used + ll + 1 <= errlen)
-			memcpy(err + used, more, ll + 1);
-	}
 }
 
 /* --- names ------------------------------------------------------------------- */
@@ -506,16 +307,16 @@ cur_principal(struct parser *ps)
 	return &ps->p->principals[ps->cur];
 }
 
-static struct role *
+static struct policy_role *
 cur_role(struct parser *ps)
 {
 	return &ps->p->roles[ps->cur];
 }
 
-static struct grant *
+static struct policy_grant *
 cur_grant(struct parser *ps)
 {
-	struct role *r = cur_role(ps);
+	struct policy_role *r = cur_role(ps);
 
 	return &r->grants[r->ngrants - 1];
 }
@@ -554,17 +355,17 @@ need_grant(struct parser *ps, const char *kw)
 static void
 kw_principal(struct parser *ps)
 {
-	char q[QBUF];
+	char q[POLICY_QBUF];
 	struct policy_principal *pr;
 	const char *id = ps->ntoks == 2 ? ps->toks[1].s : "";
-	unsigned nerr_before = ps->nerr_total;
+	unsigned nerr_before = ps->errs.total;
 	size_t i;
 
 	if (ps->ntoks != 2)
 		perr(ps, ps->line, "'principal' needs exactly one id");
 	else if (!id_valid(id))
 		perr(ps, ps->line, "bad principal id %s (1 to %d of A-Z a-z 0-9 . _ -)",
-		    quote_value(id, '\'', q, sizeof(q)), POLICY_ID_MAX);
+		    policy_quote(id, '\'', q, sizeof(q)), POLICY_ID_MAX);
 	else {
 		for (i = 0; i < ps->p->nprincipals; i++) {
 			if (strcmp(ps->p->principals[i].id, id) == 0) {
@@ -581,7 +382,7 @@ kw_principal(struct parser *ps)
 		return;
 	}
 	pr->line = ps->line;
-	pr->bad_header = ps->nerr_total != nerr_before;
+	pr->bad_header = ps->errs.total != nerr_before;
 	ps->block = B_PRINCIPAL;
 	ps->cur = ps->p->nprincipals - 1;
 	ps->in_grant = 0;
@@ -590,8 +391,8 @@ kw_principal(struct parser *ps)
 static void
 kw_role(struct parser *ps)
 {
-	char q[QBUF];
-	struct role *r;
+	char q[POLICY_QBUF];
+	struct policy_role *r;
 	const char *name = ps->ntoks == 2 ? ps->toks[1].s : "";
 	size_t i;
 
@@ -599,7 +400,7 @@ kw_role(struct parser *ps)
 		perr(ps, ps->line, "'role' needs exactly one name");
 	else if (!id_valid(name))
 		perr(ps, ps->line, "bad role name %s (1 to %d of A-Z a-z 0-9 . _ -)",
-		    quote_value(name, '\'', q, sizeof(q)), POLICY_ID_MAX);
+		    policy_quote(name, '\'', q, sizeof(q)), POLICY_ID_MAX);
 	else {
 		for (i = 0; i < ps->p->nroles; i++) {
 			if (strcmp(ps->p->roles[i].name, name) == 0) {
@@ -623,8 +424,8 @@ kw_role(struct parser *ps)
 static void
 kw_grant(struct parser *ps)
 {
-	struct grant *g;
-	struct role *r;
+	struct policy_grant *g;
+	struct policy_role *r;
 
 	if (ps->block != B_ROLE) {
 		if (ps->block == B_PRINCIPAL)
@@ -635,8 +436,8 @@ kw_grant(struct parser *ps)
 		return;
 	}
 	if (ps->ntoks != 1)
-		perr(ps, ps->line, "'grant' takes no arguments (put methods, keys, purposes "
-		    "and when on the lines below it)");
+		perr(ps, ps->line, "'grant' takes no arguments (put methods, keys, purposes, "
+		    "require and when on the lines below it)");
 	r = cur_role(ps);
 	if ((g = push(&r->grants, &r->ngrants, sizeof(*g))) == NULL) {
 		ps->nomem = 1;
@@ -680,7 +481,7 @@ matcher_claimed(const struct policy_principal *pr, int kind, const char *s, cons
 static void
 kw_matcher(struct parser *ps, const char *kw, int kind)
 {
-	char q[QBUF];
+	char q[POLICY_QBUF];
 	struct policy_principal *pr, *other;
 	uint8_t fp[32], (*slot)[32];
 	const char *v;
@@ -698,12 +499,12 @@ kw_matcher(struct parser *ps, const char *kw, int kind)
 	v = ps->toks[1].s;
 	if (kind == 2 && fp_parse(v, fp) != 0) {
 		perr(ps, ps->line, "bad cert-sha256 %s: expected 64 hex digits (colons between "
-		    "bytes allowed)", quote_value(v, '\'', q, sizeof(q)));
+		    "bytes allowed)", policy_quote(v, '\'', q, sizeof(q)));
 		return;
 	}
 	if (kind != 2 && !uri_valid(v)) {
 		perr(ps, ps->line, "bad %s %s: expected a URI starting with its scheme "
-		    "(spiffe://...)", kw, quote_value(v, '\'', q, sizeof(q)));
+		    "(spiffe://...)", kw, policy_quote(v, '\'', q, sizeof(q)));
 		return;
 	}
 	for (i = 0; i < ps->p->nprincipals; i++) {
@@ -712,10 +513,10 @@ kw_matcher(struct parser *ps, const char *kw, int kind)
 			continue;
 		if (other == pr)
 			perr(ps, ps->line, "%s %s is listed twice in principal '%s'", kw,
-			    quote_value(v, '\'', q, sizeof(q)), pr->id);
+			    policy_quote(v, '\'', q, sizeof(q)), pr->id);
 		else
 			perr(ps, ps->line, "%s %s is already claimed by principal '%s' (line %u)",
-			    kw, quote_value(v, '\'', q, sizeof(q)), other->id, other->line);
+			    kw, policy_quote(v, '\'', q, sizeof(q)), other->id, other->line);
 		return;
 	}
 	if (kind == 0)
@@ -734,9 +535,9 @@ kw_matcher(struct parser *ps, const char *kw, int kind)
 static void
 kw_roles(struct parser *ps)
 {
-	char q[QBUF];
+	char q[POLICY_QBUF];
 	struct policy_principal *pr;
-	struct roleref *ref;
+	struct policy_roleref *ref;
 	const char *name;
 	size_t i, j;
 	int dup;
@@ -753,7 +554,7 @@ kw_roles(struct parser *ps)
 		name = ps->toks[i].s;
 		if (!id_valid(name)) {
 			perr(ps, ps->line, "bad role name %s (1 to %d of A-Z a-z 0-9 . _ -)",
-			    quote_value(name, '\'', q, sizeof(q)), POLICY_ID_MAX);
+			    policy_quote(name, '\'', q, sizeof(q)), POLICY_ID_MAX);
 			continue;
 		}
 		for (j = 0, dup = 0; j < pr->nroles && !dup; j++)
@@ -816,7 +617,7 @@ purpose_known(const struct policy_schema *sc, const char *pu)
  * daemon does not serve. -1 on ENOMEM.
  */
 static int
-push_service(const struct policy_schema *sc, struct grant *g, const char *svc, size_t len)
+push_service(const struct policy_schema *sc, struct policy_grant *g, const char *svc, size_t len)
 {
 	size_t i;
 
@@ -833,8 +634,8 @@ push_service(const struct policy_schema *sc, struct grant *g, const char *svc, s
 static void
 kw_list(struct parser *ps, const char *kw)
 {
-	char q[QBUF];
-	struct grant *g;
+	char q[POLICY_QBUF];
+	struct policy_grant *g;
 	const char *v, *slash;
 	size_t i;
 	int rc;
@@ -856,19 +657,19 @@ kw_list(struct parser *ps, const char *kw)
 			if (slash == NULL || slash == v || slash[1] == '\0' ||
 			    strchr(slash + 1, '/') != NULL) {
 				perr(ps, ps->line, "bad method %s (expected package.Service/Method "
-				    "or package.Service/*)", quote_value(v, '\'', q, sizeof(q)));
+				    "or package.Service/*)", policy_quote(v, '\'', q, sizeof(q)));
 				continue;
 			}
 			if (!service_known(ps->schema, v, (size_t)(slash - v))) {
 				perr(ps, ps->line, "unknown service in method %s",
-				    quote_value(v, '\'', q, sizeof(q)));
+				    policy_quote(v, '\'', q, sizeof(q)));
 				continue;
 			}
 			if (strcmp(slash + 1, "*") == 0) {
 				rc = push_service(ps->schema, g, v, (size_t)(slash - v));
 			} else if (!method_known(ps->schema, v)) {
 				perr(ps, ps->line, "unknown method %s",
-				    quote_value(v, '\'', q, sizeof(q)));
+				    policy_quote(v, '\'', q, sizeof(q)));
 				continue;
 			} else
 				rc = push_str(&g->methods, &g->nmethods, v);
@@ -885,7 +686,7 @@ kw_list(struct parser *ps, const char *kw)
 				g->purposes_line = ps->line;
 			if (!purpose_known(ps->schema, v)) {
 				perr(ps, ps->line, "unknown purpose %s",
-				    quote_value(v, '\'', q, sizeof(q)));
+				    policy_quote(v, '\'', q, sizeof(q)));
 				continue;
 			}
 			rc = push_str(&g->purposes, &g->npurposes, v);
@@ -897,15 +698,94 @@ kw_list(struct parser *ps, const char *kw)
 	}
 }
 
+/*
+ * A decimal count without sign or leading zero ("0" itself is allowed, to
+ * be refused as out of range). Values over 999 read as 1000. -1 if s is not
+ * such a number.
+ */
+static int
+count_parse(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+	size_t i;
+
+	if (s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+		return -1;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v < 1000)
+			v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*out = v < 1000 ? v : 1000;
+	return 0;
+}
+
+/* require mfa | require approvals N: one requirement per line, each once a grant. */
+static void
+kw_require(struct parser *ps)
+{
+	char q[POLICY_QBUF];
+	struct policy_grant *g;
+	const char *what;
+	unsigned n;
+
+	if (!need_grant(ps, "require"))
+		return;
+	g = cur_grant(ps);
+	if (ps->ntoks < 2) {
+		perr(ps, ps->line, "'require' needs 'mfa' or 'approvals N'");
+		return;
+	}
+	what = ps->toks[1].s;
+	if (strcmp(what, "mfa") == 0) {
+		if (ps->ntoks != 2) {
+			perr(ps, ps->line, "'require mfa' takes no value (one requirement per line)");
+			return;
+		}
+		if (g->mfa_line != 0) {
+			perr(ps, ps->line, "duplicate 'require mfa' in the grant (first on line %u)",
+			    g->mfa_line);
+			return;
+		}
+		g->mfa_line = ps->line;
+	} else if (strcmp(what, "approvals") == 0) {
+		if (ps->ntoks != 3) {
+			perr(ps, ps->line, "'require approvals' needs exactly one number (1 to %d)",
+			    POLICY_APPROVALS_MAX);
+			return;
+		}
+		if (count_parse(ps->toks[2].s, &n) != 0) {
+			perr(ps, ps->line, "bad approvals count %s (a number from 1 to %d)",
+			    policy_quote(ps->toks[2].s, '\'', q, sizeof(q)), POLICY_APPROVALS_MAX);
+			return;
+		}
+		if (n < 1 || n > POLICY_APPROVALS_MAX) {
+			perr(ps, ps->line, "approvals count %s is out of range (1 to %d)",
+			    policy_quote(ps->toks[2].s, '\'', q, sizeof(q)), POLICY_APPROVALS_MAX);
+			return;
+		}
+		if (g->approvals_line != 0) {
+			perr(ps, ps->line, "duplicate 'require approvals' in the grant (first on line "
+			    "%u)", g->approvals_line);
+			return;
+		}
+		g->approvals_line = ps->line;
+		g->approvals = n;
+	} else
+		perr(ps, ps->line, "unknown requirement %s (expected 'mfa' or 'approvals N')",
+		    policy_quote(what, '\'', q, sizeof(q)));
+}
+
 /* An operand token: a "string" or an attribute name. -1 after reporting. */
 static int
-operand_parse(struct parser *ps, const struct tok *t, struct operand *op)
+operand_parse(struct parser *ps, const struct tok *t, struct policy_operand *op)
 {
-	char q[QBUF];
+	char q[POLICY_QBUF];
 
 	if (t->type == T_WORD && !attr_valid(t->s)) {
 		perr(ps, ps->line, "bad condition: %s is neither a \"quoted string\" nor an "
-		    "attribute name", quote_value(t->s, '\'', q, sizeof(q)));
+		    "attribute name", policy_quote(t->s, '\'', q, sizeof(q)));
 		return -1;
 	}
 	if (t->type != T_WORD && t->type != T_STR) {
@@ -922,7 +802,7 @@ operand_parse(struct parser *ps, const struct tok *t, struct operand *op)
 }
 
 static void
-cond_free(struct cond *c)
+cond_free(struct policy_cond *c)
 {
 	size_t i;
 
@@ -936,13 +816,13 @@ cond_free(struct cond *c)
 static void
 kw_when(struct parser *ps)
 {
-	char q[QBUF];
-	struct cond c;
-	struct operand *op;
+	char q[POLICY_QBUF];
+	struct policy_cond c;
+	struct policy_operand *op;
 	const struct tok *t = ps->toks;
 	const char *opname;
 	size_t n = ps->ntoks, i;
-	struct grant *g;
+	struct policy_grant *g;
 
 	if (!need_grant(ps, "when"))
 		return;
@@ -955,18 +835,18 @@ kw_when(struct parser *ps)
 	if (t[1].type != T_WORD || !attr_valid(t[1].s)) {
 		perr(ps, ps->line, "bad condition: %s is not an attribute name (lower-case "
 		    "dotted, starting with principal., key. or request.)",
-		    quote_value(t[1].s, '\'', q, sizeof(q)));
+		    policy_quote(t[1].s, '\'', q, sizeof(q)));
 		return;
 	}
 	opname = t[2].s;
 	if (t[2].type == T_EQ || t[2].type == T_NE) {
-		c.op = t[2].type == T_EQ ? OP_EQ : OP_NE;
+		c.op = t[2].type == T_EQ ? POLICY_OP_EQ : POLICY_OP_NE;
 		if (n != 4) {
 			perr(ps, ps->line, "bad condition: '%s' needs exactly one operand", opname);
 			return;
 		}
 	} else if (t[2].type == T_WORD && strcmp(opname, "in") == 0) {
-		c.op = OP_IN;
+		c.op = POLICY_OP_IN;
 		/* when ATTR in [ X (, X)* ]: items at 4, 6, ..., n - 2 */
 		if (n < 5 || t[3].type != T_LBR || t[4].type == T_RBR) {
 			perr(ps, ps->line, "bad condition: 'in' needs a list [\"a\", \"b\", ...]");
@@ -998,7 +878,7 @@ kw_when(struct parser *ps)
 			return;
 		}
 	} else if (t[2].type == T_WORD && strcmp(opname, "matches") == 0) {
-		c.op = OP_MATCHES;
+		c.op = POLICY_OP_MATCHES;
 		if (n != 4 || t[3].type != T_STR) {
 			perr(ps, ps->line, "bad condition: 'matches' needs one \"quoted glob\"");
 			return;
@@ -1009,25 +889,25 @@ kw_when(struct parser *ps)
 		}
 	} else if (t[2].type == T_WORD && (strcmp(opname, "present") == 0 ||
 	    strcmp(opname, "absent") == 0)) {
-		c.op = opname[0] == 'p' ? OP_PRESENT : OP_ABSENT;
+		c.op = opname[0] == 'p' ? POLICY_OP_PRESENT : POLICY_OP_ABSENT;
 		if (n != 3) {
 			perr(ps, ps->line, "bad condition: '%s' takes no operand", opname);
 			return;
 		}
 	} else {
 		perr(ps, ps->line, "bad condition: unknown operator %s (expected ==, !=, in, "
-		    "matches, present or absent)", quote_value(opname, '\'', q, sizeof(q)));
+		    "matches, present or absent)", policy_quote(opname, '\'', q, sizeof(q)));
 		return;
 	}
 
 	if ((c.attr = strdup(t[1].s)) == NULL)
 		goto nomem;
-	if (c.op == OP_EQ || c.op == OP_NE || c.op == OP_MATCHES) {
+	if (c.op == POLICY_OP_EQ || c.op == POLICY_OP_NE || c.op == POLICY_OP_MATCHES) {
 		if ((op = push(&c.ops, &c.nops, sizeof(*op))) == NULL)
 			goto nomem;
 		if (operand_parse(ps, &t[3], op) != 0)
 			goto fail;
-	} else if (c.op == OP_IN) {
+	} else if (c.op == POLICY_OP_IN) {
 		for (i = 4; i < n - 1; i += 2) {
 			if ((op = push(&c.ops, &c.nops, sizeof(*op))) == NULL)
 				goto nomem;
@@ -1050,7 +930,7 @@ fail:
 static void
 parse_line(struct parser *ps, const char *s)
 {
-	char q[QBUF], kw[16];
+	char q[POLICY_QBUF], kw[16];
 	size_t kl = 0;
 	const char *w;
 
@@ -1089,9 +969,11 @@ parse_line(struct parser *ps, const char *s)
 		kw_list(ps, "purposes");
 	else if (strcmp(ps->toks[0].s, "when") == 0)
 		kw_when(ps);
+	else if (strcmp(ps->toks[0].s, "require") == 0)
+		kw_require(ps);
 	else
 		perr(ps, ps->line, "unknown keyword %s",
-		    quote_value(ps->toks[0].s, '\'', q, sizeof(q)));
+		    policy_quote(ps->toks[0].s, '\'', q, sizeof(q)));
 }
 
 /* Checks that need the whole file: required lines, role references. */
@@ -1100,8 +982,8 @@ check_all(struct parser *ps)
 {
 	struct policy *p = ps->p;
 	struct policy_principal *pr;
-	struct roleref *ref;
-	struct grant *g;
+	struct policy_roleref *ref;
+	struct policy_grant *g;
 	size_t i, j, k;
 
 	for (i = 0; i < p->nprincipals; i++) {
@@ -1135,72 +1017,19 @@ check_all(struct parser *ps)
 	}
 }
 
-/* --- file -------------------------------------------------------------------- */
+/* --- the whole text ---------------------------------------------------------- */
 
 /*
- * Reads path into a NUL-terminated buffer after the StrictModes-like checks.
- * Returns 0, BS_ERR_CONFIG or BS_ERR_IO (reported), BS_ERR_NOMEM.
+ * Splits text (len bytes, not necessarily NUL-terminated, never written)
+ * into lines and parses each from a copy in ps->linebuf.
  */
-static int
-read_policy_file(struct parser *ps, char **out, size_t *len_out)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd, rc = BS_ERR_IO;
-
-	fd = open(ps->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		perr(ps, 0, "cannot open: %s", strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0) {
-		perr(ps, 0, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
-	rc = BS_ERR_CONFIG;
-	if (!S_ISREG(st.st_mode)) {
-		perr(ps, 0, "not a regular file");
-		goto out;
-	}
-	if ((st.st_mode & 022) != 0) {
-		perr(ps, 0, "mode %04o is writable by group or others; refusing it (chmod go-w)",
-		    (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		perr(ps, 0, "owned by uid %u, neither root nor this process's user; refusing it",
-		    (unsigned)st.st_uid);
-		goto out;
-	}
-	rc = bs_read_fd_capped(fd, POLICY_FILE_MAX, &buf, &len);
-	if (rc == BS_ERR_TOO_BIG) {
-		perr(ps, 0, "file is larger than %d bytes", POLICY_FILE_MAX);
-		rc = BS_ERR_CONFIG;
-		goto out;
-	}
-	if (rc == BS_ERR_IO)
-		perr(ps, 0, "cannot read: %s", strerror(errno));
-	if (rc != 0)
-		goto out;
-	*out = buf;
-	*len_out = len;
-	buf = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
-}
-
-/* Splits buf into lines and parses each. */
 static void
-parse_buffer(struct parser *ps, char *buf, size_t len)
+parse_text(struct parser *ps, const char *text, size_t len)
 {
-	char *p = buf, *end = buf + len, *nl, *c;
-	size_t ll;
+	const char *p = text, *end = text + len, *nl;
+	size_t ll, i;
 
-	while (p < end && !ps->nomem) {
+	while (p < end && !out_of_memory(ps)) {
 		ps->line++;
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
@@ -1208,27 +1037,30 @@ parse_buffer(struct parser *ps, char *buf, size_t len)
 		ll = (size_t)(nl - p);
 		if (ll > 0 && p[ll - 1] == '\r')
 			ll--;
-		*nl = '\0';
-		p[ll] = '\0';
 		if (memchr(p, '\0', ll) != NULL) {
 			perr(ps, ps->line, "NUL byte in line");
 		} else if (ll > POLICY_LINE_MAX) {
 			perr(ps, ps->line, "line longer than %d bytes", POLICY_LINE_MAX);
 		} else {
-			for (c = p; *c != '\0'; c++)
-				if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			for (i = 0; i < ll; i++)
+				if (((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
 					break;
-			if (*c != '\0')
+			if (i < ll) {
 				perr(ps, ps->line, "control character in line");
-			else
-				parse_line(ps, p);
+			} else {
+				memcpy(ps->linebuf, p, ll);
+				ps->linebuf[ll] = '\0';
+				parse_line(ps, ps->linebuf);
+			}
 		}
+		if (nl == end)
+			break;
 		p = nl + 1;
 	}
 }
 
 static void
-grant_free(struct grant *g)
+grant_free(struct policy_grant *g)
 {
 	size_t i;
 
@@ -1270,37 +1102,40 @@ policy_free(struct policy *p)
 }
 
 int
-policy_load(const char *path, const struct policy_schema *schema, struct policy **out,
-    char *err, size_t errlen)
+policy_parse(const char *name, const char *text, size_t len, const struct policy_schema *schema,
+    struct policy **out, char *err, size_t errlen)
 {
 	struct parser ps;
-	char *buf = NULL;
-	size_t len = 0, i;
 	int rc;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (path == NULL || schema == NULL || out == NULL || (err == NULL && errlen > 0))
+	if (name == NULL || text == NULL || schema == NULL || out == NULL ||
+	    (err == NULL && errlen > 0))
 		return BS_ERR_INVALID;
 	memset(&ps, 0, sizeof(ps));
-	ps.path = path;
+	ps.errs.name = name;
 	ps.schema = schema;
+	if (len > POLICY_TEXT_MAX) {
+		perr(&ps, 0, "policy text is larger than %d bytes", POLICY_TEXT_MAX);
+		rc = BS_ERR_CONFIG;
+		goto out;
+	}
 	if ((ps.p = calloc(1, sizeof(*ps.p))) == NULL ||
+	    (ps.linebuf = malloc(POLICY_LINE_MAX + 1)) == NULL ||
 	    (ps.toks = calloc(POLICY_LINE_MAX, sizeof(*ps.toks))) == NULL ||
 	    (ps.store = malloc(2 * POLICY_LINE_MAX + 2)) == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	if ((rc = read_policy_file(&ps, &buf, &len)) != 0)
-		goto out;
-	parse_buffer(&ps, buf, len);
-	if (!ps.nomem)
+	parse_text(&ps, text, len);
+	if (!out_of_memory(&ps))
 		check_all(&ps);
-	if (ps.nomem) {
+	if (out_of_memory(&ps)) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	if (ps.nerr_total > 0) {
+	if (ps.errs.total > 0) {
 		rc = BS_ERR_CONFIG;
 		goto out;
 	}
@@ -1309,374 +1144,13 @@ policy_load(const char *path, const struct policy_schema *schema, struct policy 
 	rc = 0;
 out:
 	if (rc == BS_ERR_NOMEM && err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: out of memory", name);
 	else if (rc != 0)
-		errs_format(&ps, err, errlen);
-	for (i = 0; i < ps.nerrs; i++)
-		free(ps.errs[i].msg);
-	free(ps.errs);
+		policy_errs_format(&ps.errs, err, errlen);
+	policy_errs_clear(&ps.errs);
+	free(ps.linebuf);
 	free(ps.toks);
 	free(ps.store);
-	free(buf);
 	policy_free(ps.p);
 	return rc;
-}
-
-/* --- mapping ----------------------------------------------------------------- */
-
-const struct policy_principal *
-policy_map(const struct policy *p, const char *uri, const uint8_t cert_sha256[32])
-{
-	const struct policy_principal *pr, *best = NULL;
-	size_t i, j, bestlen = 0, pl;
-
-	if (p == NULL)
-		return NULL;
-	if (cert_sha256 != NULL) {
-		for (i = 0; i < p->nprincipals; i++) {
-			pr = &p->principals[i];
-			for (j = 0; j < pr->nfps; j++)
-				if (memcmp(pr->fps[j], cert_sha256, 32) == 0)
-					return pr;
-		}
-	}
-	if (uri == NULL)
-		return NULL;
-	for (i = 0; i < p->nprincipals; i++) {
-		pr = &p->principals[i];
-		for (j = 0; j < pr->nuris; j++)
-			if (strcmp(pr->uris[j], uri) == 0)
-				return pr;
-	}
-	for (i = 0; i < p->nprincipals; i++) {
-		pr = &p->principals[i];
-		for (j = 0; j < pr->nprefixes; j++) {
-			pl = strlen(pr->prefixes[j]);
-			if (pl > bestlen && strncmp(pr->prefixes[j], uri, pl) == 0) {
-				best = pr;
-				bestlen = pl;
-			}
-		}
-	}
-	return best;
-}
-
-const char *
-policy_principal_id(const struct policy_principal *pr)
-{
-	return pr != NULL ? pr->id : "";
-}
-
-size_t
-policy_principal_count(const struct policy *p)
-{
-	return p != NULL ? p->nprincipals : 0;
-}
-
-/* A bounded string builder for deny reasons; cuts end in "...". */
-struct sbuf {
-	char *b;
-	size_t cap;
-	size_t len;
-};
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (sb->len + 1 >= sb->cap)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(sb->b + sb->len, sb->cap - sb->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sb->cap - sb->len) {
-		sb->len = sb->cap - 1;
-		if (sb->cap >= 4)
-			memcpy(sb->b + sb->cap - 4, "...", 4);
-	} else
-		sb->len += (size_t)n;
-}
-
-void
-policy_principal_roles(const struct policy_principal *pr, char *buf, size_t buflen)
-{
-	struct sbuf sb = { buf, buflen, 0 };
-	size_t i;
-
-	if (buf == NULL || buflen == 0)
-		return;
-	buf[0] = '\0';
-	if (pr == NULL)
-		return;
-	for (i = 0; i < pr->nroles; i++)
-		sb_printf(&sb, "%s%s", i > 0 ? "," : "", pr->roles[i].name);
-}
-
-/* --- evaluation -------------------------------------------------------------- */
-
-struct evalctx {
-	const struct policy_principal *pr;
-	const char *caller_uri;
-	const struct policy_request *req;
-};
-
-/* The value of attribute name, or NULL when absent. */
-static const char *
-attr_get(const struct evalctx *c, const char *name)
-{
-	size_t i;
-
-	if (strcmp(name, "principal.id") == 0)
-		return c->pr->id;
-	if (strcmp(name, "principal.uri") == 0)
-		return c->caller_uri;
-	if (strcmp(name, "key.name") == 0)
-		return c->req->key;
-	if (strcmp(name, "key.purpose") == 0)
-		return c->req->key != NULL ? c->req->key_purpose : NULL;
-	if (c->req->attrs == NULL)
-		return NULL;
-	for (i = 0; i < c->req->nattrs; i++)
-		if (c->req->attrs[i].name != NULL && strcmp(c->req->attrs[i].name, name) == 0)
-			return c->req->attrs[i].value;
-	return NULL;
-}
-
-static const char *
-operand_value(const struct evalctx *c, const struct operand *op)
-{
-	return op->is_attr ? attr_get(c, op->s) : op->s;
-}
-
-static int
-cond_holds(const struct evalctx *c, const struct cond *cd)
-{
-	const char *v = attr_get(c, cd->attr), *w;
-	size_t i;
-
-	switch (cd->op) {
-	case OP_PRESENT:
-		return v != NULL;
-	case OP_ABSENT:
-		return v == NULL;
-	case OP_EQ:
-	case OP_NE:
-		w = operand_value(c, &cd->ops[0]);
-		if (v == NULL || w == NULL)
-			return 0;
-		return (strcmp(v, w) == 0) == (cd->op == OP_EQ);
-	case OP_IN:
-		if (v == NULL)
-			return 0;
-		for (i = 0; i < cd->nops; i++) {
-			w = operand_value(c, &cd->ops[i]);
-			if (w != NULL && strcmp(v, w) == 0)
-				return 1;
-		}
-		return 0;
-	case OP_MATCHES:
-		return v != NULL && fnmatch(cd->ops[0].s, v, 0) == 0;
-	default:
-		return 0;
-	}
-}
-
-static void
-sb_operand(struct sbuf *sb, const struct operand *op)
-{
-	char q[QBUF];
-
-	if (op->is_attr)
-		sb_printf(sb, "%s", op->s);
-	else
-		sb_printf(sb, "%s", quote_value(op->s, '"', q, sizeof(q)));
-}
-
-/* "ATTR OP OPERAND (value ...)" for a failed condition. */
-static void
-sb_cond(struct sbuf *sb, const struct evalctx *c, const struct cond *cd)
-{
-	static const char *const opnames[] = { "==", "!=", "in", "matches", "present", "absent" };
-	char q[QBUF];
-	const char *v = attr_get(c, cd->attr), *w;
-	size_t i;
-
-	sb_printf(sb, "%s %s", cd->attr, opnames[cd->op]);
-	if (cd->op == OP_IN) {
-		sb_printf(sb, " [");
-		for (i = 0; i < cd->nops; i++) {
-			sb_printf(sb, "%s", i > 0 ? ", " : "");
-			sb_operand(sb, &cd->ops[i]);
-		}
-		sb_printf(sb, "]");
-	} else if (cd->nops == 1) {
-		sb_printf(sb, " ");
-		sb_operand(sb, &cd->ops[0]);
-	}
-	if (v != NULL)
-		sb_printf(sb, " (value %s", quote_value(v, '"', q, sizeof(q)));
-	else
-		sb_printf(sb, " (absent");
-	for (i = 0; i < cd->nops && cd->op != OP_MATCHES; i++) {
-		if (!cd->ops[i].is_attr)
-			continue;
-		w = attr_get(c, cd->ops[i].s);
-		if (w != NULL)
-			sb_printf(sb, "; %s %s", cd->ops[i].s, quote_value(w, '"', q, sizeof(q)));
-		else
-			sb_printf(sb, "; %s absent", cd->ops[i].s);
-	}
-	sb_printf(sb, ")");
-}
-
-static int
-grant_names_method(const struct grant *g, const char *method)
-{
-	size_t i;
-
-	for (i = 0; i < g->nmethods; i++)
-		if (strcmp(g->methods[i], method) == 0)
-			return 1;
-	return 0;
-}
-
-/*
- * 1 if grant g allows the call (its methods already match). Otherwise 0,
- * and when sb is not NULL the first failed check is appended to it.
- */
-static int
-grant_allows(const struct evalctx *c, const struct grant *g, struct sbuf *sb)
-{
-	const struct policy_request *req = c->req;
-	char q[QBUF];
-	size_t i;
-
-	if (g->nkeys == 0 && req->key != NULL) {
-		if (sb != NULL)
-			sb_printf(sb, "the grant has no keys line (it covers only calls that name "
-			    "no key) but the call names key %s",
-			    quote_value(req->key, '\'', q, sizeof(q)));
-		return 0;
-	}
-	if (g->nkeys > 0) {
-		if (req->key == NULL) {
-			if (sb != NULL)
-				sb_printf(sb, "the call names no key but the grant covers only "
-				    "keys matching its keys patterns");
-			return 0;
-		}
-		for (i = 0; i < g->nkeys; i++)
-			if (fnmatch(g->keys[i], req->key, 0) == 0)
-				break;
-		if (i == g->nkeys) {
-			if (sb != NULL)
-				sb_printf(sb, "key %s matches no keys pattern",
-				    quote_value(req->key, '\'', q, sizeof(q)));
-			return 0;
-		}
-	}
-	if (g->npurposes > 0) {
-		if (req->key_purpose == NULL) {
-			if (sb != NULL)
-				sb_printf(sb, "key %s has no purpose but the grant names purposes",
-				    quote_value(req->key, '\'', q, sizeof(q)));
-			return 0;
-		}
-		for (i = 0; i < g->npurposes; i++)
-			if (strcmp(g->purposes[i], req->key_purpose) == 0)
-				break;
-		if (i == g->npurposes) {
-			if (sb != NULL) {
-				sb_printf(sb, "purpose %s", quote_value(req->key_purpose, '\'', q,
-				    sizeof(q)));
-				sb_printf(sb, " of key %s is not in the grant's purposes",
-				    quote_value(req->key, '\'', q, sizeof(q)));
-			}
-			return 0;
-		}
-	}
-	for (i = 0; i < g->nconds; i++) {
-		if (!cond_holds(c, &g->conds[i])) {
-			if (sb != NULL) {
-				sb_printf(sb, "condition at line %u failed: ", g->conds[i].line);
-				sb_cond(sb, c, &g->conds[i]);
-			}
-			return 0;
-		}
-	}
-	return 1;
-}
-
-int
-policy_authorize(const struct policy *p, const struct policy_principal *pr,
-    const char *caller_uri, const struct policy_request *req, char reason[POLICY_REASON_MAX])
-{
-	struct sbuf sb = { reason, POLICY_REASON_MAX, 0 };
-	struct evalctx c = { pr, caller_uri, req };
-	const struct role *r, *first_role = NULL;
-	const struct grant *g, *first = NULL;
-	char roles[200], q[QBUF];
-	size_t i, j, nmatch = 0;
-
-	reason[0] = '\0';
-	if (p == NULL || pr == NULL || req == NULL || req->method == NULL) {
-		sb_printf(&sb, "no policy, principal or method");
-		return 0;
-	}
-	for (i = 0; i < pr->nroles; i++) {
-		if (pr->roles[i].role >= p->nroles)
-			continue;
-		r = &p->roles[pr->roles[i].role];
-		for (j = 0; j < r->ngrants; j++) {
-			g = &r->grants[j];
-			if (!grant_names_method(g, req->method))
-				continue;
-			if (grant_allows(&c, g, NULL)) {
-				reason[0] = '\0';
-				return 1;
-			}
-			if (nmatch++ == 0) {
-				first = g;
-				first_role = r;
-			}
-		}
-	}
-	if (first == NULL) {
-		policy_principal_roles(pr, roles, sizeof(roles));
-		/* The method is wire data: escaped and capped, unquoted. */
-		sb_printf(&sb, "no role of principal '%s' (%s) grants %s", pr->id, roles,
-		    quote_value(req->method, '\0', q, sizeof(q)));
-		return 0;
-	}
-	sb_printf(&sb, "role %s grant at policy line %u", first_role->name, first->line);
-	if (nmatch > 1)
-		sb_printf(&sb, " (first of %zu grants for the method, all denied)", nmatch);
-	sb_printf(&sb, ": ");
-	(void)grant_allows(&c, first, &sb);
-	return 0;
-}
-
-int
-policy_may_call(const struct policy *p, const struct policy_principal *pr, const char *method)
-{
-	const struct role *r;
-	size_t i, j;
-
-	if (p == NULL || pr == NULL || method == NULL)
-		return 0;
-	for (i = 0; i < pr->nroles; i++) {
-		if (pr->roles[i].role >= p->nroles)
-			continue;
-		r = &p->roles[pr->roles[i].role];
-		for (j = 0; j < r->ngrants; j++)
-			if (grant_names_method(&r->grants[j], method))
-				return 1;
-	}
-	return 0;
 }

@@ -1,0 +1,107 @@
+/*
+ * policy_load.c - reads a policy file for policy_parse, refusing it unless
+ * it is a regular file, owned by the caller or root, not writable by group
+ * or others (like sshd's StrictModes) and at most 1 MiB. The text itself is
+ * checked by policy_parse, with the path as the name in its messages.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "policy/policy_int.h"
+
+/*
+ * Reads the file at errs->name into a NUL-terminated buffer (*out, the
+ * caller frees; *len_out bytes) after the file checks. Returns 0,
+ * BS_ERR_CONFIG or BS_ERR_IO (the problem is recorded in errs), or
+ * BS_ERR_NOMEM.
+ */
+static int
+read_policy_file(struct policy_errs *errs, char **out, size_t *len_out)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, rc = BS_ERR_IO;
+
+	fd = open(errs->name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		policy_errs_add(errs, 0, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0) {
+		policy_errs_add(errs, 0, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	rc = BS_ERR_CONFIG;
+	if (!S_ISREG(st.st_mode)) {
+		policy_errs_add(errs, 0, "not a regular file");
+		goto out;
+	}
+	if ((st.st_mode & 022) != 0) {
+		policy_errs_add(errs, 0, "mode %04o is writable by group or others; refusing it "
+		    "(chmod go-w)", (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		policy_errs_add(errs, 0, "owned by uid %u, neither root nor this process's user; "
+		    "refusing it", (unsigned)st.st_uid);
+		goto out;
+	}
+	rc = bs_read_fd_capped(fd, POLICY_TEXT_MAX, &buf, &len);
+	if (rc == BS_ERR_TOO_BIG) {
+		policy_errs_add(errs, 0, "file is larger than %d bytes", POLICY_TEXT_MAX);
+		rc = BS_ERR_CONFIG;
+		goto out;
+	}
+	if (rc == BS_ERR_IO)
+		policy_errs_add(errs, 0, "cannot read: %s", strerror(errno));
+	if (rc != 0)
+		goto out;
+	*out = buf;
+	*len_out = len;
+	buf = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
+int
+policy_load(const char *path, const struct policy_schema *schema, struct policy **out,
+    char *err, size_t errlen)
+{
+	struct policy_errs errs;
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || schema == NULL || out == NULL || (err == NULL && errlen > 0))
+		return BS_ERR_INVALID;
+	memset(&errs, 0, sizeof(errs));
+	errs.name = path;
+	if ((rc = read_policy_file(&errs, &buf, &len)) != 0) {
+		if (rc == BS_ERR_NOMEM || errs.nomem) {
+			rc = BS_ERR_NOMEM;
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "%s: out of memory", path);
+		} else
+			policy_errs_format(&errs, err, errlen);
+		goto out;
+	}
+	rc = policy_parse(path, buf, len, schema, out, err, errlen);
+out:
+	policy_errs_clear(&errs);
+	free(buf);
+	return rc;
+}
