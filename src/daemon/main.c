@@ -36,6 +36,7 @@
 #include "daemon/bs_config.h"
 #include "formats/signed_note.h"
 #include "hsm/hsm.h"
+#include "exec/workq.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
 #include "net/server.h"
@@ -391,6 +392,7 @@ run(struct bs_config *cfg)
 	struct hsm *h = NULL;
 	struct hsm_session *rs = NULL;
 	struct hsm_pool *pool = NULL;
+	struct workq *work = NULL;
 	struct catalog *cat = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
@@ -468,6 +470,15 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot start the HSM worker pool", NULL);
 		goto out;
 	}
+	{
+		/* CPU and disk work that is not HSM work: as many threads as HSM workers */
+		struct workq_opts wo = { cfg->workers, cfg->queue_max, NULL, NULL, NULL, "work" };
+
+		if (workq_new(d.base, &wo, &work) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot start the work queue", NULL);
+			goto out;
+		}
+	}
 	if (cfg->audit) {
 		struct audit_log_opts ao;
 
@@ -511,6 +522,7 @@ run(struct bs_config *cfg)
 		    "production)", NULL);
 	}
 	d.svc.pool = pool;
+	d.svc.work = work;
 	d.svc.catalog = cat;
 	d.svc.cfg = cfg;
 	d.svc.registry = d.registry;
@@ -570,6 +582,7 @@ out:
 		hsm_pool_stop(pool);
 		hsm_pool_free(pool);
 	}
+	workq_free(work);
 	checkpointer_free(d.svc.checkpointer);
 	/* the last records (late call outcomes) drain before the server goes */
 	audit_log_close(d.svc.audit);

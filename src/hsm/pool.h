@@ -1,7 +1,7 @@
 /*
- * pool.h - the HSM worker pool: N threads, each with its own logged-in
- * session, fed from one bounded queue; completions go back to the libevent
- * loop that created the pool.
+ * pool.h - the HSM worker pool: a work queue (exec/workq.h) whose N threads
+ * each hold their own logged-in session; completions go back to the
+ * libevent loop that created the pool.
  *
  * A job is a struct the caller embeds in its own typed request (inputs
  * copied in, never pointing into network buffers). work() runs on a worker
@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "common/bs_error.h"
+#include "exec/workq.h"
 #include "hsm/hsm.h"
 
 struct event_base;
@@ -24,9 +25,7 @@ struct hsm_pool;
 struct hsm_job {
 	void (*work)(struct hsm_job *job, struct hsm_session *s); /* worker thread */
 	void (*done)(struct hsm_job *job);                        /* event loop thread */
-	/* private to the pool */
-	struct hsm_job *next;
-	_Atomic int cancelled;
+	struct workq_job wj;          /* private to the pool */
 };
 
 /*

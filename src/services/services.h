@@ -15,6 +15,7 @@
 #include "rpc/rpc_service.h"
 
 struct hsm_pool;
+struct workq;
 struct catalog;
 struct bs_config;
 struct audit_log;
@@ -23,7 +24,8 @@ struct rpc_registry;
 
 /* Shared state the handlers use; owned by main, loop thread only. */
 struct svc_ctx {
-	struct hsm_pool *pool;
+	struct hsm_pool *pool;     /* HSM threads: only HSM work */
+	struct workq *work;        /* CPU and disk work (Verify, audit reads) */
 	struct catalog *catalog;
 	const struct bs_config *cfg;
 	const struct rpc_registry *registry;  /* what the server serves (health) */

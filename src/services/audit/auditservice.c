@@ -2,7 +2,8 @@
  * auditservice.c - boltseal.v1.AuditService: the latest signed checkpoint,
  * inclusion and consistency proofs (computed from the in-memory tree on the
  * loop thread: O(log^2 n) hashes), and the raw records (read from the file
- * on an HSM worker thread, since the loop never blocks on the disk).
+ * on the general work queue, since the loop never blocks on the disk and
+ * HSM threads only talk to the HSM).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
 #include "boltseal/v1/audit.pb-c.h"
-#include "hsm/pool.h"
+#include "exec/workq.h"
 #include "rpc/rpc_status.h"
 #include "services/services.h"
 
@@ -179,7 +180,7 @@ get_consistency_proof(struct rpc_call *call, const ProtobufCMessage *msg)
 /* ---- ReadRecords: file reads on a worker ------------------------------------ */
 
 struct read_job {
-	struct hsm_job job;          /* first */
+	struct workq_job job;        /* first; on the general work queue */
 	struct rpc_call *call;
 	struct audit_log *log;
 	uint64_t start, want, got;
@@ -202,12 +203,12 @@ collect(void *arg, uint64_t index, const uint8_t *line, size_t len)
 }
 
 static void
-read_work(struct hsm_job *job, struct hsm_session *s)
+read_work(struct workq_job *job, void *ctx)
 {
 	struct read_job *j = (struct read_job *)job;
 
-	(void)s;
-	if (hsm_job_cancelled(job)) {
+	(void)ctx;
+	if (workq_job_cancelled(job)) {
 		j->rc = BS_ERR_CANCELLED;
 		return;
 	}
@@ -215,7 +216,7 @@ read_work(struct hsm_job *job, struct hsm_session *s)
 }
 
 static void
-read_done(struct hsm_job *job)
+read_done(struct workq_job *job)
 {
 	struct read_job *j = (struct read_job *)job;
 	Boltseal__V1__ReadRecordsResponse resp = BOLTSEAL__V1__READ_RECORDS_RESPONSE__INIT;
@@ -241,7 +242,7 @@ read_done(struct hsm_job *job)
 static void
 read_cancel(void *arg)
 {
-	hsm_job_cancel(arg);
+	workq_job_cancel(arg);
 }
 
 static void
@@ -278,7 +279,7 @@ read_records(struct rpc_call *call, const ProtobufCMessage *msg)
 	j->log = svc->audit;
 	j->job.work = read_work;
 	j->job.done = read_done;
-	rc = svc->shutting_down ? BS_ERR_UNAVAILABLE : hsm_pool_submit(svc->pool, &j->job);
+	rc = svc->shutting_down ? BS_ERR_UNAVAILABLE : workq_submit(svc->work, &j->job);
 	if (rc != 0) {
 		free(j->recs);
 		free(j);

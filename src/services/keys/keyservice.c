@@ -24,6 +24,7 @@
 #include "daemon/bs_config.h"
 #include "formats/ecdsa_sig.h"
 #include "formats/sigverify.h"
+#include "exec/workq.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
 #include "rpc/rpc_status.h"
@@ -61,6 +62,21 @@ submit_job(struct rpc_call *call, struct svc_ctx *svc, struct hsm_job *job)
 		return rc;
 	rpc_call_on_cancel(call, job_cancel_cb, job);
 	return 0;
+}
+
+static void
+work_cancel_cb(void *arg)
+{
+	workq_job_cancel(arg);
+}
+
+static void
+fail_work_submit(struct rpc_call *call, int rc)
+{
+	if (rc == BS_ERR_QUEUE_FULL)
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "work queue is full, retry later");
+	else
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "work queue unavailable");
 }
 
 static void
@@ -930,7 +946,7 @@ struct verify_cand {
 };
 
 struct verify_job {
-	struct hsm_job job;
+	struct workq_job job;        /* first; on the general work queue, not an HSM thread */
 	struct rpc_call *call;
 	enum bs_alg alg;
 	int is_digest;
@@ -947,12 +963,13 @@ struct verify_job {
 };
 
 static void
-verify_work(struct hsm_job *job, struct hsm_session *s)
+verify_work(struct workq_job *job, void *ctx)
 {
 	struct verify_job *j = (struct verify_job *)job;
 
+	(void)ctx;
 	j->rc = 0;
-	for (size_t i = 0; i < j->ncands && !hsm_job_cancelled(job); i++) {
+	for (size_t i = 0; i < j->ncands && !workq_job_cancelled(job); i++) {
 		int rc = sigverify_verify(j->cands[i].spki, j->cands[i].spki_len, j->alg, j->is_digest,
 		    j->data, j->data_len, j->sig, j->sig_len, j->fmt);
 
@@ -980,7 +997,7 @@ verify_job_free(struct verify_job *j)
 }
 
 static void
-verify_done(struct hsm_job *job)
+verify_done(struct workq_job *job)
 {
 	struct verify_job *j = (struct verify_job *)job;
 	Boltseal__V1__VerifyResponse resp = BOLTSEAL__V1__VERIFY_RESPONSE__INIT;
@@ -1125,11 +1142,12 @@ verify(struct rpc_call *call, const ProtobufCMessage *msg)
 	j->job.work = verify_work;
 	j->job.done = verify_done;
 	j->call = call;
-	rc = submit_job(call, svc, &j->job);
+	rc = svc->shutting_down ? BS_ERR_UNAVAILABLE : workq_submit(svc->work, &j->job);
 	if (rc != 0) {
-		fail_submit(call, rc);
+		fail_work_submit(call, rc);
 		goto out;
 	}
+	rpc_call_on_cancel(call, work_cancel_cb, &j->job);
 	j = NULL; /* freed by verify_done */
 out:
 	if (j != NULL)
