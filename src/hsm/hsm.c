@@ -1096,25 +1096,22 @@ out:
 	return ret;
 }
 
-int
-hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], hsm_handle *out)
+/* The one private key matching attr (BS_ERR_NOT_FOUND if none, BS_ERR_HSM if several). */
+static int
+find_one_private_key(struct hsm_session *s, CK_ATTRIBUTE *attr, hsm_handle *out)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_BYTE idbuf[HSM_KEY_ID_LEN];
 	CK_ATTRIBUTE t[2];
 	CK_OBJECT_HANDLE *v = NULL;
 	size_t n = 0;
 	int ret;
 
-	if (s == NULL || id == NULL || out == NULL)
-		return BS_ERR_INVALID;
 	s->last_rv = CKR_OK;
-	memcpy(idbuf, id, sizeof(idbuf));
 	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
-	t[1] = (CK_ATTRIBUTE){ CKA_ID, idbuf, sizeof(idbuf) };
+	t[1] = *attr;
 	ret = find_objects(s, t, 2, 2, &v, &n);
 	if (ret == BS_ERR_TOO_BIG)
-		ret = BS_ERR_HSM;  /* more than one key with this id */
+		ret = BS_ERR_HSM;  /* more than one key matches */
 	if (ret != 0)
 		goto out;
 	if (n == 0) {
@@ -1130,6 +1127,46 @@ hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], hs
 out:
 	free(v);
 	return ret;
+}
+
+int
+hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], hsm_handle *out)
+{
+	CK_BYTE idbuf[HSM_KEY_ID_LEN];
+	CK_ATTRIBUTE a;
+
+	if (s == NULL || id == NULL || out == NULL)
+		return BS_ERR_INVALID;
+	memcpy(idbuf, id, sizeof(idbuf));
+	a = (CK_ATTRIBUTE){ CKA_ID, idbuf, sizeof(idbuf) };
+	return find_one_private_key(s, &a, out);
+}
+
+int
+hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_handle *out,
+    uint8_t id[HSM_KEY_ID_LEN])
+{
+	uint8_t *idv = NULL;
+	size_t idlen = 0;
+	hsm_handle h;
+	CK_ATTRIBUTE a;
+	int ret;
+
+	if (s == NULL || label == NULL || out == NULL || id == NULL)
+		return BS_ERR_INVALID;
+	a = (CK_ATTRIBUTE){ CKA_LABEL, (void *)(uintptr_t)label, strlen(label) };
+	if ((ret = find_one_private_key(s, &a, &h)) != 0)
+		return ret;
+	if ((ret = get_attr_alloc(s, h, CKA_ID, HSM_ATTR_MAX, &idv, &idlen)) != 0)
+		return ret;
+	if (idlen != HSM_KEY_ID_LEN) {
+		free(idv);
+		return BS_ERR_HSM;   /* not one of ours */
+	}
+	memcpy(id, idv, HSM_KEY_ID_LEN);
+	free(idv);
+	*out = h;
+	return 0;
 }
 
 int

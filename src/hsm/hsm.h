@@ -78,6 +78,14 @@ int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]
     hsm_handle *out) BS_WUR;
 
 /*
+ * Finds the private key whose CKA_LABEL is label (exactly one) and reads its
+ * CKA_ID into id. Returns 0, BS_ERR_NOT_FOUND, or BS_ERR_HSM (several
+ * objects, a CKA_ID that is not HSM_KEY_ID_LEN bytes, a PKCS#11 failure).
+ */
+int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_handle *out,
+    uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;
+
+/*
  * Lists the CKA_ID of every private key object whose CKA_LABEL starts with
  * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (objects
  * whose CKA_ID is not HSM_KEY_ID_LEN bytes long are skipped). Used to

@@ -1,0 +1,52 @@
+/*
+ * bytebuf.h - a growable byte buffer that wipes what it frees, and a
+ * bounded reader of untrusted bytes with typed getters that ends with
+ * "nothing left" (after OpenSSH's sshbuf and OpenSMTPD's m_get_* / m_end).
+ *
+ * Writers set a sticky error instead of failing each call: put as many
+ * fields as needed, then check bytebuf_error() once. Readers return 0 or
+ * BS_ERR_TRUNCATED and never read past the end. Integers are big-endian.
+ */
+#ifndef BS_BYTEBUF_H
+#define BS_BYTEBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bs_error.h"
+
+struct bytebuf {
+	uint8_t *p;
+	size_t len, cap;
+	size_t max;                 /* refuse to grow past this (0 = SIZE_MAX / 2) */
+	int err;                    /* first error (BS_ERR_NOMEM, BS_ERR_TOO_BIG) or 0 */
+};
+
+#define BYTEBUF_INIT { NULL, 0, 0, 0, 0 }
+
+void bytebuf_put(struct bytebuf *b, const void *data, size_t n);
+void bytebuf_put_u8(struct bytebuf *b, uint8_t v);
+void bytebuf_put_u16(struct bytebuf *b, uint16_t v);
+void bytebuf_put_u32(struct bytebuf *b, uint32_t v);
+/* 0 or the first error of any put since init. */
+int bytebuf_error(const struct bytebuf *b);
+/* Hands the contents to the caller (who frees; *len set) and resets b. */
+uint8_t *bytebuf_steal(struct bytebuf *b, size_t *len);
+/* Wipes and frees the contents; b is empty again. */
+void bytebuf_free(struct bytebuf *b);
+
+struct byteread {
+	const uint8_t *p;
+	size_t len, off;
+};
+
+void byteread_init(struct byteread *r, const uint8_t *p, size_t len);
+int byteread_u8(struct byteread *r, uint8_t *v) BS_WUR;
+int byteread_u16(struct byteread *r, uint16_t *v) BS_WUR;
+int byteread_u32(struct byteread *r, uint32_t *v) BS_WUR;
+/* n bytes: *out points into the buffer. */
+int byteread_bytes(struct byteread *r, size_t n, const uint8_t **out) BS_WUR;
+/* 0 if every byte was read, else BS_ERR_INVALID (trailing bytes). */
+int byteread_end(const struct byteread *r) BS_WUR;
+
+#endif

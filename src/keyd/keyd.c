@@ -1,0 +1,297 @@
+/*
+ * keyd.c - the key side (see keyd.h): handle cache, and the execution of
+ * SIGN, GENERATE, DESTROY and PROBE on a worker's PKCS#11 session.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "hsm/hsm.h"
+#include "keyd/keyd.h"
+
+#define NBUCKETS 1024
+#define LABEL_MAX (sizeof(KEYD_LABEL_PREFIX) + KEYOPS_NAME_MAX + 16)
+
+struct entry {
+	struct entry *next;
+	char name[KEYOPS_NAME_MAX + 1];
+	uint32_t version;
+	hsm_handle handle;
+	uint8_t id[HSM_KEY_ID_LEN];
+};
+
+struct keyd {
+	pthread_mutex_t mu;              /* guards buckets and n */
+	struct entry *buckets[NBUCKETS];
+	size_t n;
+};
+
+int
+keyd_new(struct keyd **out)
+{
+	struct keyd *kd = calloc(1, sizeof(*kd));
+
+	if (kd == NULL)
+		return BS_ERR_NOMEM;
+	if (pthread_mutex_init(&kd->mu, NULL) != 0) {
+		free(kd);
+		return BS_ERR_INTERNAL;
+	}
+	*out = kd;
+	return 0;
+}
+
+void
+keyd_free(struct keyd *kd)
+{
+	struct entry *e, *next;
+
+	if (kd == NULL)
+		return;
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (e = kd->buckets[i]; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	pthread_mutex_destroy(&kd->mu);
+	free(kd);
+}
+
+size_t
+keyd_cached(struct keyd *kd)
+{
+	size_t n;
+
+	pthread_mutex_lock(&kd->mu);
+	n = kd->n;
+	pthread_mutex_unlock(&kd->mu);
+	return n;
+}
+
+/* FNV-1a over the name and the version. */
+static size_t
+bucket(const struct keyop_key *k)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = k->name; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ (uint8_t)(k->version >> (8 * i))) * 16777619u;
+	return h % NBUCKETS;
+}
+
+/* kd->mu held. */
+static struct entry **
+slot(struct keyd *kd, const struct keyop_key *k)
+{
+	struct entry **pe = &kd->buckets[bucket(k)];
+
+	for (; *pe != NULL; pe = &(*pe)->next)
+		if ((*pe)->version == k->version && strcmp((*pe)->name, k->name) == 0)
+			break;
+	return pe;
+}
+
+static void
+cache_put(struct keyd *kd, const struct keyop_key *k, hsm_handle h, const uint8_t id[HSM_KEY_ID_LEN])
+{
+	struct entry **pe, *e;
+
+	pthread_mutex_lock(&kd->mu);
+	pe = slot(kd, k);
+	if (*pe == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+		memcpy(e->name, k->name, sizeof(e->name));
+		e->version = k->version;
+		*pe = e;
+		kd->n++;
+	}
+	if (*pe != NULL) {
+		(*pe)->handle = h;
+		memcpy((*pe)->id, id, HSM_KEY_ID_LEN);
+	}
+	pthread_mutex_unlock(&kd->mu);
+}
+
+static void
+cache_drop(struct keyd *kd, const struct keyop_key *k)
+{
+	struct entry **pe, *e;
+
+	pthread_mutex_lock(&kd->mu);
+	pe = slot(kd, k);
+	if ((e = *pe) != NULL) {
+		*pe = e->next;
+		free(e);
+		kd->n--;
+	}
+	pthread_mutex_unlock(&kd->mu);
+}
+
+static void
+label_of(const struct keyop_key *k, char label[LABEL_MAX])
+{
+	snprintf(label, LABEL_MAX, "%s%s/v%u", KEYD_LABEL_PREFIX, k->name, k->version);
+}
+
+/* The private key object of k: from the cache, else by its label (then cached). */
+static int
+resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, hsm_handle *h,
+    uint8_t id[HSM_KEY_ID_LEN])
+{
+	char label[LABEL_MAX];
+	struct entry *e;
+	int rc;
+
+	pthread_mutex_lock(&kd->mu);
+	if ((e = *slot(kd, k)) != NULL) {
+		*h = e->handle;
+		memcpy(id, e->id, HSM_KEY_ID_LEN);
+	}
+	pthread_mutex_unlock(&kd->mu);
+	if (e != NULL)
+		return 0;
+	label_of(k, label);
+	if ((rc = hsm_find_private_key_by_label(s, label, h, id)) != 0)
+		return rc;
+	cache_put(kd, k, *h, id);
+	return 0;
+}
+
+/*
+ * One signature: the payload's SHA-256 (the digest as given for a digest
+ * input), then C_Sign of the digest (ECDSA, RSA-PSS) or the message (Ed25519).
+ */
+static void
+sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, int is_digest,
+    const struct keyop_input *in, struct keyop_sig *out)
+{
+	const uint8_t *data = in->data;
+	size_t len = in->len;
+
+	out->sig_len = sizeof(out->sig);
+	if (is_digest && (alg == BS_ALG_ED25519 || len != SHA256_DIGEST_LENGTH)) {
+		out->rc = BS_ERR_INVALID;
+		out->sig_len = 0;
+		return;
+	}
+	if (is_digest)
+		memcpy(out->payload_sha256, data, SHA256_DIGEST_LENGTH);
+	else
+		SHA256(data, len, out->payload_sha256);
+	if (alg != BS_ALG_ED25519) {
+		data = out->payload_sha256;
+		len = SHA256_DIGEST_LENGTH;
+	}
+	out->rc = hsm_sign(s, h, alg, data, len, out->sig, &out->sig_len);
+	if (out->rc != 0)
+		out->sig_len = 0;
+}
+
+static int
+do_sign(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    struct keyop_answer *a)
+{
+	uint8_t id[HSM_KEY_ID_LEN];
+	hsm_handle h;
+	int rc;
+
+	if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
+		return rc;
+	if ((a->sigs = calloc(r->ninputs, sizeof(*a->sigs))) == NULL)
+		return BS_ERR_NOMEM;
+	a->nsigs = r->ninputs;
+	for (size_t i = 0; i < r->ninputs; i++)
+		sign_one(s, h, r->alg, r->is_digest, &r->inputs[i], &a->sigs[i]);
+	return 0;
+}
+
+static int
+do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    struct keyop_answer *a)
+{
+	char label[LABEL_MAX];
+	uint8_t id[HSM_KEY_ID_LEN];
+	hsm_handle h;
+	int rc;
+
+	label_of(&r->key, label);
+	rc = hsm_find_private_key_by_label(s, label, &h, id);
+	if (rc == 0 || rc == BS_ERR_HSM)
+		return rc == 0 ? BS_ERR_EXISTS : rc;
+	if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1)
+		return BS_ERR_CRYPTO;
+	if ((rc = hsm_generate_keypair(s, r->alg, a->id, label, &h, &a->spki, &a->spki_len)) != 0)
+		return rc;
+	cache_put(kd, &r->key, h, a->id);
+	return 0;
+}
+
+static int
+do_destroy(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r)
+{
+	uint8_t id[HSM_KEY_ID_LEN];
+	hsm_handle h;
+	int rc;
+
+	if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
+		return rc;
+	cache_drop(kd, &r->key);
+	return hsm_destroy_key(s, id);
+}
+
+void
+keyd_execute(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    struct keyop_answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->type = r->type;
+	switch (r->type) {
+	case KEYOP_SIGN:
+		a->rc = do_sign(kd, s, r, a);
+		break;
+	case KEYOP_GENERATE:
+		a->rc = do_generate(kd, s, r, a);
+		break;
+	case KEYOP_DESTROY:
+		a->rc = do_destroy(kd, s, r);
+		break;
+	case KEYOP_PROBE:
+		a->alive = hsm_session_alive(s);
+		a->rc = 0;
+		break;
+	default:
+		a->rc = BS_ERR_INVALID;
+		break;
+	}
+	if (a->rc != 0) {
+		int rc = a->rc;
+
+		/* an error answer carries nothing else */
+		keyop_answer_clear(a);
+		a->type = r->type;
+		a->rc = rc;
+	}
+}
+
+int
+keyd_serve(struct keyd *kd, struct hsm_session *s, const uint8_t *req, size_t len,
+    uint8_t **ans, size_t *anslen)
+{
+	struct keyop_request r;
+	struct keyop_answer a;
+	int rc;
+
+	if ((rc = keyops_request_decode(req, len, &r)) != 0)
+		return rc;
+	keyd_execute(kd, s, &r, &a);
+	rc = keyops_answer_encode(&a, ans, anslen);
+	keyop_answer_clear(&a);
+	keyop_request_clear(&r);
+	return rc;
+}

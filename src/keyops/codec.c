@@ -1,0 +1,353 @@
+/*
+ * codec.c - the strict wire codec of key operations (format in keyops.h).
+ * Encoders refuse what a decoder would refuse, so a message that leaves one
+ * side is always accepted by the other; decoders read every field typed
+ * and bounded and refuse trailing bytes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/bytebuf.h"
+#include "keyops/keyops.h"
+
+#define GUARD(x) do { if ((rc = (x)) != 0) goto out; } while (0)
+#define ENSURE(c) do { if (!(c)) { rc = BS_ERR_INVALID; goto out; } } while (0)
+
+int
+keyops_name_valid(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return 0;
+	for (i = 0; name[i] != '\0'; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (i >= KEYOPS_NAME_MAX || (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))))
+			return 0;
+	}
+	return i > 0;
+}
+
+static int
+alg_valid(unsigned a)
+{
+	return a == BS_ALG_ECDSA_P256_SHA256 || a == BS_ALG_ED25519 || a == BS_ALG_RSA_3072_PSS_SHA256;
+}
+
+static int
+type_valid(unsigned t)
+{
+	return t >= KEYOP_SIGN && t <= KEYOP_PROBE;
+}
+
+static int
+has_key(enum keyop_type t)
+{
+	return t == KEYOP_SIGN || t == KEYOP_GENERATE || t == KEYOP_DESTROY;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+int
+keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outlen)
+{
+	struct bytebuf b = BYTEBUF_INIT;
+	size_t nlen;
+
+	if (!type_valid(r->type))
+		return BS_ERR_INVALID;
+	if (has_key(r->type) && (!keyops_name_valid(r->key.name) || r->key.version == 0))
+		return BS_ERR_INVALID;
+	if ((r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE) && !alg_valid(r->alg))
+		return BS_ERR_INVALID;
+	if (r->type == KEYOP_SIGN) {
+		if (r->ninputs == 0 || r->ninputs > KEYOPS_SIGN_MAX || (r->is_digest != 0 &&
+		    r->is_digest != 1))
+			return BS_ERR_INVALID;
+		for (size_t i = 0; i < r->ninputs; i++)
+			if (r->inputs[i].len > KEYOPS_INPUT_MAX)
+				return BS_ERR_INVALID;
+	}
+	bytebuf_put_u8(&b, KEYOPS_WIRE_VERSION);
+	bytebuf_put_u8(&b, (uint8_t)r->type);
+	if (has_key(r->type)) {
+		nlen = strlen(r->key.name);
+		bytebuf_put_u8(&b, (uint8_t)nlen);
+		bytebuf_put(&b, r->key.name, nlen);
+		bytebuf_put_u32(&b, r->key.version);
+	}
+	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
+		bytebuf_put_u8(&b, (uint8_t)r->alg);
+	if (r->type == KEYOP_SIGN) {
+		bytebuf_put_u8(&b, (uint8_t)r->is_digest);
+		bytebuf_put_u32(&b, (uint32_t)r->ninputs);
+		for (size_t i = 0; i < r->ninputs; i++) {
+			bytebuf_put_u32(&b, (uint32_t)r->inputs[i].len);
+			bytebuf_put(&b, r->inputs[i].data, r->inputs[i].len);
+		}
+	}
+	if (bytebuf_error(&b) != 0) {
+		int rc = bytebuf_error(&b);
+
+		bytebuf_free(&b);
+		return rc;
+	}
+	*out = bytebuf_steal(&b, outlen);
+	return 0;
+}
+
+void
+keyop_request_clear(struct keyop_request *r)
+{
+	free(r->inputs);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Reads str name + u32 version into k. */
+static int
+read_key(struct byteread *rd, struct keyop_key *k)
+{
+	const uint8_t *p;
+	uint8_t n;
+	int rc;
+
+	GUARD(byteread_u8(rd, &n));
+	ENSURE(n >= 1 && n <= KEYOPS_NAME_MAX);
+	GUARD(byteread_bytes(rd, n, &p));
+	ENSURE(memchr(p, '\0', n) == NULL);
+	memcpy(k->name, p, n);
+	k->name[n] = '\0';
+	ENSURE(keyops_name_valid(k->name));
+	GUARD(byteread_u32(rd, &k->version));
+	ENSURE(k->version >= 1);
+out:
+	return rc;
+}
+
+static int
+read_alg(struct byteread *rd, enum bs_alg *alg)
+{
+	uint8_t a;
+	int rc;
+
+	GUARD(byteread_u8(rd, &a));
+	ENSURE(alg_valid(a));
+	*alg = (enum bs_alg)a;
+out:
+	return rc;
+}
+
+/* Reads "u8 version, u8 type" and checks both. */
+static int
+read_head(struct byteread *rd, enum keyop_type *type)
+{
+	uint8_t v, t;
+	int rc;
+
+	GUARD(byteread_u8(rd, &v));
+	ENSURE(v == KEYOPS_WIRE_VERSION);
+	GUARD(byteread_u8(rd, &t));
+	ENSURE(type_valid(t));
+	*type = (enum keyop_type)t;
+out:
+	return rc;
+}
+
+int
+keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
+{
+	struct byteread rd;
+	uint32_t n, ilen;
+	uint8_t dig;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	byteread_init(&rd, buf, len);
+	GUARD(read_head(&rd, &r->type));
+	if (has_key(r->type))
+		GUARD(read_key(&rd, &r->key));
+	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
+		GUARD(read_alg(&rd, &r->alg));
+	if (r->type == KEYOP_SIGN) {
+		GUARD(byteread_u8(&rd, &dig));
+		ENSURE(dig <= 1);
+		r->is_digest = dig;
+		GUARD(byteread_u32(&rd, &n));
+		ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
+		/* each input needs at least its 4-byte length: refuse before allocating */
+		ENSURE((size_t)n * 4 <= len - rd.off);
+		if ((r->inputs = calloc(n, sizeof(*r->inputs))) == NULL) {
+			rc = BS_ERR_NOMEM;
+			goto out;
+		}
+		for (r->ninputs = 0; r->ninputs < n; r->ninputs++) {
+			GUARD(byteread_u32(&rd, &ilen));
+			ENSURE(ilen <= KEYOPS_INPUT_MAX);
+			GUARD(byteread_bytes(&rd, ilen, &r->inputs[r->ninputs].data));
+			r->inputs[r->ninputs].len = ilen;
+		}
+	}
+	GUARD(byteread_end(&rd));
+out:
+	if (rc != 0)
+		keyop_request_clear(r);
+	return rc;
+}
+
+/* ---- answers ----------------------------------------------------------------- */
+
+/* The i32 rc of the wire: 0 or a negative BS_ERR_* in range. */
+static int
+rc_valid(int32_t v)
+{
+	return v <= 0 && v >= BS_ERR_SIG_INVALID;
+}
+
+int
+keyops_answer_encode(const struct keyop_answer *a, uint8_t **out, size_t *outlen)
+{
+	struct bytebuf b = BYTEBUF_INIT;
+	int rc;
+
+	if (!type_valid(a->type) || !rc_valid(a->rc))
+		return BS_ERR_INVALID;
+	if (a->rc == 0 && a->type == KEYOP_SIGN) {
+		if (a->nsigs == 0 || a->nsigs > KEYOPS_SIGN_MAX)
+			return BS_ERR_INVALID;
+		for (size_t i = 0; i < a->nsigs; i++)
+			if (!rc_valid(a->sigs[i].rc) || a->sigs[i].sig_len > KEYOPS_SIG_MAX)
+				return BS_ERR_INVALID;
+	}
+	if (a->rc == 0 && a->type == KEYOP_GENERATE &&
+	    (a->spki_len == 0 || a->spki_len > KEYOPS_SPKI_MAX))
+		return BS_ERR_INVALID;
+	bytebuf_put_u8(&b, KEYOPS_WIRE_VERSION);
+	bytebuf_put_u8(&b, (uint8_t)a->type);
+	bytebuf_put_u32(&b, (uint32_t)a->rc);
+	if (a->rc == 0) {
+		switch (a->type) {
+		case KEYOP_SIGN:
+			bytebuf_put_u32(&b, (uint32_t)a->nsigs);
+			for (size_t i = 0; i < a->nsigs; i++) {
+				const struct keyop_sig *s = &a->sigs[i];
+				size_t sl = s->rc == 0 ? s->sig_len : 0;
+
+				bytebuf_put_u32(&b, (uint32_t)s->rc);
+				bytebuf_put_u16(&b, (uint16_t)sl);
+				bytebuf_put(&b, s->sig, sl);
+				bytebuf_put(&b, s->payload_sha256, 32);
+			}
+			break;
+		case KEYOP_GENERATE:
+			bytebuf_put(&b, a->id, KEYOPS_ID_LEN);
+			bytebuf_put_u16(&b, (uint16_t)a->spki_len);
+			bytebuf_put(&b, a->spki, a->spki_len);
+			break;
+		case KEYOP_PROBE:
+			bytebuf_put_u8(&b, a->alive ? 1 : 0);
+			break;
+		case KEYOP_DESTROY:
+		default:
+			break;
+		}
+	}
+	if ((rc = bytebuf_error(&b)) != 0) {
+		bytebuf_free(&b);
+		return rc;
+	}
+	*out = bytebuf_steal(&b, outlen);
+	return 0;
+}
+
+void
+keyop_answer_clear(struct keyop_answer *a)
+{
+	if (a->sigs != NULL)
+		OPENSSL_clear_free(a->sigs, a->nsigs * sizeof(*a->sigs));
+	free(a->spki);
+	memset(a, 0, sizeof(*a));
+}
+
+static int
+read_rc(struct byteread *rd, int *out)
+{
+	uint32_t v;
+	int rc;
+
+	GUARD(byteread_u32(rd, &v));
+	ENSURE(rc_valid((int32_t)v));
+	*out = (int32_t)v;
+out:
+	return rc;
+}
+
+int
+keyops_answer_decode(const uint8_t *buf, size_t len, struct keyop_answer *a)
+{
+	struct byteread rd;
+	const uint8_t *p;
+	uint32_t n;
+	uint16_t l;
+	uint8_t alive;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	byteread_init(&rd, buf, len);
+	GUARD(read_head(&rd, &a->type));
+	GUARD(read_rc(&rd, &a->rc));
+	if (a->rc == 0) {
+		switch (a->type) {
+		case KEYOP_SIGN:
+			GUARD(byteread_u32(&rd, &n));
+			ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
+			ENSURE((size_t)n * 38 <= len - rd.off);   /* 4 + 2 + 32 bytes at least each */
+			if ((a->sigs = calloc(n, sizeof(*a->sigs))) == NULL) {
+				rc = BS_ERR_NOMEM;
+				goto out;
+			}
+			for (a->nsigs = 0; a->nsigs < n; a->nsigs++) {
+				struct keyop_sig *s = &a->sigs[a->nsigs];
+
+				GUARD(read_rc(&rd, &s->rc));
+				GUARD(byteread_u16(&rd, &l));
+				ENSURE(l <= KEYOPS_SIG_MAX && (s->rc == 0 || l == 0));
+				GUARD(byteread_bytes(&rd, l, &p));
+				memcpy(s->sig, p, l);
+				s->sig_len = l;
+				GUARD(byteread_bytes(&rd, 32, &p));
+				memcpy(s->payload_sha256, p, 32);
+			}
+			break;
+		case KEYOP_GENERATE:
+			GUARD(byteread_bytes(&rd, KEYOPS_ID_LEN, &p));
+			memcpy(a->id, p, KEYOPS_ID_LEN);
+			GUARD(byteread_u16(&rd, &l));
+			ENSURE(l >= 1 && l <= KEYOPS_SPKI_MAX);
+			GUARD(byteread_bytes(&rd, l, &p));
+			if ((a->spki = malloc(l)) == NULL) {
+				rc = BS_ERR_NOMEM;
+				goto out;
+			}
+			memcpy(a->spki, p, l);
+			a->spki_len = l;
+			break;
+		case KEYOP_PROBE:
+			GUARD(byteread_u8(&rd, &alive));
+			ENSURE(alive <= 1);
+			a->alive = alive;
+			break;
+		case KEYOP_DESTROY:
+		default:
+			break;
+		}
+	}
+	GUARD(byteread_end(&rd));
+out:
+	if (rc != 0)
+		keyop_answer_clear(a);
+	return rc;
+}

@@ -1,0 +1,318 @@
+/*
+ * test_keyd.c - unit tests of the key side (src/keyd) and the in-process
+ * client of the key door (src/keyops/keyclient.c) on a real SoftHSM token
+ * (run under tests/unit/with-softhsm; skipped, exit 77, without it).
+ * Every operation crosses the door as bytes. Signatures are checked with
+ * OpenSSL (formats/sigverify). Covers: GENERATE then SIGN for the three
+ * algorithms, a second GENERATE of the same version refused, unknown keys,
+ * inputs the key cannot take, a fresh key side finding keys by label (as
+ * after a restart), DESTROY, PROBE, and the asynchronous client on a
+ * worker pool with its answer on the event loop thread.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "formats/sigverify.h"
+#include "hsm/hsm.h"
+#include "hsm/pool.h"
+#include "keyd/keyd.h"
+#include "keyops/keyclient.h"
+
+static struct hsm *g_hsm;
+static struct hsm_session *g_s;
+
+static void
+gen(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, struct keyop_answer *a)
+{
+	struct keyop_request r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_GENERATE;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
+	r.key.version = version;
+	r.alg = alg;
+	assert_int_equal(keyclient_call(kd, g_s, &r, a), 0);
+}
+
+static void
+sign(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, int is_digest,
+    const uint8_t *data, size_t len, struct keyop_answer *a)
+{
+	struct keyop_input in = { data, len };
+	struct keyop_request r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_SIGN;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
+	r.key.version = version;
+	r.alg = alg;
+	r.is_digest = is_digest;
+	r.inputs = &in;
+	r.ninputs = 1;
+	assert_int_equal(keyclient_call(kd, g_s, &r, a), 0);
+}
+
+static void
+test_generate_sign_verify(void **state)
+{
+	static const enum bs_alg algs[] = { BS_ALG_ECDSA_P256_SHA256, BS_ALG_ED25519,
+		BS_ALG_RSA_3072_PSS_SHA256 };
+	static const uint8_t msg[] = "release metadata v9";
+	struct keyd *kd = NULL;
+	struct keyop_answer g, s;
+	char name[32];
+	uint8_t digest[32];
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "kd-gen-%zu", i);
+		gen(kd, name, 1, algs[i], &g);
+		assert_int_equal(g.rc, 0);
+		assert_true(g.spki_len > 0);
+		sign(kd, name, 1, algs[i], 0, msg, sizeof(msg) - 1, &s);
+		assert_int_equal(s.rc, 0);
+		assert_int_equal(s.nsigs, 1);
+		assert_int_equal(s.sigs[0].rc, 0);
+		SHA256(msg, sizeof(msg) - 1, digest);
+		assert_memory_equal(s.sigs[0].payload_sha256, digest, 32);
+		assert_int_equal(sigverify_verify(g.spki, g.spki_len, algs[i], 0, msg, sizeof(msg) - 1,
+		    s.sigs[0].sig, s.sigs[0].sig_len, BS_SIGFMT_RAW), 0);
+		keyop_answer_clear(&s);
+		if (algs[i] != BS_ALG_ED25519) {
+			/* a digest input is signed as given and recorded as given */
+			sign(kd, name, 1, algs[i], 1, digest, 32, &s);
+			assert_int_equal(s.sigs[0].rc, 0);
+			assert_memory_equal(s.sigs[0].payload_sha256, digest, 32);
+			assert_int_equal(sigverify_verify(g.spki, g.spki_len, algs[i], 1, digest, 32,
+			    s.sigs[0].sig, s.sigs[0].sig_len, BS_SIGFMT_RAW), 0);
+			keyop_answer_clear(&s);
+		}
+		keyop_answer_clear(&g);
+	}
+	assert_int_equal(keyd_cached(kd), 3);
+	keyd_free(kd);
+}
+
+static void
+test_refusals(void **state)
+{
+	static const uint8_t msg[] = "x";
+	struct keyd *kd = NULL;
+	struct keyop_answer a;
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	gen(kd, "kd-ref", 1, BS_ALG_ECDSA_P256_SHA256, &a);
+	assert_int_equal(a.rc, 0);
+	keyop_answer_clear(&a);
+	/* the same version again */
+	gen(kd, "kd-ref", 1, BS_ALG_ECDSA_P256_SHA256, &a);
+	assert_int_equal(a.rc, BS_ERR_EXISTS);
+	assert_null(a.spki);
+	keyop_answer_clear(&a);
+	/* unknown key, unknown version */
+	sign(kd, "kd-none", 1, BS_ALG_ECDSA_P256_SHA256, 0, msg, 1, &a);
+	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
+	assert_int_equal(a.nsigs, 0);
+	keyop_answer_clear(&a);
+	sign(kd, "kd-ref", 2, BS_ALG_ECDSA_P256_SHA256, 0, msg, 1, &a);
+	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
+	keyop_answer_clear(&a);
+	/* an ECDSA key asked for Ed25519, a short digest: per-input refusals */
+	sign(kd, "kd-ref", 1, BS_ALG_ED25519, 0, msg, 1, &a);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.sigs[0].rc, BS_ERR_INVALID);
+	assert_int_equal(a.sigs[0].sig_len, 0);
+	keyop_answer_clear(&a);
+	sign(kd, "kd-ref", 1, BS_ALG_ECDSA_P256_SHA256, 1, msg, 1, &a);
+	assert_int_equal(a.sigs[0].rc, BS_ERR_INVALID);
+	keyop_answer_clear(&a);
+	keyd_free(kd);
+}
+
+static void
+test_fresh_key_side_finds_by_label_and_destroy(void **state)
+{
+	static const uint8_t msg[] = "after restart";
+	struct keyd *kd = NULL, *kd2 = NULL;
+	struct keyop_request r;
+	struct keyop_answer a, g;
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	gen(kd, "kd-life", 3, BS_ALG_ED25519, &g);
+	assert_int_equal(g.rc, 0);
+	keyd_free(kd);
+	assert_int_equal(keyd_new(&kd2), 0);
+	assert_int_equal(keyd_cached(kd2), 0);
+	sign(kd2, "kd-life", 3, BS_ALG_ED25519, 0, msg, sizeof(msg) - 1, &a);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(sigverify_verify(g.spki, g.spki_len, BS_ALG_ED25519, 0, msg,
+	    sizeof(msg) - 1, a.sigs[0].sig, a.sigs[0].sig_len, BS_SIGFMT_RAW), 0);
+	keyop_answer_clear(&a);
+	assert_int_equal(keyd_cached(kd2), 1);
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_DESTROY;
+	strcpy(r.key.name, "kd-life");
+	r.key.version = 3;
+	assert_int_equal(keyclient_call(kd2, g_s, &r, &a), 0);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(keyd_cached(kd2), 0);
+	assert_int_equal(keyclient_call(kd2, g_s, &r, &a), 0);
+	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
+	sign(kd2, "kd-life", 3, BS_ALG_ED25519, 0, msg, sizeof(msg) - 1, &a);
+	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_PROBE;
+	assert_int_equal(keyclient_call(kd2, g_s, &r, &a), 0);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.alive, 1);
+	keyop_answer_clear(&g);
+	keyd_free(kd2);
+}
+
+/* keyd_serve refuses a malformed request outright. */
+static void
+test_serve_malformed(void **state)
+{
+	static const uint8_t junk[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2, 'a' };
+	struct keyd *kd = NULL;
+	uint8_t *ans = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	assert_int_not_equal(keyd_serve(kd, g_s, junk, sizeof(junk), &ans, &len), 0);
+	assert_null(ans);
+	keyd_free(kd);
+}
+
+struct async_result {
+	int done;
+	int rc;
+	size_t sig_len;
+	pthread_t thread;
+};
+
+static void
+async_done(void *arg, struct keyop_answer *a)
+{
+	struct async_result *res = arg;
+
+	res->done = 1;
+	res->rc = a->rc;
+	res->sig_len = a->nsigs == 1 ? a->sigs[0].sig_len : 0;
+	res->thread = pthread_self();
+}
+
+static void
+test_async_client(void **state)
+{
+	static const uint8_t msg[] = "async";
+	struct keyd *kd = NULL;
+	struct keyclient *kc = NULL;
+	struct hsm_pool *pool = NULL;
+	struct event_base *base;
+	struct keyop_answer g;
+	struct keyop_input in = { msg, sizeof(msg) - 1 };
+	struct keyop_request r;
+	struct async_result res;
+
+	(void)state;
+	assert_non_null(base = event_base_new());
+	assert_int_equal(keyd_new(&kd), 0);
+	gen(kd, "kd-async", 1, BS_ALG_ECDSA_P256_SHA256, &g);
+	assert_int_equal(g.rc, 0);
+	keyop_answer_clear(&g);
+	assert_int_equal(hsm_pool_new(g_hsm, base, 2, 16, &pool), 0);
+	assert_int_equal(keyclient_new(kd, pool, &kc), 0);
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_SIGN;
+	strcpy(r.key.name, "kd-async");
+	r.key.version = 1;
+	r.alg = BS_ALG_ECDSA_P256_SHA256;
+	r.inputs = &in;
+	r.ninputs = 1;
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(keyclient_submit(kc, &r, async_done, &res, NULL), 0);
+	for (int i = 0; i < 2000 && !res.done; i++) {
+		struct timeval tv = { 0, 5000 };
+
+		(void)event_base_loopexit(base, &tv);
+		(void)event_base_dispatch(base);
+	}
+	assert_true(res.done);
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(res.sig_len, 64);
+	assert_true(pthread_equal(res.thread, pthread_self()));
+	/* a request that cannot be encoded never reaches the pool */
+	r.ninputs = 0;
+	assert_int_equal(keyclient_submit(kc, &r, async_done, &res, NULL), BS_ERR_INVALID);
+	hsm_pool_free(pool);
+	keyclient_free(kc);
+	keyd_free(kd);
+	event_base_free(base);
+}
+
+static int
+read_pin(const char *path, uint8_t *pin, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return -1;
+	*len = fread(pin, 1, cap, f);
+	fclose(f);
+	return *len > 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generate_sign_verify),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_fresh_key_side_finds_by_label_and_destroy),
+		cmocka_unit_test(test_serve_malformed),
+		cmocka_unit_test(test_async_client),
+	};
+	const char *module = getenv("BS_TEST_MODULE"), *uri = getenv("BS_TEST_TOKEN_URI");
+	const char *pin_file = getenv("BS_TEST_PIN_FILE");
+	uint8_t pin[256];
+	size_t pin_len = 0;
+	char err[HSM_ERR_LEN];
+	int fails;
+
+	if (module == NULL || uri == NULL || pin_file == NULL) {
+		fprintf(stderr, "SKIP: run under tests/unit/with-softhsm\n");
+		return 77;
+	}
+	if (read_pin(pin_file, pin, sizeof(pin), &pin_len) != 0 || evthread_use_pthreads() != 0)
+		return 1;
+	if (hsm_open(module, uri, pin, pin_len, &g_hsm, err) != 0) {
+		fprintf(stderr, "hsm_open: %s\n", err);
+		return 1;
+	}
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (hsm_session_open(g_hsm, &g_s) != 0)
+		return 1;
+	fails = cmocka_run_group_tests(tests, NULL, NULL);
+	hsm_session_close(g_s);
+	hsm_close(g_hsm);
+	return fails == 0 ? 0 : 1;
+}
