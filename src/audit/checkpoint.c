@@ -19,7 +19,8 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "formats/signed_note.h"
-#include "hsm/pool.h"
+#include "exec/workq.h"
+#include "keyops/keyclient.h"
 #include "keys/catalog.h"
 
 #define NOTE_SUFFIX ".note"
@@ -188,7 +189,8 @@ checkpoint_ed25519_raw(const uint8_t *spki, size_t spki_len, uint8_t pub[32])
 
 struct checkpointer {
 	struct event_base *base;
-	struct hsm_pool *pool;
+	struct keyclient *keys;
+	struct workq *work;
 	struct catalog *cat;
 	struct audit_log *log;
 	char dir[4096];
@@ -209,10 +211,10 @@ struct checkpointer {
 };
 
 struct sign_job {
-	struct hsm_job job;            /* first */
+	struct workq_job job;          /* first: formatting and storing the note */
 	struct checkpointer *cp;
-	hsm_handle handle;
-	uint8_t hsm_id[HSM_KEY_ID_LEN];
+	uint32_t version;              /* of the audit key */
+	uint8_t sig[NOTE_ED25519_SIG_LEN];
 	uint8_t key_id[NOTE_KEY_ID_LEN];
 	uint64_t size;
 	char vkey[512];
@@ -224,27 +226,16 @@ struct sign_job {
 	const char *what;              /* which step failed */
 };
 
+/* Work queue: the signed note, stored atomically. */
 static void
-sign_work(struct hsm_job *job, struct hsm_session *s)
+store_work(struct workq_job *job, void *ctx)
 {
 	struct sign_job *j = (struct sign_job *)job;
-	uint8_t sig[NOTE_ED25519_SIG_LEN];
-	size_t siglen = sizeof(sig);
 	char line[1024];
-	hsm_handle h = j->handle;
 	size_t ll;
 
-	if (h == 0 && (j->rc = hsm_find_private_key(s, j->hsm_id, &h)) != 0) {
-		j->what = "find the audit key";
-		return;
-	}
-	j->rc = hsm_sign(s, h, BS_ALG_ED25519, (const uint8_t *)j->body, j->body_len, sig, &siglen);
-	if (j->rc != 0 || siglen != NOTE_ED25519_SIG_LEN) {
-		j->rc = j->rc != 0 ? j->rc : BS_ERR_HSM;
-		j->what = "sign";
-		return;
-	}
-	j->rc = note_signature_line(j->cp->origin, j->key_id, sig, line, sizeof(line));
+	(void)ctx;
+	j->rc = note_signature_line(j->cp->origin, j->key_id, j->sig, line, sizeof(line));
 	ll = strlen(line);
 	if (j->rc != 0 || j->body_len + 1 + ll > sizeof(j->note)) {
 		j->rc = j->rc != 0 ? j->rc : BS_ERR_TOO_BIG;
@@ -260,10 +251,36 @@ sign_work(struct hsm_job *job, struct hsm_session *s)
 		j->what = "store";
 }
 
+static void sign_done(struct workq_job *job);
+
+/* Loop: the key door signed the body (or not); the note is stored on the work queue. */
+static void
+signed_cb(void *arg, struct keyop_answer *a)
+{
+	struct sign_job *j = arg;
+	int rc = a->rc != 0 ? a->rc : a->sigs[0].rc;
+
+	if (rc == 0 && a->sigs[0].sig_len != NOTE_ED25519_SIG_LEN)
+		rc = BS_ERR_HSM;
+	if (rc != 0) {
+		j->rc = rc;
+		j->what = "sign";
+		sign_done(&j->job);
+		return;
+	}
+	memcpy(j->sig, a->sigs[0].sig, NOTE_ED25519_SIG_LEN);
+	j->job.work = store_work;
+	j->job.done = sign_done;
+	if ((j->rc = workq_submit(j->cp->work, &j->job)) != 0) {
+		j->what = "queue the store";
+		sign_done(&j->job);
+	}
+}
+
 static void cp_start(struct checkpointer *cp);
 
 static void
-sign_done(struct hsm_job *job)
+sign_done(struct workq_job *job)
 {
 	struct sign_job *j = (struct sign_job *)job;
 	struct checkpointer *cp = j->cp;
@@ -328,8 +345,7 @@ key_for_job(struct checkpointer *cp, struct sign_job *j, char *err, size_t errle
 		snprintf(err, errlen, "audit_origin '%s' is not a valid note key name", cp->origin);
 		return BS_ERR_INVALID;
 	}
-	j->handle = v->handle;
-	memcpy(j->hsm_id, v->hsm_id, HSM_KEY_ID_LEN);
+	j->version = v->version;
 	snprintf(cp->vkey, sizeof(cp->vkey), "%s", j->vkey);
 	return 0;
 }
@@ -355,8 +371,6 @@ cp_start(struct checkpointer *cp)
 		return;
 	j->cp = cp;
 	j->size = size;
-	j->job.work = sign_work;
-	j->job.done = sign_done;
 	if (key_for_job(cp, j, err, sizeof(err)) != 0 ||
 	    audit_log_root(cp->log, size, root) != 0 ||
 	    checkpoint_body_format(cp->origin, size, root, j->body, sizeof(j->body),
@@ -365,10 +379,22 @@ cp_start(struct checkpointer *cp)
 		free(j);
 		return;
 	}
-	if (hsm_pool_submit(cp->pool, &j->job) != 0) {
-		/* busy HSM: the timer tries again */
-		free(j);
-		return;
+	{
+		struct keyop_input in = { 0, (const uint8_t *)j->body, j->body_len };
+		struct keyop_request r;
+
+		memset(&r, 0, sizeof(r));
+		r.type = KEYOP_SIGN;
+		snprintf(r.key.name, sizeof(r.key.name), "%s", cp->key_name);
+		r.key.version = j->version;
+		r.alg = BS_ALG_ED25519;
+		r.inputs = &in;
+		r.ninputs = 1;
+		if (keyclient_submit(cp->keys, &r, signed_cb, j, NULL) != 0) {
+			/* busy HSM: the timer tries again */
+			free(j);
+			return;
+		}
 	}
 	cp->busy = 1;
 }
@@ -439,7 +465,8 @@ check_against_log(struct checkpointer *cp, char *err, size_t errlen)
 }
 
 int
-checkpointer_new(struct event_base *base, struct hsm_pool *pool, struct catalog *cat,
+checkpointer_new(struct event_base *base, struct keyclient *keys, struct workq *work,
+    struct catalog *cat,
     struct audit_log *log, const char *dir, const char *origin, const char *key_name,
     unsigned interval_ms, struct checkpointer **out, char *err, size_t errlen)
 {
@@ -453,7 +480,8 @@ checkpointer_new(struct event_base *base, struct hsm_pool *pool, struct catalog 
 	if ((cp = calloc(1, sizeof(*cp))) == NULL)
 		return BS_ERR_NOMEM;
 	cp->base = base;
-	cp->pool = pool;
+	cp->keys = keys;
+	cp->work = work;
 	cp->cat = cat;
 	cp->log = log;
 	snprintf(cp->dir, sizeof(cp->dir), "%s", dir);

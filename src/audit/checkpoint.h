@@ -23,7 +23,8 @@
 #include "formats/merkle.h"
 
 struct event_base;
-struct hsm_pool;
+struct keyclient;
+struct workq;
 struct catalog;
 struct audit_log;
 struct checkpointer;
@@ -51,15 +52,16 @@ int checkpoint_ed25519_raw(const uint8_t *spki, size_t spki_len, uint8_t pub[32]
 /*
  * Starts a checkpointer (event loop thread) signing with the primary
  * version of key key_name (purpose audit, Ed25519) from the catalog through
- * pool, storing under dir. Reads the latest stored checkpoint, if any.
- * Borrowed: base, pool, catalog, log. The latest stored checkpoint must
+ * the key door (keys), storing under dir from the work queue (work). Reads
+ * the latest stored checkpoint, if any. Borrowed: base, keys, work, catalog,
+ * log. The latest stored checkpoint must
  * match the log (size within it, same root at that size), else
  * BS_ERR_MISMATCH: records were removed or altered. Also 0,
  * BS_ERR_NOT_FOUND (no such key), BS_ERR_INVALID (wrong purpose or
  * algorithm), BS_ERR_IO, BS_ERR_NOMEM; err says why.
  */
-int checkpointer_new(struct event_base *base, struct hsm_pool *pool, struct catalog *cat,
-    struct audit_log *log, const char *dir, const char *origin, const char *key_name,
+int checkpointer_new(struct event_base *base, struct keyclient *keys, struct workq *work,
+    struct catalog *cat, struct audit_log *log, const char *dir, const char *origin, const char *key_name,
     unsigned interval_ms, struct checkpointer **out, char *err, size_t errlen) BS_WUR;
 
 /* Asks for a checkpoint now if the log grew since the last one. */

@@ -37,6 +37,8 @@
 #include "formats/signed_note.h"
 #include "hsm/hsm.h"
 #include "exec/workq.h"
+#include "keyd/keyd.h"
+#include "keyops/keyclient.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
 #include "net/server.h"
@@ -302,13 +304,14 @@ check_config(const char *path, struct bs_config *cfg)
  * name must have that purpose and algorithm. *created = 1 if made now.
  */
 static int
-ensure_audit_key(struct catalog *cat, struct hsm_session *s, const char *name, int *created,
-    char *err, size_t errlen)
+ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, const char *name,
+    int *created, char *err, size_t errlen)
 {
 	const struct catalog_key *k = catalog_find(cat, name);
 	struct catalog_key nk;
 	struct catalog_version v;
-	char label[CATALOG_NAME_MAX + 32];
+	struct keyop_request r;
+	struct keyop_answer a;
 	int rc;
 
 	*created = 0;
@@ -330,16 +333,23 @@ ensure_audit_key(struct catalog *cat, struct hsm_session *s, const char *name, i
 	v.version = 1;
 	v.state = BS_KEY_ENABLED;
 	v.created = nk.created;
-	if (RAND_bytes(v.hsm_id, HSM_KEY_ID_LEN) != 1) {
-		snprintf(err, errlen, "no randomness for the key id");
-		return BS_ERR_CRYPTO;
+	/* the same door and the same steps as CreateKey, synchronously */
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_GENERATE;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
+	r.key.version = 1;
+	r.alg = BS_ALG_ED25519;
+	if ((rc = keyclient_call(kd, s, &r, &a)) == 0 && (rc = a.rc) == 0) {
+		memcpy(v.hsm_id, a.id, HSM_KEY_ID_LEN);
+		v.spki = a.spki;
+		v.spki_len = a.spki_len;
+		a.spki = NULL;
 	}
-	snprintf(label, sizeof(label), "%s%s/v1", CATALOG_LABEL_PREFIX, name);
-	rc = hsm_generate_keypair(s, BS_ALG_ED25519, v.hsm_id, label, &v.handle, &v.spki,
-	    &v.spki_len);
+	keyop_answer_clear(&a);
 	if (rc == 0) {
 		rc = catalog_db_add_version(cat, &nk, &v);
-		if (rc != 0 && hsm_destroy_key(s, v.hsm_id) != 0)
+		r.type = KEYOP_DESTROY;
+		if (rc != 0 && (keyclient_call(kd, s, &r, &a) != 0 || a.rc != 0))
 			bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
 			    name, NULL);
 	}
@@ -393,6 +403,8 @@ run(struct bs_config *cfg)
 	struct hsm_session *rs = NULL;
 	struct hsm_pool *pool = NULL;
 	struct workq *work = NULL;
+	struct keyd *kd = NULL;
+	struct keyclient *keys = NULL;
 	struct catalog *cat = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
@@ -443,7 +455,7 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot open the key catalog", "path", dbpath, "error", err, NULL);
 		goto out;
 	}
-	if (hsm_session_open(h, &rs) != 0) {
+	if (hsm_session_open(h, &rs) != 0 || keyd_new(&kd) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot open an HSM session", NULL);
 		goto out;
 	}
@@ -454,7 +466,7 @@ run(struct bs_config *cfg)
 		    report != NULL ? report : bs_strerror(rc), NULL);
 		goto out;
 	}
-	if (cfg->audit && ensure_audit_key(cat, rs, audit_key, &key_created, err,
+	if (cfg->audit && ensure_audit_key(kd, cat, rs, audit_key, &key_created, err,
 	    sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "audit key unusable; refusing to start", "error", err, NULL);
 		goto out;
@@ -479,6 +491,10 @@ run(struct bs_config *cfg)
 			goto out;
 		}
 	}
+	if (keyclient_new(kd, pool, &keys) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot open the key door", NULL);
+		goto out;
+	}
 	if (cfg->audit) {
 		struct audit_log_opts ao;
 
@@ -494,7 +510,7 @@ run(struct bs_config *cfg)
 			    NULL);
 			goto out;
 		}
-		if (checkpointer_new(d.base, pool, cat, d.svc.audit, ckdir, origin, audit_key,
+		if (checkpointer_new(d.base, keys, work, cat, d.svc.audit, ckdir, origin, audit_key,
 		    cfg->audit_checkpoint_interval_ms, &d.svc.checkpointer, err, sizeof(err)) != 0) {
 			bs_log(BS_LOG_ERROR, "audit checkpoints unusable; refusing to start", "error", err,
 			    NULL);
@@ -521,6 +537,7 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_WARN, "audit = off: nothing is recorded (benchmarks only; never in "
 		    "production)", NULL);
 	}
+	d.svc.keys = keys;
 	d.svc.pool = pool;
 	d.svc.work = work;
 	d.svc.catalog = cat;
@@ -583,6 +600,7 @@ out:
 		hsm_pool_free(pool);
 	}
 	workq_free(work);
+	keyclient_free(keys);
 	checkpointer_free(d.svc.checkpointer);
 	/* the last records (late call outcomes) drain before the server goes */
 	audit_log_close(d.svc.audit);
@@ -599,6 +617,7 @@ out:
 	if (d.base != NULL)
 		event_base_free(d.base);
 	catalog_close(cat);
+	keyd_free(kd);
 	hsm_close(h);
 	tls_material_free(d.tls);
 	policy_free(d.policy);

@@ -168,11 +168,12 @@ resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, hsm_h
  * input), then C_Sign of the digest (ECDSA, RSA-PSS) or the message (Ed25519).
  */
 static void
-sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, int is_digest,
-    const struct keyop_input *in, struct keyop_sig *out)
+sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, const struct keyop_input *in,
+    struct keyop_sig *out)
 {
 	const uint8_t *data = in->data;
 	size_t len = in->len;
+	int is_digest = in->is_digest;
 
 	out->sig_len = sizeof(out->sig);
 	if (is_digest && (alg == BS_ALG_ED25519 || len != SHA256_DIGEST_LENGTH)) {
@@ -207,7 +208,7 @@ do_sign(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
 		return BS_ERR_NOMEM;
 	a->nsigs = r->ninputs;
 	for (size_t i = 0; i < r->ninputs; i++)
-		sign_one(s, h, r->alg, r->is_digest, &r->inputs[i], &a->sigs[i]);
+		sign_one(s, h, r->alg, &r->inputs[i], &a->sigs[i]);
 	return 0;
 }
 

@@ -65,11 +65,11 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 	if ((r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE) && !alg_valid(r->alg))
 		return BS_ERR_INVALID;
 	if (r->type == KEYOP_SIGN) {
-		if (r->ninputs == 0 || r->ninputs > KEYOPS_SIGN_MAX || (r->is_digest != 0 &&
-		    r->is_digest != 1))
+		if (r->ninputs == 0 || r->ninputs > KEYOPS_SIGN_MAX)
 			return BS_ERR_INVALID;
 		for (size_t i = 0; i < r->ninputs; i++)
-			if (r->inputs[i].len > KEYOPS_INPUT_MAX)
+			if (r->inputs[i].len > KEYOPS_INPUT_MAX || (r->inputs[i].is_digest != 0 &&
+			    r->inputs[i].is_digest != 1))
 				return BS_ERR_INVALID;
 	}
 	bytebuf_put_u8(&b, KEYOPS_WIRE_VERSION);
@@ -83,9 +83,9 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		bytebuf_put_u8(&b, (uint8_t)r->alg);
 	if (r->type == KEYOP_SIGN) {
-		bytebuf_put_u8(&b, (uint8_t)r->is_digest);
 		bytebuf_put_u32(&b, (uint32_t)r->ninputs);
 		for (size_t i = 0; i < r->ninputs; i++) {
+			bytebuf_put_u8(&b, (uint8_t)r->inputs[i].is_digest);
 			bytebuf_put_u32(&b, (uint32_t)r->inputs[i].len);
 			bytebuf_put(&b, r->inputs[i].data, r->inputs[i].len);
 		}
@@ -173,18 +173,18 @@ keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		GUARD(read_alg(&rd, &r->alg));
 	if (r->type == KEYOP_SIGN) {
-		GUARD(byteread_u8(&rd, &dig));
-		ENSURE(dig <= 1);
-		r->is_digest = dig;
 		GUARD(byteread_u32(&rd, &n));
 		ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
-		/* each input needs at least its 4-byte length: refuse before allocating */
-		ENSURE((size_t)n * 4 <= len - rd.off);
+		/* each input needs at least its 5-byte head: refuse before allocating */
+		ENSURE((size_t)n * 5 <= len - rd.off);
 		if ((r->inputs = calloc(n, sizeof(*r->inputs))) == NULL) {
 			rc = BS_ERR_NOMEM;
 			goto out;
 		}
 		for (r->ninputs = 0; r->ninputs < n; r->ninputs++) {
+			GUARD(byteread_u8(&rd, &dig));
+			ENSURE(dig <= 1);
+			r->inputs[r->ninputs].is_digest = dig;
 			GUARD(byteread_u32(&rd, &ilen));
 			ENSURE(ilen <= KEYOPS_INPUT_MAX);
 			GUARD(byteread_bytes(&rd, ilen, &r->inputs[r->ninputs].data));

@@ -19,8 +19,8 @@
  *
  * Wire format (all integers big-endian):
  *   request : u8 KEYOPS_WIRE_VERSION, u8 type, then per type
- *     SIGN      str name, u32 version, u8 alg, u8 is_digest, u32 n,
- *               n x bytes32 input
+ *     SIGN      str name, u32 version, u8 alg, u32 n,
+ *               n x (u8 is_digest, bytes32 input)
  *     GENERATE  str name, u32 version, u8 alg
  *     DESTROY   str name, u32 version
  *     PROBE     (nothing)
@@ -48,7 +48,6 @@
 #define KEYOPS_SIG_MAX 512               /* RSA-3072: 384 */
 #define KEYOPS_SPKI_MAX 4096
 #define KEYOPS_ID_LEN 16                 /* CKA_ID of a key version (= HSM_KEY_ID_LEN) */
-#define KEYOPS_MSG_MAX (KEYOPS_INPUT_MAX + (1u << 20))   /* one encoded request or answer */
 
 enum keyop_type {
 	KEYOP_SIGN = 1,
@@ -63,6 +62,7 @@ struct keyop_key {
 };
 
 struct keyop_input {
+	int is_digest;                   /* data is a SHA-256 digest (not for Ed25519) */
 	const uint8_t *data;             /* borrowed (encode) or into the decoded buffer */
 	size_t len;
 };
@@ -71,7 +71,6 @@ struct keyop_request {
 	enum keyop_type type;
 	struct keyop_key key;            /* SIGN, GENERATE, DESTROY */
 	enum bs_alg alg;                 /* SIGN (checked against the token), GENERATE */
-	int is_digest;                   /* SIGN: inputs are SHA-256 digests */
 	struct keyop_input *inputs;      /* SIGN: n inputs */
 	size_t ninputs;
 };

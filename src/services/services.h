@@ -15,6 +15,7 @@
 #include "rpc/rpc_service.h"
 
 struct hsm_pool;
+struct keyclient;
 struct workq;
 struct catalog;
 struct bs_config;
@@ -24,7 +25,8 @@ struct rpc_registry;
 
 /* Shared state the handlers use; owned by main, loop thread only. */
 struct svc_ctx {
-	struct hsm_pool *pool;     /* HSM threads: only HSM work */
+	struct keyclient *keys;    /* the key door: every key operation */
+	struct hsm_pool *pool;     /* HSM threads (behind the key door) */
 	struct workq *work;        /* CPU and disk work (Verify, audit reads) */
 	struct catalog *catalog;
 	const struct bs_config *cfg;

@@ -52,7 +52,7 @@ static void
 sign(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, int is_digest,
     const uint8_t *data, size_t len, struct keyop_answer *a)
 {
-	struct keyop_input in = { data, len };
+	struct keyop_input in = { is_digest, data, len };
 	struct keyop_request r;
 
 	memset(&r, 0, sizeof(r));
@@ -60,7 +60,6 @@ sign(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, int i
 	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
 	r.key.version = version;
 	r.alg = alg;
-	r.is_digest = is_digest;
 	r.inputs = &in;
 	r.ninputs = 1;
 	assert_int_equal(keyclient_call(kd, g_s, &r, a), 0);
@@ -190,7 +189,7 @@ test_fresh_key_side_finds_by_label_and_destroy(void **state)
 static void
 test_serve_malformed(void **state)
 {
-	static const uint8_t junk[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2, 'a' };
+	static const uint8_t junk[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 2, 'a' };
 	struct keyd *kd = NULL;
 	uint8_t *ans = NULL;
 	size_t len = 0;
@@ -229,7 +228,7 @@ test_async_client(void **state)
 	struct hsm_pool *pool = NULL;
 	struct event_base *base;
 	struct keyop_answer g;
-	struct keyop_input in = { msg, sizeof(msg) - 1 };
+	struct keyop_input in = { 0, msg, sizeof(msg) - 1 };
 	struct keyop_request r;
 	struct async_result res;
 

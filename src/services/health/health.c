@@ -1,8 +1,9 @@
 /*
  * health.c - grpc.health.v1.Health/Check. "" (the whole server) and every
- * service the server registers are SERVING while the HSM answers: each Check runs
- * a probe on an HSM worker session (C_GetSessionInfo), the audit log can
- * be written, and every CRL is present and current (fail closed: a stale
+ * service the server registers are SERVING while the HSM answers (each
+ * Check sends a PROBE through the key door: C_GetSessionInfo on an HSM
+ * worker session), the audit log can be written, and every CRL is present
+ * and current (fail closed: a stale
  * CRL makes the server NOT_SERVING). If the probe cannot be queued (queue
  * full) the last known HSM state is reported. Unknown service names get
  * NOT_FOUND, as the health protocol requires. Health is exempt from the
@@ -13,15 +14,13 @@
 
 #include "audit/auditlog.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "hsm/pool.h"
+#include "keyops/keyclient.h"
 #include "rpc/rpc_status.h"
 #include "services/services.h"
 
-struct probe_job {
-	struct hsm_job job;
+struct probe {
 	struct rpc_call *call;
 	struct svc_ctx *svc;
-	int alive;
 };
 
 static void
@@ -39,27 +38,20 @@ respond(struct rpc_call *call, int serving)
 }
 
 static void
-probe_work(struct hsm_job *job, struct hsm_session *s)
+probed(void *arg, struct keyop_answer *a)
 {
-	struct probe_job *p = (struct probe_job *)job;
+	struct probe *p = arg;
+	int alive = a->rc == 0 && a->alive;
 
-	p->alive = hsm_session_alive(s);
-}
-
-static void
-probe_done(struct hsm_job *job)
-{
-	struct probe_job *p = (struct probe_job *)job;
-
-	svc_note_hsm_result(p->svc, p->alive ? 0 : BS_ERR_HSM);
-	respond(p->call, p->alive && !p->svc->shutting_down);
+	svc_note_hsm_result(p->svc, alive ? 0 : BS_ERR_HSM);
+	respond(p->call, alive && !p->svc->shutting_down);
 	free(p);
 }
 
 static void
 probe_cancel(void *arg)
 {
-	hsm_job_cancel(arg);
+	keyclient_cancel(arg);
 }
 
 static void
@@ -68,7 +60,9 @@ check(struct rpc_call *call, const ProtobufCMessage *msg)
 	const Grpc__Health__V1__HealthCheckRequest *r =
 	    (const Grpc__Health__V1__HealthCheckRequest *)msg;
 	struct svc_ctx *svc = rpc_call_svc(call);
-	struct probe_job *p;
+	struct keyop_request req;
+	struct keyclient_op *op = NULL;
+	struct probe *p;
 
 	if (r->service[0] != '\0' && !rpc_registry_has_service(svc->registry, r->service)) {
 		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
@@ -83,16 +77,16 @@ check(struct rpc_call *call, const ProtobufCMessage *msg)
 		respond(call, svc->hsm_healthy);
 		return;
 	}
-	p->job.work = probe_work;
-	p->job.done = probe_done;
 	p->call = call;
 	p->svc = svc;
-	if (hsm_pool_submit(svc->pool, &p->job) != 0) {
+	memset(&req, 0, sizeof(req));
+	req.type = KEYOP_PROBE;
+	if (keyclient_submit(svc->keys, &req, probed, p, &op) != 0) {
 		free(p);
 		respond(call, svc->hsm_healthy);
 		return;
 	}
-	rpc_call_on_cancel(call, probe_cancel, p);
+	rpc_call_on_cancel(call, probe_cancel, op);
 }
 
 static const struct rpc_method methods[] = {

@@ -25,7 +25,7 @@
 #include "formats/ecdsa_sig.h"
 #include "formats/sigverify.h"
 #include "exec/workq.h"
-#include "hsm/pool.h"
+#include "keyops/keyclient.h"
 #include "keys/catalog.h"
 #include "rpc/rpc_status.h"
 #include "policy/policy.h"
@@ -45,22 +45,27 @@ fail_err(struct rpc_call *call, int err, const char *what)
 }
 
 static void
-job_cancel_cb(void *arg)
+op_cancel_cb(void *arg)
 {
-	hsm_job_cancel(arg);
+	keyclient_cancel(arg);
 }
 
+/*
+ * Sends r through the key door; done(arg, answer) runs later on the loop.
+ * Registers the cancellation with call. Returns 0 or the submit error.
+ */
 static int
-submit_job(struct rpc_call *call, struct svc_ctx *svc, struct hsm_job *job)
+keys_submit(struct rpc_call *call, struct svc_ctx *svc, const struct keyop_request *r,
+    keyclient_done_fn done, void *arg)
 {
+	struct keyclient_op *op = NULL;
 	int rc;
 
 	if (svc->shutting_down)
 		return BS_ERR_UNAVAILABLE;
-	rc = hsm_pool_submit(svc->pool, job);
-	if (rc != 0)
+	if ((rc = keyclient_submit(svc->keys, r, done, arg, &op)) != 0)
 		return rc;
-	rpc_call_on_cancel(call, job_cancel_cb, job);
+	rpc_call_on_cancel(call, op_cancel_cb, op);
 	return 0;
 }
 
@@ -143,42 +148,39 @@ input_problem(enum bs_alg alg, int is_digest, size_t len)
 }
 
 /*
- * Worker side of one signature: hash if needed, C_Sign, encode. sig has
- * SIG_MAX bytes; payload_sha256 gets the SHA-256 of what was signed.
- * Returns 0 or a BS_ERR_*.
+ * The signature the key side made (raw r||s for ECDSA) in the requested
+ * format, into out (SIG_MAX bytes). Returns 0 or the signature's error.
  */
 static int
-sign_one(struct hsm_session *s, enum bs_alg alg, hsm_handle h, int is_digest, const uint8_t *data,
-    size_t len, enum bs_sig_format fmt, uint8_t *sig, size_t *sig_len,
-    uint8_t payload_sha256[SHA256_DIGEST_LENGTH])
+encode_sig(enum bs_alg alg, enum bs_sig_format fmt, const struct keyop_sig *ks, uint8_t *out,
+    size_t *out_len)
 {
-	uint8_t raw[SIG_MAX];
-	size_t raw_len = sizeof(raw);
-	int rc;
-
-	/* the audit record names the payload by its SHA-256 (a digest input is one) */
-	if (is_digest && len == SHA256_DIGEST_LENGTH)
-		memcpy(payload_sha256, data, SHA256_DIGEST_LENGTH);
-	else
-		SHA256(data, len, payload_sha256);
-	if (alg == BS_ALG_ED25519) {
-		*sig_len = SIG_MAX;
-		return hsm_sign(s, h, alg, data, len, sig, sig_len);
-	}
-	if (!is_digest) {
-		data = payload_sha256;
-		len = SHA256_DIGEST_LENGTH;
-	}
+	if (ks->rc != 0)
+		return ks->rc;
 	if (alg == BS_ALG_ECDSA_P256_SHA256 && fmt == BS_SIGFMT_DER) {
-		rc = hsm_sign(s, h, alg, data, len, raw, &raw_len);
-		if (rc == 0 && raw_len != ECDSA_P256_RAW_LEN)
-			rc = BS_ERR_HSM;
-		if (rc == 0)
-			rc = ecdsa_sig_raw_to_der(raw, sig, SIG_MAX, sig_len);
-		return rc;
+		if (ks->sig_len != ECDSA_P256_RAW_LEN)
+			return BS_ERR_HSM;
+		return ecdsa_sig_raw_to_der(ks->sig, out, SIG_MAX, out_len);
 	}
-	*sig_len = SIG_MAX;
-	return hsm_sign(s, h, alg, data, len, sig, sig_len);
+	if (ks->sig_len > SIG_MAX)
+		return BS_ERR_HSM;
+	memcpy(out, ks->sig, ks->sig_len);
+	*out_len = ks->sig_len;
+	return 0;
+}
+
+/* A SIGN of key k version v, with inputs (borrowed). */
+static void
+sign_request(struct keyop_request *r, const struct catalog_key *k, uint32_t version,
+    struct keyop_input *inputs, size_t n)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = KEYOP_SIGN;
+	snprintf(r->key.name, sizeof(r->key.name), "%s", k->name);
+	r->key.version = version;
+	r->alg = k->alg;
+	r->inputs = inputs;
+	r->ninputs = n;
 }
 
 /* The request's signature format, or INVALID_ARGUMENT answered (-1). */
@@ -243,8 +245,14 @@ key_pb_free(Boltseal__V1__Key *pb)
 
 /* ---- CreateKey / RotateKey -------------------------------------------------- */
 
-struct keygen_job {
-	struct hsm_job job;         /* first: the pool hands this pointer back */
+/*
+ * CreateKey and RotateKey: GENERATE through the key door, then the catalog
+ * row written on the work queue (disk, never on an HSM thread) and made
+ * durable before the answer; if the row cannot be written, the new objects
+ * are destroyed again through the door.
+ */
+struct keygen {
+	struct workq_job job;       /* first: the catalog write */
 	struct rpc_call *call;
 	struct svc_ctx *svc;
 	int rotate;
@@ -254,79 +262,127 @@ struct keygen_job {
 };
 
 static void
-keygen_work(struct hsm_job *job, struct hsm_session *s)
+keygen_free(struct keygen *g)
 {
-	struct keygen_job *j = (struct keygen_job *)job;
-	char label[CATALOG_NAME_MAX + 32];
-	int rc;
-
-	if (hsm_job_cancelled(job)) {
-		j->rc = BS_ERR_CANCELLED;
-		return;
-	}
-	if (RAND_bytes(j->ver.hsm_id, HSM_KEY_ID_LEN) != 1) {
-		j->rc = BS_ERR_CRYPTO;
-		return;
-	}
-	snprintf(label, sizeof(label), "%s%s/v%u", CATALOG_LABEL_PREFIX, j->key.name, j->ver.version);
-	rc = hsm_generate_keypair(s, j->key.alg, j->ver.hsm_id, label, &j->ver.handle, &j->ver.spki,
-	    &j->ver.spki_len);
-	if (rc == 0) {
-		rc = catalog_db_add_version(j->svc->catalog, &j->key, &j->ver);
-		if (rc != 0 && hsm_destroy_key(s, j->ver.hsm_id) != 0)
-			bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure",
-			    "key", j->key.name, NULL);
-	}
-	j->rc = rc;
+	free(g->ver.spki);
+	free(g);
 }
 
 static void
-keygen_done(struct hsm_job *job)
+destroyed(void *arg, struct keyop_answer *a)
 {
-	struct keygen_job *j = (struct keygen_job *)job;
-	struct svc_ctx *svc = j->svc;
+	struct keygen *g = arg;
+
+	if (a->rc != 0)
+		bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
+		    g->key.name, "error", bs_strerror(a->rc), NULL);
+	keygen_free(g);
+}
+
+static void
+keygen_answer(struct keygen *g)
+{
+	struct svc_ctx *svc = g->svc;
 	const struct catalog_key *k;
 	Boltseal__V1__Key *pb = NULL;
 	char ver[16];
-	int rc = j->rc;
+	int rc = g->rc;
 
-	svc_note_hsm_result(svc, rc);
 	if (rc == 0) {
 		/* durable on disk: mirror it in memory even if the caller left */
-		rc = catalog_mem_add_version(svc->catalog, &j->key, &j->ver);
-		rpc_call_audit_key(j->call, j->key.name, j->ver.version);
-		rpc_call_audit_event(j->call, j->rotate ? "key_rotated" : "key_created");
-		snprintf(ver, sizeof(ver), "%u", j->ver.version);
-		bs_log(BS_LOG_INFO, j->rotate ? "key rotated" : "key created", "key", j->key.name,
-		    "version", ver, "algorithm", bs_alg_name(j->key.alg), "purpose",
-		    bs_purpose_name(j->key.purpose), "identity", rpc_call_identity(j->call),
-		    "request_id", rpc_call_request_id(j->call), NULL);
+		rc = catalog_mem_add_version(svc->catalog, &g->key, &g->ver);
+		rpc_call_audit_key(g->call, g->key.name, g->ver.version);
+		rpc_call_audit_event(g->call, g->rotate ? "key_rotated" : "key_created");
+		snprintf(ver, sizeof(ver), "%u", g->ver.version);
+		bs_log(BS_LOG_INFO, g->rotate ? "key rotated" : "key created", "key", g->key.name,
+		    "version", ver, "algorithm", bs_alg_name(g->key.alg), "purpose",
+		    bs_purpose_name(g->key.purpose), "identity", rpc_call_identity(g->call),
+		    "request_id", rpc_call_request_id(g->call), NULL);
 	}
 	if (rc == BS_ERR_EXISTS) {
-		rpc_call_fail(j->call, GRPC_STATUS_ALREADY_EXISTS, "key '%s' already exists", j->key.name);
+		rpc_call_fail(g->call, GRPC_STATUS_ALREADY_EXISTS, "key '%s' already exists",
+		    g->key.name);
 	} else if (rc == BS_ERR_PRECONDITION) {
-		rpc_call_fail(j->call, GRPC_STATUS_ABORTED,
-		    "key '%s' was rotated concurrently; retry", j->key.name);
+		rpc_call_fail(g->call, GRPC_STATUS_ABORTED,
+		    "key '%s' was rotated concurrently; retry", g->key.name);
 	} else if (rc != 0) {
-		fail_err(j->call, rc, j->rotate ? "key rotation failed" : "key creation failed");
-	} else if ((k = catalog_find(svc->catalog, j->key.name)) == NULL ||
+		fail_err(g->call, rc, g->rotate ? "key rotation failed" : "key creation failed");
+	} else if ((k = catalog_find(svc->catalog, g->key.name)) == NULL ||
 	    (pb = key_pb_new(k)) == NULL) {
-		rpc_call_fail(j->call, GRPC_STATUS_INTERNAL, "key vanished from the catalog");
-	} else if (j->rotate) {
+		rpc_call_fail(g->call, GRPC_STATUS_INTERNAL, "key vanished from the catalog");
+	} else if (g->rotate) {
 		Boltseal__V1__RotateKeyResponse resp = BOLTSEAL__V1__ROTATE_KEY_RESPONSE__INIT;
 
 		resp.key = pb;
-		resp.new_version = j->ver.version;
-		rpc_call_finish_pb(j->call, &resp.base);
+		resp.new_version = g->ver.version;
+		rpc_call_finish_pb(g->call, &resp.base);
 	} else {
 		Boltseal__V1__CreateKeyResponse resp = BOLTSEAL__V1__CREATE_KEY_RESPONSE__INIT;
 
 		resp.key = pb;
-		rpc_call_finish_pb(j->call, &resp.base);
+		rpc_call_finish_pb(g->call, &resp.base);
 	}
 	key_pb_free(pb);
-	free(j->ver.spki);
-	free(j);
+}
+
+/* Work queue: the catalog row, durably. */
+static void
+keygen_store(struct workq_job *job, void *ctx)
+{
+	struct keygen *g = (struct keygen *)job;
+
+	(void)ctx;
+	g->rc = catalog_db_add_version(g->svc->catalog, &g->key, &g->ver);
+}
+
+static void
+keygen_stored(struct workq_job *job)
+{
+	struct keygen *g = (struct keygen *)job;
+	struct keyop_request r;
+
+	keygen_answer(g);
+	if (g->rc == 0) {
+		keygen_free(g);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_DESTROY;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", g->key.name);
+	r.key.version = g->ver.version;
+	if (keyclient_submit(g->svc->keys, &r, destroyed, g, NULL) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
+		    g->key.name, NULL);
+		keygen_free(g);
+	}
+}
+
+/* Loop: the key pair exists (or not); now the catalog row. */
+static void
+keygen_generated(void *arg, struct keyop_answer *a)
+{
+	struct keygen *g = arg;
+	int rc = a->rc;
+
+	svc_note_hsm_result(g->svc, rc);
+	if (rc == 0) {
+		memcpy(g->ver.hsm_id, a->id, HSM_KEY_ID_LEN);
+		g->ver.spki = a->spki;
+		g->ver.spki_len = a->spki_len;
+		a->spki = NULL;
+		g->job.work = keygen_store;
+		g->job.done = keygen_stored;
+		rc = workq_submit(g->svc->work, &g->job);
+		if (rc == 0)
+			return;
+		/* not written: the objects must go again */
+		g->rc = rc;
+		keygen_stored(&g->job);
+		return;
+	}
+	g->rc = rc;
+	keygen_answer(g);
+	keygen_free(g);
 }
 
 static void
@@ -334,30 +390,32 @@ submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, 
     uint32_t version, int rotate)
 {
 	struct svc_ctx *svc = rpc_call_svc(call);
-	struct keygen_job *j;
+	struct keyop_request r;
+	struct keygen *g;
 	int rc;
 
-	j = calloc(1, sizeof(*j));
-	if (j == NULL) {
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	j->job.work = keygen_work;
-	j->job.done = keygen_done;
-	j->call = call;
-	j->svc = svc;
-	j->rotate = rotate;
-	snprintf(j->key.name, sizeof(j->key.name), "%s", name);
-	j->key.purpose = purpose;
-	j->key.alg = alg;
-	j->key.state = BS_KEY_ENABLED;
-	j->key.created = (int64_t)time(NULL);
-	j->ver.version = version;
-	j->ver.state = BS_KEY_ENABLED;
-	j->ver.created = j->key.created;
-	rc = submit_job(call, svc, &j->job);
-	if (rc != 0) {
-		free(j);
+	g->call = call;
+	g->svc = svc;
+	g->rotate = rotate;
+	snprintf(g->key.name, sizeof(g->key.name), "%s", name);
+	g->key.purpose = purpose;
+	g->key.alg = alg;
+	g->key.state = BS_KEY_ENABLED;
+	g->key.created = (int64_t)time(NULL);
+	g->ver.version = version;
+	g->ver.state = BS_KEY_ENABLED;
+	g->ver.created = g->key.created;
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_GENERATE;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
+	r.key.version = version;
+	r.alg = alg;
+	if ((rc = keys_submit(call, svc, &r, keygen_generated, g)) != 0) {
+		free(g);
 		fail_submit(call, rc);
 	}
 }
@@ -566,67 +624,44 @@ signing_version(struct rpc_call *call, const struct catalog_key *k)
 		    k->name);
 		return NULL;
 	}
-	if (v->handle == 0) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "key '%s' version %u is not loaded", k->name,
-		    v->version);
-		return NULL;
-	}
 	return v;
 }
 
-struct sign_job {
-	struct hsm_job job;
+struct sign_op {
 	struct rpc_call *call;
 	struct svc_ctx *svc;
 	char key_name[CATALOG_NAME_MAX + 1];
 	enum bs_alg alg;
-	hsm_handle handle;
 	uint32_t version;
 	enum bs_sig_format fmt;
-	int is_digest;
-	size_t data_len;
-	int rc;
-	size_t sig_len;
-	uint8_t sig[SIG_MAX];
-	uint8_t payload_sha256[SHA256_DIGEST_LENGTH];
-	uint8_t data[];             /* copied input */
 };
 
 static void
-sign_work(struct hsm_job *job, struct hsm_session *s)
+sign_answered(void *arg, struct keyop_answer *a)
 {
-	struct sign_job *j = (struct sign_job *)job;
-
-	if (hsm_job_cancelled(job)) {
-		j->rc = BS_ERR_CANCELLED;
-		return;
-	}
-	j->rc = sign_one(s, j->alg, j->handle, j->is_digest, j->data, j->data_len, j->fmt, j->sig,
-	    &j->sig_len, j->payload_sha256);
-}
-
-static void
-sign_done(struct hsm_job *job)
-{
-	struct sign_job *j = (struct sign_job *)job;
+	struct sign_op *o = arg;
 	Boltseal__V1__SignResponse resp = BOLTSEAL__V1__SIGN_RESPONSE__INIT;
+	uint8_t sig[SIG_MAX];
+	size_t sig_len = 0;
+	int rc = a->rc;
 
-	svc_note_hsm_result(j->svc, j->rc);
-	rpc_call_audit_key(j->call, j->key_name, j->version);
-	if (j->rc != 0) {
-		fail_err(j->call, j->rc, "signing failed");
-	} else if (rpc_call_audit_payload(j->call, j->payload_sha256) != 0) {
-		rpc_call_fail(j->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (rc == 0)
+		rc = encode_sig(o->alg, o->fmt, &a->sigs[0], sig, &sig_len);
+	svc_note_hsm_result(o->svc, rc);
+	rpc_call_audit_key(o->call, o->key_name, o->version);
+	if (rc != 0) {
+		fail_err(o->call, rc, "signing failed");
+	} else if (rpc_call_audit_payload(o->call, a->sigs[0].payload_sha256) != 0) {
+		rpc_call_fail(o->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		resp.signature.data = j->sig;
-		resp.signature.len = j->sig_len;
-		resp.key_name = j->key_name;
-		resp.key_version = j->version;
-		resp.algorithm = bs_alg_to_pb(j->alg);
-		rpc_call_finish_pb(j->call, &resp.base);
+		resp.signature.data = sig;
+		resp.signature.len = sig_len;
+		resp.key_name = o->key_name;
+		resp.key_version = o->version;
+		resp.algorithm = bs_alg_to_pb(o->alg);
+		rpc_call_finish_pb(o->call, &resp.base);
 	}
-	OPENSSL_cleanse(j->data, j->data_len);
-	free(j);
+	free(o);
 }
 
 static void
@@ -637,8 +672,10 @@ sign(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct catalog_key *k;
 	const struct catalog_version *v;
 	const ProtobufCBinaryData *in;
+	struct keyop_request req;
+	struct keyop_input input;
 	const char *problem;
-	struct sign_job *j;
+	struct sign_op *o;
 	int rc, is_digest;
 	enum bs_sig_format fmt;
 
@@ -656,27 +693,22 @@ sign(struct rpc_call *call, const ProtobufCMessage *msg)
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s", problem);
 		return;
 	}
-	j = calloc(1, sizeof(*j) + in->len);
-	if (j == NULL) {
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	j->job.work = sign_work;
-	j->job.done = sign_done;
-	j->call = call;
-	j->svc = svc;
-	memcpy(j->key_name, k->name, sizeof(j->key_name));
-	j->alg = k->alg;
-	j->handle = v->handle;
-	j->version = v->version;
-	j->fmt = fmt;
-	j->is_digest = is_digest;
-	j->data_len = in->len;
-	if (in->len > 0)
-		memcpy(j->data, in->data, in->len);
-	rc = submit_job(call, svc, &j->job);
-	if (rc != 0) {
-		free(j);
+	o->call = call;
+	o->svc = svc;
+	memcpy(o->key_name, k->name, sizeof(o->key_name));
+	o->alg = k->alg;
+	o->version = v->version;
+	o->fmt = fmt;
+	input.is_digest = is_digest;
+	input.data = in->data;
+	input.len = in->len;
+	sign_request(&req, k, v->version, &input, 1);
+	if ((rc = keys_submit(call, svc, &req, sign_answered, o)) != 0) {
+		free(o);
 		fail_submit(call, rc);
 	}
 }
@@ -685,7 +717,7 @@ sign(struct rpc_call *call, const ProtobufCMessage *msg)
 
 struct batch_item {
 	int is_digest;
-	const uint8_t *data;        /* points into batch->arena */
+	const uint8_t *data;        /* points into the decoded request (owned by the call) */
 	size_t len;
 	int rc;                     /* BS_ERR_* or 0 */
 	const char *problem;        /* set when refused before signing */
@@ -696,10 +728,11 @@ struct batch_item {
 
 struct batch;
 
-struct batch_job {
-	struct hsm_job job;
+/* One slice of the batch: one SIGN through the key door. */
+struct batch_slice {
 	struct batch *b;
 	size_t from, to;
+	struct keyclient_op *op;
 };
 
 struct batch {
@@ -707,25 +740,20 @@ struct batch {
 	struct svc_ctx *svc;
 	char key_name[CATALOG_NAME_MAX + 1];
 	enum bs_alg alg;
-	hsm_handle handle;
 	uint32_t version;
 	enum bs_sig_format fmt;
 	size_t nitems;
 	struct batch_item *items;
-	size_t njobs, nsubmitted, ndone;
-	struct batch_job *jobs;
-	uint8_t *arena;
-	size_t arena_len;
+	size_t nslices, nsubmitted, ndone;
+	struct batch_slice *slices;
 };
 
 static void
 batch_free(struct batch *b)
 {
-	if (b->arena != NULL)
-		OPENSSL_cleanse(b->arena, b->arena_len);
-	free(b->arena);
-	free(b->items);
-	free(b->jobs);
+	if (b->items != NULL)
+		OPENSSL_clear_free(b->items, b->nitems * sizeof(*b->items));
+	free(b->slices);
 	free(b);
 }
 
@@ -735,27 +763,7 @@ batch_cancel_cb(void *arg)
 	struct batch *b = arg;
 
 	for (size_t i = 0; i < b->nsubmitted; i++)
-		hsm_job_cancel(&b->jobs[i].job);
-}
-
-static void
-batch_work(struct hsm_job *job, struct hsm_session *s)
-{
-	struct batch_job *bj = (struct batch_job *)job;
-	struct batch *b = bj->b;
-
-	for (size_t i = bj->from; i < bj->to; i++) {
-		struct batch_item *it = &b->items[i];
-
-		if (it->problem != NULL)
-			continue;
-		if (hsm_job_cancelled(job)) {
-			it->rc = BS_ERR_CANCELLED;
-			continue;
-		}
-		it->rc = sign_one(s, b->alg, b->handle, it->is_digest, it->data, it->len, b->fmt,
-		    it->sig, &it->sig_len, it->payload_sha256);
-	}
+		keyclient_cancel(b->slices[i].op);
 }
 
 static void
@@ -806,35 +814,41 @@ out:
 	free(ptrs);
 }
 
+/* Loop: one slice's signatures, in the order of its signable items. */
 static void
-batch_done(struct hsm_job *job)
+batch_slice_answered(void *arg, struct keyop_answer *a)
 {
-	struct batch_job *bj = (struct batch_job *)job;
-	struct batch *b = bj->b;
+	struct batch_slice *sl = arg;
+	struct batch *b = sl->b;
+	size_t k = 0;
 
+	for (size_t i = sl->from; i < sl->to; i++) {
+		struct batch_item *it = &b->items[i];
+
+		if (it->problem != NULL)
+			continue;
+		if (a->rc != 0 || k >= a->nsigs)
+			it->rc = a->rc != 0 ? a->rc : BS_ERR_INTERNAL;
+		else
+			it->rc = encode_sig(b->alg, b->fmt, &a->sigs[k], it->sig, &it->sig_len);
+		if (a->rc == 0 && k < a->nsigs) {
+			memcpy(it->payload_sha256, a->sigs[k].payload_sha256, SHA256_DIGEST_LENGTH);
+			k++;
+		}
+	}
 	if (++b->ndone < b->nsubmitted)
 		return;
 	batch_respond(b);
 	batch_free(b);
 }
 
-/* Copies the items of r into b (inputs into one arena), checking each. */
+/* Points the items of b at the inputs of r, checking each. */
 static int
 batch_load(struct batch *b, const Boltseal__V1__SignBatchRequest *r)
 {
-	size_t total = 0, off = 0;
-
-	for (size_t i = 0; i < r->n_items; i++) {
-		const Boltseal__V1__SignBatchItem *it = r->items[i];
-
-		total += it->input_case == BOLTSEAL__V1__SIGN_BATCH_ITEM__INPUT_DIGEST ?
-		    it->digest.len : it->message.len;
-	}
 	b->items = calloc(r->n_items > 0 ? r->n_items : 1, sizeof(*b->items));
-	b->arena = malloc(total > 0 ? total : 1);
-	if (b->items == NULL || b->arena == NULL)
+	if (b->items == NULL)
 		return BS_ERR_NOMEM;
-	b->arena_len = total;
 	b->nitems = r->n_items;
 	for (size_t i = 0; i < r->n_items; i++) {
 		const Boltseal__V1__SignBatchItem *src = r->items[i];
@@ -848,15 +862,37 @@ batch_load(struct batch *b, const Boltseal__V1__SignBatchRequest *r)
 		it->is_digest = src->input_case == BOLTSEAL__V1__SIGN_BATCH_ITEM__INPUT_DIGEST;
 		in = it->is_digest ? &src->digest : &src->message;
 		it->problem = input_problem(b->alg, it->is_digest, in->len);
-		if (it->problem != NULL)
-			continue;
-		if (in->len > 0)
-			memcpy(b->arena + off, in->data, in->len);
-		it->data = b->arena + off;
+		it->data = in->data;
 		it->len = in->len;
-		off += in->len;
 	}
 	return 0;
+}
+
+/*
+ * Submits slice sl: a SIGN of its signable items (those without a problem).
+ * Returns 0 (submitted; its answer comes later on the loop), 1 (nothing in
+ * it to sign), or the submit error.
+ */
+static int
+batch_submit_slice(struct batch *b, const struct catalog_key *k, struct batch_slice *sl)
+{
+	struct keyop_input inputs[KEYOPS_SIGN_MAX];
+	struct keyop_request req;
+	size_t n = 0;
+
+	for (size_t i = sl->from; i < sl->to; i++)
+		if (b->items[i].problem == NULL) {
+			inputs[n].is_digest = b->items[i].is_digest;
+			inputs[n].data = b->items[i].data;
+			inputs[n].len = b->items[i].len;
+			n++;
+		}
+	if (n == 0)
+		return 1;
+	if (b->svc->shutting_down)
+		return BS_ERR_UNAVAILABLE;
+	sign_request(&req, k, b->version, inputs, n);
+	return keyclient_submit(b->svc->keys, &req, batch_slice_answered, sl, &sl->op);
 }
 
 static void
@@ -874,67 +910,67 @@ sign_batch(struct rpc_call *call, const ProtobufCMessage *msg)
 	if (sig_format(call, r->signature_format, &fmt) != 0)
 		return;
 	if ((k = lookup_key(call, r->key_name)) == NULL || (v = signing_version(call, k)) == NULL)
-		goto out;
+		return;
 	if (r->n_items == 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a batch needs at least one item");
-		goto out;
+		return;
 	}
-	if (r->n_items > svc->cfg->sign_batch_max) {
+	if (r->n_items > svc->cfg->sign_batch_max || r->n_items > KEYOPS_SIGN_MAX) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "batch of %zu items exceeds the limit of %u", r->n_items, svc->cfg->sign_batch_max);
-		goto out;
+		return;
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
+		return;
 	}
 	b->call = call;
 	b->svc = svc;
 	b->alg = k->alg;
-	if (batch_load(b, r) != 0) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
-	}
 	memcpy(b->key_name, k->name, sizeof(b->key_name));
-	b->handle = v->handle;
 	b->version = v->version;
 	b->fmt = fmt;
 	/* one slice per worker so every HSM session works on the batch */
-	b->njobs = svc->nworkers < b->nitems ? svc->nworkers : b->nitems;
-	if (b->njobs == 0)
-		b->njobs = 1;
-	b->jobs = calloc(b->njobs, sizeof(*b->jobs));
-	if (b->jobs == NULL) {
+	b->nslices = svc->nworkers < r->n_items ? svc->nworkers : r->n_items;
+	if (b->nslices == 0)
+		b->nslices = 1;
+	if (batch_load(b, r) != 0 || (b->slices = calloc(b->nslices, sizeof(*b->slices))) == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
+		batch_free(b);
+		return;
 	}
-	per = (b->nitems + b->njobs - 1) / b->njobs;
-	for (i = 0; i < b->njobs; i++) {
-		struct batch_job *bj = &b->jobs[i];
+	per = (b->nitems + b->nslices - 1) / b->nslices;
+	for (i = 0; i < b->nslices; i++) {
+		struct batch_slice *sl = &b->slices[i];
 
-		bj->job.work = batch_work;
-		bj->job.done = batch_done;
-		bj->b = b;
-		bj->from = i * per;
-		bj->to = bj->from + per < b->nitems ? bj->from + per : b->nitems;
-		rc = svc->shutting_down ? BS_ERR_UNAVAILABLE : hsm_pool_submit(svc->pool, &bj->job);
+		sl->b = b;
+		sl->from = i * per;
+		sl->to = sl->from + per < b->nitems ? sl->from + per : b->nitems;
+		rc = batch_submit_slice(b, k, sl);
+		if (rc == 1)
+			continue;
 		if (rc != 0) {
 			if (b->nsubmitted == 0) {
 				fail_submit(call, rc);
-				goto out;
+				batch_free(b);
+				return;
 			}
 			/* the rest of the batch waits for no one: mark it refused */
-			for (size_t x = bj->from; x < b->nitems; x++)
-				b->items[x].rc = rc;
+			for (size_t x = sl->from; x < b->nitems; x++)
+				if (b->items[x].problem == NULL)
+					b->items[x].rc = rc;
 			break;
 		}
 		b->nsubmitted++;
 	}
-	rpc_call_on_cancel(call, batch_cancel_cb, b);
-	b = NULL; /* freed by the last batch_done */
-out:
-	if (b != NULL)
+	if (b->nsubmitted == 0) {
+		/* nothing needed the HSM: every item was refused on its own */
+		batch_respond(b);
 		batch_free(b);
+		return;
+	}
+	rpc_call_on_cancel(call, batch_cancel_cb, b);
+	/* freed by the last batch_slice_answered */
 }
 
 /* ---- Verify --------------------------------------------------------------------- */

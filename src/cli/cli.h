@@ -1,0 +1,53 @@
+/*
+ * cli.h - what the parts of the `boltseal` CLI share: the context of one
+ * run (settings, output mode, the connection), the row of the nested
+ * command tables, the tables of each service (cmd_keys.c, cmd_audit.c,
+ * cmd_health.c), and call_unary, the one way a command calls the server.
+ */
+#ifndef BS_CLI_CLI_H
+#define BS_CLI_CLI_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "boltseal/client.h"
+#include "cli/args.h"
+#include "cli/settings.h"
+#include "common/bs_error.h"
+
+struct cli_ctx {
+	struct cli_settings s;  /* resolved unless the command is offline */
+	int json;               /* --json: one JSON object on stdout */
+	const char *cmd;        /* the command words as typed ("keys sign", "sign"), for messages */
+	bs_client *client;      /* connected by the first call_unary */
+};
+
+/*
+ * One row of a command table: a command (run != NULL) or a group of
+ * commands (sub != NULL). Tables end with a row whose name is NULL.
+ */
+struct cli_cmd {
+	const char *name;        /* the word on the command line */
+	const char *alias;       /* a top-level spelling of the same command, or NULL */
+	const char *summary;     /* one line for the help */
+	const char *usage;       /* the arguments after the words; '\n' continues the line */
+	int (*run)(struct cli_ctx *x, const struct args *a);
+	const struct cli_cmd *sub;
+	struct args_spec spec;   /* options and positional arguments of run */
+	int offline;             /* needs no server: connection settings are not read */
+};
+
+/* The top-level rows of each service. */
+extern const struct cli_cmd cli_keys_cmd;    /* group `keys` (boltseal.v1.KeyService) */
+extern const struct cli_cmd cli_audit_cmd;   /* group `audit` (offline) */
+extern const struct cli_cmd cli_health_cmd;  /* `health` (grpc.health.v1.Health) */
+
+/*
+ * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting
+ * first if needed, and unpacks the answer as rdesc. Returns 0 and *resp
+ * (free with protobuf_c_message_free_unpacked), or CLI_EXIT_CONN /
+ * CLI_EXIT_STATUS with the error printed under x->cmd.
+ */
+int call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp) BS_WUR;
+
+#endif

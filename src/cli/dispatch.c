@@ -1,0 +1,301 @@
+/*
+ * dispatch.c - from command words to a row of the nested command tables
+ * (see dispatch.h). The top level holds one row per service: a group
+ * (`keys`, `audit`) whose command is the next word, or a command
+ * (`health`). A command of a group is also found at the top level by its
+ * alias, the spelling it had before the groups (`sign` = `keys sign`,
+ * `list-keys` = `keys list`). Options may come
+ * before a group's command word: they are checked against every option of
+ * the group, then parsed for the command.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/dispatch.h"
+#include "cli/output.h"
+
+static const struct cli_cmd *const roots[] = {
+	&cli_keys_cmd,
+	&cli_audit_cmd,
+	&cli_health_cmd,
+	NULL,
+};
+
+#define LIST_WIDTH 18  /* column of the summaries in the command lists */
+
+/* The row of table named word; NULL if none. */
+static const struct cli_cmd *
+find_row(const struct cli_cmd *table, const char *word)
+{
+	const struct cli_cmd *r;
+
+	for (r = table; r->name != NULL; r++)
+		if (strcmp(r->name, word) == 0)
+			return r;
+	return NULL;
+}
+
+/*
+ * The top-level row named word: a root, or a group's command by its alias
+ * (then *group is that group, else NULL). NULL if none.
+ */
+static const struct cli_cmd *
+find_top(const char *word, const struct cli_cmd **group)
+{
+	const struct cli_cmd *r;
+	size_t i;
+
+	*group = NULL;
+	for (i = 0; roots[i] != NULL; i++)
+		if (strcmp(roots[i]->name, word) == 0)
+			return roots[i];
+	for (i = 0; roots[i] != NULL; i++)
+		for (r = roots[i]->sub; r != NULL && r->name != NULL; r++)
+			if (r->alias != NULL && strcmp(r->alias, word) == 0) {
+				*group = roots[i];
+				return r;
+			}
+	return NULL;
+}
+
+/* The names of a group's commands, comma-separated, into buf. */
+static void
+join_names(const struct cli_cmd *g, char *buf, size_t len)
+{
+	const struct cli_cmd *r;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (r = g->sub; r->name != NULL && n < len; r++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", r == g->sub ? "" : ", ", r->name);
+}
+
+/* Prints "WORDS USAGE" and a newline; the usage's continuation lines start with indent. */
+static void
+print_synopsis(FILE *f, const char *words, const struct cli_cmd *c, const char *indent)
+{
+	const char *p;
+
+	fputs(words, f);
+	if (c->usage != NULL && c->usage[0] != '\0') {
+		fputc(' ', f);
+		for (p = c->usage; *p != '\0'; p++) {
+			fputc(*p, f);
+			if (*p == '\n')
+				fputs(indent, f);
+		}
+	}
+	fputc('\n', f);
+}
+
+/* The other spelling of a group's command c: its alias, or GROUP NAME. */
+static void
+other_spelling(const struct cli_cmd *g, const struct cli_cmd *c, int via_alias, char *buf,
+    size_t len)
+{
+	if (via_alias)
+		snprintf(buf, len, "%s %s", g->name, c->name);
+	else
+		snprintf(buf, len, "%s", c->alias);
+}
+
+/* The help of one command (`boltseal keys sign --help`). */
+static void
+print_cmd_help(FILE *f, const struct cli_cmd *g, const struct cli_cmd *c, const char *words,
+    int via_alias)
+{
+	char other[64];
+
+	fprintf(f, "usage: %s [global options] ", CLI_PROGNAME);
+	print_synopsis(f, words, c, "        ");
+	fprintf(f, "\n%s\n", c->summary);
+	if (g != NULL && c->alias != NULL) {
+		other_spelling(g, c, via_alias, other, sizeof(other));
+		fprintf(f, "Also spelled: %s %s\n", CLI_PROGNAME, other);
+	}
+	if (c->offline)
+		fprintf(f, "Offline: ignores --server, --ca, --cert, --key, --config and their "
+		    "environment.\n");
+	fprintf(f, "Global options: '%s --help'. More: docs/cli.md.\n", CLI_PROGNAME);
+}
+
+/* The help of a group (`boltseal keys --help`): every command's usage and summary. */
+static void
+print_group_help(FILE *f, const struct cli_cmd *g)
+{
+	const struct cli_cmd *c;
+	char words[64];
+
+	fprintf(f, "usage: %s [global options] %s %s\n\n%s\n\nCommands:\n", CLI_PROGNAME,
+	    g->name, g->usage, g->summary);
+	for (c = g->sub; c->name != NULL; c++) {
+		snprintf(words, sizeof(words), "  %s %s", g->name, c->name);
+		print_synopsis(f, words, c, "        ");
+		fprintf(f, "      %s\n", c->summary);
+		if (c->alias != NULL)
+			fprintf(f, "      also: %s %s\n", CLI_PROGNAME, c->alias);
+	}
+	fprintf(f, "\n'%s %s COMMAND --help' prints one command's usage.\n", CLI_PROGNAME,
+	    g->name);
+}
+
+void
+dispatch_print_commands(FILE *f)
+{
+	const struct cli_cmd *c;
+	char words[64];
+	size_t i;
+
+	fprintf(f, "Commands:\n");
+	for (i = 0; roots[i] != NULL; i++) {
+		if (roots[i]->sub == NULL) {
+			fprintf(f, "  %-*s %s\n", LIST_WIDTH, roots[i]->name, roots[i]->summary);
+			continue;
+		}
+		for (c = roots[i]->sub; c->name != NULL; c++) {
+			snprintf(words, sizeof(words), "%s %s", roots[i]->name, c->name);
+			fprintf(f, "  %-*s %s\n", LIST_WIDTH, words, c->summary);
+		}
+	}
+	fprintf(f, "\nEarlier spellings, still accepted:\n");
+	for (i = 0; roots[i] != NULL; i++)
+		for (c = roots[i]->sub; c != NULL && c->name != NULL; c++)
+			if (c->alias != NULL)
+				fprintf(f, "  %-*s = %s %s\n", LIST_WIDTH, c->alias, roots[i]->name,
+				    c->name);
+	fprintf(f, "\n'%s COMMAND --help' (e.g. '%s keys sign --help') prints a command's "
+	    "usage.\n", CLI_PROGNAME, CLI_PROGNAME);
+}
+
+int
+dispatch_help(int argc, char **argv)
+{
+	const struct cli_cmd *g, *c, *sub;
+	char words[64];
+
+	if ((c = find_top(argv[0], &g)) == NULL)
+		return -1;
+	if (g != NULL) {
+		print_cmd_help(stdout, g, c, argv[0], 1);
+	} else if (c->sub == NULL) {
+		print_cmd_help(stdout, NULL, c, c->name, 0);
+	} else if (argc > 1 && (sub = find_row(c->sub, argv[1])) != NULL) {
+		snprintf(words, sizeof(words), "%s %s", c->name, argv[1]);
+		print_cmd_help(stdout, c, sub, words, 0);
+	} else {
+		print_group_help(stdout, c);
+	}
+	return 0;
+}
+
+/* Usage error for a word that names no command, with a hint where one may be meant. */
+static int
+unknown_command(const struct cli_cmd *g, const char *word)
+{
+	const struct cli_cmd *c;
+	char names[256];
+	size_t i;
+
+	if (g != NULL) {
+		join_names(g, names, sizeof(names));
+		return out_usage(g->name, "unknown command '%s' (one of: %s)", word, names);
+	}
+	for (i = 0; roots[i] != NULL; i++)
+		for (c = roots[i]->sub; c != NULL && c->name != NULL; c++)
+			if (strcmp(c->name, word) == 0)
+				return out_usage(NULL, "unknown command '%s' "
+				    "(did you mean '%s %s'?)", word, roots[i]->name, word);
+	return out_usage(NULL, "unknown command '%s'", word);
+}
+
+/*
+ * Finds the command word of group g in argv, after any options (checked
+ * against every option the group's commands take). Returns 0 with *row and
+ * *at (its index) set, 0 with *row NULL if --help was answered, or an exit
+ * status with the error printed.
+ */
+static int
+find_in_group(const struct cli_cmd *g, int argc, char **argv, const struct cli_cmd **row,
+    int *at)
+{
+	struct args_opt all[ARGS_MAX_OPTS + 1];
+	struct args_spec spec = { all, 0, 0 };
+	const struct cli_cmd *c;
+	const struct args_opt *o;
+	struct args ga;
+	char names[256];
+	int n = 0, ret;
+
+	*row = NULL;
+	memset(all, 0, sizeof(all));
+	for (c = g->sub; c->name != NULL; c++)
+		for (o = c->spec.opts; o != NULL && o->name != NULL; o++) {
+			if (args_find(all, o->name, strlen(o->name)) >= 0)
+				continue;
+			if (n == ARGS_MAX_OPTS) {
+				out_err(g->name, "internal error: more than %d options", n);
+				return CLI_EXIT_CONN;
+			}
+			all[n++] = *o;
+		}
+	ret = args_parse(g->name, &spec, ARGS_STOP | ARGS_LAST, argc, argv, &ga);
+	args_free(&ga);
+	if (ret != 0)
+		return ret;
+	if (ga.help) {
+		print_group_help(stdout, g);
+		return 0;
+	}
+	if (ga.stop >= argc) {
+		join_names(g, names, sizeof(names));
+		return out_usage(g->name, "missing command (one of: %s)", names);
+	}
+	if ((*row = find_row(g->sub, argv[ga.stop])) == NULL)
+		return unknown_command(g, argv[ga.stop]);
+	*at = ga.stop;
+	return 0;
+}
+
+int
+dispatch_parse(int argc, char **argv, struct dispatch *d)
+{
+	const struct cli_cmd *c, *g;
+	int at = -1, i, n = 0, ret;
+
+	memset(d, 0, sizeof(*d));
+	if ((c = find_top(argv[0], &g)) == NULL)
+		return unknown_command(NULL, argv[0]);
+	snprintf(d->words, sizeof(d->words), "%s", argv[0]);
+	argc--;
+	argv++;
+	if (c->sub != NULL) {
+		g = c;
+		if ((ret = find_in_group(g, argc, argv, &c, &at)) != 0 || c == NULL)
+			return ret;
+		snprintf(d->words, sizeof(d->words), "%s %s", g->name, argv[at]);
+	}
+	if ((d->argv = calloc((size_t)argc + 1, sizeof(*d->argv))) == NULL) {
+		out_err(d->words, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	for (i = 0; i < argc; i++)
+		if (i != at)
+			d->argv[n++] = argv[i];
+	if ((ret = args_parse(d->words, &c->spec, 0, n, d->argv, &d->args)) != 0)
+		return ret;
+	d->group = g;
+	if (d->args.help) {
+		print_cmd_help(stdout, g, c, d->words, g != NULL && at < 0);
+		return 0;
+	}
+	d->cmd = c;
+	return 0;
+}
+
+void
+dispatch_free(struct dispatch *d)
+{
+	args_free(&d->args);
+	free(d->argv);
+	d->argv = NULL;
+}

@@ -1,0 +1,44 @@
+/*
+ * dispatch.h - the nested command tables of the `boltseal` CLI: finding the
+ * command a command line names (a group word and a command word, a
+ * top-level command, or the top-level spelling a command had before the
+ * groups), parsing its arguments, and the help printed at each level.
+ */
+#ifndef BS_CLI_DISPATCH_H
+#define BS_CLI_DISPATCH_H
+
+#include <stdio.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "common/bs_error.h"
+
+struct dispatch {
+	const struct cli_cmd *cmd;    /* the command to run; NULL when help was printed */
+	const struct cli_cmd *group;  /* its group, or NULL */
+	char words[64];               /* the command words as typed: "keys sign", "sign" */
+	struct args args;             /* its options and positional arguments */
+	char **argv;                  /* its arguments without the command words (malloc'd) */
+};
+
+/*
+ * Resolves argv[0] (the first word after the global options) and what
+ * follows into *d. Returns 0 with d->cmd set, 0 with d->cmd NULL when a
+ * --help was answered on stdout, or CLI_EXIT_USAGE / CLI_EXIT_CONN with the
+ * error printed. dispatch_free d in every case.
+ */
+int dispatch_parse(int argc, char **argv, struct dispatch *d) BS_WUR;
+
+void dispatch_free(struct dispatch *d);
+
+/* Prints the command list and the kept spellings (for `boltseal --help`). */
+void dispatch_print_commands(FILE *f);
+
+/*
+ * `boltseal help WORDS...`: prints the help of the group or command the
+ * words name on stdout. Returns 0, or -1 (nothing printed) if argv[0] names
+ * nothing.
+ */
+int dispatch_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,139 @@
+# test_cli.py - the `boltseal` CLI's command tree against the session's
+# boltsealed: the nested form (`boltseal keys sign`) and the spelling kept
+# from before the groups (`boltseal sign`) print the same bytes and exit
+# the same way; --help answers at each level (top, group, command); an
+# unknown command word is a usage error (exit 2) with a hint. The RPCs
+# themselves are covered by test_client_lib.py (fake servers) and the
+# service tests.
+import json
+import os
+import subprocess
+
+import pytest
+
+import bsutil
+
+KEY = "it-cli-ed25519"   # Ed25519 signs deterministically: equal outputs are comparable
+MSG = "boltseal cli test"
+
+
+def cli_path():
+    return os.path.join(bsutil.BUILDDIR, "boltseal")
+
+
+@pytest.fixture(scope="module")
+def cli(env, pb, good):
+    """run(*args, stdin=None) -> (exit code, stdout, stderr) of the CLI as
+    ci-ota-release against the session daemon; the module's Ed25519 key
+    exists."""
+    good.CreateKey(pb.CreateKeyRequest(name=KEY, purpose=pb.GENERIC, algorithm=pb.ED25519),
+                   timeout=60)
+    cert, key = env.client_files("ci-ota-release")
+    e = dict(os.environ, BOLTSEAL_CA=env.ca, BOLTSEAL_CERT=cert, BOLTSEAL_KEY=key)
+    for v in ("BOLTSEAL_CONFIG", "BOLTSEAL_SERVER"):
+        e.pop(v, None)
+
+    def run(*args, stdin=None):
+        p = subprocess.run([cli_path(), "--server", "127.0.0.1:%d" % env.port] + list(args),
+                           env=e, input=stdin, capture_output=True, timeout=30)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return run
+
+
+def same(cli, nested, alias):
+    """Both spellings: same exit code, same stdout, nothing on stderr."""
+    a, b = cli(*nested), cli(*alias)
+    assert a[0] == b[0] == 0, (nested, a, alias, b)
+    assert a[1] == b[1], (nested, a[1], alias, b[1])
+    assert a[2] == b[2] == "", (a[2], b[2])
+    return a[1]
+
+
+def test_nested_and_alias_print_the_same(cli, tmp_path):
+    out = same(cli, ["keys", "list", "--all"], ["list-keys", "--all"])
+    assert KEY in out and out.startswith("NAME ")
+    j = json.loads(same(cli, ["--json", "keys", "list", "--all"], ["--json", "list-keys", "--all"]))
+    assert KEY in [k["name"] for k in j["keys"]]
+    # --json after the command words works for both spellings
+    assert json.loads(same(cli, ["keys", "list", "--all", "--json"],
+                           ["list-keys", "--json", "--all"])) == j
+    assert "algorithm:       ed25519" in same(cli, ["keys", "get", KEY], ["get-key", KEY])
+    pem = same(cli, ["keys", "public-key", KEY], ["get-public-key", KEY])
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+
+    sig = json.loads(same(cli, ["--json", "keys", "sign", KEY, "--message", MSG],
+                          ["--json", "sign", KEY, "--message", MSG]))
+    assert sig["key"] == KEY and sig["algorithm"] == "ed25519", sig
+    text = same(cli, ["keys", "sign", KEY, "--message", MSG], ["sign", KEY, "--message", MSG])
+    assert text.splitlines()[0] == sig["signature"], text
+    out = same(cli, ["keys", "verify", KEY, "--message", MSG, "--signature", sig["signature"]],
+               ["verify", KEY, "--message", MSG, "--signature", sig["signature"]])
+    assert out.startswith("valid"), out
+
+    files = []
+    for i, m in enumerate((b"one", b"two")):
+        f = tmp_path / ("m%d" % i)
+        f.write_bytes(m)
+        files += ["--message-file", str(f)]
+    j = json.loads(same(cli, ["--json", "keys", "sign-batch", KEY] + files,
+                        ["--json", "sign-batch", KEY] + files))
+    assert [r["status"] for r in j["results"]] == ["OK", "OK"], j
+
+
+def test_invalid_signature_exit_1_both_spellings(cli):
+    for words in (["keys", "verify"], ["verify"]):
+        rc, out, err = cli(*words, KEY, "--message", MSG, "--signature", "AAAA")
+        assert rc == 1 and out == "invalid\n", (words, rc, out, err)
+
+
+def test_errors_name_the_spelling_used(cli):
+    rc, out, err = cli("keys", "get", "it-cli-no-such-key")
+    assert rc == 4 and out == "" and err.startswith("boltseal: keys get: NOT_FOUND"), (rc, err)
+    rc, out, err = cli("get-key", "it-cli-no-such-key")
+    assert rc == 4 and out == "" and err.startswith("boltseal: get-key: NOT_FOUND"), (rc, err)
+
+
+@pytest.mark.parametrize("args, want", [
+    (["--help"], ["usage: boltseal [global options] COMMAND", "keys sign", "audit verify",
+                  "health", "list-keys", "= keys list"]),
+    (["help"], ["usage: boltseal [global options] COMMAND", "keys sign"]),
+    (["keys", "--help"], ["usage: boltseal [global options] keys COMMAND", "keys create NAME",
+                          "keys list [--page-size N]", "keys sign-batch NAME", "(Sign)",
+                          "also: boltseal get-public-key"]),
+    (["help", "keys"], ["keys create NAME", "keys verify"]),
+    (["keys", "sign", "--help"], ["usage: boltseal [global options] keys sign NAME",
+                                  "--message-file FILE", "(Sign)", "Also spelled: boltseal sign"]),
+    (["keys", "sign", "-h"], ["keys sign NAME"]),
+    (["help", "keys", "sign"], ["keys sign NAME"]),
+    (["sign", "--help"], ["usage: boltseal [global options] sign NAME",
+                          "Also spelled: boltseal keys sign"]),
+    (["list-keys", "--help"], ["list-keys [--page-size N]", "boltseal keys list"]),
+    (["audit", "--help"], ["audit verify --dir AUDITDIR"]),
+    (["audit", "verify", "--help"], ["audit verify --dir AUDITDIR", "Offline"]),
+    (["health", "--help"], ["health [SERVICE]"]),
+])
+def test_help_at_each_level(args, want):
+    p = subprocess.run([cli_path()] + args, capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    assert p.returncode == 0 and p.stderr == b"", (args, p.returncode, p.stderr)
+    for w in want:
+        assert w in out, (args, w, out)
+
+
+@pytest.mark.parametrize("args, msg, hint", [
+    (["keys", "frobnicate"], "boltseal: keys: unknown command 'frobnicate' (one of: create,",
+     "Try 'boltseal keys --help'."),
+    (["audit", "frobnicate"], "boltseal: audit: unknown command 'frobnicate' (one of: verify)",
+     "Try 'boltseal audit --help'."),
+    (["frobnicate"], "boltseal: unknown command 'frobnicate'", "Try 'boltseal --help'."),
+    (["list"], "boltseal: unknown command 'list' (did you mean 'keys list'?)",
+     "Try 'boltseal --help'."),
+    (["keys"], "boltseal: keys: missing command (one of: create,", "Try 'boltseal keys --help'."),
+    (["keys", "sign", "k", "--bogus"], "boltseal: keys sign: unknown option '--bogus'",
+     "Try 'boltseal keys sign --help'."),
+])
+def test_unknown_command_is_a_usage_error(args, msg, hint):
+    p = subprocess.run([cli_path()] + args, capture_output=True, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode == 2 and p.stdout == b"", (args, p.returncode, p.stdout)
+    assert err.startswith(msg) and err.splitlines()[-1] == hint, (args, err)
