@@ -1,63 +1,34 @@
 /*
- * catalog.c - the key catalog: a SQLite database in the state directory
- * (one row per key, one row per key version) mirrored in a sorted in-memory
- * array that the event loop reads without locks.
+ * catalog.c - the key catalog: key and key version rows kept through the
+ * store (store/store.h, namespace "keys") and mirrored in a sorted
+ * in-memory array that the event loop reads without locks.
  *
- * Durability: the database runs in WAL mode with synchronous=FULL and every
- * catalog_db_add_version() is one IMMEDIATE transaction, so a version that
- * was reported durable survives a crash or power loss. The database file is
- * created mode 0600 (SQLite gives its -wal and -shm files the same mode).
+ * Durability: every catalog_db_add_version() is one store transaction, and
+ * a store commit returns only once it is durable, so a version that was
+ * reported durable survives a crash or power loss.
  *
- * Threads: catalog_db_* may run on worker threads; they only touch the
- * SQLite connection, under db_mu. Everything else (the in-memory array and
- * the cached handles) belongs to the event loop thread. The algorithm is
- * stored as the integer value of enum bs_alg.
+ * Threads: catalog_db_* may run on worker threads; they only use the store,
+ * which serialises its transactions itself. Everything else (the in-memory
+ * array and the cached handles) belongs to the event loop thread.
  */
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "keys/catalog.h"
+#include "store/store.h"
 
-#define CATALOG_SCHEMA_VERSION 1
-#define CATALOG_BUSY_TIMEOUT_MS 10000
+_Static_assert(HSM_KEY_ID_LEN == STORE_KEY_ID_LEN, "hsm_id sizes differ");
+_Static_assert(CATALOG_NAME_MAX == STORE_KEY_NAME_MAX, "key name sizes differ");
 
 struct catalog {
-	sqlite3 *db;
-	pthread_mutex_t db_mu;       /* serialises every use of db */
+	struct store *st;
+	int own_st;                  /* opened by catalog_open, closed with the catalog */
 	struct catalog_key *keys;    /* sorted by name (strcmp), owned */
 	size_t nkeys;
 	size_t cap;
 };
-
-static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS keys ("
-    " name TEXT PRIMARY KEY NOT NULL,"
-    " purpose INTEGER NOT NULL,"
-    " alg INTEGER NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS key_versions ("
-    " key_name TEXT NOT NULL REFERENCES keys(name),"
-    " version INTEGER NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " created INTEGER NOT NULL,"
-    " hsm_id BLOB NOT NULL CHECK (length(hsm_id) = 16),"
-    " spki BLOB NOT NULL,"
-    " PRIMARY KEY (key_name, version));"
-    "CREATE UNIQUE INDEX IF NOT EXISTS key_versions_hsm_id ON key_versions(hsm_id);"
-    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-    "INSERT INTO schema_version (version) VALUES (1);"
-    "PRAGMA user_version = 1;";
 
 static int
 name_char_ok(char ch)
@@ -145,101 +116,6 @@ find_mut(const struct catalog *c, const char *name)
 }
 
 static int
-exec_sql(sqlite3 *db, const char *sql, const char *path, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_err(err, errlen, "catalog %s: %s", path, msg != NULL ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return BS_ERR_IO;
-	}
-	return 0;
-}
-
-/* Creates the file with mode 0600 if missing; tightens the mode of an existing one. */
-static int
-create_file(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0) {
-		set_err(err, errlen, "catalog %s: cannot open: %s", path, strerror(errno));
-		return BS_ERR_IO;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "catalog %s: not a regular file", path);
-		close(fd);
-		return BS_ERR_IO;
-	}
-	if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
-		set_err(err, errlen, "catalog %s: cannot chmod 0600: %s", path, strerror(errno));
-		close(fd);
-		return BS_ERR_IO;
-	}
-	close(fd);
-	return 0;
-}
-
-static int
-setup_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	const unsigned char *mode;
-	int uv, rc = BS_ERR_IO;
-
-	/* journal_mode returns the resulting mode; it must really be WAL. */
-	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		set_err(err, errlen, "catalog %s: journal_mode: %s", path, sqlite3_errmsg(db));
-		goto out;
-	}
-	mode = sqlite3_column_text(st, 0);
-	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-		set_err(err, errlen, "catalog %s: cannot enable WAL journal mode", path);
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", path, err,
-	    errlen)) != 0)
-		goto out;
-	rc = BS_ERR_IO;
-
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		set_err(err, errlen, "catalog %s: %s", path, sqlite3_errmsg(db));
-		goto out;
-	}
-	uv = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (uv == 0) {
-		if ((rc = exec_sql(db, "BEGIN IMMEDIATE", path, err, errlen)) != 0)
-			goto out;
-		if ((rc = exec_sql(db, schema_sql, path, err, errlen)) != 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			goto out;
-		}
-		if ((rc = exec_sql(db, "COMMIT", path, err, errlen)) != 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			goto out;
-		}
-	} else if (uv != CATALOG_SCHEMA_VERSION) {
-		set_err(err, errlen, "catalog %s: schema version %d is not supported (expected %d)",
-		    path, uv, CATALOG_SCHEMA_VERSION);
-		rc = BS_ERR_IO;
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int
 grow_keys(struct catalog *c)
 {
 	struct catalog_key *nk;
@@ -258,126 +134,116 @@ grow_keys(struct catalog *c)
 	return 0;
 }
 
-static int
-load_keys(struct catalog *c, const char *path, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	struct catalog_key *k;
-	const unsigned char *name;
-	int step, rc = BS_ERR_IO;
+/* State of a load from the store; err is set for BS_ERR_IO. */
+struct load {
+	struct catalog *c;
+	const char *where;
+	char *err;
+	size_t errlen;
+};
 
-	if (sqlite3_prepare_v2(c->db,
-	    "SELECT name, purpose, alg, state, created FROM keys ORDER BY name", -1, &st,
-	    NULL) != SQLITE_OK) {
-		set_err(err, errlen, "catalog %s: %s", path, sqlite3_errmsg(c->db));
-		goto out;
+static int
+load_key(void *arg, const struct store_key *sk)
+{
+	struct load *l = arg;
+	struct catalog *c = l->c;
+	struct catalog_key *k;
+	int rc;
+
+	if (!catalog_name_valid(sk->name)) {
+		set_err(l->err, l->errlen, "catalog %s: invalid key name in database", l->where);
+		return BS_ERR_IO;
 	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		name = sqlite3_column_text(st, 0);
-		if (name == NULL || !catalog_name_valid((const char *)name)) {
-			set_err(err, errlen, "catalog %s: invalid key name in database", path);
-			goto out;
-		}
-		if (c->nkeys > 0 && strcmp(c->keys[c->nkeys - 1].name, (const char *)name) >= 0) {
-			set_err(err, errlen, "catalog %s: keys out of order in database", path);
-			goto out;
-		}
-		if ((rc = grow_keys(c)) != 0)
-			goto out;
-		rc = BS_ERR_IO;
-		k = &c->keys[c->nkeys];
-		memset(k, 0, sizeof(*k));
-		memcpy(k->name, name, strlen((const char *)name) + 1);
-		k->purpose = (enum bs_purpose)sqlite3_column_int(st, 1);
-		k->alg = (enum bs_alg)sqlite3_column_int(st, 2);
-		k->state = (enum bs_key_state)sqlite3_column_int(st, 3);
-		k->created = sqlite3_column_int64(st, 4);
-		c->nkeys++;
+	if (c->nkeys > 0 && strcmp(c->keys[c->nkeys - 1].name, sk->name) >= 0) {
+		set_err(l->err, l->errlen, "catalog %s: keys out of order in database", l->where);
+		return BS_ERR_IO;
 	}
-	if (step != SQLITE_DONE) {
-		set_err(err, errlen, "catalog %s: %s", path, sqlite3_errmsg(c->db));
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
+	if ((rc = grow_keys(c)) != 0)
+		return rc;
+	k = &c->keys[c->nkeys];
+	memset(k, 0, sizeof(*k));
+	memcpy(k->name, sk->name, strlen(sk->name) + 1);
+	k->purpose = sk->purpose;
+	k->alg = sk->alg;
+	k->state = sk->state;
+	k->created = sk->created;
+	c->nkeys++;
+	return 0;
 }
 
 static int
-load_versions(struct catalog *c, const char *path, char *err, size_t errlen)
+load_version(void *arg, const char *name, const struct store_key_version *sv)
 {
-	sqlite3_stmt *st = NULL;
-	struct catalog_key *k;
+	struct load *l = arg;
+	struct catalog_key *k = find_mut(l->c, name);
 	struct catalog_version *nv, *v;
-	const unsigned char *name;
-	const void *blob;
-	sqlite3_int64 ver;
-	int step, n, rc = BS_ERR_IO;
 
-	if (sqlite3_prepare_v2(c->db,
-	    "SELECT key_name, version, state, created, hsm_id, spki FROM key_versions "
-	    "ORDER BY key_name, version", -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "catalog %s: %s", path, sqlite3_errmsg(c->db));
+	if (k == NULL) {
+		set_err(l->err, l->errlen, "catalog %s: key version without a key", l->where);
+		return BS_ERR_IO;
+	}
+	if (k->nversions > 0 && k->versions[k->nversions - 1].version >= sv->version) {
+		set_err(l->err, l->errlen, "catalog %s: key '%s': bad version number", l->where,
+		    k->name);
+		return BS_ERR_IO;
+	}
+	nv = realloc(k->versions, (k->nversions + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return BS_ERR_NOMEM;
+	k->versions = nv;
+	v = &nv[k->nversions];
+	memset(v, 0, sizeof(*v));
+	if ((v->spki = malloc(sv->spki_len)) == NULL)
+		return BS_ERR_NOMEM;
+	memcpy(v->spki, sv->spki, sv->spki_len);
+	v->spki_len = sv->spki_len;
+	v->version = sv->version;
+	v->state = sv->state;
+	v->created = sv->created;
+	memcpy(v->hsm_id, sv->hsm_id, HSM_KEY_ID_LEN);
+	k->nversions++;
+	return 0;
+}
+
+/* Loads every key and version of the store into a new catalog over st. */
+static int
+load_catalog(struct store *st, const char *where, struct catalog **out, char *err,
+    size_t errlen)
+{
+	struct catalog *c = NULL;
+	struct store_txn *tx = NULL;
+	struct load l;
+	int rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return BS_ERR_NOMEM;
+	c->st = st;
+	l.c = c;
+	l.where = where;
+	l.err = err;
+	l.errlen = errlen;
+	if ((rc = store_begin(st, &tx)) != 0)
 		goto out;
-	}
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		name = sqlite3_column_text(st, 0);
-		k = name != NULL ? find_mut(c, (const char *)name) : NULL;
-		if (k == NULL) {
-			set_err(err, errlen, "catalog %s: key version without a key", path);
-			goto out;
-		}
-		ver = sqlite3_column_int64(st, 1);
-		if (ver < 1 || ver > UINT32_MAX ||
-		    (k->nversions > 0 && k->versions[k->nversions - 1].version >= ver)) {
-			set_err(err, errlen, "catalog %s: key '%s': bad version number", path, k->name);
-			goto out;
-		}
-		if (sqlite3_column_bytes(st, 4) != HSM_KEY_ID_LEN ||
-		    (blob = sqlite3_column_blob(st, 4)) == NULL) {
-			set_err(err, errlen, "catalog %s: key '%s': bad hsm_id", path, k->name);
-			goto out;
-		}
-		nv = realloc(k->versions, (k->nversions + 1) * sizeof(*nv));
-		if (nv == NULL) {
-			rc = BS_ERR_NOMEM;
-			goto out;
-		}
-		k->versions = nv;
-		v = &nv[k->nversions];
-		memset(v, 0, sizeof(*v));
-		v->version = (uint32_t)ver;
-		v->state = (enum bs_key_state)sqlite3_column_int(st, 2);
-		v->created = sqlite3_column_int64(st, 3);
-		memcpy(v->hsm_id, blob, HSM_KEY_ID_LEN);
-		n = sqlite3_column_bytes(st, 5);
-		blob = sqlite3_column_blob(st, 5);
-		if (n <= 0 || blob == NULL) {
-			set_err(err, errlen, "catalog %s: key '%s': empty public key", path, k->name);
-			goto out;
-		}
-		if ((v->spki = malloc((size_t)n)) == NULL) {
-			rc = BS_ERR_NOMEM;
-			goto out;
-		}
-		memcpy(v->spki, blob, (size_t)n);
-		v->spki_len = (size_t)n;
-		k->nversions++;
-	}
-	if (step != SQLITE_DONE) {
-		set_err(err, errlen, "catalog %s: %s", path, sqlite3_errmsg(c->db));
-		goto out;
-	}
-	rc = 0;
+	if ((rc = store_key_foreach(tx, STORE_NS_KEYS, load_key, &l)) == 0)
+		rc = store_key_version_foreach(tx, STORE_NS_KEYS, load_version, &l);
+	store_rollback(tx);
 out:
-	sqlite3_finalize(st);
-	return rc;
+	if (rc == BS_ERR_IO && err != NULL && errlen > 0 && err[0] == '\0')
+		set_err(err, errlen, "catalog %s: cannot read the key rows", where);
+	if (rc != 0) {
+		catalog_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
 
 int
 catalog_open(const char *path, struct catalog **out, char *err, size_t errlen)
 {
+	struct store *st = NULL;
 	struct catalog *c = NULL;
 	int rc;
 
@@ -385,35 +251,25 @@ catalog_open(const char *path, struct catalog **out, char *err, size_t errlen)
 		set_err(err, errlen, "catalog: no path");
 		return BS_ERR_INVALID;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return BS_ERR_NOMEM;
-	if (pthread_mutex_init(&c->db_mu, NULL) != 0) {
-		free(c);
-		return BS_ERR_INTERNAL;
+	if ((rc = store_open(path, &st, err, errlen)) != 0)
+		return rc;
+	if ((rc = load_catalog(st, path, &c, err, errlen)) != 0) {
+		store_close(st);
+		return rc;
 	}
-	if ((rc = create_file(path, err, errlen)) != 0)
-		goto out;
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
-	    NULL) != SQLITE_OK) {
-		set_err(err, errlen, "catalog %s: %s", path,
-		    c->db != NULL ? sqlite3_errmsg(c->db) : "cannot open");
-		rc = BS_ERR_IO;
-		goto out;
-	}
-	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, CATALOG_BUSY_TIMEOUT_MS);
-	if ((rc = setup_schema(c->db, path, err, errlen)) != 0)
-		goto out;
-	if ((rc = load_keys(c, path, err, errlen)) != 0)
-		goto out;
-	if ((rc = load_versions(c, path, err, errlen)) != 0)
-		goto out;
+	c->own_st = 1;
 	*out = c;
-	c = NULL;
-	rc = 0;
-out:
-	catalog_close(c);
-	return rc;
+	return 0;
+}
+
+int
+catalog_open_store(struct store *st, struct catalog **out, char *err, size_t errlen)
+{
+	if (st == NULL || out == NULL) {
+		set_err(err, errlen, "catalog: no store");
+		return BS_ERR_INVALID;
+	}
+	return load_catalog(st, "store", out, err, errlen);
 }
 
 void
@@ -421,8 +277,8 @@ catalog_close(struct catalog *c)
 {
 	if (c == NULL)
 		return;
-	sqlite3_close(c->db);
-	pthread_mutex_destroy(&c->db_mu);
+	if (c->own_st)
+		store_close(c->st);
 	keys_free(c->keys, c->nkeys);
 	free(c);
 }
@@ -513,107 +369,51 @@ check_args(const struct catalog *c, const struct catalog_key *k, const struct ca
 	return 0;
 }
 
-/* Maps a failed step of an INSERT to a catalog error. */
-static int
-insert_error(sqlite3 *db, int dup_rc)
-{
-	int ext = sqlite3_extended_errcode(db);
-
-	if (ext == SQLITE_CONSTRAINT_PRIMARYKEY)
-		return dup_rc;
-	return BS_ERR_IO;
-}
-
-static int
-db_add_version_locked(struct catalog *c, const struct catalog_key *k,
-    const struct catalog_version *v)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = BS_ERR_IO;
-	sqlite3_int64 max;
-
-	if (v->version == 1) {
-		if (sqlite3_prepare_v2(c->db, "INSERT INTO keys (name, purpose, alg, state, created) "
-		    "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st, NULL) != SQLITE_OK)
-			goto out;
-		if (sqlite3_bind_text(st, 1, k->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 2, (int)k->purpose) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 3, (int)k->alg) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 4, (int)k->state) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 5, k->created) != SQLITE_OK)
-			goto out;
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			rc = insert_error(c->db, BS_ERR_EXISTS);
-			goto out;
-		}
-	} else {
-		/* The key must exist and its newest version must be v - 1. */
-		if (sqlite3_prepare_v2(c->db, "SELECT (SELECT count(*) FROM keys WHERE name = ?1), "
-		    "(SELECT coalesce(max(version), 0) FROM key_versions WHERE key_name = ?1)", -1,
-		    &st, NULL) != SQLITE_OK)
-			goto out;
-		if (sqlite3_bind_text(st, 1, k->name, -1, SQLITE_STATIC) != SQLITE_OK)
-			goto out;
-		if (sqlite3_step(st) != SQLITE_ROW)
-			goto out;
-		if (sqlite3_column_int(st, 0) == 0) {
-			rc = BS_ERR_NOT_FOUND;
-			goto out;
-		}
-		max = sqlite3_column_int64(st, 1);
-		if (max != (sqlite3_int64)v->version - 1) {
-			rc = BS_ERR_PRECONDITION;
-			goto out;
-		}
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO key_versions "
-	    "(key_name, version, state, created, hsm_id, spki) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1,
-	    &st, NULL) != SQLITE_OK)
-		goto out;
-	if (sqlite3_bind_text(st, 1, k->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, v->version) != SQLITE_OK ||
-	    sqlite3_bind_int(st, 3, (int)v->state) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, v->created) != SQLITE_OK ||
-	    sqlite3_bind_blob(st, 5, v->hsm_id, HSM_KEY_ID_LEN, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_blob(st, 6, v->spki, (int)v->spki_len, SQLITE_STATIC) != SQLITE_OK)
-		goto out;
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		/* (key_name, version) cannot clash after the check above; a
-		 * clash on hsm_id means a reused CKA_ID, which is a bug. */
-		rc = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_UNIQUE ?
-		    BS_ERR_INTERNAL : insert_error(c->db, BS_ERR_PRECONDITION);
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
 int
 catalog_db_add_version(struct catalog *c, const struct catalog_key *k,
     const struct catalog_version *v)
 {
+	struct store_txn *tx = NULL;
+	struct store_key sk;
+	struct store_key_version sv;
+	uint32_t latest;
 	int rc;
 
 	if ((rc = check_args(c, k, v)) != 0)
 		return rc;
-	pthread_mutex_lock(&c->db_mu);
-	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = BS_ERR_IO;
-		goto out;
+	memset(&sk, 0, sizeof(sk));
+	memcpy(sk.name, k->name, strlen(k->name) + 1);
+	sk.purpose = k->purpose;
+	sk.alg = k->alg;
+	sk.state = k->state;
+	sk.created = k->created;
+	memset(&sv, 0, sizeof(sv));
+	sv.version = v->version;
+	sv.state = v->state;
+	sv.created = v->created;
+	memcpy(sv.hsm_id, v->hsm_id, HSM_KEY_ID_LEN);
+	sv.spki = v->spki;
+	sv.spki_len = v->spki_len;
+
+	if ((rc = store_begin(c->st, &tx)) != 0)
+		return rc;
+	/* A new key brings its row; a rotation needs the key at exactly v - 1. */
+	if (v->version == 1)
+		rc = store_key_insert(tx, STORE_NS_KEYS, &sk);
+	else if ((rc = store_key_version_latest(tx, STORE_NS_KEYS, k->name, &latest)) == 0 &&
+	    latest != v->version - 1)
+		rc = BS_ERR_PRECONDITION;
+	if (rc == 0) {
+		rc = store_key_version_insert(tx, STORE_NS_KEYS, k->name, &sv);
+		/* The number is free (checked above): a clash is a reused CKA_ID, a bug. */
+		if (rc == BS_ERR_EXISTS || rc == BS_ERR_NOT_FOUND)
+			rc = BS_ERR_INTERNAL;
 	}
-	rc = db_add_version_locked(c, k, v);
-	if (rc == 0 && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = BS_ERR_IO;
-	if (rc != 0)
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-	pthread_mutex_unlock(&c->db_mu);
-	return rc;
+	if (rc != 0) {
+		store_rollback(tx);
+		return rc;
+	}
+	return store_commit(tx);
 }
 
 int

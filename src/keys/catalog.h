@@ -1,13 +1,13 @@
 /*
  * catalog.h - the key catalog: names, purposes, algorithms, states and
- * versions, persisted in SQLite in the state directory and mirrored in
- * memory for the event loop.
+ * versions, persisted through the store (store/store.h, namespace "keys")
+ * and mirrored in memory for the event loop.
  *
  * Threads: the in-memory side (catalog_find, catalog_list, catalog_mem_*)
- * belongs to the event loop thread. catalog_db_* write SQLite (durably:
- * synchronous=FULL, one transaction per call) and may be called from worker
- * threads; they are serialised by an internal mutex and never touch memory
- * state. A version appears in memory only after it is durable on disk.
+ * belongs to the event loop thread. catalog_db_* write the store (durably:
+ * one store transaction per call) and may be called from worker threads;
+ * the store serialises them and they never touch memory state. A version
+ * appears in memory only after it is durable on disk.
  */
 #ifndef BS_CATALOG_H
 #define BS_CATALOG_H
@@ -44,15 +44,25 @@ struct catalog_key {
 };
 
 struct catalog;
+struct store;
 
 /* 1 if name is 1..64 chars of [A-Za-z0-9._-] starting with a letter or digit. */
 int catalog_name_valid(const char *name);
 
 /*
- * Opens (creating if needed, mode 0600) the SQLite database at path and loads
- * every key into memory. Returns 0, BS_ERR_IO (message in err), BS_ERR_NOMEM.
+ * Opens (creating if needed, mode 0600) the store at path with store_open(),
+ * which the catalog owns, and loads every key into memory. Returns 0,
+ * BS_ERR_IO (message in err), BS_ERR_NOMEM, BS_ERR_INVALID (NULL argument)
+ * or BS_ERR_INTERNAL.
  */
 int catalog_open(const char *path, struct catalog **out, char *err, size_t errlen) BS_WUR;
+/*
+ * The same over an open store, borrowed: it must outlive the catalog (for a
+ * daemon whose other services share the store). Same return codes.
+ */
+int catalog_open_store(struct store *st, struct catalog **out, char *err,
+    size_t errlen) BS_WUR;
+/* Frees c, and closes its store if catalog_open opened it. NULL is a no-op. */
 void catalog_close(struct catalog *c);
 
 /* Borrowed pointer valid until the next catalog_mem_* call; NULL if absent. */
@@ -72,8 +82,10 @@ size_t catalog_index_after(const struct catalog *c, const char *after);
 /*
  * Durably records version v of key k (worker threads allowed). If
  * v->version == 1 the key row is inserted too and an existing name gives
- * BS_ERR_EXISTS; otherwise the key must exist and v->version must be the
- * next number (BS_ERR_PRECONDITION if another rotation won the race).
+ * BS_ERR_EXISTS; otherwise the key must exist (BS_ERR_NOT_FOUND) and
+ * v->version must be the next number (BS_ERR_PRECONDITION if another
+ * rotation won the race). Also BS_ERR_INVALID (bad k or v), BS_ERR_IO, and
+ * BS_ERR_INTERNAL if v->hsm_id is already recorded.
  */
 int catalog_db_add_version(struct catalog *c, const struct catalog_key *k,
     const struct catalog_version *v) BS_WUR;

@@ -1,8 +1,9 @@
 /*
  * test_catalog.c - unit tests for the key catalog (src/keys/catalog.c):
  * persistence across close/open, name rules, the EXISTS / PRECONDITION
- * rules of catalog_db_add_version, ordering and pagination, concurrent
- * writers, file mode, and reconciliation against a token.
+ * rules of catalog_db_add_version, ordering and pagination, a catalog over
+ * a borrowed store, concurrent writers, file mode, and reconciliation
+ * against a token.
  *
  * The token is faked: this file defines hsm_find_private_key and
  * hsm_list_private_key_ids itself, so the static library's hsm.o is never
@@ -24,6 +25,7 @@
 #include <cmocka.h>
 
 #include "keys/catalog.h"
+#include "store/store.h"
 
 /* --- fake token -------------------------------------------------------------- */
 
@@ -490,6 +492,33 @@ test_order_and_pagination(void **state)
 	}
 }
 
+/* A catalog over a store it borrows: the store outlives it and stays open. */
+static void
+test_open_store(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = NULL;
+	struct catalog *c = NULL;
+	struct catalog_key k;
+	struct catalog_version v;
+	char p[256], err[256] = "";
+
+	snprintf(p, sizeof(p), "%s/shared.db", f->dir);
+	assert_int_equal(store_open(p, &st, err, sizeof(err)), 0);
+	assert_int_equal(catalog_open_store(st, &c, err, sizeof(err)), 0);
+	make_key(&k, "borrowed", BS_PURPOSE_GENERIC, BS_ALG_ED25519);
+	make_version(&v, 1, 50, BS_KEY_ENABLED);
+	add_both(c, &k, &v);
+	catalog_close(c);
+	c = NULL;
+	assert_int_equal(catalog_open_store(st, &c, err, sizeof(err)), 0);
+	assert_non_null(catalog_find(c, "borrowed"));
+	assert_int_equal(catalog_count(c), 1);
+	catalog_close(c);
+	store_close(st);
+	assert_int_equal(catalog_open_store(NULL, &c, err, sizeof(err)), BS_ERR_INVALID);
+}
+
 /* --- concurrency ---------------------------------------------------------- */
 
 #define NTHREADS 4
@@ -749,6 +778,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_primary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exists_and_precondition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_pagination, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_missing, setup, teardown),
