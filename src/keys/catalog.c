@@ -9,7 +9,8 @@
  *
  * Threads: catalog_db_* may run on worker threads; they only use the store,
  * which serialises its transactions itself. Everything else (the in-memory
- * array and the cached handles) belongs to the event loop thread.
+ * array) belongs to the event loop thread. Object handles are the key
+ * side's (keyd/), not the catalog's.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -481,19 +482,6 @@ out:
 	return rc;
 }
 
-void
-catalog_mem_set_handle(struct catalog *c, const char *name, uint32_t version, hsm_handle h)
-{
-	struct catalog_key *k = find_mut(c, name);
-	struct catalog_version *v;
-
-	if (k == NULL)
-		return;
-	v = (struct catalog_version *)catalog_key_version(k, version);
-	if (v != NULL)
-		v->handle = h;
-}
-
 /* --- reconciliation ------------------------------------------------------- */
 
 struct strbuf {
@@ -603,11 +591,8 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 			memcpy(known + nknown * HSM_KEY_ID_LEN, v->hsm_id, HSM_KEY_ID_LEN);
 			nknown++;
 			rc = hsm_find_private_key(s, v->hsm_id, &h);
-			if (rc == 0) {
-				v->handle = h;
-				continue;
-			}
-			v->handle = 0;
+			if (rc == 0)
+				continue;   /* present; its handle is the key side's business */
 			hex_id(v->hsm_id, hex);
 			if (rc == BS_ERR_NOT_FOUND) {
 				sb_printf(&b, "key '%s' version %u: private key object CKA_ID=%s "

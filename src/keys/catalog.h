@@ -30,7 +30,6 @@ struct catalog_version {
 	uint8_t hsm_id[HSM_KEY_ID_LEN];   /* CKA_ID of the token objects */
 	uint8_t *spki;                    /* DER SubjectPublicKeyInfo, owned */
 	size_t spki_len;
-	hsm_handle handle;                /* cached private key handle, 0 = unknown */
 };
 
 struct catalog_key {
@@ -97,13 +96,10 @@ int catalog_db_add_version(struct catalog *c, const struct catalog_key *k,
 int catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
     const struct catalog_version *v) BS_WUR;
 
-/* Sets the cached private handle of (name, version) (start-up). */
-void catalog_mem_set_handle(struct catalog *c, const char *name, uint32_t version, hsm_handle h);
-
 /*
  * Reconciles the catalog with the token through session s: every catalog
- * version must have exactly one private key object with its CKA_ID (its
- * handle is cached), and every token private key labelled
+ * version must have exactly one private key object with its CKA_ID, and
+ * every token private key labelled
  * CATALOG_LABEL_PREFIX* must be in the catalog. Returns 0, or
  * BS_ERR_MISMATCH with a report listing each discrepancy (one per line) in
  * *report (malloc'd, caller frees), or BS_ERR_HSM.
