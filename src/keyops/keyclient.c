@@ -1,23 +1,37 @@
 /*
- * keyclient.c - the in-process client of the key door (see keyclient.h):
- * encode, run the key side on an HSM pool thread, decode on the loop.
+ * keyclient.c - the service side of the key door (see keyclient.h): encode,
+ * have the request served (by the key side on an HSM pool thread, or by a
+ * serve function one loop turn later), decode the answer on the loop.
  */
+#include <sys/queue.h>
+
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "hsm/pool.h"
 #include "keyd/keyd.h"
 #include "keyops/keyclient.h"
 
+struct keyclient_op;
+
 struct keyclient {
+	/* either the key side on the HSM pool ... */
 	struct keyd *kd;
 	struct hsm_pool *pool;
+	/* ... or a serve function, run from ev on the loop */
+	keyclient_serve_fn serve;
+	void *serve_arg;
+	struct event *ev;
+	TAILQ_HEAD(, keyclient_op) pending;
 };
 
 struct keyclient_op {
 	struct hsm_job job;              /* first */
+	TAILQ_ENTRY(keyclient_op) link;  /* serve clients: waiting for ev */
+	int cancelled;                   /* serve clients */
 	struct keyclient *kc;
 	keyclient_done_fn done;
 	void *arg;
@@ -40,18 +54,29 @@ keyclient_new(struct keyd *kd, struct hsm_pool *pool, struct keyclient **out)
 	return 0;
 }
 
-void
-keyclient_free(struct keyclient *kc)
-{
-	free(kc);
-}
-
 static void
 op_free(struct keyclient_op *op)
 {
 	OPENSSL_clear_free(op->req, op->req_len);
 	OPENSSL_clear_free(op->ans, op->ans_len);
 	free(op);
+}
+
+void
+keyclient_free(struct keyclient *kc)
+{
+	struct keyclient_op *op;
+
+	if (kc == NULL)
+		return;
+	if (kc->ev != NULL) {
+		while ((op = TAILQ_FIRST(&kc->pending)) != NULL) {
+			TAILQ_REMOVE(&kc->pending, op, link);
+			op_free(op);
+		}
+		event_free(kc->ev);
+	}
+	free(kc);
 }
 
 static void
@@ -84,6 +109,42 @@ op_done(struct hsm_job *job)
 	op_free(op);
 }
 
+/* Loop: serve every pending operation, then answer each. */
+static void
+serve_pending(evutil_socket_t fd, short what, void *arg)
+{
+	struct keyclient *kc = arg;
+	struct keyclient_op *op;
+
+	(void)fd;
+	(void)what;
+	while ((op = TAILQ_FIRST(&kc->pending)) != NULL) {
+		TAILQ_REMOVE(&kc->pending, op, link);
+		op->rc = op->cancelled ? BS_ERR_CANCELLED :
+		    kc->serve(kc->serve_arg, op->req, op->req_len, &op->ans, &op->ans_len);
+		op_done(&op->job);   /* may submit again: the loop takes it next */
+	}
+}
+
+int
+keyclient_new_serve(struct event_base *base, keyclient_serve_fn serve, void *arg,
+    struct keyclient **out)
+{
+	struct keyclient *kc = calloc(1, sizeof(*kc));
+
+	if (kc == NULL)
+		return BS_ERR_NOMEM;
+	kc->serve = serve;
+	kc->serve_arg = arg;
+	TAILQ_INIT(&kc->pending);
+	if ((kc->ev = event_new(base, -1, 0, serve_pending, kc)) == NULL) {
+		free(kc);
+		return BS_ERR_INTERNAL;
+	}
+	*out = kc;
+	return 0;
+}
+
 int
 keyclient_submit(struct keyclient *kc, const struct keyop_request *r, keyclient_done_fn done,
     void *arg, struct keyclient_op **opp)
@@ -103,7 +164,10 @@ keyclient_submit(struct keyclient *kc, const struct keyop_request *r, keyclient_
 	op->type = r->type;
 	op->job.work = op_work;
 	op->job.done = op_done;
-	if ((rc = hsm_pool_submit(kc->pool, &op->job)) != 0) {
+	if (kc->serve != NULL) {
+		TAILQ_INSERT_TAIL(&kc->pending, op, link);
+		event_active(kc->ev, 0, 0);
+	} else if ((rc = hsm_pool_submit(kc->pool, &op->job)) != 0) {
 		op_free(op);
 		return rc;
 	}
@@ -115,7 +179,11 @@ keyclient_submit(struct keyclient *kc, const struct keyop_request *r, keyclient_
 void
 keyclient_cancel(struct keyclient_op *op)
 {
-	if (op != NULL)
+	if (op == NULL)
+		return;
+	if (op->kc->serve != NULL)
+		op->cancelled = 1;
+	else
 		hsm_job_cancel(&op->job);
 }
 

@@ -14,6 +14,7 @@
 #include "common/bs_error.h"
 #include "keyops/keyops.h"
 
+struct event_base;
 struct keyclient;
 struct keyclient_op;
 struct keyd;
@@ -29,6 +30,26 @@ typedef void (*keyclient_done_fn)(void *arg, struct keyop_answer *a);
 
 /* kd and pool are borrowed and must outlive the client. 0 or BS_ERR_NOMEM. */
 int keyclient_new(struct keyd *kd, struct hsm_pool *pool, struct keyclient **out) BS_WUR;
+
+/*
+ * The other side of the door as a function from request bytes to answer
+ * bytes (*ans malloc'd by serve; its return value is keyd_serve's). Used by
+ * the services' unit tests (a fake key side), and the shape a socketpair
+ * peer takes.
+ */
+typedef int (*keyclient_serve_fn)(void *arg, const uint8_t *req, size_t len, uint8_t **ans,
+    size_t *anslen);
+
+/*
+ * A client whose operations are served by serve(arg, ...) on the loop
+ * thread of base, one event-loop turn after they were submitted (never
+ * inside keyclient_submit, as with a real peer). 0, BS_ERR_NOMEM or
+ * BS_ERR_INTERNAL.
+ */
+int keyclient_new_serve(struct event_base *base, keyclient_serve_fn serve, void *arg,
+    struct keyclient **out) BS_WUR;
+
+/* Frees kc; operations still pending on a serve client are dropped unanswered. */
 void keyclient_free(struct keyclient *kc);
 
 /*

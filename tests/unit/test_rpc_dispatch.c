@@ -12,7 +12,6 @@
  * Also: cancellation on detach and on deadline, late answers dropped but
  * recorded, service-defined audit fields.
  */
-#define _XOPEN_SOURCE 700          /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,7 +22,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +33,7 @@
 #include "policy/policy.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
+#include "rpc_harness.h"
 
 #define OK_URI "spiffe://t.example/ok"
 #define NOGRANT_URI "spiffe://t.example/nogrant"
@@ -150,40 +149,6 @@ static const char policy_text[] =
     "        methods t.v1.T/Unchecked t.v1.T/Park\n"
     "role health-only\n";
 
-/* ---- the fake transport ----------------------------------------------------------- */
-
-struct fake_stream {
-	int answers;
-	struct rpc_answer a;               /* the last answer (pointers copied below) */
-	char message[RPC_MESSAGE_MAX];
-	uint8_t msg[256];
-	uint64_t records_at_answer;        /* durable audit records when the answer came */
-	int detach_on_answer;              /* the transport drops the stream at once */
-	struct rpc_call *call;
-};
-
-static struct audit_log *cur_log;
-
-static void
-fake_answer(void *arg, const struct rpc_answer *a)
-{
-	struct fake_stream *fs = arg;
-
-	fs->answers++;
-	fs->a = *a;
-	snprintf(fs->message, sizeof(fs->message), "%s", a->message);
-	assert_true(a->msg_len <= sizeof(fs->msg));
-	if (a->msg_len > 0)
-		memcpy(fs->msg, a->msg, a->msg_len);
-	fs->records_at_answer = cur_log != NULL ? audit_log_size(cur_log) : 0;
-	if (fs->detach_on_answer) {
-		rpc_call_detach(fs->call);
-		fs->call = NULL;
-	}
-}
-
-static const struct rpc_transport fake_transport = { fake_answer };
-
 /* ---- fixture ---------------------------------------------------------------------- */
 
 struct fixture {
@@ -194,7 +159,6 @@ struct fixture {
 	struct policy *pol;
 	struct audit_log *log;
 	struct rpc_dispatcher *d;
-	uint8_t cert[32];
 };
 
 static void
@@ -203,15 +167,6 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-}
-
-static int
-rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static void
@@ -226,36 +181,20 @@ static int
 setup_common(void **state, int with_audit)
 {
 	const struct rpc_service *svcs[] = { &t_service };
-	const char *methods[8];
-	struct policy_schema schema = { NULL, 0, NULL, 0 };
-	static const char *const purposes[] = { "generic" };
 	struct rpc_dispatcher_opts o;
 	struct audit_log_opts ao;
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct timeval tv = { 0, 5000 };
-	char path[128], err[1024], dir[128];
-	FILE *fp;
+	char err[1024], dir[128];
 
 	assert_non_null(f);
 	reset_counters();
-	snprintf(f->tmp, sizeof(f->tmp), "/tmp/bs-rpc-XXXXXX");
-	assert_non_null(mkdtemp(f->tmp));
+	harness_tmpdir(f->tmp, sizeof(f->tmp));
 	assert_non_null(f->base = event_base_new());
 	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
 	assert_int_equal(event_add(f->tick, &tv), 0);
 	assert_int_equal(rpc_registry_new(svcs, 1, &f->reg, err, sizeof(err)), 0);
-	for (size_t i = 0; i < rpc_registry_count(f->reg); i++)
-		methods[i] = rpc_registry_name(f->reg, i);
-	schema.methods = methods;
-	schema.nmethods = rpc_registry_count(f->reg);
-	schema.purposes = purposes;
-	schema.npurposes = 1;
-	snprintf(path, sizeof(path), "%s/policy.conf", f->tmp);
-	assert_non_null(fp = fopen(path, "w"));
-	assert_int_equal(fputs(policy_text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-	if (policy_load(path, &schema, &f->pol, err, sizeof(err)) != 0)
-		fail_msg("policy_load: %s", err);
+	f->pol = harness_policy(f->tmp, policy_text, f->reg);
 	if (with_audit) {
 		memset(&ao, 0, sizeof(ao));
 		ao.queue_max = 64;
@@ -263,13 +202,12 @@ setup_common(void **state, int with_audit)
 		if (audit_log_open(dir, f->base, &ao, &f->log, err, sizeof(err)) != 0)
 			fail_msg("audit_log_open: %s", err);
 	}
-	cur_log = f->log;
+	harness_audit_log = f->log;
 	o.registry = f->reg;
 	o.env = f;
 	o.audit = f->log;
 	assert_int_equal(rpc_dispatcher_new(&o, &f->d), 0);
 	rpc_dispatcher_set_policy(f->d, f->pol);
-	memset(f->cert, 0xab, sizeof(f->cert));
 	*state = f;
 	return 0;
 }
@@ -294,12 +232,12 @@ teardown(void **state)
 	assert_int_equal(rpc_dispatcher_calls(f->d), 0);
 	rpc_dispatcher_free(f->d);
 	audit_log_close(f->log);
-	cur_log = NULL;
+	harness_audit_log = NULL;
 	policy_free(f->pol);
 	rpc_registry_free(f->reg);
 	event_free(f->tick);
 	event_base_free(f->base);
-	(void)nftw(f->tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	harness_rmdir(f->tmp);
 	free(f);
 	return 0;
 }
@@ -307,16 +245,7 @@ teardown(void **state)
 static void
 pump_until_answered(struct fixture *f, struct fake_stream *fs)
 {
-	struct timespec t0, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int i = 0; i < 100000 && fs->answers == 0; i++) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
-		    PUMP_TIMEOUT_MS)
-			break;
-		(void)event_base_loop(f->base, EVLOOP_ONCE);
-	}
+	assert_true(harness_pump(f->base, &fs->answers));
 	assert_int_equal(fs->answers, 1);
 }
 
@@ -324,20 +253,13 @@ pump_until_answered(struct fixture *f, struct fake_stream *fs)
 static void
 pump_until_idle(struct fixture *f)
 {
-	for (int i = 0; i < 100000 && rpc_dispatcher_calls(f->d) > 0; i++)
-		(void)event_base_loop(f->base, EVLOOP_ONCE);
+	harness_pump_idle(f->base, f->d);
 }
 
 static struct rpc_call *
 begin(struct fixture *f, const char *uri, struct fake_stream *fs)
 {
-	struct rpc_peer peer = { uri, f->cert, "127.0.0.1:1" };
-	struct rpc_call *call = NULL;
-
-	memset(fs, 0, sizeof(*fs));
-	assert_int_equal(rpc_call_new(f->d, &peer, &fake_transport, fs, &call), 0);
-	fs->call = call;
-	return call;
+	return harness_begin(f->d, uri, fs);
 }
 
 /* Packs an EchoRequest with text into buf; returns its length. */
