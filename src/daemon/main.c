@@ -349,6 +349,7 @@ ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, co
 	if (rc == 0) {
 		rc = catalog_db_add_version(cat, &nk, &v);
 		r.type = KEYOP_DESTROY;
+		memcpy(r.id, v.hsm_id, HSM_KEY_ID_LEN);
 		if (rc != 0 && (keyclient_call(kd, s, &r, &a) != 0 || a.rc != 0))
 			bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
 			    name, NULL);
@@ -594,14 +595,18 @@ run(struct bs_config *cfg)
 	event_base_dispatch(d.base);
 	status = 0;
 out:
-	/* the pool runs the last done() callbacks, which still need the server */
-	if (pool != NULL) {
-		hsm_pool_stop(pool);
-		hsm_pool_free(pool);
-	}
+	/*
+	 * The queues run their last done() callbacks, which still need the
+	 * server. Each queue's callbacks may submit to the other: stop both
+	 * (later submissions are refused), then free.
+	 */
+	hsm_pool_stop(pool);
+	workq_stop(work);
+	hsm_pool_free(pool);
 	workq_free(work);
 	keyclient_free(keys);
 	checkpointer_free(d.svc.checkpointer);
+	d.svc.checkpointer = NULL;   /* the log's last callbacks may poke it */
 	/* the last records (late call outcomes) drain before the server goes */
 	audit_log_close(d.svc.audit);
 	server_free(d.srv);

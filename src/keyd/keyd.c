@@ -26,6 +26,7 @@ struct entry {
 };
 
 struct keyd {
+	pthread_mutex_t gen_mu;          /* one GENERATE at a time: label check + create */
 	pthread_mutex_t mu;              /* guards buckets and n */
 	struct entry *buckets[NBUCKETS];
 	size_t n;
@@ -39,6 +40,11 @@ keyd_new(struct keyd **out)
 	if (kd == NULL)
 		return BS_ERR_NOMEM;
 	if (pthread_mutex_init(&kd->mu, NULL) != 0) {
+		free(kd);
+		return BS_ERR_INTERNAL;
+	}
+	if (pthread_mutex_init(&kd->gen_mu, NULL) != 0) {
+		pthread_mutex_destroy(&kd->mu);
 		free(kd);
 		return BS_ERR_INTERNAL;
 	}
@@ -58,6 +64,7 @@ keyd_free(struct keyd *kd)
 			next = e->next;
 			free(e);
 		}
+	pthread_mutex_destroy(&kd->gen_mu);
 	pthread_mutex_destroy(&kd->mu);
 	free(kd);
 }
@@ -118,14 +125,15 @@ cache_put(struct keyd *kd, const struct keyop_key *k, hsm_handle h, const uint8_
 	pthread_mutex_unlock(&kd->mu);
 }
 
+/* Drops the cached handle of k if it is the object with CKA_ID id. */
 static void
-cache_drop(struct keyd *kd, const struct keyop_key *k)
+cache_drop(struct keyd *kd, const struct keyop_key *k, const uint8_t id[HSM_KEY_ID_LEN])
 {
 	struct entry **pe, *e;
 
 	pthread_mutex_lock(&kd->mu);
 	pe = slot(kd, k);
-	if ((e = *pe) != NULL) {
+	if ((e = *pe) != NULL && memcmp(e->id, id, HSM_KEY_ID_LEN) == 0) {
 		*pe = e->next;
 		free(e);
 		kd->n--;
@@ -222,28 +230,31 @@ do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *
 	int rc;
 
 	label_of(&r->key, label);
+	/* two workers must not both find the label free and both create it */
+	pthread_mutex_lock(&kd->gen_mu);
 	rc = hsm_find_private_key_by_label(s, label, &h, id);
-	if (rc == 0 || rc == BS_ERR_HSM)
-		return rc == 0 ? BS_ERR_EXISTS : rc;
-	if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1)
-		return BS_ERR_CRYPTO;
-	if ((rc = hsm_generate_keypair(s, r->alg, a->id, label, &h, &a->spki, &a->spki_len)) != 0)
-		return rc;
-	cache_put(kd, &r->key, h, a->id);
-	return 0;
+	if (rc == 0 || rc == BS_ERR_HSM) {
+		rc = rc == 0 ? BS_ERR_EXISTS : rc;
+	} else if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1) {
+		rc = BS_ERR_CRYPTO;
+	} else if ((rc = hsm_generate_keypair(s, r->alg, a->id, label, &h, &a->spki,
+	    &a->spki_len)) == 0) {
+		cache_put(kd, &r->key, h, a->id);
+	}
+	pthread_mutex_unlock(&kd->gen_mu);
+	return rc;
 }
 
+/* The objects with the request's CKA_ID (only those: never another generation's). */
 static int
 do_destroy(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r)
 {
-	uint8_t id[HSM_KEY_ID_LEN];
 	hsm_handle h;
-	int rc;
 
-	if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
-		return rc;
-	cache_drop(kd, &r->key);
-	return hsm_destroy_key(s, id);
+	if (hsm_find_private_key(s, r->id, &h) != 0)
+		return BS_ERR_NOT_FOUND;
+	cache_drop(kd, &r->key, r->id);
+	return hsm_destroy_key(s, r->id);
 }
 
 void

@@ -82,6 +82,8 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 	}
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		bytebuf_put_u8(&b, (uint8_t)r->alg);
+	if (r->type == KEYOP_DESTROY)
+		bytebuf_put(&b, r->id, KEYOPS_ID_LEN);
 	if (r->type == KEYOP_SIGN) {
 		bytebuf_put_u32(&b, (uint32_t)r->ninputs);
 		for (size_t i = 0; i < r->ninputs; i++) {
@@ -161,6 +163,7 @@ int
 keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 {
 	struct byteread rd;
+	const uint8_t *p;
 	uint32_t n, ilen;
 	uint8_t dig;
 	int rc;
@@ -172,6 +175,10 @@ keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 		GUARD(read_key(&rd, &r->key));
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		GUARD(read_alg(&rd, &r->alg));
+	if (r->type == KEYOP_DESTROY) {
+		GUARD(byteread_bytes(&rd, KEYOPS_ID_LEN, &p));
+		memcpy(r->id, p, KEYOPS_ID_LEN);
+	}
 	if (r->type == KEYOP_SIGN) {
 		GUARD(byteread_u32(&rd, &n));
 		ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
@@ -219,7 +226,8 @@ keyops_answer_encode(const struct keyop_answer *a, uint8_t **out, size_t *outlen
 		if (a->nsigs == 0 || a->nsigs > KEYOPS_SIGN_MAX)
 			return BS_ERR_INVALID;
 		for (size_t i = 0; i < a->nsigs; i++)
-			if (!rc_valid(a->sigs[i].rc) || a->sigs[i].sig_len > KEYOPS_SIG_MAX)
+			if (!rc_valid(a->sigs[i].rc) || a->sigs[i].sig_len > KEYOPS_SIG_MAX ||
+			    (a->sigs[i].rc == 0 && a->sigs[i].sig_len == 0))
 				return BS_ERR_INVALID;
 	}
 	if (a->rc == 0 && a->type == KEYOP_GENERATE &&
@@ -314,7 +322,8 @@ keyops_answer_decode(const uint8_t *buf, size_t len, struct keyop_answer *a)
 
 				GUARD(read_rc(&rd, &s->rc));
 				GUARD(byteread_u16(&rd, &l));
-				ENSURE(l <= KEYOPS_SIG_MAX && (s->rc == 0 || l == 0));
+				/* a signature exactly when its rc is 0 */
+				ENSURE(l <= KEYOPS_SIG_MAX && (s->rc == 0) == (l > 0));
 				GUARD(byteread_bytes(&rd, l, &p));
 				memcpy(s->sig, p, l);
 				s->sig_len = l;

@@ -12,8 +12,10 @@
  * checked, and nothing may be left over.
  *
  * Operations now: SIGN (1..KEYOPS_SIGN_MAX inputs with one key), GENERATE
- * (a key pair for (name, version) of an algorithm), DESTROY (the objects of
- * (name, version)), PROBE (is the token answering). WRAP, UNWRAP, ENCRYPT,
+ * (a key pair for (name, version) of an algorithm), DESTROY (the objects
+ * GENERATE made for (name, version), named by their CKA_ID too, so that a
+ * rollback can never remove another generation's objects), PROBE (is the
+ * token answering). WRAP, UNWRAP, ENCRYPT,
  * DECRYPT and DERIVE are the next types (envelope encryption): a type
  * number, a request and an answer struct, and their codec lines.
  *
@@ -22,7 +24,7 @@
  *     SIGN      str name, u32 version, u8 alg, u32 n,
  *               n x (u8 is_digest, bytes32 input)
  *     GENERATE  str name, u32 version, u8 alg
- *     DESTROY   str name, u32 version
+ *     DESTROY   str name, u32 version, 16 bytes CKA_ID
  *     PROBE     (nothing)
  *   answer  : u8 KEYOPS_WIRE_VERSION, u8 type, i32 rc, then if rc == 0
  *     SIGN      u32 n, n x (i32 rc, bytes16 sig, 32 bytes payload SHA-256)
@@ -71,6 +73,7 @@ struct keyop_request {
 	enum keyop_type type;
 	struct keyop_key key;            /* SIGN, GENERATE, DESTROY */
 	enum bs_alg alg;                 /* SIGN (checked against the token), GENERATE */
+	uint8_t id[KEYOPS_ID_LEN];       /* DESTROY: the CKA_ID GENERATE answered */
 	struct keyop_input *inputs;      /* SIGN: n inputs */
 	size_t ninputs;
 };

@@ -37,7 +37,7 @@ struct rpc_call *harness_begin(struct rpc_dispatcher *d, const char *uri, struct
 /* Admits path and hands msg over (if admitted). */
 void harness_send(struct rpc_call *call, const char *path, const uint8_t *msg, size_t len);
 
-/* Runs base until *flag is nonzero (bounded: 10 s, 100000 turns). Returns *flag. */
+/* Runs base until *flag is nonzero (bounded: 10 s). Returns *flag. */
 int harness_pump(struct event_base *base, const int *flag);
 
 /* Runs base until d has no call left (bounded as above). */

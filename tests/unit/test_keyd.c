@@ -169,6 +169,12 @@ test_fresh_key_side_finds_by_label_and_destroy(void **state)
 	r.type = KEYOP_DESTROY;
 	strcpy(r.key.name, "kd-life");
 	r.key.version = 3;
+	/* another generation's id destroys nothing */
+	memset(r.id, 0x77, sizeof(r.id));
+	assert_int_equal(keyclient_call(kd2, g_s, &r, &a), 0);
+	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
+	assert_int_equal(keyd_cached(kd2), 1);
+	memcpy(r.id, g.id, sizeof(r.id));
 	assert_int_equal(keyclient_call(kd2, g_s, &r, &a), 0);
 	assert_int_equal(a.rc, 0);
 	assert_int_equal(keyd_cached(kd2), 0);

@@ -111,6 +111,7 @@ test_other_requests_round_trip(void **state)
 		strcpy(r.key.name, "k");
 		r.key.version = 1;
 		r.alg = BS_ALG_ED25519;
+		memset(r.id, 0x42, sizeof(r.id));
 		assert_int_equal(keyops_request_encode(&r, &buf, &len), 0);
 		assert_int_equal(keyops_request_decode(buf, len, &d), 0);
 		assert_int_equal(d.type, types[i]);
@@ -120,6 +121,8 @@ test_other_requests_round_trip(void **state)
 		}
 		if (types[i] == KEYOP_GENERATE)
 			assert_int_equal(d.alg, BS_ALG_ED25519);
+		if (types[i] == KEYOP_DESTROY)
+			assert_memory_equal(d.id, r.id, KEYOPS_ID_LEN);
 		keyop_request_clear(&d);
 		check_strict_request(buf, len);
 		free(buf);
@@ -291,6 +294,11 @@ test_answer_decoder_refuses(void **state)
 		0xff, 0xff, 0xff, 0xfd, 0, 1, 0xaa,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	/* SIGN: one item with rc 0 and no signature */
+	static const uint8_t ok_without_sig[] = { 1, 1, 0, 0, 0, 0, 0, 0, 0, 1,
+		0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	/* GENERATE with an empty SPKI */
 	static const uint8_t empty_spki[] = { 1, 2, 0, 0, 0, 0,
 		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
@@ -303,6 +311,8 @@ test_answer_decoder_refuses(void **state)
 	assert_int_equal(keyops_answer_decode(sig_on_error, sizeof(sig_on_error), &a),
 	    BS_ERR_INVALID);
 	assert_int_equal(keyops_answer_decode(empty_spki, sizeof(empty_spki), &a), BS_ERR_INVALID);
+	assert_int_equal(keyops_answer_decode(ok_without_sig, sizeof(ok_without_sig), &a),
+	    BS_ERR_INVALID);
 }
 
 static void

@@ -10,7 +10,8 @@
  * and input checks that never reach the key side, the key side's errors
  * mapped to statuses, SignBatch split into one SIGN per worker slice with
  * refused items kept in place, CreateKey through GENERATE and the catalog,
- * Verify on the work queue, and health through PROBE.
+ * Verify on the work queue, health through PROBE, and callers that leave
+ * while a key operation or a catalog write is under way.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,6 +67,9 @@ struct fake_key {
 	uint32_t version;
 	EVP_PKEY *pkey;
 };
+
+/* A call the fake key side detaches when it serves the second SIGN (a client leaving mid-batch). */
+static struct rpc_call *detach_at_second_sign;
 
 static struct fake_side {
 	struct fake_key keys[FAKE_KEYS];
@@ -144,6 +148,12 @@ fake_serve(void *arg, const uint8_t *req, size_t len, uint8_t **ans, size_t *ans
 	memset(&a, 0, sizeof(a));
 	a.type = r.type;
 	fk.calls[r.type]++;
+	if (r.type == KEYOP_SIGN && fk.calls[KEYOP_SIGN] == 2 && detach_at_second_sign != NULL) {
+		struct rpc_call *c = detach_at_second_sign;
+
+		detach_at_second_sign = NULL;
+		rpc_call_detach(c);
+	}
 	if (fk.fail_rc != 0) {
 		a.rc = fk.fail_rc;
 	} else if (r.type == KEYOP_SIGN) {
@@ -568,6 +578,86 @@ test_health_probes_the_key_side(void **state)
 	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_NOT_FOUND);
 }
 
+/* ---- callers that leave at awkward moments (run under ASan by ./scripts/check) -------- */
+
+static void
+test_client_leaves_during_the_catalog_write(void **state)
+{
+	struct fixture *f = *state;
+	Boltseal__V1__CreateKeyRequest r = BOLTSEAL__V1__CREATE_KEY_REQUEST__INIT;
+	uint8_t buf[256];
+	size_t n;
+	struct fake_stream fs;
+	struct rpc_call *c;
+
+	r.name = "t-left";
+	r.algorithm = BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
+	r.purpose = BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
+	n = protobuf_c_message_get_packed_size(&r.base);
+	(void)protobuf_c_message_pack(&r.base, buf);
+	c = harness_begin(f->d, OK_URI, &fs);
+	harness_send(c, KS "CreateKey", buf, n);
+	(void)event_base_loop(f->base, EVLOOP_NONBLOCK);   /* GENERATE answered, its op freed */
+	assert_int_equal(fk.calls[KEYOP_GENERATE], 1);
+	rpc_call_detach(c);                                 /* during the catalog write */
+	harness_pump_idle(f->base, f->d);
+	assert_int_equal(fs.answers, 0);
+	/* the key was made and recorded all the same: nothing is half done */
+	assert_non_null(catalog_find(f->cat, "t-left"));
+}
+
+static void
+test_client_leaves_between_batch_slices(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t msgs[4][8] = { "m0", "m1", "m2", "m3" };
+	Boltseal__V1__SignBatchRequest r = BOLTSEAL__V1__SIGN_BATCH_REQUEST__INIT;
+	Boltseal__V1__SignBatchItem items[4], *ptrs[4];
+	uint8_t buf[512];
+	size_t n;
+	struct fake_stream fs;
+	struct rpc_call *c;
+
+	for (int i = 0; i < 4; i++) {
+		boltseal__v1__sign_batch_item__init(&items[i]);
+		items[i].input_case = BOLTSEAL__V1__SIGN_BATCH_ITEM__INPUT_MESSAGE;
+		items[i].message.data = msgs[i];
+		items[i].message.len = 2;
+		ptrs[i] = &items[i];
+	}
+	r.key_name = "t-sign";
+	r.items = ptrs;
+	r.n_items = 4;
+	n = protobuf_c_message_get_packed_size(&r.base);
+	(void)protobuf_c_message_pack(&r.base, buf);
+	c = harness_begin(f->d, OK_URI, &fs);
+	detach_at_second_sign = c;
+	harness_send(c, KS "SignBatch", buf, n);
+	harness_pump_idle(f->base, f->d);
+	assert_int_equal(fs.answers, 0);
+	assert_int_equal(fk.calls[KEYOP_SIGN], 2);
+}
+
+static void
+test_cancelled_probe_says_nothing_about_the_hsm(void **state)
+{
+	struct fixture *f = *state;
+	Grpc__Health__V1__HealthCheckRequest r = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	uint8_t buf[64];
+	size_t n;
+	struct fake_stream fs;
+	struct rpc_call *c;
+
+	n = protobuf_c_message_get_packed_size(&r.base);
+	(void)protobuf_c_message_pack(&r.base, buf);
+	c = harness_begin(f->d, OK_URI, &fs);
+	harness_send(c, "/grpc.health.v1.Health/Check", buf, n);
+	rpc_call_detach(c);          /* the client gives up before the probe ran */
+	harness_pump_idle(f->base, f->d);
+	assert_int_equal(fk.calls[KEYOP_PROBE], 0);
+	assert_int_equal(f->svc.hsm_healthy, 1);
+}
+
 int
 main(void)
 {
@@ -580,6 +670,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_create_key_through_generate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_on_the_work_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_probes_the_key_side, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_leaves_during_the_catalog_write, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_client_leaves_between_batch_slices, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled_probe_says_nothing_about_the_hsm, setup,
+		    teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)

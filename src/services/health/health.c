@@ -43,7 +43,9 @@ probed(void *arg, struct keyop_answer *a)
 	struct probe *p = arg;
 	int alive = a->rc == 0 && a->alive;
 
-	svc_note_hsm_result(p->svc, alive ? 0 : BS_ERR_HSM);
+	/* a probe cancelled because the caller left says nothing about the HSM */
+	if (a->rc != BS_ERR_CANCELLED)
+		svc_note_hsm_result(p->svc, alive ? 0 : BS_ERR_HSM);
 	respond(p->call, alive && !p->svc->shutting_down);
 	free(p);
 }
