@@ -214,6 +214,7 @@ struct sign_job {
 	struct workq_job job;          /* first: formatting and storing the note */
 	struct checkpointer *cp;
 	uint32_t version;              /* of the audit key */
+	uint8_t hsm_id[HSM_KEY_ID_LEN];    /* its CKA_ID, as the catalog records it */
 	uint8_t sig[NOTE_ED25519_SIG_LEN];
 	uint8_t key_id[NOTE_KEY_ID_LEN];
 	uint64_t size;
@@ -346,6 +347,7 @@ key_for_job(struct checkpointer *cp, struct sign_job *j, char *err, size_t errle
 		return BS_ERR_INVALID;
 	}
 	j->version = v->version;
+	memcpy(j->hsm_id, v->hsm_id, HSM_KEY_ID_LEN);
 	snprintf(cp->vkey, sizeof(cp->vkey), "%s", j->vkey);
 	return 0;
 }
@@ -387,6 +389,7 @@ cp_start(struct checkpointer *cp)
 		r.type = KEYOP_SIGN;
 		snprintf(r.key.name, sizeof(r.key.name), "%s", cp->key_name);
 		r.key.version = j->version;
+		memcpy(r.id, j->hsm_id, KEYOPS_ID_LEN);
 		r.alg = BS_ALG_ED25519;
 		r.inputs = &in;
 		r.ninputs = 1;

@@ -212,6 +212,14 @@ do_sign(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
 
 	if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
 		return rc;
+	if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0) {
+		/* a stale cache entry (objects re-created), or a token that drifted */
+		cache_drop(kd, &r->key, id);
+		if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
+			return rc;
+		if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0)
+			return BS_ERR_MISMATCH;
+	}
 	if ((a->sigs = calloc(r->ninputs, sizeof(*a->sigs))) == NULL)
 		return BS_ERR_NOMEM;
 	a->nsigs = r->ninputs;

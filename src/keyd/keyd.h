@@ -35,6 +35,7 @@ void keyd_free(struct keyd *kd);
 /*
  * Runs r on session s and fills a (a->type = r->type; a->rc 0 or the
  * operation's error: BS_ERR_NOT_FOUND no such key version on the token,
+ * BS_ERR_MISMATCH (SIGN) its object is not the one the request names by CKA_ID,
  * BS_ERR_EXISTS GENERATE of a version that exists, BS_ERR_INVALID input not
  * acceptable for the key, BS_ERR_HSM, BS_ERR_CRYPTO, BS_ERR_NOMEM). SIGN
  * answers one result per input, each with its own rc. The caller clears a.

@@ -82,7 +82,7 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 	}
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		bytebuf_put_u8(&b, (uint8_t)r->alg);
-	if (r->type == KEYOP_DESTROY)
+	if (r->type == KEYOP_SIGN || r->type == KEYOP_DESTROY)
 		bytebuf_put(&b, r->id, KEYOPS_ID_LEN);
 	if (r->type == KEYOP_SIGN) {
 		bytebuf_put_u32(&b, (uint32_t)r->ninputs);
@@ -175,7 +175,7 @@ keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 		GUARD(read_key(&rd, &r->key));
 	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
 		GUARD(read_alg(&rd, &r->alg));
-	if (r->type == KEYOP_DESTROY) {
+	if (r->type == KEYOP_SIGN || r->type == KEYOP_DESTROY) {
 		GUARD(byteread_bytes(&rd, KEYOPS_ID_LEN, &p));
 		memcpy(r->id, p, KEYOPS_ID_LEN);
 	}

@@ -21,7 +21,7 @@
  *
  * Wire format (all integers big-endian):
  *   request : u8 KEYOPS_WIRE_VERSION, u8 type, then per type
- *     SIGN      str name, u32 version, u8 alg, u32 n,
+ *     SIGN      str name, u32 version, u8 alg, 16 bytes CKA_ID, u32 n,
  *               n x (u8 is_digest, bytes32 input)
  *     GENERATE  str name, u32 version, u8 alg
  *     DESTROY   str name, u32 version, 16 bytes CKA_ID
@@ -73,7 +73,12 @@ struct keyop_request {
 	enum keyop_type type;
 	struct keyop_key key;            /* SIGN, GENERATE, DESTROY */
 	enum bs_alg alg;                 /* SIGN (checked against the token), GENERATE */
-	uint8_t id[KEYOPS_ID_LEN];       /* DESTROY: the CKA_ID GENERATE answered */
+	/*
+	 * SIGN: the CKA_ID the catalog records for the version (the key side
+	 * refuses an object with another, BS_ERR_MISMATCH); DESTROY: the CKA_ID
+	 * GENERATE answered.
+	 */
+	uint8_t id[KEYOPS_ID_LEN];
 	struct keyop_input *inputs;      /* SIGN: n inputs */
 	size_t ninputs;
 };

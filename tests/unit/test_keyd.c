@@ -35,6 +35,9 @@
 static struct hsm *g_hsm;
 static struct hsm_session *g_s;
 
+/* The CKA_ID GENERATE answered for the key last made by gen() (SIGN names it). */
+static uint8_t last_id[KEYOPS_ID_LEN];
+
 static void
 gen(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, struct keyop_answer *a)
 {
@@ -46,6 +49,8 @@ gen(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, struct
 	r.key.version = version;
 	r.alg = alg;
 	assert_int_equal(keyclient_call(kd, g_s, &r, a), 0);
+	if (a->rc == 0)
+		memcpy(last_id, a->id, sizeof(last_id));
 }
 
 static void
@@ -59,6 +64,7 @@ sign(struct keyd *kd, const char *name, uint32_t version, enum bs_alg alg, int i
 	r.type = KEYOP_SIGN;
 	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
 	r.key.version = version;
+	memcpy(r.id, last_id, sizeof(r.id));
 	r.alg = alg;
 	r.inputs = &in;
 	r.ninputs = 1;
@@ -132,6 +138,12 @@ test_refusals(void **state)
 	sign(kd, "kd-ref", 2, BS_ALG_ECDSA_P256_SHA256, 0, msg, 1, &a);
 	assert_int_equal(a.rc, BS_ERR_NOT_FOUND);
 	keyop_answer_clear(&a);
+	/* the object is not the one the catalog names */
+	last_id[0] ^= 1;
+	sign(kd, "kd-ref", 1, BS_ALG_ECDSA_P256_SHA256, 0, msg, 1, &a);
+	assert_int_equal(a.rc, BS_ERR_MISMATCH);
+	keyop_answer_clear(&a);
+	last_id[0] ^= 1;
 	/* an ECDSA key asked for Ed25519, a short digest: per-input refusals */
 	sign(kd, "kd-ref", 1, BS_ALG_ED25519, 0, msg, 1, &a);
 	assert_int_equal(a.rc, 0);
@@ -195,7 +207,10 @@ test_fresh_key_side_finds_by_label_and_destroy(void **state)
 static void
 test_serve_malformed(void **state)
 {
-	static const uint8_t junk[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 2, 'a' };
+	/* SIGN whose one input announces 2 bytes and has 1 */
+	static const uint8_t junk[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 1, 0, 0, 0, 0, 2, 'a' };
 	struct keyd *kd = NULL;
 	uint8_t *ans = NULL;
 	size_t len = 0;
@@ -251,6 +266,7 @@ test_async_client(void **state)
 	strcpy(r.key.name, "kd-async");
 	r.key.version = 1;
 	r.alg = BS_ALG_ECDSA_P256_SHA256;
+	memcpy(r.id, last_id, sizeof(r.id));
 	r.inputs = &in;
 	r.ninputs = 1;
 	memset(&res, 0, sizeof(res));

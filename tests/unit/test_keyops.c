@@ -28,6 +28,7 @@ sign_request(struct keyop_request *r, struct keyop_input inputs[2])
 	r->type = KEYOP_SIGN;
 	strcpy(r->key.name, "ota-root.1");
 	r->key.version = 7;
+	memset(r->id, 0x3c, sizeof(r->id));
 	r->alg = BS_ALG_ECDSA_P256_SHA256;
 	inputs[0].is_digest = 0;
 	inputs[0].data = in1;
@@ -79,12 +80,13 @@ test_sign_request_round_trip(void **state)
 	(void)state;
 	sign_request(&r, inputs);
 	assert_int_equal(keyops_request_encode(&r, &buf, &len), 0);
-	assert_int_equal(len, 2 + 1 + 10 + 4 + 1 + 4 + 1 + 4 + 5 + 1 + 4 + 32);
+	assert_int_equal(len, 2 + 1 + 10 + 4 + 1 + 16 + 4 + 1 + 4 + 5 + 1 + 4 + 32);
 	assert_int_equal(keyops_request_decode(buf, len, &d), 0);
 	assert_int_equal(d.type, KEYOP_SIGN);
 	assert_string_equal(d.key.name, "ota-root.1");
 	assert_int_equal(d.key.version, 7);
 	assert_int_equal(d.alg, BS_ALG_ECDSA_P256_SHA256);
+	assert_memory_equal(d.id, r.id, KEYOPS_ID_LEN);
 	assert_int_equal(d.ninputs, 2);
 	assert_int_equal(d.inputs[0].is_digest, 0);
 	assert_int_equal(d.inputs[1].is_digest, 1);
@@ -173,6 +175,8 @@ expect_request(const uint8_t *b, size_t n, int rc)
 		keyop_request_clear(&r);
 }
 
+#define ID16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+
 static void
 test_decoder_refuses_bad_fields(void **state)
 {
@@ -188,13 +192,14 @@ test_decoder_refuses_bad_fields(void **state)
 	static const uint8_t name_dash[] = { 1, 2, 1, '-', 0, 0, 0, 1, 2 };
 	static const uint8_t version_zero[] = { 1, 2, 1, 'k', 0, 0, 0, 0, 2 };
 	/* SIGN "k" v1 ecdsa, one input with is_digest 2 */
-	static const uint8_t bad_bool[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0 };
+	static const uint8_t bad_bool[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, ID16, 0, 0, 0, 1, 2, 0, 0, 0,
+		0 };
 	/* SIGN with 0 inputs, and with a count the bytes cannot hold */
-	static const uint8_t no_inputs[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 0 };
-	static const uint8_t huge_count[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 3, 0xe8,
+	static const uint8_t no_inputs[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, ID16, 0, 0, 0, 0 };
+	static const uint8_t huge_count[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, ID16, 0, 0, 3, 0xe8,
 		0, 0, 0, 0, 0 };
 	/* SIGN one input announcing more bytes than there are */
-	static const uint8_t long_input[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, 0, 0, 0, 1, 0,
+	static const uint8_t long_input[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 1, ID16, 0, 0, 0, 1, 0,
 		0, 0, 0, 9, 'a' };
 	static const uint8_t probe[] = { 1, 4 };
 

@@ -47,13 +47,14 @@ encode_sig(enum bs_alg alg, enum bs_sig_format fmt, const struct keyop_sig *ks, 
 }
 /* A SIGN of key k version v, with inputs (borrowed). */
 static void
-sign_request(struct keyop_request *r, const struct catalog_key *k, uint32_t version,
-    struct keyop_input *inputs, size_t n)
+sign_request(struct keyop_request *r, const struct catalog_key *k,
+    const struct catalog_version *v, struct keyop_input *inputs, size_t n)
 {
 	memset(r, 0, sizeof(*r));
 	r->type = KEYOP_SIGN;
 	snprintf(r->key.name, sizeof(r->key.name), "%s", k->name);
-	r->key.version = version;
+	r->key.version = v->version;
+	memcpy(r->id, v->hsm_id, KEYOPS_ID_LEN);
 	r->alg = k->alg;
 	r->inputs = inputs;
 	r->ninputs = n;
@@ -161,7 +162,7 @@ keysvc_sign(struct rpc_call *call, const ProtobufCMessage *msg)
 	input.is_digest = is_digest;
 	input.data = in->data;
 	input.len = in->len;
-	sign_request(&req, k, v->version, &input, 1);
+	sign_request(&req, k, v, &input, 1);
 	if ((rc = keysvc_submit(call, svc, &req, sign_answered, o)) != 0) {
 		free(o);
 		keysvc_fail_submit(call, rc);
@@ -321,7 +322,8 @@ batch_load(struct batch *b, const Boltseal__V1__SignBatchRequest *r)
  * it to keysvc_sign), or the submit error.
  */
 static int
-batch_submit_slice(struct batch *b, const struct catalog_key *k, struct batch_slice *sl)
+batch_submit_slice(struct batch *b, const struct catalog_key *k,
+    const struct catalog_version *v, struct batch_slice *sl)
 {
 	struct keyop_input inputs[KEYOPS_SIGN_MAX];
 	struct keyop_request req;
@@ -338,7 +340,7 @@ batch_submit_slice(struct batch *b, const struct catalog_key *k, struct batch_sl
 		return 1;
 	if (b->svc->shutting_down)
 		return BS_ERR_UNAVAILABLE;
-	sign_request(&req, k, b->version, inputs, n);
+	sign_request(&req, k, v, inputs, n);
 	return keyclient_submit(b->svc->keys, &req, batch_slice_answered, sl, &sl->op);
 }
 void
@@ -392,7 +394,7 @@ keysvc_sign_batch(struct rpc_call *call, const ProtobufCMessage *msg)
 		sl->b = b;
 		sl->from = i * per;
 		sl->to = sl->from + per < b->nitems ? sl->from + per : b->nitems;
-		rc = batch_submit_slice(b, k, sl);
+		rc = batch_submit_slice(b, k, v, sl);
 		if (rc == 1)
 			continue;
 		if (rc != 0) {
