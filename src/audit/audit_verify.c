@@ -56,8 +56,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "common/b64.h"
+#include "common/hex.h"
 #include "common/utf8.h"
 #include "audit/audit_verify.h"
 #include "audit/checkpoint.h"
@@ -104,12 +104,6 @@ json_ws(const uint8_t *p, size_t n, size_t *i)
 }
 
 static int
-is_hex(uint8_t c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int
 is_digit(uint8_t c)
 {
 	return c >= '0' && c <= '9';
@@ -120,6 +114,7 @@ static int
 json_string(const uint8_t *p, size_t n, size_t *i)
 {
 	size_t k = *i + 1, l;
+	uint8_t u[2];
 
 	while (k < n) {
 		uint8_t c = p[k];
@@ -138,8 +133,9 @@ json_string(const uint8_t *p, size_t n, size_t *i)
 				k += 2;
 				break;
 			case 'u':
-				if (k + 6 > n || !is_hex(p[k + 2]) || !is_hex(p[k + 3]) ||
-				    !is_hex(p[k + 4]) || !is_hex(p[k + 5]))
+				/* \uXXXX: four hex digits, either case */
+				if (k + 6 > n ||
+				    bs_hex_decode((const char *)p + k + 2, 4, u, sizeof(u), 0) != 0)
 					return -1;
 				k += 6;
 				break;
@@ -280,16 +276,6 @@ audit_verify_json_valid(const uint8_t *p, size_t len)
 
 /* ---- one line ----------------------------------------------------------------- */
 
-static int
-hexval_lower(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /*
  * Parses the prefix {"seq":<decimal, no leading zero>,"prev":"<64 lower hex>"
  * of line p[0..n). 0 and *seq, prev; -1 if it is not exactly that.
@@ -318,14 +304,8 @@ parse_prefix(const uint8_t *p, size_t n, uint64_t *seq, uint8_t prev[MERKLE_HASH
 	    memcmp(p + k, mid, sizeof(mid) - 1) != 0)
 		return -1;
 	k += sizeof(mid) - 1;
-	for (size_t j = 0; j < MERKLE_HASH_LEN; j++) {
-		int hi = hexval_lower(p[k + 2 * j]), lo = hexval_lower(p[k + 2 * j + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		prev[j] = (uint8_t)(hi << 4 | lo);
-	}
-	if (p[k + 2 * MERKLE_HASH_LEN] != '"')
+	if (bs_hex_decode((const char *)p + k, 2 * MERKLE_HASH_LEN, prev, MERKLE_HASH_LEN,
+	    BS_HEX_LOWER) != 0 || p[k + 2 * MERKLE_HASH_LEN] != '"')
 		return -1;
 	*seq = v;
 	return 0;
@@ -520,7 +500,9 @@ note_names_key(const uint8_t *msg, size_t len, const struct note_verifier *v)
 	static const char dash[] = "\xe2\x80\x94 ";
 	size_t namelen = strlen(v->name), i, start = 0;
 	const uint8_t *p, *end = msg + len, *nl;
-	unsigned char dec[8];
+	uint8_t dec[6];
+	char id[8];
+	size_t total;
 
 	for (i = len; i >= 2; i--) {
 		if (msg[i - 2] == '\n' && msg[i - 1] == '\n') {
@@ -539,7 +521,13 @@ note_names_key(const uint8_t *msg, size_t len, const struct note_verifier *v)
 		if (ll < 4 + namelen + 1 + 8 || memcmp(p, dash, 4) != 0 ||
 		    memcmp(p + 4, v->name, namelen) != 0 || p[4 + namelen] != ' ')
 			continue;
-		if (EVP_DecodeBlock(dec, p + 4 + namelen + 1, 8) != 6)
+		/* the key id is in the first 8 characters; '=' there reads as zero bits */
+		for (i = 0; i < sizeof(id); i++) {
+			uint8_t c = p[4 + namelen + 1 + i];
+
+			id[i] = c == '=' ? 'A' : (char)c;
+		}
+		if (bs_b64_decode(id, sizeof(id), 0, dec, sizeof(dec), &total) != 0)
 			continue;
 		if (memcmp(dec, v->key_id, NOTE_KEY_ID_LEN) == 0)
 			return 1;
@@ -566,8 +554,10 @@ cp_problem(struct vstate *st, size_t k, const char *fmt, ...)
 static void
 key_desc(const struct note_verifier *v, char out[300])
 {
-	snprintf(out, 300, "%s+%02x%02x%02x%02x", v->name, v->key_id[0], v->key_id[1],
-	    v->key_id[2], v->key_id[3]);
+	char hx[BS_HEX_LEN(NOTE_KEY_ID_LEN)];
+
+	bs_hex_encode(v->key_id, NOTE_KEY_ID_LEN, hx);
+	snprintf(out, 300, "%s+%s", v->name, hx);
 }
 
 /* Opens and parses every checkpoint; marks the good ones valid. */

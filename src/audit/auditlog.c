@@ -22,6 +22,9 @@
 #include <openssl/crypto.h>
 
 #include "audit/auditlog.h"
+#include "common/bytebuf.h"
+#include "common/hex.h"
+#include "common/json.h"
 #include "common/log.h"
 
 #define RETRY_MS 200                 /* between write attempts while unhealthy */
@@ -47,7 +50,7 @@ struct arec {
 	int64_t key_version;
 	uint8_t (*payload)[32];
 	size_t npayload;
-	char *fields;                    /* ,"fields":{...} rendered at append, or NULL */
+	char *fields;                    /* the "fields" object rendered at append, or NULL */
 	char ts[32];
 	struct notice *notice;           /* NULL once the caller was told */
 	uint64_t summarised;             /* a recovery note counting this many refusals */
@@ -80,8 +83,6 @@ struct audit_log {
 
 	/* writer thread only */
 	uint8_t prev[MERKLE_HASH_LEN];   /* leaf hash of the last durable line */
-	char *buf;
-	size_t buflen;
 };
 
 /* ---- serialisation ------------------------------------------------------- */
@@ -107,145 +108,65 @@ type_name(enum audit_type t)
 	}
 }
 
-static void
-hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int nomem;
-};
-
-static void
-sb_reserve(struct sbuf *b, size_t more)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->nomem || b->len + more + 1 <= b->cap)
-		return;
-	ncap = b->cap == 0 ? 4096 : b->cap;
-	while (ncap < b->len + more + 1)
-		ncap *= 2;
-	if ((np = realloc(b->p, ncap)) == NULL) {
-		b->nomem = 1;
-		return;
-	}
-	b->p = np;
-	b->cap = ncap;
-}
-
-static void
-sb_raw(struct sbuf *b, const char *s, size_t n)
-{
-	sb_reserve(b, n);
-	if (b->nomem)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_cstr(struct sbuf *b, const char *s)
-{
-	sb_raw(b, s, strlen(s));
-}
-
-/* ,"name":"escaped" or ,"name":null */
-static void
-sb_field(struct sbuf *b, const char *name, const char *v)
-{
-	size_t need;
-
-	sb_cstr(b, ",\"");
-	sb_cstr(b, name);
-	if (v == NULL) {
-		sb_cstr(b, "\":null");
-		return;
-	}
-	sb_cstr(b, "\":\"");
-	need = 6 * strlen(v) + 1;
-	sb_reserve(b, need);
-	if (b->nomem)
-		return;
-	b->len += bs_json_escape(b->p + b->len, need, v);
-	sb_cstr(b, "\"");
-}
-
 /*
  * Appends the line for r as record seq (newline included) to b; leaf gets
- * its leaf hash.
+ * its leaf hash. Returns 0, or the error of b (BS_ERR_NOMEM, BS_ERR_TOO_BIG).
  */
-static void
-serialize(struct sbuf *b, const struct arec *r, uint64_t seq, const uint8_t prev[32],
+static int
+serialize(struct bytebuf *b, const struct arec *r, uint64_t seq, const uint8_t prev[32],
     uint8_t leaf[MERKLE_HASH_LEN])
 {
-	char num[32], hx[65], reason[1024];
+	struct bs_json j;
+	char hx[BS_HEX_LEN(32)], reason[1024];
 	size_t start = b->len;
+	int rc;
 
-	snprintf(num, sizeof(num), "%" PRIu64, seq);
-	hex(prev, 32, hx);
-	sb_cstr(b, "{\"seq\":");
-	sb_cstr(b, num);
-	sb_cstr(b, ",\"prev\":\"");
-	sb_cstr(b, hx);
-	sb_cstr(b, "\"");
-	sb_field(b, "timestamp", r->ts);
-	sb_field(b, "type", type_name(r->type));
-	sb_field(b, "request_id", r->request_id);
-	sb_field(b, "principal_id", r->principal_id);
-	sb_field(b, "identity", r->identity);
+	bs_json_init(&j, b);
+	bs_json_begin_object(&j, NULL);
+	bs_json_put_uint(&j, "seq", seq);
+	bs_hex_encode(prev, 32, hx);
+	bs_json_put_string(&j, "prev", hx);
+	bs_json_put_string(&j, "timestamp", r->ts);
+	bs_json_put_string(&j, "type", type_name(r->type));
+	bs_json_put_string(&j, "request_id", r->request_id);
+	bs_json_put_string(&j, "principal_id", r->principal_id);
+	bs_json_put_string(&j, "identity", r->identity);
 	if (r->have_cert)
-		hex(r->cert, 32, hx);
-	sb_field(b, "cert_sha256", r->have_cert ? hx : NULL);
-	sb_field(b, "method", r->method);
-	sb_field(b, "key", r->key);
-	sb_cstr(b, ",\"key_version\":");
-	if (r->key_version >= 0) {
-		snprintf(num, sizeof(num), "%" PRId64, r->key_version);
-		sb_cstr(b, num);
-	} else {
-		sb_cstr(b, "null");
-	}
-	sb_field(b, "target", r->target);
+		bs_hex_encode(r->cert, 32, hx);
+	bs_json_put_string(&j, "cert_sha256", r->have_cert ? hx : NULL);
+	bs_json_put_string(&j, "method", r->method);
+	bs_json_put_string(&j, "key", r->key);
+	if (r->key_version >= 0)
+		bs_json_put_int(&j, "key_version", r->key_version);
+	else
+		bs_json_put_null(&j, "key_version");
+	bs_json_put_string(&j, "target", r->target);
 	if (r->withheld) {
 		snprintf(reason, sizeof(reason),
 		    "response withheld: the audit log could not be written; outcome was %s%s%s",
 		    r->result != NULL ? r->result : "?", r->reason != NULL ? ": " : "",
 		    r->reason != NULL ? r->reason : "");
-		sb_field(b, "result", "UNAVAILABLE");
-		sb_field(b, "reason", reason);
+		bs_json_put_string(&j, "result", "UNAVAILABLE");
+		bs_json_put_string(&j, "reason", reason);
 	} else {
-		sb_field(b, "result", r->result);
-		sb_field(b, "reason", r->reason);
+		bs_json_put_string(&j, "result", r->result);
+		bs_json_put_string(&j, "reason", r->reason);
 	}
-	sb_field(b, "event", r->event);
-	sb_cstr(b, ",\"payload_sha256\":[");
+	bs_json_put_string(&j, "event", r->event);
+	bs_json_begin_array(&j, "payload_sha256");
 	for (size_t i = 0; i < r->npayload; i++) {
-		hex(r->payload[i], 32, hx);
-		if (i > 0)
-			sb_cstr(b, ",");
-		sb_cstr(b, "\"");
-		sb_cstr(b, hx);
-		sb_cstr(b, "\"");
+		bs_hex_encode(r->payload[i], 32, hx);
+		bs_json_put_string(&j, NULL, hx);
 	}
-	sb_cstr(b, "]");
+	bs_json_end_array(&j);
 	if (r->fields != NULL)
-		sb_cstr(b, r->fields);
-	sb_cstr(b, "}");
-	if (!b->nomem)
-		merkle_leaf_hash((const uint8_t *)b->p + start, b->len - start, leaf);
-	sb_cstr(b, "\n");
+		bs_json_put_raw(&j, "fields", r->fields, strlen(r->fields));
+	bs_json_end_object(&j);
+	if ((rc = bs_json_error(&j)) != 0)
+		return rc;
+	merkle_leaf_hash(b->p + start, b->len - start, leaf);
+	bytebuf_put(b, "\n", 1);
+	return bytebuf_error(b);
 }
 
 static void
@@ -293,27 +214,25 @@ dup_opt(char **dst, const char *src)
 	return *dst == NULL ? -1 : 0;
 }
 
-/* ,"fields":{"name":"value",...} into *out (caller frees). 0 or -1 (no memory). */
+/* {"name":"value",...} as a C string into *out (caller frees). 0 or -1 (no memory). */
 static int
 render_fields(const struct audit_field *f, size_t n, char **out)
 {
-	struct sbuf b = { NULL, 0, 0, 0 };
-	size_t open;
+	struct bytebuf b = BYTEBUF_INIT;
+	struct bs_json j;
+	size_t len;
 
-	sb_cstr(&b, ",\"fields\":{");
-	open = b.len;
+	bs_json_init(&j, &b);
+	bs_json_begin_object(&j, NULL);
 	for (size_t i = 0; i < n; i++)
-		sb_field(&b, f[i].name, f[i].value);   /* each starts with a comma */
-	if (!b.nomem && b.len > open) {
-		memmove(b.p + open, b.p + open + 1, b.len - open);   /* the first comma, NUL too */
-		b.len--;
-	}
-	sb_cstr(&b, "}");
-	if (b.nomem) {
-		free(b.p);
+		bs_json_put_string(&j, f[i].name, f[i].value);
+	bs_json_end_object(&j);
+	bytebuf_put(&b, "", 1);                 /* the NUL */
+	if (bs_json_error(&j) != 0) {
+		bytebuf_free(&b);
 		return -1;
 	}
-	*out = b.p;
+	*out = (char *)bytebuf_steal(&b, &len);
 	return 0;
 }
 
@@ -400,7 +319,7 @@ offs_push(struct audit_log *l, uint64_t off)
 static int
 write_records(struct audit_log *l, struct arec *list)
 {
-	struct sbuf b = { l->buf, 0, l->buflen, 0 };
+	struct bytebuf b = BYTEBUF_INIT;
 	uint8_t (*leaves)[32] = NULL, prev[32];
 	uint64_t seq, n = 0, off;
 	struct arec *r;
@@ -419,17 +338,14 @@ write_records(struct audit_log *l, struct arec *list)
 	memcpy(prev, l->prev, 32);
 	n = 0;
 	for (r = list; r != NULL; r = r->next) {
-		serialize(&b, r, seq + n, prev, leaves[n]);
+		if (serialize(&b, r, seq + n, prev, leaves[n]) != 0) {
+			errno = ENOMEM;
+			goto out;
+		}
 		memcpy(prev, leaves[n], 32);
 		n++;
 	}
-	l->buf = b.p;
-	l->buflen = b.cap;
-	if (b.nomem) {
-		errno = ENOMEM;
-		goto out;
-	}
-	if (write_all(l->fd, b.p, b.len) != 0 || fdatasync(l->fd) != 0) {
+	if (write_all(l->fd, (const char *)b.p, b.len) != 0 || fdatasync(l->fd) != 0) {
 		saved = errno;
 		/* drop what may have reached the file; rewritten on retry */
 		if (ftruncate(l->fd, (off_t)off) != 0)
@@ -443,7 +359,7 @@ write_records(struct audit_log *l, struct arec *list)
 		size_t pos = 0, i = 0;
 
 		for (r = list; r != NULL; r = r->next, i++) {
-			const char *nl = memchr(b.p + pos, '\n', b.len - pos);
+			const uint8_t *nl = memchr(b.p + pos, '\n', b.len - pos);
 
 			if (offs_push(l, off + pos) != 0 ||
 			    merkle_tree_append(l->tree, leaves[i]) != 0) {
@@ -460,6 +376,7 @@ write_records(struct audit_log *l, struct arec *list)
 	memcpy(l->prev, prev, 32);
 	rc = 0;
 out:
+	bytebuf_free(&b);
 	free(leaves);
 	return rc;
 }
@@ -666,27 +583,6 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- opening: re-read, check the chain, repair a torn tail ---------------- */
 
-static int
-unhex(const char *s, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < 2 * n; i++) {
-		int v;
-		char ch = s[i];
-
-		if (ch >= '0' && ch <= '9')
-			v = ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			v = ch - 'a' + 10;
-		else
-			return -1;
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(v << 4);
-		else
-			out[i / 2] |= (uint8_t)v;
-	}
-	return 0;
-}
-
 /* Checks that line (no newline) starts {"seq":index,"prev":"<hex of prev>". */
 static int
 check_prefix(const char *line, size_t len, uint64_t index, const uint8_t prev[32])
@@ -697,7 +593,7 @@ check_prefix(const char *line, size_t len, uint64_t index, const uint8_t prev[32
 
 	if (n < 0 || len < (size_t)n + 65 || memcmp(line, want, (size_t)n) != 0)
 		return -1;
-	if (unhex(line + n, got, 32) != 0 || line[n + 64] != '"')
+	if (bs_hex_decode(line + n, 64, got, 32, BS_HEX_LOWER) != 0 || line[n + 64] != '"')
 		return -1;
 	return memcmp(got, prev, 32) == 0 ? 0 : -1;
 }
@@ -906,7 +802,6 @@ audit_log_close(struct audit_log *l)
 		close(l->rfd);
 	merkle_tree_free(l->tree);
 	free(l->offs);
-	free(l->buf);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cond);
 	free(l);

@@ -2,18 +2,15 @@
  * input.c - files, base64 and hex digests given to the `boltseal` CLI
  * (see input.h).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include "cli/input.h"
 #include "cli/output.h"
+#include "common/b64.h"
+#include "common/hex.h"
 
 int
 input_read_file(const char *cmd, const char *path, size_t max, uint8_t **out, size_t *outlen)
@@ -95,60 +92,24 @@ input_next_line(char **cur, int *lineno)
 int
 input_b64_decode(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
 {
-	char *clean = NULL;
 	uint8_t *buf = NULL;
-	size_t i, n = 0, pad = 0;
-	int dl, ret = -1;
+	size_t total = 0;
 
-	if (inlen > (size_t)INT_MAX / 2 || (clean = malloc(inlen + 4)) == NULL)
+	/* measure, then decode; nothing at all is not a signature */
+	if (bs_b64_decode(in, inlen, BS_B64_LAX, NULL, 0, &total) != 0 || total == 0 ||
+	    (buf = malloc(total)) == NULL)
 		return -1;
-	for (i = 0; i < inlen; i++) {
-		unsigned char ch = (unsigned char)in[i];
-
-		if (isspace(ch))
-			continue;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 || !(isalnum(ch) || ch == '+' || ch == '/'))
-			goto out;
-		clean[n++] = (char)ch;
+	if (bs_b64_decode(in, inlen, BS_B64_LAX, buf, total, &total) != 0) {
+		free(buf);
+		return -1;
 	}
-	if (n == 0 || n % 4 == 1 || pad > 2)
-		goto out;
-	pad = (4 - n % 4) % 4;
-	for (i = 0; i < pad; i++)
-		clean[n++] = '=';
-	if ((buf = malloc(n / 4 * 3 + 1)) == NULL)
-		goto out;
-	dl = EVP_DecodeBlock(buf, (unsigned char *)clean, (int)n);
-	if (dl < 0 || (size_t)dl < pad)
-		goto out;
-	*outlen = (size_t)dl - pad;
 	*out = buf;
-	buf = NULL;
-	ret = 0;
-out:
-	free(clean);
-	free(buf);
-	return ret;
+	*outlen = total;
+	return 0;
 }
 
 int
 input_hex_digest(const char *s, size_t len, uint8_t out[32])
 {
-	size_t i;
-	int hi, lo;
-
-	if (len != 64)
-		return -1;
-	for (i = 0; i < 32; i++) {
-		hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
-		lo = OPENSSL_hexchar2int((unsigned char)s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return bs_hex_decode(s, len, out, 32, 0) == 0 ? 0 : -1;
 }

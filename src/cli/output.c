@@ -9,9 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "cli/output.h"
+#include "common/b64.h"
 #include "rpc/rpc_status.h"
 #include "types/types.h"
 
@@ -62,11 +61,11 @@ out_b64(const uint8_t *data, size_t len)
 {
 	char *out;
 
-	if (len > INT_MAX / 2 || (out = malloc(4 * ((len + 2) / 3) + 1)) == NULL) {
+	if (len > INT_MAX / 2 || (out = malloc(BS_B64_ENCODED_LEN(len) + 1)) == NULL) {
 		out_err(NULL, "out of memory");
 		exit(CLI_EXIT_CONN);
 	}
-	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	bs_b64_encode(data, len, out);
 	return out;
 }
 

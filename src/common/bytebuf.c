@@ -16,6 +16,8 @@ reserve(struct bytebuf *b, size_t more)
 
 	if (b->err != 0)
 		return -1;
+	if (b->fixed)
+		max = b->cap;
 	if (more > max - b->len) {
 		b->err = BS_ERR_TOO_BIG;
 		return -1;
@@ -75,11 +77,26 @@ bytebuf_error(const struct bytebuf *b)
 	return b->err;
 }
 
+void
+bytebuf_init_fixed(struct bytebuf *b, void *mem, size_t cap)
+{
+	b->p = mem;
+	b->len = 0;
+	b->cap = cap;
+	b->max = cap;
+	b->err = 0;
+	b->fixed = 1;
+}
+
 uint8_t *
 bytebuf_steal(struct bytebuf *b, size_t *len)
 {
 	uint8_t *p = b->p;
 
+	if (b->fixed) {
+		*len = 0;
+		return NULL;
+	}
 	*len = b->len;
 	b->p = NULL;
 	b->len = b->cap = 0;
@@ -90,6 +107,12 @@ bytebuf_steal(struct bytebuf *b, size_t *len)
 void
 bytebuf_free(struct bytebuf *b)
 {
+	if (b->fixed) {
+		OPENSSL_cleanse(b->p, b->len);
+		b->len = 0;
+		b->err = 0;
+		return;
+	}
 	OPENSSL_clear_free(b->p, b->cap);
 	b->p = NULL;
 	b->len = b->cap = 0;

@@ -20,9 +20,17 @@ struct bytebuf {
 	size_t len, cap;
 	size_t max;                 /* refuse to grow past this (0 = SIZE_MAX / 2) */
 	int err;                    /* first error (BS_ERR_NOMEM, BS_ERR_TOO_BIG) or 0 */
+	int fixed;                  /* p is the caller's memory (bytebuf_init_fixed) */
 };
 
-#define BYTEBUF_INIT { NULL, 0, 0, 0, 0 }
+#define BYTEBUF_INIT { NULL, 0, 0, 0, 0, 0 }
+
+/*
+ * Makes b an empty buffer over the caller's mem[0..cap) (a stack buffer
+ * where allocating is not wanted): it never grows (a put past cap is
+ * BS_ERR_TOO_BIG), bytebuf_free only wipes it, bytebuf_steal is refused.
+ */
+void bytebuf_init_fixed(struct bytebuf *b, void *mem, size_t cap);
 
 void bytebuf_put(struct bytebuf *b, const void *data, size_t n);
 void bytebuf_put_u8(struct bytebuf *b, uint8_t v);
@@ -30,9 +38,12 @@ void bytebuf_put_u16(struct bytebuf *b, uint16_t v);
 void bytebuf_put_u32(struct bytebuf *b, uint32_t v);
 /* 0 or the first error of any put since init. */
 int bytebuf_error(const struct bytebuf *b);
-/* Hands the contents to the caller (who frees; *len set) and resets b. */
+/*
+ * Hands the contents to the caller (who frees; *len set) and resets b.
+ * NULL (and *len 0, b unchanged) for a fixed buffer.
+ */
 uint8_t *bytebuf_steal(struct bytebuf *b, size_t *len);
-/* Wipes and frees the contents; b is empty again. */
+/* Wipes and frees the contents (a fixed buffer: wipes them); b is empty again. */
 void bytebuf_free(struct bytebuf *b);
 
 struct byteread {

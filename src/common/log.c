@@ -16,13 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bytebuf.h"
+#include "common/json.h"
 #include "common/log.h"
-#include "common/utf8.h"
 
 #define LOG_LINE_MAX 8192
 #define LOG_FMT_MAX 2048
-/* room kept for ,"truncated":true}\n and the NUL */
+/* room kept for ,"truncated":true}\n */
 #define LOG_TAIL_RESERVE 24
+/* a line stays below this before its tail */
+#define LOG_CONTENT_MAX (LOG_LINE_MAX - LOG_TAIL_RESERVE)
 
 static atomic_int log_min_level = BS_LOG_INFO;
 
@@ -36,154 +39,6 @@ int
 bs_log_enabled(enum bs_log_level lvl)
 {
 	return (int)lvl >= atomic_load(&log_min_level);
-}
-
-/*
- * Escapes s into out (capacity cap, NUL-terminated when cap > 0), never
- * splitting an escape or a UTF-8 sequence. Sets *complete to whether all of s
- * fitted. Returns bytes written.
- */
-static size_t
-escape_into(char *out, size_t cap, const char *s, int *complete)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t w = 0, avail, n, i;
-	char esc[8];
-
-	*complete = 1;
-	if (cap == 0) {
-		*complete = (s == NULL || *s == '\0');
-		return 0;
-	}
-	if (s == NULL) {
-		out[0] = '\0';
-		return 0;
-	}
-	avail = strlen(s);
-	while (avail > 0) {
-		n = 0;
-		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*p;
-			n = 2;
-		} else if (*p < 0x20) {
-			esc[0] = '\\';
-			n = 2;
-			switch (*p) {
-			case '\b': esc[1] = 'b'; break;
-			case '\f': esc[1] = 'f'; break;
-			case '\n': esc[1] = 'n'; break;
-			case '\r': esc[1] = 'r'; break;
-			case '\t': esc[1] = 't'; break;
-			default:
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[*p >> 4];
-				esc[5] = hex[*p & 0x0f];
-				n = 6;
-				break;
-			}
-		}
-		if (n > 0) {
-			if (cap - w < n + 1)
-				goto full;
-			memcpy(out + w, esc, n);
-			w += n;
-			p++;
-			avail--;
-			continue;
-		}
-		n = bs_utf8_decode(p, avail, NULL);
-		if (n == 0) {
-			/* one invalid byte -> U+FFFD */
-			if (cap - w < 7)
-				goto full;
-			memcpy(out + w, "\\ufffd", 6);
-			w += 6;
-			p++;
-			avail--;
-			continue;
-		}
-		if (cap - w < n + 1)
-			goto full;
-		for (i = 0; i < n; i++)
-			out[w++] = (char)p[i];
-		p += n;
-		avail -= n;
-	}
-	out[w] = '\0';
-	return w;
-full:
-	*complete = 0;
-	out[w] = '\0';
-	return w;
-}
-
-size_t
-bs_json_escape(char *out, size_t cap, const char *s)
-{
-	int complete;
-
-	return escape_into(out, cap, s, &complete);
-}
-
-struct line {
-	char buf[LOG_LINE_MAX];
-	size_t len;
-	size_t limit;   /* LOG_LINE_MAX - LOG_TAIL_RESERVE */
-	int truncated;
-};
-
-/* Appends raw bytes if they fit below the limit; returns 0 or -1. */
-static int
-line_raw(struct line *l, const char *s, size_t n)
-{
-	if (l->limit - l->len < n)
-		return -1;
-	memcpy(l->buf + l->len, s, n);
-	l->len += n;
-	return 0;
-}
-
-/* Appends "s" (quoted, escaped); all-or-nothing unless allow_partial. */
-static int
-line_str(struct line *l, const char *s, int allow_partial)
-{
-	size_t start = l->len, room;
-	int complete;
-
-	if (line_raw(l, "\"", 1) != 0)
-		goto fail;
-	room = l->limit - l->len;
-	if (room < 2)
-		goto fail;
-	/* keep one byte for the closing quote */
-	l->len += escape_into(l->buf + l->len, room - 1, s, &complete);
-	if (!complete) {
-		l->truncated = 1;
-		if (!allow_partial)
-			goto fail;
-	}
-	if (line_raw(l, "\"", 1) != 0)
-		goto fail;
-	return 0;
-fail:
-	l->len = start;
-	l->truncated = 1;
-	return -1;
-}
-
-/* Appends ,"key":"value" entirely or not at all. */
-static void
-line_field(struct line *l, const char *key, const char *value)
-{
-	size_t start = l->len;
-
-	if (line_raw(l, ",", 1) != 0 || line_str(l, key, 0) != 0 ||
-	    line_raw(l, ":", 1) != 0 || line_str(l, value != NULL ? value : "", 0) != 0) {
-		l->len = start;
-		l->truncated = 1;
-	}
 }
 
 static const char *
@@ -234,32 +89,51 @@ write_all(int fd, const char *buf, size_t len)
 static void
 log_emit(enum bs_log_level lvl, const char *msg, va_list ap)
 {
-	struct line l;
+	char mem[LOG_LINE_MAX], cut[LOG_LINE_MAX], ts[40];
+	struct bytebuf b;
+	struct bs_json j;
 	const char *key, *value;
-	char ts[40];
-	int saved_errno = errno;
+	size_t room, n;
+	int truncated = 0, saved_errno = errno;
 
-	l.len = 0;
-	l.limit = LOG_LINE_MAX - LOG_TAIL_RESERVE;
-	l.truncated = 0;
-
+	if (msg == NULL)
+		msg = "";
+	bytebuf_init_fixed(&b, mem, sizeof(mem));
+	bs_json_init(&j, &b);
 	format_ts(ts, sizeof(ts));
-	(void)line_raw(&l, "{\"ts\":\"", 7);
-	(void)line_raw(&l, ts, strlen(ts));
-	(void)line_raw(&l, "\",\"level\":\"", 11);
-	(void)line_raw(&l, level_name(lvl), strlen(level_name(lvl)));
-	(void)line_raw(&l, "\",\"msg\":", 8);
-	(void)line_str(&l, msg != NULL ? msg : "", 1);
+	bs_json_begin_object(&j, NULL);
+	bs_json_put_string(&j, "ts", ts);
+	bs_json_put_string(&j, "level", level_name(lvl));
+	/* the quoted message keeps the line below the limit, or is cut to */
+	room = LOG_CONTENT_MAX - b.len - (sizeof(",\"msg\":") - 1);
+	if (bs_json_escaped_len(msg) + 2 < room) {
+		bs_json_put_string(&j, "msg", msg);
+	} else {
+		/* as much as fits, ending between two escapes or UTF-8 sequences */
+		cut[0] = '"';
+		n = bs_json_escape(cut + 1, room - 2, msg);
+		cut[n + 1] = '"';
+		bs_json_put_raw(&j, "msg", cut, n + 2);
+		truncated = 1;
+	}
 	while ((key = va_arg(ap, const char *)) != NULL) {
 		value = va_arg(ap, const char *);
-		line_field(&l, key, value);
+		if (value == NULL)
+			value = "";
+		/* ,"key":"value" whole, and only if the line stays below the limit */
+		n = 6 + bs_json_escaped_len(key) + bs_json_escaped_len(value);
+		if (n >= LOG_CONTENT_MAX - b.len) {
+			truncated = 1;
+			continue;
+		}
+		bs_json_put_string(&j, key, value);
 	}
 	/* the tail always fits: it lives in the reserved room */
-	l.limit = LOG_LINE_MAX;
-	if (l.truncated)
-		(void)line_raw(&l, ",\"truncated\":true", 17);
-	(void)line_raw(&l, "}\n", 2);
-	write_all(STDERR_FILENO, l.buf, l.len);
+	if (truncated)
+		bs_json_put_bool(&j, "truncated", 1);
+	bs_json_end_object(&j);
+	bytebuf_put(&b, "\n", 1);
+	write_all(STDERR_FILENO, mem, b.len);
 	errno = saved_errno;
 }
 

@@ -2,8 +2,9 @@
  * log.h - structured logging: one JSON object per line on stderr.
  *
  * Every line has "ts" (UTC, ms), "level" and "msg"; callers add string or
- * integer fields. Values are JSON-escaped. Never pass a secret (PIN, key
- * material) to these functions. Thread-safe (one write(2) per line).
+ * integer fields. Values are JSON-escaped (common/json.h). Never pass a
+ * secret (PIN, key material) to these functions. Thread-safe (one write(2)
+ * per line).
  */
 #ifndef BS_LOG_H
 #define BS_LOG_H
@@ -26,11 +27,5 @@ void bs_log(enum bs_log_level lvl, const char *msg, ...) __attribute__((sentinel
 
 /* printf-style message, no extra fields. */
 void bs_logf(enum bs_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/*
- * Appends s as a JSON string body (without quotes) to out (capacity cap,
- * always NUL-terminated, truncated if needed). Returns bytes written.
- */
-size_t bs_json_escape(char *out, size_t cap, const char *s);
 
 #endif

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 
+#include "common/errlist.h"
 #include "common/fileio.h"
 #include "daemon/bs_config.h"
 
@@ -98,65 +99,48 @@ static const struct keydef keydefs[] = {
 
 #undef S
 
-struct errlist {
-	const char *path;
-	char *s;
-	size_t len;
-	size_t cap;
-	unsigned n;
-	int nomem;
-};
-
 static void
-err_add(struct errlist *e, unsigned line, const char *fmt, ...)
+err_add(struct bs_errlist *e, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Adds "FILE:LINE: message" (or "FILE: message" when line is 0). The
+ * error after CONFIG_ERRORS_MAX is "FILE: too many errors, giving up"; later
+ * ones are dropped.
+ */
 static void
-err_append(struct errlist *e, const char *text)
+err_add(struct bs_errlist *e, unsigned line, const char *fmt, ...)
 {
-	size_t tl = strlen(text), ncap;
-	char *ns;
-
-	if (e->nomem)
-		return;
-	if (e->len + tl + 1 > e->cap) {
-		ncap = e->cap == 0 ? 512 : e->cap;
-		while (ncap < e->len + tl + 1)
-			ncap *= 2;
-		if ((ns = realloc(e->s, ncap)) == NULL) {
-			e->nomem = 1;
-			return;
-		}
-		e->s = ns;
-		e->cap = ncap;
-	}
-	memcpy(e->s + e->len, text, tl + 1);
-	e->len += tl;
-}
-
-/* Adds "FILE:LINE: message\n" (or "FILE: message\n" when line is 0). */
-static void
-err_add(struct errlist *e, unsigned line, const char *fmt, ...)
-{
-	char msg[512], full[1024 + PATH_MAX];
 	va_list ap;
 
-	e->n++;
-	if (e->n > CONFIG_ERRORS_MAX) {
-		if (e->n == CONFIG_ERRORS_MAX + 1) {
-			snprintf(full, sizeof(full), "%s: too many errors, giving up\n", e->path);
-			err_append(e, full);
-		}
+	if (e->total == CONFIG_ERRORS_MAX)
+		bs_errlist_add(e, 0, "too many errors, giving up");
+	if (e->total > CONFIG_ERRORS_MAX)
 		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	bs_errlist_vadd(e, line, fmt, ap);
 	va_end(ap);
-	if (line > 0)
-		snprintf(full, sizeof(full), "%s:%u: %s\n", e->path, line, msg);
-	else
-		snprintf(full, sizeof(full), "%s: %s\n", e->path, msg);
-	err_append(e, full);
+}
+
+/*
+ * The errors of e in the order found, each line ending in '\n' (malloc'd,
+ * the caller frees), or NULL if there are none or memory ran out.
+ */
+static char *
+err_text(const struct bs_errlist *e)
+{
+	size_t n;
+	char *s;
+
+	if (e->nents == 0 || e->nomem)
+		return NULL;
+	n = bs_errlist_format(e, NULL, 0);
+	if ((s = malloc(n + 2)) == NULL)
+		return NULL;
+	bs_errlist_format(e, s, n + 1);
+	s[n] = '\n';
+	s[n + 1] = '\0';
+	return s;
 }
 
 /* Copies s (n bytes) into out for a message: non-printables become '?', capped. */
@@ -228,11 +212,11 @@ config_clear(struct bs_config *c)
 	clear_strings(c);
 }
 
-/* Reads the whole file (capped) into a NUL-terminated buffer. */
+/* Reads the whole file e->name (capped) into a NUL-terminated buffer; problems go to e. */
 static int
-read_file(const char *path, char **out, size_t *len_out, char **errors)
+read_file(struct bs_errlist *e, char **out, size_t *len_out)
 {
-	struct errlist e = { path, NULL, 0, 0, 0, 0 };
+	const char *path = e->name;
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
@@ -240,21 +224,21 @@ read_file(const char *path, char **out, size_t *len_out, char **errors)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		err_add(&e, 0, "cannot open: %s", strerror(errno));
+		err_add(e, 0, "cannot open: %s", strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		err_add(&e, 0, "not a regular file");
+		err_add(e, 0, "not a regular file");
 		goto out;
 	}
 	rc = bs_read_fd_capped(fd, CONFIG_FILE_MAX, &buf, &len);
 	if (rc == BS_ERR_TOO_BIG) {
-		err_add(&e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
+		err_add(e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
 		rc = BS_ERR_CONFIG;
 		goto out;
 	}
 	if (rc == BS_ERR_IO)
-		err_add(&e, 0, "cannot read: %s", strerror(errno));
+		err_add(e, 0, "cannot read: %s", strerror(errno));
 	if (rc != 0)
 		goto out;
 	*out = buf;
@@ -264,11 +248,6 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(buf);
-	if (rc != 0 && !e.nomem && e.s != NULL) {
-		*errors = e.s;
-		e.s = NULL;
-	}
-	free(e.s);
 	return rc;
 }
 
@@ -433,7 +412,7 @@ name_ok(const char *v, int keyname)
 
 /* Validates and stores one value. Returns 0, or -1 after reporting an error. */
 static int
-set_value(struct errlist *e, unsigned line, const struct keydef *kd, const char *v,
+set_value(struct bs_errlist *e, unsigned line, const struct keydef *kd, const char *v,
     const char *dir, struct bs_config *t)
 {
 	char why[512], shown[80];
@@ -538,7 +517,7 @@ find_key(const char *name)
 }
 
 static void
-parse_line(struct errlist *e, unsigned line, char *s, char *end, const char *dir,
+parse_line(struct bs_errlist *e, unsigned line, char *s, char *end, const char *dir,
     struct bs_config *t, unsigned seen[NKEYS])
 {
 	char shown[80];
@@ -628,10 +607,10 @@ commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEY
 int
 config_load(const char *path, struct bs_config *c, char **errors)
 {
-	struct errlist e = { path, NULL, 0, 0, 0, 0 };
+	struct bs_errlist e;
 	struct bs_config t;
 	unsigned seen[NKEYS];
-	char *buf = NULL, *dir = NULL, *p, *nl, *end, *loglevel = NULL;
+	char *buf = NULL, *dir = NULL, *p, *nl, *end, *loglevel = NULL, *text;
 	size_t len = 0, i, pf, pd;
 	unsigned line = 0;
 	int rc;
@@ -640,7 +619,8 @@ config_load(const char *path, struct bs_config *c, char **errors)
 	memset(seen, 0, sizeof(seen));
 	if (path == NULL || c == NULL || errors == NULL)
 		return BS_ERR_INVALID;
-	if ((rc = read_file(path, &buf, &len, errors)) != 0)
+	bs_errlist_init(&e, path, CONFIG_ERRORS_MAX + 1);
+	if ((rc = read_file(&e, &buf, &len)) != 0)
 		goto out;
 	if ((dir = config_dir(path)) == NULL) {
 		rc = errno == ENOMEM ? BS_ERR_NOMEM : BS_ERR_IO;
@@ -681,7 +661,7 @@ config_load(const char *path, struct bs_config *c, char **errors)
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	if (e.n > 0) {
+	if (e.total > 0) {
 		rc = BS_ERR_CONFIG;
 		goto out;
 	}
@@ -696,11 +676,9 @@ config_load(const char *path, struct bs_config *c, char **errors)
 	*errors = NULL;
 	rc = 0;
 out:
-	if (rc == BS_ERR_CONFIG || (rc == BS_ERR_IO && e.s != NULL)) {
-		*errors = e.s;
-		e.s = NULL;
-	}
-	free(e.s);
+	if ((rc == BS_ERR_CONFIG || rc == BS_ERR_IO) && (text = err_text(&e)) != NULL)
+		*errors = text;
+	bs_errlist_clear(&e);
 	clear_strings(&t);
 	free(dir);
 	free(buf);

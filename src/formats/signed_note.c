@@ -6,10 +6,9 @@
  *
  * Everything here reads caller-supplied bytes with explicit lengths; the
  * only C strings are the names and vkeys the API takes as such, and those
- * are measured with strnlen against a cap first. Base64 is hand-written
- * (strict, RFC 4648 standard alphabet with padding) because OpenSSL's
- * EVP_DecodeBlock skips white space and does not report padding.
- * Ed25519 verification is OpenSSL's (EVP_DigestVerify).
+ * are measured with strnlen against a cap first. Base64 is common/b64.h's
+ * strict decoding (RFC 4648 standard alphabet with padding, one spelling
+ * per byte string). Ed25519 verification is OpenSSL's (EVP_DigestVerify).
  */
 #include <string.h>
 
@@ -17,6 +16,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "common/b64.h"
+#include "common/hex.h"
 #include "common/utf8.h"
 #include "formats/signed_note.h"
 
@@ -118,110 +119,6 @@ text_ok(const uint8_t *p, size_t n)
 	return 1;
 }
 
-/* ---- base64 ------------------------------------------------------------- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t
-b64_encoded_len(size_t n)
-{
-	return (n + 2) / 3 * 4;
-}
-
-/* Encodes in[0..n) into out (b64_encoded_len(n) bytes, no NUL). */
-static void
-b64_encode(const uint8_t *in, size_t n, char *out)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = b64_alphabet[v >> 18];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = b64_alphabet[(v >> 6) & 63];
-		out[o++] = b64_alphabet[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		out[o++] = b64_alphabet[v >> 18];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = '=';
-		out[o++] = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-
-		out[o++] = b64_alphabet[v >> 18];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = b64_alphabet[(v >> 6) & 63];
-		out[o++] = '=';
-	}
-}
-
-static int
-b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Strictly decodes in[0..n): length a multiple of 4, '=' only as one or two
- * final pad characters, unused bits zero. Writes the first min(total, cap)
- * decoded bytes to out (out may be NULL when cap is 0) and the decoded
- * length to *total. Returns 0 or BS_ERR_INVALID.
- */
-static int
-b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *total)
-{
-	size_t i, o = 0;
-
-	if (n % 4 != 0)
-		return BS_ERR_INVALID;
-	for (i = 0; i < n; i += 4) {
-		int v[4], pad = 0, j;
-		uint8_t b[3];
-
-		for (j = 0; j < 4; j++) {
-			uint8_t c = in[i + (size_t)j];
-
-			if (c == '=' && i + 4 == n && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad > 0)            /* data after '=' */
-				return BS_ERR_INVALID;
-			v[j] = b64_value(c);
-			if (v[j] < 0)
-				return BS_ERR_INVALID;
-		}
-		if (pad == 1 && (v[2] & 0x03) != 0)
-			return BS_ERR_INVALID;
-		if (pad == 2 && (v[1] & 0x0f) != 0)
-			return BS_ERR_INVALID;
-		b[0] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-		b[1] = (uint8_t)((v[1] & 0x0f) << 4 | v[2] >> 2);
-		b[2] = (uint8_t)((v[2] & 0x03) << 6 | v[3]);
-		for (j = 0; j < 3 - pad; j++, o++)
-			if (o < cap)
-				out[o] = b[j];
-	}
-	*total = o;
-	return 0;
-}
-
 /* ---- hashing and verification -------------------------------------------- */
 
 /* id = SHA-256(name || "\n" || key[0..keylen))[:4]. Returns 0, BS_ERR_NOMEM or BS_ERR_CRYPTO. */
@@ -316,15 +213,13 @@ note_key_id_ed25519(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN],
 
 /* ---- vkeys and signature lines ------------------------------------------ */
 
-static const char hex_digits[] = "0123456789abcdef";
-
 int
 note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
     size_t outlen)
 {
 	char buf[NOTE_VKEY_MAX];
 	uint8_t key[1 + NOTE_ED25519_PUB_LEN], id[NOTE_KEY_ID_LEN];
-	size_t n, w = 0, i;
+	size_t n, w = 0;
 	int rc;
 
 	n = name_len(name);
@@ -336,15 +231,12 @@ note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char
 	memcpy(buf, name, n);
 	w = n;
 	buf[w++] = '+';
-	for (i = 0; i < NOTE_KEY_ID_LEN; i++) {
-		buf[w++] = hex_digits[id[i] >> 4];
-		buf[w++] = hex_digits[id[i] & 0x0f];
-	}
+	bs_hex_encode(id, NOTE_KEY_ID_LEN, buf + w);
+	w += 2 * NOTE_KEY_ID_LEN;
 	buf[w++] = '+';
 	key[0] = NOTE_ALG_ED25519;
 	memcpy(key + 1, pub, NOTE_ED25519_PUB_LEN);
-	b64_encode(key, sizeof(key), buf + w);
-	w += b64_encoded_len(sizeof(key));
+	w += bs_b64_encode(key, sizeof(key), buf + w);
 	if (outlen < w + 1)
 		return BS_ERR_TOO_BIG;
 	memcpy(out, buf, w);
@@ -352,22 +244,12 @@ note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char
 	return 0;
 }
 
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;      /* upper case is not accepted */
-}
-
 int
 note_vkey_parse(const char *vkey, struct note_verifier *out)
 {
 	uint8_t key[VKEY_KEY_MAX], id[NOTE_KEY_ID_LEN], want[NOTE_KEY_ID_LEN];
 	const uint8_t *p = (const uint8_t *)vkey;
-	size_t len, namelen, hpos, kpos, i, keylen = 0;
+	size_t len, namelen, hpos, kpos, keylen = 0;
 	int rc;
 
 	if (vkey == NULL || out == NULL)
@@ -383,16 +265,13 @@ note_vkey_parse(const char *vkey, struct note_verifier *out)
 	hpos = namelen + 1;
 	if (len - hpos < 9 || p[hpos + 8] != '+')
 		return BS_ERR_INVALID;
-	for (i = 0; i < NOTE_KEY_ID_LEN; i++) {
-		int hi = hex_nibble(vkey[hpos + 2 * i]), lo = hex_nibble(vkey[hpos + 2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return BS_ERR_INVALID;
-		want[i] = (uint8_t)(hi << 4 | lo);
-	}
+	/* upper case is not accepted */
+	if (bs_hex_decode(vkey + hpos, 2 * NOTE_KEY_ID_LEN, want, NOTE_KEY_ID_LEN,
+	    BS_HEX_LOWER) != 0)
+		return BS_ERR_INVALID;
 	kpos = hpos + 9;
-	if (b64_decode(p + kpos, len - kpos, key, sizeof(key), &keylen) != 0 || keylen == 0 ||
-	    keylen > sizeof(key))
+	if (bs_b64_decode(vkey + kpos, len - kpos, 0, key, sizeof(key), &keylen) != 0 ||
+	    keylen == 0 || keylen > sizeof(key))
 		return BS_ERR_INVALID;
 	rc = key_hash(p, namelen, key, keylen, id);
 	if (rc != 0)
@@ -428,8 +307,7 @@ note_signature_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN],
 	buf[w++] = ' ';
 	memcpy(blob, key_id, NOTE_KEY_ID_LEN);
 	memcpy(blob + NOTE_KEY_ID_LEN, sig, NOTE_ED25519_SIG_LEN);
-	b64_encode(blob, sizeof(blob), buf + w);
-	w += b64_encoded_len(sizeof(blob));
+	w += bs_b64_encode(blob, sizeof(blob), buf + w);
 	buf[w++] = '\n';
 	if (outlen < w + 1)
 		return BS_ERR_TOO_BIG;
@@ -468,7 +346,8 @@ sig_line_parse(const uint8_t *line, size_t n, struct sig_line *sl)
 	sl->b64len = n - i - 1;
 	if (!name_ok(sl->name, sl->namelen, 0) || sl->b64len == 0)
 		return BS_ERR_INVALID;
-	if (b64_decode(sl->b64, sl->b64len, NULL, 0, &sl->total) != 0 || sl->total < 5)
+	if (bs_b64_decode((const char *)sl->b64, sl->b64len, 0, NULL, 0, &sl->total) != 0 ||
+	    sl->total < 5)
 		return BS_ERR_INVALID;
 	return 0;
 }
@@ -542,7 +421,8 @@ note_open(const uint8_t *msg, size_t len, const struct note_verifier *v, size_t 
 	for (p = sigs; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (sig_line_parse(p, (size_t)(nl - p), &sl) != 0 ||
-		    b64_decode(sl.b64, sl.b64len, blob, sizeof(blob), &total) != 0)
+		    bs_b64_decode((const char *)sl.b64, sl.b64len, 0, blob, sizeof(blob),
+		    &total) != 0)
 			return BS_ERR_INVALID;
 		vi = find_verifier(v, nv, sl.name, sl.namelen, blob);
 		if (vi == -1)
@@ -584,8 +464,7 @@ checkpoint_body_format(const char *origin, uint64_t size, const uint8_t root[32]
 	while (nd > 0)
 		buf[w++] = digits[--nd];
 	buf[w++] = '\n';
-	b64_encode(root, ROOT_LEN, buf + w);
-	w += ROOT_B64_LEN;
+	w += bs_b64_encode(root, ROOT_LEN, buf + w);
 	buf[w++] = '\n';
 	if (outlen < w + 1)
 		return BS_ERR_TOO_BIG;
@@ -656,7 +535,8 @@ checkpoint_body_parse(const uint8_t *text, size_t len, char *origin, size_t orig
 		return BS_ERR_INVALID;
 	nl = memchr(p, '\n', (size_t)(end - p));
 	if (nl - p != ROOT_B64_LEN ||
-	    b64_decode(p, ROOT_B64_LEN, r, sizeof(r), &total) != 0 || total != ROOT_LEN)
+	    bs_b64_decode((const char *)p, ROOT_B64_LEN, 0, r, sizeof(r), &total) != 0 ||
+	    total != ROOT_LEN)
 		return BS_ERR_INVALID;
 	/* extension lines: non-empty, otherwise opaque */
 	for (p = nl + 1; p < end; p = nl + 1) {

@@ -10,24 +10,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hex.h"
 #include "hsm/p11uri.h"
 
 #define P11URI_MAX_LEN 1024
 #define P11URI_SCHEME "pkcs11:"
 #define P11URI_SCHEME_LEN (sizeof(P11URI_SCHEME) - 1)
 #define P11URI_MAX_VALUE 64  /* decoded bytes; larger than any field we keep */
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * Characters allowed unencoded in a path attribute value (RFC 7512
@@ -55,15 +44,11 @@ decode_value(const char *src, size_t len, char *dst, size_t cap)
 		char c = src[i];
 
 		if (c == '%') {
-			int hi, lo;
+			uint8_t b;
 
-			if (len - i < 3)
+			if (len - i < 3 || bs_hex_decode(src + i + 1, 2, &b, 1, 0) != 0)
 				return -1;
-			hi = hex_value(src[i + 1]);
-			lo = hex_value(src[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = (char)(hi << 4 | lo);
+			c = (char)b;
 			if (c == '\0')
 				return -1;
 			i += 2;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "keys/catalog.h"
 #include "store/store.h"
 
@@ -529,19 +530,6 @@ sb_printf(struct strbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-static void
-hex_id(const uint8_t id[HSM_KEY_ID_LEN], char out[2 * HSM_KEY_ID_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < HSM_KEY_ID_LEN; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 0x0f];
-	}
-	out[2 * HSM_KEY_ID_LEN] = '\0';
-}
-
 static int
 id_cmp(const void *a, const void *b)
 {
@@ -567,7 +555,7 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 	size_t nknown = 0, nids = 0, i, j;
 	struct catalog_key *k;
 	struct catalog_version *v;
-	char hex[2 * HSM_KEY_ID_LEN + 1];
+	char hex[BS_HEX_LEN(HSM_KEY_ID_LEN)];
 	hsm_handle h;
 	int rc, ndiff = 0;
 
@@ -593,7 +581,7 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 			rc = hsm_find_private_key(s, v->hsm_id, &h);
 			if (rc == 0)
 				continue;   /* present; its handle is the key side's business */
-			hex_id(v->hsm_id, hex);
+			bs_hex_encode(v->hsm_id, HSM_KEY_ID_LEN, hex);
 			if (rc == BS_ERR_NOT_FOUND) {
 				sb_printf(&b, "key '%s' version %u: private key object CKA_ID=%s "
 				    "missing from token\n", k->name, (unsigned)v->version, hex);
@@ -624,7 +612,7 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 			sb_printf(&b, "token object with a CKA_ID that is not %d bytes (label "
 			    CATALOG_LABEL_PREFIX "...) is not in the catalog\n", HSM_KEY_ID_LEN);
 		} else {
-			hex_id(id, hex);
+			bs_hex_encode(id, HSM_KEY_ID_LEN, hex);
 			sb_printf(&b, "token object CKA_ID=%s (label " CATALOG_LABEL_PREFIX
 			    "...) is not in the catalog\n", hex);
 		}

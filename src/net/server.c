@@ -38,6 +38,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "net/grpc_frame.h"
 #include "net/server.h"
@@ -625,8 +626,7 @@ eventcb(struct bufferevent *bev, short events, void *arg)
 			conn_free(c);
 			return;
 		}
-		for (int i = 0; i < 32; i++)
-			snprintf(sha + 2 * i, 3, "%02x", c->cert_sha256[i]);
+		bs_hex_encode(c->cert_sha256, 32, sha);
 		c->established = 1;
 		set_read_timeout(c, c->srv->lim.idle_timeout_ms);
 		bs_log(BS_LOG_INFO, "connection established", "peer", c->peer, "identity",

@@ -2,8 +2,8 @@
  * policy_int.h - internals of the policy module, shared by its files and
  * by nothing else: the layout of a loaded policy (built by policy_parse.c,
  * read by policy_map.c and policy_eval.c) and the message helpers of
- * policy_msg.c (quoted values, bounded deny reasons, the "NAME:LINE:
- * message" error list). The public API is policy.h.
+ * policy_msg.c (quoted values, bounded deny reasons). The "NAME:LINE:
+ * message" error list is common/errlist.h. The public API is policy.h.
  */
 #ifndef BS_POLICY_INT_H
 #define BS_POLICY_INT_H
@@ -112,43 +112,5 @@ struct policy_sbuf {
 /* Appends to sb, cutting (with "...") when it is full. */
 void policy_sb_printf(struct policy_sbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* One recorded problem of a policy text. */
-struct policy_errent {
-	unsigned line;          /* 0 = the whole text */
-	unsigned seq;           /* order of recording, for a stable sort */
-	char *msg;              /* owned */
-};
-
-/*
- * Every problem found in one policy text, each with its line. Zero it, set
- * name (borrowed: the path or another label of the text), add with
- * policy_errs_add, write with policy_errs_format, release with
- * policy_errs_clear. At most 100 messages are kept; the rest are counted.
- */
-struct policy_errs {
-	const char *name;
-	struct policy_errent *ents;
-	size_t nents;
-	unsigned total;         /* every problem, kept or not */
-	int nomem;              /* a message was lost to ENOMEM */
-};
-
-/* Records one problem at line (0 = the whole text). Sets e->nomem on ENOMEM. */
-void policy_errs_add(struct policy_errs *e, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void policy_errs_vadd(struct policy_errs *e, unsigned line, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
-
-/*
- * Sorts the problems by line and writes them into err as "NAME:LINE: msg"
- * (or "NAME: msg" for line 0), '\n' between lines and none after the last,
- * stopping at a line boundary when err is full and then adding
- * "NAME: K more errors not shown" if that fits. Nothing when errlen is 0.
- */
-void policy_errs_format(struct policy_errs *e, char *err, size_t errlen);
-
-/* Frees the recorded messages; e can be reused after policy_errs_clear. */
-void policy_errs_clear(struct policy_errs *e);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/errlist.h"
 #include "common/fileio.h"
 #include "policy/policy_int.h"
 
@@ -24,7 +25,7 @@
  * BS_ERR_NOMEM.
  */
 static int
-read_policy_file(struct policy_errs *errs, char **out, size_t *len_out)
+read_policy_file(struct bs_errlist *errs, char **out, size_t *len_out)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -33,36 +34,36 @@ read_policy_file(struct policy_errs *errs, char **out, size_t *len_out)
 
 	fd = open(errs->name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		policy_errs_add(errs, 0, "cannot open: %s", strerror(errno));
+		bs_errlist_add(errs, 0, "cannot open: %s", strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) != 0) {
-		policy_errs_add(errs, 0, "cannot stat: %s", strerror(errno));
+		bs_errlist_add(errs, 0, "cannot stat: %s", strerror(errno));
 		goto out;
 	}
 	rc = BS_ERR_CONFIG;
 	if (!S_ISREG(st.st_mode)) {
-		policy_errs_add(errs, 0, "not a regular file");
+		bs_errlist_add(errs, 0, "not a regular file");
 		goto out;
 	}
 	if ((st.st_mode & 022) != 0) {
-		policy_errs_add(errs, 0, "mode %04o is writable by group or others; refusing it "
+		bs_errlist_add(errs, 0, "mode %04o is writable by group or others; refusing it "
 		    "(chmod go-w)", (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		policy_errs_add(errs, 0, "owned by uid %u, neither root nor this process's user; "
+		bs_errlist_add(errs, 0, "owned by uid %u, neither root nor this process's user; "
 		    "refusing it", (unsigned)st.st_uid);
 		goto out;
 	}
 	rc = bs_read_fd_capped(fd, POLICY_TEXT_MAX, &buf, &len);
 	if (rc == BS_ERR_TOO_BIG) {
-		policy_errs_add(errs, 0, "file is larger than %d bytes", POLICY_TEXT_MAX);
+		bs_errlist_add(errs, 0, "file is larger than %d bytes", POLICY_TEXT_MAX);
 		rc = BS_ERR_CONFIG;
 		goto out;
 	}
 	if (rc == BS_ERR_IO)
-		policy_errs_add(errs, 0, "cannot read: %s", strerror(errno));
+		bs_errlist_add(errs, 0, "cannot read: %s", strerror(errno));
 	if (rc != 0)
 		goto out;
 	*out = buf;
@@ -79,7 +80,7 @@ int
 policy_load(const char *path, const struct policy_schema *schema, struct policy **out,
     char *err, size_t errlen)
 {
-	struct policy_errs errs;
+	struct bs_errlist errs;
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
@@ -88,20 +89,21 @@ policy_load(const char *path, const struct policy_schema *schema, struct policy 
 		err[0] = '\0';
 	if (path == NULL || schema == NULL || out == NULL || (err == NULL && errlen > 0))
 		return BS_ERR_INVALID;
-	memset(&errs, 0, sizeof(errs));
-	errs.name = path;
+	bs_errlist_init(&errs, path, BS_ERRLIST_KEEP);
 	if ((rc = read_policy_file(&errs, &buf, &len)) != 0) {
 		if (rc == BS_ERR_NOMEM || errs.nomem) {
 			rc = BS_ERR_NOMEM;
 			if (err != NULL && errlen > 0)
 				snprintf(err, errlen, "%s: out of memory", path);
-		} else
-			policy_errs_format(&errs, err, errlen);
+		} else {
+			bs_errlist_sort(&errs);
+			bs_errlist_format(&errs, err, errlen);
+		}
 		goto out;
 	}
 	rc = policy_parse(path, buf, len, schema, out, err, errlen);
 out:
-	policy_errs_clear(&errs);
+	bs_errlist_clear(&errs);
 	free(buf);
 	return rc;
 }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errlist.h"
+#include "common/hex.h"
 #include "policy/policy_int.h"
 
 #define POLICY_LINE_MAX 4096            /* bytes in one line, newline excluded */
@@ -35,7 +37,7 @@ enum block { B_NONE, B_PRINCIPAL, B_ROLE };
 struct parser {
 	const struct policy_schema *schema;
 	struct policy *p;
-	struct policy_errs errs;        /* errs.name labels every message */
+	struct bs_errlist errs;         /* errs.name labels every message */
 	int nomem;
 	unsigned line;
 	enum block block;
@@ -57,7 +59,7 @@ perr(struct parser *ps, unsigned line, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	policy_errs_vadd(&ps->errs, line, fmt, ap);
+	bs_errlist_vadd(&ps->errs, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -184,24 +186,12 @@ uri_valid(const char *s)
 	return 1;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 64 hex digits, or 32 hex pairs separated by ':'; case-insensitive. */
 static int
 fp_parse(const char *s, uint8_t out[32])
 {
 	size_t n = strlen(s), i, pos;
-	int colons, hi, lo;
+	int colons;
 
 	if (n == 64)
 		colons = 0;
@@ -211,13 +201,10 @@ fp_parse(const char *s, uint8_t out[32])
 		return -1;
 	for (i = 0; i < 32; i++) {
 		pos = colons ? 3 * i : 2 * i;
-		hi = hexval(s[pos]);
-		lo = hexval(s[pos + 1]);
-		if (hi < 0 || lo < 0)
+		if (bs_hex_decode(s + pos, 2, &out[i], 1, 0) != 0)
 			return -1;
 		if (colons && i < 31 && s[pos + 2] != ':')
 			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
 }
@@ -1114,7 +1101,7 @@ policy_parse(const char *name, const char *text, size_t len, const struct policy
 	    (err == NULL && errlen > 0))
 		return BS_ERR_INVALID;
 	memset(&ps, 0, sizeof(ps));
-	ps.errs.name = name;
+	bs_errlist_init(&ps.errs, name, BS_ERRLIST_KEEP);
 	ps.schema = schema;
 	if (len > POLICY_TEXT_MAX) {
 		perr(&ps, 0, "policy text is larger than %d bytes", POLICY_TEXT_MAX);
@@ -1145,9 +1132,11 @@ policy_parse(const char *name, const char *text, size_t len, const struct policy
 out:
 	if (rc == BS_ERR_NOMEM && err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s: out of memory", name);
-	else if (rc != 0)
-		policy_errs_format(&ps.errs, err, errlen);
-	policy_errs_clear(&ps.errs);
+	else if (rc != 0) {
+		bs_errlist_sort(&ps.errs);
+		bs_errlist_format(&ps.errs, err, errlen);
+	}
+	bs_errlist_clear(&ps.errs);
 	free(ps.linebuf);
 	free(ps.toks);
 	free(ps.store);

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "audit/auditlog.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "formats/pb_strings.h"
 #include "policy/policy.h"
@@ -461,8 +462,7 @@ admit(struct rpc_call *call)
 	pr = call_principal(call);
 	if (pr == NULL) {
 		call->principal[0] = '\0';
-		for (size_t i = 0; i < 32; i++)
-			snprintf(sha + 2 * i, 3, "%02x", call->cert_sha256[i]);
+		bs_hex_encode(call->cert_sha256, 32, sha);
 		snprintf(reason, sizeof(reason), "certificate %s (URI SAN %.300s) maps to no principal",
 		    sha, call->identity);
 		refuse(call, 200, GRPC_STATUS_UNAUTHENTICATED,

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "net/grpc_frame.h"
 #include "rpc/rpc_status.h"
