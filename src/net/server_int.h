@@ -1,0 +1,108 @@
+/*
+ * server_int.h - what the files of the gRPC transport share (not a public
+ * header): struct server (listener.c), struct conn (conn.c: TLS and the
+ * HTTP/2 session of one TCP connection) and struct stream (stream.c: one
+ * HTTP/2 request stream driving one RPC call). Event loop thread only.
+ */
+#ifndef BS_SERVER_INT_H
+#define BS_SERVER_INT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/util.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include "net/grpc_frame.h"
+#include "net/server.h"
+#include "net/tls.h"
+#include "rpc/rpc.h"
+
+#define OUTPUT_HIGH_WATER (64 * 1024)
+
+struct conn;
+struct evconnlistener;
+
+struct stream {
+	LIST_ENTRY(stream) link;
+	struct conn *conn;
+	int32_t stream_id;
+	struct rpc_call *call;        /* owned by the RPC layer; detached in stream_free */
+
+	/* request headers */
+	char path[RPC_PATH_MAX];
+	size_t header_bytes;
+	int is_post;
+	int ct_ok;
+	int timeout_bad;
+	int compressed_encoding;      /* grpc-encoding names a real coding */
+	int have_timeout;
+	int64_t timeout_us;
+
+	int admitted;                 /* the RPC layer wants the message */
+	int request_done;             /* the message was handed over */
+	struct grpc_lpm_reader rd;
+	struct event *deadline;
+
+	/* the answer: prefix + message (borrowed from the call) */
+	int answered;
+	int grpc_status;
+	uint8_t prefix[GRPC_LPM_HEADER_LEN];
+	const uint8_t *msg;
+	size_t msg_len;
+	size_t off;                   /* bytes of prefix + message sent */
+	char message[RPC_MESSAGE_MAX * 3 + 1];  /* percent-encoded grpc-message */
+};
+
+struct conn {
+	LIST_ENTRY(conn) link;
+	struct server *srv;
+	struct bufferevent *bev;
+	SSL *ssl;
+	nghttp2_session *h2;
+	char peer[64];
+	char identity[TLS_IDENTITY_MAX];
+	uint8_t cert_sha256[32];
+	int established;
+	int closing;
+	int in_recv;                  /* inside nghttp2_session_mem_recv: no send */
+	LIST_HEAD(, stream) streams;
+};
+
+struct server {
+	struct event_base *base;
+	SSL_CTX *ctx;
+	struct server_limits lim;
+	struct rpc_dispatcher *disp;
+	struct evconnlistener *listener;
+	LIST_HEAD(, conn) conns;
+	unsigned nconns;
+	int shutting_down;
+	struct event *grace_timer;
+	void (*drained)(void *);
+	void *drained_arg;
+	int drained_called;
+};
+
+/* listener.c: the server is done shutting down when no call and no connection is left. */
+void server_check_drained(struct server *s);
+
+/* conn.c */
+void conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg);
+/* Sends what nghttp2 has queued; closes the connection when it is done (may free c). */
+void conn_flush(struct conn *c);
+/* Closes c: every stream detached from its call, the session and TLS torn down. */
+void conn_free(struct conn *c);
+
+/* stream.c */
+/* Registers the request-stream callbacks of a server session. */
+void stream_set_callbacks(nghttp2_session_callbacks *cbs);
+/* The stream is gone: its call is detached (and frees itself when done). */
+void stream_free(struct stream *st);
+
+#endif

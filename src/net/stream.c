@@ -1,0 +1,363 @@
+/*
+ * stream.c - one HTTP/2 request stream of the gRPC transport, driving one
+ * call of the RPC layer (rpc/rpc.h): the request headers are checked at the
+ * end of the header block, then rpc_call_admit (an unknown method, an
+ * unmapped certificate or an ungranted method are answered at once, and
+ * none of their DATA is kept); DATA is reassembled with the size cap
+ * checked on the length prefix before allocation; END_STREAM hands the
+ * message over; the RPC layer's answer goes out as HEADERS, one DATA and
+ * trailers, or Trailers-Only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "common/log.h"
+#include "net/server_int.h"
+
+/* ---- answers ------------------------------------------------------------- */
+
+#define MAKE_NV(n, v, vlen) \
+	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen), \
+	  NGHTTP2_NV_FLAG_NONE }
+
+static ssize_t
+resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length,
+    uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	struct stream *st = source->ptr;
+	size_t total = GRPC_LPM_HEADER_LEN + st->msg_len, n = 0, k;
+	char status[16];
+	int slen;
+
+	while (n < length && st->off < total) {
+		if (st->off < GRPC_LPM_HEADER_LEN) {
+			k = GRPC_LPM_HEADER_LEN - st->off;
+			if (k > length - n)
+				k = length - n;
+			memcpy(buf + n, st->prefix + st->off, k);
+		} else {
+			k = total - st->off;
+			if (k > length - n)
+				k = length - n;
+			memcpy(buf + n, st->msg + (st->off - GRPC_LPM_HEADER_LEN), k);
+		}
+		n += k;
+		st->off += k;
+	}
+	if (st->off == total) {
+		nghttp2_nv trailers[] = { MAKE_NV("grpc-status", status, 0) };
+
+		slen = snprintf(status, sizeof(status), "%d", st->grpc_status);
+		trailers[0].valuelen = (size_t)slen;
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		if (nghttp2_submit_trailer(h2, stream_id, trailers, 1) != 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * The RPC layer's answer: headers, the message, and trailers; or
+ * Trailers-Only when there is no message. http_status != 200 answers a
+ * non-gRPC request (no grpc-status).
+ */
+static void
+stream_answer(void *arg, const struct rpc_answer *a)
+{
+	struct stream *st = arg;
+	struct conn *c = st->conn;
+	char status[16], hstatus[8];
+	nghttp2_nv nva[5];
+	size_t n = 0;
+	nghttp2_data_provider prd;
+	int rv;
+
+	st->answered = 1;
+	st->grpc_status = a->grpc_status;
+	if (st->deadline != NULL)
+		event_del(st->deadline);
+	snprintf(hstatus, sizeof(hstatus), "%d", a->http_status);
+	nva[n++] = (nghttp2_nv)MAKE_NV(":status", hstatus, strlen(hstatus));
+	nva[n++] = (nghttp2_nv)MAKE_NV("content-type", "application/grpc+proto",
+	    sizeof("application/grpc+proto") - 1);
+	if (a->http_status != 200) {
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, 1, NULL);
+	} else if (a->grpc_status == GRPC_STATUS_OK) {
+		st->msg = a->msg;
+		st->msg_len = a->msg_len;
+		grpc_lpm_write_header(st->prefix, (uint32_t)a->msg_len);
+		prd.source.ptr = st;
+		prd.read_callback = resp_read_cb;
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, &prd);
+	} else {
+		snprintf(status, sizeof(status), "%d", a->grpc_status);
+		nva[n++] = (nghttp2_nv)MAKE_NV("grpc-status", status, strlen(status));
+		(void)grpc_message_encode(st->message, sizeof(st->message), a->message);
+		if (st->message[0] != '\0')
+			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-message", st->message,
+			    strlen(st->message));
+		if (a->grpc_status == GRPC_STATUS_UNIMPLEMENTED)
+			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", "identity", 8);
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, NULL);
+	}
+	if (rv != 0) {
+		bs_log(BS_LOG_ERROR, "cannot submit response", "request_id",
+		    rpc_call_request_id(st->call), "error", nghttp2_strerror(rv), NULL);
+		(void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->stream_id,
+		    NGHTTP2_INTERNAL_ERROR);
+	}
+	conn_flush(c); /* may free c and st */
+}
+
+static const struct rpc_transport h2_transport = { stream_answer };
+
+/* ---- stream lifecycle ------------------------------------------------------ */
+
+/* The stream is gone (closed, reset, or its connection died). */
+void
+stream_free(struct stream *st)
+{
+	LIST_REMOVE(st, link);
+	if (st->deadline != NULL)
+		event_free(st->deadline);
+	grpc_lpm_reader_free(&st->rd);
+	rpc_call_detach(st->call);
+	free(st);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+
+	rpc_call_deadline(st->call); /* the answer may free st */
+}
+
+static struct stream *
+stream_new(struct conn *c, int32_t stream_id)
+{
+	struct server *s = c->srv;
+	struct rpc_peer peer = { c->identity, c->cert_sha256, c->peer };
+	struct stream *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	st->conn = c;
+	st->stream_id = stream_id;
+	if (rpc_call_new(s->disp, &peer, &h2_transport, st, &st->call) != 0) {
+		free(st);
+		return NULL;
+	}
+	grpc_lpm_reader_init(&st->rd, s->lim.max_message_bytes);
+	LIST_INSERT_HEAD(&c->streams, st, link);
+	return st;
+}
+
+/*
+ * End of the request header block: transport checks, then admission by the
+ * RPC layer. Only an admitted stream's DATA is read.
+ */
+static void
+stream_headers_done(struct stream *st)
+{
+	struct server *s = st->conn->srv;
+	struct timeval tv;
+
+	if (!st->is_post) {
+		rpc_call_refuse(st->call, 405, GRPC_STATUS_UNIMPLEMENTED, "only POST is supported");
+		return;
+	}
+	if (!st->ct_ok) {
+		rpc_call_refuse(st->call, 415, GRPC_STATUS_INTERNAL,
+		    "content-type must be application/grpc");
+		return;
+	}
+	if (st->header_bytes > s->lim.max_header_list_bytes) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
+		    "request header list too large");
+		return;
+	}
+	if (st->timeout_bad) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT, "malformed grpc-timeout");
+		return;
+	}
+	if (s->shutting_down) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+		return;
+	}
+	if (!rpc_call_admit(st->call, st->path))
+		return;
+	st->admitted = 1;
+	if (st->have_timeout) {
+		tv.tv_sec = (time_t)(st->timeout_us / 1000000);
+		tv.tv_usec = (suseconds_t)(st->timeout_us % 1000000);
+		st->deadline = event_new(s->base, -1, 0, deadline_cb, st);
+		if (st->deadline == NULL || event_add(st->deadline, &tv) != 0)
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "cannot arm deadline");
+	}
+}
+
+/* 1 while the stream's DATA is wanted. */
+static int
+stream_reading(const struct stream *st)
+{
+	return st->admitted && !st->request_done && !rpc_call_decided(st->call);
+}
+
+/* The client finished sending: hand the complete message to the RPC layer. */
+static void
+stream_request_done(struct stream *st)
+{
+	const uint8_t *msg = NULL;
+	size_t len = 0;
+
+	if (!stream_reading(st))
+		return;
+	st->request_done = 1;
+	if (grpc_lpm_reader_finish(&st->rd, &msg, &len) != 0) {
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
+		    "request message truncated (stream ended before the announced length)");
+		return;
+	}
+	rpc_call_request(st->call, msg, len);
+	grpc_lpm_reader_free(&st->rd); /* decoded: the raw bytes are not needed any more */
+}
+
+static int
+on_begin_headers_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
+{
+	struct conn *c = user_data;
+	struct stream *st;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = stream_new(c, frame->hd.stream_id);
+	if (st == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_set_stream_user_data(h2, frame->hd.stream_id, st);
+	return 0;
+}
+
+#define HDR_IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, namelen) == 0)
+
+static int
+on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+    const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+{
+	struct conn *c = user_data;
+	struct stream *st;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	st->header_bytes += namelen + valuelen + 32;
+	if (st->header_bytes > c->srv->lim.max_header_list_bytes)
+		return 0; /* answered at the end of the block; keep nothing more */
+	if (HDR_IS(":path")) {
+		if (valuelen >= sizeof(st->path))
+			valuelen = 0; /* too long: becomes an unknown method "" */
+		memcpy(st->path, value, valuelen);
+		st->path[valuelen] = '\0';
+	} else if (HDR_IS(":method")) {
+		st->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+	} else if (HDR_IS("content-type")) {
+		st->ct_ok = grpc_content_type_ok((const char *)value, valuelen);
+	} else if (HDR_IS("grpc-timeout")) {
+		if (grpc_timeout_parse((const char *)value, valuelen, &st->timeout_us) == 0)
+			st->have_timeout = 1;
+		else
+			st->timeout_bad = 1;
+	} else if (HDR_IS("grpc-encoding")) {
+		/* only identity is supported; a compressed message is refused when it arrives */
+		st->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
+	}
+	return 0;
+}
+
+static int
+on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
+    size_t len, void *user_data)
+{
+	struct conn *c = user_data;
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
+	char msg[RPC_MESSAGE_MAX];
+	int rc;
+
+	/* a refused or answered stream's DATA is dropped, never buffered */
+	if (st == NULL || !stream_reading(st))
+		return 0;
+	rc = grpc_lpm_reader_feed(&st->rd, data, len);
+	switch (rc) {
+	case 0:
+		return 0;
+	case BS_ERR_TOO_BIG:
+		snprintf(msg, sizeof(msg), "request message larger than the limit of %u bytes",
+		    c->srv->lim.max_message_bytes);
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		break;
+	case BS_ERR_UNSUPPORTED:
+		if (st->compressed_encoding)
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_UNIMPLEMENTED,
+			    "compressed messages are not supported (grpc-encoding identity only)");
+		else
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_INTERNAL,
+			    "compressed flag set without a grpc-encoding");
+		break;
+	case BS_ERR_NOMEM:
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		break;
+	default:
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
+		    "malformed gRPC framing (one uncompressed message expected)");
+		break;
+	}
+	grpc_lpm_reader_free(&st->rd);
+	return 0;
+}
+
+static int
+on_frame_recv_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
+{
+	struct stream *st;
+
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+		stream_headers_done(st);
+	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		stream_request_done(st);
+	return 0;
+}
+
+static int
+on_stream_close_cb(nghttp2_session *h2, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
+
+	if (st == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
+	stream_free(st);
+	return 0;
+}
+
+void
+stream_set_callbacks(nghttp2_session_callbacks *cbs)
+{
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers_cb);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_cb);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_cb);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_cb);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
+}
