@@ -2,7 +2,7 @@
  * rpc.h - the RPC layer as the transport sees it: gRPC calls without
  * sockets. The only header of the layers above that net/ includes.
  *
- * A transport (net/server.c: TLS, HTTP/2, gRPC framing) drives each call
+ * A transport (net/: TLS, HTTP/2, gRPC framing) drives each call
  * through a fixed sequence, on the event loop thread:
  *
  *   rpc_call_new()      a request's HEADERS begin (request id assigned)
