@@ -1,6 +1,8 @@
 /*
  * bytebuf.c - growable wiping byte buffer and bounded reader (bytebuf.h).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +71,28 @@ bytebuf_put_u32(struct bytebuf *b, uint32_t v)
 	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
 
 	bytebuf_put(b, x, 4);
+}
+
+void
+bytebuf_printf(struct bytebuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		if (b->err == 0)
+			b->err = BS_ERR_INVALID;
+		return;
+	}
+	if (reserve(b, (size_t)n + 1) != 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }
 
 int

@@ -36,6 +36,11 @@ void bytebuf_put(struct bytebuf *b, const void *data, size_t n);
 void bytebuf_put_u8(struct bytebuf *b, uint8_t v);
 void bytebuf_put_u16(struct bytebuf *b, uint16_t v);
 void bytebuf_put_u32(struct bytebuf *b, uint32_t v);
+/*
+ * Appends printf-formatted text, keeping a NUL after the contents (not
+ * counted in len), so that bytebuf_steal hands out a C string.
+ */
+void bytebuf_printf(struct bytebuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 0 or the first error of any put since init. */
 int bytebuf_error(const struct bytebuf *b);
 /*

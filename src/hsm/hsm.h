@@ -72,15 +72,16 @@ int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t i
 
 /*
  * Finds the private key with CKA_ID = id (exactly one). Returns 0,
- * BS_ERR_NOT_FOUND, or BS_ERR_HSM (also when two objects share the id).
+ * BS_ERR_NOT_FOUND, BS_ERR_EXISTS (two objects share the id), or BS_ERR_HSM.
  */
 int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN],
     hsm_handle *out) BS_WUR;
 
 /*
  * Finds the private key whose CKA_LABEL is label (exactly one) and reads its
- * CKA_ID into id. Returns 0, BS_ERR_NOT_FOUND, or BS_ERR_HSM (several
- * objects, a CKA_ID that is not HSM_KEY_ID_LEN bytes, a PKCS#11 failure).
+ * CKA_ID into id. Returns 0, BS_ERR_NOT_FOUND, BS_ERR_EXISTS (several
+ * objects), or BS_ERR_HSM (a CKA_ID that is not HSM_KEY_ID_LEN bytes, a
+ * PKCS#11 failure).
  */
 int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_handle *out,
     uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;

@@ -189,7 +189,7 @@ out:
 	return ret;
 }
 
-/* The one private key matching attr (BS_ERR_NOT_FOUND if none, BS_ERR_HSM if several). */
+/* The one private key matching attr (BS_ERR_NOT_FOUND if none, BS_ERR_EXISTS if several). */
 static int
 find_one_private_key(struct hsm_session *s, CK_ATTRIBUTE *attr, hsm_handle *out)
 {
@@ -204,7 +204,7 @@ find_one_private_key(struct hsm_session *s, CK_ATTRIBUTE *attr, hsm_handle *out)
 	t[1] = *attr;
 	ret = hsm_find_objects(s, t, 2, 2, &v, &n);
 	if (ret == BS_ERR_TOO_BIG)
-		ret = BS_ERR_HSM;  /* more than one key matches */
+		ret = BS_ERR_EXISTS;  /* more than one key matches */
 	if (ret != 0)
 		goto out;
 	if (n == 0) {
@@ -212,7 +212,7 @@ find_one_private_key(struct hsm_session *s, CK_ATTRIBUTE *attr, hsm_handle *out)
 		goto out;
 	}
 	if (n != 1) {
-		ret = BS_ERR_HSM;
+		ret = BS_ERR_EXISTS;
 		goto out;
 	}
 	*out = v[0];

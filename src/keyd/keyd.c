@@ -166,7 +166,7 @@ resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, hsm_h
 		return 0;
 	label_of(k, label);
 	if ((rc = hsm_find_private_key_by_label(s, label, h, id)) != 0)
-		return rc;
+		return rc == BS_ERR_EXISTS ? BS_ERR_HSM : rc;   /* several: the token is broken */
 	cache_put(kd, k, *h, id);
 	return 0;
 }
@@ -241,7 +241,8 @@ do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *
 	/* two workers must not both find the label free and both create it */
 	pthread_mutex_lock(&kd->gen_mu);
 	rc = hsm_find_private_key_by_label(s, label, &h, id);
-	if (rc == 0 || rc == BS_ERR_HSM) {
+	if (rc != BS_ERR_NOT_FOUND) {
+		/* taken (once or several times), or the token failed: never a second object */
 		rc = rc == 0 ? BS_ERR_EXISTS : rc;
 	} else if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1) {
 		rc = BS_ERR_CRYPTO;

@@ -42,15 +42,18 @@ hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], hs
 {
 	size_t i;
 
+	size_t found = 0;
+
 	(void)s;
 	fake_find_calls++;
 	for (i = 0; i < fake_n; i++) {
 		if (memcmp(fake_ids[i], id, HSM_KEY_ID_LEN) == 0) {
 			*out = 1000 + i;
-			return 0;
+			found++;
 		}
 	}
-	return BS_ERR_NOT_FOUND;
+	/* as the real one: several objects with one CKA_ID are BS_ERR_EXISTS */
+	return found == 0 ? BS_ERR_NOT_FOUND : found == 1 ? 0 : BS_ERR_EXISTS;
 }
 
 int
@@ -718,6 +721,25 @@ test_reconcile_missing(void **state)
 }
 
 static void
+test_reconcile_duplicate(void **state)
+{
+	struct fixture *f = *state;
+	char *report = NULL, hex[33], want[200];
+	uint8_t id[HSM_KEY_ID_LEN];
+
+	reconcile_setup(f);
+	/* A second object with alpha v2's CKA_ID. */
+	make_id(id, 40, 2);
+	memcpy(fake_ids[fake_n++], id, HSM_KEY_ID_LEN);
+	assert_int_equal(catalog_reconcile(f->c, NULL, &report), BS_ERR_MISMATCH);
+	hex16(id, hex);
+	snprintf(want, sizeof(want), "key 'alpha' version 2: more than one private key object "
+	    "CKA_ID=%s on token\n", hex);
+	assert_string_equal(report, want);
+	free(report);
+}
+
+static void
 test_reconcile_extra(void **state)
 {
 	struct fixture *f = *state;
@@ -774,6 +796,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_extra, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_both_and_hsm_error, setup, teardown),
 	};
 
