@@ -1,8 +1,13 @@
 /*
- * fileio.c - capped whole-file reads (see fileio.h).
+ * fileio.c - checked opens and capped whole-file reads (see fileio.h).
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -39,4 +44,36 @@ bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len_out)
 	*out = buf;
 	*len_out = len;
 	return 0;
+}
+
+int
+bs_file_open_checked(const char *path, unsigned flags, int *fd_out, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd, rc = BS_ERR_CONFIG;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+		return BS_ERR_IO;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(why, whylen, "cannot stat: %s", strerror(errno));
+		rc = BS_ERR_IO;
+	} else if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a regular file (mode %06o)", (unsigned)st.st_mode);
+	} else if ((flags & BS_FILE_OWNER_ONLY) && (st.st_mode & 077) != 0) {
+		snprintf(why, whylen, "mode %04o must not be accessible by group or others "
+		    "(chmod 600)", (unsigned)(st.st_mode & 07777));
+	} else if ((flags & BS_FILE_NO_GROUP_WRITE) && (st.st_mode & 022) != 0) {
+		snprintf(why, whylen, "mode %04o is writable by group or others; refusing it "
+		    "(chmod go-w)", (unsigned)(st.st_mode & 07777));
+	} else if ((flags & BS_FILE_OWNED) && st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(why, whylen, "owned by uid %u, neither root nor this process's user; "
+		    "refusing it", (unsigned)st.st_uid);
+	} else {
+		*fd_out = fd;
+		return 0;
+	}
+	close(fd);
+	return rc;
 }

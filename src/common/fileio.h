@@ -1,7 +1,8 @@
 /*
- * fileio.h - reading a whole small file from an open descriptor, with a
- * size cap checked while reading (the configuration, the policy, stored
- * checkpoints).
+ * fileio.h - opening a file the daemon trusts (the configuration, the
+ * policy, the PIN file) with its type, mode and owner checked on the open
+ * descriptor, and reading a whole small file with a size cap checked while
+ * reading (also stored checkpoints).
  */
 #ifndef BS_FILEIO_H
 #define BS_FILEIO_H
@@ -18,5 +19,23 @@
  * BS_ERR_NOMEM. Outputs are set only on success; fd is not closed.
  */
 int bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len) BS_WUR;
+
+#define BS_FILE_NO_GROUP_WRITE 0x1u   /* refuse a mode writable by group or others */
+#define BS_FILE_OWNER_ONLY 0x2u       /* refuse any group or other access (a secret) */
+#define BS_FILE_OWNED 0x4u            /* owned by root or this process's user */
+
+/*
+ * Opens path read-only (O_CLOEXEC, O_NOCTTY, O_NONBLOCK) and checks, on the
+ * descriptor, that it is a regular file and what flags ask. On success *fd
+ * is the open descriptor (the caller closes it). Otherwise nothing stays
+ * open and why (whylen bytes) says what is wrong, without the path:
+ * "cannot open: No such file or directory", "not a regular file (mode
+ * 040755)", "mode 0666 is writable by group or others; refusing it (chmod
+ * go-w)", "mode 0644 must not be accessible by group or others (chmod 600)",
+ * "owned by uid 1000, neither root nor this process's user; refusing it".
+ * Returns 0, BS_ERR_IO (open or fstat failed), BS_ERR_CONFIG (a check).
+ */
+int bs_file_open_checked(const char *path, unsigned flags, int *fd, char *why,
+    size_t whylen) BS_WUR;
 
 #endif

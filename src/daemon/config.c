@@ -216,19 +216,15 @@ config_clear(struct bs_config *c)
 static int
 read_file(struct bs_errlist *e, char **out, size_t *len_out)
 {
-	const char *path = e->name;
-	struct stat st;
-	char *buf = NULL;
+	char *buf = NULL, why[256];
 	size_t len = 0;
-	int fd, rc = BS_ERR_IO;
+	int fd = -1, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		err_add(e, 0, "cannot open: %s", strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		err_add(e, 0, "not a regular file");
+	if (bs_file_open_checked(e->name, 0, &fd, why, sizeof(why)) != 0) {
+		/* not there, not readable, not a regular file: "cannot be read" (BS_ERR_IO) */
+		err_add(e, 0, "%s", why);
+		rc = BS_ERR_IO;
+		fd = -1;
 		goto out;
 	}
 	rc = bs_read_fd_capped(fd, CONFIG_FILE_MAX, &buf, &len);
@@ -711,8 +707,7 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 {
 	/* PIN, an optional "\r\n", and one byte to detect an over-long PIN. */
 	uint8_t buf[CONFIG_PIN_MAX + 3];
-	char desc[PATH_MAX + 32];
-	struct stat st;
+	char desc[PATH_MAX + 32], why[256];
 	ssize_t n;
 	size_t len;
 	char *out;
@@ -722,28 +717,14 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 		return BS_ERR_INVALID;
 	if (c->pin_file != NULL) {
 		snprintf(desc, sizeof(desc), "pin file '%s'", c->pin_file);
-		fd = open(c->pin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd < 0) {
-			snprintf(err, errlen, "%s: cannot open: %s", desc, strerror(errno));
-			rc = BS_ERR_IO;
+		rc = bs_file_open_checked(c->pin_file, BS_FILE_OWNER_ONLY, &fd, why, sizeof(why));
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: %s", desc, why);
+			fd = -1;
 			goto out;
 		}
 		own_fd = 1;
-		if (fstat(fd, &st) != 0) {
-			snprintf(err, errlen, "%s: cannot stat: %s", desc, strerror(errno));
-			rc = BS_ERR_IO;
-			goto out;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "%s is not a regular file (mode %06o)", desc,
-			    (unsigned)st.st_mode);
-			goto out;
-		}
-		if ((st.st_mode & 077) != 0) {
-			snprintf(err, errlen, "%s has mode %04o; it must not be accessible by "
-			    "group or others (chmod 600)", desc, (unsigned)(st.st_mode & 07777));
-			goto out;
-		}
+		rc = BS_ERR_CONFIG;
 	} else if (c->pin_fd >= 0) {
 		snprintf(desc, sizeof(desc), "pin_fd %d", c->pin_fd);
 		fd = c->pin_fd;

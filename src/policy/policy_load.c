@@ -27,33 +27,15 @@
 static int
 read_policy_file(struct bs_errlist *errs, char **out, size_t *len_out)
 {
-	struct stat st;
-	char *buf = NULL;
+	char *buf = NULL, why[256];
 	size_t len = 0;
-	int fd, rc = BS_ERR_IO;
+	int fd = -1, rc;
 
-	fd = open(errs->name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		bs_errlist_add(errs, 0, "cannot open: %s", strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0) {
-		bs_errlist_add(errs, 0, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
-	rc = BS_ERR_CONFIG;
-	if (!S_ISREG(st.st_mode)) {
-		bs_errlist_add(errs, 0, "not a regular file");
-		goto out;
-	}
-	if ((st.st_mode & 022) != 0) {
-		bs_errlist_add(errs, 0, "mode %04o is writable by group or others; refusing it "
-		    "(chmod go-w)", (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		bs_errlist_add(errs, 0, "owned by uid %u, neither root nor this process's user; "
-		    "refusing it", (unsigned)st.st_uid);
+	rc = bs_file_open_checked(errs->name, BS_FILE_NO_GROUP_WRITE | BS_FILE_OWNED, &fd, why,
+	    sizeof(why));
+	if (rc != 0) {
+		bs_errlist_add(errs, 0, "%s", why);
+		fd = -1;
 		goto out;
 	}
 	rc = bs_read_fd_capped(fd, POLICY_TEXT_MAX, &buf, &len);

@@ -1,0 +1,122 @@
+/*
+ * test_fileio.c - unit tests for src/common/fileio.c: the checked open
+ * refuses what is not a regular file, a mode its flags forbid, and (as far
+ * as a test can arrange) a foreign owner, with a message saying which;
+ * the capped read refuses a file one byte over its cap.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+
+static char dir[64];
+
+static void
+write_file(const char *name, const char *text, mode_t mode, char *path, size_t cap)
+{
+	FILE *f;
+
+	snprintf(path, cap, "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+test_checked_open(void **state)
+{
+	char path[128], why[256];
+	int fd = -1;
+
+	(void)state;
+	write_file("ok", "x", 0600, path, sizeof(path));
+	assert_int_equal(bs_file_open_checked(path, BS_FILE_OWNER_ONLY | BS_FILE_OWNED, &fd, why,
+	    sizeof(why)), 0);
+	assert_true(fd >= 0);
+	close(fd);
+	write_file("groupread", "x", 0640, path, sizeof(path));
+	assert_int_equal(bs_file_open_checked(path, BS_FILE_NO_GROUP_WRITE, &fd, why, sizeof(why)),
+	    0);
+	close(fd);
+	fd = -1;
+	assert_int_equal(bs_file_open_checked(path, BS_FILE_OWNER_ONLY, &fd, why, sizeof(why)),
+	    BS_ERR_CONFIG);
+	assert_string_equal(why, "mode 0640 must not be accessible by group or others (chmod 600)");
+	assert_int_equal(fd, -1);
+	write_file("groupwrite", "x", 0664, path, sizeof(path));
+	assert_int_equal(bs_file_open_checked(path, BS_FILE_NO_GROUP_WRITE, &fd, why, sizeof(why)),
+	    BS_ERR_CONFIG);
+	assert_non_null(strstr(why, "mode 0664 is writable by group or others"));
+	assert_int_equal(bs_file_open_checked(dir, 0, &fd, why, sizeof(why)), BS_ERR_CONFIG);
+	assert_non_null(strstr(why, "not a regular file (mode 04"));
+	snprintf(path, sizeof(path), "%s/absent", dir);
+	assert_int_equal(bs_file_open_checked(path, 0, &fd, why, sizeof(why)), BS_ERR_IO);
+	assert_string_equal(why, "cannot open: No such file or directory");
+	assert_int_equal(fd, -1);
+}
+
+static void
+test_capped_read(void **state)
+{
+	char path[128], why[256], *buf = NULL;
+	size_t len = 0;
+	int fd;
+
+	(void)state;
+	write_file("ten", "0123456789", 0600, path, sizeof(path));
+	assert_int_equal(bs_file_open_checked(path, 0, &fd, why, sizeof(why)), 0);
+	assert_int_equal(bs_read_fd_capped(fd, 10, &buf, &len), 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(buf, "0123456789");
+	free(buf);
+	close(fd);
+	assert_int_equal(bs_file_open_checked(path, 0, &fd, why, sizeof(why)), 0);
+	buf = NULL;
+	assert_int_equal(bs_read_fd_capped(fd, 9, &buf, &len), BS_ERR_TOO_BIG);
+	assert_null(buf);
+	close(fd);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/bs-fileio-XXXXXX");
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	const char *names[] = { "ok", "groupread", "groupwrite", "ten" };
+	char path[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		(void)unlink(path);
+	}
+	return rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_checked_open),
+		cmocka_unit_test(test_capped_read),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
