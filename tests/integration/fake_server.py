@@ -308,6 +308,22 @@ def raw_serve(a):
     raw_loop(ctx, ls, a.raw)
 
 
+def _close_gently(s):
+    """Drops the connection the way the "close" mode means it: FIN first, then
+    the client's last bytes are read until it closes too (bounded: 2 s). A
+    close() with unread bytes in the receive buffer would send a TCP RST, and
+    the client would report "reset by peer" instead of a closed connection."""
+    import socket
+    try:
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(2.0)
+        while s.recv(65536):
+            pass
+    except (OSError, ValueError):
+        pass
+    s.close()
+
+
 def raw_conn(ctx, conn, mode):
     try:
         s = ctx.wrap_socket(conn, server_side=True)
@@ -338,7 +354,8 @@ def raw_conn(ctx, conn, mode):
                 s.sendall(_frame(4, 1, 0, b""))
             if ftype in (0, 1) and flags & 1:   # END_STREAM: the request is complete
                 if mode == "close":
-                    break
+                    _close_gently(s)
+                    return
                 if mode != "silent":
                     s.sendall(_raw_answer(mode, sid))
     except (EOFError, OSError):
