@@ -122,6 +122,9 @@ static const struct rpc_method t_methods[] = {
 	    RPC_F_AUDIT_NOWAIT, h_health },
 };
 
+/* The test-only EchoService (src/services/echo), the model of a new service. */
+extern const struct rpc_service echo_service;
+
 static const struct rpc_service t_service = {
 	"t.v1.T", t_methods, sizeof(t_methods) / sizeof(t_methods[0]), 0,
 };
@@ -146,7 +149,7 @@ static const char policy_text[] =
     "        keys quorum-*\n"
     "        require approvals 2\n"
     "    grant\n"
-    "        methods t.v1.T/Unchecked t.v1.T/Park\n"
+    "        methods t.v1.T/Unchecked t.v1.T/Park boltseal.test.v1.EchoService/Echo\n"
     "role health-only\n";
 
 /* ---- fixture ---------------------------------------------------------------------- */
@@ -180,7 +183,7 @@ reset_counters(void)
 static int
 setup_common(void **state, int with_audit)
 {
-	const struct rpc_service *svcs[] = { &t_service };
+	const struct rpc_service *svcs[] = { &t_service, &echo_service };
 	struct rpc_dispatcher_opts o;
 	struct audit_log_opts ao;
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -193,7 +196,7 @@ setup_common(void **state, int with_audit)
 	assert_non_null(f->base = event_base_new());
 	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
 	assert_int_equal(event_add(f->tick, &tv), 0);
-	assert_int_equal(rpc_registry_new(svcs, 1, &f->reg, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_new(svcs, 2, &f->reg, err, sizeof(err)), 0);
 	f->pol = harness_policy(f->tmp, policy_text, f->reg);
 	if (with_audit) {
 		memset(&ao, 0, sizeof(ao));
@@ -282,7 +285,7 @@ run_call(struct fixture *f, const char *uri, const char *path, const char *text,
     struct fake_stream *fs)
 {
 	struct rpc_call *call = begin(f, uri, fs);
-	uint8_t buf[128];
+	uint8_t buf[512];
 	size_t n = pack_req(text, buf, sizeof(buf));
 
 	if (rpc_call_admit(call, path))
@@ -307,9 +310,11 @@ test_registry(void **state)
 	assert_ptr_equal(rpc_registry_find(f->reg, "/t.v1.T/Sign"), &t_methods[0]);
 	assert_null(rpc_registry_find(f->reg, "/t.v1.T/Nope"));
 	assert_null(rpc_registry_find(f->reg, "t.v1.T/Sign"));
-	assert_int_equal(rpc_registry_count(f->reg), 4);
+	assert_int_equal(rpc_registry_count(f->reg), 5);
 	assert_string_equal(rpc_registry_name(f->reg, 0), "t.v1.T/Sign");
-	assert_null(rpc_registry_name(f->reg, 4));
+	assert_string_equal(rpc_registry_name(f->reg, 4), "boltseal.test.v1.EchoService/Echo");
+	assert_null(rpc_registry_name(f->reg, 5));
+	assert_true(rpc_registry_has_service(f->reg, "boltseal.test.v1.EchoService"));
 	assert_true(rpc_registry_has_service(f->reg, "t.v1.T"));
 	assert_false(rpc_registry_has_service(f->reg, "t.v1"));
 	assert_int_equal(rpc_registry_new(twice, 2, &r, err, sizeof(err)), BS_ERR_INVALID);
@@ -732,6 +737,32 @@ test_late_outcome_recorded(void **state)
 	    "hsm busy"));
 }
 
+/* The EchoService's handler: the text back, the principal, the text in the record. */
+static void
+test_echo_service(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	Boltseal__Test__V1__EchoResponse *resp;
+	char line[4096], longtext[300];
+
+	run_call(f, OK_URI, "/boltseal.test.v1.EchoService/Echo", "ping \"1\"", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	resp = boltseal__test__v1__echo_response__unpack(NULL, fs.a.msg_len, fs.msg);
+	assert_non_null(resp);
+	assert_string_equal(resp->text, "ping \"1\"");
+	assert_string_equal(resp->principal, "tester");
+	boltseal__test__v1__echo_response__free_unpacked(resp, NULL);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"fields\":{\"echo.text\":\"ping \\\"1\\\"\"}}"));
+	memset(longtext, 'x', sizeof(longtext) - 1);
+	longtext[sizeof(longtext) - 1] = '\0';
+	run_call(f, OK_URI, "/boltseal.test.v1.EchoService/Echo", longtext, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INVALID_ARGUMENT);
+	run_call(f, NOGRANT_URI, "/boltseal.test.v1.EchoService/Echo", "x", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_PERMISSION_DENIED);
+}
+
 static void
 test_audit_field_names(void **state)
 {
@@ -798,6 +829,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_late_outcome_recorded, setup_audit, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_field_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_echo_service, setup_audit, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)
