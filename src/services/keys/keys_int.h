@@ -17,6 +17,7 @@
 #define SIG_MAX 512            /* RSA-3072: 384 bytes */
 
 struct catalog_key;
+struct catalog_version;
 struct policy_attr;
 struct svc_ctx;
 
@@ -58,6 +59,19 @@ const char *keysvc_input_problem(enum bs_alg alg, int is_digest, size_t len);
 /* The request's signature format, or INVALID_ARGUMENT answered (-1). */
 int keysvc_sig_format(struct rpc_call *call, Boltseal__V1__SignatureFormat f,
     enum bs_sig_format *out);
+
+/*
+ * The enabled primary version of k for Sign/SignBatch (purpose generic);
+ * answers the error itself and returns NULL.
+ */
+const struct catalog_version *keysvc_signing_version(struct rpc_call *call,
+    const struct catalog_key *k);
+/* A SIGN of version v of k with the inputs (borrowed). */
+void keysvc_sign_request(struct keyop_request *r, const struct catalog_key *k,
+    const struct catalog_version *v, struct keyop_input *inputs, size_t n);
+/* The key side's signature (raw r||s for ECDSA) in format fmt, into out (SIG_MAX bytes). */
+int keysvc_encode_sig(enum bs_alg alg, enum bs_sig_format fmt, const struct keyop_sig *ks,
+    uint8_t *out, size_t *out_len);
 
 /* A heap-allocated protobuf Key for k (NULL: no memory); free with keysvc_key_pb_free. */
 Boltseal__V1__Key *keysvc_key_pb_new(const struct catalog_key *k);
