@@ -10,6 +10,18 @@
 
 #include "common/bs_error.h"
 
+/*
+ * One "<section>.<name> = value" line: a setting of a service's
+ * configuration section (e.g. "echo.max_text = 64"). The configuration file
+ * keeps them as written; the service registry checks them against what each
+ * served service declares (rpc_registry_configure).
+ */
+struct config_setting {
+	char *key;                  /* "echo.max_text" */
+	char *value;                /* "64" */
+	unsigned line;
+};
+
 struct bs_config {
 	char *listen;               /* "127.0.0.1:7443" or "[::1]:7443" (required) */
 	char *tls_cert;             /* server certificate chain, PEM (required) */
@@ -40,6 +52,8 @@ struct bs_config {
 	unsigned audit_checkpoint_records;     /* checkpoint after this many records, default 1000 */
 	unsigned audit_checkpoint_interval_ms; /* or this often when the log grew, default 10000 */
 	unsigned audit_queue_max;        /* records waiting while the log cannot be written */
+	struct config_setting *settings; /* service sections, in file order */
+	size_t nsettings;
 };
 
 #define CONFIG_DEFAULT_AUDIT_ORIGIN "boltseal.local/audit"

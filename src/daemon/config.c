@@ -202,6 +202,62 @@ clear_strings(struct bs_config *c)
 		free(*p);
 		*p = NULL;
 	}
+	for (i = 0; i < c->nsettings; i++) {
+		free(c->settings[i].key);
+		free(c->settings[i].value);
+	}
+	free(c->settings);
+	c->settings = NULL;
+	c->nsettings = 0;
+}
+
+/* 1 if key is "<section>.<name>", both [a-z0-9_]+ (a service setting). */
+static int
+setting_key_ok(const char *key)
+{
+	const char *dot = strchr(key, '.');
+
+	if (dot == NULL || dot == key || dot[1] == '\0' || strchr(dot + 1, '.') != NULL)
+		return 0;
+	for (const char *p = key; *p != '\0'; p++)
+		if (p != dot && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	return 1;
+}
+
+/* Keeps a service setting as written (the registry checks it). */
+static void
+add_setting(struct bs_errlist *e, unsigned line, const char *key, const char *val,
+    struct bs_config *t)
+{
+	struct config_setting *ns;
+
+	for (size_t i = 0; i < t->nsettings; i++)
+		if (strcmp(t->settings[i].key, key) == 0) {
+			err_add(e, line, "duplicate key '%s' (first set on line %u)", key,
+			    t->settings[i].line);
+			return;
+		}
+	if (val[0] == '\0') {
+		err_add(e, line, "%s: empty value", key);
+		return;
+	}
+	ns = realloc(t->settings, (t->nsettings + 1) * sizeof(*ns));
+	if (ns == NULL) {
+		e->nomem = 1;
+		return;
+	}
+	t->settings = ns;
+	ns[t->nsettings].line = line;
+	ns[t->nsettings].key = strdup(key);
+	ns[t->nsettings].value = strdup(val);
+	if (ns[t->nsettings].key == NULL || ns[t->nsettings].value == NULL) {
+		free(ns[t->nsettings].key);
+		free(ns[t->nsettings].value);
+		e->nomem = 1;
+		return;
+	}
+	t->nsettings++;
 }
 
 void
@@ -558,6 +614,10 @@ parse_line(struct bs_errlist *e, unsigned line, char *s, char *end, const char *
 		return;
 	}
 	if ((kd = find_key(key)) == NULL) {
+		if (setting_key_ok(key)) {
+			add_setting(e, line, key, val, t);
+			return;
+		}
 		err_add(e, line, "unknown key '%s'", printable(key, strlen(key), shown,
 		    sizeof(shown)));
 		return;
@@ -581,6 +641,16 @@ commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEY
 {
 	size_t i;
 	char **src, **dst;
+
+	for (i = 0; i < c->nsettings; i++) {
+		free(c->settings[i].key);
+		free(c->settings[i].value);
+	}
+	free(c->settings);
+	c->settings = t->settings;
+	c->nsettings = t->nsettings;
+	t->settings = NULL;
+	t->nsettings = 0;
 
 	for (i = 0; i < NKEYS; i++) {
 		if (!seen[i])

@@ -101,16 +101,45 @@ audit_event(struct daemon *d, enum audit_type type, const char *result, const ch
  * The registry of the services this daemon serves: every service of
  * services/registry.c, the test-only ones only with test_services = on.
  */
+static const char *config_path;   /* the configuration file, for messages */
+
+/*
+ * The registry of the services this daemon serves (every service of
+ * services/registry.c, the test-only ones only with test_services = on),
+ * configured with their sections' settings.
+ */
 static int
 build_registry(const struct bs_config *cfg, struct rpc_registry **out, char *err, size_t errlen)
 {
 	const struct rpc_service *served[64];
+	struct rpc_setting_line *lines = NULL;
+	struct rpc_registry *reg = NULL;
 	size_t n = 0;
+	int rc;
 
 	for (size_t i = 0; i < services_count && n < sizeof(served) / sizeof(served[0]); i++)
 		if (!services_all[i]->test_only || cfg->test_services)
 			served[n++] = services_all[i];
-	return rpc_registry_new(served, n, out, err, errlen);
+	if ((rc = rpc_registry_new(served, n, &reg, err, errlen)) != 0)
+		return rc;
+	if (cfg->nsettings > 0 &&
+	    (lines = calloc(cfg->nsettings, sizeof(*lines))) == NULL) {
+		rpc_registry_free(reg);
+		return BS_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < cfg->nsettings; i++) {
+		lines[i].key = cfg->settings[i].key;
+		lines[i].value = cfg->settings[i].value;
+		lines[i].line = cfg->settings[i].line;
+	}
+	rc = rpc_registry_configure(reg, lines, cfg->nsettings, config_path, err, errlen);
+	free(lines);
+	if (rc != 0) {
+		rpc_registry_free(reg);
+		return rc;
+	}
+	*out = reg;
+	return 0;
 }
 
 /* The policy schema: every method the server serves, every purpose. */
@@ -426,7 +455,7 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	if (build_registry(cfg, &d.registry, err, sizeof(err)) != 0) {
-		bs_log(BS_LOG_ERROR, "cannot build the service registry", "error", err, NULL);
+		bs_log(BS_LOG_ERROR, "service settings are invalid", "error", err, NULL);
 		goto out;
 	}
 	if (load_policy(cfg->policy, d.registry, &d.policy, err, sizeof(err)) != 0) {
@@ -569,6 +598,10 @@ run(struct bs_config *cfg)
 		}
 		rpc_dispatcher_set_policy(d.disp, d.policy);
 	}
+	if (rpc_registry_start(d.registry, &d.svc, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "a service cannot start", "error", err, NULL);
+		goto out;
+	}
 	if (server_new(d.base, tls_material_ctx(d.tls), &lim, d.disp, &d.srv) != 0 ||
 	    server_listen(d.srv, cfg->listen, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
@@ -611,6 +644,8 @@ out:
 	audit_log_close(d.svc.audit);
 	server_free(d.srv);
 	rpc_dispatcher_free(d.disp);
+	if (d.registry != NULL)
+		rpc_registry_stop(d.registry);
 	if (d.crl_timer != NULL)
 		event_free(d.crl_timer);
 	if (ev_term != NULL)
@@ -644,7 +679,7 @@ check_files(const struct bs_config *cfg)
 	int status = 0;
 
 	if (build_registry(cfg, &reg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "service registry: %s\n", err);
+		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
 	if (load_policy(cfg->policy, reg, &pol, err, sizeof(err)) != 0) {
@@ -704,6 +739,7 @@ main(int argc, char **argv)
 	harden_process();
 	signal(SIGPIPE, SIG_IGN);
 	config_defaults(&cfg);
+	config_path = path;
 	if (check_config(path, &cfg) != 0) {
 		config_clear(&cfg);
 		return 1;

@@ -675,6 +675,12 @@ rpc_call_env(const struct rpc_call *call)
 	return call->d->env;
 }
 
+void *
+rpc_call_service_state(const struct rpc_call *call)
+{
+	return call->m != NULL ? rpc_registry_state(call->d->reg, call->m) : NULL;
+}
+
 /* The policy's verdict on (key, purpose, attrs) for call. */
 static enum policy_decision
 call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,

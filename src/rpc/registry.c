@@ -1,25 +1,37 @@
 /*
- * registry.c - the table of served methods: built once from the service
- * descriptors at start-up, then read-only (see rpc_service.h). Each entry
- * keeps its full path "/<service>/<method>"; the policy's names are the
- * same without the leading '/'.
+ * registry.c - the served services and their methods: built once from the
+ * service descriptors at start-up (see rpc_service.h), then configured
+ * (each service's settings section) and started (each service's init), and
+ * read-only while serving. Each method entry keeps its full path
+ * "/<service>/<method>"; the policy's names are the same without the '/'.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errlist.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
 
 struct entry {
 	char *path;                        /* "/boltseal.v1.KeyService/Sign" */
 	const struct rpc_method *method;
-	const struct rpc_service *service;
+	size_t svc;                        /* index into svcs */
+};
+
+struct served {
+	const struct rpc_service *desc;
+	unsigned long *values;             /* desc->nsettings, defaults until configured */
+	void *state;                       /* what init made */
+	int started;
 };
 
 struct rpc_registry {
 	struct entry *e;
 	size_t n;
+	struct served *svcs;
+	size_t nsvcs;
 };
 
 void
@@ -27,8 +39,12 @@ rpc_registry_free(struct rpc_registry *r)
 {
 	if (r == NULL)
 		return;
+	rpc_registry_stop(r);
 	for (size_t i = 0; i < r->n; i++)
 		free(r->e[i].path);
+	for (size_t i = 0; i < r->nsvcs; i++)
+		free(r->svcs[i].values);
+	free(r->svcs);
 	free(r->e);
 	free(r);
 }
@@ -43,10 +59,26 @@ rpc_registry_new(const struct rpc_service *const *services, size_t n, struct rpc
 
 	for (size_t s = 0; s < n; s++)
 		total += services[s]->nmethods;
-	if ((r = calloc(1, sizeof(*r))) == NULL || (r->e = calloc(total + 1, sizeof(*r->e))) == NULL)
+	if ((r = calloc(1, sizeof(*r))) == NULL || (r->e = calloc(total + 1, sizeof(*r->e))) == NULL ||
+	    (r->svcs = calloc(n + 1, sizeof(*r->svcs))) == NULL)
 		goto out;
 	for (size_t s = 0; s < n; s++) {
 		const struct rpc_service *svc = services[s];
+
+		r->svcs[s].desc = svc;
+		r->nsvcs++;
+		if (svc->nsettings > 0) {
+			if (svc->section == NULL) {
+				snprintf(err, errlen, "%s: settings without a section", svc->name);
+				rc = BS_ERR_INVALID;
+				goto out;
+			}
+			if ((r->svcs[s].values = calloc(svc->nsettings, sizeof(unsigned long))) ==
+			    NULL)
+				goto out;
+			for (size_t k = 0; k < svc->nsettings; k++)
+				r->svcs[s].values[k] = svc->settings[k].def;
+		}
 
 		for (size_t m = 0; m < svc->nmethods; m++) {
 			const struct rpc_method *md = &svc->methods[m];
@@ -67,7 +99,7 @@ rpc_registry_new(const struct rpc_service *const *services, size_t n, struct rpc
 				goto out;
 			snprintf(r->e[r->n].path, len, "/%s/%s", svc->name, md->name);
 			r->e[r->n].method = md;
-			r->e[r->n].service = svc;
+			r->e[r->n].svc = s;
 			if (rpc_registry_find(r, r->e[r->n].path) != NULL) {
 				snprintf(err, errlen, "%s is served twice", r->e[r->n].path);
 				free(r->e[r->n].path);
@@ -110,8 +142,132 @@ rpc_registry_name(const struct rpc_registry *r, size_t i)
 int
 rpc_registry_has_service(const struct rpc_registry *r, const char *name)
 {
-	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->e[i].service->name, name) == 0)
+	for (size_t i = 0; i < r->nsvcs; i++)
+		if (strcmp(r->svcs[i].desc->name, name) == 0)
 			return 1;
 	return 0;
+}
+
+void *
+rpc_registry_state(const struct rpc_registry *r, const struct rpc_method *m)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->e[i].method == m)
+			return r->svcs[r->e[i].svc].state;
+	return NULL;
+}
+
+/* The served service whose section is the part of key before the '.', or NULL. */
+static struct served *
+section_of(struct rpc_registry *r, const char *key, size_t *seclen)
+{
+	const char *dot = strchr(key, '.');
+
+	*seclen = dot != NULL ? (size_t)(dot - key) : strlen(key);
+	for (size_t i = 0; i < r->nsvcs; i++) {
+		const char *sec = r->svcs[i].desc->section;
+
+		if (sec != NULL && strlen(sec) == *seclen && memcmp(sec, key, *seclen) == 0)
+			return &r->svcs[i];
+	}
+	return NULL;
+}
+
+/* One setting line into its service's values; problems go to e. */
+static void
+configure_one(struct rpc_registry *r, const struct rpc_setting_line *l, struct bs_errlist *e)
+{
+	const struct rpc_setting *st = NULL;
+	struct served *sv;
+	unsigned long v;
+	size_t seclen, k;
+	char *end;
+
+	if ((sv = section_of(r, l->key, &seclen)) == NULL) {
+		bs_errlist_add(e, l->line, "unknown key '%s' (no service served here has a "
+		    "section '%.*s')", l->key, (int)seclen, l->key);
+		return;
+	}
+	for (k = 0; k < sv->desc->nsettings; k++)
+		if (l->key[seclen] == '.' && strcmp(sv->desc->settings[k].name,
+		    l->key + seclen + 1) == 0) {
+			st = &sv->desc->settings[k];
+			break;
+		}
+	if (st == NULL) {
+		bs_errlist_add(e, l->line, "unknown key '%s' (%s has no such setting)", l->key,
+		    sv->desc->section);
+		return;
+	}
+	errno = 0;
+	v = strtoul(l->value, &end, 10);
+	if (l->value[0] < '0' || l->value[0] > '9' || *end != '\0' || errno != 0) {
+		bs_errlist_add(e, l->line, "%s: '%s' is not a decimal number", l->key, l->value);
+		return;
+	}
+	if (v < st->min || v > st->max) {
+		bs_errlist_add(e, l->line, "%s: %lu is out of range (%lu..%lu)", l->key, v,
+		    st->min, st->max);
+		return;
+	}
+	sv->values[k] = v;
+}
+
+int
+rpc_registry_configure(struct rpc_registry *r, const struct rpc_setting_line *lines, size_t n,
+    const char *file, char *err, size_t errlen)
+{
+	struct bs_errlist e;
+	int rc;
+
+	bs_errlist_init(&e, file, 0);
+	for (size_t i = 0; i < n; i++)
+		configure_one(r, &lines[i], &e);
+	if (e.nomem)
+		rc = BS_ERR_NOMEM;
+	else
+		rc = e.total > 0 ? BS_ERR_CONFIG : 0;
+	if (rc != 0 && errlen > 0)
+		(void)bs_errlist_format(&e, err, errlen);
+	bs_errlist_clear(&e);
+	return rc;
+}
+
+int
+rpc_registry_start(struct rpc_registry *r, void *env, char *err, size_t errlen)
+{
+	char why[256];
+	int rc;
+
+	for (size_t i = 0; i < r->nsvcs; i++) {
+		struct served *sv = &r->svcs[i];
+
+		if (sv->started)
+			continue;
+		why[0] = '\0';
+		if (sv->desc->init != NULL &&
+		    (rc = sv->desc->init(env, sv->values, &sv->state, why, sizeof(why))) != 0) {
+			snprintf(err, errlen, "%s: %s", sv->desc->name, why[0] != '\0' ? why :
+			    bs_strerror(rc));
+			rpc_registry_stop(r);
+			return rc;
+		}
+		sv->started = 1;
+	}
+	return 0;
+}
+
+void
+rpc_registry_stop(struct rpc_registry *r)
+{
+	for (size_t i = r->nsvcs; i > 0; i--) {
+		struct served *sv = &r->svcs[i - 1];
+
+		if (!sv->started)
+			continue;
+		if (sv->desc->fini != NULL)
+			sv->desc->fini(sv->state);
+		sv->state = NULL;
+		sv->started = 0;
+	}
 }

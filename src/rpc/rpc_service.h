@@ -51,11 +51,40 @@ struct rpc_method {
 	rpc_handler_fn handler;
 };
 
+/*
+ * One setting of a service's configuration section: the line
+ * "<section>.<name> = N" of boltsealed.conf, a decimal number in [min, max];
+ * def when the line is absent.
+ */
+struct rpc_setting {
+	const char *name;                              /* "max_text" */
+	unsigned long min, max, def;
+};
+
 struct rpc_service {
 	const char *name;                              /* "boltseal.v1.KeyService" */
 	const struct rpc_method *methods;
 	size_t nmethods;
 	int test_only;                                 /* served only with test_services = on */
+	const char *section;                           /* "echo": its settings; NULL: none */
+	const struct rpc_setting *settings;
+	size_t nsettings;
+	/*
+	 * Optional, at start (before the first call): values holds the
+	 * section's settings in declaration order (borrowed for the call);
+	 * *state becomes what rpc_call_service_state() gives the handlers.
+	 * Returns 0 or an error (err says why; the daemon does not start).
+	 */
+	int (*init)(void *env, const unsigned long *values, void **state, char *err,
+	    size_t errlen);
+	void (*fini)(void *state);                     /* optional, at stop */
+};
+
+/* A "<section>.<name> = value" line as the configuration file has it (borrowed). */
+struct rpc_setting_line {
+	const char *key;
+	const char *value;
+	unsigned line;
 };
 
 /* ---- registry ------------------------------------------------------------ */
@@ -68,11 +97,37 @@ struct rpc_service {
 int rpc_registry_new(const struct rpc_service *const *services, size_t n,
     struct rpc_registry **out, char *err, size_t errlen) BS_WUR;
 
-/* NULL is a no-op. */
+/*
+ * Stops (if started) and frees. NULL is a no-op.
+ */
 void rpc_registry_free(struct rpc_registry *r);
+
+/*
+ * Checks the settings lines of the configuration file (named file in
+ * messages) against the sections of the served services and keeps their
+ * values (defaults for absent lines). Every problem is one "FILE:LINE:
+ * message" line in err (cut at a line boundary): a section no served
+ * service has, a setting its service does not declare, a value that is not
+ * a decimal number or is out of range. Returns 0, BS_ERR_CONFIG or
+ * BS_ERR_NOMEM.
+ */
+int rpc_registry_configure(struct rpc_registry *r, const struct rpc_setting_line *lines,
+    size_t n, const char *file, char *err, size_t errlen) BS_WUR;
+
+/*
+ * Runs each service's init with env and its settings, in registry order.
+ * If one fails, those started are stopped again and its error is returned
+ * (err names the service). 0 or that error.
+ */
+int rpc_registry_start(struct rpc_registry *r, void *env, char *err, size_t errlen) BS_WUR;
+
+/* Runs each started service's fini, in reverse order. */
+void rpc_registry_stop(struct rpc_registry *r);
 
 /* The method served at path ("/boltseal.v1.KeyService/Sign"), or NULL. */
 const struct rpc_method *rpc_registry_find(const struct rpc_registry *r, const char *path);
+/* The state of the service that serves m (NULL: none, or not started). */
+void *rpc_registry_state(const struct rpc_registry *r, const struct rpc_method *m);
 
 /* 1 if the registry serves a service of that name ("boltseal.v1.KeyService"). */
 int rpc_registry_has_service(const struct rpc_registry *r, const char *name);
@@ -105,6 +160,8 @@ const char *rpc_call_method(const struct rpc_call *call);
 
 /* The services' shared state given to the dispatcher (rpc_dispatcher_opts.env). */
 void *rpc_call_env(const struct rpc_call *call);
+/* The state the call's service's init made (NULL: none). */
+void *rpc_call_service_state(const struct rpc_call *call);
 
 /*
  * Asks the policy for its verdict on key (NULL for calls that name no key)

@@ -85,3 +85,29 @@ def test_test_services_off_in_production(env, epb, second_daemon):
     err = bsutil.rpc_error(echo_fn(c, epb), epb.EchoRequest(text="x"))
     assert status_of(err) == grpc.StatusCode.UNIMPLEMENTED
     assert "unknown method" in err.details()
+
+
+def test_echo_setting_from_the_configuration(env, epb, second_daemon):
+    sd = second_daemon("echoset")
+    # a setting out of its range stops the daemon, with its line
+    sd.settings["echo.max_text"] = "0"
+    bsutil.write_config(sd.conf, sd.settings)
+    rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
+    assert rc != 0 and "echo.max_text: 0 is out of range (1..4096)" in out, out
+    assert sd.conf + ":" in out, out
+    # an unknown section too
+    del sd.settings["echo.max_text"]
+    sd.settings["nosuch.x"] = "1"
+    bsutil.write_config(sd.conf, sd.settings)
+    rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
+    assert rc != 0 and "unknown key 'nosuch.x'" in out, out
+    # in range: the service gets it at start
+    del sd.settings["nosuch.x"]
+    sd.settings["echo.max_text"] = "8"
+    bsutil.write_config(sd.conf, sd.settings)
+    sd.start()
+    c = env.client(port=sd.port)
+    assert echo_fn(c, epb)(epb.EchoRequest(text="12345678"), timeout=15).text == "12345678"
+    err = bsutil.rpc_error(echo_fn(c, epb), epb.EchoRequest(text="123456789"))
+    assert status_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == "text longer than 8 bytes"

@@ -274,6 +274,12 @@ test_each_error(void **state)
 		{ "audit_checkpoint_records = 0", "out of range" },
 		{ "audit_checkpoint_interval_ms = 99", "out of range (100..86400000)" },
 		{ "audit_queue_max = 15", "out of range" },
+		/* service settings: "<section>.<name>", both [a-z0-9_]+ */
+		{ "Echo.max_text = 1", "unknown key 'Echo.max_text'" },
+		{ "echo.max.text = 1", "unknown key 'echo.max.text'" },
+		{ ".max_text = 1", "unknown key '.max_text'" },
+		{ "echo. = 1", "unknown key 'echo.'" },
+		{ "echo.max_text =", "echo.max_text: empty value" },
 	};
 	struct fixture *f = *state;
 	struct bs_config c;
@@ -292,6 +298,34 @@ test_each_error(void **state)
 		free(errors);
 		config_clear(&c);
 	}
+}
+
+/* Service settings are kept as written, in file order, for the registry to check. */
+static void
+test_service_settings(void **state)
+{
+	struct fixture *f = *state;
+	struct bs_config c;
+	char *errors = NULL, text[1024], want[PATH_MAX + 128];
+
+	snprintf(text, sizeof(text), "%secho.max_text = 64\nota.max_roles = 12\n", base_conf);
+	assert_int_equal(load_text(f, text, &c, &errors), 0);
+	assert_null(errors);
+	assert_int_equal(c.nsettings, 2);
+	assert_string_equal(c.settings[0].key, "echo.max_text");
+	assert_string_equal(c.settings[0].value, "64");
+	assert_int_equal(c.settings[0].line, 11);
+	assert_string_equal(c.settings[1].key, "ota.max_roles");
+	assert_int_equal(c.settings[1].line, 12);
+	config_clear(&c);
+	assert_int_equal(c.nsettings, 0);
+	snprintf(text, sizeof(text), "%secho.max_text = 64\necho.max_text = 65\n", base_conf);
+	assert_int_equal(load_text(f, text, &c, &errors), BS_ERR_CONFIG);
+	snprintf(want, sizeof(want), "%s:12: duplicate key 'echo.max_text' (first set on line 11)",
+	    f->conf);
+	assert_non_null(strstr(errors, want));
+	free(errors);
+	config_clear(&c);
 }
 
 static void
@@ -720,6 +754,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_valid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_minimal_keeps_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_uri_and_pin_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),

@@ -126,7 +126,9 @@ static const struct rpc_method t_methods[] = {
 extern const struct rpc_service echo_service;
 
 static const struct rpc_service t_service = {
-	"t.v1.T", t_methods, sizeof(t_methods) / sizeof(t_methods[0]), 0,
+	.name = "t.v1.T",
+	.methods = t_methods,
+	.nmethods = sizeof(t_methods) / sizeof(t_methods[0]),
 };
 
 static const char policy_text[] =
@@ -211,6 +213,7 @@ setup_common(void **state, int with_audit)
 	o.audit = f->log;
 	assert_int_equal(rpc_dispatcher_new(&o, &f->d), 0);
 	rpc_dispatcher_set_policy(f->d, f->pol);
+	assert_int_equal(rpc_registry_start(f->reg, f, err, sizeof(err)), 0);
 	*state = f;
 	return 0;
 }
@@ -329,7 +332,7 @@ test_registry_rejects_incomplete_method(void **state)
 		{ "NoHandler", &boltseal__test__v1__echo_request__descriptor, NULL,
 		    RPC_AUTHZ_POLICY, 0, NULL },
 	};
-	static const struct rpc_service bad_svc = { "bad.v1.B", bad, 1, 0 };
+	static const struct rpc_service bad_svc = { .name = "bad.v1.B", .methods = bad, .nmethods = 1 };
 	const struct rpc_service *svcs[] = { &bad_svc };
 	struct rpc_registry *r = NULL;
 	char err[256] = "";
@@ -763,6 +766,118 @@ test_echo_service(void **state)
 	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_PERMISSION_DENIED);
 }
 
+/* ---- service settings, init and fini ------------------------------------------- */
+
+static int inits, finis, fail_init;
+
+static int
+s_init(void *env, const unsigned long *values, void **state, char *err, size_t errlen)
+{
+	(void)env;
+	if (fail_init) {
+		snprintf(err, errlen, "no luck");
+		return BS_ERR_UNAVAILABLE;
+	}
+	inits++;
+	*state = (void *)(uintptr_t)values[1];
+	return 0;
+}
+
+static void
+s_fini(void *state)
+{
+	(void)state;
+	finis++;
+}
+
+static const struct rpc_setting s_settings[] = {
+	{ "alpha", 0, 10, 3 },
+	{ "beta", 5, 500, 50 },
+};
+
+static const struct rpc_service s_service = {
+	.name = "s.v1.S",
+	.methods = t_methods,      /* the same handlers under another service name */
+	.nmethods = 1,
+	.section = "s",
+	.settings = s_settings,
+	.nsettings = 2,
+	.init = s_init,
+	.fini = s_fini,
+};
+
+static void
+test_settings_init_and_fini(void **state)
+{
+	static const struct rpc_setting_line good[] = {
+		{ "s.beta", "77", 4 },
+	};
+	static const struct rpc_setting_line bad[] = {
+		{ "nope.x", "1", 2 },
+		{ "s.gamma", "1", 3 },
+		{ "s.alpha", "abc", 5 },
+		{ "s.alpha", "11", 6 },
+		{ "s.beta", "-1", 7 },
+		{ "s.beta", "99999999999999999999999", 8 },
+	};
+	const struct rpc_service *svcs[] = { &s_service, &echo_service };
+	struct rpc_registry *r = NULL;
+	char err[2048] = "";
+
+	(void)state;
+	inits = finis = fail_init = 0;
+	assert_int_equal(rpc_registry_new(svcs, 2, &r, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_configure(r, bad, 6, "b.conf", err, sizeof(err)),
+	    BS_ERR_CONFIG);
+	assert_non_null(strstr(err, "b.conf:2: unknown key 'nope.x' (no service served here has "
+	    "a section 'nope')"));
+	assert_non_null(strstr(err, "b.conf:3: unknown key 's.gamma' (s has no such setting)"));
+	assert_non_null(strstr(err, "b.conf:5: s.alpha: 'abc' is not a decimal number"));
+	assert_non_null(strstr(err, "b.conf:6: s.alpha: 11 is out of range (0..10)"));
+	assert_non_null(strstr(err, "b.conf:7: s.beta: '-1' is not a decimal number"));
+	assert_non_null(strstr(err, "b.conf:8: s.beta:"));
+	/* defaults, then one line */
+	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), 0);
+	assert_int_equal(inits, 1);
+	assert_ptr_equal(rpc_registry_state(r, &t_methods[0]), (void *)(uintptr_t)50);
+	rpc_registry_stop(r);
+	assert_int_equal(finis, 1);
+	assert_null(rpc_registry_state(r, &t_methods[0]));
+	assert_int_equal(rpc_registry_configure(r, good, 1, "g.conf", err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), 0);
+	assert_ptr_equal(rpc_registry_state(r, &t_methods[0]), (void *)(uintptr_t)77);
+	rpc_registry_free(r);          /* stops what is started */
+	assert_int_equal(finis, 2);
+	/* a failing init: nothing stays started, the error names the service */
+	r = NULL;
+	assert_int_equal(rpc_registry_new(svcs, 2, &r, err, sizeof(err)), 0);
+	fail_init = 1;
+	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), BS_ERR_UNAVAILABLE);
+	assert_string_equal(err, "s.v1.S: no luck");
+	rpc_registry_free(r);
+	assert_int_equal(finis, 2);
+}
+
+static void
+test_echo_setting(void **state)
+{
+	static const struct rpc_setting_line lines[] = {
+		{ "echo.max_text", "4", 9 },
+	};
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	char err[512];
+
+	rpc_registry_stop(f->reg);
+	assert_int_equal(rpc_registry_configure(f->reg, lines, 1, "e.conf", err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_start(f->reg, f, err, sizeof(err)), 0);
+	run_call(f, OK_URI, "/boltseal.test.v1.EchoService/Echo", "abcd", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	run_call(f, OK_URI, "/boltseal.test.v1.EchoService/Echo", "abcde", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INVALID_ARGUMENT);
+	assert_string_equal(fs.message, "text longer than 4 bytes");
+}
+
 static void
 test_audit_field_names(void **state)
 {
@@ -830,6 +945,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_late_outcome_recorded, setup_audit, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_field_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_service, setup_audit, teardown),
+		cmocka_unit_test(test_settings_init_and_fini),
+		cmocka_unit_test_setup_teardown(test_echo_setting, setup, teardown),
 	};
 
 	if (evthread_use_pthreads() != 0)

@@ -306,5 +306,7 @@ static const struct rpc_method methods[] = {
 };
 
 const struct rpc_service auditservice_service = {
-	"boltseal.v1.AuditService", methods, sizeof(methods) / sizeof(methods[0]), 0,
+	.name = "boltseal.v1.AuditService",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
 };

@@ -98,5 +98,7 @@ static const struct rpc_method methods[] = {
 };
 
 const struct rpc_service health_service = {
-	"grpc.health.v1.Health", methods, sizeof(methods) / sizeof(methods[0]), 0,
+	.name = "grpc.health.v1.Health",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
 };

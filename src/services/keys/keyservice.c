@@ -227,5 +227,7 @@ static const struct rpc_method methods[] = {
 	    RPC_AUTHZ_POLICY, 0, keysvc_sign_batch },
 };
 const struct rpc_service keyservice_service = {
-	"boltseal.v1.KeyService", methods, sizeof(methods) / sizeof(methods[0]), 0,
+	.name = "boltseal.v1.KeyService",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
 };
