@@ -271,3 +271,20 @@ rpc_registry_stop(struct rpc_registry *r)
 		sv->started = 0;
 	}
 }
+
+int
+rpc_registry_serving(const struct rpc_registry *r, const char *name, void *env)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < r->nsvcs; i++) {
+		const struct served *sv = &r->svcs[i];
+
+		if (name != NULL && strcmp(sv->desc->name, name) != 0)
+			continue;
+		found = 1;
+		if (sv->desc->serving != NULL && !sv->desc->serving(env, sv->state))
+			return 0;
+	}
+	return found ? 1 : -1;
+}

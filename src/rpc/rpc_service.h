@@ -78,6 +78,11 @@ struct rpc_service {
 	int (*init)(void *env, const unsigned long *values, void **state, char *err,
 	    size_t errlen);
 	void (*fini)(void *state);                     /* optional, at stop */
+	/*
+	 * Optional: the service's contribution to grpc.health.v1: 1 while it
+	 * can serve (given the shared env and its state), 0 otherwise.
+	 */
+	int (*serving)(void *env, void *state);
 };
 
 /* A "<section>.<name> = value" line as the configuration file has it (borrowed). */
@@ -123,6 +128,13 @@ int rpc_registry_start(struct rpc_registry *r, void *env, char *err, size_t errl
 
 /* Runs each started service's fini, in reverse order. */
 void rpc_registry_stop(struct rpc_registry *r);
+
+/*
+ * 1 if the service called name (NULL: every service) says it can serve
+ * (services without a serving hook always can), 0 if not, -1 if no service
+ * of that name is served.
+ */
+int rpc_registry_serving(const struct rpc_registry *r, const char *name, void *env);
 
 /* The method served at path ("/boltseal.v1.KeyService/Sign"), or NULL. */
 const struct rpc_method *rpc_registry_find(const struct rpc_registry *r, const char *path);

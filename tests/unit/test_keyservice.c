@@ -46,6 +46,7 @@
 
 extern const struct rpc_service keyservice_service;
 extern const struct rpc_service health_service;
+extern const struct rpc_service auditservice_service;
 
 static const char policy_text[] =
     "principal ci\n"
@@ -235,7 +236,8 @@ add_key(struct fixture *f, const char *name, enum bs_purpose purpose)
 static int
 setup(void **state)
 {
-	const struct rpc_service *svcs[] = { &keyservice_service, &health_service };
+	const struct rpc_service *svcs[] = { &keyservice_service, &health_service,
+		&auditservice_service };
 	struct workq_opts wo = { 2, 64, NULL, NULL, NULL, "work" };
 	struct rpc_dispatcher_opts o;
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -245,7 +247,7 @@ setup(void **state)
 	memset(&fk, 0, sizeof(fk));
 	harness_tmpdir(f->tmp, sizeof(f->tmp));
 	assert_non_null(f->base = event_base_new());
-	assert_int_equal(rpc_registry_new(svcs, 2, &f->reg, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_new(svcs, 3, &f->reg, err, sizeof(err)), 0);
 	f->pol = harness_policy(f->tmp, policy_text, f->reg);
 	snprintf(path, sizeof(path), "%s/catalog.db", f->tmp);
 	if (catalog_open(path, &f->cat, err, sizeof(err)) != 0)
@@ -573,6 +575,29 @@ test_health_probes_the_key_side(void **state)
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
 	grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
 	assert_int_equal(fk.calls[KEYOP_PROBE], 2);
+	/* the audit service's own say: no audit log here, so it does not serve */
+	fk.dead = 0;
+	r.service = "boltseal.v1.AuditService";
+	call(f, "/grpc.health.v1.Health/Check", &r.base, &fs);
+	assert_non_null(resp = grpc__health__v1__health_check_response__unpack(NULL, fs.a.msg_len,
+	    fs.msg));
+	assert_int_equal(resp->status,
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+	r.service = "";                       /* the server as a whole still serves */
+	call(f, "/grpc.health.v1.Health/Check", &r.base, &fs);
+	assert_non_null(resp = grpc__health__v1__health_check_response__unpack(NULL, fs.a.msg_len,
+	    fs.msg));
+	assert_int_equal(resp->status,
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+	r.service = "boltseal.v1.KeyService";
+	call(f, "/grpc.health.v1.Health/Check", &r.base, &fs);
+	assert_non_null(resp = grpc__health__v1__health_check_response__unpack(NULL, fs.a.msg_len,
+	    fs.msg));
+	assert_int_equal(resp->status,
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
 	r.service = "boltseal.v1.NoSuchService";
 	call(f, "/grpc.health.v1.Health/Check", &r.base, &fs);
 	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_NOT_FOUND);

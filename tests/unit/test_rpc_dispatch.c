@@ -846,6 +846,9 @@ test_settings_init_and_fini(void **state)
 	assert_int_equal(rpc_registry_configure(r, good, 1, "g.conf", err, sizeof(err)), 0);
 	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), 0);
 	assert_ptr_equal(rpc_registry_state(r, &t_methods[0]), (void *)(uintptr_t)77);
+	assert_int_equal(rpc_registry_serving(r, "s.v1.S", NULL), 1);
+	assert_int_equal(rpc_registry_serving(r, NULL, NULL), 1);
+	assert_int_equal(rpc_registry_serving(r, "nope.v1.N", NULL), -1);
 	rpc_registry_free(r);          /* stops what is started */
 	assert_int_equal(finis, 2);
 	/* a failing init: nothing stays started, the error names the service */

@@ -305,8 +305,17 @@ static const struct rpc_method methods[] = {
 	    RPC_AUTHZ_POLICY, 0, read_records },
 };
 
+/* Health: the audit service serves only where the daemon keeps an audit log. */
+static int
+serving(void *env, void *state)
+{
+	(void)state;
+	return ((struct svc_ctx *)env)->audit != NULL;
+}
+
 const struct rpc_service auditservice_service = {
 	.name = "boltseal.v1.AuditService",
 	.methods = methods,
 	.nmethods = sizeof(methods) / sizeof(methods[0]),
+	.serving = serving,
 };
