@@ -77,3 +77,20 @@ bs_file_open_checked(const char *path, unsigned flags, int *fd_out, char *why, s
 	close(fd);
 	return rc;
 }
+
+int
+bs_file_read_checked(const char *path, unsigned flags, size_t cap, char **out, size_t *len,
+    char *why, size_t whylen)
+{
+	int fd, rc;
+
+	if ((rc = bs_file_open_checked(path, flags, &fd, why, whylen)) != 0)
+		return rc;
+	rc = bs_read_fd_capped(fd, cap, out, len);
+	if (rc == BS_ERR_TOO_BIG)
+		snprintf(why, whylen, "file is larger than %zu bytes", cap);
+	else if (rc == BS_ERR_IO)
+		snprintf(why, whylen, "cannot read: %s", strerror(errno));
+	close(fd);
+	return rc;
+}

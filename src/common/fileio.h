@@ -38,4 +38,14 @@ int bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len) BS_WUR;
 int bs_file_open_checked(const char *path, unsigned flags, int *fd, char *why,
     size_t whylen) BS_WUR;
 
+/*
+ * bs_file_open_checked, then the whole file (at most cap bytes) into *out
+ * (malloc'd, NUL-terminated; *len bytes; the caller frees). Returns 0,
+ * BS_ERR_IO (open, stat or read failed), BS_ERR_CONFIG (a check failed),
+ * BS_ERR_TOO_BIG ("file is larger than CAP bytes") or BS_ERR_NOMEM, with
+ * why saying what (not for BS_ERR_NOMEM).
+ */
+int bs_file_read_checked(const char *path, unsigned flags, size_t cap, char **out, size_t *len,
+    char *why, size_t whylen) BS_WUR;
+
 #endif

@@ -272,35 +272,15 @@ config_clear(struct bs_config *c)
 static int
 read_file(struct bs_errlist *e, char **out, size_t *len_out)
 {
-	char *buf = NULL, why[256];
-	size_t len = 0;
-	int fd = -1, rc;
+	char why[256];
+	int rc;
 
-	if (bs_file_open_checked(e->name, 0, &fd, why, sizeof(why)) != 0) {
-		/* not there, not readable, not a regular file: "cannot be read" (BS_ERR_IO) */
-		err_add(e, 0, "%s", why);
-		rc = BS_ERR_IO;
-		fd = -1;
-		goto out;
-	}
-	rc = bs_read_fd_capped(fd, CONFIG_FILE_MAX, &buf, &len);
-	if (rc == BS_ERR_TOO_BIG) {
-		err_add(e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
-		rc = BS_ERR_CONFIG;
-		goto out;
-	}
-	if (rc == BS_ERR_IO)
-		err_add(e, 0, "cannot read: %s", strerror(errno));
-	if (rc != 0)
-		goto out;
-	*out = buf;
-	*len_out = len;
-	buf = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
+	rc = bs_file_read_checked(e->name, 0, CONFIG_FILE_MAX, out, len_out, why, sizeof(why));
+	if (rc == 0 || rc == BS_ERR_NOMEM)
+		return rc;
+	err_add(e, 0, "%s", why);
+	/* too big is a configuration error; anything else means it cannot be read */
+	return rc == BS_ERR_TOO_BIG ? BS_ERR_CONFIG : BS_ERR_IO;
 }
 
 /* The absolute directory holding path, malloc'd. */

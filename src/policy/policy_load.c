@@ -27,35 +27,15 @@
 static int
 read_policy_file(struct bs_errlist *errs, char **out, size_t *len_out)
 {
-	char *buf = NULL, why[256];
-	size_t len = 0;
-	int fd = -1, rc;
+	char why[256];
+	int rc;
 
-	rc = bs_file_open_checked(errs->name, BS_FILE_NO_GROUP_WRITE | BS_FILE_OWNED, &fd, why,
-	    sizeof(why));
-	if (rc != 0) {
-		bs_errlist_add(errs, 0, "%s", why);
-		fd = -1;
-		goto out;
-	}
-	rc = bs_read_fd_capped(fd, POLICY_TEXT_MAX, &buf, &len);
-	if (rc == BS_ERR_TOO_BIG) {
-		bs_errlist_add(errs, 0, "file is larger than %d bytes", POLICY_TEXT_MAX);
-		rc = BS_ERR_CONFIG;
-		goto out;
-	}
-	if (rc == BS_ERR_IO)
-		bs_errlist_add(errs, 0, "cannot read: %s", strerror(errno));
-	if (rc != 0)
-		goto out;
-	*out = buf;
-	*len_out = len;
-	buf = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return rc;
+	rc = bs_file_read_checked(errs->name, BS_FILE_NO_GROUP_WRITE | BS_FILE_OWNED,
+	    POLICY_TEXT_MAX, out, len_out, why, sizeof(why));
+	if (rc == 0 || rc == BS_ERR_NOMEM)
+		return rc;
+	bs_errlist_add(errs, 0, "%s", why);
+	return rc == BS_ERR_TOO_BIG ? BS_ERR_CONFIG : rc;
 }
 
 int

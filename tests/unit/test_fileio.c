@@ -2,7 +2,8 @@
  * test_fileio.c - unit tests for src/common/fileio.c: the checked open
  * refuses what is not a regular file, a mode its flags forbid, and (as far
  * as a test can arrange) a foreign owner, with a message saying which;
- * the capped read refuses a file one byte over its cap.
+ * the capped read refuses a file one byte over its cap; the checked read
+ * does both and says which went wrong.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,6 +87,19 @@ test_capped_read(void **state)
 	assert_int_equal(bs_read_fd_capped(fd, 9, &buf, &len), BS_ERR_TOO_BIG);
 	assert_null(buf);
 	close(fd);
+	/* the same in one call, with what went wrong */
+	assert_int_equal(bs_file_read_checked(path, BS_FILE_OWNER_ONLY, 10, &buf, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(len, 10);
+	free(buf);
+	buf = NULL;
+	assert_int_equal(bs_file_read_checked(path, 0, 9, &buf, &len, why, sizeof(why)),
+	    BS_ERR_TOO_BIG);
+	assert_string_equal(why, "file is larger than 9 bytes");
+	assert_null(buf);
+	assert_int_equal(bs_file_read_checked(dir, 0, 9, &buf, &len, why, sizeof(why)),
+	    BS_ERR_CONFIG);
+	assert_null(buf);
 }
 
 static int
