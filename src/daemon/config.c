@@ -32,6 +32,7 @@
 #include "common/errlist.h"
 #include "common/fileio.h"
 #include "daemon/bs_config.h"
+#include "hsm/p11uri.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes in a configuration file */
 #define CONFIG_LINE_MAX 4096            /* bytes in one line */
@@ -447,6 +448,7 @@ static int
 set_value(struct bs_errlist *e, unsigned line, const struct keydef *kd, const char *v,
     const char *dir, struct bs_config *t)
 {
+	struct p11uri uri;
 	char why[512], shown[80];
 	unsigned long n;
 	char *s = NULL, **sp;
@@ -482,6 +484,18 @@ set_value(struct bs_errlist *e, unsigned line, const struct keydef *kd, const ch
 		if (strncmp(v, "pkcs11:", 7) != 0) {
 			err_add(e, line, "%s: '%s' does not start with \"pkcs11:\"", kd->name,
 			    printable(v, strlen(v), shown, sizeof(shown)));
+			return -1;
+		}
+		/*
+		 * The HSM layer's own RFC 7512 parser, so that what passes here
+		 * opens there. Never echo the value: a pin-value or pin-source
+		 * attribute would put the PIN into the message.
+		 */
+		if (p11uri_parse(v, &uri) != 0) {
+			err_add(e, line, "%s: not a PKCS#11 URI boltsealed accepts (RFC 7512 path "
+			    "attributes token, manufacturer, serial, model, slot-id; no query "
+			    "attributes such as pin-value or pin-source; the value is not shown)",
+			    kd->name);
 			return -1;
 		}
 		s = strdup(v);

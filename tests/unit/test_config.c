@@ -300,6 +300,34 @@ test_each_error(void **state)
 	}
 }
 
+/* token_uri goes through the HSM layer's RFC 7512 parser; a PIN in it is refused, never echoed. */
+static void
+test_token_uri_strict(void **state)
+{
+	static const char *const bad[] = {
+		"pkcs11:token=x?pin-value=SECRET",
+		"pkcs11:token=x;pin-source=SECRET",
+		"pkcs11:token=%zzSECRET",
+		"pkcs11:token=x;bogus=SECRET",
+	};
+	struct fixture *f = *state;
+	struct bs_config c;
+	char *errors = NULL, text[2048], *tok;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s", base_conf);
+		assert_non_null(tok = strstr(text, "token_uri = "));
+		snprintf(tok, sizeof(text) - (size_t)(tok - text), "token_uri = %s\n%s", bad[i],
+		    strchr(strstr(base_conf, "token_uri = "), '\n') + 1);
+		assert_int_equal(load_text(f, text, &c, &errors), BS_ERR_CONFIG);
+		assert_non_null(strstr(errors, "token_uri: not a PKCS#11 URI"));
+		if (strstr(errors, "SECRET") != NULL)
+			fail_msg("the value reached the message: %s", errors);
+		free(errors);
+		config_clear(&c);
+	}
+}
+
 /* Service settings are kept as written, in file order, for the registry to check. */
 static void
 test_service_settings(void **state)
@@ -755,6 +783,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_minimal_keeps_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_uri_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_uri_and_pin_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
