@@ -194,6 +194,7 @@ stream_headers_done(struct stream *st)
 		return;
 	st->admitted = 1;
 	if (st->have_timeout) {
+		rpc_call_set_deadline(st->call, st->timeout_us);
 		tv.tv_sec = (time_t)(st->timeout_us / 1000000);
 		tv.tv_usec = (suseconds_t)(st->timeout_us % 1000000);
 		st->deadline = event_new(s->base, -1, 0, deadline_cb, st);

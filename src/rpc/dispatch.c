@@ -52,6 +52,8 @@ struct rpc_call {
 	char path[RPC_PATH_MAX];
 	char request_id[24];
 	struct timespec start;
+	int have_deadline;
+	struct timespec deadline;        /* CLOCK_MONOTONIC */
 	char identity[RPC_IDENTITY_MAX];
 	uint8_t cert_sha256[32];
 	char peer[64];
@@ -531,6 +533,36 @@ out:
 }
 
 void
+rpc_call_set_deadline(struct rpc_call *call, int64_t usec)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (usec < 0)
+		usec = 0;
+	call->deadline.tv_sec = now.tv_sec + (time_t)(usec / 1000000);
+	call->deadline.tv_nsec = now.tv_nsec + (long)(usec % 1000000) * 1000;
+	if (call->deadline.tv_nsec >= 1000000000L) {
+		call->deadline.tv_sec++;
+		call->deadline.tv_nsec -= 1000000000L;
+	}
+	call->have_deadline = 1;
+}
+
+/* 1 if the call has a deadline and it has passed. */
+static int
+deadline_passed(const struct rpc_call *call)
+{
+	struct timespec now;
+
+	if (!call->have_deadline)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > call->deadline.tv_sec || (now.tv_sec == call->deadline.tv_sec &&
+	    now.tv_nsec >= call->deadline.tv_nsec);
+}
+
+void
 rpc_call_deadline(struct rpc_call *call)
 {
 	if (call->decided || call->t == NULL)
@@ -576,7 +608,15 @@ rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, con
 		message = "internal error";
 		resp_len = 0;
 	}
-	if (call->t != NULL && !call->decided) {
+	if (call->t != NULL && !call->decided && deadline_passed(call)) {
+		/* too late for the caller, whatever the handler did: say so, and record both */
+		snprintf(call->reason, sizeof(call->reason), "the operation finished after the "
+		    "caller's deadline; its result was %s%s%s", grpc_status_name(grpc_status),
+		    message != NULL && message[0] != '\0' ? ": " : "", message != NULL ? message : "");
+		call->status = GRPC_STATUS_DEADLINE_EXCEEDED;
+		set_text(call, "deadline exceeded");
+		decide(call, 200);
+	} else if (call->t != NULL && !call->decided) {
 		call->status = grpc_status;
 		set_text(call, message);
 		if (grpc_status == GRPC_STATUS_OK && resp_len > 0) {

@@ -129,6 +129,14 @@ void rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len);
 /* The call's deadline passed: the handler is cancelled, DEADLINE_EXCEEDED answered. */
 void rpc_call_deadline(struct rpc_call *call);
 
+/*
+ * The client's deadline (grpc-timeout) is usec from now. A handler that
+ * answers after it (before the transport's timer fired) gets its answer
+ * replaced by DEADLINE_EXCEEDED, recorded as such with what it would have
+ * been: the caller never sees OK for a call it gave up on.
+ */
+void rpc_call_set_deadline(struct rpc_call *call, int64_t usec);
+
 /* 1 once an answer is chosen (sent or waiting for its audit record). */
 int rpc_call_decided(const struct rpc_call *call);
 

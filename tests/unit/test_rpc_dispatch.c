@@ -740,6 +740,41 @@ test_late_outcome_recorded(void **state)
 	    "hsm busy"));
 }
 
+/* An answer that comes after the caller's deadline is DEADLINE_EXCEEDED, recorded with what it was. */
+static void
+test_answer_after_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	struct timespec ms = { 0, 3000000 };
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+	char line[4096];
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_set_deadline(call, 1000);            /* 1 ms */
+	rpc_call_request(call, buf, n);
+	nanosleep(&ms, NULL);                         /* the HSM was slow; no timer fired yet */
+	rpc_call_finish(parked, GRPC_STATUS_OK, NULL, NULL, 0);
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_DEADLINE_EXCEEDED);
+	assert_int_equal(fs.a.msg_len, 0);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"result\":\"DEADLINE_EXCEEDED\""));
+	assert_non_null(strstr(line, "after the caller's deadline; its result was OK"));
+	rpc_call_detach(call);
+	/* within the deadline nothing changes */
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_set_deadline(call, 10 * 1000000);
+	rpc_call_request(call, buf, n);
+	rpc_call_finish(parked, GRPC_STATUS_OK, NULL, NULL, 0);
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	rpc_call_detach(call);
+}
+
 /* The EchoService's handler: the text back, the principal, the text in the record. */
 static void
 test_echo_service(void **state)
@@ -946,6 +981,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_transport_detaches_inside_answer, setup_audit,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_late_outcome_recorded, setup_audit, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_after_deadline, setup_audit, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_field_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_service, setup_audit, teardown),
 		cmocka_unit_test(test_settings_init_and_fini),
