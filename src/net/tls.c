@@ -22,7 +22,7 @@ static int
 cert_uri_san(X509 *cert, char *out, size_t cap)
 {
 	GENERAL_NAMES *names = NULL;
-	int i, n, rc = BS_ERR_INVALID;
+	int i, n, found = 0, rc = BS_ERR_INVALID;
 
 	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	if (names == NULL)
@@ -35,6 +35,11 @@ cert_uri_san(X509 *cert, char *out, size_t cap)
 
 		if (gn->type != GEN_URI)
 			continue;
+		/* exactly one: with two, which one is the caller? (none is) */
+		if (found++ > 0) {
+			rc = BS_ERR_INVALID;
+			goto out;
+		}
 		p = ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
 		len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
 		if (len <= 0 || (size_t)len >= cap)
@@ -47,25 +52,49 @@ cert_uri_san(X509 *cert, char *out, size_t cap)
 		memcpy(out, p, (size_t)len);
 		out[len] = '\0';
 		rc = 0;
-		goto out;
 	}
 out:
 	GENERAL_NAMES_free(names);
 	return rc;
 }
 
+/*
+ * 1 if the leaf may identify a client: not a CA, keyUsage (when present)
+ * allowing digitalSignature, and an extendedKeyUsage that names clientAuth
+ * (an EKU is required, not only allowed).
+ */
+static int
+leaf_fit_for_client(X509 *cert)
+{
+	uint32_t flags = X509_get_extension_flags(cert);
+
+	if (X509_check_ca(cert) != 0 || (flags & EXFLAG_CA))
+		return 0;
+	if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(cert) & KU_DIGITAL_SIGNATURE))
+		return 0;
+	if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT))
+		return 0;
+	return 1;
+}
+
 static int
 verify_cb(int preverify_ok, X509_STORE_CTX *x)
 {
 	char uri[TLS_IDENTITY_MAX];
+	X509 *leaf;
 
 	if (!preverify_ok)
 		return 0;
 	if (X509_STORE_CTX_get_error_depth(x) != 0)
 		return 1;
-	/* The leaf must carry a URI SAN: it is the caller's identity. */
-	if (cert_uri_san(X509_STORE_CTX_get_current_cert(x), uri, sizeof(uri)) != 0) {
+	leaf = X509_STORE_CTX_get_current_cert(x);
+	/* Exactly one URI SAN (the caller's identity), and a leaf made for clients. */
+	if (cert_uri_san(leaf, uri, sizeof(uri)) != 0) {
 		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	if (!leaf_fit_for_client(leaf)) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_INVALID_PURPOSE);
 		return 0;
 	}
 	return 1;

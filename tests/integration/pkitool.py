@@ -51,10 +51,14 @@ def _write(path, data, mode):
     os.chmod(path, mode)
 
 
-def mint_client(ca, outdir, name, uri, cn=None, days=2):
+def mint_client(ca, outdir, name, uri, cn=None, days=2, is_ca=False, key_agreement_only=False,
+                eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), extra_uris=()):
     """A client certificate issued by ca with URI SAN uri (EKU clientAuth,
     EC P-256, valid from an hour ago for days days). Writes
-    outdir/name.pem and outdir/name.key (0600); returns (cert path, key path)."""
+    outdir/name.pem and outdir/name.key (0600); returns (cert path, key path).
+    For the strictness tests: is_ca (basicConstraints CA:TRUE),
+    key_agreement_only (keyUsage keyAgreement, no digitalSignature), eku
+    (None: no extendedKeyUsage at all), extra_uris (more URI SANs after uri)."""
     os.makedirs(outdir, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
@@ -67,20 +71,22 @@ def mint_client(ca, outdir, name, uri, cn=None, days=2):
          .serial_number(x509.random_serial_number())
          .not_valid_before(now - datetime.timedelta(hours=1))
          .not_valid_after(now + datetime.timedelta(days=days))
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+         .add_extension(x509.KeyUsage(digital_signature=not key_agreement_only,
+                                      content_commitment=False,
                                       key_encipherment=False, data_encipherment=False,
-                                      key_agreement=False, key_cert_sign=False,
+                                      key_agreement=key_agreement_only, key_cert_sign=is_ca,
                                       crl_sign=False, encipher_only=False,
                                       decipher_only=False), critical=True)
-         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                        critical=False)
          .add_extension(x509.SubjectAlternativeName(
-             [x509.UniformResourceIdentifier(uri)]), critical=False)
+             [x509.UniformResourceIdentifier(u) for u in (uri,) + tuple(extra_uris)]),
+             critical=False)
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                         critical=False)
          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
              ca.key.public_key()), critical=False))
+    if eku is not None:
+        b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     cert = b.sign(ca.key, hashes.SHA256())
     cert_path = os.path.join(outdir, name + ".pem")
     key_path = os.path.join(outdir, name + ".key")
