@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -24,6 +25,7 @@
 #define SHA256_LEN 32
 #define PSS_SALT_LEN 32
 #define RSA_MIN_BITS 2048
+#define RSA_MAX_BITS 4096          /* and e = 65537: verification work is bounded */
 
 /* Decodes a DER SPKI with nothing after it. Returns 0 or BS_ERR_INVALID. */
 static int
@@ -68,11 +70,27 @@ pkey_alg(EVP_PKEY *pkey, enum bs_alg *alg_out)
 	case EVP_PKEY_ED25519:
 		*alg_out = BS_ALG_ED25519;
 		return 0;
-	case EVP_PKEY_RSA:
-		if (EVP_PKEY_get_bits(pkey) < RSA_MIN_BITS)
+	case EVP_PKEY_RSA: {
+		/*
+		 * Bounded work: a caller's RSA key is 2048..4096 bits with e = 65537
+		 * (a 16384-bit key with a 64-bit exponent costs ~100 verifies).
+		 */
+		BIGNUM *e = NULL;
+		int ok;
+
+		if (EVP_PKEY_get_bits(pkey) < RSA_MIN_BITS || EVP_PKEY_get_bits(pkey) > RSA_MAX_BITS)
+			return BS_ERR_UNSUPPORTED;
+		if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+			ERR_clear_error();
+			return BS_ERR_UNSUPPORTED;
+		}
+		ok = BN_is_word(e, 65537);
+		BN_free(e);
+		if (!ok)
 			return BS_ERR_UNSUPPORTED;
 		*alg_out = BS_ALG_RSA_3072_PSS_SHA256;
 		return 0;
+	}
 	default:
 		return BS_ERR_UNSUPPORTED;
 	}

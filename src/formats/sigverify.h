@@ -16,7 +16,9 @@
 
 /*
  * Determines the algorithm of a DER SubjectPublicKeyInfo: EC P-256, Ed25519
- * or RSA (any modulus >= 2048 is treated as RSA-PSS-SHA256). Returns 0 or
+ * or RSA of 2048..4096 bits with e = 65537 (treated as RSA-PSS-SHA256; other
+ * sizes and exponents are refused, so that a caller's key bounds the work).
+ * Returns 0 or
  * BS_ERR_INVALID / BS_ERR_UNSUPPORTED.
  */
 int sigverify_spki_alg(const uint8_t *spki, size_t spki_len, enum bs_alg *alg_out) BS_WUR;

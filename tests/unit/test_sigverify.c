@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -359,6 +362,60 @@ gen_spki(EVP_PKEY *pk, size_t *len)
 	return der;
 }
 
+/* An RSA public key (no private half) with a random odd modulus of bits bits and exponent e. */
+static EVP_PKEY *
+rsa_pub(int bits, unsigned long e)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *n = BN_new(), *eb = BN_new();
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	OSSL_PARAM *params;
+	EVP_PKEY *pk = NULL;
+
+	assert_non_null(bld);
+	assert_int_equal(BN_rand(n, bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+	assert_int_equal(BN_set_word(eb, e), 1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, eb), 1);
+	assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params), 1);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	BN_free(n);
+	BN_free(eb);
+	return pk;
+}
+
+/* A caller's RSA key bounds the work: 2048..4096 bits, e = 65537. */
+static void
+test_spki_alg_rsa_bounds(void **state)
+{
+	static const struct {
+		int bits;
+		unsigned long e;
+		int rc;
+	} cases[] = {
+		{ 2048, 65537, 0 }, { 4096, 65537, 0 }, { 2047, 65537, BS_ERR_UNSUPPORTED },
+		{ 4097, 65537, BS_ERR_UNSUPPORTED }, { 8192, 65537, BS_ERR_UNSUPPORTED },
+		{ 2048, 3, BS_ERR_UNSUPPORTED }, { 3072, 0x100000001UL, BS_ERR_UNSUPPORTED },
+	};
+	enum bs_alg alg;
+	uint8_t *der;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		alg = BS_ALG_NONE;
+		der = gen_spki(rsa_pub(cases[i].bits, cases[i].e), &n);
+		assert_int_equal(sigverify_spki_alg(der, n, &alg), cases[i].rc);
+		if (cases[i].rc == 0)
+			assert_int_equal(alg, BS_ALG_RSA_3072_PSS_SHA256);
+		OPENSSL_free(der);
+	}
+}
+
 static void
 test_spki_alg(void **state)
 {
@@ -463,6 +520,7 @@ main(void)
 		cmocka_unit_test(test_rsa_pss_rules),
 		cmocka_unit_test(test_rsa_pss_salt_exact),
 		cmocka_unit_test(test_spki_alg),
+		cmocka_unit_test(test_spki_alg_rsa_bounds),
 		cmocka_unit_test(test_spki_to_pem),
 		cmocka_unit_test(test_alg_names),
 	};

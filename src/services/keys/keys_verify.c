@@ -129,7 +129,8 @@ verify_collect(struct rpc_call *call, const Boltseal__V1__VerifyRequest *r, stru
 		rc = sigverify_spki_alg(r->public_key_der.data, r->public_key_der.len, &j->alg);
 		if (rc != 0) {
 			rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-			    "public_key_der must be a DER SubjectPublicKeyInfo of ECDSA P-256, Ed25519 or RSA >= 2048 bits");
+			    "public_key_der must be a DER SubjectPublicKeyInfo of ECDSA P-256, "
+			    "Ed25519, or RSA of 2048 to 4096 bits with e = 65537");
 			return -1;
 		}
 		j->cands = calloc(1, sizeof(*j->cands));
