@@ -668,7 +668,23 @@ out:
 	return status;
 }
 
-/* -n: the policy (every error with its line) and the TLS material must load too. */
+/* Each line of text as "NAME: warning: LINE" on stderr. */
+static void
+print_warnings(const char *name, const char *text)
+{
+	size_t len;
+
+	while (*text != '\0') {
+		len = strcspn(text, "\n");
+		fprintf(stderr, "%s: warning: %.*s\n", name, (int)len, text);
+		text += len + (text[len] == '\n');
+	}
+}
+
+/*
+ * -n: the policy (every error with its line; warnings that do not fail the
+ * check) and the TLS material must load too.
+ */
 static int
 check_files(const struct bs_config *cfg)
 {
@@ -685,6 +701,8 @@ check_files(const struct bs_config *cfg)
 	if (load_policy(cfg->policy, reg, &pol, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s%s", err, err[0] != '\0' && err[strlen(err) - 1] != '\n' ? "\n" : "");
 		status = 1;
+	} else if (policy_lint(pol, err, sizeof(err)) > 0) {
+		print_warnings(cfg->policy, err);
 	}
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
 	    sizeof(err)) != 0) {

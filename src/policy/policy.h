@@ -183,4 +183,13 @@ int policy_may_call(const struct policy *p, const struct policy_principal *pr,
 /* Number of principals in p (0 for NULL). */
 size_t policy_principal_count(const struct policy *p);
 
+/*
+ * Warnings about a valid policy that is probably not what its author meant:
+ * a uri-prefix that does not end with '/' ('spiffe://fleet.example/gw' also
+ * matches 'spiffe://fleet.example/gwevil'). Writes one warning per line
+ * (no trailing newline; cut with "..." when buf is full) and returns how
+ * many there are (0: nothing to say). buf may be NULL when buflen is 0.
+ */
+size_t policy_lint(const struct policy *p, char *buf, size_t buflen);
+
 #endif

@@ -72,3 +72,34 @@ policy_principal_roles(const struct policy_principal *pr, char *buf, size_t bufl
 	for (i = 0; i < pr->nroles; i++)
 		policy_sb_printf(&sb, "%s%s", i > 0 ? "," : "", pr->roles[i].name);
 }
+
+size_t
+policy_lint(const struct policy *p, char *buf, size_t buflen)
+{
+	struct policy_sbuf sb = { buf, buflen, 0 };
+	char q[POLICY_QBUF];
+	const struct policy_principal *pr;
+	const char *pfx;
+	size_t i, j, n = 0, len;
+
+	if (buf != NULL && buflen > 0)
+		buf[0] = '\0';
+	if (p == NULL)
+		return 0;
+	for (i = 0; i < p->nprincipals; i++) {
+		pr = &p->principals[i];
+		for (j = 0; j < pr->nprefixes; j++) {
+			pfx = pr->prefixes[j];
+			len = strlen(pfx);
+			if (len > 0 && pfx[len - 1] == '/')
+				continue;
+			n++;
+			if (buf != NULL && buflen > 0)
+				policy_sb_printf(&sb, "%sprincipal '%s' (line %u): uri-prefix %s does not end "
+				    "with '/', so it also matches URIs that merely begin with it",
+				    n > 1 ? "\n" : "", pr->id, pr->line,
+				    policy_quote(pfx, '\'', q, sizeof(q)));
+		}
+	}
+	return n;
+}

@@ -3,7 +3,8 @@
 # as its policy, and each configuration block in docs/*.md. Each one is run in
 # a directory laid out as scripts/dev-up lays out .state/ (pki/ made by
 # scripts/mkpki, policy.conf, a mode-0600 PIN file), so a path in an example
-# that no tool creates is caught here.
+# that no tool creates is caught here. Also: -n warns about a uri-prefix
+# without a trailing slash without failing.
 import glob
 import os
 import re
@@ -75,3 +76,26 @@ def test_example_with_a_missing_file_fails_check(env, tmp_path):
     rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
     assert rc == 1, out
     assert "clients-ca.pem" in out, out
+
+
+def test_check_warns_on_prefix_without_slash(env, tmp_path):
+    """A uri-prefix without a trailing '/' is valid but a warning of -n,
+    naming the policy file and the principal's line; the check still passes."""
+    text = bsutil.read(os.path.join(bsutil.SRCDIR, "etc", "boltsealed.conf.example")).decode()
+    conf = example_dir(tmp_path, env, text, "lint")
+    policy = os.path.join(os.path.dirname(conf), "policy.conf")
+    with open(policy) as f:
+        lines = f.read().splitlines()
+    i = lines.index("    uri-prefix spiffe://fleet.example/gw/")
+    lines[i] = "    uri-prefix spiffe://fleet.example/gw"
+    with open(policy, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    principal_line = max(n for n in range(i) if lines[n].startswith("principal ")) + 1
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 0, out
+    assert ("%s: warning: principal 'gateways' (line %d): uri-prefix "
+            "'spiffe://fleet.example/gw' does not end with '/'" % (policy, principal_line)) in out, out
+    # The shipped example itself has nothing to warn about.
+    rc, out = bsutil.run_daemon_once(example_dir(tmp_path, env, text, "lint-clean"),
+                                     env.softhsm_conf, ["-n"])
+    assert rc == 0 and "warning: principal" not in out, out

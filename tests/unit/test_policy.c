@@ -404,6 +404,39 @@ test_mapping(void **state)
 	policy_free(p);
 }
 
+/* policy_lint: a uri-prefix without a trailing '/' is a warning (only that). */
+static void
+test_lint_prefix_slash(void **state)
+{
+	struct fixture *f = *state;
+	struct policy *p;
+	char buf[1024], tiny[40];
+
+	p = must_load(f,
+	    "principal ok\n    uri-prefix spiffe://x/a/\n    uri spiffe://x/exact\n    roles r\n"
+	    "principal gw\n    uri-prefix spiffe://x/gw\n    uri-prefix spiffe://x/tel\n    roles r\n"
+	    "role r\n");
+	assert_int_equal(policy_lint(p, buf, sizeof(buf)), 2);
+	assert_string_equal(buf,
+	    "principal 'gw' (line 5): uri-prefix 'spiffe://x/gw' does not end with '/', so it also "
+	    "matches URIs that merely begin with it\n"
+	    "principal 'gw' (line 5): uri-prefix 'spiffe://x/tel' does not end with '/', so it also "
+	    "matches URIs that merely begin with it");
+	/* The warning is true: the prefix does match a sibling. */
+	assert_string_equal(mapped(p, "spiffe://x/gwevil", NULL), "gw");
+	/* A small buffer is cut, still terminated; the count is the same. */
+	assert_int_equal(policy_lint(p, tiny, sizeof(tiny)), 2);
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	assert_int_equal(policy_lint(p, NULL, 0), 2);
+	policy_free(p);
+
+	p = must_load(f, "principal ok\n    uri-prefix spiffe://x/a/\n    roles r\nrole r\n");
+	assert_int_equal(policy_lint(p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	policy_free(p);
+	assert_int_equal(policy_lint(NULL, buf, sizeof(buf)), 0);
+}
+
 /* --- conditions ---------------------------------------------------------------- */
 
 /* Loads a one-grant policy (ListKeys, the given condition) and evaluates it. */
@@ -1512,6 +1545,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_example_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lint_prefix_slash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_condition_operators, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_condition_attr_vs_attr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conditions_and, setup, teardown),
