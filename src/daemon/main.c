@@ -683,7 +683,7 @@ print_warnings(const char *name, const char *text)
 
 /*
  * -n: the policy (every error with its line; warnings that do not fail the
- * check) and the TLS material must load too.
+ * check), the TLS material and the PIN file must load too.
  */
 static int
 check_files(const struct bs_config *cfg)
@@ -691,7 +691,8 @@ check_files(const struct bs_config *cfg)
 	struct rpc_registry *reg = NULL;
 	struct policy *pol = NULL;
 	struct tls_material *tls = NULL;
-	char err[8192];
+	char err[8192], *pin = NULL;
+	size_t pin_len = 0;
 	int status = 0;
 
 	if (build_registry(cfg, &reg, err, sizeof(err)) != 0) {
@@ -710,6 +711,20 @@ check_files(const struct bs_config *cfg)
 		status = 1;
 	} else if (tls_material_crl_status(tls, time(NULL), err, sizeof(err)) != 0) {
 		fprintf(stderr, "TLS: warning: %s\n", err);
+	}
+	/*
+	 * The PIN file gets the start-up checks (owner, mode, a non-empty PIN of
+	 * allowed bytes); the PIN is wiped at once. A pin_fd is not read: it is
+	 * the caller's to hand to the real start.
+	 */
+	if (cfg->pin_file != NULL) {
+		if (config_read_pin(cfg, &pin, &pin_len, err, sizeof(err)) != 0) {
+			fprintf(stderr, "PIN: %s\n", err);
+			status = 1;
+		} else {
+			OPENSSL_cleanse(pin, pin_len);
+			free(pin);
+		}
 	}
 	policy_free(pol);
 	rpc_registry_free(reg);

@@ -4,7 +4,8 @@
 # a directory laid out as scripts/dev-up lays out .state/ (pki/ made by
 # scripts/mkpki, policy.conf, a mode-0600 PIN file), so a path in an example
 # that no tool creates is caught here. Also: -n warns about a uri-prefix
-# without a trailing slash without failing.
+# without a trailing slash without failing, and checks pin_file as the start
+# does (owner, mode, a usable PIN) without ever showing the PIN.
 import glob
 import os
 import re
@@ -99,3 +100,26 @@ def test_check_warns_on_prefix_without_slash(env, tmp_path):
     rc, out = bsutil.run_daemon_once(example_dir(tmp_path, env, text, "lint-clean"),
                                      env.softhsm_conf, ["-n"])
     assert rc == 0 and "warning: principal" not in out, out
+
+
+def test_check_refuses_a_readable_pin_file(env, tmp_path):
+    """-n applies the start-up checks to pin_file: one readable by others
+    fails the check, naming the file and never showing the PIN."""
+    text = bsutil.read(os.path.join(bsutil.SRCDIR, "etc", "boltsealed.conf.example")).decode()
+    conf = example_dir(tmp_path, env, text, "pin")
+    pin = os.path.join(os.path.dirname(conf), "user.pin")
+    with open(pin, "w") as f:
+        f.write("S3CRET-PIN-4711")
+    os.chmod(pin, 0o644)
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 1, out
+    assert "PIN: pin file '%s'" % pin in out, out
+    assert "S3CRET" not in out, out
+    os.chmod(pin, 0o600)
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 0 and "S3CRET" not in out, out
+    # An empty PIN is refused too.
+    with open(pin, "w"):
+        pass
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 1 and "the PIN is empty" in out, out
