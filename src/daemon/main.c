@@ -188,11 +188,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: boltsealed -c FILE [-n]\n"
+	    "usage: boltsealed -c FILE [-n [-t]]\n"
 	    "       boltsealed --help | --version\n"
 	    "\n"
 	    "  -c, --config FILE  configuration file (see docs/configuration.md)\n"
 	    "  -n, --check        check the configuration and exit 0 (valid) or 1\n"
+	    "  -t, --test-token   with -n: also open the token and log in\n"
 	    "  -h, --help         this help\n"
 	    "  -V, --version      print the version\n"
 	    "\n"
@@ -683,15 +684,17 @@ print_warnings(const char *name, const char *text)
 
 /*
  * -n: the policy (every error with its line; warnings that do not fail the
- * check), the TLS material and the PIN file must load too.
+ * check), the TLS material and the PIN file must load too; with test_token
+ * (-t) the token must open and accept the PIN.
  */
 static int
-check_files(const struct bs_config *cfg)
+check_files(const struct bs_config *cfg, int test_token)
 {
 	struct rpc_registry *reg = NULL;
 	struct policy *pol = NULL;
 	struct tls_material *tls = NULL;
-	char err[8192], *pin = NULL;
+	char err[8192], hsm_err[HSM_ERR_LEN], *pin = NULL;
+	struct hsm *h = NULL;
 	size_t pin_len = 0;
 	int status = 0;
 
@@ -714,17 +717,31 @@ check_files(const struct bs_config *cfg)
 	}
 	/*
 	 * The PIN file gets the start-up checks (owner, mode, a non-empty PIN of
-	 * allowed bytes); the PIN is wiped at once. A pin_fd is not read: it is
-	 * the caller's to hand to the real start.
+	 * allowed bytes). A pin_fd is read only with -t (without it, the fd is
+	 * the caller's to hand to the real start). The PIN is wiped at once.
 	 */
-	if (cfg->pin_file != NULL) {
+	if (cfg->pin_file != NULL || test_token) {
 		if (config_read_pin(cfg, &pin, &pin_len, err, sizeof(err)) != 0) {
 			fprintf(stderr, "PIN: %s\n", err);
 			status = 1;
-		} else {
-			OPENSSL_cleanse(pin, pin_len);
-			free(pin);
 		}
+		if (cfg->pin_fd >= 0)
+			(void)close(cfg->pin_fd);
+	}
+	/* -t: the token must open and the PIN log in, as at a start. */
+	if (pin != NULL && test_token && status == 0) {
+		if (hsm_open(cfg->pkcs11_module, cfg->token_uri, (const uint8_t *)pin, pin_len, &h,
+		    hsm_err) != 0) {
+			fprintf(stderr, "token: cannot open it: %s\n", hsm_err);
+			status = 1;
+		} else {
+			printf("token: %s: logged in\n", hsm_token_desc(h));
+			hsm_close(h);
+		}
+	}
+	if (pin != NULL) {
+		OPENSSL_cleanse(pin, pin_len);
+		free(pin);
 	}
 	policy_free(pol);
 	rpc_registry_free(reg);
@@ -738,21 +755,25 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'n' },
+		{ "test-token", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bs_config cfg;
 	const char *path = NULL;
-	int ch, check_only = 0, status;
+	int ch, check_only = 0, test_token = 0, status;
 
-	while ((ch = getopt_long(argc, argv, "c:nhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:nthV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
 		case 'n':
 			check_only = 1;
+			break;
+		case 't':
+			test_token = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -765,7 +786,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (path == NULL || optind != argc || (test_token && !check_only)) {
 		usage(stderr);
 		return 2;
 	}
@@ -778,7 +799,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		status = check_files(&cfg);
+		status = check_files(&cfg, test_token);
 		if (status == 0)
 			printf("%s: configuration OK\n", path);
 		config_clear(&cfg);

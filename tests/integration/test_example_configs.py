@@ -123,3 +123,39 @@ def test_check_refuses_a_readable_pin_file(env, tmp_path):
         pass
     rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
     assert rc == 1 and "the PIN is empty" in out, out
+
+
+def test_check_with_token_logs_in(env, tmp_path):
+    """-n -t also opens the token and logs in: the session's configuration
+    passes; the same one with a wrong PIN (on a token of its own) fails with
+    the token named and no PIN shown; -t without -n is a usage error."""
+    rc, out = bsutil.run_daemon_once(env.conf, env.softhsm_conf, ["-n", "-t"])
+    assert rc == 0, out
+    assert "token: %s" % env.label in out and "logged in" in out, out
+
+    tokdir = str(tmp_path / "tok")
+    os.makedirs(tokdir)
+    label = "bs-t-check"
+    softhsm_conf, real_pin = bsutil.make_token(tokdir, label)
+    wrong = os.path.join(tokdir, "wrong.pin")
+    with open(wrong, "w") as f:
+        f.write("WRONG-PIN-8812")
+    os.chmod(wrong, 0o600)
+    settings = bsutil.base_config(str(tmp_path), 1, tokdir, env.pki, label, str(tmp_path))
+    settings["pin_file"] = wrong
+    conf = str(tmp_path / "wrong-pin.conf")
+    bsutil.write_config(conf, settings)
+    rc, out = bsutil.run_daemon_once(conf, softhsm_conf, ["-n"])
+    assert rc == 0, out                     # without -t the token is not touched
+    rc, out = bsutil.run_daemon_once(conf, softhsm_conf, ["-n", "-t"])
+    assert rc == 1, out
+    assert "token: cannot open it:" in out and "token %s" % label in out, out
+    assert "CKR_PIN_INCORRECT" in out, out
+    assert "WRONG-PIN" not in out and real_pin not in out, out
+    settings["pin_file"] = os.path.join(tokdir, "user.pin")
+    bsutil.write_config(conf, settings)
+    rc, out = bsutil.run_daemon_once(conf, softhsm_conf, ["-n", "-t"])
+    assert rc == 0 and "token: %s" % label in out, out
+
+    rc, out = bsutil.run_daemon_once(env.conf, env.softhsm_conf, ["-t"])
+    assert rc == 2 and "usage" in out, out
