@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "net/tls.h"
+#include "common/fileio.h"
 
 /* First URI SAN of cert into out; 0 or BS_ERR_INVALID. */
 static int
@@ -124,6 +125,7 @@ set_err(char *err, size_t errlen, const char *what, const char *file)
 }
 
 #define TLS_MAX_CRLS 256
+#define SERVER_KEY_MAX (64 * 1024)  /* a PEM private key is a few KiB */
 
 /* What is kept of each CRL loaded: enough to say which one is stale. */
 struct crl_info {
@@ -273,6 +275,49 @@ find_uncovered_ca(struct tls_material *m, X509_STORE *store)
 	}
 }
 
+/*
+ * Loads the server's private key from path, which must be a regular file
+ * owned by root or this user and not accessible by group or others (like
+ * an SSH host key); the PEM is read once through the checked descriptor and
+ * wiped after parsing.
+ */
+static int
+use_server_key(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+	char why[256], *pem = NULL;
+	size_t len = 0;
+	EVP_PKEY *pk = NULL;
+	BIO *bio = NULL;
+	int rc = -1;
+
+	why[0] = '\0';
+	rc = bs_file_read_checked(path, BS_FILE_OWNER_ONLY | BS_FILE_OWNED, SERVER_KEY_MAX, &pem,
+	    &len, why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errlen, "server key %s: %s", path,
+		    rc == BS_ERR_NOMEM ? "out of memory" : why);
+		pem = NULL;
+		rc = -1;
+		goto out;
+	}
+	rc = -1;
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
+	    (pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+		set_err(err, errlen, "cannot load server key", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	if (pem != NULL) {
+		OPENSSL_cleanse(pem, len);
+		free(pem);
+	}
+	return rc;
+}
+
 int
 tls_material_load(const char *cert, const char *key, const char *client_ca, const char *crl,
     struct tls_material **out, char *err, size_t errlen)
@@ -304,10 +349,8 @@ tls_material_load(const char *cert, const char *key, const char *client_ca, cons
 		set_err(err, errlen, "cannot load server certificate", cert);
 		goto out;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		set_err(err, errlen, "cannot load server key", key);
+	if (use_server_key(ctx, key, err, errlen) != 0)
 		goto out;
-	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		set_err(err, errlen, "server key does not match certificate", key);
 		goto out;

@@ -159,3 +159,21 @@ def test_check_with_token_logs_in(env, tmp_path):
 
     rc, out = bsutil.run_daemon_once(env.conf, env.softhsm_conf, ["-t"])
     assert rc == 2 and "usage" in out, out
+
+
+def test_server_key_must_be_private(env, tmp_path):
+    """The server's private key is refused (by -n and so by a start) when
+    group or others may read it, and the message says what to do."""
+    text = bsutil.read(os.path.join(bsutil.SRCDIR, "etc", "boltsealed.conf.example")).decode()
+    conf = example_dir(tmp_path, env, text, "key-mode")
+    d = os.path.dirname(conf)
+    os.unlink(os.path.join(d, "pki"))
+    shutil.copytree(env.pki, os.path.join(d, "pki"))
+    key = os.path.join(d, "pki", "server.key")
+    os.chmod(key, 0o644)
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 1, out
+    assert "server key %s: mode 0644" % key in out and "chmod 600" in out, out
+    os.chmod(key, 0o600)
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
+    assert rc == 0, out
