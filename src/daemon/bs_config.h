@@ -70,6 +70,15 @@ void config_defaults(struct bs_config *c);
  */
 int config_load(const char *path, struct bs_config *c, char **errors) BS_WUR;
 
+/*
+ * config_load on text instead of a file (for tests and fuzzing): name is
+ * what errors call the file, dir the directory relative paths resolve
+ * against; the file checks (regular file, size) are replaced by the 1 MiB
+ * cap. text need not be NUL-terminated and is not kept.
+ */
+int config_parse(const char *name, const char *dir, const char *text, size_t len,
+    struct bs_config *c, char **errors) BS_WUR;
+
 /* Frees the strings in c. */
 void config_clear(struct bs_config *c);
 

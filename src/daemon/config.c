@@ -664,29 +664,19 @@ commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEY
 	}
 }
 
-int
-config_load(const char *path, struct bs_config *c, char **errors)
+/* Parses the len bytes of buf (NUL-terminated, modified in place) into c; problems go to e. */
+static int
+parse_text(struct bs_errlist *e, const char *dir, char *buf, size_t len, struct bs_config *c)
 {
-	struct bs_errlist e;
 	struct bs_config t;
 	unsigned seen[NKEYS];
-	char *buf = NULL, *dir = NULL, *p, *nl, *end, *loglevel = NULL, *text;
-	size_t len = 0, i, pf, pd;
+	char *p, *nl, *end, *loglevel = NULL;
+	size_t i, pf, pd;
 	unsigned line = 0;
 	int rc;
 
 	memset(&t, 0, sizeof(t));
 	memset(seen, 0, sizeof(seen));
-	if (path == NULL || c == NULL || errors == NULL)
-		return BS_ERR_INVALID;
-	bs_errlist_init(&e, path, CONFIG_ERRORS_MAX + 1);
-	if ((rc = read_file(&e, &buf, &len)) != 0)
-		goto out;
-	if ((dir = config_dir(path)) == NULL) {
-		rc = errno == ENOMEM ? BS_ERR_NOMEM : BS_ERR_IO;
-		err_add(&e, 0, "cannot resolve the directory of the file: %s", strerror(errno));
-		goto out;
-	}
 	t.pin_fd = -1;
 
 	p = buf;
@@ -699,29 +689,29 @@ config_load(const char *path, struct bs_config *c, char **errors)
 		if (nl > p && nl[-1] == '\r')
 			nl[-1] = ' ';
 		*nl = '\0';
-		parse_line(&e, line, p, nl, dir, &t, seen);
+		parse_line(e, line, p, nl, dir, &t, seen);
 		p = nl + 1;
 	}
 
 	for (i = 0; i < NKEYS; i++) {
 		if (keydefs[i].required && !seen[i])
-			err_add(&e, 0, "missing required key '%s'", keydefs[i].name);
+			err_add(e, 0, "missing required key '%s'", keydefs[i].name);
 	}
 	pf = (size_t)(find_key("pin_file") - keydefs);
 	pd = (size_t)(find_key("pin_fd") - keydefs);
 	if (seen[pf] && seen[pd]) {
-		err_add(&e, seen[pf] > seen[pd] ? seen[pf] : seen[pd],
+		err_add(e, seen[pf] > seen[pd] ? seen[pf] : seen[pd],
 		    "pin_file (line %u) and pin_fd (line %u) are mutually exclusive", seen[pf],
 		    seen[pd]);
 	} else if (!seen[pf] && !seen[pd]) {
-		err_add(&e, 0, "missing required key 'pin_file' or 'pin_fd' (exactly one)");
+		err_add(e, 0, "missing required key 'pin_file' or 'pin_fd' (exactly one)");
 	}
 
-	if (e.nomem) {
+	if (e->nomem) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	if (e.total > 0) {
+	if (e->total > 0) {
 		rc = BS_ERR_CONFIG;
 		goto out;
 	}
@@ -733,16 +723,74 @@ config_load(const char *path, struct bs_config *c, char **errors)
 		c->log_level = loglevel;
 	}
 	commit_values(c, &t, seen);
-	*errors = NULL;
 	rc = 0;
 out:
-	if ((rc == BS_ERR_CONFIG || rc == BS_ERR_IO) && (text = err_text(&e)) != NULL)
-		*errors = text;
-	bs_errlist_clear(&e);
 	clear_strings(&t);
+	return rc;
+}
+
+/* Shared by config_load and config_parse: e is initialised; buf/len/dir are owned here. */
+static int
+finish(struct bs_errlist *e, int rc, char *buf, size_t len, char *dir, struct bs_config *c,
+    char **errors)
+{
+	char *text;
+
+	if (rc == 0)
+		rc = parse_text(e, dir, buf, len, c);
+	*errors = NULL;
+	if ((rc == BS_ERR_CONFIG || rc == BS_ERR_IO) && (text = err_text(e)) != NULL)
+		*errors = text;
+	bs_errlist_clear(e);
 	free(dir);
 	free(buf);
 	return rc;
+}
+
+int
+config_load(const char *path, struct bs_config *c, char **errors)
+{
+	struct bs_errlist e;
+	char *buf = NULL, *dir = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (path == NULL || c == NULL || errors == NULL)
+		return BS_ERR_INVALID;
+	bs_errlist_init(&e, path, CONFIG_ERRORS_MAX + 1);
+	if ((rc = read_file(&e, &buf, &len)) == 0 && (dir = config_dir(path)) == NULL) {
+		rc = errno == ENOMEM ? BS_ERR_NOMEM : BS_ERR_IO;
+		err_add(&e, 0, "cannot resolve the directory of the file: %s", strerror(errno));
+	}
+	return finish(&e, rc, buf, len, dir, c, errors);
+}
+
+int
+config_parse(const char *name, const char *dir, const char *text, size_t len,
+    struct bs_config *c, char **errors)
+{
+	struct bs_errlist e;
+	char *buf, *d;
+
+	if (name == NULL || dir == NULL || (text == NULL && len > 0) || c == NULL || errors == NULL)
+		return BS_ERR_INVALID;
+	bs_errlist_init(&e, name, CONFIG_ERRORS_MAX + 1);
+	if (len > CONFIG_FILE_MAX) {
+		err_add(&e, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
+		return finish(&e, BS_ERR_CONFIG, NULL, 0, NULL, c, errors);
+	}
+	buf = malloc(len + 1);
+	d = strdup(dir);
+	if (buf == NULL || d == NULL) {
+		free(d);
+		free(buf);
+		bs_errlist_clear(&e);
+		return BS_ERR_NOMEM;
+	}
+	if (len > 0)
+		memcpy(buf, text, len);
+	buf[len] = '\0';
+	return finish(&e, 0, buf, len, d, c, errors);
 }
 
 /* Reads at most cap bytes from fd until EOF into buf. Returns bytes or -1. */

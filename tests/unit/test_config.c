@@ -3,7 +3,7 @@
  * (src/daemon/config.c): a complete valid file, each kind of error with its
  * line number, several errors in one pass, missing required keys, relative
  * path resolution, and PIN reading from a file (mode checks, newline
- * stripping, size cap) and from a pipe.
+ * stripping, size cap) and from a pipe; config_parse on a buffer.
  */
 #include <sys/stat.h>
 
@@ -739,6 +739,60 @@ test_pin_file_not_regular(void **state)
 	assert_null(pin);
 }
 
+/* config_parse: the same reader on a buffer (not NUL-terminated), named and rooted by the caller. */
+static void
+test_parse_buffer(void **state)
+{
+	static const char rel[] = "tls_cert = pki/server.pem\nno_such_key = 1";
+	struct bs_config c;
+	char text[sizeof(base_conf) + sizeof(rel)], *errors = NULL, *big;
+	size_t n;
+
+	(void)state;
+	n = strlen(base_conf);
+	memcpy(text, base_conf, n);
+	memcpy(text + n, rel, sizeof(rel) - 1);
+	/* Without its last line (no_such_key): valid, relative paths under dir. */
+	config_defaults(&c);
+	assert_int_equal(config_parse("mem.conf", "/srv/bs", text, n + strlen("tls_cert = pki/server.pem\n"),
+	    &c, &errors), BS_ERR_CONFIG);
+	/* tls_cert is given twice: an error on line 11 that names "mem.conf". */
+	assert_non_null(errors);
+	assert_non_null(strstr(errors, "mem.conf:11:"));
+	free(errors);
+	config_clear(&c);
+
+	/* base_conf with its tls_cert line made relative, then a bad key (no final newline). */
+	memcpy(text, base_conf, n);
+	memcpy(strstr(text, "/etc/bs/server.pem"), "pkix/bs/server.pem", 18);
+	config_defaults(&c);
+	assert_int_equal(config_parse("mem.conf", "/srv/bs", text, n, &c, &errors), 0);
+	assert_null(errors);
+	assert_string_equal(c.tls_cert, "/srv/bs/pkix/bs/server.pem");
+	config_clear(&c);
+	memcpy(text + n, "no_such_key = 1", 15);
+	config_defaults(&c);
+	assert_int_equal(config_parse("mem.conf", "/srv/bs", text, n + 15, &c, &errors), BS_ERR_CONFIG);
+	assert_non_null(strstr(errors, "mem.conf:11: unknown key 'no_such_key'"));
+	free(errors);
+	config_clear(&c);
+
+	/* Over 1 MiB is refused before parsing; NULL text with len 0 is an empty file. */
+	big = calloc(1, 1024 * 1024 + 1);
+	assert_non_null(big);
+	config_defaults(&c);
+	assert_int_equal(config_parse("big", "/", big, 1024 * 1024 + 1, &c, &errors), BS_ERR_CONFIG);
+	assert_non_null(strstr(errors, "larger than"));
+	free(errors);
+	free(big);
+	config_clear(&c);
+	config_defaults(&c);
+	assert_int_equal(config_parse("empty", "/", NULL, 0, &c, &errors), BS_ERR_CONFIG);
+	assert_non_null(strstr(errors, "missing required key"));
+	free(errors);
+	config_clear(&c);
+}
+
 static void
 test_pin_fd(void **state)
 {
@@ -794,6 +848,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pin_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_file_not_regular, setup, teardown),
 		cmocka_unit_test(test_pin_fd),
+		cmocka_unit_test(test_parse_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
