@@ -198,6 +198,7 @@ struct checkpointer {
 	char key_name[CATALOG_NAME_MAX + 1];
 	struct event *timer;
 	int busy;                      /* a signing job is in flight */
+	struct sign_job *inflight;     /* that job, freed by checkpointer_free if never answered */
 	void (*flushed)(void *);       /* checkpointer_flush() waiting */
 	void *flushed_arg;
 	int again;                     /* a poke arrived while busy */
@@ -288,6 +289,7 @@ sign_done(struct workq_job *job)
 	char sz[24];
 
 	cp->busy = 0;
+	cp->inflight = NULL;
 	snprintf(sz, sizeof(sz), "%" PRIu64, j->size);
 	if (j->rc == 0) {
 		uint8_t *copy = malloc(j->note_len);
@@ -400,6 +402,7 @@ cp_start(struct checkpointer *cp)
 		}
 	}
 	cp->busy = 1;
+	cp->inflight = j;
 }
 
 static void
@@ -547,6 +550,16 @@ checkpointer_vkey(const struct checkpointer *cp)
 }
 
 void
+checkpointer_stop(struct checkpointer *cp)
+{
+	if (cp == NULL)
+		return;
+	cp->stopped = 1;
+	if (cp->timer != NULL)
+		event_del(cp->timer);
+}
+
+void
 checkpointer_free(struct checkpointer *cp)
 {
 	if (cp == NULL)
@@ -554,6 +567,8 @@ checkpointer_free(struct checkpointer *cp)
 	cp->stopped = 1;
 	if (cp->timer != NULL)
 		event_free(cp->timer);
+	/* a signing job the key door dropped unanswered (it is gone by now) */
+	free(cp->inflight);
 	free(cp->latest);
 	free(cp);
 }

@@ -68,6 +68,13 @@ int checkpointer_new(struct event_base *base, struct keyclient *keys, struct wor
 void checkpointer_poke(struct checkpointer *cp);
 
 /*
+ * No new checkpoint starts after this (pokes, flushes and the timer do
+ * nothing); a signing job in flight still finishes. Call it before the work
+ * queue and the key door are stopped, so their last callbacks start nothing.
+ */
+void checkpointer_stop(struct checkpointer *cp);
+
+/*
  * Signs a checkpoint over every durable record, then calls fn(arg) (also
  * when there is nothing new to sign or signing failed: at shutdown, so the
  * stop record is covered and no unsigned tail is left behind).
@@ -85,7 +92,10 @@ int checkpointer_latest(const struct checkpointer *cp, const uint8_t **note, siz
 /* The audit key's current vkey (for the docs, the CLI and GetCheckpoint). */
 const char *checkpointer_vkey(const struct checkpointer *cp);
 
-/* Frees; call after hsm_pool_stop() (a job in flight points here). */
+/*
+ * Frees, with a signing job the key door dropped unanswered. Call it after
+ * the work queue and the key door are freed (a job in flight points here).
+ */
 void checkpointer_free(struct checkpointer *cp);
 
 #endif

@@ -634,6 +634,7 @@ out:
 	 * server. Each queue's callbacks may submit to the other: stop both
 	 * (later submissions are refused), then free.
 	 */
+	checkpointer_stop(d.svc.checkpointer);
 	hsm_pool_stop(pool);
 	workq_stop(work);
 	hsm_pool_free(pool);

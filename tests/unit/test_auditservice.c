@@ -209,9 +209,11 @@ teardown(void **state)
 
 	harness_pump_idle(f->base, f->d);
 	rpc_dispatcher_free(f->d);
+	/* the daemon's order: nothing new starts, the queues drain, then free */
+	checkpointer_stop(f->svc.checkpointer);
 	workq_free(f->work);
-	checkpointer_free(f->svc.checkpointer);
 	keyclient_free(f->svc.keys);
+	checkpointer_free(f->svc.checkpointer);
 	audit_log_close(f->log);
 	harness_audit_log = NULL;
 	catalog_close(f->cat);
