@@ -28,6 +28,7 @@ bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len_out)
 		if (n < 0) {
 			int saved = errno;
 
+			explicit_bzero(buf, len);  /* the file may be a secret */
 			free(buf);
 			errno = saved;
 			return BS_ERR_IO;
@@ -36,6 +37,7 @@ bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len_out)
 			break;
 		len += (size_t)n;
 		if (len > cap) {
+			explicit_bzero(buf, len);
 			free(buf);
 			return BS_ERR_TOO_BIG;
 		}

@@ -829,7 +829,8 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 		return BS_ERR_INVALID;
 	if (c->pin_file != NULL) {
 		snprintf(desc, sizeof(desc), "pin file '%s'", c->pin_file);
-		rc = bs_file_open_checked(c->pin_file, BS_FILE_OWNER_ONLY, &fd, why, sizeof(why));
+		rc = bs_file_open_checked(c->pin_file, BS_FILE_OWNER_ONLY | BS_FILE_OWNED, &fd, why,
+		    sizeof(why));
 		if (rc != 0) {
 			snprintf(err, errlen, "%s: %s", desc, why);
 			fd = -1;

@@ -739,6 +739,8 @@ check_files(const struct bs_config *cfg, int test_token)
 			printf("token: %s: logged in\n", hsm_token_desc(h));
 			hsm_close(h);
 		}
+	} else if (test_token) {
+		fprintf(stderr, "token: not tried (the errors above come first)\n");
 	}
 	if (pin != NULL) {
 		OPENSSL_cleanse(pin, pin_len);

@@ -40,7 +40,8 @@ def example_dir(tmp_path, env, conf_text, name):
     d = tmp_path / name
     d.mkdir()
     os.symlink(env.pki, str(d / "pki"))
-    shutil.copy(os.path.join(bsutil.SRCDIR, "etc", "policy.example"), str(d / "policy.conf"))
+    shutil.copyfile(os.path.join(bsutil.SRCDIR, "etc", "policy.example"), str(d / "policy.conf"))
+    os.chmod(str(d / "policy.conf"), 0o644)   # whatever the checkout's umask was
     pin = d / "user.pin"
     pin.write_text("0000")
     os.chmod(str(pin), 0o600)
@@ -115,6 +116,8 @@ def test_check_refuses_a_readable_pin_file(env, tmp_path):
     assert rc == 1, out
     assert "PIN: pin file '%s'" % pin in out, out
     assert "S3CRET" not in out, out
+    rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n", "-t"])
+    assert rc == 1 and "token: not tried" in out and "S3CRET" not in out, out
     os.chmod(pin, 0o600)
     rc, out = bsutil.run_daemon_once(conf, env.softhsm_conf, ["-n"])
     assert rc == 0 and "S3CRET" not in out, out

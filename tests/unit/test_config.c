@@ -749,6 +749,7 @@ test_parse_buffer(void **state)
 	size_t n;
 
 	(void)state;
+	memset(text, 0, sizeof(text));  /* strstr below needs a terminator */
 	n = strlen(base_conf);
 	memcpy(text, base_conf, n);
 	memcpy(text + n, rel, sizeof(rel) - 1);
