@@ -248,13 +248,17 @@ call(struct fixture *f, const char *path, const ProtobufCMessage *msg, struct fa
 	call_as(f, OK_URI, path, msg, fs);
 }
 
-/* GetCheckpoint until the checkpointer has signed one (it is poked by the call). */
+/*
+ * GetCheckpoint until the checkpointer has signed one: poked once here, as
+ * its timer would (the call itself does not make it sign).
+ */
 static Boltseal__V1__GetCheckpointResponse *
 checkpoint(struct fixture *f)
 {
 	Boltseal__V1__GetCheckpointRequest r = BOLTSEAL__V1__GET_CHECKPOINT_REQUEST__INIT;
 	struct fake_stream fs;
 
+	checkpointer_poke(f->svc.checkpointer);
 	for (int i = 0; i < 50; i++) {
 		call(f, AS "GetCheckpoint", &r.base, &fs);
 		if (fs.a.grpc_status == GRPC_STATUS_OK)
@@ -288,6 +292,20 @@ test_checkpoint_verifies(void **state)
 	assert_int_equal(note_open(cp->note.data, cp->note.len, &v, 1, &text_len), 0);
 	assert_true(signs >= 1);
 	boltseal__v1__get_checkpoint_response__free_unpacked(cp, NULL);
+
+	/* Asking again does not make the daemon sign, though each call is a new record. */
+	{
+		Boltseal__V1__GetCheckpointRequest r = BOLTSEAL__V1__GET_CHECKPOINT_REQUEST__INIT;
+		struct fake_stream fs;
+		int signs_before = signs;
+
+		for (int i = 0; i < 5; i++) {
+			call(f, AS "GetCheckpoint", &r.base, &fs);
+			assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+			harness_pump_idle(f->base, f->d);
+		}
+		assert_int_equal(signs, signs_before);
+	}
 }
 
 static void

@@ -66,7 +66,11 @@ get_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
 	(void)msg; /* GetCheckpointRequest has no fields */
 	if (!audit_ready(call))
 		return;
-	checkpointer_poke(svc->checkpointer);
+	/*
+	 * The latest checkpoint, as the timer and the record count made it:
+	 * asking must not make the daemon sign (each call would cost an HSM
+	 * signature and a file, and is itself a new record to cover).
+	 */
 	if (checkpointer_latest(svc->checkpointer, &note, &nlen, &size, &vkey) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "no checkpoint yet; retry shortly");
 		return;
