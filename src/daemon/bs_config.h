@@ -43,6 +43,20 @@ struct bs_config {
 	unsigned max_header_list_bytes;  /* default 8192 */
 	unsigned handshake_timeout_ms;   /* default 10000 */
 	unsigned idle_timeout_ms;        /* default 300000 */
+	unsigned max_startups;           /* connections still in the handshake, default 128 */
+	unsigned max_startups_begin;     /* random early drop starts here, default 32 */
+	unsigned max_startups_per_source;/* handshaking connections per address, default 16 */
+	unsigned request_timeout_ms;     /* HEADERS to the end of the request, default 30000 */
+	unsigned max_buffered_request_bytes; /* request bytes held per connection, default 16 MiB */
+	unsigned write_stall_timeout_ms; /* answers waiting on a peer that reads nothing, 30000 */
+	unsigned max_connection_age_ms;  /* GOAWAY after this long, default 1 h; 0 = never */
+	unsigned max_connection_age_grace_ms; /* then close after this, default 30000 */
+	unsigned max_request_fields;     /* protobuf fields in one request, default 100000 */
+	unsigned max_unknown_fields;     /* unknown fields in one request, default 64 */
+	unsigned rate_limit_calls;       /* calls per second per principal, default 20000; 0 = off */
+	unsigned rate_limit_audit_records; /* audit records per second per principal; 0 = off */
+	unsigned audit_uncovered_max;    /* records past the last checkpoint allowed at start */
+	char *user;                      /* started as root: run as this user after start-up */
 	unsigned shutdown_grace_ms;      /* SIGTERM drain bound, default 10000 */
 	unsigned sign_batch_max;         /* SignBatch items, default 1000 */
 	unsigned audit;                  /* 1 (default) or 0: "off" is for benchmarks only */

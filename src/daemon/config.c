@@ -85,6 +85,21 @@ static const struct keydef keydefs[] = {
 	{ "max_header_list_bytes", KT_UINT, S(max_header_list_bytes), 1024, 1024 * 1024, 0 },
 	{ "handshake_timeout_ms", KT_UINT, S(handshake_timeout_ms), 100, 600000, 0 },
 	{ "idle_timeout_ms", KT_UINT, S(idle_timeout_ms), 1000, 86400000, 0 },
+	{ "max_startups", KT_UINT, S(max_startups), 1, 100000, 0 },
+	{ "max_startups_begin", KT_UINT, S(max_startups_begin), 0, 100000, 0 },
+	{ "max_startups_per_source", KT_UINT, S(max_startups_per_source), 1, 100000, 0 },
+	{ "request_timeout_ms", KT_UINT, S(request_timeout_ms), 100, 3600000, 0 },
+	{ "max_buffered_request_bytes", KT_UINT, S(max_buffered_request_bytes), 1024,
+	    1024UL * 1024 * 1024, 0 },
+	{ "write_stall_timeout_ms", KT_UINT, S(write_stall_timeout_ms), 100, 3600000, 0 },
+	{ "max_connection_age_ms", KT_UINT, S(max_connection_age_ms), 0, 604800000, 0 },
+	{ "max_connection_age_grace_ms", KT_UINT, S(max_connection_age_grace_ms), 0, 3600000, 0 },
+	{ "max_request_fields", KT_UINT, S(max_request_fields), 16, 10000000, 0 },
+	{ "max_unknown_fields", KT_UINT, S(max_unknown_fields), 0, 10000000, 0 },
+	{ "rate_limit_calls", KT_UINT, S(rate_limit_calls), 0, 10000000, 0 },
+	{ "rate_limit_audit_records", KT_UINT, S(rate_limit_audit_records), 0, 10000000, 0 },
+	{ "audit_uncovered_max", KT_UINT, S(audit_uncovered_max), 0, 100000000, 0 },
+	{ "user", KT_STRING, S(user), 0, 0, 0 },
 	{ "shutdown_grace_ms", KT_UINT, S(shutdown_grace_ms), 0, 600000, 0 },
 	{ "sign_batch_max", KT_UINT, S(sign_batch_max), 1, 100000, 0 },
 	{ "audit", KT_BOOL, S(audit), 0, 1, 0 },
@@ -181,6 +196,19 @@ config_defaults(struct bs_config *c)
 	c->max_header_list_bytes = 8192;
 	c->handshake_timeout_ms = 10000;
 	c->idle_timeout_ms = 300000;
+	c->max_startups = 128;
+	c->max_startups_begin = 32;
+	c->max_startups_per_source = 16;
+	c->request_timeout_ms = 30000;
+	c->max_buffered_request_bytes = 16U * 1024 * 1024;
+	c->write_stall_timeout_ms = 30000;
+	c->max_connection_age_ms = 3600000;
+	c->max_connection_age_grace_ms = 30000;
+	c->max_request_fields = 100000;
+	c->max_unknown_fields = 64;
+	c->rate_limit_calls = 20000;
+	c->rate_limit_audit_records = 20000;
+	c->audit_uncovered_max = 10000;
 	c->shutdown_grace_ms = 10000;
 	c->sign_batch_max = 1000;
 	c->audit = 1;
@@ -629,6 +657,43 @@ parse_line(struct bs_errlist *e, unsigned line, char *s, char *end, const char *
 	(void)set_value(e, line, kd, val, dir, t);
 }
 
+/* The value of an unsigned key: as set in t, else c's (the default). */
+static unsigned
+effective_uint(const struct bs_config *c, const struct bs_config *t, const unsigned seen[NKEYS],
+    const char *name, unsigned *line)
+{
+	const struct keydef *kd = find_key(name);
+	size_t ki = (size_t)(kd - keydefs);
+	const struct bs_config *from = seen[ki] ? t : c;
+
+	*line = seen[ki];
+	return *(const unsigned *)((const char *)from + kd->off);
+}
+
+/* Settings that only make sense together. */
+static void
+check_limits(struct bs_errlist *e, const struct bs_config *c, const struct bs_config *t,
+    const unsigned seen[NKEYS])
+{
+	unsigned lb, lm, lp, lu, lr;
+	unsigned begin = effective_uint(c, t, seen, "max_startups_begin", &lb);
+	unsigned max = effective_uint(c, t, seen, "max_startups", &lm);
+	unsigned per = effective_uint(c, t, seen, "max_startups_per_source", &lp);
+	unsigned unc = effective_uint(c, t, seen, "audit_uncovered_max", &lu);
+	unsigned rec = effective_uint(c, t, seen, "audit_checkpoint_records", &lr);
+
+	if (begin > max)
+		err_add(e, lb > lm ? lb : lm, "max_startups_begin (%u) is larger than max_startups (%u)",
+		    begin, max);
+	if (per > max)
+		err_add(e, lp > lm ? lp : lm,
+		    "max_startups_per_source (%u) is larger than max_startups (%u)", per, max);
+	if (unc < rec)
+		err_add(e, lu > lr ? lu : lr, "audit_uncovered_max (%u) is smaller than "
+		    "audit_checkpoint_records (%u): a crash between two checkpoints would stop the "
+		    "daemon from starting", unc, rec);
+}
+
 /* Moves every value set in t (per seen) into c. */
 static void
 commit_values(struct bs_config *c, struct bs_config *t, const unsigned seen[NKEYS])
@@ -706,6 +771,7 @@ parse_text(struct bs_errlist *e, const char *dir, char *buf, size_t len, struct 
 	} else if (!seen[pf] && !seen[pd]) {
 		err_add(e, 0, "missing required key 'pin_file' or 'pin_fd' (exactly one)");
 	}
+	check_limits(e, c, &t, seen);
 
 	if (e->nomem) {
 		rc = BS_ERR_NOMEM;
