@@ -49,7 +49,7 @@
 #include "services/services.h"
 #include "types/types.h"
 
-#define CRL_CHECK_MS 5000   /* how often CRL expiry is re-checked */
+#define CRL_CHECK_MS 2000   /* how often CRL expiry and the trust files are re-checked */
 
 struct daemon {
 	struct event_base *base;
@@ -62,6 +62,8 @@ struct daemon {
 	struct tls_material *tls;
 	struct event *crl_timer;
 	char crl_problem[512];
+	uint8_t trust_sig[32];      /* the CA/CRL files as loaded (tls_trust_files_signature) */
+	uint8_t trust_sig_tried[32];/* as last tried after a change, loaded or not */
 	unsigned grace_ms;
 	int stopping;
 };
@@ -176,12 +178,29 @@ crl_recheck(struct daemon *d)
 	d->svc.tls_ready = ok;
 }
 
+static void reload(struct daemon *d, const char *why);
+
+/*
+ * Every CRL_CHECK_MS: CRL expiry, and whether the CA bundle or the CRLs
+ * changed on disk (then the same reload as SIGHUP, once per change).
+ */
 static void
 crl_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon *d = arg;
+	uint8_t sig[32];
+
 	(void)fd;
 	(void)what;
-	crl_recheck(arg);
+	if (!d->stopping && d->srv != NULL) {
+		tls_trust_files_signature(d->cfg->tls_client_ca, d->cfg->tls_crl, sig);
+		if (memcmp(sig, d->trust_sig, sizeof(sig)) != 0 &&
+		    memcmp(sig, d->trust_sig_tried, sizeof(sig)) != 0) {
+			reload(d, "CA bundle or CRLs changed on disk");
+			return;
+		}
+	}
+	crl_recheck(d);
 }
 
 static void
@@ -244,35 +263,66 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	server_shutdown(d->srv, d->grace_ms, drained_cb, d);
 }
 
-/*
- * SIGHUP: build the new TLS material and policy from the configured files;
- * swap both only if both loaded. Established connections keep their
- * SSL_CTX; new handshakes and every later call use the new set.
- */
+/* A live connection's certificate no longer verifies: recorded with its principal. */
 static void
-hup_cb(evutil_socket_t sig, short what, void *arg)
+conn_untrusted(void *arg, const char *identity, const uint8_t cert_sha256[32], const char *peer,
+    const char *why)
 {
 	struct daemon *d = arg;
+	const struct policy_principal *pr = policy_map(d->policy, identity, cert_sha256);
+	struct audit_record r;
+	char reason[512];
+
+	if (d->svc.audit == NULL)
+		return;
+	snprintf(reason, sizeof(reason), "live connection from %s closed: its client certificate "
+	    "no longer verifies (%s)", peer, why);
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RELOAD;
+	r.key_version = -1;
+	r.principal_id = pr != NULL ? policy_principal_id(pr) : NULL;
+	r.identity = identity;
+	r.cert_sha256 = cert_sha256;
+	r.result = "UNAUTHENTICATED";
+	r.event = "connection_closed_untrusted";
+	r.reason = reason;
+	if (audit_log_append(d->svc.audit, &r, ignore_done, d) != 0)
+		bs_log(BS_LOG_ERROR, "cannot record a closed untrusted connection", "identity",
+		    identity, NULL);
+}
+
+/*
+ * Builds the new TLS material and policy from the configured files; swaps
+ * both only if both loaded. New handshakes and every later call use the
+ * new set; every established connection is verified again against the new
+ * CAs and CRLs, and closed if it no longer verifies. why says what
+ * triggered the reload (for the log and the audit record).
+ */
+static void
+reload(struct daemon *d, const char *why)
+{
 	const struct bs_config *cfg = d->cfg;
 	struct tls_material *tls = NULL;
 	struct policy *pol = NULL;
-	char err[2048], reason[2300];
+	char err[2048], reason[2400], closed[16];
+	uint8_t sig[32];
+	unsigned nclosed;
 
-	(void)sig;
-	(void)what;
-	if (d->stopping)
-		return;
 	err[0] = '\0';
+	tls_trust_files_signature(cfg->tls_client_ca, cfg->tls_crl, sig);
+	memcpy(d->trust_sig_tried, sig, sizeof(sig));
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
 	    sizeof(err)) != 0 || load_policy(cfg->policy, d->registry, &pol, err, sizeof(err)) != 0) {
-		snprintf(reason, sizeof(reason), "reload refused, previous configuration kept: %s", err);
+		snprintf(reason, sizeof(reason), "%s: reload refused, previous configuration kept: %s",
+		    why, err);
 		bs_log(BS_LOG_ERROR, "reload failed; keeping the previous TLS material and policy",
-		    "error", err, NULL);
+		    "trigger", why, "error", err, NULL);
 		audit_event(d, AUDIT_RELOAD, "FAILED_PRECONDITION", "reload_refused", reason,
 		    ignore_done);
 		tls_material_free(tls);
 		return;
 	}
+	memcpy(d->trust_sig, sig, sizeof(sig));
 	server_set_tls_ctx(d->srv, tls_material_ctx(tls));
 	tls_material_free(d->tls);
 	d->tls = tls;
@@ -280,11 +330,30 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	policy_free(d->policy);
 	d->policy = pol;
 	crl_recheck(d);
-	snprintf(reason, sizeof(reason), "TLS material and policy reloaded (%zu principals)%s%s",
-	    policy_principal_count(pol), d->svc.tls_ready ? "" : "; revocation data not ready: ",
-	    d->crl_problem);
-	bs_log(BS_LOG_INFO, "reloaded TLS material and policy", NULL);
+	snprintf(reason, sizeof(reason), "%s: TLS material and policy reloaded (%zu principals)%s%s",
+	    why, policy_principal_count(pol), d->svc.tls_ready ? "" :
+	    "; revocation data not ready: ", d->crl_problem);
+	bs_log(BS_LOG_INFO, "reloaded TLS material and policy", "trigger", why, NULL);
 	audit_event(d, AUDIT_RELOAD, "OK", "reload", reason, ignore_done);
+	nclosed = server_reverify(d->srv, tls_material_ctx(tls), conn_untrusted, d);
+	if (nclosed > 0) {
+		snprintf(closed, sizeof(closed), "%u", nclosed);
+		bs_log(BS_LOG_WARN, "live connections closed after the trust change", "count",
+		    closed, NULL);
+	}
+}
+
+/* SIGHUP: reload (see reload()). */
+static void
+hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)sig;
+	(void)what;
+	if (d->stopping)
+		return;
+	reload(d, "SIGHUP");
 }
 
 /* Keeps the PIN and session state out of core dumps. */
@@ -450,6 +519,8 @@ run(struct bs_config *cfg)
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
+	tls_trust_files_signature(cfg->tls_client_ca, cfg->tls_crl, d.trust_sig);
+	memcpy(d.trust_sig_tried, d.trust_sig, sizeof(d.trust_sig));
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &d.tls,
 	    err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "TLS configuration failed", "error", err, NULL);
@@ -584,6 +655,14 @@ run(struct bs_config *cfg)
 	lim.max_header_list_bytes = cfg->max_header_list_bytes;
 	lim.handshake_timeout_ms = cfg->handshake_timeout_ms;
 	lim.idle_timeout_ms = cfg->idle_timeout_ms;
+	lim.max_startups = cfg->max_startups;
+	lim.max_startups_begin = cfg->max_startups_begin;
+	lim.max_startups_per_source = cfg->max_startups_per_source;
+	lim.request_timeout_ms = cfg->request_timeout_ms;
+	lim.max_buffered_request_bytes = cfg->max_buffered_request_bytes;
+	lim.write_stall_timeout_ms = cfg->write_stall_timeout_ms;
+	lim.max_connection_age_ms = cfg->max_connection_age_ms;
+	lim.max_connection_age_grace_ms = cfg->max_connection_age_grace_ms;
 	crl_recheck(&d);
 	d.crl_timer = event_new(d.base, -1, EV_PERSIST, crl_timer_cb, &d);
 	if (d.crl_timer == NULL || event_add(d.crl_timer, &crl_tv) != 0) {

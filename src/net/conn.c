@@ -1,9 +1,13 @@
 /*
- * conn.c - one TCP connection of the gRPC transport: accepted under the
- * connection limit, TLS 1.3 over bufferevent_openssl (client certificate
- * required; ALPN h2 and a verified URI SAN, or the connection is closed),
- * then an nghttp2 server session (SETTINGS: concurrent streams, header list
- * size, windows); handshake and idle timeouts; teardown.
+ * conn.c - one TCP connection of the gRPC transport: accepted into the
+ * pool of connections still in the handshake (max_startups: random early
+ * drop of the oldest past max_startups_begin, the oldest dropped when it is
+ * full, a per-source-address cap, an absolute handshake deadline), TLS 1.3
+ * over bufferevent_openssl (client certificate required; ALPN h2 and a
+ * verified URI SAN, or the connection is closed), then, under the
+ * established-connection limit, an nghttp2 server session (SETTINGS:
+ * concurrent streams, header list size, windows); idle timeout, write stall
+ * check, maximum age with GOAWAY and a grace period; teardown.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -35,7 +40,158 @@ send_cb(nghttp2_session *h2, const uint8_t *data, size_t length, int flags, void
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (bufferevent_write(c->bev, data, length) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	c->bytes_queued += length;
 	return (ssize_t)length;
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+uint64_t
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+ms_to_tv(unsigned ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+/* (Re)arms c->timer to call cb in ms. */
+static void
+conn_set_timer(struct conn *c, unsigned ms, event_callback_fn cb)
+{
+	struct timeval tv;
+
+	ms_to_tv(ms, &tv);
+	if (c->timer == NULL)
+		return;
+	event_del(c->timer);
+	event_assign(c->timer, c->srv->base, -1, 0, cb, c);
+	event_add(c->timer, &tv);
+}
+
+static void
+handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	bs_log(BS_LOG_INFO, "handshake timed out", "peer", c->peer, NULL);
+	conn_free(c);
+}
+
+static void
+grace_over_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	bs_log(BS_LOG_INFO, "connection closed after GOAWAY", "peer", c->peer, "identity",
+	    c->identity, NULL);
+	conn_free(c);
+}
+
+void
+conn_goaway(struct conn *c, unsigned grace_ms)
+{
+	if (c->closing)
+		return;
+	if (c->h2 == NULL) {
+		conn_free(c);
+		return;
+	}
+	if (!c->goaway) {
+		c->goaway = 1;
+		(void)nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
+	}
+	conn_set_timer(c, grace_ms, grace_over_cb);
+	conn_flush(c); /* may free c */
+}
+
+static void
+max_age_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	bs_log(BS_LOG_INFO, "connection reached its maximum age: GOAWAY", "peer", c->peer,
+	    "identity", c->identity, NULL);
+	conn_goaway(c, c->srv->lim.max_connection_age_grace_ms);
+}
+
+/*
+ * Bytes that have left the output buffer (towards the socket): stops
+ * growing when the peer neither reads (TCP window closed: the buffer
+ * stays full) nor opens its HTTP/2 flow-control windows (nghttp2 holds the
+ * DATA back).
+ */
+static uint64_t
+conn_progress(struct conn *c)
+{
+	return c->bytes_queued - evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* 1 while an answer is waiting for the peer. */
+static int
+conn_output_waiting(struct conn *c)
+{
+	struct stream *st;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return 1;
+	LIST_FOREACH(st, &c->streams, link)
+		if (st->answered && st->msg != NULL && st->off < GRPC_LPM_HEADER_LEN + st->msg_len)
+			return 1;
+	return 0;
+}
+
+static unsigned
+stall_tick_ms(const struct conn *c)
+{
+	unsigned ms = c->srv->lim.write_stall_timeout_ms / 4;
+
+	return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+}
+
+static void
+stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	uint64_t now = conn_now_ms(), p;
+	struct timeval tv;
+
+	if (c->closing || !conn_output_waiting(c))
+		return;
+	p = conn_progress(c);
+	if (p != c->stall_progress) {
+		c->stall_progress = p;
+		c->stall_since_ms = now;
+	} else if (now - c->stall_since_ms >= c->srv->lim.write_stall_timeout_ms) {
+		bs_log(BS_LOG_WARN, "connection closed: the peer reads nothing while answers wait",
+		    "peer", c->peer, "identity", c->identity, NULL);
+		conn_free(c);
+		return;
+	}
+	ms_to_tv(stall_tick_ms(c), &tv);
+	evtimer_add(c->stall_timer, &tv);
+}
+
+void
+conn_watch_output(struct conn *c)
+{
+	struct timeval tv;
+
+	if (c->closing || c->stall_timer == NULL || evtimer_pending(c->stall_timer, NULL) ||
+	    !conn_output_waiting(c))
+		return;
+	c->stall_progress = conn_progress(c);
+	c->stall_since_ms = conn_now_ms();
+	ms_to_tv(stall_tick_ms(c), &tv);
+	evtimer_add(c->stall_timer, &tv);
 }
 
 /* ---- connection I/O ----------------------------------------------------- */
@@ -55,8 +211,11 @@ conn_flush(struct conn *c)
 		return;
 	}
 	if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		conn_free(c);
+		return;
+	}
+	conn_watch_output(c);
 }
 
 static void
@@ -158,46 +317,73 @@ log_tls_errors(struct conn *c, const char *what)
 	ERR_clear_error();
 }
 
+/* Handshake done: into the established pool, or closed when it is full. */
+static void
+conn_established(struct conn *c)
+{
+	struct server *s = c->srv;
+	const struct server_limits *lim = &s->lim;
+	char sha[65];
+	unsigned age;
+
+	TAILQ_REMOVE(&s->startups, c, startup);
+	s->nstartups--;
+	c->established = 1;
+	if (c->timer != NULL)
+		event_del(c->timer);
+	if (!tls_alpn_is_h2(c->ssl)) {
+		bs_log(BS_LOG_WARN, "connection refused: ALPN h2 not negotiated", "peer", c->peer,
+		    NULL);
+		conn_free(c);
+		return;
+	}
+	if (tls_peer_identity(c->ssl, c->identity, c->cert_sha256) != 0) {
+		bs_log(BS_LOG_WARN, "connection refused: no verified URI SAN", "peer", c->peer, NULL);
+		conn_free(c);
+		return;
+	}
+	if (s->nconns - s->nstartups > lim->max_connections) {
+		bs_log(BS_LOG_WARN, "connection refused: limit reached", "peer", c->peer, "identity",
+		    c->identity, NULL);
+		conn_free(c);
+		return;
+	}
+	bs_hex_encode(c->cert_sha256, 32, sha);
+	set_read_timeout(c, lim->idle_timeout_ms);
+	if (lim->max_connection_age_ms > 0) {
+		/* up to 10% earlier, so that clients connected together do not all reconnect together */
+		age = lim->max_connection_age_ms;
+		age -= arc4random_uniform(age / 10 + 1);
+		conn_set_timer(c, age, max_age_cb);
+	}
+	bs_log(BS_LOG_INFO, "connection established", "peer", c->peer, "identity", c->identity,
+	    "cert_sha256", sha, NULL);
+	if (conn_start_h2(c) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot start HTTP/2 session", "peer", c->peer, NULL);
+		conn_free(c);
+		return;
+	}
+	conn_flush(c);
+}
+
 static void
 eventcb(struct bufferevent *bev, short events, void *arg)
 {
 	struct conn *c = arg;
-	char sha[65];
 
 	if (events & BEV_EVENT_CONNECTED) {
-		if (!tls_alpn_is_h2(c->ssl)) {
-			bs_log(BS_LOG_WARN, "connection refused: ALPN h2 not negotiated", "peer", c->peer,
-			    NULL);
-			conn_free(c);
-			return;
-		}
-		if (tls_peer_identity(c->ssl, c->identity, c->cert_sha256) != 0) {
-			bs_log(BS_LOG_WARN, "connection refused: no verified URI SAN", "peer", c->peer,
-			    NULL);
-			conn_free(c);
-			return;
-		}
-		bs_hex_encode(c->cert_sha256, 32, sha);
-		c->established = 1;
-		set_read_timeout(c, c->srv->lim.idle_timeout_ms);
-		bs_log(BS_LOG_INFO, "connection established", "peer", c->peer, "identity",
-		    c->identity, "cert_sha256", sha, NULL);
-		if (conn_start_h2(c) != 0) {
-			bs_log(BS_LOG_ERROR, "cannot start HTTP/2 session", "peer", c->peer, NULL);
-			conn_free(c);
-			return;
-		}
-		conn_flush(c);
+		conn_established(c);
 		return;
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
-		if (c->established && !LIST_EMPTY(&c->streams)) {
-			/* calls still running: the client is waiting, not idle */
+		/* the read timeout is only armed once established: the idle timeout */
+		if (!LIST_EMPTY(&c->streams)) {
+			/* calls still running (each bounded by request_timeout_ms and its deadline) */
 			bufferevent_enable(bev, EV_READ);
 			return;
 		}
-		bs_log(BS_LOG_INFO, c->established ? "idle connection closed" :
-		    "handshake timed out", "peer", c->peer, "identity", c->identity, NULL);
+		bs_log(BS_LOG_INFO, "idle connection closed", "peer", c->peer, "identity",
+		    c->identity, NULL);
 		if (c->h2 != NULL) {
 			(void)nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
 			(void)nghttp2_session_send(c->h2);
@@ -231,12 +417,83 @@ conn_free(struct conn *c)
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
 	c->h2 = NULL;
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->stall_timer != NULL)
+		event_free(c->stall_timer);
+	if (!c->established) {
+		TAILQ_REMOVE(&s->startups, c, startup);
+		s->nstartups--;
+	}
 	LIST_REMOVE(c, link);
 	s->nconns--;
 	/* bufferevent_free may only schedule the close: defer the SSL teardown to it */
 	bufferevent_free(c->bev);
 	free(c);
 	server_check_drained(s);
+}
+
+/* Handshakes in progress from host. */
+static unsigned
+startups_from(const struct server *s, const char *host)
+{
+	const struct conn *c;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(c, &s->startups, startup)
+		if (strcmp(c->host, host) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * Logs what the startup limits dropped, at most once a second (under a
+ * flood, one line per connection would be a flood of its own).
+ */
+static void
+note_drop(struct server *s, int per_source, const char *host)
+{
+	uint64_t now = conn_now_ms();
+	char n[24];
+
+	if (per_source)
+		s->per_source_refused++;
+	else
+		s->startups_dropped++;
+	if (s->drop_logged_ms != 0 && now - s->drop_logged_ms < 1000)
+		return;
+	s->drop_logged_ms = now;
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)s->startups_dropped);
+	bs_log(BS_LOG_WARN, per_source ? "connection refused: too many handshakes from this address" :
+	    "handshake pool under pressure: oldest handshakes dropped", "peer", host,
+	    "dropped_total", n, NULL);
+}
+
+/*
+ * Makes room for one more handshake (OpenSSH's MaxStartups, applied to the
+ * oldest handshake rather than the newest connection): below
+ * max_startups_begin nothing happens; from there the oldest handshaking
+ * connection is dropped with a probability rising linearly to 1 at
+ * max_startups. A real client's handshake takes milliseconds; the oldest
+ * handshake is the one most likely to be a socket held open for nothing.
+ */
+static void
+startups_make_room(struct server *s)
+{
+	const struct server_limits *lim = &s->lim;
+	unsigned span, over;
+	struct conn *old;
+
+	if (s->nstartups < lim->max_startups_begin || (old = TAILQ_FIRST(&s->startups)) == NULL)
+		return;
+	if (s->nstartups < lim->max_startups) {
+		span = lim->max_startups - lim->max_startups_begin + 1;
+		over = s->nstartups - lim->max_startups_begin + 1;
+		if (arc4random_uniform(span) >= over)
+			return;
+	}
+	note_drop(s, 0, old->host);
+	conn_free(old);
 }
 
 void
@@ -248,16 +505,22 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	SSL *ssl = NULL;
 	int one = 1;
 	char host[48] = "?";
+	struct timeval tv;
 
 	if (sa->sa_family == AF_INET)
 		evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
 	else if (sa->sa_family == AF_INET6)
 		evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
-	if (s->shutting_down || s->nconns >= s->lim.max_connections) {
-		bs_log(BS_LOG_WARN, "connection refused: limit reached", "peer", host, NULL);
+	if (s->shutting_down) {
 		evutil_closesocket(fd);
 		return;
 	}
+	if (startups_from(s, host) >= s->lim.max_startups_per_source) {
+		note_drop(s, 1, host);
+		evutil_closesocket(fd);
+		return;
+	}
+	startups_make_room(s);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
 	ssl = SSL_new(s->ctx);
@@ -266,12 +529,17 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	c->srv = s;
 	c->ssl = ssl;
 	LIST_INIT(&c->streams);
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	if (sa->sa_family == AF_INET)
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", host,
 		    ntohs(((struct sockaddr_in *)sa)->sin_port));
 	else
 		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host,
 		    ntohs(((struct sockaddr_in6 *)sa)->sin6_port));
+	c->timer = evtimer_new(s->base, handshake_deadline_cb, c);
+	c->stall_timer = evtimer_new(s->base, stall_cb, c);
+	if (c->timer == NULL || c->stall_timer == NULL)
+		goto fail;
 	c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->bev == NULL)
@@ -279,13 +547,23 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	ssl = NULL; /* owned by the bufferevent now */
 	LIST_INSERT_HEAD(&s->conns, c, link);
 	s->nconns++;
+	TAILQ_INSERT_TAIL(&s->startups, c, startup);
+	s->nstartups++;
 	bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
-	set_read_timeout(c, s->lim.handshake_timeout_ms);
+	/* an absolute deadline (not an inactivity timer: a dripped ClientHello does not reset it) */
+	ms_to_tv(s->lim.handshake_timeout_ms, &tv);
+	evtimer_add(c->timer, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return;
 fail:
 	bs_log(BS_LOG_ERROR, "cannot set up connection", "peer", host, NULL);
 	SSL_free(ssl);
+	if (c != NULL) {
+		if (c->timer != NULL)
+			event_free(c->timer);
+		if (c->stall_timer != NULL)
+			event_free(c->stall_timer);
+	}
 	free(c);
 	evutil_closesocket(fd);
 }

@@ -60,6 +60,7 @@ server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *li
 	s->lim = *lim;
 	s->disp = disp;
 	LIST_INIT(&s->conns);
+	TAILQ_INIT(&s->startups);
 	rpc_dispatcher_on_call_freed(disp, call_freed, s);
 	*out = s;
 	return 0;
@@ -159,6 +160,42 @@ server_free(struct server *s)
 	if (s->grace_timer != NULL)
 		event_free(s->grace_timer);
 	free(s);
+}
+
+unsigned
+server_reverify(struct server *s, SSL_CTX *ctx,
+    void (*revoked)(void *, const char *, const uint8_t[32], const char *, const char *),
+    void *arg)
+{
+	struct conn *c, *next;
+	char why[256];
+	unsigned n = 0;
+
+	for (c = LIST_FIRST(&s->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
+		if (!c->established || c->closing || c->goaway)
+			continue;
+		if (tls_peer_reverify(c->ssl, ctx, c->cert_sha256, why, sizeof(why)) == 0)
+			continue;
+		bs_log(BS_LOG_WARN, "connection closed: its client certificate no longer verifies",
+		    "peer", c->peer, "identity", c->identity, "reason", why, NULL);
+		if (revoked != NULL)
+			revoked(arg, c->identity, c->cert_sha256, c->peer, why);
+		n++;
+		/* no new calls; the answers already queued may still go out within the second */
+		if (c->h2 != NULL)
+			(void)nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+		c->goaway = 1;
+		conn_goaway(c, 1000); /* may free c; next was taken before */
+	}
+	return n;
+}
+
+void
+server_conn_counts(const struct server *s, unsigned *established, unsigned *startups)
+{
+	*established = s->nconns - s->nstartups;
+	*startups = s->nstartups;
 }
 
 unsigned

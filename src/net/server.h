@@ -3,9 +3,15 @@
  * HTTP/2 (nghttp2) and gRPC framing, driving the calls of an RPC dispatcher
  * (rpc/rpc.h). Event loop thread only.
  *
- * Limits enforced here: connections, concurrent streams, header list size,
- * message size (from the length prefix, before allocation), handshake and
- * idle time, grpc-timeout deadlines.
+ * Limits enforced here (docs/configuration.md gives each one's default and
+ * reason): before authentication, connections still in the TLS handshake
+ * have their own pool (max_startups, with random early drop of the oldest
+ * from max_startups_begin, and a per-source-address cap) and an absolute
+ * handshake deadline, so that they never take an authenticated client's
+ * slot; after it, established connections, concurrent streams, header list
+ * size, message size (from the length prefix, before allocation), request
+ * bytes buffered per connection, the time a request's DATA may take, a peer
+ * that stops reading, idle time, connection age, grpc-timeout deadlines.
  */
 #ifndef BS_SERVER_H
 #define BS_SERVER_H
@@ -21,10 +27,18 @@ struct server;
 struct server_limits {
 	unsigned max_message_bytes;
 	unsigned max_concurrent_streams;
-	unsigned max_connections;
+	unsigned max_connections;        /* established (authenticated) connections */
 	unsigned max_header_list_bytes;
-	unsigned handshake_timeout_ms;
+	unsigned handshake_timeout_ms;   /* absolute, from accept to a verified peer */
 	unsigned idle_timeout_ms;
+	unsigned max_startups;           /* connections in the handshake */
+	unsigned max_startups_begin;     /* random early drop of the oldest from here */
+	unsigned max_startups_per_source;
+	unsigned request_timeout_ms;     /* HEADERS to the request's END_STREAM */
+	unsigned max_buffered_request_bytes; /* per connection */
+	unsigned write_stall_timeout_ms; /* answers waiting, nothing read by the peer */
+	unsigned max_connection_age_ms;  /* 0: no limit */
+	unsigned max_connection_age_grace_ms;
 };
 
 /*
@@ -49,6 +63,21 @@ void server_shutdown(struct server *s, unsigned grace_ms, void (*drained)(void *
  * SSL_CTX they were accepted with (SSL_new holds a reference).
  */
 void server_set_tls_ctx(struct server *s, SSL_CTX *ctx);
+
+/*
+ * Trust changed (SIGHUP, new CRLs): verifies every established
+ * connection's peer chain again against ctx's store (CAs, CRLs, the client
+ * certificate rules of tls.h). A connection that no longer verifies gets
+ * GOAWAY and is closed within a second, its calls cancelled; revoked(arg,
+ * identity, certificate SHA-256, peer address, reason) is called for each before it closes.
+ * Returns the number of connections closed.
+ */
+unsigned server_reverify(struct server *s, SSL_CTX *ctx,
+    void (*revoked)(void *arg, const char *identity, const uint8_t cert_sha256[32],
+    const char *peer, const char *reason), void *arg);
+
+/* Connections now: established and still in the handshake (for logs and tests). */
+void server_conn_counts(const struct server *s, unsigned *established, unsigned *startups);
 
 /* Closes every connection and frees. NULL is a no-op. */
 void server_free(struct server *s);

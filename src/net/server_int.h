@@ -42,6 +42,8 @@ struct stream {
 	int compressed_encoding;      /* grpc-encoding names a real coding */
 	int have_timeout;
 	int64_t timeout_us;
+	struct event *request_timer;  /* request_timeout_ms: the request must be complete by then */
+	size_t buffered;              /* request bytes held by rd (counted in conn->buffered) */
 
 	int admitted;                 /* the RPC layer wants the message */
 	int request_done;             /* the message was handed over */
@@ -59,17 +61,26 @@ struct stream {
 };
 
 struct conn {
-	LIST_ENTRY(conn) link;
+	LIST_ENTRY(conn) link;        /* server's conns: every connection */
+	TAILQ_ENTRY(conn) startup;    /* server's startups, oldest first, until established */
 	struct server *srv;
 	struct bufferevent *bev;
 	SSL *ssl;
 	nghttp2_session *h2;
+	char host[48];                /* peer address without the port (per-source cap) */
 	char peer[64];
 	char identity[TLS_IDENTITY_MAX];
 	uint8_t cert_sha256[32];
 	int established;
 	int closing;
 	int in_recv;                  /* inside nghttp2_session_mem_recv: no send */
+	int goaway;                   /* GOAWAY sent: closes when its streams are done */
+	struct event *timer;          /* handshake deadline, then connection age, then grace */
+	struct event *stall_timer;    /* write stall check while answers wait */
+	uint64_t bytes_queued;        /* bytes nghttp2 handed to the bufferevent, ever */
+	uint64_t stall_progress;      /* bytes that had left the output buffer at stall_since */
+	uint64_t stall_since_ms;
+	size_t buffered;              /* request bytes held by this connection's streams */
 	LIST_HEAD(, stream) streams;
 };
 
@@ -80,7 +91,12 @@ struct server {
 	struct rpc_dispatcher *disp;
 	struct evconnlistener *listener;
 	LIST_HEAD(, conn) conns;
-	unsigned nconns;
+	unsigned nconns;              /* every connection */
+	TAILQ_HEAD(, conn) startups;  /* connections in the handshake, oldest first */
+	unsigned nstartups;
+	uint64_t startups_dropped;    /* oldest handshakes dropped to make room */
+	uint64_t per_source_refused;  /* connections refused by max_startups_per_source */
+	uint64_t drop_logged_ms;
 	int shutting_down;
 	struct event *grace_timer;
 	void (*drained)(void *);
@@ -98,6 +114,15 @@ void conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
 void conn_flush(struct conn *c);
 /* Closes c: every stream detached from its call, the session and TLS torn down. */
 void conn_free(struct conn *c);
+/*
+ * GOAWAY on c: no new streams; c closes once its streams are done, or
+ * after grace_ms at the latest (calls still running are cancelled).
+ */
+void conn_goaway(struct conn *c, unsigned grace_ms);
+/* Arms the write stall check if answers are waiting on the peer. */
+void conn_watch_output(struct conn *c);
+/* Milliseconds on CLOCK_MONOTONIC. */
+uint64_t conn_now_ms(void);
 
 /* stream.c */
 /* Registers the request-stream callbacks of a server session. */

@@ -81,6 +81,8 @@ stream_answer(void *arg, const struct rpc_answer *a)
 	st->grpc_status = a->grpc_status;
 	if (st->deadline != NULL)
 		event_del(st->deadline);
+	if (st->request_timer != NULL)
+		event_del(st->request_timer);
 	snprintf(hstatus, sizeof(hstatus), "%d", a->http_status);
 	nva[n++] = (nghttp2_nv)MAKE_NV(":status", hstatus, strlen(hstatus));
 	nva[n++] = (nghttp2_nv)MAKE_NV("content-type", "application/grpc+proto",
@@ -118,6 +120,15 @@ static const struct rpc_transport h2_transport = { stream_answer };
 
 /* ---- stream lifecycle ------------------------------------------------------ */
 
+/* Drops the request bytes the stream holds (decoded, refused or gone). */
+static void
+stream_release_request(struct stream *st)
+{
+	grpc_lpm_reader_free(&st->rd);
+	st->conn->buffered -= st->buffered;
+	st->buffered = 0;
+}
+
 /* The stream is gone (closed, reset, or its connection died). */
 void
 stream_free(struct stream *st)
@@ -125,7 +136,9 @@ stream_free(struct stream *st)
 	LIST_REMOVE(st, link);
 	if (st->deadline != NULL)
 		event_free(st->deadline);
-	grpc_lpm_reader_free(&st->rd);
+	if (st->request_timer != NULL)
+		event_free(st->request_timer);
+	stream_release_request(st);
 	rpc_call_detach(st->call);
 	free(st);
 }
@@ -138,18 +151,49 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	rpc_call_deadline(st->call); /* the answer may free st */
 }
 
+/*
+ * The request did not arrive in full within request_timeout_ms of its
+ * HEADERS (a client that sent part of a message and stopped): the call is
+ * refused, which also resets the stream.
+ */
+static void
+request_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+	char msg[RPC_MESSAGE_MAX];
+
+	if (st->request_done || st->answered)
+		return;
+	snprintf(msg, sizeof(msg), "request not received in full within %u ms",
+	    st->conn->srv->lim.request_timeout_ms);
+	bs_log(BS_LOG_INFO, "request timed out", "peer", st->conn->peer, "identity",
+	    st->conn->identity, "request_id", rpc_call_request_id(st->call), NULL);
+	stream_release_request(st);
+	rpc_call_refuse(st->call, 200, GRPC_STATUS_DEADLINE_EXCEEDED, msg); /* may free st */
+}
+
 static struct stream *
 stream_new(struct conn *c, int32_t stream_id)
 {
 	struct server *s = c->srv;
 	struct rpc_peer peer = { c->identity, c->cert_sha256, c->peer };
 	struct stream *st;
+	struct timeval tv = { (time_t)(s->lim.request_timeout_ms / 1000),
+	    (suseconds_t)(s->lim.request_timeout_ms % 1000) * 1000 };
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
 	st->conn = c;
 	st->stream_id = stream_id;
+	st->request_timer = evtimer_new(s->base, request_timeout_cb, st);
+	if (st->request_timer == NULL || evtimer_add(st->request_timer, &tv) != 0) {
+		if (st->request_timer != NULL)
+			event_free(st->request_timer);
+		free(st);
+		return NULL;
+	}
 	if (rpc_call_new(s->disp, &peer, &h2_transport, st, &st->call) != 0) {
+		event_free(st->request_timer);
 		free(st);
 		return NULL;
 	}
@@ -221,13 +265,16 @@ stream_request_done(struct stream *st)
 	if (!stream_reading(st))
 		return;
 	st->request_done = 1;
+	if (st->request_timer != NULL)
+		event_del(st->request_timer);
 	if (grpc_lpm_reader_finish(&st->rd, &msg, &len) != 0) {
+		stream_release_request(st);
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
 		    "request message truncated (stream ended before the announced length)");
 		return;
 	}
 	rpc_call_request(st->call, msg, len);
-	grpc_lpm_reader_free(&st->rd); /* decoded: the raw bytes are not needed any more */
+	stream_release_request(st); /* decoded: the raw bytes are not needed any more */
 }
 
 static int
@@ -295,7 +342,18 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 	/* a refused or answered stream's DATA is dropped, never buffered */
 	if (st == NULL || !stream_reading(st))
 		return 0;
+	if (len > c->srv->lim.max_buffered_request_bytes - c->buffered) {
+		snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
+		    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
+		stream_release_request(st);
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		return 0;
+	}
 	rc = grpc_lpm_reader_feed(&st->rd, data, len);
+	if (rc == 0) {
+		st->buffered += len;
+		c->buffered += len;
+	}
 	switch (rc) {
 	case 0:
 		return 0;
@@ -320,7 +378,25 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 		    "malformed gRPC framing (one uncompressed message expected)");
 		break;
 	}
-	grpc_lpm_reader_free(&st->rd);
+	stream_release_request(st);
+	return 0;
+}
+
+/*
+ * Our END_STREAM went out before the client finished its request (a
+ * refusal, a timeout): reset the stream with NO_ERROR (RFC 9113, 8.1) so
+ * that it does not stay half-open, holding a stream slot, for DATA nobody
+ * will read.
+ */
+static int
+on_frame_send_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
+{
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	if (nghttp2_session_get_stream_remote_close(h2, frame->hd.stream_id) == 0)
+		(void)nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+		    NGHTTP2_NO_ERROR);
 	return 0;
 }
 
@@ -361,4 +437,5 @@ stream_set_callbacks(nghttp2_session_callbacks *cbs)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_cb);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_cb);
 }

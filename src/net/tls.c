@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -246,6 +247,55 @@ load_crls(struct tls_material *m, X509_STORE *store, const char *path, char *err
 	return rc;
 }
 
+/* Adds path's name and stat identity (or its absence) to the digest. */
+static void
+sig_add_path(EVP_MD_CTX *md, const char *path)
+{
+	struct stat st;
+	long long f[5] = { -1, -1, -1, -1, -1 };
+
+	if (stat(path, &st) == 0) {
+		f[0] = (long long)st.st_ino;
+		f[1] = (long long)st.st_size;
+		f[2] = (long long)st.st_mtim.tv_sec;
+		f[3] = (long long)st.st_mtim.tv_nsec;
+		f[4] = (long long)st.st_mode;
+	}
+	(void)EVP_DigestUpdate(md, path, strlen(path) + 1);
+	(void)EVP_DigestUpdate(md, f, sizeof(f));
+}
+
+void
+tls_trust_files_signature(const char *client_ca, const char *crl, uint8_t out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct dirent **ents = NULL;
+	struct stat st;
+	char file[4096];
+	int i, n;
+
+	memset(out, 0, 32);
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	sig_add_path(md, client_ca);
+	sig_add_path(md, crl);
+	if (stat(crl, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (n = scandir(crl, &ents, NULL, alphasort)) >= 0) {
+		for (i = 0; i < n; i++) {
+			if (ents[i]->d_name[0] != '.' &&
+			    (size_t)snprintf(file, sizeof(file), "%s/%s", crl, ents[i]->d_name) <
+			    sizeof(file))
+				sig_add_path(md, file);
+			free(ents[i]);
+		}
+		free(ents);
+	}
+	(void)EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+}
+
 /* Notes in m->missing the first CA of the bundle no loaded CRL covers. */
 static void
 find_uncovered_ca(struct tls_material *m, X509_STORE *store)
@@ -436,6 +486,47 @@ tls_alpn_is_h2(SSL *ssl)
 
 	SSL_get0_alpn_selected(ssl, &alpn, &len);
 	return alpn != NULL && len == 2 && memcmp(alpn, "h2", 2) == 0;
+}
+
+int
+tls_peer_reverify(SSL *ssl, SSL_CTX *ctx, const uint8_t cert_sha256[32], char *why, size_t whylen)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *untrusted = SSL_get_peer_cert_chain(ssl); /* server side: without the leaf */
+	X509_STORE_CTX *x = NULL;
+	uint8_t sha[32];
+	unsigned int mdlen = 0;
+	int rc = BS_ERR_INVALID, err;
+
+	if (leaf == NULL) {
+		snprintf(why, whylen, "no peer certificate");
+		return BS_ERR_INVALID;
+	}
+	if (X509_digest(leaf, EVP_sha256(), sha, &mdlen) != 1 || mdlen != 32 ||
+	    CRYPTO_memcmp(sha, cert_sha256, 32) != 0) {
+		snprintf(why, whylen, "peer certificate changed");
+		return BS_ERR_INVALID;
+	}
+	if ((x = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(ctx), leaf, untrusted) != 1 ||
+	    X509_STORE_CTX_set_default(x, "ssl_client") != 1 ||
+	    X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(x), SSL_CTX_get0_param(ctx)) != 1) {
+		snprintf(why, whylen, "cannot set up verification");
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	X509_STORE_CTX_set_verify_cb(x, verify_cb);
+	if (X509_verify_cert(x) == 1) {
+		rc = 0;
+		goto out;
+	}
+	err = X509_STORE_CTX_get_error(x);
+	snprintf(why, whylen, "%s", err == X509_V_ERR_APPLICATION_VERIFICATION ?
+	    "leaf must have exactly one URI SAN" : X509_verify_cert_error_string(err));
+out:
+	X509_STORE_CTX_free(x);
+	ERR_clear_error();
+	return rc;
 }
 
 int

@@ -38,6 +38,14 @@ int tls_material_load(const char *cert, const char *key, const char *client_ca, 
     struct tls_material **out, char *err, size_t errlen) BS_WUR;
 void tls_material_free(struct tls_material *m);
 
+/*
+ * A digest of what the files of the trust store look like on disk: the
+ * client CA bundle and the CRL path (for a directory, each of its files),
+ * by name, inode, size and modification time. Comparing two tells whether
+ * trust material changed without reading it. Missing files count too.
+ */
+void tls_trust_files_signature(const char *client_ca, const char *crl, uint8_t out[32]);
+
 /* The SSL_CTX (borrowed: SSL_new takes its own reference). */
 SSL_CTX *tls_material_ctx(const struct tls_material *m);
 
@@ -57,6 +65,16 @@ int tls_material_crl_status(const struct tls_material *m, time_t now, char *prob
  * fit). 1 in *h2 if ALPN selected "h2".
  */
 int tls_peer_identity(SSL *ssl, char uri[TLS_IDENTITY_MAX], uint8_t cert_sha256[32]) BS_WUR;
+
+/*
+ * Verifies an established connection's peer again, against ctx's store
+ * (its CAs and CRLs now) and the same client certificate rules as the
+ * handshake, at the current time; the leaf must still be the one whose
+ * SHA-256 is cert_sha256. 0 if it still verifies; otherwise
+ * BS_ERR_INVALID with the reason in why.
+ */
+int tls_peer_reverify(SSL *ssl, SSL_CTX *ctx, const uint8_t cert_sha256[32], char *why,
+    size_t whylen) BS_WUR;
 
 /* 1 if the connection negotiated ALPN "h2", else 0. */
 int tls_alpn_is_h2(SSL *ssl);

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import shutil
+import time
 
 import grpc
 
@@ -66,9 +67,21 @@ def reload_records(sd, result, count=0):
                              r["result"] == result, count=count)
 
 
-def test_revoked_client_refused_after_sighup_live_connection_survives(env, second_daemon):
-    sd = second_daemon("revoke")
-    # a copy of the PKI (with its openssl ca database) for scripts/revoke
+def wait_untrusted_close(sd, d, after, timeout=5.0):
+    """The daemon's log line for a live connection closed after a trust
+    change, and its audit record (with the principal)."""
+    t0 = time.monotonic()
+    rec = bsutil.wait_log(d, lambda r: r.get("msg") ==
+                          "connection closed: its client certificate no longer verifies",
+                          after=after, timeout=timeout)
+    audit = bsutil.wait_audit(sd.state_dir, lambda r: r["type"] == "reload" and
+                              r["event"] == "connection_closed_untrusted", count=1)
+    return rec, audit, time.monotonic() - t0
+
+
+def revoke_setup(sd, env):
+    """A second daemon on a copy of the dev PKI, and a fresh client cert
+    (principal ci-ota-release) that the test will revoke."""
     pki = os.path.join(sd.dir, "pki")
     shutil.copytree(env.pki, pki)
     victim = pkitool.mint_client(pkitool.dev_ca(pki), os.path.join(sd.dir, "certs"),
@@ -76,13 +89,24 @@ def test_revoked_client_refused_after_sighup_live_connection_survives(env, secon
     sd.settings["tls_client_ca"] = os.path.join(pki, "ca.pem")
     sd.settings["tls_crl"] = os.path.join(pki, "crl.pem")
     bsutil.write_config(sd.conf, sd.settings)
+    return pki, victim
+
+
+def test_revoked_client_live_connection_closed_on_sighup(env, second_daemon):
+    """Revocation reaches open connections: after SIGHUP with the new CRL,
+    the revoked client's live connection gets GOAWAY and is closed within a
+    second, audited with its principal; another client's live connection
+    on the same CA keeps working; the revoked certificate cannot reconnect."""
+    sd = second_daemon("revoke")
+    pki, victim = revoke_setup(sd, env)
     d = sd.start()
     pb, hpb = env.stubs.pb, env.stubs.hpb
 
     live = client(sd, env, *victim)
+    other = client(sd, env, *env.client_files("ci-ota-release"))
     try:
         live.ListKeys(pb.ListKeysRequest(), timeout=15)
-        assert_works(sd, env, *victim)
+        other.ListKeys(pb.ListKeysRequest(), timeout=15)
 
         bsutil.run([os.path.join(bsutil.SCRIPTS_DIR, "revoke"), pki, victim[0]])
         serial = pkitool.cert_serial(victim[0])
@@ -91,21 +115,62 @@ def test_revoked_client_refused_after_sighup_live_connection_survives(env, secon
         n = len(d.log_records())
         rec = bsutil.sighup(d)
         assert rec["msg"] == "reloaded TLS material and policy", rec
-        assert len(reload_records(sd, "OK", 1)) == 1
+        closed, audit, _ = wait_untrusted_close(sd, d, n)
+        reload_at = [r for r in d.log_records()[n:]
+                     if r.get("msg") == "reloaded TLS material and policy"][0]
+        assert closed["reason"] == "certificate revoked", closed
+        assert closed["identity"] == CI_URI
+        # closed within a second of the reload (log timestamps, ms resolution)
+        assert ms(closed["ts"]) - ms(reload_at["ts"]) <= 1000, (reload_at, closed)
+        a = audit[-1]
+        assert a["principal_id"] == "ci-ota-release", a
+        assert a["identity"] == CI_URI and a["result"] == "UNAUTHENTICATED", a
+        assert a["cert_sha256"] == pkitool.cert_sha256(victim[0]), a
 
-        # the connection made before the reload keeps working, for new calls
-        for _ in range(3):
-            live.ListKeys(pb.ListKeysRequest(), timeout=15)
-        assert health(live, hpb) == hpb.HealthCheckResponse.SERVING
-        # a new handshake with the revoked certificate is refused ...
+        # the revoked client's channel cannot get back in ...
+        e = bsutil.rpc_error(live.ListKeys, pb.ListKeysRequest(), timeout=10)
+        assert e.code() == grpc.StatusCode.UNAVAILABLE, (e.code(), e.details())
         assert_refused_at_connect(sd, env, *victim)
-        wait_tls_failure(d, "certificate revoked", n)
-        # ... and other clients of the same CA still get in
-        assert_works(sd, env, *env.client_files("ci-ota-release"))
+        # ... while the other client's live connection was not touched
+        for _ in range(3):
+            other.ListKeys(pb.ListKeysRequest(), timeout=15)
+        assert health(other, hpb) == hpb.HealthCheckResponse.SERVING
+        assert len([r for r in d.log_records()[n:] if r.get("msg") ==
+                    "connection closed: its client certificate no longer verifies"]) == 1
+    finally:
+        live.close()
+        other.close()
+    bsutil.stop_clean(d)
+
+
+def test_revocation_noticed_without_sighup(env, second_daemon):
+    """A new CRL written over the old one is picked up by the periodic
+    re-check (every 2 s), without SIGHUP, and closes the live connection."""
+    sd = second_daemon("revoke2")
+    pki, victim = revoke_setup(sd, env)
+    d = sd.start()
+    pb = env.stubs.pb
+    live = client(sd, env, *victim)
+    try:
         live.ListKeys(pb.ListKeysRequest(), timeout=15)
+        n = len(d.log_records())
+        bsutil.run([os.path.join(bsutil.SCRIPTS_DIR, "revoke"), pki, victim[0]])
+        closed, audit, took = wait_untrusted_close(sd, d, n, timeout=10.0)
+        assert took < 6.0, took
+        assert any(r.get("msg") == "reloaded TLS material and policy" and
+                   r.get("trigger") == "CA bundle or CRLs changed on disk"
+                   for r in d.log_records()[n:])
+        e = bsutil.rpc_error(live.ListKeys, pb.ListKeysRequest(), timeout=10)
+        assert e.code() == grpc.StatusCode.UNAVAILABLE, (e.code(), e.details())
     finally:
         live.close()
     bsutil.stop_clean(d)
+
+
+def ms(ts):
+    """A log timestamp ("2026-12-02T05:04:05.144Z") in milliseconds."""
+    t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
 
 
 def test_crl_missing_or_expired_fails_closed(env, second_daemon):
