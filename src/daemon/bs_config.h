@@ -46,6 +46,7 @@ struct bs_config {
 	unsigned max_startups;           /* connections still in the handshake, default 128 */
 	unsigned max_startups_begin;     /* random early drop starts here, default 32 */
 	unsigned max_startups_per_source;/* handshaking connections per address, default 16 */
+	unsigned handshake_penalty_ms;   /* an address's dropped/timed-out handshake: refused so long */
 	unsigned request_timeout_ms;     /* HEADERS to the end of the request, default 30000 */
 	unsigned max_buffered_request_bytes; /* request bytes held per connection, default 16 MiB */
 	unsigned write_stall_timeout_ms; /* answers waiting on a peer that reads nothing, 30000 */

@@ -88,6 +88,7 @@ static const struct keydef keydefs[] = {
 	{ "max_startups", KT_UINT, S(max_startups), 1, 100000, 0 },
 	{ "max_startups_begin", KT_UINT, S(max_startups_begin), 0, 100000, 0 },
 	{ "max_startups_per_source", KT_UINT, S(max_startups_per_source), 1, 100000, 0 },
+	{ "handshake_penalty_ms", KT_UINT, S(handshake_penalty_ms), 0, 600000, 0 },
 	{ "request_timeout_ms", KT_UINT, S(request_timeout_ms), 100, 3600000, 0 },
 	{ "max_buffered_request_bytes", KT_UINT, S(max_buffered_request_bytes), 1024,
 	    1024UL * 1024 * 1024, 0 },
@@ -199,6 +200,7 @@ config_defaults(struct bs_config *c)
 	c->max_startups = 128;
 	c->max_startups_begin = 32;
 	c->max_startups_per_source = 16;
+	c->handshake_penalty_ms = 2000;
 	c->request_timeout_ms = 30000;
 	c->max_buffered_request_bytes = 16U * 1024 * 1024;
 	c->write_stall_timeout_ms = 30000;

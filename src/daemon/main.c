@@ -658,6 +658,7 @@ run(struct bs_config *cfg)
 	lim.max_startups = cfg->max_startups;
 	lim.max_startups_begin = cfg->max_startups_begin;
 	lim.max_startups_per_source = cfg->max_startups_per_source;
+	lim.handshake_penalty_ms = cfg->handshake_penalty_ms;
 	lim.request_timeout_ms = cfg->request_timeout_ms;
 	lim.max_buffered_request_bytes = cfg->max_buffered_request_bytes;
 	lim.write_stall_timeout_ms = cfg->write_stall_timeout_ms;

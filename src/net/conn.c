@@ -1,8 +1,10 @@
 /*
  * conn.c - one TCP connection of the gRPC transport: accepted into the
  * pool of connections still in the handshake (max_startups: random early
- * drop of the oldest past max_startups_begin, the oldest dropped when it is
- * full, a per-source-address cap, an absolute handshake deadline), TLS 1.3
+ * drop of a stale handshake past max_startups_begin, one always dropped
+ * when it is full, a per-source-address cap, an absolute handshake
+ * deadline, and a penalty on the addresses whose handshakes were dropped
+ * or timed out), TLS 1.3
  * over bufferevent_openssl (client certificate required; ALPN h2 and a
  * verified URI SAN, or the connection is closed), then, under the
  * established-connection limit, an nghttp2 server session (SETTINGS:
@@ -76,12 +78,15 @@ conn_set_timer(struct conn *c, unsigned ms, event_callback_fn cb)
 	event_add(c->timer, &tv);
 }
 
+static void penalise(struct server *s, const char *host);
+
 static void
 handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	bs_log(BS_LOG_INFO, "handshake timed out", "peer", c->peer, NULL);
+	penalise(c->srv, c->host);
 	conn_free(c);
 }
 
@@ -95,8 +100,47 @@ grace_over_cb(evutil_socket_t fd, short what, void *arg)
 	conn_free(c);
 }
 
+/* Phase 2 of a graceful GOAWAY: the real last stream id, then the grace period. */
+static void
+goaway_final_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->h2 == NULL) {
+		conn_free(c);
+		return;
+	}
+	(void)nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+	    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
+	conn_set_timer(c, c->goaway_grace_ms, grace_over_cb);
+	conn_flush(c); /* may free c */
+}
+
 void
 conn_goaway(struct conn *c, unsigned grace_ms)
+{
+	unsigned notice_ms = grace_ms < 2000 ? grace_ms / 2 : 1000;
+
+	if (c->closing || c->goaway)
+		return;
+	if (c->h2 == NULL) {
+		conn_free(c);
+		return;
+	}
+	/*
+	 * gRPC's graceful GOAWAY: first a notice (last stream id 2^31-1: the
+	 * client opens no new stream here but loses none in flight), the final
+	 * GOAWAY a round trip later.
+	 */
+	c->goaway = 1;
+	c->goaway_grace_ms = grace_ms - notice_ms;
+	(void)nghttp2_submit_shutdown_notice(c->h2);
+	conn_set_timer(c, notice_ms, goaway_final_cb);
+	conn_flush(c); /* may free c */
+}
+
+void
+conn_close_now(struct conn *c)
 {
 	if (c->closing)
 		return;
@@ -104,12 +148,9 @@ conn_goaway(struct conn *c, unsigned grace_ms)
 		conn_free(c);
 		return;
 	}
-	if (!c->goaway) {
-		c->goaway = 1;
-		(void)nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-		    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
-	}
-	conn_set_timer(c, grace_ms, grace_over_cb);
+	c->goaway = 1;
+	(void)nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+	conn_set_timer(c, 1000, grace_over_cb);
 	conn_flush(c); /* may free c */
 }
 
@@ -433,6 +474,65 @@ conn_free(struct conn *c)
 	server_check_drained(s);
 }
 
+/* ---- per-source penalties ------------------------------------------------- */
+
+static size_t
+penalty_slot(const char *host)
+{
+	uint32_t h = 2166136261u;   /* FNV-1a */
+
+	for (; *host != '\0'; host++)
+		h = (h ^ (uint8_t)*host) * 16777619u;
+	return h % PENALTY_SLOTS;
+}
+
+/* 1 while host is penalised. */
+static int
+penalised(const struct server *s, const char *host, uint64_t now)
+{
+	size_t i, k = penalty_slot(host);
+
+	for (i = 0; i < PENALTY_PROBE; i++) {
+		const struct penalty *p = &s->penalties[(k + i) % PENALTY_SLOTS];
+
+		if (strcmp(p->host, host) == 0)
+			return p->until_ms > now;
+	}
+	return 0;
+}
+
+/*
+ * host's handshake was dropped as stale or ran out of time: its new
+ * connections are refused for handshake_penalty_ms more (added to what is
+ * left, up to 30 times that).
+ */
+static void
+penalise(struct server *s, const char *host)
+{
+	uint64_t now = conn_now_ms(), step = s->lim.handshake_penalty_ms, cap = step * 30;
+	struct penalty *p, *use = NULL;
+	size_t i, k = penalty_slot(host);
+
+	if (step == 0)
+		return;
+	for (i = 0; i < PENALTY_PROBE; i++) {
+		p = &s->penalties[(k + i) % PENALTY_SLOTS];
+		if (strcmp(p->host, host) == 0) {
+			use = p;
+			break;
+		}
+		if (use == NULL || p->until_ms < use->until_ms)
+			use = p;   /* the entry expiring first (or expired) makes room */
+	}
+	if (strcmp(use->host, host) != 0 || use->until_ms < now) {
+		snprintf(use->host, sizeof(use->host), "%s", host);
+		use->until_ms = now;
+	}
+	use->until_ms += step;
+	if (use->until_ms > now + cap)
+		use->until_ms = now + cap;
+}
+
 /* Handshakes in progress from host. */
 static unsigned
 startups_from(const struct server *s, const char *host)
@@ -470,12 +570,30 @@ note_drop(struct server *s, int per_source, const char *host)
 }
 
 /*
- * Makes room for one more handshake (OpenSSH's MaxStartups, applied to the
- * oldest handshake rather than the newest connection): below
- * max_startups_begin nothing happens; from there the oldest handshaking
- * connection is dropped with a probability rising linearly to 1 at
- * max_startups. A real client's handshake takes milliseconds; the oldest
- * handshake is the one most likely to be a socket held open for nothing.
+ * The handshake to drop: the oldest one whose ClientHello has not been
+ * processed yet (an idle socket, or a ClientHello being dripped), else the
+ * oldest. A real client sends its ClientHello at once and is through the
+ * handshake in milliseconds; a socket that has sent nothing useful for
+ * longest is the one most likely held open for nothing.
+ */
+static struct conn *
+startups_victim(struct server *s)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &s->startups, startup)
+		if (SSL_in_before(c->ssl))
+			return c;
+	return TAILQ_FIRST(&s->startups);
+}
+
+/*
+ * Makes room for one more handshake (OpenSSH's MaxStartups, applied to a
+ * stale handshake rather than to the newest connection): below
+ * max_startups_begin nothing happens; from there a handshake chosen by
+ * startups_victim() is dropped with a probability rising linearly to 1 at
+ * max_startups. A flood of sockets that never speak thus only ever
+ * displaces its own kind.
  */
 static void
 startups_make_room(struct server *s)
@@ -484,7 +602,7 @@ startups_make_room(struct server *s)
 	unsigned span, over;
 	struct conn *old;
 
-	if (s->nstartups < lim->max_startups_begin || (old = TAILQ_FIRST(&s->startups)) == NULL)
+	if (s->nstartups < lim->max_startups_begin || (old = startups_victim(s)) == NULL)
 		return;
 	if (s->nstartups < lim->max_startups) {
 		span = lim->max_startups - lim->max_startups_begin + 1;
@@ -493,6 +611,7 @@ startups_make_room(struct server *s)
 			return;
 	}
 	note_drop(s, 0, old->host);
+	penalise(s, old->host);
 	conn_free(old);
 }
 
@@ -512,6 +631,11 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	else if (sa->sa_family == AF_INET6)
 		evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
 	if (s->shutting_down) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (penalised(s, host, conn_now_ms())) {
+		s->penalised_refused++;
 		evutil_closesocket(fd);
 		return;
 	}

@@ -55,6 +55,11 @@ server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits *li
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return BS_ERR_NOMEM;
+	s->penalties = calloc(PENALTY_SLOTS, sizeof(*s->penalties));
+	if (s->penalties == NULL) {
+		free(s);
+		return BS_ERR_NOMEM;
+	}
 	s->base = base;
 	s->ctx = ctx;
 	s->lim = *lim;
@@ -159,6 +164,7 @@ server_free(struct server *s)
 		evconnlistener_free(s->listener);
 	if (s->grace_timer != NULL)
 		event_free(s->grace_timer);
+	free(s->penalties);
 	free(s);
 }
 
@@ -182,11 +188,7 @@ server_reverify(struct server *s, SSL_CTX *ctx,
 		if (revoked != NULL)
 			revoked(arg, c->identity, c->cert_sha256, c->peer, why);
 		n++;
-		/* no new calls; the answers already queued may still go out within the second */
-		if (c->h2 != NULL)
-			(void)nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
-		c->goaway = 1;
-		conn_goaway(c, 1000); /* may free c; next was taken before */
+		conn_close_now(c); /* may free c; next was taken before */
 	}
 	return n;
 }

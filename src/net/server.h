@@ -34,6 +34,7 @@ struct server_limits {
 	unsigned max_startups;           /* connections in the handshake */
 	unsigned max_startups_begin;     /* random early drop of the oldest from here */
 	unsigned max_startups_per_source;
+	unsigned handshake_penalty_ms;   /* per dropped or timed-out handshake; 0: off */
 	unsigned request_timeout_ms;     /* HEADERS to the request's END_STREAM */
 	unsigned max_buffered_request_bytes; /* per connection */
 	unsigned write_stall_timeout_ms; /* answers waiting, nothing read by the peer */

@@ -75,6 +75,7 @@ struct conn {
 	int closing;
 	int in_recv;                  /* inside nghttp2_session_mem_recv: no send */
 	int goaway;                   /* GOAWAY sent: closes when its streams are done */
+	unsigned goaway_grace_ms;     /* after the final GOAWAY, before the close */
 	struct event *timer;          /* handshake deadline, then connection age, then grace */
 	struct event *stall_timer;    /* write stall check while answers wait */
 	uint64_t bytes_queued;        /* bytes nghttp2 handed to the bufferevent, ever */
@@ -82,6 +83,19 @@ struct conn {
 	uint64_t stall_since_ms;
 	size_t buffered;              /* request bytes held by this connection's streams */
 	LIST_HEAD(, stream) streams;
+};
+
+/*
+ * A source address whose handshakes were dropped as stale or timed out:
+ * its new connections are closed at accept until until_ms (OpenSSH's
+ * PerSourcePenalties). A small fixed table: a flood of addresses only
+ * overwrites entries, it never grows memory.
+ */
+#define PENALTY_SLOTS 1024
+#define PENALTY_PROBE 8
+struct penalty {
+	char host[48];
+	uint64_t until_ms;
 };
 
 struct server {
@@ -97,6 +111,8 @@ struct server {
 	uint64_t startups_dropped;    /* oldest handshakes dropped to make room */
 	uint64_t per_source_refused;  /* connections refused by max_startups_per_source */
 	uint64_t drop_logged_ms;
+	uint64_t penalised_refused;   /* connections refused while their address was penalised */
+	struct penalty *penalties;    /* PENALTY_SLOTS entries */
 	int shutting_down;
 	struct event *grace_timer;
 	void (*drained)(void *);
@@ -115,10 +131,16 @@ void conn_flush(struct conn *c);
 /* Closes c: every stream detached from its call, the session and TLS torn down. */
 void conn_free(struct conn *c);
 /*
- * GOAWAY on c: no new streams; c closes once its streams are done, or
- * after grace_ms at the latest (calls still running are cancelled).
+ * Graceful GOAWAY on c (a notice, then the final GOAWAY a moment later):
+ * no new streams; c closes once its streams are done, or grace_ms after
+ * the notice at the latest (calls still running are cancelled).
  */
 void conn_goaway(struct conn *c, unsigned grace_ms);
+/*
+ * GOAWAY now, no new frames read: c closes once its output is flushed, a
+ * second from now at the latest; its calls are cancelled.
+ */
+void conn_close_now(struct conn *c);
 /* Arms the write stall check if answers are waiting on the peer. */
 void conn_watch_output(struct conn *c);
 /* Milliseconds on CLOCK_MONOTONIC. */
