@@ -773,7 +773,8 @@ parse_text(struct bs_errlist *e, const char *dir, char *buf, size_t len, struct 
 	} else if (!seen[pf] && !seen[pd]) {
 		err_add(e, 0, "missing required key 'pin_file' or 'pin_fd' (exactly one)");
 	}
-	check_limits(e, c, &t, seen);
+	if (e->total == 0)
+		check_limits(e, c, &t, seen);   /* on values that each passed their own checks */
 
 	if (e->nomem) {
 		rc = BS_ERR_NOMEM;

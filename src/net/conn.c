@@ -30,6 +30,10 @@
 #include "common/log.h"
 #include "net/server_int.h"
 
+#define RST_RATE_BURST 1000
+#define RST_RATE_PER_S 33
+#define MAX_CONTINUATIONS 8
+
 /* ---- nghttp2 callbacks --------------------------------------------------- */
 
 static ssize_t
@@ -315,6 +319,15 @@ conn_start_h2(struct conn *c)
 	}
 	/* Refuse streams over the limit even before the client acks SETTINGS. */
 	nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+	/*
+	 * Rapid reset (CVE-2023-44487): a client may reset RST_RATE_BURST
+	 * streams at once and RST_RATE_PER_S a second after that, or the
+	 * session ends with GOAWAY. CONTINUATION floods (CVE-2024-27316 class):
+	 * at most MAX_CONTINUATIONS after a HEADERS frame. nghttp2's defaults,
+	 * set here so that a library update cannot loosen them unnoticed.
+	 */
+	nghttp2_option_set_stream_reset_rate_limit(opt, RST_RATE_BURST, RST_RATE_PER_S);
+	nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
 	rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
 	nghttp2_session_callbacks_del(cbs);
 	nghttp2_option_del(opt);

@@ -399,3 +399,46 @@ def test_max_connection_age_goaway_and_grpcio_reconnects(env, second_daemon):
     assert len(log_has(d, "connection reached its maximum age: GOAWAY", n)) >= 2
     assert len(log_has(d, "connection established", n)) >= 3
     bsutil.stop_clean(d)
+
+
+def test_rapid_reset_flood_ends_the_connection(env, second_daemon):
+    """HEADERS + RST_STREAM(CANCEL) in a loop (CVE-2023-44487): past the
+    configured burst (1000) the daemon answers GOAWAY and closes; other
+    clients are served."""
+    sd = second_daemon("rapidreset")
+    d = sd.start()
+    conn = h2(sd, env)
+    goaway = None
+    try:
+        hdrs = h2raw.hpack_literal([(":method", "POST"), (":scheme", "https"),
+                                    (":path", HEALTH), (":authority", "localhost"),
+                                    ("content-type", "application/grpc"), ("te", "trailers")])
+        batch = b""
+        sent = 0
+        for i in range(1500):
+            sid = 1 + 2 * i
+            batch += conn.frame(h2raw.HEADERS, h2raw.F_END_HEADERS, sid, hdrs)
+            batch += conn.frame(h2raw.RST_STREAM, 0, sid, struct.pack(">I", h2raw.H2_CANCEL))
+            if len(batch) > 32768:
+                try:
+                    conn.sock.sendall(batch)
+                except OSError:
+                    break
+                sent = i + 1
+                batch = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            fr = conn.read_frame(deadline)
+            if fr is None:
+                break
+            if fr[0] == h2raw.GOAWAY:
+                goaway = struct.unpack(">I", fr[3][4:8])[0]
+                break
+    finally:
+        conn.close()
+    assert sent >= 1000 or goaway is not None, sent
+    assert goaway is not None and goaway != 0, goaway  # ENHANCE_YOUR_CALM (0xb) or similar
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files(CI)), env.stubs)
+    c.HealthCheck(env.stubs.hpb.HealthCheckRequest(), timeout=10)
+    c.close()
+    bsutil.stop_clean(d)

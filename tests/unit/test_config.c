@@ -142,6 +142,16 @@ test_defaults(void **state)
 	assert_int_equal(c.idle_timeout_ms, 300000);
 	assert_int_equal(c.shutdown_grace_ms, 10000);
 	assert_int_equal(c.sign_batch_max, 1000);
+	assert_int_equal(c.max_startups, 128);
+	assert_int_equal(c.max_startups_begin, 32);
+	assert_int_equal(c.max_startups_per_source, 16);
+	assert_int_equal(c.handshake_penalty_ms, 2000);
+	assert_int_equal(c.request_timeout_ms, 30000);
+	assert_int_equal(c.max_buffered_request_bytes, 16 * 1024 * 1024);
+	assert_int_equal(c.write_stall_timeout_ms, 30000);
+	assert_int_equal(c.max_connection_age_ms, 3600000);
+	assert_int_equal(c.max_connection_age_grace_ms, 30000);
+	assert_int_equal(c.audit_uncovered_max, 10000);
 	config_clear(&c);
 	assert_null(c.log_level);
 	config_clear(&c);   /* twice is harmless */
@@ -182,6 +192,15 @@ test_full_valid(void **state)
 	    "handshake_timeout_ms = 2000\n"
 	    "idle_timeout_ms = 60000\n"
 	    "shutdown_grace_ms = 0\n"
+	    "max_startups = 10\n"
+	    "max_startups_begin = 0\n"
+	    "max_startups_per_source = 10\n"
+	    "handshake_penalty_ms = 0\n"
+	    "request_timeout_ms = 100\n"
+	    "max_buffered_request_bytes = 1024\n"
+	    "write_stall_timeout_ms = 5000\n"
+	    "max_connection_age_ms = 0\n"
+	    "max_connection_age_grace_ms = 0\n"
 	    "sign_batch_max = 64";   /* no final newline */
 
 	assert_int_equal(load_text(f, text, &c, &errors), 0);
@@ -212,6 +231,15 @@ test_full_valid(void **state)
 	assert_int_equal(c.idle_timeout_ms, 60000);
 	assert_int_equal(c.shutdown_grace_ms, 0);
 	assert_int_equal(c.sign_batch_max, 64);
+	assert_int_equal(c.max_startups, 10);
+	assert_int_equal(c.max_startups_begin, 0);
+	assert_int_equal(c.max_startups_per_source, 10);
+	assert_int_equal(c.handshake_penalty_ms, 0);
+	assert_int_equal(c.request_timeout_ms, 100);
+	assert_int_equal(c.max_buffered_request_bytes, 1024);
+	assert_int_equal(c.write_stall_timeout_ms, 5000);
+	assert_int_equal(c.max_connection_age_ms, 0);
+	assert_int_equal(c.max_connection_age_grace_ms, 0);
 	config_clear(&c);
 }
 
@@ -274,6 +302,13 @@ test_each_error(void **state)
 		{ "audit_checkpoint_records = 0", "out of range" },
 		{ "audit_checkpoint_interval_ms = 99", "out of range (100..86400000)" },
 		{ "audit_queue_max = 15", "out of range" },
+		{ "max_startups = 0", "max_startups: 0 is out of range" },
+		{ "max_startups_begin = 129", "max_startups_begin (129) is larger than max_startups (128)" },
+		{ "max_startups_per_source = 200", "max_startups_per_source (200) is larger than "
+		    "max_startups (128)" },
+		{ "request_timeout_ms = 99", "out of range (100..3600000)" },
+		{ "audit_uncovered_max = 999", "audit_uncovered_max (999) is smaller than "
+		    "audit_checkpoint_records (1000)" },
 		/* service settings: "<section>.<name>", both [a-z0-9_]+ */
 		{ "Echo.max_text = 1", "unknown key 'Echo.max_text'" },
 		{ "echo.max.text = 1", "unknown key 'echo.max.text'" },
