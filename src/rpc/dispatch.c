@@ -1,9 +1,15 @@
 /*
  * dispatch.c - the life of one gRPC call, without sockets (see rpc.h and
- * rpc_service.h): admission at HEADERS (certificate -> principal, method
- * granted), one decode with a wiping allocator, the handler, the policy
- * verdict it asks for, the audit record made durable, then the answer
- * handed to the transport.
+ * rpc_service.h): admission at HEADERS (the principal's rate limits,
+ * certificate -> principal, method granted), the request's field counts
+ * against their caps, one decode with a wiping allocator, the handler, the
+ * policy verdict it asks for, the audit record made durable, then the
+ * answer handed to the transport.
+ *
+ * Calls over a rate limit (ratelimit.h) are answered at once without a
+ * record or log line of their own; each principal's refusals get one
+ * summary record per second, written by a timer (or at the next call, or
+ * by rpc_dispatcher_flush).
  *
  * A call is freed when four things are over: the transport detached it
  * (stream closed), its handler answered, every audit record of it is
@@ -18,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -26,10 +33,19 @@
 #include "common/log.h"
 #include "formats/pb_strings.h"
 #include "policy/policy.h"
+#include "rpc/pb_scan.h"
+#include "rpc/ratelimit.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
 
 #define AUDIT_FIELD_NAME_MAX 32
+
+/* rpc_call.rl: how the call stands with the rate limiter */
+enum {
+	RL_NONE = 0,        /* not checked yet (or limits off) */
+	RL_KEYED,           /* admitted: charged to rl_key (or to the unmapped budget) */
+	RL_REFUSED,         /* over a limit: no record of its own */
+};
 
 struct rpc_dispatcher {
 	const struct rpc_registry *reg;
@@ -42,6 +58,13 @@ struct rpc_dispatcher {
 	unsigned ncalls;
 	void (*freed_fn)(void *);
 	void *freed_arg;
+
+	/* bounded work per request */
+	uint64_t max_fields, max_unknown;
+	unsigned rate_calls, rate_records;
+	struct rpc_ratelimit *rl;          /* NULL: no rate limit */
+	struct event *rl_timer;            /* writes due summaries; NULL without a base */
+	uint64_t (*clock_ns)(void);
 };
 
 struct rpc_call {
@@ -71,7 +94,14 @@ struct rpc_call {
 	int decided;                     /* an answer is chosen */
 	int answered;                    /* handed to the transport */
 	int abandoned;                   /* client gone or deadline passed */
+	int quiet;                       /* no log line of its own (rate-limited) */
 	unsigned audit_inflight;         /* records of this call not yet durable */
+
+	/* the rate limiter: RL_*, the key charged ("" with rl_mapped 0: unmapped) */
+	int rl;
+	int rl_mapped;
+	int rl_reserved;                 /* the record token taken at admission is unused */
+	char rl_key[POLICY_ID_MAX + 1];
 	void (*cancel_fn)(void *);
 	void *cancel_arg;
 
@@ -123,6 +153,115 @@ wipe_free(void *unused, void *ptr)
 
 static ProtobufCAllocator wiping_allocator = { wipe_alloc, wipe_free, NULL };
 
+/* ---- rate-limit summaries -------------------------------------------------- */
+
+static uint64_t
+real_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+summary_logged(void *arg, int rc)
+{
+	(void)arg;
+	if (rc != 0)
+		bs_log(BS_LOG_WARN, "a rate-limit summary record could not be written", NULL);
+}
+
+/* One summary: an audit record (event "rate_limited") and one log line. */
+static void
+write_summary(void *arg, const struct rpc_rl_summary *s)
+{
+	struct rpc_dispatcher *d = arg;
+	struct audit_field f[7];
+	struct audit_record r;
+	char total[24], calls[24], recs[24], ms[24], reason[POLICY_REASON_MAX + 96];
+	char who[POLICY_ID_MAX + 64];
+
+	if (s->key != NULL)
+		snprintf(who, sizeof(who), "principal '%s'", s->key);
+	else
+		snprintf(who, sizeof(who), "client certificates mapped to no principal");
+	snprintf(total, sizeof(total), "%" PRIu64, s->over_calls + s->over_records);
+	snprintf(calls, sizeof(calls), "%" PRIu64, s->over_calls);
+	snprintf(recs, sizeof(recs), "%" PRIu64, s->over_records);
+	snprintf(ms, sizeof(ms), "%" PRIu64, s->window_ns / 1000000u);
+	snprintf(reason, sizeof(reason), "%s calls of %s refused over its rate limits in %s ms "
+	    "(%s over %u calls per second, %s over %u audit records per second); not recorded one "
+	    "by one", total, who, ms, calls, d->rate_calls, recs, d->rate_records);
+	bs_log(BS_LOG_WARN, "calls refused over a rate limit", "principal",
+	    s->key != NULL ? s->key : "", "refused", total, "window_ms", ms, "first_request_id",
+	    s->first_request_id, "last_request_id", s->last_request_id, NULL);
+	if (d->audit == NULL)
+		return;
+	f[0] = (struct audit_field){ "rate.refused", total };
+	f[1] = (struct audit_field){ "rate.over_calls", calls };
+	f[2] = (struct audit_field){ "rate.over_audit_records", recs };
+	f[3] = (struct audit_field){ "rate.window_ms", ms };
+	f[4] = (struct audit_field){ "rate.first_request_id", s->first_request_id };
+	f[5] = (struct audit_field){ "rate.last_request_id", s->last_request_id };
+	f[6] = (struct audit_field){ "rate.certificates", s->several_certs ? "several" : "one" };
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RPC;
+	r.principal_id = s->key;
+	/* the first refused call's certificate (the only one unless rate.certificates says several) */
+	r.identity = s->identity[0] != '\0' ? s->identity : NULL;
+	r.cert_sha256 = s->cert_sha256;
+	r.key_version = -1;
+	r.result = grpc_status_name(GRPC_STATUS_RESOURCE_EXHAUSTED);
+	r.reason = reason;
+	r.event = "rate_limited";
+	r.fields = f;
+	r.nfields = sizeof(f) / sizeof(f[0]);
+	if (audit_log_append(d->audit, &r, summary_logged, NULL) != 0)
+		bs_log(BS_LOG_WARN, "a rate-limit summary record could not be queued", "principal",
+		    s->key != NULL ? s->key : "", "refused", total, NULL);
+}
+
+/* Arms the summary timer for the earliest pending summary (if any and not armed). */
+static void
+arm_summary_timer(struct rpc_dispatcher *d, uint64_t now, int rearm)
+{
+	uint64_t due = rpc_rl_next_due(d->rl), wait;
+	struct timeval tv;
+
+	if (d->rl_timer == NULL || due == 0 || (!rearm && evtimer_pending(d->rl_timer, NULL)))
+		return;
+	wait = due > now ? due - now : 0;
+	/* a millisecond late rather than early: the summary is due by then */
+	wait += 1000000u;
+	tv.tv_sec = (time_t)(wait / 1000000000u);
+	tv.tv_usec = (suseconds_t)(wait % 1000000000u / 1000u);
+	if (evtimer_add(d->rl_timer, &tv) != 0)
+		bs_log(BS_LOG_WARN, "cannot arm the rate-limit summary timer", NULL);
+}
+
+static void
+summary_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_dispatcher *d = arg;
+	uint64_t now = d->clock_ns();
+
+	(void)fd;
+	(void)what;
+	(void)rpc_rl_flush(d->rl, now, 0, write_summary, d);
+	arm_summary_timer(d, now, 1);
+}
+
+void
+rpc_dispatcher_flush(struct rpc_dispatcher *d)
+{
+	if (d == NULL || d->rl == NULL)
+		return;
+	(void)rpc_rl_flush(d->rl, d->clock_ns(), 1, write_summary, d);
+	if (d->rl_timer != NULL)
+		(void)evtimer_del(d->rl_timer);
+}
+
 /* ---- dispatcher ------------------------------------------------------------ */
 
 int
@@ -137,6 +276,9 @@ rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **
 	d->reg = o->registry;
 	d->env = o->env;
 	d->audit = o->audit;
+	d->max_fields = RPC_DEFAULT_MAX_REQUEST_FIELDS;
+	d->max_unknown = RPC_DEFAULT_MAX_UNKNOWN_FIELDS;
+	d->clock_ns = real_clock_ns;
 	if (RAND_bytes((unsigned char *)&d->boot_id, sizeof(d->boot_id)) != 1) {
 		free(d);
 		return BS_ERR_CRYPTO;
@@ -145,9 +287,50 @@ rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **
 	return 0;
 }
 
+int
+rpc_dispatcher_set_limits(struct rpc_dispatcher *d, const struct rpc_dispatcher_limits *l)
+{
+	/* without an audit log there are no records to limit */
+	unsigned calls = l->rate_limit_calls;
+	unsigned records = d->audit != NULL ? l->rate_limit_audit_records : 0;
+	struct rpc_ratelimit *rl = NULL;
+	struct event *timer = NULL;
+
+	if ((calls > 0 || records > 0) && (rpc_rl_new(calls, records, &rl) != 0 ||
+	    (l->base != NULL && (timer = evtimer_new(l->base, summary_timer_cb, d)) == NULL))) {
+		rpc_rl_free(rl);
+		return BS_ERR_NOMEM;
+	}
+	rpc_dispatcher_flush(d);
+	if (d->rl_timer != NULL)
+		event_free(d->rl_timer);
+	rpc_rl_free(d->rl);
+	d->rl = rl;
+	d->rl_timer = timer;
+	d->rate_calls = calls;
+	d->rate_records = records;
+	d->clock_ns = l->clock_ns != NULL ? l->clock_ns : real_clock_ns;
+	d->max_fields = l->max_request_fields != 0 ? l->max_request_fields :
+	    RPC_DEFAULT_MAX_REQUEST_FIELDS;
+	d->max_unknown = l->max_unknown_fields;
+	return 0;
+}
+
 void
 rpc_dispatcher_free(struct rpc_dispatcher *d)
 {
+	char n[24];
+
+	if (d == NULL)
+		return;
+	if (d->rl != NULL && rpc_rl_pending(d->rl) > 0) {
+		snprintf(n, sizeof(n), "%" PRIu64, rpc_rl_pending(d->rl));
+		bs_log(BS_LOG_WARN, "rate-limited calls left out of the audit log's summaries",
+		    "refused", n, NULL);
+	}
+	if (d->rl_timer != NULL)
+		event_free(d->rl_timer);
+	rpc_rl_free(d->rl);
 	free(d);
 }
 
@@ -242,7 +425,8 @@ deliver(struct rpc_call *call)
 	if (call->t == NULL || call->answered)
 		return;
 	call->answered = 1;
-	log_call(call);
+	if (!call->quiet)
+		log_call(call);
 	a.http_status = call->http_status;
 	a.grpc_status = call->status;
 	a.message = call->text;
@@ -266,6 +450,28 @@ drop_resp(struct rpc_call *call)
 }
 
 /*
+ * One more record of call for its principal's audit-record budget: the
+ * first after admission uses the token reserved then.
+ */
+static void
+charge_record(struct rpc_call *call)
+{
+	struct rpc_dispatcher *d = call->d;
+
+	if (d->rl == NULL || call->rl == RL_REFUSED)
+		return;
+	if (call->rl == RL_KEYED && call->rl_reserved) {
+		call->rl_reserved = 0;
+		return;
+	}
+	if (call->rl == RL_KEYED)
+		rpc_rl_charge(d->rl, call->rl_mapped ? call->rl_key : NULL, d->clock_ns());
+	else
+		rpc_rl_charge(d->rl, call->principal[0] != '\0' ? call->principal : NULL,
+		    d->clock_ns());
+}
+
+/*
  * Queues the audit record of call with result status and reason; done runs
  * when it is durable (or cannot be written). Returns 0 or the append error.
  */
@@ -275,6 +481,7 @@ call_audit(struct rpc_call *call, int status, const char *reason, audit_done_fn 
 	struct audit_record r;
 	int rc;
 
+	charge_record(call);
 	memset(&r, 0, sizeof(r));
 	r.type = AUDIT_RPC;
 	r.request_id = call->request_id;
@@ -404,6 +611,58 @@ call_principal(struct rpc_call *call)
 	return call->pr;
 }
 
+/*
+ * The rate limits, once per call, before anything else is done for it:
+ * 1 if the call may go on (charged to its principal, or to the unmapped
+ * callers' budget), 0 if it was answered RESOURCE_EXHAUSTED, with no record
+ * or log line of its own (its principal's summary counts it). Pinned.
+ */
+static int
+rate_check(struct rpc_call *call)
+{
+	struct rpc_dispatcher *d = call->d;
+	const struct policy_principal *pr;
+	char msg[RPC_MESSAGE_MAX];
+	uint64_t now;
+	int v;
+
+	if (d->rl == NULL || call->rl != RL_NONE)
+		return 1;
+	pr = call_principal(call);
+	call->rl_mapped = pr != NULL;
+	snprintf(call->rl_key, sizeof(call->rl_key), "%s", pr != NULL ? policy_principal_id(pr) : "");
+	now = d->clock_ns();
+	if (rpc_rl_next_due(d->rl) != 0 && now >= rpc_rl_next_due(d->rl))
+		(void)rpc_rl_flush(d->rl, now, 0, write_summary, d);
+	v = rpc_rl_admit(d->rl, pr != NULL ? call->rl_key : NULL, now, call->request_id,
+	    call->identity, call->cert_sha256);
+	if (v == RPC_RL_OK || v < 0) {
+		/* out of memory for a new principal's entry: not a reason to refuse */
+		call->rl = RL_KEYED;
+		call->rl_reserved = v == RPC_RL_OK && d->rate_records > 0;
+		return 1;
+	}
+	call->rl = RL_REFUSED;
+	arm_summary_timer(d, now, 0);
+	if (pr != NULL)
+		snprintf(msg, sizeof(msg), "rate limit exceeded: principal '%s' may make %u %s per "
+		    "second; retry later", call->rl_key,
+		    v == RPC_RL_OVER_CALLS ? d->rate_calls : d->rate_records,
+		    v == RPC_RL_OVER_CALLS ? "calls" : "audited calls");
+	else
+		snprintf(msg, sizeof(msg), "rate limit exceeded: client certificates mapped to no "
+		    "principal may make %u %s per second together; retry later",
+		    v == RPC_RL_OVER_CALLS ? d->rate_calls : d->rate_records,
+		    v == RPC_RL_OVER_CALLS ? "calls" : "audited calls");
+	call->decided = 1;
+	call->quiet = 1;
+	call->http_status = 200;
+	call->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+	set_text(call, msg);
+	deliver(call);
+	return 0;
+}
+
 /* ---- transport side -------------------------------------------------------- */
 
 int
@@ -439,7 +698,8 @@ void
 rpc_call_refuse(struct rpc_call *call, int http_status, int grpc_status, const char *msg)
 {
 	call->hold++;
-	refuse(call, http_status, grpc_status, msg, NULL);
+	if (!call->decided && rate_check(call))
+		refuse(call, http_status, grpc_status, msg, NULL);
 	unpin(call);
 }
 
@@ -451,6 +711,8 @@ admit(struct rpc_call *call)
 	const struct policy_principal *pr;
 	char msg[RPC_MESSAGE_MAX], reason[POLICY_REASON_MAX], roles[256], sha[65];
 
+	if (!rate_check(call))
+		return 0;
 	call->m = rpc_registry_find(d->reg, call->path);
 	if (call->m == NULL) {
 		snprintf(msg, sizeof(msg), "unknown method %s", call->path);
@@ -505,6 +767,33 @@ rpc_call_admit(struct rpc_call *call, const char *path)
 	return ok;
 }
 
+/*
+ * The request's field counts against the caps: 0, or the call was refused
+ * (RESOURCE_EXHAUSTED). Malformed wire data passes here: pb_strings_check
+ * refuses it next with its own message. Pinned.
+ */
+static int
+check_field_caps(struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+	struct rpc_dispatcher *d = call->d;
+	struct rpc_pb_count n;
+	char text[RPC_MESSAGE_MAX];
+
+	if (rpc_pb_scan(call->m->request, msg, len, d->max_fields, d->max_unknown, &n) !=
+	    BS_ERR_TOO_BIG)
+		return 0;
+	if (n.unknown > d->max_unknown && d->max_unknown == 0)
+		snprintf(text, sizeof(text), "request has unknown fields (none are accepted)");
+	else if (n.unknown > d->max_unknown)
+		snprintf(text, sizeof(text), "request has more than %" PRIu64 " unknown fields",
+		    d->max_unknown);
+	else
+		snprintf(text, sizeof(text), "request has more than %" PRIu64 " fields",
+		    d->max_fields);
+	refuse(call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, text, NULL);
+	return BS_ERR_TOO_BIG;
+}
+
 void
 rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
 {
@@ -514,6 +803,8 @@ rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
 	if (call->decided || call->m == NULL || call->handler_pending || call->req != NULL)
 		return;
 	call->hold++;
+	if (check_field_caps(call, msg, len) != 0)
+		goto out;
 	if (pb_strings_check(call->m->request, msg, len, &field) != 0) {
 		snprintf(text, sizeof(text), "malformed request: field %u is not valid UTF-8 "
 		    "without NUL bytes, or the message is not valid protobuf", field);

@@ -8,11 +8,13 @@
  *   rpc_call_new()      a request's HEADERS begin (request id assigned)
  *   rpc_call_refuse()   the transport rejects the request itself (not POST,
  *                       bad content-type, framing, size cap, shutting down)
- *   rpc_call_admit()    end of the HEADERS: method known, audit log
- *                       writable, certificate -> principal, method granted.
+ *   rpc_call_admit()    end of the HEADERS: the principal's rate limits,
+ *                       method known, audit log writable, certificate ->
+ *                       principal, method granted.
  *                       Runs before any DATA is buffered; a refused call is
  *                       answered at once and the transport buffers nothing.
- *   rpc_call_request()  the complete request message: decoded once, then the
+ *   rpc_call_request()  the complete request message: its fields counted
+ *                       against the caps, decoded once, then the
  *                       method's handler runs (see rpc_service.h), which
  *                       asks the policy for its verdict before any key work
  *   rpc_call_deadline() the grpc-timeout passed
@@ -21,7 +23,9 @@
  *
  * Every answer, refusals included, is given to the transport only after its
  * audit record is durable (the health method excepted, see
- * RPC_F_AUDIT_NOWAIT). The transport gets it through its answer callback.
+ * RPC_F_AUDIT_NOWAIT; calls over a rate limit have no record of their own,
+ * only their principal's summary). The transport gets it through its answer
+ * callback.
  */
 #ifndef BS_RPC_H
 #define BS_RPC_H
@@ -37,6 +41,7 @@ struct rpc_dispatcher;
 struct rpc_registry;
 struct policy;
 struct audit_log;
+struct event_base;
 
 #define RPC_IDENTITY_MAX 512    /* bytes of a caller's URI SAN, NUL included (= TLS_IDENTITY_MAX) */
 #define RPC_PATH_MAX 128        /* bytes of a :path, NUL included */
@@ -81,10 +86,60 @@ struct rpc_dispatcher_opts {
 	struct audit_log *audit;               /* NULL: audit off */
 };
 
+/* The field caps until rpc_dispatcher_set_limits says otherwise (rate limits: off). */
+#define RPC_DEFAULT_MAX_REQUEST_FIELDS 100000
+#define RPC_DEFAULT_MAX_UNKNOWN_FIELDS 64
+
+/* Bounded work per request (rpc_dispatcher_set_limits). Zero-initialise, then set. */
+struct rpc_dispatcher_limits {
+	/*
+	 * Fields of one request message, counted through nested messages
+	 * (each element of a packed repeated field counts): more is answered
+	 * RESOURCE_EXHAUSTED before it is decoded. 0: the default,
+	 * RPC_DEFAULT_MAX_REQUEST_FIELDS.
+	 */
+	unsigned max_request_fields;
+	/* Fields of unknown number in one request, at any depth; more: as above. 0: none allowed. */
+	unsigned max_unknown_fields;
+	/*
+	 * Calls per second of one principal (every certificate mapped to no
+	 * principal shares one more budget), and audit records per second its
+	 * calls may cause; at most 10^7 each, 0: no such limit. A call over
+	 * either is answered RESOURCE_EXHAUSTED at admission, and such calls
+	 * get one summary audit record per principal per second (event
+	 * "rate_limited"), not one record each.
+	 */
+	unsigned rate_limit_calls;
+	unsigned rate_limit_audit_records;
+	/* Runs the timer that writes those summaries; NULL: see rpc_dispatcher_flush. */
+	struct event_base *base;
+	/* CLOCK_MONOTONIC in nanoseconds for the rate limits; NULL: the real clock (tests set theirs). */
+	uint64_t (*clock_ns)(void);
+};
+
 /* Creates a dispatcher. Returns 0, BS_ERR_NOMEM, BS_ERR_CRYPTO or BS_ERR_INVALID. */
 int rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **out) BS_WUR;
 
-/* Frees d; every call must be gone (rpc_dispatcher_calls() == 0). NULL is a no-op. */
+/*
+ * Uses l (copied) from now on. Pending rate-limit summaries are written
+ * first and the buckets start full again. Returns 0 or BS_ERR_NOMEM (the
+ * limits in force stay).
+ */
+int rpc_dispatcher_set_limits(struct rpc_dispatcher *d, const struct rpc_dispatcher_limits *l)
+    BS_WUR;
+
+/*
+ * Writes the pending rate-limit summaries now, due or not (without a base,
+ * summaries are otherwise written only when the next call arrives after
+ * their second is over). The daemon calls it before closing the audit log.
+ */
+void rpc_dispatcher_flush(struct rpc_dispatcher *d);
+
+/*
+ * Frees d; every call must be gone (rpc_dispatcher_calls() == 0). Summaries
+ * not yet flushed are only logged (the audit log may be closed by then).
+ * NULL is a no-op.
+ */
 void rpc_dispatcher_free(struct rpc_dispatcher *d);
 
 /*
@@ -108,20 +163,24 @@ int rpc_call_new(struct rpc_dispatcher *d, const struct rpc_peer *peer,
 
 /*
  * The transport refuses the request (status != OK): the answer goes out
- * (after its audit record). No-op if the call is already decided.
+ * (after its audit record). A call not yet admitted whose principal is over
+ * a rate limit is answered RESOURCE_EXHAUSTED instead, with no record of
+ * its own. No-op if the call is already decided.
  */
 void rpc_call_refuse(struct rpc_call *call, int http_status, int grpc_status, const char *msg);
 
 /*
  * End of the request headers: path is the :path (borrowed). Returns 1 when
  * the call is admitted (the transport now reads the message), 0 when it was
- * refused and answered (UNIMPLEMENTED, UNAVAILABLE, UNAUTHENTICATED,
- * PERMISSION_DENIED): the transport must not buffer its DATA.
+ * refused and answered (RESOURCE_EXHAUSTED over a rate limit, UNIMPLEMENTED,
+ * UNAVAILABLE, UNAUTHENTICATED, PERMISSION_DENIED): the transport must not
+ * buffer its DATA.
  */
 int rpc_call_admit(struct rpc_call *call, const char *path) BS_WUR;
 
 /*
- * The complete request message (borrowed for the call only): checked,
+ * The complete request message (borrowed for the call only): checked
+ * (RESOURCE_EXHAUSTED over a field cap, INVALID_ARGUMENT if malformed),
  * decoded once, and handed to the method's handler. Only after admission.
  */
 void rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len);

@@ -10,7 +10,9 @@
  *   the answer. The audit tests use a real audit log in a temporary
  *   directory and a real libevent loop; the policy is a real policy file.
  * Also: cancellation on detach and on deadline, late answers dropped but
- * recorded, service-defined audit fields.
+ * recorded, service-defined audit fields; bounded work per request: the
+ * caps on fields and unknown fields (checked before any decode), and the
+ * per-principal rate limits with their summary records (a fake clock).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +32,10 @@
 
 #include "audit/auditlog.h"
 #include "boltseal/test/v1/echo.pb-c.h"
+#include "boltseal/v1/keys.pb-c.h"
 #include "policy/policy.h"
+#include "rpc/pb_scan.h"
+#include "rpc/ratelimit.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
 #include "rpc_harness.h"
@@ -120,6 +125,10 @@ static const struct rpc_method t_methods[] = {
 	{ "Health", &boltseal__test__v1__echo_request__descriptor,
 	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL,
 	    RPC_F_AUDIT_NOWAIT, h_health },
+	/* a request type with nested messages (SignBatchRequest.items) */
+	{ "Batch", &boltseal__v1__sign_batch_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL, 0,
+	    h_health },
 };
 
 /* The test-only EchoService (src/services/echo), the model of a new service. */
@@ -156,6 +165,19 @@ static const char policy_text[] =
 
 /* ---- fixture ---------------------------------------------------------------------- */
 
+/* The limits the next setup gives its dispatcher (setup_common clears them after use). */
+static struct rpc_dispatcher_limits next_limits;
+static int next_limits_set;
+
+/* The fake CLOCK_MONOTONIC of the rate-limit tests, in ns. */
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
 struct fixture {
 	char tmp[64];
 	struct event_base *base;
@@ -187,6 +209,8 @@ setup_common(void **state, int with_audit)
 {
 	const struct rpc_service *svcs[] = { &t_service, &echo_service };
 	struct rpc_dispatcher_opts o;
+	struct rpc_dispatcher_limits lim = next_limits;
+	int with_limits = next_limits_set;
 	struct audit_log_opts ao;
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct timeval tv = { 0, 5000 };
@@ -208,10 +232,17 @@ setup_common(void **state, int with_audit)
 			fail_msg("audit_log_open: %s", err);
 	}
 	harness_audit_log = f->log;
+	memset(&o, 0, sizeof(o));
 	o.registry = f->reg;
 	o.env = f;
 	o.audit = f->log;
 	assert_int_equal(rpc_dispatcher_new(&o, &f->d), 0);
+	memset(&next_limits, 0, sizeof(next_limits));
+	next_limits_set = 0;
+	if (with_limits) {
+		lim.base = f->base;
+		assert_int_equal(rpc_dispatcher_set_limits(f->d, &lim), 0);
+	}
 	rpc_dispatcher_set_policy(f->d, f->pol);
 	assert_int_equal(rpc_registry_start(f->reg, f, err, sizeof(err)), 0);
 	*state = f;
@@ -230,12 +261,47 @@ setup_audit(void **state)
 	return setup_common(state, 1);
 }
 
+/* Audit on; the dispatcher's field caps lowered (50 fields, 4 unknown). */
+static int
+setup_caps(void **state)
+{
+	next_limits.max_request_fields = 50;
+	next_limits.max_unknown_fields = 4;
+	next_limits_set = 1;
+	return setup_common(state, 1);
+}
+
+/* Audit on; 5 calls per second per principal, on the fake clock. */
+static int
+setup_rate(void **state)
+{
+	fake_now = 1000 * RPC_RL_INTERVAL_NS;
+	next_limits.max_unknown_fields = RPC_DEFAULT_MAX_UNKNOWN_FIELDS;
+	next_limits.rate_limit_calls = 5;
+	next_limits.clock_ns = fake_clock;
+	next_limits_set = 1;
+	return setup_common(state, 1);
+}
+
+/* Audit on; 3 audit records per second per principal, no call limit, fake clock. */
+static int
+setup_rate_records(void **state)
+{
+	fake_now = 1000 * RPC_RL_INTERVAL_NS;
+	next_limits.max_unknown_fields = RPC_DEFAULT_MAX_UNKNOWN_FIELDS;
+	next_limits.rate_limit_audit_records = 3;
+	next_limits.clock_ns = fake_clock;
+	next_limits_set = 1;
+	return setup_common(state, 1);
+}
+
 static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	assert_int_equal(rpc_dispatcher_calls(f->d), 0);
+	rpc_dispatcher_flush(f->d);
 	rpc_dispatcher_free(f->d);
 	audit_log_close(f->log);
 	harness_audit_log = NULL;
@@ -313,10 +379,10 @@ test_registry(void **state)
 	assert_ptr_equal(rpc_registry_find(f->reg, "/t.v1.T/Sign"), &t_methods[0]);
 	assert_null(rpc_registry_find(f->reg, "/t.v1.T/Nope"));
 	assert_null(rpc_registry_find(f->reg, "t.v1.T/Sign"));
-	assert_int_equal(rpc_registry_count(f->reg), 5);
+	assert_int_equal(rpc_registry_count(f->reg), 6);
 	assert_string_equal(rpc_registry_name(f->reg, 0), "t.v1.T/Sign");
-	assert_string_equal(rpc_registry_name(f->reg, 4), "boltseal.test.v1.EchoService/Echo");
-	assert_null(rpc_registry_name(f->reg, 5));
+	assert_string_equal(rpc_registry_name(f->reg, 5), "boltseal.test.v1.EchoService/Echo");
+	assert_null(rpc_registry_name(f->reg, 6));
 	assert_true(rpc_registry_has_service(f->reg, "boltseal.test.v1.EchoService"));
 	assert_true(rpc_registry_has_service(f->reg, "t.v1.T"));
 	assert_false(rpc_registry_has_service(f->reg, "t.v1"));
@@ -943,6 +1009,398 @@ test_audit_field_names(void **state)
 	rpc_call_detach(call);
 }
 
+
+/* ---- bounded work per request: field caps --------------------------------------- */
+
+/* n unknown fields of 2 bytes (field 15, varint 0) after the text field "t"; returns the length. */
+static size_t
+unknown_fields(uint8_t *buf, size_t cap, size_t n)
+{
+	size_t len = 0;
+
+	assert_true(3 + 2 * n <= cap);
+	buf[len++] = 0x0a;
+	buf[len++] = 0x01;
+	buf[len++] = 't';
+	for (size_t i = 0; i < n; i++) {
+		buf[len++] = 0x78;
+		buf[len++] = 0x00;
+	}
+	return len;
+}
+
+/*
+ * A SignBatchRequest with key_name "k" (if with_name), then n items: each a
+ * SignBatchItem holding message "x", or, if unknown, field 15 (unknown to it).
+ */
+static size_t
+batch(uint8_t *buf, size_t cap, int with_name, size_t n, int unknown)
+{
+	size_t len = 0;
+
+	assert_true(3 + 5 * n <= cap);
+	if (with_name) {
+		buf[len++] = 0x0a;
+		buf[len++] = 0x01;
+		buf[len++] = 'k';
+	}
+	for (size_t i = 0; i < n; i++) {
+		buf[len++] = 0x12;
+		if (unknown) {
+			buf[len++] = 0x02;
+			buf[len++] = 0x78;
+			buf[len++] = 0x00;
+		} else {
+			buf[len++] = 0x03;
+			buf[len++] = 0x0a;
+			buf[len++] = 0x01;
+			buf[len++] = 'x';
+		}
+	}
+	return len;
+}
+
+/* Sends msg to path as uri; returns the status (the stream detached, the loop drained). */
+static int
+send_raw(struct fixture *f, const char *uri, const char *path, const uint8_t *msg, size_t len,
+    struct fake_stream *fs)
+{
+	struct rpc_call *call = begin(f, uri, fs);
+
+	harness_send(call, path, msg, len);
+	if (f->log != NULL)
+		pump_until_answered(f, fs);
+	assert_int_equal(fs->answers, 1);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+	return fs->a.grpc_status;
+}
+
+/* The default cap: 64 unknown fields pass, the 65th is refused before any decode. */
+static void
+test_unknown_field_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	static uint8_t buf[65536];
+	size_t n;
+
+	n = unknown_fields(buf, sizeof(buf), 64);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, n, &fs), GRPC_STATUS_OK);
+	assert_int_equal(handler_runs, 1);
+	n = unknown_fields(buf, sizeof(buf), 65);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, n, &fs),
+	    GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(fs.message, "request has more than 64 unknown fields");
+	/* the flood of the finding, at the unit's scale: 32 K fields in 64 KiB */
+	n = unknown_fields(buf, sizeof(buf), (sizeof(buf) - 3) / 2);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, n, &fs),
+	    GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_int_equal(handler_runs, 1);
+	/* malformed is still malformed, with the message it had */
+	n = unknown_fields(buf, sizeof(buf), 3);
+	buf[n - 1] = 0x80;
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, n, &fs),
+	    GRPC_STATUS_INVALID_ARGUMENT);
+	assert_non_null(strstr(fs.message, "is not valid protobuf"));
+}
+
+/* Lowered caps: fields and unknown fields counted through nested messages; refusals recorded. */
+static void
+test_field_caps_nested_and_recorded(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	uint8_t buf[1024];
+	char line[4096];
+	size_t n;
+
+	/* 25 items of one field each: 50 fields */
+	n = batch(buf, sizeof(buf), 0, 25, 0);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Batch", buf, n, &fs), GRPC_STATUS_OK);
+	n = batch(buf, sizeof(buf), 1, 25, 0);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Batch", buf, n, &fs),
+	    GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(fs.message, "request has more than 50 fields");
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"result\":\"RESOURCE_EXHAUSTED\""));
+	assert_non_null(strstr(line, "\"reason\":\"request has more than 50 fields\""));
+	assert_non_null(strstr(line, "\"method\":\"t.v1.T/Batch\""));
+	/* unknown fields inside nested messages count */
+	n = batch(buf, sizeof(buf), 1, 4, 1);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Batch", buf, n, &fs), GRPC_STATUS_OK);
+	n = batch(buf, sizeof(buf), 1, 5, 1);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Batch", buf, n, &fs),
+	    GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(fs.message, "request has more than 4 unknown fields");
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "request has more than 4 unknown fields"));
+	assert_int_equal(handler_runs, 2);
+}
+
+/* max_unknown_fields 0: no unknown field at all. */
+static void
+test_no_unknown_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc_dispatcher_limits l;
+	struct fake_stream fs;
+	uint8_t buf[64];
+	size_t n = unknown_fields(buf, sizeof(buf), 1);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(rpc_dispatcher_set_limits(f->d, &l), 0);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, 3, &fs), GRPC_STATUS_OK);
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Health", buf, n, &fs),
+	    GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(fs.message, "request has unknown fields (none are accepted)");
+}
+
+/* The scanner itself: counts, early stop, malformed input. */
+static void
+test_pb_scan_counts(void **state)
+{
+	const ProtobufCMessageDescriptor *bd = &boltseal__v1__sign_batch_request__descriptor;
+	static const uint8_t bad_len[] = { 0x12, 0x05, 0x0a };
+	static const uint8_t bad_depth_ok[] = { 0x12, 0x02, 0x78, 0x00 };
+	struct rpc_pb_count c;
+	uint8_t buf[256];
+	size_t n;
+
+	(void)state;
+	n = batch(buf, sizeof(buf), 1, 3, 0);
+	assert_int_equal(rpc_pb_scan(bd, buf, n, UINT64_MAX, UINT64_MAX, &c), 0);
+	assert_int_equal(c.fields, 7);
+	assert_int_equal(c.unknown, 0);
+	assert_int_equal(rpc_pb_scan(bd, buf, n, 7, 0, &c), 0);
+	assert_int_equal(rpc_pb_scan(bd, buf, n, 6, 0, &c), BS_ERR_TOO_BIG);
+	assert_int_equal(c.fields, 7);
+	n = batch(buf, sizeof(buf), 0, 3, 1);
+	assert_int_equal(rpc_pb_scan(bd, buf, n, UINT64_MAX, UINT64_MAX, &c), 0);
+	assert_int_equal(c.fields, 6);
+	assert_int_equal(c.unknown, 3);
+	assert_int_equal(rpc_pb_scan(bd, buf, n, UINT64_MAX, 2, &c), BS_ERR_TOO_BIG);
+	assert_int_equal(c.unknown, 3);
+	assert_int_equal(rpc_pb_scan(bd, bad_len, sizeof(bad_len), UINT64_MAX, UINT64_MAX, &c),
+	    BS_ERR_INVALID);
+	assert_int_equal(rpc_pb_scan(bd, bad_depth_ok, sizeof(bad_depth_ok), 2, 1, &c), 0);
+	assert_int_equal(rpc_pb_scan(bd, NULL, 0, 0, 0, &c), 0);
+	assert_int_equal(c.fields, 0);
+}
+
+/* ---- bounded work per request: rate limits --------------------------------------- */
+
+struct count_ctx {
+	const char *needle[2];
+	unsigned hits;
+};
+
+static int
+count_line(void *arg, uint64_t index, const uint8_t *line, size_t len)
+{
+	struct count_ctx *c = arg;
+	char buf[4096];
+
+	(void)index;
+	snprintf(buf, sizeof(buf), "%.*s", (int)len, (const char *)line);
+	if (strstr(buf, c->needle[0]) != NULL && (c->needle[1] == NULL ||
+	    strstr(buf, c->needle[1]) != NULL))
+		c->hits++;
+	return 0;
+}
+
+/* Runs the loop until the log holds at least n durable records (bounded: 5 s). */
+static void
+pump_until_records(struct fixture *f, uint64_t n)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		(void)event_base_loop(f->base, EVLOOP_ONCE);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (audit_log_size(f->log) < n && t.tv_sec - t0.tv_sec < 5);
+	assert_true(audit_log_size(f->log) >= n);
+}
+
+/* Durable records holding a (and b, if not NULL). */
+static unsigned
+count_records(struct fixture *f, const char *a, const char *b)
+{
+	struct count_ctx c = { { a, b }, 0 };
+	uint64_t size = audit_log_size(f->log), nread = 0;
+
+	if (size == 0)
+		return 0;
+	assert_int_equal(audit_log_read(f->log, 0, size, 1 << 24, count_line, &c, &nread), 0);
+	assert_int_equal(nread, size);
+	return c.hits;
+}
+
+#define TESTER_LIMITED "rate limit exceeded: principal 'tester' may make 5 calls per second; " \
+	"retry later"
+
+/* 5 calls a second: 5 pass, the rest are refused unrecorded, one summary, then recovery. */
+static void
+test_rate_limit_calls(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	uint64_t before = audit_log_size(f->log);
+
+	for (int i = 0; i < 5; i++) {
+		run_call(f, OK_URI, "/t.v1.T/Health", "", &fs);
+		assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	}
+	for (int i = 0; i < 7; i++) {
+		run_call(f, OK_URI, i % 2 ? "/t.v1.T/Sign" : "/t.v1.T/Health", "allowed-1", &fs);
+		assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+		assert_string_equal(fs.message, TESTER_LIMITED);
+	}
+	assert_int_equal(handler_runs, 5);
+	/* another principal has its own budget */
+	run_call(f, NOGRANT_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	pump_until_idle(f);
+	/* no record for a refused call, and no summary before its second is over */
+	assert_int_equal(audit_log_size(f->log), before + 6);
+	assert_int_equal(count_records(f, "rate_limited", NULL), 0);
+	/* 0.1 s later: half a token, still refused (and counted) */
+	fake_now += RPC_RL_INTERVAL_NS / 10;
+	run_call(f, OK_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	/* a second after the first refusal: recovered, and the summary is written */
+	fake_now += RPC_RL_INTERVAL_NS * 9 / 10;
+	run_call(f, OK_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	pump_until_idle(f);
+	assert_int_equal(count_records(f, "\"event\":\"rate_limited\"", NULL), 1);
+	assert_int_equal(count_records(f, "\"event\":\"rate_limited\"",
+	    "\"principal_id\":\"tester\""), 1);
+	assert_int_equal(count_records(f, "\"rate.refused\":\"8\"", "\"rate.over_calls\":\"8\""), 1);
+	assert_int_equal(count_records(f, "\"result\":\"RESOURCE_EXHAUSTED\"", NULL), 1);
+	assert_int_equal(audit_log_size(f->log), before + 8);
+	assert_int_equal(handler_runs, 7);
+}
+
+/* Unmapped certificates share one budget; their refusals are summarised with no principal. */
+static void
+test_rate_limit_unmapped(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	uint64_t before;
+
+	for (int i = 0; i < 5; i++) {
+		run_call(f, UNMAPPED_URI, "/t.v1.T/Health", "", &fs);
+		assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	}
+	run_call(f, UNMAPPED_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(fs.message, "client certificates mapped to no principal"));
+	/* mapped principals are not affected */
+	run_call(f, OK_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	/* the transport's own refusals count too, and are answered over the limit the same way */
+	{
+		struct rpc_call *call = begin(f, UNMAPPED_URI, &fs);
+
+		rpc_call_refuse(call, 415, GRPC_STATUS_INTERNAL, "content-type must be application/grpc");
+		assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+		rpc_call_detach(call);
+	}
+	before = audit_log_size(f->log);
+	rpc_dispatcher_flush(f->d);     /* due or not */
+	pump_until_records(f, before + 1);
+	assert_int_equal(count_records(f, "\"event\":\"rate_limited\"", "\"principal_id\":null"), 1);
+	assert_int_equal(count_records(f, "\"rate.refused\":\"2\"", "\"identity\":\"" UNMAPPED_URI
+	    "\""), 1);
+}
+
+/* 3 audit records a second: a call's extra records count, then calls are refused. */
+static void
+test_rate_limit_audit_records(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[16];
+	size_t n = pack_req("", buf, sizeof(buf));
+	uint64_t before;
+
+	/* two records: the deadline's answer, then the late outcome */
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Park"), 1);
+	rpc_call_request(call, buf, n);
+	rpc_call_deadline(call);
+	rpc_call_finish(parked, GRPC_STATUS_OK, NULL, NULL, 0);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+	run_call(f, OK_URI, "/t.v1.T/Sign", "allowed-1", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	run_call(f, OK_URI, "/t.v1.T/Sign", "allowed-1", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(fs.message, "rate limit exceeded: principal 'tester' may make 3 "
+	    "audited calls per second; retry later");
+	before = audit_log_size(f->log);
+	rpc_dispatcher_flush(f->d);
+	pump_until_records(f, before + 1);
+	assert_int_equal(count_records(f, "\"rate.over_audit_records\":\"1\"",
+	    "\"rate.over_calls\":\"0\""), 1);
+}
+
+/* Without further calls, the timer writes the summary once its second is over. */
+static void
+test_rate_limit_summary_timer(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	uint64_t before;
+
+	for (int i = 0; i < 6; i++)
+		run_call(f, OK_URI, "/t.v1.T/Health", "", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+	before = audit_log_size(f->log);
+	fake_now += RPC_RL_INTERVAL_NS;
+	pump_until_records(f, before + 1);
+	assert_int_equal(count_records(f, "\"event\":\"rate_limited\"", "\"rate.refused\":\"1\""),
+	    1);
+}
+
+/* The limiter alone: burst, refill, and memory held only for keys in use. */
+static void
+test_ratelimit_buckets(void **state)
+{
+	struct rpc_ratelimit *rl = NULL;
+	uint64_t t = 5 * RPC_RL_INTERVAL_NS;
+	char key[16];
+
+	(void)state;
+	assert_int_equal(rpc_rl_new(5, 0, &rl), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(rpc_rl_admit(rl, "a", t, "id", "u", NULL), RPC_RL_OK);
+	assert_int_equal(rpc_rl_admit(rl, "a", t, "id", "u", NULL), RPC_RL_OVER_CALLS);
+	assert_int_equal(rpc_rl_admit(rl, "b", t, "id", "u", NULL), RPC_RL_OK);
+	assert_int_equal(rpc_rl_admit(rl, "a", t + RPC_RL_INTERVAL_NS / 5, "id", "u", NULL),
+	    RPC_RL_OK);
+	assert_int_equal(rpc_rl_admit(rl, "a", t + RPC_RL_INTERVAL_NS / 5, "id", "u", NULL),
+	    RPC_RL_OVER_CALLS);
+	assert_int_equal(rpc_rl_pending(rl), 2);
+	assert_int_equal(rpc_rl_next_due(rl), t + RPC_RL_INTERVAL_NS);
+	/* 2000 keys seen, 1000 of them more than a second ago: those are dropped */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		assert_int_equal(rpc_rl_admit(rl, key, t, "id", "u", NULL), RPC_RL_OK);
+	}
+	assert_true(rpc_rl_entries(rl) >= 1000);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "q%d", i);
+		assert_int_equal(rpc_rl_admit(rl, key, t + 2 * RPC_RL_INTERVAL_NS, "id", "u", NULL),
+		    RPC_RL_OK);
+	}
+	assert_true(rpc_rl_entries(rl) < 1100);
+	rpc_rl_free(rl);
+}
+
 int
 main(void)
 {
@@ -986,6 +1444,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_echo_service, setup_audit, teardown),
 		cmocka_unit_test(test_settings_init_and_fini),
 		cmocka_unit_test_setup_teardown(test_echo_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_field_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_field_caps_nested_and_recorded, setup_caps,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_unknown_fields, setup, teardown),
+		cmocka_unit_test(test_pb_scan_counts),
+		cmocka_unit_test_setup_teardown(test_rate_limit_calls, setup_rate, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_unmapped, setup_rate, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_audit_records, setup_rate_records,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_summary_timer, setup_rate, teardown),
+		cmocka_unit_test(test_ratelimit_buckets),
 	};
 
 	if (evthread_use_pthreads() != 0)
