@@ -4,6 +4,12 @@
  * them with one write(2) and one fdatasync(2) (group commit), then adds
  * their leaf hashes to the tree and hands the completions back to the event
  * loop with event_active().
+ *
+ * The queue's places: nqueued records waiting (or kept while the log
+ * cannot be written) plus nheld places reserved and not yet filled.
+ * audit_log_append() stops at queue_max; audit_log_reserve() at
+ * queue_max + reserve, so the last reserve places are for reservations
+ * (key lifecycle records) only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,12 +38,24 @@
 #define LINE_MAX_BYTES (1024 * 1024) /* a longer line is not ours */
 #define PREFIX_MIN 80                /* {"seq":0,"prev":"<64 hex>" */
 
+/* A caller of audit_log_write_wait() blocked until its record is settled. */
+struct sync_wait {
+	int done;
+	int rc;
+};
+
 /* Completion owed to a caller; lives until its callback ran. */
 struct notice {
 	struct notice *next;
 	audit_done_fn done;
 	void *arg;
 	int rc;
+	struct sync_wait *sync;          /* instead of done: wake the waiter (sync_cond) */
+};
+
+/* A reserved place: its notice is allocated up front. */
+struct audit_slot {
+	struct notice *nt;
 };
 
 /* A queued record (deep copy of struct audit_record). */
@@ -68,8 +86,11 @@ struct audit_log {
 
 	pthread_mutex_t mu;              /* guards everything below */
 	pthread_cond_t cond;
+	pthread_cond_t sync_cond;        /* a sync_wait was settled */
 	struct arec *q_head, **q_tail;   /* appended, not yet taken */
 	unsigned nqueued;                /* queued + retry */
+	unsigned nheld;                  /* places reserved, not yet committed */
+	unsigned reserve;                /* places past queue_max for reservations */
 	struct arec *retry;              /* withheld, oldest first (writer) */
 	struct notice *done_head, **done_tail;
 	uint64_t dropped;                /* refused at append, not recorded */
@@ -141,7 +162,15 @@ serialize(struct bytebuf *b, const struct arec *r, uint64_t seq, const uint8_t p
 	else
 		bs_json_put_null(&j, "key_version");
 	bs_json_put_string(&j, "target", r->target);
-	if (r->withheld) {
+	if (r->withheld && r->type == AUDIT_KEY) {
+		/* the caller of a key change refuses it when its record is not durable */
+		snprintf(reason, sizeof(reason),
+		    "not carried out: the audit log could not be written before the change was due; "
+		    "outcome would have been %s%s%s", r->result != NULL ? r->result : "?",
+		    r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
+		bs_json_put_string(&j, "result", "UNAVAILABLE");
+		bs_json_put_string(&j, "reason", reason);
+	} else if (r->withheld) {
 		snprintf(reason, sizeof(reason),
 		    "response withheld: the audit log could not be written; outcome was %s%s%s",
 		    r->result != NULL ? r->result : "?", r->reason != NULL ? ": " : "",
@@ -390,6 +419,13 @@ notify_locked(struct audit_log *l, struct arec *r, int rc)
 	if (nt == NULL)
 		return;
 	r->notice = NULL;
+	if (nt->sync != NULL) {
+		nt->sync->rc = rc;
+		nt->sync->done = 1;
+		pthread_cond_broadcast(&l->sync_cond);
+		free(nt);
+		return;
+	}
 	nt->rc = rc;
 	nt->next = NULL;
 	*l->done_tail = nt;
@@ -689,11 +725,13 @@ audit_log_open(const char *dir, struct event_base *base, const struct audit_log_
 		return BS_ERR_NOMEM;
 	l->fd = l->rfd = -1;
 	l->opts = *o;
+	l->reserve = o->reserve > 0 ? o->reserve : AUDIT_RESERVE_DEFAULT;
 	l->q_tail = &l->q_head;
 	l->done_tail = &l->done_head;
 	atomic_store(&l->healthy, 1);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cond, NULL);
+	pthread_cond_init(&l->sync_cond, NULL);
 	if ((l->tree = merkle_tree_new()) == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto fail;
@@ -804,6 +842,7 @@ audit_log_close(struct audit_log *l)
 	free(l->offs);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cond);
+	pthread_cond_destroy(&l->sync_cond);
 	free(l);
 }
 
@@ -814,7 +853,7 @@ audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_
 	struct notice *nt;
 
 	pthread_mutex_lock(&l->mu);
-	if (l->nqueued >= l->opts.queue_max) {
+	if (l->nqueued + l->nheld >= l->opts.queue_max) {
 		l->dropped++;
 		pthread_mutex_unlock(&l->mu);
 		return BS_ERR_QUEUE_FULL;
@@ -836,6 +875,107 @@ audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_
 	pthread_cond_signal(&l->cond);
 	pthread_mutex_unlock(&l->mu);
 	return 0;
+}
+
+/* Puts r at the end of the queue in a place reserved before (lock held). */
+static void
+enqueue_reserved_locked(struct audit_log *l, struct arec *r)
+{
+	*l->q_tail = r;
+	l->q_tail = &r->next;
+	l->nqueued++;
+	l->nheld--;
+	pthread_cond_signal(&l->cond);
+}
+
+int
+audit_log_reserve(struct audit_log *l, struct audit_slot **out)
+{
+	struct audit_slot *s;
+	int rc = 0;
+
+	if (!atomic_load(&l->healthy))
+		return BS_ERR_UNAVAILABLE;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->nt = calloc(1, sizeof(*s->nt))) == NULL) {
+		free(s);
+		return BS_ERR_NOMEM;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (l->stopping)
+		rc = BS_ERR_UNAVAILABLE;
+	else if (l->nqueued + l->nheld >= l->opts.queue_max + l->reserve)
+		rc = BS_ERR_QUEUE_FULL;
+	else
+		l->nheld++;
+	pthread_mutex_unlock(&l->mu);
+	if (rc != 0) {
+		free(s->nt);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void
+audit_log_release(struct audit_log *l, struct audit_slot *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->nheld--;
+	pthread_mutex_unlock(&l->mu);
+	free(s->nt);
+	free(s);
+}
+
+int
+audit_log_commit_reserved(struct audit_log *l, struct audit_slot *s, const struct audit_record *in,
+    audit_done_fn done, void *arg)
+{
+	struct arec *r;
+
+	if ((r = arec_new(in)) == NULL) {
+		audit_log_release(l, s);
+		return BS_ERR_NOMEM;
+	}
+	if (done != NULL) {
+		s->nt->done = done;
+		s->nt->arg = arg;
+		r->notice = s->nt;
+		s->nt = NULL;
+	}
+	pthread_mutex_lock(&l->mu);
+	enqueue_reserved_locked(l, r);
+	pthread_mutex_unlock(&l->mu);
+	free(s->nt);
+	free(s);
+	return 0;
+}
+
+int
+audit_log_write_wait(struct audit_log *l, const struct audit_record *in)
+{
+	struct sync_wait w = { 0, 0 };
+	struct audit_slot *s;
+	struct arec *r;
+	int rc;
+
+	if ((rc = audit_log_reserve(l, &s)) != 0)
+		return rc;
+	if ((r = arec_new(in)) == NULL) {
+		audit_log_release(l, s);
+		return BS_ERR_NOMEM;
+	}
+	s->nt->sync = &w;
+	r->notice = s->nt;
+	free(s);
+	pthread_mutex_lock(&l->mu);
+	enqueue_reserved_locked(l, r);
+	while (!w.done)
+		pthread_cond_wait(&l->sync_cond, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	return w.rc;
 }
 
 int

@@ -14,6 +14,11 @@
  * are kept (marked "response withheld") and written first when a retry
  * succeeds, so nothing that happened is lost and nothing acknowledged is
  * missing.
+ *
+ * Key lifecycle records never meet a full queue: past queue_max only
+ * reserved places are given out (audit_log_reserve), and a key change
+ * takes its place before it starts, writes its record into it before the
+ * change commits, and commits only once that record is durable.
  */
 #ifndef BS_AUDITLOG_H
 #define BS_AUDITLOG_H
@@ -69,8 +74,15 @@ struct audit_record {
 /* rc 0: the record is durable. BS_ERR_UNAVAILABLE: it could not be written (yet). */
 typedef void (*audit_done_fn)(void *arg, int rc);
 
+/* A place in the queue held for one record (audit_log_reserve). */
+struct audit_slot;
+
+#define AUDIT_RESERVE_DEFAULT 64
+
 struct audit_log_opts {
 	unsigned queue_max;                  /* records waiting, incl. withheld ones */
+	unsigned reserve;                    /* places past queue_max for reservations only;
+	                                        0: AUDIT_RESERVE_DEFAULT */
 	unsigned grow_every;                 /* call on_grow after this many new records */
 	void (*on_grow)(void *arg, uint64_t size);   /* event loop thread; may be NULL */
 	void *grow_arg;
@@ -97,13 +109,50 @@ void audit_log_close(struct audit_log *l);
 
 /*
  * Queues r (copied). done(arg, rc) runs exactly once later on the loop
- * thread. Returns 0, or BS_ERR_QUEUE_FULL (queue_max records waiting: in
- * practice only while the log cannot be written; the record is counted and
- * the count written in one recovery record once writing works) or
- * BS_ERR_NOMEM; on error done is never called.
+ * thread. Returns 0, or BS_ERR_QUEUE_FULL (queue_max records waiting or
+ * reserved: in practice only while the log cannot be written or cannot keep
+ * up; the record is counted and the count written in one recovery record
+ * once writing works) or BS_ERR_NOMEM; on error done is never called.
  */
 int audit_log_append(struct audit_log *l, const struct audit_record *r, audit_done_fn done,
     void *arg) BS_WUR;
+
+/*
+ * Holds a place in the queue for one record to be given later with
+ * audit_log_commit_reserved() (a key change takes its places before it
+ * starts, so that its record can never be refused). Ordinary appends stop
+ * at queue_max; reservations may also use the opts.reserve places past it,
+ * which nothing else can take. Loop thread. Refusals are not counted.
+ * Returns 0 (*out set), BS_ERR_UNAVAILABLE (the log cannot be written now,
+ * or it is closing), BS_ERR_QUEUE_FULL (queue_max + reserve places taken),
+ * BS_ERR_NOMEM. Every place taken must be committed or released before
+ * audit_log_close().
+ */
+int audit_log_reserve(struct audit_log *l, struct audit_slot **out) BS_WUR;
+
+/*
+ * Queues r (copied) in the place s, which is used up whatever the result.
+ * done(arg, rc) runs exactly once later on the loop thread, as for
+ * audit_log_append(); done NULL: nobody waits, the record is just written.
+ * rc != 0 means the record is not durable: it is kept and written when the
+ * log works again, marked "not carried out" for a key record (type
+ * AUDIT_KEY), so the caller must then not make the change it describes.
+ * Returns 0, or BS_ERR_NOMEM (nothing queued, done never called).
+ */
+int audit_log_commit_reserved(struct audit_log *l, struct audit_slot *s,
+    const struct audit_record *r, audit_done_fn done, void *arg) BS_WUR;
+
+/* Gives the place s back unused. NULL is a no-op. */
+void audit_log_release(struct audit_log *l, struct audit_slot *s);
+
+/*
+ * Writes r in a reserved place and blocks the calling thread until it is
+ * durable or its write failed; needs no event loop (for start-up, before
+ * the loop runs; never on the loop thread while it serves). Returns 0, or
+ * an audit_log_reserve() error, or BS_ERR_UNAVAILABLE (the write failed;
+ * the record is kept and written later, marked as for a failed commit).
+ */
+int audit_log_write_wait(struct audit_log *l, const struct audit_record *r) BS_WUR;
 
 /* 1 while writes succeed, 0 after a failed write until a retry succeeds. */
 int audit_log_healthy(const struct audit_log *l);

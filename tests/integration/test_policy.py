@@ -189,7 +189,8 @@ def request_for(pol, method, key, ident):
 
 def call(pol, ident, method, req):
     """Calls method as ident; returns (status code, details, response or
-    None, the audit records the call added for ident's principal)."""
+    None, the call records ("rpc") the call added for ident's principal;
+    a key change's own "key" record, written before it, is not among them)."""
     c, audit = pol.client(ident)
     short = method.split("/")[1]
     fn = getattr(c, short) if method.startswith(KS) else audit[short]
@@ -200,7 +201,8 @@ def call(pol, ident, method, req):
     except grpc.RpcError as e:
         resp, code, details = None, e.code(), e.details()
     pid = "nobody" if ident == "nobody" else IDENTITIES[ident][0]
-    recs = [r for r in pol.audit()[n:] if r["method"] == method and r["principal_id"] == pid]
+    recs = [r for r in pol.audit()[n:] if r["method"] == method and r["principal_id"] == pid
+            and r["type"] == "rpc"]
     return code, details, resp, recs
 
 

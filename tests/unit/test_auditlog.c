@@ -14,7 +14,10 @@
  * first record whose chain breaks, audit_log_read ranges and byte limits,
  * write failures made real with RLIMIT_FSIZE (callers get UNAVAILABLE, the
  * records are written later as "response withheld"), and queue_max with
- * the "unrecorded_refusals" summary. The checkpoint store tests cover
+ * the "unrecorded_refusals" summary, and the places reserved for key
+ * records past queue_max (a writer held in fdatasync(2) by an interposed
+ * fdatasync keeps the queue full; an injected EIO makes a key record's
+ * write fail). The checkpoint store tests cover
  * write/list/read, file names and modes, and checkpoint_ed25519_raw on
  * real OpenSSL SPKIs.
  */
@@ -38,6 +41,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -937,6 +941,101 @@ done_cb(void *arg, int rc)
 		c->wrong_thread = 1;
 }
 
+/*
+ * The writer's fdatasync(2), interposed: this definition in the test
+ * program wins over the C library's for the library linked into it. For
+ * the file set with gate_watch() it waits while the gate is shut (the
+ * writer is then held mid-commit, so the queue can be filled while the log
+ * is healthy) and fails with EIO gate_fail times; other files (none here)
+ * go straight to the system call.
+ */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static struct {
+	dev_t dev;
+	ino_t ino;
+	int watching, shut, waiting, fail;
+} gate;
+
+int
+fdatasync(int fd)
+{
+	struct stat st;
+	int fail = 0;
+
+	if (fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&gate_mu);
+		if (gate.watching && st.st_dev == gate.dev && st.st_ino == gate.ino) {
+			gate.waiting++;
+			pthread_cond_broadcast(&gate_cv);
+			while (gate.shut)
+				pthread_cond_wait(&gate_cv, &gate_mu);
+			gate.waiting--;
+			if (gate.fail > 0) {
+				gate.fail--;
+				fail = 1;
+			}
+		}
+		pthread_mutex_unlock(&gate_mu);
+	}
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void
+gate_watch(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	pthread_mutex_lock(&gate_mu);
+	gate.dev = st.st_dev;
+	gate.ino = st.st_ino;
+	gate.watching = 1;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+gate_set(int shut, int fail)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate.shut = shut;
+	gate.fail = fail;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+/* Waits (bounded) until the writer is held at the gate. */
+static void
+gate_wait_held(void)
+{
+	struct timespec until;
+	int held;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&gate_mu);
+	while (gate.waiting == 0 &&
+	    pthread_cond_timedwait(&gate_cv, &gate_mu, &until) == 0)
+		;
+	held = gate.waiting > 0;
+	pthread_mutex_unlock(&gate_mu);
+	if (!held)
+		fail_msg("the audit writer never reached fdatasync");
+}
+
+static void
+gate_reset(void)
+{
+	pthread_mutex_lock(&gate_mu);
+	memset(&gate, 0, sizeof(gate));
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
 struct fixture {
 	char tmp[256];
 	char dir[512];               /* tmp/audit (not created) */
@@ -992,6 +1091,7 @@ teardown(void **state)
 
 	if (f->fsize_changed)
 		(void)setrlimit(RLIMIT_FSIZE, &f->saved_fsize);
+	gate_reset();                    /* a failed test may have left the writer held */
 	audit_log_close(f->log);
 	event_free(f->tick);
 	event_base_free(f->base);
@@ -1084,7 +1184,7 @@ expect_callbacks(struct fixture *f, size_t from, size_t to, int rc)
 }
 
 static void
-open_log(struct fixture *f, unsigned queue_max)
+open_log_reserve(struct fixture *f, unsigned queue_max, unsigned reserve)
 {
 	struct audit_log_opts o;
 	char err[512] = "";
@@ -1092,10 +1192,17 @@ open_log(struct fixture *f, unsigned queue_max)
 
 	memset(&o, 0, sizeof(o));
 	o.queue_max = queue_max;
+	o.reserve = reserve;
 	rc = audit_log_open(f->dir, f->base, &o, &f->log, err, sizeof(err));
 	if (rc != 0)
 		fail_msg("audit_log_open: %s (%s)", bs_strerror(rc), err);
 	assert_non_null(f->log);
+}
+
+static void
+open_log(struct fixture *f, unsigned queue_max)
+{
+	open_log_reserve(f, queue_max, 0);
 }
 
 static void
@@ -1998,6 +2105,247 @@ test_refusals_summarised_once(void **state)
 		    "record, beyond queue_max)", notes);
 }
 
+/* ---- places reserved for key records ---------------------------------------- */
+
+/* A key record as the KeyService writes it. */
+static void
+key_record(struct audit_record *r, const char *event, const char *key, int64_t version)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = AUDIT_KEY;
+	r->request_id = "00000001000000000000002a";
+	r->principal_id = "admin";
+	r->identity = "spiffe://t.example/admin";
+	r->method = "boltseal.v1.KeyService/CreateKey";
+	r->key = key;
+	r->key_version = version;
+	r->result = "OK";
+	r->event = event;
+}
+
+/* The index of the line whose event is event and key is key, or -1 (each checked on the way). */
+static long
+find_key_line(const struct lines *ls, const char *event, const char *key)
+{
+	long found = -1;
+
+	for (size_t i = 0; i < ls->n; i++) {
+		struct jobj o;
+		const struct jmember *ev, *k;
+
+		assert_int_equal(jparse_record(ls->p[i], ls->l[i], &o), 0);
+		ev = jget(&o, "event");
+		k = jget(&o, "key");
+		if (ev != NULL && ev->type == 's' && strcmp(ev->str, event) == 0 && k != NULL &&
+		    k->type == 's' && strcmp(k->str, key) == 0) {
+			if (found >= 0)
+				fail_msg("two \"%s\" records for %s", event, key);
+			found = (long)i;
+		}
+		jobj_free(&o);
+	}
+	return found;
+}
+
+#define RQMAX 4
+#define RRESERVE 2
+
+/*
+ * The queue is full of ordinary records (the writer held in fdatasync, the
+ * log healthy): ordinary appends are refused and counted, but reservations
+ * still get the RRESERVE places past queue_max, and what is committed there
+ * is written. Without the reserve, the key records would have been refused
+ * like the ordinary ones (one more count in "unrecorded_refusals").
+ */
+static void
+test_reserve_past_queue_max(void **state)
+{
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	struct trec *t = malloc(sizeof(*t));
+	struct audit_slot *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	struct audit_record kr;
+	struct size_want w;
+	char path[600];
+	uint64_t sum;
+	long at;
+
+	assert_non_null(ls);
+	assert_non_null(t);
+	open_log_reserve(f, RQMAX, RRESERVE);
+	log_path(f, path, sizeof(path));
+	gate_watch(path);
+	gate_set(1, 0);
+	/* the writer takes the first record and is held in its fdatasync */
+	trec_make(t, 11, "rq");
+	append(f, &t->r, 0);
+	gate_wait_held();
+	for (size_t i = 1; i < RQMAX; i++) {
+		trec_make(t, i + 11, "rq");
+		append(f, &t->r, i);
+	}
+	/* ordinary records: full at queue_max */
+	trec_make(t, 20, "rq-refused");
+	assert_int_equal(audit_log_append(f->log, &t->r, done_cb, &f->cbs[100]), BS_ERR_QUEUE_FULL);
+	/* reservations: RRESERVE more places, then full too */
+	assert_int_equal(audit_log_reserve(f->log, &s1), 0);
+	assert_int_equal(audit_log_reserve(f->log, &s2), 0);
+	assert_int_equal(audit_log_reserve(f->log, &s3), BS_ERR_QUEUE_FULL);
+	assert_null(s3);
+	/* a place given back can be taken again, but never by an ordinary record */
+	audit_log_release(f->log, s2);
+	s2 = NULL;
+	assert_int_equal(audit_log_append(f->log, &t->r, done_cb, &f->cbs[101]), BS_ERR_QUEUE_FULL);
+	assert_int_equal(audit_log_reserve(f->log, &s2), 0);
+	key_record(&kr, "key_created", "k-new", 1);
+	assert_int_equal(audit_log_commit_reserved(f->log, s1, &kr, done_cb, &f->cbs[10]), 0);
+	key_record(&kr, "key_rotated", "k-old", 2);
+	assert_int_equal(audit_log_commit_reserved(f->log, s2, &kr, NULL, NULL), 0);
+	(void)pump(f, never, NULL, 50);
+	assert_int_equal(f->cbs[10].calls, 0);          /* held: nothing is durable yet */
+	assert_int_equal(audit_log_size(f->log), 0);
+
+	gate_set(0, 0);
+	expect_callbacks(f, 0, RQMAX, 0);
+	expect_callbacks(f, 10, 11, 0);
+	w.size = RQMAX + 2 + 1;                          /* + the refusal count */
+	w.healthy = 1;
+	if (!pump(f, reached, &w, PUMP_TIMEOUT_MS))
+		fail_msg("not everything was written (size %" PRIu64 ")", audit_log_size(f->log));
+	assert_int_equal(f->cbs[100].calls, 0);
+	assert_int_equal(f->cbs[101].calls, 0);
+	lines_load(path, ls);
+	check_chain(ls);
+	assert_int_equal(ls->n, RQMAX + 2 + 1);
+	at = find_key_line(ls, "key_created", "k-new");
+	if (at < 0)
+		fail_msg("the key record committed in a reserved place is not in the log");
+	{
+		struct jobj o;
+
+		assert_int_equal(jparse_record(ls->p[at], ls->l[at], &o), 0);
+		want_str(&o, "type", "key", (size_t)at);
+		want_str(&o, "result", "OK", (size_t)at);
+		want_str(&o, "reason", NULL, (size_t)at);
+		want_str(&o, "principal_id", "admin", (size_t)at);
+		jobj_free(&o);
+	}
+	assert_true(find_key_line(ls, "key_rotated", "k-old") > at);
+	assert_int_equal(refusal_notes(ls, 0, &sum), 1);
+	assert_int_equal(sum, 2);                        /* the two ordinary refusals only */
+	check_tree(f->log, ls, 0);
+	lines_free(ls);
+
+	/* drained: every place is free again */
+	assert_int_equal(audit_log_reserve(f->log, &s1), 0);
+	assert_int_equal(audit_log_reserve(f->log, &s2), 0);
+	audit_log_release(f->log, s1);
+	audit_log_release(f->log, s2);
+	audit_log_release(f->log, NULL);
+	append_simple(f, RQMAX, 20, "rq-after");
+	free(ls);
+	free(t);
+}
+
+/*
+ * A key record whose write fails: its caller is told (and must not make
+ * the change), reservations are refused while the log cannot be written,
+ * and the record is written on the retry marked "not carried out".
+ */
+static void
+test_reserved_write_failure(void **state)
+{
+	static const char want[] = "not carried out: the audit log could not be written before "
+	    "the change was due; outcome would have been OK";
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	struct audit_slot *s = NULL;
+	struct audit_record kr;
+	struct size_want w;
+	char path[600];
+	long at;
+
+	assert_non_null(ls);
+	open_log(f, 16);
+	log_path(f, path, sizeof(path));
+	gate_watch(path);
+	gate_set(0, 1);                                  /* the next fdatasync fails (EIO) */
+	assert_int_equal(audit_log_reserve(f->log, &s), 0);
+	key_record(&kr, "key_created", "k-fail", 1);
+	assert_int_equal(audit_log_commit_reserved(f->log, s, &kr, done_cb, &f->cbs[0]), 0);
+	expect_callbacks(f, 0, 1, BS_ERR_UNAVAILABLE);
+	if (audit_log_healthy(f->log)) {
+		/* the 200 ms retry already succeeded: only the refusal below is untestable */
+		print_message("the retry came before the check; skipping the refused reservation\n");
+	} else {
+		s = NULL;
+		assert_int_equal(audit_log_reserve(f->log, &s), BS_ERR_UNAVAILABLE);
+		assert_null(s);
+	}
+	w.size = 1;
+	w.healthy = 1;
+	if (!pump(f, reached, &w, PUMP_TIMEOUT_MS))
+		fail_msg("the log did not recover within %d ms", PUMP_TIMEOUT_MS);
+	assert_int_equal(f->cbs[0].calls, 1);            /* never told twice */
+	lines_load(path, ls);
+	check_chain(ls);
+	assert_int_equal(ls->n, 1);
+	at = find_key_line(ls, "key_created", "k-fail");
+	assert_int_equal(at, 0);
+	{
+		struct jobj o;
+
+		assert_int_equal(jparse_record(ls->p[0], ls->l[0], &o), 0);
+		want_str(&o, "type", "key", 0);
+		want_str(&o, "result", "UNAVAILABLE", 0);
+		want_str(&o, "reason", want, 0);
+		jobj_free(&o);
+	}
+	lines_free(ls);
+	free(ls);
+}
+
+/* audit_log_write_wait: durable when it returns, without running the loop. */
+static void
+test_write_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	struct audit_record kr;
+	struct size_want w;
+	char path[600];
+
+	assert_non_null(ls);
+	open_log(f, 16);
+	log_path(f, path, sizeof(path));
+	key_record(&kr, "key_created", "audit-log", 1);
+	kr.request_id = NULL;
+	kr.principal_id = NULL;
+	kr.identity = NULL;
+	kr.method = NULL;
+	assert_int_equal(audit_log_write_wait(f->log, &kr), 0);
+	assert_int_equal(audit_log_size(f->log), 1);
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 1);
+	assert_int_equal(find_key_line(ls, "key_created", "audit-log"), 0);
+	lines_free(ls);
+	/* a failed write is reported; the record is kept and written on the retry */
+	gate_watch(path);
+	gate_set(0, 1);
+	key_record(&kr, "key_creation_undone", "audit-log", 1);
+	assert_int_equal(audit_log_write_wait(f->log, &kr), BS_ERR_UNAVAILABLE);
+	w.size = 2;
+	w.healthy = 1;
+	if (!pump(f, reached, &w, PUMP_TIMEOUT_MS))
+		fail_msg("the log did not recover within %d ms", PUMP_TIMEOUT_MS);
+	lines_load(path, ls);
+	check_chain(ls);
+	assert_int_equal(ls->n, 2);
+	assert_int_equal(find_key_line(ls, "key_creation_undone", "audit-log"), 1);
+	lines_free(ls);
+	free(ls);
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -2287,6 +2635,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_summarised_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_past_queue_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserved_write_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_store_max_size, setup, teardown),
 		cmocka_unit_test(test_ed25519_raw),

@@ -10,9 +10,13 @@
  * and input checks that never reach the key side, the key side's errors
  * mapped to statuses, SignBatch split into one SIGN per worker slice with
  * refused items kept in place, CreateKey through GENERATE and the catalog,
- * Verify on the work queue, health through PROBE, and callers that leave
- * while a key operation or a catalog write is under way.
+ * Verify on the work queue, health through PROBE, callers that leave
+ * while a key operation or a catalog write is under way, and key changes
+ * against a real audit log: recorded before they are made or answered even
+ * when the queue is full of ordinary records, not made when their record
+ * cannot be written or queued.
  */
+#define _GNU_SOURCE                  /* getline */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,13 +25,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "audit/auditlog.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "daemon/bs_config.h"
 #include "exec/workq.h"
@@ -198,6 +211,9 @@ struct fixture {
 	struct svc_ctx svc;
 	uint8_t *spki;                   /* of t-sign v1 */
 	size_t spki_len;
+	char audit_path[160];            /* setup_audit: the log file */
+	struct fake_stream afs[2];       /* begin_call's streams (outlive a failed test) */
+	struct rpc_call *open_calls[2];  /* begin_call: still attached (end_call) */
 };
 
 /* A catalog key backed by a fake key side key. */
@@ -683,6 +699,437 @@ test_cancelled_probe_says_nothing_about_the_hsm(void **state)
 	assert_int_equal(f->svc.hsm_healthy, 1);
 }
 
+/* ---- key changes and the audit log ---------------------------------------------------- */
+
+/*
+ * The audit writer's fdatasync(2), interposed: this definition in the test
+ * program wins over the C library's for the library linked into it (and
+ * SQLite's calls come here too). For the file set with gate_watch() it
+ * waits while the gate is shut (the writer is held mid-commit with the log
+ * healthy, so its queue can be filled) and fails with EIO gate.fail times;
+ * every other file goes straight to the system call.
+ */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static struct {
+	dev_t dev;
+	ino_t ino;
+	int watching, shut, waiting, fail;
+} gate;
+
+int
+fdatasync(int fd)
+{
+	struct stat st;
+	int fail = 0;
+
+	if (fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&gate_mu);
+		if (gate.watching && st.st_dev == gate.dev && st.st_ino == gate.ino) {
+			gate.waiting++;
+			pthread_cond_broadcast(&gate_cv);
+			while (gate.shut)
+				pthread_cond_wait(&gate_cv, &gate_mu);
+			gate.waiting--;
+			if (gate.fail > 0) {
+				gate.fail--;
+				fail = 1;
+			}
+		}
+		pthread_mutex_unlock(&gate_mu);
+	}
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void
+gate_set(int shut, int fail)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate.shut = shut;
+	gate.fail = fail;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static int
+gate_held(void)
+{
+	int held;
+
+	pthread_mutex_lock(&gate_mu);
+	held = gate.waiting > 0;
+	pthread_mutex_unlock(&gate_mu);
+	return held;
+}
+
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Runs base for ms milliseconds, or until *flag (NULL: no flag) is set. Returns *flag. */
+static int
+pump_for(struct event_base *base, long ms, const int *flag)
+{
+	struct timespec t0, now;
+	struct timeval tv = { 0, 2000 };
+	struct event *t = evtimer_new(base, tick, NULL);
+
+	assert_non_null(t);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (flag != NULL && *flag)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > ms)
+			break;
+		assert_int_equal(evtimer_add(t, &tv), 0);
+		(void)event_base_loop(base, EVLOOP_ONCE);
+	}
+	event_free(t);
+	return flag != NULL ? *flag : 0;
+}
+
+#define AQMAX 16                     /* the smallest audit_queue_max the config allows */
+
+/* The fixture with a real audit log of queue_max AQMAX and reserve places (0: default). */
+static int
+setup_audit_reserve(void **state, unsigned reserve)
+{
+	struct fixture *f;
+	struct audit_log_opts ao;
+	struct rpc_dispatcher_opts o;
+	char err[512] = "", dir[128];
+	struct stat st;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	rpc_dispatcher_free(f->d);
+	memset(&ao, 0, sizeof(ao));
+	ao.queue_max = AQMAX;
+	ao.reserve = reserve;
+	snprintf(dir, sizeof(dir), "%s/audit", f->tmp);
+	if (audit_log_open(dir, f->base, &ao, &f->svc.audit, err, sizeof(err)) != 0)
+		fail_msg("audit_log_open: %s", err);
+	snprintf(f->audit_path, sizeof(f->audit_path), "%s/audit.jsonl", dir);
+	assert_int_equal(stat(f->audit_path, &st), 0);
+	pthread_mutex_lock(&gate_mu);
+	memset(&gate, 0, sizeof(gate));
+	gate.dev = st.st_dev;
+	gate.ino = st.st_ino;
+	gate.watching = 1;
+	pthread_mutex_unlock(&gate_mu);
+	o.registry = f->reg;
+	o.env = &f->svc;
+	o.audit = f->svc.audit;
+	assert_int_equal(rpc_dispatcher_new(&o, &f->d), 0);
+	rpc_dispatcher_set_policy(f->d, f->pol);
+	harness_audit_log = f->svc.audit;
+	return 0;
+}
+
+static int
+setup_audit(void **state)
+{
+	return setup_audit_reserve(state, 0);
+}
+
+static int
+setup_audit_tiny_reserve(void **state)
+{
+	return setup_audit_reserve(state, 1);
+}
+
+static int
+teardown_audit(void **state)
+{
+	struct fixture *f = *state;
+
+	gate_set(0, 0);                  /* a failed test may have left the writer held */
+	for (size_t i = 0; i < 2; i++)
+		if (f->open_calls[i] != NULL)
+			rpc_call_detach(f->open_calls[i]);
+	harness_pump_idle(f->base, f->d);
+	assert_int_equal(rpc_dispatcher_calls(f->d), 0);   /* so no record is owed to a call */
+	audit_log_close(f->svc.audit);
+	f->svc.audit = NULL;
+	harness_audit_log = NULL;
+	pthread_mutex_lock(&gate_mu);
+	memset(&gate, 0, sizeof(gate));
+	pthread_mutex_unlock(&gate_mu);
+	return teardown(state);
+}
+
+static void
+filler_done(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
+}
+
+/*
+ * Holds the audit writer in its fdatasync and fills the queue with
+ * ordinary records until one is refused. Returns how many were queued.
+ */
+static unsigned
+fill_audit_queue(struct fixture *f)
+{
+	struct audit_record r;
+	unsigned n = 0;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RPC;
+	r.key_version = -1;
+	r.method = "boltseal.v1.KeyService/Sign";
+	r.result = "OK";
+	r.reason = "filler";
+	gate_set(1, 0);
+	assert_int_equal(audit_log_append(f->svc.audit, &r, filler_done, NULL), 0);
+	n++;
+	(void)pump_for(f->base, 10000, &gate.waiting);   /* the writer holds it, at the gate */
+	assert_true(gate_held());
+	while ((rc = audit_log_append(f->svc.audit, &r, filler_done, NULL)) == 0)
+		n++;
+	assert_int_equal(rc, BS_ERR_QUEUE_FULL);
+	return n;
+}
+
+/* The line of the audit file with all of needles, its index in *idx; NULL if none (caller frees). */
+static char *
+audit_line(struct fixture *f, const char *const *needles, size_t nneedles, size_t *idx)
+{
+	FILE *fp = fopen(f->audit_path, "r");
+	char *line = NULL;
+	size_t cap = 0, i = 0;
+	ssize_t n;
+
+	assert_non_null(fp);
+	while ((n = getline(&line, &cap, fp)) > 0) {
+		size_t k;
+
+		for (k = 0; k < nneedles && strstr(line, needles[k]) != NULL; k++)
+			;
+		if (k == nneedles) {
+			fclose(fp);
+			*idx = i;
+			return line;
+		}
+		i++;
+	}
+	free(line);
+	fclose(fp);
+	return NULL;
+}
+
+/* The value of "name":"..." in line, copied into out. */
+static void
+json_str(const char *line, const char *name, char *out, size_t cap)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", name);
+	assert_non_null(p = strstr(line, pat));
+	p += strlen(pat);
+	assert_non_null(e = strchr(p, '"'));
+	assert_true((size_t)(e - p) < cap);
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+}
+
+/* Starts call i (0 or 1) of path with msg, answering into f->afs[i], which it returns. */
+static struct fake_stream *
+begin_call(struct fixture *f, size_t i, const char *path, const ProtobufCMessage *msg)
+{
+	uint8_t buf[512];
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	struct fake_stream *fs = &f->afs[i];
+
+	assert_true(i < 2 && f->open_calls[i] == NULL);
+	assert_true(n <= sizeof(buf));
+	(void)protobuf_c_message_pack(msg, buf);
+	f->open_calls[i] = harness_begin(f->d, OK_URI, fs);
+	harness_send(fs->call, path, buf, n);
+	return fs;
+}
+
+/* The transport drops the stream of call i (answered or not). */
+static void
+end_call(struct fixture *f, size_t i)
+{
+	struct rpc_call *c = f->open_calls[i];
+
+	f->open_calls[i] = NULL;
+	rpc_call_detach(c);
+}
+
+/*
+ * Issue 8: "a created or rotated key is durable and usable before its audit
+ * record is queued, and a full audit queue drops that record into a count".
+ * The audit queue is full of ordinary records (the writer held, the log
+ * healthy) when a CreateKey and a RotateKey come: both changes must wait
+ * for their records (no answer, not in the catalog while the writer is
+ * held), and once it goes on, the log must hold a "key" record for each,
+ * written before the change was answered.
+ */
+static void
+test_key_changes_recorded_when_the_audit_queue_is_full(void **state)
+{
+	struct fixture *f = *state;
+	Boltseal__V1__CreateKeyRequest cr = BOLTSEAL__V1__CREATE_KEY_REQUEST__INIT;
+	Boltseal__V1__RotateKeyRequest rr = BOLTSEAL__V1__ROTATE_KEY_REQUEST__INIT;
+	struct fake_stream *cfs, *rfs;
+	const char *want_created[] = { "\"type\":\"key\"", "\"key\":\"t-new\",\"key_version\":1,",
+		"\"result\":\"OK\",\"reason\":null,\"event\":\"key_created\"",
+		"\"method\":\"boltseal.v1.KeyService/CreateKey\"", "\"principal_id\":\"ci\"",
+		"\"identity\":\"" OK_URI "\"", "\"fields\":{\"algorithm\":\"ecdsa-p256-sha256\",\"purpose\":\"generic\"" };
+	const char *want_rotated[] = { "\"type\":\"key\"", "\"key\":\"t-sign\",\"key_version\":2,",
+		"\"event\":\"key_rotated\"", "\"result\":\"OK\"" };
+	char *line, rid[64], spki_hex[65], want_spki[96], want_rid[96];
+	const char *want_rpc[3];
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	uint8_t sha[32];
+	size_t key_idx, rpc_idx, rot_idx;
+	unsigned filled;
+
+	filled = fill_audit_queue(f);
+	assert_int_equal(filled, AQMAX);
+	cr.name = "t-new";
+	cr.algorithm = BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
+	cr.purpose = BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
+	cfs = begin_call(f, 0, KS "CreateKey", &cr.base);
+	rr.name = "t-sign";
+	rfs = begin_call(f, 1, KS "RotateKey", &rr.base);
+	(void)pump_for(f->base, 300, NULL);
+	assert_int_equal(fk.calls[KEYOP_GENERATE], 2);
+	if (cfs->answers != 0 || rfs->answers != 0)
+		fail_msg("a key change was answered (CreateKey status %d, RotateKey %d) before its "
+		    "audit record could be written", cfs->answers ? cfs->a.grpc_status : -1,
+		    rfs->answers ? rfs->a.grpc_status : -1);
+	if (catalog_find(f->cat, "t-new") != NULL)
+		fail_msg("the new key is usable before its audit record is durable");
+	assert_int_equal(catalog_find(f->cat, "t-sign")->nversions, 1);
+
+	gate_set(0, 0);
+	assert_true(harness_pump(f->base, &cfs->answers));
+	assert_true(harness_pump(f->base, &rfs->answers));
+	end_call(f, 0);
+	end_call(f, 1);
+	harness_pump_idle(f->base, f->d);
+	assert_int_equal(cfs->a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(rfs->a.grpc_status, GRPC_STATUS_OK);
+	assert_non_null(k = catalog_find(f->cat, "t-new"));
+	assert_non_null(v = catalog_key_primary(k));
+	assert_int_equal(catalog_find(f->cat, "t-sign")->nversions, 2);
+
+	line = audit_line(f, want_created, sizeof(want_created) / sizeof(want_created[0]),
+	    &key_idx);
+	if (line == NULL)
+		fail_msg("no \"key_created\" record for t-new in %s", f->audit_path);
+	/* it names the public key that was made */
+	SHA256(v->spki, v->spki_len, sha);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(spki_hex + 2 * i, 3, "%02x", sha[i]);
+	snprintf(want_spki, sizeof(want_spki), "\"spki_sha256\":\"%s\"", spki_hex);
+	assert_non_null(strstr(line, want_spki));
+	json_str(line, "request_id", rid, sizeof(rid));
+	free(line);
+	/* the call's own record, same request id, after it; the answer came after both */
+	snprintf(want_rid, sizeof(want_rid), "\"request_id\":\"%s\"", rid);
+	want_rpc[0] = "\"type\":\"rpc\"";
+	want_rpc[1] = want_rid;
+	want_rpc[2] = "\"result\":\"OK\"";
+	line = audit_line(f, want_rpc, 3, &rpc_idx);
+	if (line == NULL)
+		fail_msg("no rpc record for the CreateKey call %s", rid);
+	free(line);
+	assert_true(rpc_idx > key_idx);
+	assert_true(cfs->records_at_answer > rpc_idx);
+	line = audit_line(f, want_rotated, sizeof(want_rotated) / sizeof(want_rotated[0]),
+	    &rot_idx);
+	if (line == NULL)
+		fail_msg("no \"key_rotated\" record for t-sign v2 in %s", f->audit_path);
+	free(line);
+	assert_true(rfs->records_at_answer > rot_idx);
+}
+
+/*
+ * The key record cannot be written (EIO on its fdatasync): the change is
+ * not made (the new objects are destroyed, nothing in the catalog), the
+ * caller gets UNAVAILABLE, and once the log works again the record says
+ * the change was not carried out.
+ */
+static void
+test_key_change_refused_when_its_record_fails(void **state)
+{
+	struct fixture *f = *state;
+	Boltseal__V1__CreateKeyRequest cr = BOLTSEAL__V1__CREATE_KEY_REQUEST__INIT;
+	struct fake_stream *fs;
+	const char *want[] = { "\"type\":\"key\"", "\"key\":\"t-eio\",\"key_version\":1,",
+		"\"result\":\"UNAVAILABLE\",\"reason\":\"not carried out: the audit log could not be "
+		"written before the change was due; outcome would have been OK\","
+		"\"event\":\"key_created\"" };
+	char *line;
+	size_t idx;
+
+	gate_set(0, 1);
+	cr.name = "t-eio";
+	cr.algorithm = BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
+	cr.purpose = BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
+	fs = begin_call(f, 0, KS "CreateKey", &cr.base);
+	assert_true(harness_pump(f->base, &fs->answers));
+	end_call(f, 0);
+	assert_int_equal(fk.calls[KEYOP_GENERATE], 1);
+	assert_int_equal(fs->a.grpc_status, GRPC_STATUS_UNAVAILABLE);
+	if (catalog_find(f->cat, "t-eio") != NULL)
+		fail_msg("the key was made although its audit record could not be written");
+	harness_pump_idle(f->base, f->d);
+	(void)pump_for(f->base, 2000, NULL);             /* the writer retries every 200 ms */
+	assert_int_equal(fk.calls[KEYOP_DESTROY], 1);
+	assert_int_equal(audit_log_healthy(f->svc.audit), 1);
+	line = audit_line(f, want, sizeof(want) / sizeof(want[0]), &idx);
+	if (line == NULL)
+		fail_msg("no \"not carried out\" key record for t-eio in %s", f->audit_path);
+	free(line);
+}
+
+/*
+ * No place left even in the reserve (one place, a key change needs two):
+ * the change is refused before the key side is asked, so nothing happened
+ * that would need a record.
+ */
+static void
+test_key_change_refused_without_room(void **state)
+{
+	struct fixture *f = *state;
+	Boltseal__V1__CreateKeyRequest cr = BOLTSEAL__V1__CREATE_KEY_REQUEST__INIT;
+	struct fake_stream *fs;
+
+	(void)fill_audit_queue(f);
+	cr.name = "t-full";
+	cr.algorithm = BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
+	cr.purpose = BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
+	fs = begin_call(f, 0, KS "CreateKey", &cr.base);
+	/* the refusal's own record cannot be queued either: answered UNAVAILABLE at once */
+	assert_true(pump_for(f->base, 2000, &fs->answers));
+	end_call(f, 0);
+	assert_int_not_equal(fs->a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(fk.calls[KEYOP_GENERATE], 0);
+	assert_null(catalog_find(f->cat, "t-full"));
+	gate_set(0, 0);
+	harness_pump_idle(f->base, f->d);
+}
+
 int
 main(void)
 {
@@ -701,6 +1148,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled_probe_says_nothing_about_the_hsm, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_key_changes_recorded_when_the_audit_queue_is_full,
+		    setup_audit, teardown_audit),
+		cmocka_unit_test_setup_teardown(test_key_change_refused_when_its_record_fails,
+		    setup_audit, teardown_audit),
+		cmocka_unit_test_setup_teardown(test_key_change_refused_without_room,
+		    setup_audit_tiny_reserve, teardown_audit),
 	};
 
 	if (evthread_use_pthreads() != 0)

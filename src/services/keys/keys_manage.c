@@ -1,7 +1,8 @@
 /*
  * keys_manage.c - KeyService key lifecycle and reads: CreateKey and
- * RotateKey (GENERATE through the key door, the catalog row written
- * durably on the work queue, the objects destroyed again if it cannot be),
+ * RotateKey (GENERATE through the key door, the key record made durable in
+ * the audit log, then the catalog row written durably on the work queue,
+ * the objects destroyed again if either cannot be),
  * GetKey, ListKeys (filtered by what the caller may see) and GetPublicKey.
  */
 #include <stdio.h>
@@ -12,7 +13,9 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "audit/auditlog.h"
 #include "boltseal/v1/keys.pb-c.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "daemon/bs_config.h"
 #include "exec/workq.h"
@@ -29,10 +32,23 @@
 /* ---- CreateKey / RotateKey -------------------------------------------------- */
 
 /*
- * CreateKey and RotateKey: GENERATE through the key door, then the catalog
- * row written on the work queue (disk, never on an HSM thread) and made
- * durable before the answer; if the row cannot be written, the new objects
- * are destroyed again through the door.
+ * CreateKey and RotateKey write ahead, so that no key change is usable or
+ * acknowledged without a durable record of it (docs/audit.md, "Key changes"):
+ *  1. two places are reserved in the audit queue (audit_log_reserve); when
+ *     the log cannot give them the call is refused before anything is done;
+ *  2. GENERATE through the key door;
+ *  3. the key record (type "key", event key_created or key_rotated) goes
+ *     into the first place and is made durable;
+ *  4. only then is the catalog row written durably on the work queue (disk,
+ *     never on an HSM thread), mirrored in memory and the call answered
+ *     (whose own "rpc" record follows, as for every call).
+ * If the key record cannot be written (disk error) the change is not made:
+ * the new objects are destroyed through the door and the caller gets
+ * UNAVAILABLE (the record is written later, marked "not carried out"). If
+ * the catalog row cannot be written after the record was, the second place
+ * takes a record saying so and the objects are destroyed. A crash between
+ * 3 and 4 leaves a record of a change that was not made, never the reverse.
+ * With audit = off, steps 1 and 3 are skipped.
  */
 struct keygen {
 	struct workq_job job;       /* first: the catalog write */
@@ -41,6 +57,10 @@ struct keygen {
 	int rotate;
 	struct catalog_key key;     /* versions unused */
 	struct catalog_version ver; /* ver.spki owned */
+	struct audit_slot *slot_rec;   /* the key record's place (NULL once used) */
+	struct audit_slot *slot_undo;  /* the place of "undone" if the catalog fails */
+	int recorded;               /* the key record is durable */
+	int unrecorded;             /* the key record could not be written */
 	int rc;
 };
 static void
@@ -49,15 +69,37 @@ keygen_free(struct keygen *g)
 	free(g->ver.spki);
 	free(g);
 }
+/* Gives back the places not used (before the answer: the log may close after it). */
+static void
+keygen_release_slots(struct keygen *g)
+{
+	if (g->svc->audit == NULL)
+		return;
+	audit_log_release(g->svc->audit, g->slot_rec);
+	audit_log_release(g->svc->audit, g->slot_undo);
+	g->slot_rec = g->slot_undo = NULL;
+}
 static void
 destroyed(void *arg, struct keyop_answer *a)
 {
 	struct keygen *g = arg;
 
 	if (a->rc != 0)
-		bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
+		bs_log(BS_LOG_ERROR, "cannot remove key objects after a failed key change", "key",
 		    g->key.name, "error", bs_strerror(a->rc), NULL);
 	keygen_free(g);
+}
+/* The status a failed change (rc != 0) is answered with. */
+static int
+keygen_fail_status(const struct keygen *g, int rc)
+{
+	if (g->unrecorded)
+		return GRPC_STATUS_UNAVAILABLE;
+	if (rc == BS_ERR_EXISTS && !g->rotate)
+		return GRPC_STATUS_ALREADY_EXISTS;
+	if (rc == BS_ERR_PRECONDITION || rc == BS_ERR_EXISTS)
+		return GRPC_STATUS_ABORTED;
+	return rpc_status_from_err(rc);
 }
 static void
 keygen_answer(struct keygen *g)
@@ -68,6 +110,7 @@ keygen_answer(struct keygen *g)
 	char ver[16];
 	int rc = g->rc;
 
+	keygen_release_slots(g);
 	if (rc == 0) {
 		/* durable on disk: mirror it in memory even if the caller left */
 		rc = catalog_mem_add_version(svc->catalog, &g->key, &g->ver);
@@ -79,10 +122,13 @@ keygen_answer(struct keygen *g)
 		    bs_purpose_name(g->key.purpose), "identity", rpc_call_identity(g->call),
 		    "request_id", rpc_call_request_id(g->call), NULL);
 	}
-	if (rc == BS_ERR_EXISTS && !g->rotate) {
+	if (g->unrecorded) {
+		rpc_call_fail(g->call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable: the key "
+		    "change was not made; retry later");
+	} else if (rc != 0 && keygen_fail_status(g, rc) == GRPC_STATUS_ALREADY_EXISTS) {
 		rpc_call_fail(g->call, GRPC_STATUS_ALREADY_EXISTS, "key '%s' already exists",
 		    g->key.name);
-	} else if (rc == BS_ERR_PRECONDITION || rc == BS_ERR_EXISTS) {
+	} else if (rc != 0 && keygen_fail_status(g, rc) == GRPC_STATUS_ABORTED) {
 		rpc_call_fail(g->call, GRPC_STATUS_ABORTED,
 		    "key '%s' was rotated concurrently; retry", g->key.name);
 	} else if (rc != 0) {
@@ -104,6 +150,62 @@ keygen_answer(struct keygen *g)
 	}
 	keysvc_key_pb_free(pb);
 }
+/* The change failed after GENERATE: answer, then destroy the new objects. */
+static void
+keygen_abort(struct keygen *g)
+{
+	struct keyop_request r;
+
+	keygen_answer(g);
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_DESTROY;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", g->key.name);
+	r.key.version = g->ver.version;
+	memcpy(r.id, g->ver.hsm_id, HSM_KEY_ID_LEN);
+	if (keyclient_submit(g->svc->keys, &r, destroyed, g, NULL) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot remove key objects after a failed key change", "key",
+		    g->key.name, NULL);
+		keygen_free(g);
+	}
+}
+/*
+ * Queues the key record of g into place *slot (used up): event, result and
+ * reason as given. done NULL: not waited for.
+ */
+static int
+keygen_record(struct keygen *g, struct audit_slot **slot, const char *event, const char *result,
+    const char *reason, audit_done_fn done)
+{
+	uint8_t sha[SHA256_DIGEST_LENGTH];
+	char sha_hex[BS_HEX_LEN(SHA256_DIGEST_LENGTH)];
+	const char *principal = rpc_call_principal(g->call);
+	const char *method = rpc_call_method(g->call);
+	struct audit_field fields[] = {
+		{ "algorithm", bs_alg_name(g->key.alg) },
+		{ "purpose", bs_purpose_name(g->key.purpose) },
+		{ "spki_sha256", sha_hex },
+	};
+	struct audit_record r;
+	struct audit_slot *s = *slot;
+
+	*slot = NULL;
+	SHA256(g->ver.spki, g->ver.spki_len, sha);
+	bs_hex_encode(sha, sizeof(sha), sha_hex);
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_KEY;
+	r.request_id = rpc_call_request_id(g->call);
+	r.principal_id = principal != NULL && principal[0] != '\0' ? principal : NULL;
+	r.identity = rpc_call_identity(g->call);
+	r.method = method[0] == '/' ? method + 1 : method;
+	r.key = g->key.name;
+	r.key_version = g->ver.version;
+	r.result = result;
+	r.reason = reason;
+	r.event = event;
+	r.fields = fields;
+	r.nfields = sizeof(fields) / sizeof(fields[0]);
+	return audit_log_commit_reserved(g->svc->audit, s, &r, done, g);
+}
 /* Work queue: the catalog row, durably. */
 static void
 keygen_store(struct workq_job *job, void *ctx)
@@ -117,25 +219,55 @@ static void
 keygen_stored(struct workq_job *job)
 {
 	struct keygen *g = (struct keygen *)job;
-	struct keyop_request r;
+	char reason[256];
 
-	keygen_answer(g);
 	if (g->rc == 0) {
+		keygen_answer(g);
 		keygen_free(g);
 		return;
 	}
-	memset(&r, 0, sizeof(r));
-	r.type = KEYOP_DESTROY;
-	snprintf(r.key.name, sizeof(r.key.name), "%s", g->key.name);
-	r.key.version = g->ver.version;
-	memcpy(r.id, g->ver.hsm_id, HSM_KEY_ID_LEN);
-	if (keyclient_submit(g->svc->keys, &r, destroyed, g, NULL) != 0) {
-		bs_log(BS_LOG_ERROR, "cannot remove key objects after a catalog failure", "key",
-		    g->key.name, NULL);
-		keygen_free(g);
+	if (g->recorded) {
+		/* the record says the change was made: say that it was not after all */
+		snprintf(reason, sizeof(reason), "the key catalog could not be written (%s): the "
+		    "change recorded by request %s was not made and its key objects are destroyed",
+		    bs_strerror(g->rc), rpc_call_request_id(g->call));
+		if (keygen_record(g, &g->slot_undo, g->rotate ? "key_rotation_undone" :
+		    "key_creation_undone", grpc_status_name(keygen_fail_status(g, g->rc)), reason,
+		    NULL) != 0)
+			bs_log(BS_LOG_ERROR, "cannot record that a key change was undone", "key",
+			    g->key.name, "request_id", rpc_call_request_id(g->call), NULL);
+	}
+	keygen_abort(g);
+}
+/* The key change itself: the catalog row on the work queue. */
+static void
+keygen_commit(struct keygen *g)
+{
+	int rc;
+
+	g->job.work = keygen_store;
+	g->job.done = keygen_stored;
+	if ((rc = workq_submit(g->svc->work, &g->job)) != 0) {
+		g->rc = rc;
+		keygen_stored(&g->job);
 	}
 }
-/* Loop: the key pair exists (or not); now the catalog row. */
+/* Loop: the key record is durable (rc 0), or not, and then the change is not made. */
+static void
+keygen_recorded(void *arg, int rc)
+{
+	struct keygen *g = arg;
+
+	if (rc != 0) {
+		g->unrecorded = 1;
+		g->rc = BS_ERR_UNAVAILABLE;
+		keygen_abort(g);
+		return;
+	}
+	g->recorded = 1;
+	keygen_commit(g);
+}
+/* Loop: the key pair exists (or not); now its record, then the catalog row. */
 static void
 keygen_generated(void *arg, struct keyop_answer *a)
 {
@@ -145,24 +277,48 @@ keygen_generated(void *arg, struct keyop_answer *a)
 	/* the key-door operation is over (and freed after this): no cancel hook on it */
 	rpc_call_on_cancel(g->call, NULL, NULL);
 	svc_note_hsm_result(g->svc, rc);
-	if (rc == 0) {
-		memcpy(g->ver.hsm_id, a->id, HSM_KEY_ID_LEN);
-		g->ver.spki = a->spki;
-		g->ver.spki_len = a->spki_len;
-		a->spki = NULL;
-		g->job.work = keygen_store;
-		g->job.done = keygen_stored;
-		rc = workq_submit(g->svc->work, &g->job);
-		if (rc == 0)
-			return;
-		/* not written: the objects must go again */
+	if (rc != 0) {
 		g->rc = rc;
-		keygen_stored(&g->job);
+		keygen_answer(g);
+		keygen_free(g);
 		return;
 	}
-	g->rc = rc;
-	keygen_answer(g);
-	keygen_free(g);
+	memcpy(g->ver.hsm_id, a->id, HSM_KEY_ID_LEN);
+	g->ver.spki = a->spki;
+	g->ver.spki_len = a->spki_len;
+	a->spki = NULL;
+	if (g->svc->audit == NULL) {
+		keygen_commit(g);
+		return;
+	}
+	if ((rc = keygen_record(g, &g->slot_rec, g->rotate ? "key_rotated" : "key_created", "OK",
+	    NULL, keygen_recorded)) != 0) {
+		g->rc = rc;
+		keygen_abort(g);
+	}
+}
+/* Takes the key change's places in the audit queue; answers and returns -1 if it cannot. */
+static int
+keygen_reserve(struct rpc_call *call, struct keygen *g)
+{
+	struct audit_log *audit = g->svc->audit;
+	int rc;
+
+	if (audit == NULL)
+		return 0;
+	if ((rc = audit_log_reserve(audit, &g->slot_rec)) == 0 &&
+	    (rc = audit_log_reserve(audit, &g->slot_undo)) == 0)
+		return 0;
+	keygen_release_slots(g);
+	if (rc == BS_ERR_QUEUE_FULL)
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "the audit log cannot take the "
+		    "record of a key change now; nothing was changed, retry later");
+	else if (rc == BS_ERR_UNAVAILABLE)
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "audit log unavailable; nothing was "
+		    "changed, retry later");
+	else
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	return -1;
 }
 static void
 submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, enum bs_alg alg,
@@ -180,6 +336,10 @@ submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, 
 	g->call = call;
 	g->svc = svc;
 	g->rotate = rotate;
+	if (keygen_reserve(call, g) != 0) {
+		free(g);
+		return;
+	}
 	snprintf(g->key.name, sizeof(g->key.name), "%s", name);
 	g->key.purpose = purpose;
 	g->key.alg = alg;
@@ -194,6 +354,7 @@ submit_keygen(struct rpc_call *call, const char *name, enum bs_purpose purpose, 
 	r.key.version = version;
 	r.alg = alg;
 	if ((rc = keysvc_submit(call, svc, &r, keygen_generated, g)) != 0) {
+		keygen_release_slots(g);
 		free(g);
 		keysvc_fail_submit(call, rc);
 	}
