@@ -46,10 +46,25 @@
  * checked with a consistency proof computed from that tree and
  * merkle_verify_consistency: belt and braces, since two roots of one tree
  * are consistent by construction; it guards against a bug in the tree code.
+ *
+ * A pinned checkpoint (one the auditor kept off the host) joins the list of
+ * checkpoints once it verified with the trusted keys, and is checked like
+ * the others: the log must be at least its size and have its root there.
+ *
+ * Coverage: whoever can write audit.jsonl can recompute the whole hash
+ * chain after an edit (or delete checkpoints/), so the chain alone proves
+ * nothing. Only a checkpoint signed by a trusted key vouches for records:
+ * covered is the largest size of a valid checkpoint that matches the log,
+ * and the records after it are the uncovered tail. A tail longer than
+ * max_uncovered fails the verification at record <covered> when nothing
+ * else is wrong (a lower-index problem is more precise and wins).
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +72,7 @@
 #include <unistd.h>
 
 #include "common/b64.h"
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "common/utf8.h"
 #include "audit/audit_verify.h"
@@ -75,11 +91,13 @@ struct rec {
 	uint8_t prev_valid;
 };
 
-/* One checkpoint file. */
+/* One checkpoint file, or the pinned checkpoint. */
 struct cp {
 	uint64_t size;
 	uint8_t root[MERKLE_HASH_LEN];
 	int valid;                      /* signature, body, origin and size checked */
+	int pinned;                     /* the pinned checkpoint, not a file */
+	int matches;                    /* valid, size <= records, root = the log's root */
 };
 
 struct vstate {
@@ -88,8 +106,11 @@ struct vstate {
 	struct merkle_tree *tree;
 	int64_t line_bad;               /* first line with a problem of its own, -1 none */
 	char line_msg[MSG_MAX];
+	const struct note_verifier *v;  /* the trusted keys (borrowed) */
+	size_t nv;
 	struct cp *cps;
-	size_t ncp;
+	size_t ncp;                     /* entries of cps, the pinned one included */
+	size_t nfiles;                  /* checkpoint files among them */
 	int64_t cp_bad;                 /* index into cps of the first failed checkpoint */
 	char cp_msg[MSG_MAX];
 };
@@ -466,39 +487,53 @@ out:
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
-/* Lists the stored checkpoints into st->cps (ascending). 0, BS_ERR_IO, BS_ERR_NOMEM. */
 static int
-list_cps(struct vstate *st, const char *dir, char *err, size_t errlen)
+cmp_cp(const void *a, const void *b)
+{
+	const struct cp *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return y->pinned - x->pinned;   /* the pinned one first among equal sizes */
+}
+
+/*
+ * Lists the stored checkpoints into st->cps (ascending), with room for the
+ * pinned one if pinned. 0, BS_ERR_IO, BS_ERR_NOMEM.
+ */
+static int
+list_cps(struct vstate *st, const char *dir, int pinned, char *err, size_t errlen)
 {
 	uint64_t *sizes = NULL;
-	size_t n = 0;
+	size_t n = 0, room;
 	int rc;
 
 	if ((rc = checkpoint_store_list(dir, &sizes, &n)) != 0) {
 		snprintf(err, errlen, "cannot list %s: %s", dir, bs_strerror(rc));
 		return rc;
 	}
-	if (n > 0 && (st->cps = calloc(n, sizeof(*st->cps))) == NULL) {
+	room = n + (pinned ? 1 : 0);
+	if (room > 0 && (st->cps = calloc(room, sizeof(*st->cps))) == NULL) {
 		free(sizes);
 		return BS_ERR_NOMEM;
 	}
 	for (size_t k = 0; k < n; k++)
 		st->cps[k].size = sizes[k];
-	st->ncp = n;
+	st->ncp = st->nfiles = n;
 	free(sizes);
 	return 0;
 }
 
 /*
- * 1 if some signature line of note msg[0..len) names v and starts with v's
- * key id (whether or not the signature verifies), else 0. Only used to word
- * the error when note_open finds no known signer.
+ * 1 if some signature line of note msg[0..len) names one of the nv keys v
+ * and starts with its key id (whether or not the signature verifies), else
+ * 0. Only used to word the error when note_open finds no known signer.
  */
 static int
-note_names_key(const uint8_t *msg, size_t len, const struct note_verifier *v)
+note_names_key(const uint8_t *msg, size_t len, const struct note_verifier *v, size_t nv)
 {
 	static const char dash[] = "\xe2\x80\x94 ";
-	size_t namelen = strlen(v->name), i, start = 0;
+	size_t i, start = 0;
 	const uint8_t *p, *end = msg + len, *nl;
 	uint8_t dec[6];
 	char id[8];
@@ -518,19 +553,23 @@ note_names_key(const uint8_t *msg, size_t len, const struct note_verifier *v)
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
 		ll = (size_t)(nl - p);
-		if (ll < 4 + namelen + 1 + 8 || memcmp(p, dash, 4) != 0 ||
-		    memcmp(p + 4, v->name, namelen) != 0 || p[4 + namelen] != ' ')
-			continue;
-		/* the key id is in the first 8 characters; '=' there reads as zero bits */
-		for (i = 0; i < sizeof(id); i++) {
-			uint8_t c = p[4 + namelen + 1 + i];
+		for (size_t k = 0; k < nv; k++) {
+			size_t namelen = strlen(v[k].name);
 
-			id[i] = c == '=' ? 'A' : (char)c;
+			if (ll < 4 + namelen + 1 + 8 || memcmp(p, dash, 4) != 0 ||
+			    memcmp(p + 4, v[k].name, namelen) != 0 || p[4 + namelen] != ' ')
+				continue;
+			/* the key id is in the first 8 characters; '=' there reads as zero bits */
+			for (i = 0; i < sizeof(id); i++) {
+				uint8_t c = p[4 + namelen + 1 + i];
+
+				id[i] = c == '=' ? 'A' : (char)c;
+			}
+			if (bs_b64_decode(id, sizeof(id), 0, dec, sizeof(dec), &total) != 0)
+				continue;
+			if (memcmp(dec, v[k].key_id, NOTE_KEY_ID_LEN) == 0)
+				return 1;
 		}
-		if (bs_b64_decode(id, sizeof(id), 0, dec, sizeof(dec), &total) != 0)
-			continue;
-		if (memcmp(dec, v->key_id, NOTE_KEY_ID_LEN) == 0)
-			return 1;
 	}
 	return 0;
 }
@@ -551,31 +590,105 @@ cp_problem(struct vstate *st, size_t k, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* "NAME+<key id hex>" of v[0], and how many other keys there are. */
 static void
-key_desc(const struct note_verifier *v, char out[300])
+key_desc(const struct note_verifier *v, size_t nv, char out[320])
 {
 	char hx[BS_HEX_LEN(NOTE_KEY_ID_LEN)];
 
-	bs_hex_encode(v->key_id, NOTE_KEY_ID_LEN, hx);
-	snprintf(out, 300, "%s+%s", v->name, hx);
+	bs_hex_encode(v[0].key_id, NOTE_KEY_ID_LEN, hx);
+	if (nv > 1)
+		snprintf(out, 320, "%s+%s or %zu other trusted keys", v[0].name, hx, nv - 1);
+	else
+		snprintf(out, 320, "%s+%s", v[0].name, hx);
 }
 
-/* Opens and parses every checkpoint; marks the good ones valid. */
+/*
+ * 1 if the text of note msg[0..len) (up to its last blank line) is a
+ * checkpoint body: then a note_open failure without a line of a trusted key
+ * is "no known signer" rather than "malformed". Only for the wording.
+ */
 static int
-check_cps(struct vstate *st, const char *dir, const struct note_verifier *v, char *err,
-    size_t errlen)
+body_is_checkpoint(const uint8_t *msg, size_t len)
+{
+	char origin[NOTE_NAME_MAX + 1];
+	uint8_t root[MERKLE_HASH_LEN];
+	uint64_t size;
+	size_t i;
+
+	for (i = len; i >= 2; i--)
+		if (msg[i - 2] == '\n' && msg[i - 1] == '\n')
+			break;
+	if (i < 2)
+		return 0;
+	return checkpoint_body_parse(msg, i - 1, origin, sizeof(origin), &size, root) == 0;
+}
+
+int
+audit_verify_checkpoint_open(const uint8_t *note, size_t len, const struct note_verifier *v,
+    size_t nv, uint64_t *size, uint8_t root[MERKLE_HASH_LEN], char *msg, size_t msglen)
+{
+	char origin[NOTE_NAME_MAX + 1], kd[320];
+	uint8_t r[MERKLE_HASH_LEN];
+	uint64_t sz;
+	size_t tlen = 0, k;
+	int rc;
+
+	if (note == NULL || v == NULL || nv == 0 || size == NULL || root == NULL || msg == NULL) {
+		if (msg != NULL && msglen > 0)
+			snprintf(msg, msglen, "missing argument");
+		return BS_ERR_INVALID;
+	}
+	key_desc(v, nv, kd);
+	rc = note_open(note, len, v, nv, &tlen);
+	if (rc == BS_ERR_SIG_INVALID) {
+		snprintf(msg, msglen, "the signature by %s does not verify", kd);
+		return rc;
+	}
+	if (rc == BS_ERR_INVALID) {
+		if (note_names_key(note, len, v, nv) || !body_is_checkpoint(note, len)) {
+			snprintf(msg, msglen, "malformed signed note");
+			return rc;
+		}
+		snprintf(msg, msglen, "no known signer: the note carries no signature by %s", kd);
+		return BS_ERR_NOT_FOUND;
+	}
+	if (rc != 0) {
+		snprintf(msg, msglen, "cannot verify the note: %s", bs_strerror(rc));
+		return rc;
+	}
+	if (checkpoint_body_parse(note, tlen, origin, sizeof(origin), &sz, r) != 0) {
+		snprintf(msg, msglen, "malformed checkpoint body");
+		return BS_ERR_INVALID;
+	}
+	for (k = 0; k < nv; k++)
+		if (strcmp(origin, v[k].name) == 0)
+			break;
+	if (k == nv) {
+		snprintf(msg, msglen, "origin '%s' is not the key name '%s'", origin, v[0].name);
+		return BS_ERR_INVALID;
+	}
+	*size = sz;
+	memcpy(root, r, MERKLE_HASH_LEN);
+	return 0;
+}
+
+/* Opens and parses every checkpoint file; marks the good ones valid. */
+static int
+check_cps(struct vstate *st, const char *dir, char *err, size_t errlen)
 {
 	uint8_t *buf = NULL;
-	char origin[NOTE_NAME_MAX + 1], kd[300];
+	char m[MSG_MAX];
 	int rc = 0;
 
-	key_desc(v, kd);
 	for (size_t k = 0; k < st->ncp; k++) {
 		struct cp *c = &st->cps[k];
-		size_t len = 0, tlen = 0;
+		size_t len = 0;
 		uint64_t size;
 		int r;
 
+		if (c->pinned)
+			continue;       /* verified before it was added */
 		free(buf);
 		buf = NULL;
 		r = checkpoint_store_read(dir, c->size, &buf, &len);
@@ -589,32 +702,16 @@ check_cps(struct vstate *st, const char *dir, const struct note_verifier *v, cha
 			rc = r;
 			goto out;
 		}
-		r = note_open(buf, len, v, 1, &tlen);
-		if (r == BS_ERR_SIG_INVALID) {
-			cp_problem(st, k, "the signature by %s does not verify", kd);
-			continue;
-		}
-		if (r == BS_ERR_INVALID) {
-			if (note_names_key(buf, len, v))
-				cp_problem(st, k, "malformed signed note");
-			else
-				cp_problem(st, k, "no known signer: the note carries no signature "
-				    "by %s", kd);
+		r = audit_verify_checkpoint_open(buf, len, st->v, st->nv, &size, c->root, m,
+		    sizeof(m));
+		if (r == BS_ERR_SIG_INVALID || r == BS_ERR_INVALID || r == BS_ERR_NOT_FOUND) {
+			cp_problem(st, k, "%s", m);
 			continue;
 		}
 		if (r != 0) {
-			snprintf(err, errlen, "cannot verify checkpoint %" PRIu64 ": %s", c->size,
-			    bs_strerror(r));
+			snprintf(err, errlen, "cannot verify checkpoint %" PRIu64 ": %.300s", c->size, m);
 			rc = r;
 			goto out;
-		}
-		if (checkpoint_body_parse(buf, tlen, origin, sizeof(origin), &size, c->root) != 0) {
-			cp_problem(st, k, "malformed checkpoint body");
-			continue;
-		}
-		if (strcmp(origin, v->name) != 0) {
-			cp_problem(st, k, "origin '%s' is not the key name '%s'", origin, v->name);
-			continue;
 		}
 		if (size != c->size) {
 			cp_problem(st, k, "the file name says size %" PRIu64 " but the note says %"
@@ -626,6 +723,39 @@ check_cps(struct vstate *st, const char *dir, const struct note_verifier *v, cha
 out:
 	free(buf);
 	return rc;
+}
+
+/*
+ * Verifies the pinned checkpoint and adds it to st->cps (list_cps left room
+ * for it). 0, or an error of audit_verify_checkpoint_open with err saying
+ * why.
+ */
+static int
+add_pinned(struct vstate *st, const uint8_t *note, size_t len, char *err, size_t errlen)
+{
+	struct cp *c = &st->cps[st->ncp];
+	char m[MSG_MAX];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if ((rc = audit_verify_checkpoint_open(note, len, st->v, st->nv, &c->size, c->root, m,
+	    sizeof(m))) != 0) {
+		snprintf(err, errlen, "the pinned checkpoint does not verify with the trusted key: %.300s",
+		    m);
+		return rc;
+	}
+	c->valid = 1;
+	c->pinned = 1;
+	st->ncp++;
+	qsort(st->cps, st->ncp, sizeof(*st->cps), cmp_cp);
+	return 0;
+}
+
+/* "checkpoint" or "pinned checkpoint", for messages. */
+static const char *
+cp_label(const struct cp *c)
+{
+	return c->pinned ? "pinned checkpoint" : "checkpoint";
 }
 
 /* ---- the verdict ------------------------------------------------------------------ */
@@ -728,8 +858,9 @@ scan_records(const struct vstate *st, int64_t *bad, char *msg, size_t msglen)
 		} else {
 			*bad = (int64_t)i;
 			snprintf(msg, msglen, "record %" PRIu64 "'s prev does not match the leaf "
-			    "hash of record %" PRIu64 ", which checkpoint %" PRIu64 " vouches for: "
-			    "record %" PRIu64 "'s prev field was changed", i, i - 1, c->size, i);
+			    "hash of record %" PRIu64 ", which %s %" PRIu64 " vouches for: "
+			    "record %" PRIu64 "'s prev field was changed", i, i - 1, cp_label(c),
+			    c->size, i);
 		}
 		return 0;
 	}
@@ -756,7 +887,8 @@ scan_cps(struct vstate *st, int64_t rbad, int64_t *bad, char *msg, size_t msglen
 
 	*bad = -1;
 	for (size_t k = 0; k < st->ncp; k++) {
-		const struct cp *c = &st->cps[k];
+		struct cp *c = &st->cps[k];
+		const char *lab = cp_label(c);
 		uint64_t s = c->size, from = prev_ok != NULL ? prev_ok->size : 0;
 		int64_t at;
 		char m[MSG_MAX];
@@ -765,8 +897,8 @@ scan_cps(struct vstate *st, int64_t rbad, int64_t *bad, char *msg, size_t msglen
 			continue;
 		if (s > st->n) {
 			at = (int64_t)st->n;
-			snprintf(m, sizeof(m), "log truncated: checkpoint %" PRIu64 " covers records "
-			    "up to %" PRIu64 " but the file has %" PRIu64, s, s - 1, st->n);
+			snprintf(m, sizeof(m), "log truncated: %s %" PRIu64 " covers records up to %"
+			    PRIu64 " but the file has %" PRIu64, lab, s, s - 1, st->n);
 		} else {
 			if ((rc = merkle_tree_root(st->tree, s, root)) != 0)
 				return rc;
@@ -781,9 +913,10 @@ scan_cps(struct vstate *st, int64_t rbad, int64_t *bad, char *msg, size_t msglen
 					if (rc == BS_ERR_NOMEM || rc == BS_ERR_CRYPTO)
 						return rc;
 					if (rc != 0)
-						cp_problem(st, k, "not consistent with checkpoint %" PRIu64,
-						    prev_ok->size);
+						cp_problem(st, k, "not consistent with %s %" PRIu64,
+						    cp_label(prev_ok), prev_ok->size);
 				}
+				c->matches = 1;
 				prev_ok = c;
 				continue;
 			}
@@ -796,15 +929,14 @@ scan_cps(struct vstate *st, int64_t rbad, int64_t *bad, char *msg, size_t msglen
 			if (s < st->n && st->recs[s].prev_valid && link_ok(st, s)) {
 				at = (int64_t)from;
 				snprintf(m, sizeof(m), "records %" PRIu64 " to %" PRIu64 " do not match "
-				    "checkpoint %" PRIu64 " although their hash chain holds: the chain "
-				    "was rewritten from one of them on; record %" PRIu64 " is the first "
-				    "not vouched for by a matching checkpoint", from, s - 1, s, from);
+				    "%s %" PRIu64 " although their hash chain holds: the chain was "
+				    "rewritten from one of them on; record %" PRIu64 " is the first not "
+				    "vouched for by a matching checkpoint", from, s - 1, lab, s, from);
 			} else {
 				at = (int64_t)(s - 1);
-				snprintf(m, sizeof(m), "record %" PRIu64 " does not match checkpoint %"
-				    PRIu64 " (the root of the first %" PRIu64 " records differs; an "
-				    "edit of an earlier record would have broken the hash chain)",
-				    s - 1, s, s);
+				snprintf(m, sizeof(m), "record %" PRIu64 " does not match %s %" PRIu64
+				    " (the root of the first %" PRIu64 " records differs; an edit of an "
+				    "earlier record would have broken the hash chain)", s - 1, lab, s, s);
 			}
 		}
 		if (*bad < 0 || at < *bad) {
@@ -815,10 +947,41 @@ scan_cps(struct vstate *st, int64_t rbad, int64_t *bad, char *msg, size_t msglen
 	return 0;
 }
 
+/* Fills rep->covered/uncovered from the checkpoints scan_cps matched. */
+static void
+coverage(const struct vstate *st, struct audit_verify_report *rep)
+{
+	rep->covered = 0;
+	for (size_t k = 0; k < st->ncp; k++)
+		if (st->cps[k].matches && st->cps[k].size > rep->covered)
+			rep->covered = st->cps[k].size;
+	rep->uncovered = st->n > rep->covered ? st->n - rep->covered : 0;
+}
+
+/* The uncovered tail is longer than allowed: the verdict and its message. */
+static void
+refuse_tail(const struct vstate *st, uint64_t max, struct audit_verify_report *rep)
+{
+	rep->tail_refused = 1;
+	rep->first_bad_record = (int64_t)rep->covered;
+	if (rep->covered == 0 && st->nfiles == 0 && !rep->pinned)
+		snprintf(rep->error, sizeof(rep->error), "no checkpoint: none of the %" PRIu64
+		    " records is covered by a signature, only by the hash chain, which anyone "
+		    "who can write the file can recompute (at most %" PRIu64 " uncovered records "
+		    "allowed)", rep->uncovered, max);
+	else
+		snprintf(rep->error, sizeof(rep->error), "%" PRIu64 " records after the last "
+		    "checkpoint (%" PRIu64 ") are not covered by a signature (records %" PRIu64
+		    " to %" PRIu64 "; at most %" PRIu64 " uncovered records allowed)", rep->uncovered,
+		    rep->covered, rep->covered, st->n - 1, max);
+}
+
 int
 audit_verify_files(const char *log_path, const char *checkpoints_dir,
-    const struct note_verifier *v, struct audit_verify_report *rep)
+    const struct note_verifier *v, size_t nv, const struct audit_verify_opts *o,
+    struct audit_verify_report *rep)
 {
+	static const struct audit_verify_opts strict;
 	struct vstate st;
 	char rmsg[MSG_MAX], cmsg[MSG_MAX];
 	int64_t rbad = -1, cbad = -1;
@@ -828,30 +991,47 @@ audit_verify_files(const char *log_path, const char *checkpoints_dir,
 		return BS_ERR_INVALID;
 	memset(rep, 0, sizeof(*rep));
 	rep->first_bad_record = -1;
-	if (log_path == NULL || checkpoints_dir == NULL || v == NULL) {
+	if (log_path == NULL || checkpoints_dir == NULL || v == NULL || nv == 0 ||
+	    nv > AUDIT_VERIFY_MAX_KEYS) {
 		snprintf(rep->error, sizeof(rep->error), "missing argument");
 		return BS_ERR_INVALID;
 	}
+	if (o == NULL)
+		o = &strict;
 	memset(&st, 0, sizeof(st));
 	st.line_bad = -1;
 	st.cp_bad = -1;
+	st.v = v;
+	st.nv = nv;
 	rmsg[0] = cmsg[0] = '\0';
 	if ((st.tree = merkle_tree_new()) == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
+	if ((rc = list_cps(&st, checkpoints_dir, o->pinned != NULL, rep->error,
+	    sizeof(rep->error))) != 0)
+		goto out;
+	if (o->pinned != NULL) {
+		if ((rc = add_pinned(&st, o->pinned, o->pinned_len, rep->error,
+		    sizeof(rep->error))) != 0)
+			goto out;
+		rep->pinned = 1;
+		for (size_t k = 0; k < st.ncp; k++)
+			if (st.cps[k].pinned)
+				rep->pinned_size = st.cps[k].size;
+	}
 	if ((rc = read_log(&st, log_path, rep->error, sizeof(rep->error))) != 0 ||
-	    (rc = list_cps(&st, checkpoints_dir, rep->error, sizeof(rep->error))) != 0 ||
-	    (rc = check_cps(&st, checkpoints_dir, v, rep->error, sizeof(rep->error))) != 0 ||
+	    (rc = check_cps(&st, checkpoints_dir, rep->error, sizeof(rep->error))) != 0 ||
 	    (rc = scan_records(&st, &rbad, rmsg, sizeof(rmsg))) != 0 ||
 	    (rc = scan_cps(&st, rbad, &cbad, cmsg, sizeof(cmsg))) != 0)
 		goto out;
 
 	rep->records = st.n;
-	rep->checkpoints = st.ncp;
+	rep->checkpoints = st.nfiles;
 	for (size_t k = 0; k < st.ncp; k++)
-		if (st.cps[k].valid)
+		if (st.cps[k].valid && st.cps[k].size > rep->latest_size)
 			rep->latest_size = st.cps[k].size;
+	coverage(&st, rep);
 	if (st.cp_bad >= 0) {
 		rep->has_bad_checkpoint = 1;
 		rep->bad_checkpoint = st.cps[st.cp_bad].size;
@@ -865,6 +1045,8 @@ audit_verify_files(const char *log_path, const char *checkpoints_dir,
 		snprintf(rep->error, sizeof(rep->error), "%s", cmsg);
 	} else if (st.cp_bad >= 0) {
 		snprintf(rep->error, sizeof(rep->error), "%s", st.cp_msg);
+	} else if (rep->uncovered > o->max_uncovered) {
+		refuse_tail(&st, o->max_uncovered, rep);
 	} else {
 		rep->ok = 1;
 	}
@@ -882,22 +1064,195 @@ out:
 	return rc;
 }
 
-int
-audit_verify_dir(const char *audit_dir, const struct note_verifier *v,
-    struct audit_verify_report *rep)
+/* <dir>/<name> into out. 0 or -1 (too long). */
+static int
+dir_path(char *out, size_t outlen, const char *dir, const char *name)
 {
-	char log_path[4096], cps[4096];
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int
+audit_verify_dir(const char *audit_dir, const struct note_verifier *v, size_t nv,
+    const struct audit_verify_opts *o, struct audit_verify_report *rep)
+{
+	char log_path[PATH_MAX], cps[PATH_MAX];
 
 	if (rep == NULL)
 		return BS_ERR_INVALID;
-	if (audit_dir == NULL ||
-	    (size_t)snprintf(log_path, sizeof(log_path), "%s/audit.jsonl", audit_dir) >=
-	    sizeof(log_path) ||
-	    (size_t)snprintf(cps, sizeof(cps), "%s/checkpoints", audit_dir) >= sizeof(cps)) {
+	if (audit_dir == NULL || dir_path(log_path, sizeof(log_path), audit_dir, "audit.jsonl") ||
+	    dir_path(cps, sizeof(cps), audit_dir, "checkpoints")) {
 		memset(rep, 0, sizeof(*rep));
 		rep->first_bad_record = -1;
 		snprintf(rep->error, sizeof(rep->error), "audit directory path too long or missing");
 		return BS_ERR_INVALID;
 	}
-	return audit_verify_files(log_path, cps, v, rep);
+	return audit_verify_files(log_path, cps, v, nv, o, rep);
+}
+
+/* ---- where the trusted key comes from --------------------------------------------- */
+
+int
+audit_verify_vkey_parse(const uint8_t *buf, size_t len, struct note_verifier *v)
+{
+	char s[NOTE_VKEY_PARSE_MAX + 1];
+
+	if (buf == NULL || v == NULL)
+		return BS_ERR_INVALID;
+	/* the daemon writes the vkey followed by one newline */
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len == 0 || len > NOTE_VKEY_PARSE_MAX || memchr(buf, '\0', len) != NULL)
+		return BS_ERR_INVALID;
+	memcpy(s, buf, len);
+	s[len] = '\0';
+	return note_vkey_parse(s, v);
+}
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+int
+audit_verify_path_inside(const char *audit_dir, const char *path, char *msg, size_t msglen)
+{
+	char *rd = NULL, *rp = NULL, vk[PATH_MAX + 8];
+	struct stat a, b;
+	int rc = BS_ERR_IO, have_vkey;
+	size_t n;
+
+	if (audit_dir == NULL || path == NULL || msg == NULL)
+		return BS_ERR_INVALID;
+	if ((rd = realpath(audit_dir, NULL)) == NULL) {
+		snprintf(msg, msglen, "cannot resolve %.300s: %s", audit_dir, strerror(errno));
+		goto out;
+	}
+	snprintf(vk, sizeof(vk), "%s/vkey", rd);
+	have_vkey = stat(vk, &b) == 0;
+	if (strcmp(path, "-") == 0) {
+		/* standard input: only a redirection of <dir>/vkey itself can be told */
+		rc = have_vkey && fstat(STDIN_FILENO, &a) == 0 && same_file(&a, &b);
+		goto out;
+	}
+	if ((rp = realpath(path, NULL)) == NULL) {
+		snprintf(msg, msglen, "cannot resolve %.300s: %s", path, strerror(errno));
+		goto out;
+	}
+	n = strlen(rd);
+	if (strcmp(rd, "/") == 0 || (strncmp(rp, rd, n) == 0 && (rp[n] == '\0' || rp[n] == '/'))) {
+		rc = 1;
+		goto out;
+	}
+	rc = have_vkey && stat(rp, &a) == 0 && same_file(&a, &b);
+out:
+	free(rd);
+	free(rp);
+	return rc;
+}
+
+int
+audit_verify_dir_vkey(const char *audit_dir, const struct note_verifier *v, size_t nv,
+    char *msg, size_t msglen)
+{
+	struct note_verifier got;
+	char path[PATH_MAX], *buf = NULL, hx[BS_HEX_LEN(NOTE_KEY_ID_LEN)];
+	size_t len = 0;
+	int fd, rc;
+
+	if (audit_dir == NULL || v == NULL || nv == 0 || msg == NULL)
+		return BS_ERR_INVALID;
+	if (dir_path(path, sizeof(path), audit_dir, "vkey") != 0) {
+		snprintf(msg, msglen, "path too long");
+		return BS_ERR_INVALID;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		if (errno == ENOENT) {
+			snprintf(msg, msglen, "%.300s does not exist", path);
+			return BS_ERR_NOT_FOUND;
+		}
+		snprintf(msg, msglen, "cannot open %.300s: %s", path, strerror(errno));
+		return BS_ERR_IO;
+	}
+	rc = bs_read_fd_capped(fd, NOTE_VKEY_PARSE_MAX + 2, &buf, &len);
+	close(fd);
+	if (rc == BS_ERR_NOMEM)
+		return rc;
+	if (rc == BS_ERR_IO) {
+		snprintf(msg, msglen, "cannot read %.300s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (rc != 0 || audit_verify_vkey_parse((const uint8_t *)buf, len, &got) != 0) {
+		snprintf(msg, msglen, "%.300s is not a verifier key", path);
+		free(buf);
+		return BS_ERR_INVALID;
+	}
+	free(buf);
+	for (size_t k = 0; k < nv; k++) {
+		if (strcmp(got.name, v[k].name) == 0 &&
+		    memcmp(got.key_id, v[k].key_id, NOTE_KEY_ID_LEN) == 0 &&
+		    memcmp(got.pub, v[k].pub, NOTE_ED25519_PUB_LEN) == 0) {
+			snprintf(msg, msglen, "%.300s is the trusted key", path);
+			return 0;
+		}
+	}
+	bs_hex_encode(got.key_id, NOTE_KEY_ID_LEN, hx);
+	snprintf(msg, msglen, "%.300s holds the key %s+%s, not the trusted key", path, got.name, hx);
+	return BS_ERR_MISMATCH;
+}
+
+/* ---- the daemon's start-up check ---------------------------------------------------- */
+
+int
+audit_verify_startup(const char *audit_dir, const struct note_verifier *v, size_t nv,
+    uint64_t max_uncovered, struct audit_verify_report *r, char *err, size_t errlen)
+{
+	struct audit_verify_opts o;
+	char log_path[PATH_MAX], cps[PATH_MAX], vk[NOTE_VKEY_MAX], where[64];
+	const char *lp = log_path;
+	struct stat sb;
+	int rc;
+
+	if (r == NULL || err == NULL || errlen == 0)
+		return BS_ERR_INVALID;
+	if (audit_dir == NULL || dir_path(log_path, sizeof(log_path), audit_dir, "audit.jsonl") ||
+	    dir_path(cps, sizeof(cps), audit_dir, "checkpoints")) {
+		memset(r, 0, sizeof(*r));
+		r->first_bad_record = -1;
+		snprintf(err, errlen, "audit directory path too long or missing");
+		return BS_ERR_INVALID;
+	}
+	/* a new install has no log yet: an empty one (checkpoints must then be absent too) */
+	if (stat(log_path, &sb) != 0 && errno == ENOENT)
+		lp = "/dev/null";
+	memset(&o, 0, sizeof(o));
+	o.max_uncovered = max_uncovered;
+	if ((rc = audit_verify_files(lp, cps, v, nv, &o, r)) != 0) {
+		snprintf(err, errlen, "cannot verify the audit log in %s: %s", audit_dir, r->error);
+		return rc;
+	}
+	if (r->ok)
+		return 0;
+	if (note_vkey_format(v[nv - 1].name, v[nv - 1].pub, vk, sizeof(vk)) != 0)
+		snprintf(vk, sizeof(vk), "NAME+HASH+KEY");
+	if (r->first_bad_record >= 0)
+		snprintf(where, sizeof(where), "record %" PRId64, r->first_bad_record);
+	else
+		snprintf(where, sizeof(where), "checkpoint %" PRIu64, r->bad_checkpoint);
+	if (r->tail_refused)
+		snprintf(err, errlen, "audit log in %s: %s: %s. If that is expected (a crash, or a "
+		    "long run without checkpoints), inspect a copy of the directory with `boltseal "
+		    "audit verify --dir COPY --vkey '%s' --allow-tail %" PRIu64 "`, then start once "
+		    "with --accept-audit-tail %" PRIu64 " (recorded in the audit log); "
+		    "audit_uncovered_max is %" PRIu64, audit_dir, where, r->error, vk, r->uncovered,
+		    r->uncovered, max_uncovered);
+	else
+		snprintf(err, errlen, "audit log in %s: %s: %s. The log or its checkpoints were "
+		    "altered or damaged; inspect a copy of the directory with `boltseal audit verify "
+		    "--dir COPY --vkey '%s'`", audit_dir, where, r->error, vk);
+	return BS_ERR_MISMATCH;
 }

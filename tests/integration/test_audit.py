@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -77,7 +78,9 @@ def uri_of(ident):
 
 def test_record_for_every_rpc(env, pb, good):
     """Each call leaves exactly its record, in call order, with the request's
-    fields; no secret reaches the file."""
+    fields; CreateKey and RotateKey also leave their "key" record, written
+    before the change and before the call's own record; no secret reaches
+    the file."""
     key = "it-aud-" + os.urandom(4).hex()
     secret_msgs = [b"audit-secret-message-" + os.urandom(12).hex().encode() for _ in range(4)]
     digest = hashlib.sha256(b"a digest-signed message").digest()
@@ -101,7 +104,8 @@ def test_record_for_every_rpc(env, pb, good):
     good.Sign(pb.SignRequest(key_name=key, message=b"after rotation"), timeout=15)
 
     lines = session_lines(env)
-    recs = [json.loads(l) for l in lines[before:]]
+    all_recs = [json.loads(l) for l in lines[before:]]
+    recs = [r for r in all_recs if r["type"] != "key"]
     S = "boltseal.v1.KeyService/"
     expected = [
         (S + "CreateKey", "OK", 1, "key_created", []),
@@ -118,6 +122,24 @@ def test_record_for_every_rpc(env, pb, good):
            for r in recs]
     assert got == expected, "records after line %d:\n%s" % (before, "\n".join(
         l.decode() for l in lines[before:]))
+
+    # the key changes' own records (docs/audit.md, "Key changes")
+    keyrecs = [(i, r) for i, r in enumerate(all_recs) if r["type"] == "key"]
+    assert [(r["method"], r["event"], r["key"], r["key_version"], r["result"], r["reason"])
+            for _, r in keyrecs] == [
+        (S + "CreateKey", "key_created", key, 1, "OK", None),
+        (S + "RotateKey", "key_rotated", key, 2, "OK", None)], keyrecs
+    for i, kr in keyrecs:
+        assert list(kr.keys()) == list(auditutil.FIELDS) + ["fields"], kr
+        assert kr["principal_id"] == "ci-ota-release", kr
+        assert kr["identity"] == uri_of("ci-ota-release"), kr
+        assert kr["fields"]["algorithm"] == "ecdsa-p256-sha256", kr
+        assert kr["fields"]["purpose"] == "generic", kr
+        assert re.fullmatch(r"[0-9a-f]{64}", kr["fields"]["spki_sha256"]), kr
+        # before the call's own record (the answer waited for both)
+        own = [j for j, r in enumerate(all_recs)
+               if r["type"] == "rpc" and r["request_id"] == kr["request_id"]]
+        assert len(own) == 1 and own[0] > i, (kr, own)
 
     good_sha, denied_sha = cert_sha256(env, "ci-ota-release"), cert_sha256(env, "log-ota-log")
     ids = set()
@@ -160,7 +182,9 @@ def test_start_and_key_records(env):
     assert ak and recs[ak[0]]["event"] == "key_created" and recs[ak[0]]["key_version"] == 1
     assert ak[0] < recs.index(starts[0])
     for r in recs:
-        assert list(r.keys()) == list(auditutil.FIELDS), r
+        # "fields" only on records given fields (the key records of CreateKey/RotateKey)
+        want = list(auditutil.FIELDS) + (["fields"] if "fields" in r else [])
+        assert list(r.keys()) == want, r
         assert auditutil.TIMESTAMP_RE.match(r["timestamp"]), r
 
 
@@ -465,6 +489,9 @@ def sealed(env, apb):
         s.pristine = tempfile.mkdtemp(prefix="bs-it-sealed-")
         s.adir = os.path.join(s.pristine, "audit")
         shutil.copytree(inst.adir, s.adir)
+        # the trusted key, kept apart from the copies that get tampered with
+        # (`audit verify` never trusts AUDITDIR/vkey on its own)
+        s.vkey = bsutil.read(os.path.join(inst.adir, "vkey")).decode().strip()
         s.lines = read_lines(os.path.join(s.adir, "audit.jsonl"))
         s.cps = auditutil.checkpoint_files(s.adir)
         assert len(s.cps) >= 3, sorted(s.cps)
@@ -507,8 +534,8 @@ def flip_in_string(line):
     return out
 
 
-def assert_failed_at(d, what):
-    rc, out = auditutil.cli_verify(d)
+def assert_failed_at(s, d, what):
+    rc, out = auditutil.cli_verify(d, "--vkey", s.vkey)
     assert rc == 1, "audit verify exit %d (want 1):\n%s" % (rc, out)
     assert "audit verify: FAILED at %s:" % what in out, "want 'FAILED at %s':\n%s" % (what, out)
     return out
@@ -538,17 +565,15 @@ def test_clean_stop_leaves_no_unsigned_tail(sealed):
 
 @needs_cli
 def test_cli_verify_ok(sealed):
-    rc, out = auditutil.cli_verify(sealed.adir)
+    rc, out = auditutil.cli_verify(sealed.adir, "--vkey", sealed.vkey)
     assert rc == 0, out
     assert any(l.startswith("audit verify: OK") for l in out.splitlines()), out
-    rc, out = auditutil.cli_verify(sealed.adir, "--json")
+    rc, out = auditutil.cli_verify(sealed.adir, "--vkey", sealed.vkey, "--json")
     assert rc == 0, out
     j = json.loads(out)
     assert j == {"ok": True, "records": len(sealed.lines), "checkpoints": len(sealed.cps),
+                 "covered": len(sealed.lines), "uncovered": 0,
                  "first_bad_record": None, "error": None}, j
-    vkey = bsutil.read(os.path.join(sealed.adir, "vkey")).decode().strip()
-    rc, out = auditutil.cli_verify(sealed.adir, "--vkey", vkey)
-    assert rc == 0, out
     # checkpoints signed by some other key do not verify
     rc, out = auditutil.cli_verify(sealed.adir, "--vkey", PN_VKEY)
     assert rc == 1, out
@@ -570,8 +595,8 @@ def test_cli_flipped_byte(sealed, where):
     lines = list(sealed.lines)
     lines[k] = flip_in_string(lines[k])
     d = tampered_copy(sealed, "flip-%d" % k, lines)
-    out = assert_failed_at(d, "record %d" % k)
-    rc, out = auditutil.cli_verify(d, "--json")
+    out = assert_failed_at(sealed, d, "record %d" % k)
+    rc, out = auditutil.cli_verify(d, "--vkey", sealed.vkey, "--json")
     j = json.loads(out)
     assert rc == 1 and j["ok"] is False and j["first_bad_record"] == k and j["error"], j
 
@@ -587,7 +612,8 @@ def test_cli_any_byte_of_a_record(sealed):
     for pos in sorted(set(range(0, len(line), max(1, len(line) // 12))) | {len(line) - 1}):
         lines = list(sealed.lines)
         lines[k] = flip(line, pos)
-        rc, out = auditutil.cli_verify(tampered_copy(sealed, "any-%d" % pos, lines))
+        rc, out = auditutil.cli_verify(tampered_copy(sealed, "any-%d" % pos, lines), "--vkey",
+                                       sealed.vkey)
         if rc != 1 or "audit verify: FAILED at record %d:" % k not in out:
             wrong.append("byte %d (%r): exit %d: %s" % (pos, line[pos:pos + 1], rc, out.strip()))
     assert not wrong, "\n".join(wrong)
@@ -599,7 +625,7 @@ def test_cli_flipped_byte_in_last_record(sealed):
     k = len(sealed.lines) - 1
     lines = list(sealed.lines)
     lines[k] = flip_in_string(lines[k])
-    assert_failed_at(tampered_copy(sealed, "flip-end", lines), "record %d" % k)
+    assert_failed_at(sealed, tampered_copy(sealed, "flip-end", lines), "record %d" % k)
 
 
 @needs_cli
@@ -608,7 +634,7 @@ def test_cli_deleted_record(sealed, where):
     k = {"first": 0, "middle": _mid(sealed)}[where]
     lines = list(sealed.lines)
     del lines[k]
-    assert_failed_at(tampered_copy(sealed, "del-%d" % k, lines), "record %d" % k)
+    assert_failed_at(sealed, tampered_copy(sealed, "del-%d" % k, lines), "record %d" % k)
 
 
 @needs_cli
@@ -617,13 +643,13 @@ def test_cli_swapped_records(sealed, where):
     k = {"first": 0, "middle": _mid(sealed)}[where]
     lines = list(sealed.lines)
     lines[k], lines[k + 1] = lines[k + 1], lines[k]
-    assert_failed_at(tampered_copy(sealed, "swap-%d" % k, lines), "record %d" % k)
+    assert_failed_at(sealed, tampered_copy(sealed, "swap-%d" % k, lines), "record %d" % k)
 
 
 @needs_cli
 def test_cli_truncated(sealed):
     keep = sealed.covered - 3
-    assert_failed_at(tampered_copy(sealed, "trunc", sealed.lines[:keep]), "record %d" % keep)
+    assert_failed_at(sealed, tampered_copy(sealed, "trunc", sealed.lines[:keep]), "record %d" % keep)
 
 
 @needs_cli
@@ -638,7 +664,7 @@ def test_cli_bad_checkpoint_signature(sealed):
     d = tampered_copy(sealed, "badsig", edit_cp=(size, edit))
     assert auditutil.go_verify_note(bsutil.read(os.path.join(d, "checkpoints", "%020d.note" % size)),
                                     bsutil.read(os.path.join(d, "vkey")).decode())[0] == 1
-    assert_failed_at(d, "checkpoint %d" % size)
+    assert_failed_at(sealed, d, "checkpoint %d" % size)
 
 
 def _start_on(sealed, lines):
@@ -730,7 +756,9 @@ def test_torn_last_line_repaired(env, apb):
         assert [r["type"] for r in recs[n + 1:]][:1] == ["start"]
         auditutil.py_verify_dir(inst.adir)
         if auditutil.cli_verify_available():
-            rc, out = auditutil.cli_verify(inst.adir)
+            # this test trusts its own daemon's key file (it is not about trust)
+            vkey = bsutil.read(os.path.join(inst.adir, "vkey")).decode().strip()
+            rc, out = auditutil.cli_verify(inst.adir, "--vkey", vkey)
             assert rc == 0, out
     finally:
         inst.cleanup()

@@ -16,6 +16,15 @@
  * covers it (and, as documented, not without one); a chain rewritten after
  * an edit is caught by the next checkpoint; plus the JSON checker alone and
  * the errors when the verification cannot run.
+ *
+ * Trust and coverage (issue 8): the records after the newest valid
+ * checkpoint (the uncovered tail; every record when there is no
+ * checkpoint) fail the verification unless allowed; a pinned checkpoint
+ * the log must extend; the rewrite of the finding (checkpoints deleted,
+ * record 10 edited, records deleted, the chain recomputed) fails; a key
+ * file inside the directory is refused as a trust source; a replaced
+ * <dir>/vkey is reported and never used; the daemon's start-up check
+ * (audit_verify_startup) with one or several keys of the audit key.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +35,8 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,10 +59,14 @@ struct fx {
 	size_t len[NREC];
 	EVP_PKEY *key, *other;
 	uint8_t pub[32], other_pub[32];
-	struct note_verifier v;
+	struct note_verifier v, other_v;
+	char vk[NOTE_VKEY_MAX], other_vk[NOTE_VKEY_MAX];
 };
 
 static struct fx F;
+
+/* verify(): the records after the last checkpoint accepted (tests reset it to 0) */
+static uint64_t allow;
 
 static const uint64_t cp_sizes[] = { 10, 25, 40 };
 
@@ -182,32 +197,44 @@ orig_root(uint64_t size, uint8_t root[32])
 }
 
 /*
- * Writes the checkpoint of the original log's first size records as file
- * <file_size>.note: body origin `origin`, signed by key under key name
- * `name`. flip_sig: flip one base64 character of the signature.
+ * The checkpoint note of the original log's first size records: body
+ * origin `origin`, signed by key under key name `name`, into note (cap
+ * bytes); returns its length. flip_sig: flip one base64 character of the
+ * signature.
  */
-static void
-write_cp(uint64_t size, uint64_t file_size, const char *origin, const char *name, EVP_PKEY *key,
-    const uint8_t pub[32], int flip_sig)
+static size_t
+make_note(uint64_t size, const char *origin, const char *name, EVP_PKEY *key,
+    const uint8_t pub[32], int flip_sig, char *note, size_t cap)
 {
-	char body[CHECKPOINT_BODY_MAX], sl[NOTE_SIG_LINE_MAX], path[256], note[1024];
+	char body[CHECKPOINT_BODY_MAX], sl[NOTE_SIG_LINE_MAX];
 	uint8_t root[32], sig[64], id[4];
 	size_t blen, nlen;
-	FILE *f;
 
 	orig_root(size, root);
 	assert_int_equal(checkpoint_body_format(origin, size, root, body, sizeof(body), &blen), 0);
 	ed_sign(key, (const uint8_t *)body, blen, sig);
 	assert_int_equal(note_key_id_ed25519(name, pub, id), 0);
 	assert_int_equal(note_signature_line(name, id, sig, sl, sizeof(sl)), 0);
-	nlen = (size_t)snprintf(note, sizeof(note), "%s\n%s", body, sl);
-	assert_true(nlen < sizeof(note));
+	nlen = (size_t)snprintf(note, cap, "%s\n%s", body, sl);
+	assert_true(nlen < cap);
 	if (flip_sig) {
 		/* a character in the middle of the signature's base64 (past the key id) */
 		char *p = note + nlen - 1 - 40;
 
 		*p = *p == 'A' ? 'B' : 'A';
 	}
+	return nlen;
+}
+
+/* Writes make_note(size, ...) as file <file_size>.note. */
+static void
+write_cp(uint64_t size, uint64_t file_size, const char *origin, const char *name, EVP_PKEY *key,
+    const uint8_t pub[32], int flip_sig)
+{
+	char path[256], note[1024];
+	size_t nlen = make_note(size, origin, name, key, pub, flip_sig, note, sizeof(note));
+	FILE *f;
+
 	snprintf(path, sizeof(path), "%s/%020llu.note", F.cpdir, (unsigned long long)file_size);
 	f = fopen(path, "wb");
 	assert_non_null(f);
@@ -290,7 +317,11 @@ log_write(const struct log *g, int torn)
 static void
 verify(struct audit_verify_report *rep)
 {
-	assert_int_equal(audit_verify_dir(F.dir, &F.v, rep), 0);
+	struct audit_verify_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.max_uncovered = allow;
+	assert_int_equal(audit_verify_dir(F.dir, &F.v, 1, &o, rep), 0);
 }
 
 /* Writes g, verifies, and asserts the first bad record is want (message contains sub). */
@@ -336,7 +367,7 @@ static int
 setup(void **state)
 {
 	uint8_t prev[32] = { 0 };
-	char buf[LINE_CAP], vk[NOTE_VKEY_MAX], path[128];
+	char buf[LINE_CAP], path[128];
 	FILE *f;
 
 	(void)state;
@@ -357,13 +388,16 @@ setup(void **state)
 	}
 	F.key = ed_key(F.pub);
 	F.other = ed_key(F.other_pub);
-	if (note_vkey_format(ORIGIN, F.pub, vk, sizeof(vk)) != 0 || note_vkey_parse(vk, &F.v) != 0)
+	if (note_vkey_format(ORIGIN, F.pub, F.vk, sizeof(F.vk)) != 0 ||
+	    note_vkey_parse(F.vk, &F.v) != 0 ||
+	    note_vkey_format(ORIGIN, F.other_pub, F.other_vk, sizeof(F.other_vk)) != 0 ||
+	    note_vkey_parse(F.other_vk, &F.other_v) != 0)
 		return -1;
 	/* the daemon's vkey file, for trying the CLI by hand on a kept directory */
 	snprintf(path, sizeof(path), "%s/vkey", F.dir);
 	if ((f = fopen(path, "w")) == NULL)
 		return -1;
-	fprintf(f, "%s\n", vk);
+	fprintf(f, "%s\n", F.vk);
 	fclose(f);
 	return 0;
 }
@@ -408,10 +442,15 @@ test_clean(void **state)
 	assert_int_equal(rep.has_bad_checkpoint, 0);
 	assert_string_equal(rep.error, "");
 
-	/* no checkpoint at all: the chain alone */
+	assert_int_equal(rep.covered, 40);
+	assert_int_equal(rep.uncovered, 0);
+	assert_int_equal(rep.tail_refused, 0);
+
+	/* no checkpoint at all: the chain alone proves nothing (test_no_checkpoint) */
 	clear_cps();
 	verify(&rep);
-	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.tail_refused, 1);
 	assert_int_equal(rep.checkpoints, 0);
 	assert_int_equal(rep.latest_size, 0);
 
@@ -431,6 +470,7 @@ test_clean(void **state)
 	assert_int_equal(rep.ok, 1);
 	assert_int_equal(rep.records, 0);
 	assert_int_equal(rep.checkpoints, 0);
+	assert_int_equal(rep.uncovered, 0);
 	log_free(&g);
 }
 
@@ -724,7 +764,14 @@ test_last_record(void **state)
 	field(g.l[NREC - 1], "timestamp")[1] = '3';
 	log_write(&g, 0);
 	verify(&rep);
+	assert_int_equal(rep.ok, 0);            /* strict: records 25..39 are not covered */
+	assert_int_equal(rep.tail_refused, 1);
+	assert_int_equal(rep.first_bad_record, 25);
+	allow = NREC - 25;                      /* accepted: then the edit goes unseen */
+	verify(&rep);
+	allow = 0;
 	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.uncovered, NREC - 25);
 	log_free(&g);
 	/* and a changed prev of the last record cannot be told from an edit of 38 */
 	log_orig(&g);
@@ -811,13 +858,17 @@ test_cannot_run(void **state)
 
 	(void)state;
 	snprintf(missing, sizeof(missing), "%s/nope", F.dir);
-	assert_int_equal(audit_verify_dir(missing, &F.v, &rep), BS_ERR_IO);
+	assert_int_equal(audit_verify_dir(missing, &F.v, 1, NULL, &rep), BS_ERR_IO);
 	assert_int_equal(rep.ok, 0);
 	assert_int_equal(rep.first_bad_record, -1);
 	assert_non_null(strstr(rep.error, "audit.jsonl"));
-	assert_int_equal(audit_verify_dir(F.dir, NULL, &rep), BS_ERR_INVALID);
-	assert_int_equal(audit_verify_dir(F.dir, &F.v, NULL), BS_ERR_INVALID);
-	assert_int_equal(audit_verify_files(F.log, F.cpdir, &F.v, NULL), BS_ERR_INVALID);
+	/* a trusted key is required: there is no default (never <dir>/vkey) */
+	assert_int_equal(audit_verify_dir(F.dir, NULL, 1, NULL, &rep), BS_ERR_INVALID);
+	assert_int_equal(audit_verify_dir(F.dir, &F.v, 0, NULL, &rep), BS_ERR_INVALID);
+	assert_int_equal(audit_verify_dir(F.dir, &F.v, AUDIT_VERIFY_MAX_KEYS + 1, NULL, &rep),
+	    BS_ERR_INVALID);
+	assert_int_equal(audit_verify_dir(F.dir, &F.v, 1, NULL, NULL), BS_ERR_INVALID);
+	assert_int_equal(audit_verify_files(F.log, F.cpdir, &F.v, 1, NULL, NULL), BS_ERR_INVALID);
 }
 
 static void
@@ -851,6 +902,479 @@ test_seq_format(void **state)
 	log_free(&g);
 }
 
+/* ---- trust and coverage (issue 8) ------------------------------------------------ */
+
+/* Deletes records [from, from + count) of g (a plain loop: see log_delete). */
+static void
+log_cut(struct log *g, size_t from, size_t count)
+{
+	for (size_t i = from; i < from + count; i++)
+		free(g->l[i]);
+	for (size_t i = from; i + count < g->n; i++)
+		g->l[i] = g->l[i + count];
+	g->n -= count;
+}
+
+/* Rewrites every line's seq and prev so that g is a well-chained log again. */
+static void
+rechain(struct log *g)
+{
+	uint8_t prev[32] = { 0 };
+	char buf[LINE_CAP], h[65];
+
+	for (size_t i = 0; i < g->n; i++) {
+		const char *rest = strstr(g->l[i], ",\"timestamp\"");
+
+		assert_non_null(rest);
+		hex(prev, 32, h);
+		snprintf(buf, sizeof(buf), "{\"seq\":%u,\"prev\":\"%s\"%s", (unsigned)i, h, rest);
+		free(g->l[i]);
+		g->l[i] = strdup(buf);
+		assert_non_null(g->l[i]);
+		merkle_leaf_hash((const uint8_t *)buf, strlen(buf), prev);
+	}
+}
+
+static void
+test_no_checkpoint(void **state)
+{
+	struct audit_verify_report rep;
+	struct log g;
+
+	(void)state;
+	clear_cps();
+	log_orig(&g);
+	log_write(&g, 0);
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.tail_refused, 1);
+	assert_int_equal(rep.first_bad_record, 0);
+	assert_int_equal(rep.covered, 0);
+	assert_int_equal(rep.uncovered, NREC);
+	assert_non_null(strstr(rep.error, "no checkpoint: none of the 40 records"));
+	/* one short of the allowance still fails; the whole log allowed passes */
+	allow = NREC - 1;
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_non_null(strstr(rep.error, "at most 39"));
+	allow = NREC;
+	verify(&rep);
+	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.uncovered, NREC);
+	allow = 0;
+	/* checkpoints/ deleted altogether: the same */
+	assert_int_equal(rmdir(F.cpdir), 0);
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.tail_refused, 1);
+	assert_int_equal(mkdir(F.cpdir, 0700), 0);
+	log_free(&g);
+}
+
+static void
+test_uncovered_tail(void **state)
+{
+	struct audit_verify_report rep;
+	struct log g;
+
+	(void)state;
+	clear_cps();
+	write_cp(10, 10, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	write_cp(25, 25, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	log_orig(&g);
+	log_write(&g, 0);
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.tail_refused, 1);
+	assert_int_equal(rep.first_bad_record, 25);
+	assert_int_equal(rep.covered, 25);
+	assert_int_equal(rep.uncovered, 15);
+	assert_non_null(strstr(rep.error, "15 records after the last checkpoint (25) are not "
+	    "covered by a signature (records 25 to 39; at most 0"));
+	allow = 14;
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	allow = 15;
+	verify(&rep);
+	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.uncovered, 15);
+	assert_string_equal(rep.error, "");
+	allow = 0;
+
+	/* a record problem below the tail is the finding, not the tail */
+	field(g.l[3], "timestamp")[1] = '3';
+	expect_bad(&g, 0, 3, NULL);
+	verify(&rep);
+	assert_int_equal(rep.tail_refused, 0);
+	assert_int_equal(rep.covered, 0);       /* neither checkpoint matches the edited log */
+	assert_int_equal(rep.uncovered, NREC);
+	log_free(&g);
+
+	/* a bad checkpoint does not count as covering: 40 is forged, so 25..39 are the tail */
+	write_cp(40, 40, ORIGIN, ORIGIN, F.key, F.pub, 1);
+	log_orig(&g);
+	log_write(&g, 0);
+	allow = 15;
+	verify(&rep);
+	allow = 0;
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.has_bad_checkpoint, 1);
+	assert_int_equal(rep.covered, 25);
+	log_free(&g);
+}
+
+static void
+verify_pinned(const char *note, size_t len, struct audit_verify_report *rep, int want_rc)
+{
+	struct audit_verify_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.max_uncovered = allow;
+	o.pinned = (const uint8_t *)note;
+	o.pinned_len = len;
+	assert_int_equal(audit_verify_dir(F.dir, &F.v, 1, &o, rep), want_rc);
+}
+
+static void
+test_pinned(void **state)
+{
+	struct audit_verify_report rep;
+	struct log g;
+	char note[1024];
+	size_t n;
+
+	(void)state;
+	std_cps();
+	log_orig(&g);
+	log_write(&g, 0);
+
+	/* consistent: the log extends the pinned checkpoint */
+	n = make_note(25, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.pinned, 1);
+	assert_int_equal(rep.pinned_size, 25);
+	assert_int_equal(rep.checkpoints, 3);   /* files only */
+
+	/* with checkpoints/ emptied the pinned one alone covers its records */
+	clear_cps();
+	n = make_note(NREC, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.covered, NREC);
+	n = make_note(30, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.tail_refused, 1);
+	assert_int_equal(rep.first_bad_record, 30);
+
+	/* inconsistent: the log was cut below the pinned size */
+	write_cp(10, 10, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	while (g.n > 30)
+		log_delete(&g, g.n - 1);
+	log_write(&g, 0);
+	n = make_note(NREC, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.first_bad_record, 30);
+	assert_non_null(strstr(rep.error, "log truncated: pinned checkpoint 40"));
+	log_free(&g);
+
+	/* inconsistent: record 12 edited and the chain recomputed; no file checkpoint sees it */
+	log_orig(&g);
+	field(g.l[12], "timestamp")[1] = '3';
+	rechain(&g);
+	log_write(&g, 0);
+	allow = NREC;
+	verify(&rep);
+	assert_int_equal(rep.ok, 1);            /* only checkpoint 10: below the edit */
+	n = make_note(25, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	allow = 0;
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.first_bad_record, 10);
+	assert_non_null(strstr(rep.error, "pinned checkpoint 25"));
+	assert_non_null(strstr(rep.error, "rewritten"));
+	log_free(&g);
+
+	/* a pinned note the trusted key did not sign: the verification does not run */
+	log_orig(&g);
+	log_write(&g, 0);
+	n = make_note(25, ORIGIN, ORIGIN, F.other, F.other_pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, BS_ERR_NOT_FOUND);
+	assert_int_equal(rep.ok, 0);
+	assert_non_null(strstr(rep.error, "pinned checkpoint does not verify"));
+	assert_non_null(strstr(rep.error, "no known signer"));
+	n = make_note(25, ORIGIN, ORIGIN, F.key, F.pub, 1, note, sizeof(note));
+	verify_pinned(note, n, &rep, BS_ERR_SIG_INVALID);
+	assert_int_equal(rep.ok, 0);
+	n = make_note(25, "other.example/log", ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, BS_ERR_INVALID);
+	assert_non_null(strstr(rep.error, "origin"));
+	verify_pinned("not a note\n", 11, &rep, BS_ERR_INVALID);
+	log_free(&g);
+}
+
+/*
+ * The finding of issue 8: checkpoints/ deleted, record 10 edited, records
+ * 20..29 deleted (of 40 here; 20..99 in the issue) and the chain
+ * recomputed. The result is a well-formed chain, and must not verify.
+ */
+static void
+test_rewrite_finding(void **state)
+{
+	struct audit_verify_report rep;
+	struct log g;
+	char note[1024];
+	size_t n;
+
+	(void)state;
+	log_orig(&g);
+	field(g.l[10], "result")[1] ^= 0x20;
+	log_cut(&g, 20, 10);
+	rechain(&g);
+	log_write(&g, 0);
+	assert_int_equal(rmdir(F.cpdir) == 0 || errno == ENOTEMPTY, 1);
+	clear_cps();
+	assert_int_equal(rmdir(F.cpdir), 0);
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.records, 30);
+	assert_int_equal(rep.first_bad_record, 0);
+	assert_non_null(strstr(rep.error, "no checkpoint"));
+
+	/* with the checkpoint an auditor kept: the log does not extend it */
+	n = make_note(NREC, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 0);
+	n = make_note(20, ORIGIN, ORIGIN, F.key, F.pub, 0, note, sizeof(note));
+	verify_pinned(note, n, &rep, 0);
+	assert_int_equal(rep.ok, 0);
+	assert_non_null(strstr(rep.error, "pinned checkpoint 20"));
+	/* with checkpoints the attacker re-signed with a key of their own: no known signer */
+	assert_int_equal(mkdir(F.cpdir, 0700), 0);
+	{
+		/* the attacker's checkpoint of the rewritten log, signed by F.other */
+		char body[CHECKPOINT_BODY_MAX], sl[NOTE_SIG_LINE_MAX], path[256];
+		struct merkle_tree *t = merkle_tree_new();
+		uint8_t leaf[32], root[32], sig[64], id[4];
+		size_t blen;
+		FILE *f;
+
+		assert_non_null(t);
+		for (size_t i = 0; i < g.n; i++) {
+			merkle_leaf_hash((const uint8_t *)g.l[i], strlen(g.l[i]), leaf);
+			assert_int_equal(merkle_tree_append(t, leaf), 0);
+		}
+		assert_int_equal(merkle_tree_root(t, g.n, root), 0);
+		merkle_tree_free(t);
+		assert_int_equal(checkpoint_body_format(ORIGIN, g.n, root, body, sizeof(body),
+		    &blen), 0);
+		ed_sign(F.other, (const uint8_t *)body, blen, sig);
+		assert_int_equal(note_key_id_ed25519(ORIGIN, F.other_pub, id), 0);
+		assert_int_equal(note_signature_line(ORIGIN, id, sig, sl, sizeof(sl)), 0);
+		snprintf(path, sizeof(path), "%s/%020zu.note", F.cpdir, g.n);
+		f = fopen(path, "wb");
+		assert_non_null(f);
+		fprintf(f, "%s\n%s", body, sl);
+		assert_int_equal(fclose(f), 0);
+	}
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.has_bad_checkpoint, 1);
+	assert_non_null(strstr(rep.error, "no known signer"));
+	/* ... which is exactly what a verifier trusting the attacker's key would accept */
+	{
+		struct audit_verify_opts o;
+
+		memset(&o, 0, sizeof(o));
+		assert_int_equal(audit_verify_dir(F.dir, &F.other_v, 1, &o, &rep), 0);
+		assert_int_equal(rep.ok, 1);
+	}
+	clear_cps();
+	log_free(&g);
+}
+
+/* Writes text to <F.dir>/vkey. */
+static void
+put_dir_vkey(const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vkey", F.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_trust_sources(void **state)
+{
+	char msg[400], path[256], out[128], vkf[128];
+	struct note_verifier got;
+	const char *vk;
+	int fd;
+
+	(void)state;
+	/* a key file inside the directory is refused as a source of trust */
+	snprintf(vkf, sizeof(vkf), "%s/vkey", F.dir);
+	assert_int_equal(audit_verify_path_inside(F.dir, vkf, msg, sizeof(msg)), 1);
+	snprintf(path, sizeof(path), "%s/checkpoints/../vkey", F.dir);
+	assert_int_equal(audit_verify_path_inside(F.dir, path, msg, sizeof(msg)), 1);
+	snprintf(path, sizeof(path), "/tmp/../%s/audit.jsonl", F.dir);
+	assert_int_equal(audit_verify_path_inside(F.dir, path, msg, sizeof(msg)), 1);
+	assert_int_equal(audit_verify_path_inside(F.dir, F.dir, msg, sizeof(msg)), 1);
+	/* the dir given through a symbolic link, and a link from outside into it */
+	snprintf(out, sizeof(out), "%s.link", F.dir);
+	assert_int_equal(symlink(F.dir, out), 0);
+	assert_int_equal(audit_verify_path_inside(out, vkf, msg, sizeof(msg)), 1);
+	assert_int_equal(unlink(out), 0);
+	assert_int_equal(symlink(vkf, out), 0);
+	assert_int_equal(audit_verify_path_inside(F.dir, out, msg, sizeof(msg)), 1);
+	assert_int_equal(unlink(out), 0);
+	/* a hard link of <dir>/vkey placed outside is the same file */
+	assert_int_equal(link(vkf, out), 0);
+	assert_int_equal(audit_verify_path_inside(F.dir, out, msg, sizeof(msg)), 1);
+	assert_int_equal(unlink(out), 0);
+	/* a copy outside is fine; a name that merely starts like the dir is outside */
+	snprintf(out, sizeof(out), "%s-copy", F.dir);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, F.vk, strlen(F.vk)), (ssize_t)strlen(F.vk));
+	close(fd);
+	assert_int_equal(audit_verify_path_inside(F.dir, out, msg, sizeof(msg)), 0);
+	assert_int_equal(unlink(out), 0);
+	assert_int_equal(audit_verify_path_inside(F.dir, out, msg, sizeof(msg)), BS_ERR_IO);
+	assert_non_null(strstr(msg, "cannot resolve"));
+
+	/* a vkey file's contents: one trailing newline (or CRLF), nothing else */
+	vk = F.vk;
+	assert_int_equal(audit_verify_vkey_parse((const uint8_t *)vk, strlen(vk), &got), 0);
+	assert_memory_equal(got.pub, F.pub, 32);
+	snprintf(msg, sizeof(msg), "%s\r\n", vk);
+	assert_int_equal(audit_verify_vkey_parse((const uint8_t *)msg, strlen(msg), &got), 0);
+	snprintf(msg, sizeof(msg), "%s\n\n", vk);
+	assert_int_not_equal(audit_verify_vkey_parse((const uint8_t *)msg, strlen(msg), &got), 0);
+	assert_int_not_equal(audit_verify_vkey_parse((const uint8_t *)vk, strlen(vk) + 1, &got), 0);
+	assert_int_not_equal(audit_verify_vkey_parse((const uint8_t *)"", 0, &got), 0);
+
+	/* <dir>/vkey: the trusted key, replaced, garbage, missing */
+	assert_int_equal(audit_verify_dir_vkey(F.dir, &F.v, 1, msg, sizeof(msg)), 0);
+	snprintf(msg, sizeof(msg), "%s\n", F.other_vk);
+	put_dir_vkey(msg);
+	assert_int_equal(audit_verify_dir_vkey(F.dir, &F.v, 1, msg, sizeof(msg)), BS_ERR_MISMATCH);
+	assert_non_null(strstr(msg, "holds the key " ORIGIN "+"));
+	assert_non_null(strstr(msg, "not the trusted key"));
+	{
+		/* the verification itself never reads it: the log still verifies with F.v */
+		struct audit_verify_report rep;
+		struct log g;
+
+		std_cps();
+		log_orig(&g);
+		log_write(&g, 0);
+		verify(&rep);
+		assert_int_equal(rep.ok, 1);
+		log_free(&g);
+	}
+	put_dir_vkey("garbage\n");
+	assert_int_equal(audit_verify_dir_vkey(F.dir, &F.v, 1, msg, sizeof(msg)), BS_ERR_INVALID);
+	assert_int_equal(unlink(vkf), 0);
+	assert_int_equal(audit_verify_dir_vkey(F.dir, &F.v, 1, msg, sizeof(msg)), BS_ERR_NOT_FOUND);
+	snprintf(msg, sizeof(msg), "%s\n", F.vk);
+	put_dir_vkey(msg);
+}
+
+static void
+test_startup(void **state)
+{
+	struct audit_verify_report rep;
+	struct note_verifier both[2];
+	char err[2048], empty[80], sub[128];
+	struct log g;
+
+	(void)state;
+	/* a new install: no log, no checkpoints */
+	snprintf(empty, sizeof(empty), "/tmp/bs-audit-empty-XXXXXX");
+	assert_non_null(mkdtemp(empty));
+	assert_int_equal(audit_verify_startup(empty, &F.v, 1, 0, &rep, err, sizeof(err)), 0);
+	assert_int_equal(rep.records, 0);
+	assert_int_equal(rmdir(empty), 0);
+
+	/* every record covered */
+	std_cps();
+	log_orig(&g);
+	log_write(&g, 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 0, &rep, err, sizeof(err)), 0);
+	assert_int_equal(rep.uncovered, 0);
+
+	/* a tail within the limit starts; beyond it, the message says how to recover */
+	clear_cps();
+	write_cp(25, 25, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 15, &rep, err, sizeof(err)), 0);
+	assert_int_equal(rep.uncovered, 15);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 14, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	assert_non_null(strstr(err, "record 25: 15 records after the last checkpoint"));
+	assert_non_null(strstr(err, "--allow-tail 15"));
+	assert_non_null(strstr(err, "--accept-audit-tail 15"));
+	assert_non_null(strstr(err, F.vk));
+	assert_non_null(strstr(err, "audit_uncovered_max is 14"));
+
+	/* no checkpoint at all, and the rewrite of the finding */
+	clear_cps();
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 39, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	assert_non_null(strstr(err, "no checkpoint"));
+	log_free(&g);
+	log_orig(&g);
+	field(g.l[10], "result")[1] ^= 0x20;
+	log_cut(&g, 20, 10);
+	rechain(&g);
+	log_write(&g, 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 10, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	log_free(&g);
+
+	/* a tampered record is never a tail: no --accept-audit-tail in the advice */
+	std_cps();
+	log_orig(&g);
+	field(g.l[5], "timestamp")[1] = '3';
+	log_write(&g, 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 1000, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	snprintf(sub, sizeof(sub), "%s: record 5: ", F.dir);
+	assert_non_null(strstr(err, sub));
+	assert_non_null(strstr(err, "altered"));
+	assert_null(strstr(err, "--accept-audit-tail"));
+	log_free(&g);
+
+	/* the log removed while checkpoints remain: truncated to nothing */
+	assert_int_equal(unlink(F.log), 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 1000, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	assert_non_null(strstr(err, "log truncated"));
+
+	/* the audit key rotated: older checkpoints are signed by its older version */
+	log_orig(&g);
+	log_write(&g, 0);
+	clear_cps();
+	write_cp(10, 10, ORIGIN, ORIGIN, F.other, F.other_pub, 0);
+	write_cp(25, 25, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	write_cp(40, 40, ORIGIN, ORIGIN, F.key, F.pub, 0);
+	assert_int_equal(audit_verify_startup(F.dir, &F.v, 1, 0, &rep, err, sizeof(err)),
+	    BS_ERR_MISMATCH);
+	assert_non_null(strstr(err, "checkpoint 10: no known signer"));
+	both[0] = F.other_v;
+	both[1] = F.v;
+	assert_int_equal(audit_verify_startup(F.dir, both, 2, 0, &rep, err, sizeof(err)), 0);
+	assert_int_equal(rep.covered, 40);
+	log_free(&g);
+	std_cps();
+}
+
 int
 main(void)
 {
@@ -869,6 +1393,12 @@ main(void)
 		cmocka_unit_test(test_json_checker),
 		cmocka_unit_test(test_cannot_run),
 		cmocka_unit_test(test_seq_format),
+		cmocka_unit_test(test_no_checkpoint),
+		cmocka_unit_test(test_uncovered_tail),
+		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_rewrite_finding),
+		cmocka_unit_test(test_trust_sources),
+		cmocka_unit_test(test_startup),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
