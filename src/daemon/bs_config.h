@@ -100,9 +100,14 @@ void config_clear(struct bs_config *c);
 /*
  * Reads the PIN from c->pin_file (refused unless a regular file with no
  * group/other permission bits: BS_ERR_CONFIG) or c->pin_fd. Strips one
- * trailing newline. *pin is malloc'd; the caller wipes and frees it.
+ * trailing newline. *pin (NUL-terminated) is on a page of its own, locked
+ * in memory (mlock) and excluded from core dumps (MADV_DONTDUMP); a page
+ * that cannot be locked is BS_ERR_NOMEM. Free it with config_free_pin.
  */
 int config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *err,
     size_t errlen) BS_WUR;
+
+/* Wipes, unlocks and frees a PIN from config_read_pin. NULL is a no-op. */
+void config_free_pin(char *pin, size_t pin_len);
 
 #endif

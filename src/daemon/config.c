@@ -12,6 +12,7 @@
  * only its owner may read, or from an inherited file descriptor. It never
  * appears in a message.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -38,6 +39,7 @@
 #define CONFIG_LINE_MAX 4096            /* bytes in one line */
 #define CONFIG_ERRORS_MAX 100           /* errors reported before giving up */
 #define CONFIG_PIN_MAX 256              /* PIN bytes after stripping the newline */
+#define PIN_PAGE 4096                   /* the locked page holding the PIN (> CONFIG_PIN_MAX) */
 
 enum ktype {
 	KT_STRING,      /* any printable text */
@@ -887,7 +889,7 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
     size_t errlen)
 {
 	/* PIN, an optional "\r\n", and one byte to detect an over-long PIN. */
-	uint8_t buf[CONFIG_PIN_MAX + 3];
+	uint8_t buf[CONFIG_PIN_MAX + 3] = { 0 };
 	char desc[PATH_MAX + 32], why[256];
 	ssize_t n;
 	size_t len;
@@ -896,6 +898,7 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 
 	if (c == NULL || pin == NULL || pin_len == NULL)
 		return BS_ERR_INVALID;
+	(void)mlock(buf, sizeof(buf));   /* best effort: the stack copy lives for microseconds */
 	if (c->pin_file != NULL) {
 		snprintf(desc, sizeof(desc), "pin file '%s'", c->pin_file);
 		rc = bs_file_open_checked(c->pin_file, BS_FILE_OWNER_ONLY | BS_FILE_OWNED, &fd, why,
@@ -939,10 +942,20 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 		snprintf(err, errlen, "%s: the PIN contains a NUL or newline byte", desc);
 		goto out;
 	}
-	if ((out = malloc(len + 1)) == NULL) {
+	/* its own page: locked (never swapped), left out of core dumps, wiped by config_free_pin */
+	out = mmap(NULL, PIN_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (out == MAP_FAILED) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
+	if (mlock(out, PIN_PAGE) != 0) {
+		snprintf(err, errlen, "cannot lock the PIN's memory: %s (RLIMIT_MEMLOCK?)",
+		    strerror(errno));
+		(void)munmap(out, PIN_PAGE);
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	(void)madvise(out, PIN_PAGE, MADV_DONTDUMP);
 	memcpy(out, buf, len);
 	out[len] = '\0';
 	*pin = out;
@@ -950,7 +963,18 @@ config_read_pin(const struct bs_config *c, char **pin, size_t *pin_len, char *er
 	rc = 0;
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
+	(void)munlock(buf, sizeof(buf));
 	if (own_fd)
 		close(fd);
 	return rc;
+}
+
+void
+config_free_pin(char *pin, size_t pin_len)
+{
+	if (pin == NULL)
+		return;
+	OPENSSL_cleanse(pin, pin_len);
+	(void)munlock(pin, PIN_PAGE);
+	(void)munmap(pin, PIN_PAGE);
 }

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "audit/audit_verify.h"
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
 #include "common/log.h"
@@ -104,6 +106,8 @@ audit_event(struct daemon *d, enum audit_type type, const char *result, const ch
  * services/registry.c, the test-only ones only with test_services = on.
  */
 static const char *config_path;   /* the configuration file, for messages */
+/* --accept-audit-tail N: uncovered audit records the operator accepted for this start, or -1 */
+static long long accept_audit_tail = -1;
 
 /*
  * The registry of the services this daemon serves (every service of
@@ -213,6 +217,10 @@ usage(FILE *f)
 	    "  -c, --config FILE  configuration file (see docs/configuration.md)\n"
 	    "  -n, --check        check the configuration and exit 0 (valid) or 1\n"
 	    "  -t, --test-token   with -n: also open the token and log in\n"
+	    "  --accept-audit-tail N\n"
+	    "                     start although up to N audit records after the last\n"
+	    "                     checkpoint are not covered by a signature (more than\n"
+	    "                     audit_uncovered_max); recorded in the audit log\n"
 	    "  -h, --help         this help\n"
 	    "  -V, --version      print the version\n"
 	    "\n"
@@ -247,6 +255,8 @@ drained_cb(void *arg)
 	struct daemon *d = arg;
 
 	bs_log(BS_LOG_INFO, "in-flight calls answered and connections closed", NULL);
+	/* the rate-limit summaries still pending, before the stop record */
+	rpc_dispatcher_flush(d->disp);
 	audit_event(d, AUDIT_STOP, "OK", "stop", "signal", stop_logged);
 }
 
@@ -495,6 +505,120 @@ grow_cb(void *arg, uint64_t size)
 		checkpointer_poke(d->svc.checkpointer);
 }
 
+/*
+ * The audit key is recorded before it exists, as CreateKey's keys are
+ * (docs/audit.md, "Key changes"): if the catalog has no key name, writes
+ * its "key_created" record and waits until it is durable. *recorded: 1 if
+ * it wrote one. Returns 0, or -1 (logged): the daemon must not start.
+ */
+static int
+record_audit_key(struct audit_log *l, const struct catalog *cat, const char *name, int *recorded)
+{
+	struct audit_record kr;
+	int rc;
+
+	*recorded = 0;
+	if (catalog_find(cat, name) != NULL)
+		return 0;
+	memset(&kr, 0, sizeof(kr));
+	kr.type = AUDIT_KEY;
+	kr.key = name;
+	kr.key_version = 1;
+	kr.result = "OK";
+	kr.event = "key_created";
+	kr.reason = "audit signing key created by the daemon on first start";
+	if ((rc = audit_log_write_wait(l, &kr)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot record the creation of the audit key; refusing to start",
+		    "key", name, "error", bs_strerror(rc), NULL);
+		return -1;
+	}
+	*recorded = 1;
+	return 0;
+}
+
+/* The audit key recorded by record_audit_key() could not be made after all: says so. */
+static void
+audit_key_undone(struct audit_log *l, const char *name, const char *why)
+{
+	struct audit_record kr;
+
+	memset(&kr, 0, sizeof(kr));
+	kr.type = AUDIT_KEY;
+	kr.key = name;
+	kr.key_version = 1;
+	kr.result = "INTERNAL";
+	kr.event = "key_creation_undone";
+	kr.reason = why;
+	if (audit_log_write_wait(l, &kr) != 0)
+		bs_log(BS_LOG_ERROR, "cannot record that the audit key was not created", "key", name,
+		    NULL);
+}
+
+/*
+ * Start-up: every audit record must be covered by a checkpoint signed by
+ * the audit key (any of its versions; the daemon holds the key, so these
+ * verifier keys are trusted), but for at most audit_uncovered_max trailing
+ * records, or --accept-audit-tail N given for this start after the
+ * operator inspected them (then recorded). Call it after checkpointer_new,
+ * before anything is appended. Returns 0, or -1 (logged: refuse to start).
+ */
+static int
+check_audit_coverage(struct daemon *d, struct catalog *cat, const char *auditdir,
+    const char *audit_key, const char *origin)
+{
+	const struct catalog_key *k = catalog_find(cat, audit_key);
+	struct note_verifier v[AUDIT_VERIFY_MAX_KEYS];
+	struct audit_verify_report rep;
+	struct audit_record r;
+	uint64_t max = d->cfg->audit_uncovered_max;
+	char err[4096], vk[NOTE_VKEY_MAX], reason[512], lim[24];
+	uint8_t pub[32];
+	size_t nv = 0;
+
+	for (size_t i = 0; k != NULL && i < k->nversions && nv < AUDIT_VERIFY_MAX_KEYS; i++) {
+		const struct catalog_version *cv = &k->versions[i];
+
+		if (checkpoint_ed25519_raw(cv->spki, cv->spki_len, pub) == 0 &&
+		    note_vkey_format(origin, pub, vk, sizeof(vk)) == 0 &&
+		    note_vkey_parse(vk, &v[nv]) == 0)
+			nv++;
+	}
+	if (nv == 0) {
+		bs_log(BS_LOG_ERROR, "audit key has no usable version; refusing to start", "key",
+		    audit_key, NULL);
+		return -1;
+	}
+	if (accept_audit_tail >= 0 && (uint64_t)accept_audit_tail > max)
+		max = (uint64_t)accept_audit_tail;
+	if (audit_verify_startup(auditdir, v, nv, max, &rep, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "audit log not covered by its checkpoints; refusing to start",
+		    "error", err, NULL);
+		return -1;
+	}
+	if (rep.uncovered <= d->cfg->audit_uncovered_max)
+		return 0;
+	/* the operator accepted a longer unsigned tail: say so, in both logs */
+	snprintf(reason, sizeof(reason), "operator accepted %llu audit records (%llu to %llu) "
+	    "not covered by a checkpoint at start-up (--accept-audit-tail %lld; "
+	    "audit_uncovered_max %u)", (unsigned long long)rep.uncovered,
+	    (unsigned long long)rep.covered, (unsigned long long)rep.records - 1,
+	    accept_audit_tail, d->cfg->audit_uncovered_max);
+	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)rep.uncovered);
+	bs_log(BS_LOG_WARN, "starting with an uncovered audit tail accepted by the operator",
+	    "records", lim, "reason", reason, NULL);
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_RECOVERY;
+	r.key_version = -1;
+	r.result = "OK";
+	r.event = "uncovered_tail_accepted";
+	r.reason = reason;
+	if (audit_log_append(d->svc.audit, &r, ignore_done, d) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot record the accepted audit tail; refusing to start", NULL);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 run(struct bs_config *cfg)
 {
@@ -510,7 +634,7 @@ run(struct bs_config *cfg)
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL;
 	size_t pin_len = 0;
-	int rc, status = 1, key_created = 0;
+	int rc, status = 1, key_created = 0, key_recorded = 0;
 	struct server_limits lim;
 	struct timeval crl_tv = { CRL_CHECK_MS / 1000, (CRL_CHECK_MS % 1000) * 1000 };
 	const char *audit_key = cfg->audit_key != NULL ? cfg->audit_key : CONFIG_DEFAULT_AUDIT_KEY;
@@ -542,8 +666,7 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	rc = hsm_open(cfg->pkcs11_module, cfg->token_uri, (const uint8_t *)pin, pin_len, &h, hsm_err);
-	OPENSSL_cleanse(pin, pin_len);
-	free(pin);
+	config_free_pin(pin, pin_len);
 	pin = NULL;
 	if (rc != 0) {
 		bs_log(BS_LOG_ERROR, "cannot open the HSM token", "token", cfg->token_uri, "module",
@@ -568,18 +691,37 @@ run(struct bs_config *cfg)
 		    report != NULL ? report : bs_strerror(rc), NULL);
 		goto out;
 	}
-	if (cfg->audit && ensure_audit_key(kd, cat, rs, audit_key, &key_created, err,
-	    sizeof(err)) != 0) {
-		bs_log(BS_LOG_ERROR, "audit key unusable; refusing to start", "error", err, NULL);
-		goto out;
-	}
-	hsm_session_close(rs);
-	rs = NULL;
-
 	if (evthread_use_pthreads() != 0 || (d.base = event_base_new()) == NULL) {
 		bs_log(BS_LOG_ERROR, "cannot create the event loop", NULL);
 		goto out;
 	}
+	if (cfg->audit) {
+		struct audit_log_opts ao;
+
+		memset(&ao, 0, sizeof(ao));
+		ao.queue_max = cfg->audit_queue_max;
+		ao.grow_every = cfg->audit_checkpoint_records;
+		ao.on_grow = grow_cb;
+		ao.grow_arg = &d;
+		snprintf(auditdir, sizeof(auditdir), "%s/audit", cfg->state_dir);
+		snprintf(ckdir, sizeof(ckdir), "%s/checkpoints", auditdir);
+		if (audit_log_open(auditdir, d.base, &ao, &d.svc.audit, err, sizeof(err)) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot open the audit log; refusing to start", "error", err,
+			    NULL);
+			goto out;
+		}
+	}
+	if (cfg->audit && record_audit_key(d.svc.audit, cat, audit_key, &key_recorded) != 0)
+		goto out;
+	if (cfg->audit && ensure_audit_key(kd, cat, rs, audit_key, &key_created, err,
+	    sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "audit key unusable; refusing to start", "error", err, NULL);
+		if (key_recorded)
+			audit_key_undone(d.svc.audit, audit_key, err);
+		goto out;
+	}
+	hsm_session_close(rs);
+	rs = NULL;
 	if (hsm_pool_new(h, d.base, cfg->workers, cfg->queue_max, &pool) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the HSM worker pool", NULL);
 		goto out;
@@ -598,41 +740,16 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	if (cfg->audit) {
-		struct audit_log_opts ao;
-
-		memset(&ao, 0, sizeof(ao));
-		ao.queue_max = cfg->audit_queue_max;
-		ao.grow_every = cfg->audit_checkpoint_records;
-		ao.on_grow = grow_cb;
-		ao.grow_arg = &d;
-		snprintf(auditdir, sizeof(auditdir), "%s/audit", cfg->state_dir);
-		snprintf(ckdir, sizeof(ckdir), "%s/checkpoints", auditdir);
-		if (audit_log_open(auditdir, d.base, &ao, &d.svc.audit, err, sizeof(err)) != 0) {
-			bs_log(BS_LOG_ERROR, "cannot open the audit log; refusing to start", "error", err,
-			    NULL);
-			goto out;
-		}
 		if (checkpointer_new(d.base, keys, work, cat, d.svc.audit, ckdir, origin, audit_key,
 		    cfg->audit_checkpoint_interval_ms, &d.svc.checkpointer, err, sizeof(err)) != 0) {
 			bs_log(BS_LOG_ERROR, "audit checkpoints unusable; refusing to start", "error", err,
 			    NULL);
 			goto out;
 		}
+		if (check_audit_coverage(&d, cat, auditdir, audit_key, origin) != 0)
+			goto out;
 		if (write_vkey(auditdir, checkpointer_vkey(d.svc.checkpointer)) != 0)
 			bs_log(BS_LOG_WARN, "cannot write the verifier key file", "dir", auditdir, NULL);
-		if (key_created) {
-			struct audit_record kr;
-
-			memset(&kr, 0, sizeof(kr));
-			kr.type = AUDIT_KEY;
-			kr.key = audit_key;
-			kr.key_version = 1;
-			kr.result = "OK";
-			kr.event = "key_created";
-			kr.reason = "audit signing key created by the daemon on first start";
-			if (audit_log_append(d.svc.audit, &kr, ignore_done, &d) != 0)
-				goto out;
-		}
 		bs_log(BS_LOG_INFO, "audit log open", "path", audit_log_path(d.svc.audit),
 		    "verifier_key", checkpointer_vkey(d.svc.checkpointer), NULL);
 	} else {
@@ -671,9 +788,18 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	{
-		struct rpc_dispatcher_opts dopts = { d.registry, &d.svc, d.svc.audit };
+		struct rpc_dispatcher_opts dopts = { .registry = d.registry, .env = &d.svc,
+		    .audit = d.svc.audit };
+		struct rpc_dispatcher_limits dlim = {
+			.max_request_fields = cfg->max_request_fields,
+			.max_unknown_fields = cfg->max_unknown_fields,
+			.rate_limit_calls = cfg->rate_limit_calls,
+			.rate_limit_audit_records = cfg->rate_limit_audit_records,
+			.base = d.base,
+		};
 
-		if (rpc_dispatcher_new(&dopts, &d.disp) != 0) {
+		if (rpc_dispatcher_new(&dopts, &d.disp) != 0 ||
+		    rpc_dispatcher_set_limits(d.disp, &dlim) != 0) {
 			bs_log(BS_LOG_ERROR, "cannot create the RPC dispatcher", NULL);
 			goto out;
 		}
@@ -822,10 +948,7 @@ check_files(const struct bs_config *cfg, int test_token)
 	} else if (test_token) {
 		fprintf(stderr, "token: not tried (the errors above come first)\n");
 	}
-	if (pin != NULL) {
-		OPENSSL_cleanse(pin, pin_len);
-		free(pin);
-	}
+	config_free_pin(pin, pin_len);
 	policy_free(pol);
 	rpc_registry_free(reg);
 	tls_material_free(tls);
@@ -839,6 +962,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "test-token", no_argument, NULL, 't' },
+		{ "accept-audit-tail", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -855,6 +979,18 @@ main(int argc, char **argv)
 		case 'n':
 			check_only = 1;
 			break;
+		case 'A': {
+			char *end;
+
+			errno = 0;
+			accept_audit_tail = strtoll(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || accept_audit_tail < 0) {
+				fprintf(stderr, "boltsealed: --accept-audit-tail: '%s' is not a number "
+				    "of records\n", optarg);
+				return 2;
+			}
+			break;
+		}
 		case 't':
 			test_token = 1;
 			break;

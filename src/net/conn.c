@@ -583,49 +583,61 @@ note_drop(struct server *s, int per_source, const char *host)
 }
 
 /*
- * The handshake to drop: the oldest one whose ClientHello has not been
- * processed yet (an idle socket, or a ClientHello being dripped), else the
- * oldest. A real client sends its ClientHello at once and is through the
- * handshake in milliseconds; a socket that has sent nothing useful for
- * longest is the one most likely held open for nothing.
+ * The handshake to drop to make room: the oldest one whose ClientHello has
+ * not been processed yet (an idle socket, or a ClientHello being dripped),
+ * else the oldest; never one younger than VICTIM_MIN_AGE_MS, which may be
+ * a real client whose ClientHello is still in flight while a flood is being
+ * accepted. NULL when every handshake is that young.
  */
-static struct conn *
-startups_victim(struct server *s)
-{
-	struct conn *c;
+#define VICTIM_MIN_AGE_MS 50
 
-	TAILQ_FOREACH(c, &s->startups, startup)
+static struct conn *
+startups_victim(struct server *s, uint64_t now)
+{
+	struct conn *c, *oldest = NULL;
+
+	TAILQ_FOREACH(c, &s->startups, startup) {
+		if (now - c->accepted_ms < VICTIM_MIN_AGE_MS)
+			break;  /* oldest first: the rest are younger still */
 		if (SSL_in_before(c->ssl))
 			return c;
-	return TAILQ_FIRST(&s->startups);
+		if (oldest == NULL)
+			oldest = c;
+	}
+	return oldest;
 }
 
 /*
  * Makes room for one more handshake (OpenSSH's MaxStartups, applied to a
- * stale handshake rather than to the newest connection): below
+ * stale handshake rather than to the newcomer when there is one): below
  * max_startups_begin nothing happens; from there a handshake chosen by
  * startups_victim() is dropped with a probability rising linearly to 1 at
  * max_startups. A flood of sockets that never speak thus only ever
- * displaces its own kind.
+ * displaces its own kind. Returns 0, or -1 when the pool is full of
+ * handshakes too young to drop: then the newcomer is refused.
  */
-static void
+static int
 startups_make_room(struct server *s)
 {
 	const struct server_limits *lim = &s->lim;
+	uint64_t now = conn_now_ms();
 	unsigned span, over;
 	struct conn *old;
 
-	if (s->nstartups < lim->max_startups_begin || (old = startups_victim(s)) == NULL)
-		return;
+	if (s->nstartups < lim->max_startups_begin)
+		return 0;
 	if (s->nstartups < lim->max_startups) {
 		span = lim->max_startups - lim->max_startups_begin + 1;
 		over = s->nstartups - lim->max_startups_begin + 1;
 		if (arc4random_uniform(span) >= over)
-			return;
+			return 0;
 	}
+	if ((old = startups_victim(s, now)) == NULL)
+		return s->nstartups < lim->max_startups ? 0 : -1;
 	note_drop(s, 0, old->host);
 	penalise(s, old->host);
 	conn_free(old);
+	return 0;
 }
 
 void
@@ -657,7 +669,11 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		evutil_closesocket(fd);
 		return;
 	}
-	startups_make_room(s);
+	if (startups_make_room(s) != 0) {
+		note_drop(s, 0, host);
+		evutil_closesocket(fd);
+		return;
+	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
 	ssl = SSL_new(s->ctx);
@@ -665,6 +681,7 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		goto fail;
 	c->srv = s;
 	c->ssl = ssl;
+	c->accepted_ms = conn_now_ms();
 	LIST_INIT(&c->streams);
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	if (sa->sa_family == AF_INET)

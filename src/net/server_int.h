@@ -68,6 +68,7 @@ struct conn {
 	SSL *ssl;
 	nghttp2_session *h2;
 	char host[48];                /* peer address without the port (per-source cap) */
+	uint64_t accepted_ms;         /* conn_now_ms() at accept */
 	char peer[64];
 	char identity[TLS_IDENTITY_MAX];
 	uint8_t cert_sha256[32];
