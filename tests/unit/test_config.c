@@ -699,14 +699,14 @@ test_pin_file(void **state)
 	assert_int_equal(read_pin_file(f, "s3cr3t-1234\n", 0600, &pin, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 11);
 	assert_memory_equal(pin, "s3cr3t-1234", 11);
-	free(pin);
+	config_free_pin(pin, len);
 	assert_int_equal(read_pin_file(f, "1234", 0400, &pin, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 4);
 	assert_memory_equal(pin, "1234", 4);
-	free(pin);
+	config_free_pin(pin, len);
 	assert_int_equal(read_pin_file(f, "1234\r\n", 0600, &pin, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 4);
-	free(pin);
+	config_free_pin(pin, len);
 	/* Only one newline is stripped; a PIN with an inner newline is refused. */
 	assert_int_equal(read_pin_file(f, "1234\n\n", 0600, &pin, &len, err, sizeof(err)),
 	    BS_ERR_CONFIG);
@@ -714,7 +714,7 @@ test_pin_file(void **state)
 	assert_int_equal(read_pin_file(f, " 12 34 \n", 0600, &pin, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 7);
 	assert_memory_equal(pin, " 12 34 ", 7);
-	free(pin);
+	config_free_pin(pin, len);
 	pin = NULL;
 
 	/* Empty, and over the 256-byte cap (256 is fine, 257 is not). */
@@ -725,7 +725,7 @@ test_pin_file(void **state)
 	big[257] = '\0';
 	assert_int_equal(read_pin_file(f, big, 0600, &pin, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 256);
-	free(pin);
+	config_free_pin(pin, len);
 	pin = NULL;
 	big[256] = 'x';
 	big[257] = '\n';
@@ -847,7 +847,7 @@ test_pin_fd(void **state)
 	assert_int_equal(len, 4);
 	assert_memory_equal(pin, "9876", 4);
 	assert_int_equal(pin[4], '\0');
-	free(pin);
+	config_free_pin(pin, len);
 	close(fds[0]);
 	config_clear(&c);
 
