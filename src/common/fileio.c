@@ -12,6 +12,14 @@
 
 #include "common/fileio.h"
 
+static uid_t service_uid = (uid_t)-1;
+
+void
+bs_file_set_service_uid(uid_t uid)
+{
+	service_uid = uid;
+}
+
 int
 bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len_out)
 {
@@ -69,7 +77,8 @@ bs_file_open_checked(const char *path, unsigned flags, int *fd_out, char *why, s
 	} else if ((flags & BS_FILE_NO_GROUP_WRITE) && (st.st_mode & 022) != 0) {
 		snprintf(why, whylen, "mode %04o is writable by group or others; refusing it "
 		    "(chmod go-w)", (unsigned)(st.st_mode & 07777));
-	} else if ((flags & BS_FILE_OWNED) && st.st_uid != 0 && st.st_uid != geteuid()) {
+	} else if ((flags & BS_FILE_OWNED) && st.st_uid != 0 && st.st_uid != geteuid() &&
+	    st.st_uid != service_uid) {
 		snprintf(why, whylen, "owned by uid %u, neither root nor this process's user; "
 		    "refusing it", (unsigned)st.st_uid);
 	} else {

@@ -7,6 +7,8 @@
 #ifndef BS_FILEIO_H
 #define BS_FILEIO_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +24,7 @@ int bs_read_fd_capped(int fd, size_t cap, char **out, size_t *len) BS_WUR;
 
 #define BS_FILE_NO_GROUP_WRITE 0x1u   /* refuse a mode writable by group or others */
 #define BS_FILE_OWNER_ONLY 0x2u       /* refuse any group or other access (a secret) */
-#define BS_FILE_OWNED 0x4u            /* owned by root or this process's user */
+#define BS_FILE_OWNED 0x4u            /* owned by root, this process's user or the service user */
 
 /*
  * Opens path read-only (O_CLOEXEC, O_NOCTTY, O_NONBLOCK) and checks, on the
@@ -47,5 +49,11 @@ int bs_file_open_checked(const char *path, unsigned flags, int *fd, char *why,
  */
 int bs_file_read_checked(const char *path, unsigned flags, size_t cap, char **out, size_t *len,
     char *why, size_t whylen) BS_WUR;
+
+/*
+ * The user the daemon switches to after start-up (privdrop.h): files it
+ * owns also pass BS_FILE_OWNED while the process still runs as root.
+ */
+void bs_file_set_service_uid(uid_t uid);
 
 #endif

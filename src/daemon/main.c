@@ -33,9 +33,11 @@
 #include "audit/audit_verify.h"
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "build_config.h"
 #include "daemon/bs_config.h"
+#include "daemon/privdrop.h"
 #include "formats/signed_note.h"
 #include "hsm/hsm.h"
 #include "exec/workq.h"
@@ -108,6 +110,7 @@ audit_event(struct daemon *d, enum audit_type type, const char *result, const ch
 static const char *config_path;   /* the configuration file, for messages */
 /* --accept-audit-tail N: uncovered audit records the operator accepted for this start, or -1 */
 static long long accept_audit_tail = -1;
+static struct privdrop priv;      /* user = NAME: who to become after start-up */
 
 /*
  * The registry of the services this daemon serves (every service of
@@ -634,7 +637,7 @@ run(struct bs_config *cfg)
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL;
 	size_t pin_len = 0;
-	int rc, status = 1, key_created = 0, key_recorded = 0;
+	int rc, status = 1, key_created = 0, key_recorded = 0, listen_fd = -1;
 	struct server_limits lim;
 	struct timeval crl_tv = { CRL_CHECK_MS / 1000, (CRL_CHECK_MS % 1000) * 1000 };
 	const char *audit_key = cfg->audit_key != NULL ? cfg->audit_key : CONFIG_DEFAULT_AUDIT_KEY;
@@ -674,6 +677,30 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	bs_log(BS_LOG_INFO, "HSM token opened", "token", hsm_token_desc(h), NULL);
+
+	/*
+	 * What needs root is done (TLS key and PIN read, token open): bind, then
+	 * give root up before any state is opened or any client served.
+	 */
+	if (server_bind(cfg->listen, &listen_fd, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
+		goto out;
+	}
+	if (priv.active) {
+		char uid[16];
+
+		if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0 ||
+		    privdrop_apply(&priv, err, sizeof(err)) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot give up root; refusing to start", "error", err,
+			    NULL);
+			goto out;
+		}
+		snprintf(uid, sizeof(uid), "%u", (unsigned)priv.uid);
+		bs_log(BS_LOG_INFO, "root privileges given up", "user", priv.name, "uid", uid, NULL);
+	} else if (geteuid() == 0) {
+		bs_log(BS_LOG_WARN, "running as root: set 'user' in the configuration so that the "
+		    "daemon gives root up after start-up", NULL);
+	}
 
 	snprintf(dbpath, sizeof(dbpath), "%s/catalog.db", cfg->state_dir);
 	if (catalog_open(dbpath, &cat, err, sizeof(err)) != 0) {
@@ -809,8 +836,13 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "a service cannot start", "error", err, NULL);
 		goto out;
 	}
-	if (server_new(d.base, tls_material_ctx(d.tls), &lim, d.disp, &d.srv) != 0 ||
-	    server_listen(d.srv, cfg->listen, err, sizeof(err)) != 0) {
+	if (server_new(d.base, tls_material_ctx(d.tls), &lim, d.disp, &d.srv) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot start the server", "error", "out of memory", NULL);
+		goto out;
+	}
+	rc = server_listen_fd(d.srv, listen_fd, err, sizeof(err));
+	listen_fd = -1;   /* the server's now, even when that failed */
+	if (rc != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
 		goto out;
 	}
@@ -835,6 +867,8 @@ run(struct bs_config *cfg)
 	event_base_dispatch(d.base);
 	status = 0;
 out:
+	if (listen_fd >= 0)
+		(void)close(listen_fd);
 	/*
 	 * The queues run their last done() callbacks, which still need the
 	 * server. Each queue's callbacks may submit to the other: stop both
@@ -914,6 +948,12 @@ check_files(const struct bs_config *cfg, int test_token)
 		status = 1;
 	} else if (policy_lint(pol, err, sizeof(err)) > 0) {
 		print_warnings(cfg->policy, err);
+	}
+	if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "user: %s\n", err);
+		status = 1;
+	} else if (!priv.active && geteuid() == 0) {
+		fprintf(stderr, "user: warning: not set; the daemon would keep running as root\n");
 	}
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
 	    sizeof(err)) != 0) {
@@ -1016,6 +1056,17 @@ main(int argc, char **argv)
 	if (check_config(path, &cfg) != 0) {
 		config_clear(&cfg);
 		return 1;
+	}
+	{
+		char err[512];
+
+		if (privdrop_resolve(cfg.user, &priv, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			config_clear(&cfg);
+			return 1;
+		}
+		if (priv.active)
+			bs_file_set_service_uid(priv.uid);
 	}
 	if (check_only) {
 		status = check_files(&cfg, test_token);

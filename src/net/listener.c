@@ -4,10 +4,13 @@
  * connection is left), TLS material swaps. Connections are conn.c's,
  * request streams stream.c's.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -84,23 +87,52 @@ parse_addr(const char *addr, struct sockaddr_storage *ss, int *sslen)
 }
 
 int
-server_listen(struct server *s, const char *addr, char *err, size_t errlen)
+server_bind(const char *addr, int *fd, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int sslen;
+	int sslen, one = 1, sfd;
 
+	*fd = -1;
 	if (parse_addr(addr, &ss, &sslen) != 0) {
 		snprintf(err, errlen, "cannot parse listen address '%s'", addr);
 		return BS_ERR_CONFIG;
 	}
-	s->listener = evconnlistener_new_bind(s->base, conn_accept_cb, s,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
-	    (struct sockaddr *)&ss, sslen);
-	if (s->listener == NULL) {
+	sfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sfd < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
 		return BS_ERR_IO;
 	}
+	if (setsockopt(sfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(sfd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(sfd, 128) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		(void)close(sfd);
+		return BS_ERR_IO;
+	}
+	*fd = sfd;
 	return 0;
+}
+
+int
+server_listen_fd(struct server *s, int fd, char *err, size_t errlen)
+{
+	s->listener = evconnlistener_new(s->base, conn_accept_cb, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (s->listener == NULL) {
+		snprintf(err, errlen, "cannot serve the listening socket: %s", strerror(errno));
+		(void)close(fd);
+		return BS_ERR_IO;
+	}
+	return 0;
+}
+
+int
+server_listen(struct server *s, const char *addr, char *err, size_t errlen)
+{
+	int fd, rc;
+
+	if ((rc = server_bind(addr, &fd, err, errlen)) != 0)
+		return rc;
+	return server_listen_fd(s, fd, err, errlen);
 }
 
 static void

@@ -53,6 +53,15 @@ int server_new(struct event_base *base, SSL_CTX *ctx, const struct server_limits
 int server_listen(struct server *s, const char *addr, char *err, size_t errlen) BS_WUR;
 
 /*
+ * The same in two steps, so that the socket can be bound before the
+ * process gives up root (a port below 1024) and served later:
+ * server_bind makes a listening socket (close-on-exec, non-blocking) in
+ * *fd; server_listen_fd serves it (s owns it from then on, even on error).
+ */
+int server_bind(const char *addr, int *fd, char *err, size_t errlen) BS_WUR;
+int server_listen_fd(struct server *s, int fd, char *err, size_t errlen) BS_WUR;
+
+/*
  * Graceful stop: stops accepting, sends GOAWAY on every connection, lets the
  * in-flight calls finish, and calls drained(arg) once no call is in flight
  * (at most grace_ms later: remaining calls are then cancelled).
