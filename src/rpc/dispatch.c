@@ -982,6 +982,12 @@ rpc_call_identity(const struct rpc_call *call)
 	return call->identity;
 }
 
+const uint8_t *
+rpc_call_cert_sha256(const struct rpc_call *call)
+{
+	return call->cert_sha256;
+}
+
 const char *
 rpc_call_principal(const struct rpc_call *call)
 {

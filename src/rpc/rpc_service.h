@@ -169,6 +169,8 @@ const char *rpc_call_identity(const struct rpc_call *call);
 const char *rpc_call_principal(const struct rpc_call *call);
 const char *rpc_call_request_id(const struct rpc_call *call);
 const char *rpc_call_method(const struct rpc_call *call);
+/* SHA-256 of the caller's verified leaf certificate (32 bytes, owned by the call). */
+const uint8_t *rpc_call_cert_sha256(const struct rpc_call *call);
 
 /* The services' shared state given to the dispatcher (rpc_dispatcher_opts.env). */
 void *rpc_call_env(const struct rpc_call *call);

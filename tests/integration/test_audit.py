@@ -140,6 +140,7 @@ def test_record_for_every_rpc(env, pb, good):
         own = [j for j, r in enumerate(all_recs)
                if r["type"] == "rpc" and r["request_id"] == kr["request_id"]]
         assert len(own) == 1 and own[0] > i, (kr, own)
+        assert kr["cert_sha256"] == all_recs[own[0]]["cert_sha256"] is not None, kr
 
     good_sha, denied_sha = cert_sha256(env, "ci-ota-release"), cert_sha256(env, "log-ota-log")
     ids = set()

@@ -196,6 +196,7 @@ keygen_record(struct keygen *g, struct audit_slot **slot, const char *event, con
 	r.request_id = rpc_call_request_id(g->call);
 	r.principal_id = principal != NULL && principal[0] != '\0' ? principal : NULL;
 	r.identity = rpc_call_identity(g->call);
+	r.cert_sha256 = rpc_call_cert_sha256(g->call);
 	r.method = method[0] == '/' ? method + 1 : method;
 	r.key = g->key.name;
 	r.key_version = g->ver.version;
