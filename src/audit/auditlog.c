@@ -846,6 +846,14 @@ audit_log_close(struct audit_log *l)
 	free(l);
 }
 
+void
+audit_log_count_dropped(struct audit_log *l, uint64_t n)
+{
+	pthread_mutex_lock(&l->mu);
+	l->dropped += n;
+	pthread_mutex_unlock(&l->mu);
+}
+
 int
 audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_fn done, void *arg)
 {

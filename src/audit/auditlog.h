@@ -154,6 +154,13 @@ void audit_log_release(struct audit_log *l, struct audit_slot *s);
  */
 int audit_log_write_wait(struct audit_log *l, const struct audit_record *r) BS_WUR;
 
+/*
+ * n more events went unrecorded (beyond the one a refused append counts
+ * itself), for the next "unrecorded_refusals" recovery record: a refused
+ * summary record stands for n events, not one.
+ */
+void audit_log_count_dropped(struct audit_log *l, uint64_t n);
+
 /* 1 while writes succeed, 0 after a failed write until a retry succeeds. */
 int audit_log_healthy(const struct audit_log *l);
 

@@ -685,6 +685,9 @@ check_limits(struct bs_errlist *e, const struct bs_config *c, const struct bs_co
 	unsigned per = effective_uint(c, t, seen, "max_startups_per_source", &lp);
 	unsigned unc = effective_uint(c, t, seen, "audit_uncovered_max", &lu);
 	unsigned rec = effective_uint(c, t, seen, "audit_checkpoint_records", &lr);
+	unsigned lbuf, lmsg;
+	unsigned buf = effective_uint(c, t, seen, "max_buffered_request_bytes", &lbuf);
+	unsigned msg = effective_uint(c, t, seen, "max_message_bytes", &lmsg);
 
 	if (begin > max)
 		err_add(e, lb > lm ? lb : lm, "max_startups_begin (%u) is larger than max_startups (%u)",
@@ -692,6 +695,10 @@ check_limits(struct bs_errlist *e, const struct bs_config *c, const struct bs_co
 	if (per > max)
 		err_add(e, lp > lm ? lp : lm,
 		    "max_startups_per_source (%u) is larger than max_startups (%u)", per, max);
+	if ((unsigned long)buf < (unsigned long)msg + 5)
+		err_add(e, lbuf > lmsg ? lbuf : lmsg, "max_buffered_request_bytes (%u) is smaller than "
+		    "max_message_bytes (%u) plus its 5-byte prefix: the largest message allowed could "
+		    "never be received", buf, msg);
 	if (unc < rec)
 		err_add(e, lu > lr ? lu : lr, "audit_uncovered_max (%u) is smaller than "
 		    "audit_checkpoint_records (%u): a crash between two checkpoints would stop the "

@@ -68,6 +68,7 @@ struct daemon {
 	char crl_problem[512];
 	uint8_t trust_sig[32];      /* the CA/CRL files as loaded (tls_trust_files_signature) */
 	uint8_t trust_sig_tried[32];/* as last tried after a change, loaded or not */
+	uint8_t trust_sig_seen[32]; /* as seen at the last tick (a change must hold a tick) */
 	unsigned grace_ms;
 	int stopping;
 };
@@ -189,7 +190,8 @@ static void reload(struct daemon *d, const char *why);
 
 /*
  * Every CRL_CHECK_MS: CRL expiry, and whether the CA bundle or the CRLs
- * changed on disk (then the same reload as SIGHUP, once per change).
+ * changed on disk; a change that holds for two ticks in a row (so not a
+ * file caught half-written) gets the same reload as SIGHUP, once.
  */
 static void
 crl_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -203,8 +205,12 @@ crl_timer_cb(evutil_socket_t fd, short what, void *arg)
 		tls_trust_files_signature(d->cfg->tls_client_ca, d->cfg->tls_crl, sig);
 		if (memcmp(sig, d->trust_sig, sizeof(sig)) != 0 &&
 		    memcmp(sig, d->trust_sig_tried, sizeof(sig)) != 0) {
-			reload(d, "CA bundle or CRLs changed on disk");
-			return;
+			/* the same on two ticks in a row: not a file still being written */
+			if (memcmp(sig, d->trust_sig_seen, sizeof(sig)) == 0) {
+				reload(d, "CA bundle or CRLs changed on disk");
+				return;
+			}
+			memcpy(d->trust_sig_seen, sig, sizeof(sig));
 		}
 	}
 	crl_recheck(d);
@@ -348,7 +354,7 @@ reload(struct daemon *d, const char *why)
 	    "; revocation data not ready: ", d->crl_problem);
 	bs_log(BS_LOG_INFO, "reloaded TLS material and policy", "trigger", why, NULL);
 	audit_event(d, AUDIT_RELOAD, "OK", "reload", reason, ignore_done);
-	nclosed = server_reverify(d->srv, tls_material_ctx(tls), conn_untrusted, d);
+	nclosed = server_reverify(d->srv, tls_material_ctx(tls));
 	if (nclosed > 0) {
 		snprintf(closed, sizeof(closed), "%u", nclosed);
 		bs_log(BS_LOG_WARN, "live connections closed after the trust change", "count",
@@ -523,6 +529,20 @@ record_audit_key(struct audit_log *l, const struct catalog *cat, const char *nam
 	*recorded = 0;
 	if (catalog_find(cat, name) != NULL)
 		return 0;
+	if (audit_log_size(l) > 0) {
+		char n[24];
+
+		/*
+		 * Records exist, so an audit key signed (or should have signed)
+		 * them: a new key would sign them unverified. A renamed audit_key
+		 * or a restored catalog; nothing is appended.
+		 */
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)audit_log_size(l));
+		bs_log(BS_LOG_ERROR, "the audit log has records but the key catalog has no audit key "
+		    "of that name (audit_key renamed, or an older catalog restored?); refusing to start",
+		    "key", name, "records", n, NULL);
+		return -1;
+	}
 	memset(&kr, 0, sizeof(kr));
 	kr.type = AUDIT_KEY;
 	kr.key = name;
@@ -622,6 +642,40 @@ check_audit_coverage(struct daemon *d, struct catalog *cat, const char *auditdir
 	return 0;
 }
 
+/*
+ * With user set: the files re-read after start-up (SIGHUP, CRL changes)
+ * must be readable by that user. 0, or -1 with each problem printed by say.
+ */
+static int
+check_reload_files(const struct bs_config *cfg, void (*say)(const char *msg))
+{
+	const char *paths[] = { cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl,
+		cfg->policy };
+	char err[1024];
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (paths[i] != NULL && privdrop_check_readable(&priv, paths[i], err, sizeof(err)) != 0) {
+			say(err);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+static void
+say_log(const char *msg)
+{
+	bs_log(BS_LOG_ERROR, "a file re-read after start-up is not readable by the configured user; "
+	    "refusing to start", "error", msg, NULL);
+}
+
+static void
+say_stderr(const char *msg)
+{
+	fprintf(stderr, "user: %s\n", msg);
+}
+
 static int
 run(struct bs_config *cfg)
 {
@@ -689,6 +743,8 @@ run(struct bs_config *cfg)
 	if (priv.active) {
 		char uid[16];
 
+		if (check_reload_files(cfg, say_log) != 0)
+			goto out;
 		if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0 ||
 		    privdrop_apply(&priv, err, sizeof(err)) != 0) {
 			bs_log(BS_LOG_ERROR, "cannot give up root; refusing to start", "error", err,
@@ -840,6 +896,7 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", "out of memory", NULL);
 		goto out;
 	}
+	server_on_untrusted(d.srv, conn_untrusted, &d);
 	rc = server_listen_fd(d.srv, listen_fd, err, sizeof(err));
 	listen_fd = -1;   /* the server's now, even when that failed */
 	if (rc != 0) {
@@ -880,6 +937,14 @@ out:
 	hsm_pool_free(pool);
 	workq_free(work);
 	keyclient_free(keys);
+	/*
+	 * A key change whose record is still being written (a grace period that
+	 * ran out during GENERATE) completes in audit_log_close below: it must
+	 * find the queues gone, not freed (it then leaves the key uncommitted,
+	 * logged, as a crash at that moment would).
+	 */
+	d.svc.work = NULL;
+	d.svc.keys = NULL;
 	checkpointer_free(d.svc.checkpointer);
 	d.svc.checkpointer = NULL;   /* the log's last callbacks may poke it */
 	/* the last records (late call outcomes) drain before the server goes */
@@ -949,6 +1014,8 @@ check_files(const struct bs_config *cfg, int test_token)
 	} else if (policy_lint(pol, err, sizeof(err)) > 0) {
 		print_warnings(cfg->policy, err);
 	}
+	if (check_reload_files(cfg, say_stderr) != 0)
+		status = 1;
 	if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "user: %s\n", err);
 		status = 1;

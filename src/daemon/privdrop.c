@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -50,7 +51,86 @@ privdrop_resolve(const char *user, struct privdrop *p, char *err, size_t errlen)
 	p->uid = pw.pw_uid;
 	p->gid = pw.pw_gid;
 	snprintf(p->name, sizeof(p->name), "%s", pw.pw_name);
+	p->ngroups = PRIVDROP_GROUPS_MAX;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, p->groups, &p->ngroups) < 0) {
+		p->groups[0] = pw.pw_gid;   /* more than we track: judge by the primary group */
+		p->ngroups = 1;
+	}
 	return 0;
+}
+
+/* 1 if p's user has all of the permission bits want (4 r, 2 w, 1 x) on st. */
+static int
+may(const struct privdrop *p, const struct stat *st, unsigned want)
+{
+	unsigned bits = (unsigned)st->st_mode & 0777;
+	int i;
+
+	if (st->st_uid == p->uid)
+		return ((bits >> 6) & want) == want;
+	for (i = 0; i < p->ngroups; i++)
+		if (st->st_gid == p->groups[i])
+			return ((bits >> 3) & want) == want;
+	return (bits & want) == want;
+}
+
+static int
+deny(const char *path, const struct privdrop *p, const struct stat *st, const char *what,
+    char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: user %s could not %s it once the daemon runs as that user "
+	    "(owner uid %u, group %u, mode %04o), so a reload (SIGHUP, a CRL change) would fail",
+	    path, p->name, what, (unsigned)st->st_uid, (unsigned)st->st_gid,
+	    (unsigned)st->st_mode & 07777);
+	return BS_ERR_CONFIG;
+}
+
+int
+privdrop_check_readable(const struct privdrop *p, const char *path, char *err, size_t errlen)
+{
+	char *real, *slash;
+	struct stat st;
+	struct dirent *de;
+	DIR *dir;
+	char file[4096];
+	int rc = 0;
+
+	if (!p->active)
+		return 0;
+	if ((real = realpath(path, NULL)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return BS_ERR_CONFIG;
+	}
+	/* every directory above it must be searchable */
+	for (slash = strchr(real + 1, '/'); slash != NULL && rc == 0; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (stat(real, &st) == 0 && !may(p, &st, 1))
+			rc = deny(real, p, &st, "enter", err, errlen);
+		*slash = '/';
+	}
+	if (rc == 0 && stat(real, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = BS_ERR_CONFIG;
+	}
+	if (rc == 0 && !S_ISDIR(st.st_mode) && !may(p, &st, 4))
+		rc = deny(path, p, &st, "read", err, errlen);
+	if (rc == 0 && S_ISDIR(st.st_mode)) {
+		if (!may(p, &st, 5))
+			rc = deny(path, p, &st, "list", err, errlen);
+		else if ((dir = opendir(real)) != NULL) {
+			while (rc == 0 && (de = readdir(dir)) != NULL) {
+				if (de->d_name[0] == '.' ||
+				    (size_t)snprintf(file, sizeof(file), "%s/%s", real, de->d_name) >=
+				    sizeof(file) || stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+					continue;
+				if (!may(p, &st, 4))
+					rc = deny(file, p, &st, "read", err, errlen);
+			}
+			closedir(dir);
+		}
+	}
+	free(real);
+	return rc;
 }
 
 int

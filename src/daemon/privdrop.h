@@ -13,11 +13,15 @@
 
 #include "common/bs_error.h"
 
+#define PRIVDROP_GROUPS_MAX 64
+
 struct privdrop {
 	int active;                 /* 1: started as root with a user to switch to */
 	uid_t uid;
 	gid_t gid;
 	char name[64];
+	gid_t groups[PRIVDROP_GROUPS_MAX];  /* the user's groups (initgroups will give it) */
+	int ngroups;
 };
 
 /*
@@ -33,6 +37,16 @@ int privdrop_resolve(const char *user, struct privdrop *p, char *err, size_t err
  * creates its files there after the switch). 0 or BS_ERR_CONFIG with why.
  */
 int privdrop_check_dir(const struct privdrop *p, const char *dir, char *err,
+    size_t errlen) BS_WUR;
+
+/*
+ * With p->active: whether p's user will be able to read path once the
+ * daemon runs as it (each directory above it searchable, the file
+ * readable; a directory readable and searchable, with each regular file in
+ * it readable). For the files re-read after start-up (SIGHUP, CRL
+ * changes). 0 or BS_ERR_CONFIG with why (the path, owner and mode).
+ */
+int privdrop_check_readable(const struct privdrop *p, const char *path, char *err,
     size_t errlen) BS_WUR;
 
 /*

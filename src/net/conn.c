@@ -11,6 +11,8 @@
  * concurrent streams, header list size, windows); idle timeout, write stall
  * check, maximum age with GOAWAY and a grace period; teardown.
  */
+#include <sys/ioctl.h>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -82,7 +84,7 @@ conn_set_timer(struct conn *c, unsigned ms, event_callback_fn cb)
 	event_add(c->timer, &tv);
 }
 
-static void penalise(struct server *s, const char *host);
+static void penalise(struct server *s, const char *host, uint64_t step);
 
 static void
 handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -90,7 +92,7 @@ handshake_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	bs_log(BS_LOG_INFO, "handshake timed out", "peer", c->peer, NULL);
-	penalise(c->srv, c->host);
+	penalise(c->srv, c->host, c->srv->lim.handshake_penalty_ms);
 	conn_free(c);
 }
 
@@ -146,6 +148,8 @@ conn_goaway(struct conn *c, unsigned grace_ms)
 void
 conn_close_now(struct conn *c)
 {
+	struct stream *st;
+
 	if (c->closing)
 		return;
 	if (c->h2 == NULL) {
@@ -153,6 +157,12 @@ conn_close_now(struct conn *c)
 		return;
 	}
 	c->goaway = 1;
+	/* nothing more is read, and the calls in flight are cancelled now */
+	bufferevent_disable(c->bev, EV_READ);
+	while ((st = LIST_FIRST(&c->streams)) != NULL) {
+		nghttp2_session_set_stream_user_data(c->h2, st->stream_id, NULL);
+		stream_free(st);
+	}
 	(void)nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
 	conn_set_timer(c, 1000, grace_over_cb);
 	conn_flush(c); /* may free c */
@@ -169,15 +179,19 @@ max_age_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Bytes that have left the output buffer (towards the socket): stops
- * growing when the peer neither reads (TCP window closed: the buffer
- * stays full) nor opens its HTTP/2 flow-control windows (nghttp2 holds the
- * DATA back).
+ * Answer bytes (HEADERS and DATA frames) that have left the output buffer
+ * towards the socket: stops growing when the peer neither reads (TCP
+ * window closed: the buffer stays full and nghttp2 stops handing frames
+ * over) nor opens its HTTP/2 flow-control windows (nghttp2 holds the DATA
+ * back). PING and SETTINGS acks do not count, so a peer cannot keep a
+ * stalled connection alive by pinging it.
  */
 static uint64_t
 conn_progress(struct conn *c)
 {
-	return c->bytes_queued - evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	return c->answer_bytes > queued ? c->answer_bytes - queued : 0;
 }
 
 /* 1 while an answer is waiting for the peer. */
@@ -396,6 +410,22 @@ conn_established(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	if (SSL_get_SSL_CTX(c->ssl) != s->ctx) {
+		/*
+		 * The trust material changed during the handshake, which was
+		 * verified against the old CAs and CRLs: verify it again now.
+		 */
+		char why[256];
+
+		if (tls_peer_reverify(c->ssl, s->ctx, c->cert_sha256, why, sizeof(why)) != 0) {
+			bs_log(BS_LOG_WARN, "connection closed: its client certificate no longer "
+			    "verifies", "peer", c->peer, "identity", c->identity, "reason", why, NULL);
+			if (s->untrusted != NULL)
+				s->untrusted(s->untrusted_arg, c->identity, c->cert_sha256, c->peer, why);
+			conn_free(c);
+			return;
+		}
+	}
 	if (s->nconns - s->nstartups > lim->max_connections) {
 		bs_log(BS_LOG_WARN, "connection refused: limit reached", "peer", c->peer, "identity",
 		    c->identity, NULL);
@@ -515,14 +545,17 @@ penalised(const struct server *s, const char *host, uint64_t now)
 }
 
 /*
- * host's handshake was dropped as stale or ran out of time: its new
- * connections are refused for handshake_penalty_ms more (added to what is
- * left, up to 30 times that).
+ * Adds step ms to host's penalty (counted from now if it had none left),
+ * up to 30 times handshake_penalty_ms: a handshake dropped as stale or
+ * timed out adds handshake_penalty_ms; a connection made while penalised
+ * adds a twentieth of it, so that an address that keeps hammering stays
+ * out while a client retrying with gRPC's back-off (a second and more
+ * between attempts) gets back in.
  */
 static void
-penalise(struct server *s, const char *host)
+penalise(struct server *s, const char *host, uint64_t step)
 {
-	uint64_t now = conn_now_ms(), step = s->lim.handshake_penalty_ms, cap = step * 30;
+	uint64_t now = conn_now_ms(), cap = (uint64_t)s->lim.handshake_penalty_ms * 30;
 	struct penalty *p, *use = NULL;
 	size_t i, k = penalty_slot(host);
 
@@ -559,52 +592,79 @@ startups_from(const struct server *s, const char *host)
 	return n;
 }
 
+enum drop_kind {
+	DROP_STALE,         /* a stale handshake dropped to make room */
+	DROP_PER_SOURCE,    /* newcomer refused: max_startups_per_source */
+	DROP_PENALISED,     /* newcomer refused: its address is penalised */
+	DROP_YOUNG,         /* newcomer refused: the pool is full of fresh handshakes */
+	DROP_KINDS
+};
+
 /*
- * Logs what the startup limits dropped, at most once a second (under a
- * flood, one line per connection would be a flood of its own).
+ * Counts what the startup limits dropped and logs it, one line per kind at
+ * most once a second with the running total (under a flood, one line per
+ * connection would be a flood of its own).
  */
 static void
-note_drop(struct server *s, int per_source, const char *host)
+note_drop(struct server *s, enum drop_kind kind, const char *host)
 {
-	uint64_t now = conn_now_ms();
+	static const char *const msg[DROP_KINDS] = {
+		"handshake pool under pressure: stale handshakes dropped",
+		"connection refused: too many handshakes from this address",
+		"connection refused: address penalised for dropped or timed-out handshakes",
+		"connection refused: handshake pool full of fresh or proceeding handshakes",
+	};
+	uint64_t now = conn_now_ms(), *count[DROP_KINDS] = {
+		&s->startups_dropped, &s->per_source_refused, &s->penalised_refused,
+		&s->young_refused,
+	};
 	char n[24];
 
-	if (per_source)
-		s->per_source_refused++;
-	else
-		s->startups_dropped++;
-	if (s->drop_logged_ms != 0 && now - s->drop_logged_ms < 1000)
+	(*count[kind])++;
+	bs_log(BS_LOG_DEBUG, msg[kind], "peer", host, NULL);
+	if (s->drop_logged_ms[kind] != 0 && now - s->drop_logged_ms[kind] < 1000)
 		return;
-	s->drop_logged_ms = now;
-	snprintf(n, sizeof(n), "%llu", (unsigned long long)s->startups_dropped);
-	bs_log(BS_LOG_WARN, per_source ? "connection refused: too many handshakes from this address" :
-	    "handshake pool under pressure: oldest handshakes dropped", "peer", host,
-	    "dropped_total", n, NULL);
+	s->drop_logged_ms[kind] = now;
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)*count[kind]);
+	bs_log(BS_LOG_WARN, msg[kind], "peer", host, "total", n, NULL);
 }
 
 /*
- * The handshake to drop to make room: the oldest one whose ClientHello has
- * not been processed yet (an idle socket, or a ClientHello being dripped),
- * else the oldest; never one younger than VICTIM_MIN_AGE_MS, which may be
- * a real client whose ClientHello is still in flight while a flood is being
- * accepted. NULL when every handshake is that young.
+ * The handshake to drop to make room: the oldest one that has not sent a
+ * ClientHello (OpenSSL has processed none, and no byte is waiting in the
+ * socket: an idle socket, or a ClientHello being dripped), at least
+ * VICTIM_MIN_AGE_MS old. A real client sends its ClientHello right after
+ * connecting; once it is in the socket, even unread while a flood is being
+ * accepted, the connection is safe. A handshake past its ClientHello is
+ * never dropped (it ends by its deadline at the latest, and making many of
+ * them costs their sender a key exchange each). NULL when there is none.
  */
-#define VICTIM_MIN_AGE_MS 50
+#define VICTIM_MIN_AGE_MS 10
+
+static int
+nothing_sent(struct conn *c)
+{
+	int pending = 0;
+
+	if (SSL_get_state(c->ssl) != TLS_ST_BEFORE)   /* a ClientHello was processed */
+		return 0;
+	if (ioctl(bufferevent_getfd(c->bev), FIONREAD, &pending) != 0)
+		return 0;
+	return pending == 0;
+}
 
 static struct conn *
 startups_victim(struct server *s, uint64_t now)
 {
-	struct conn *c, *oldest = NULL;
+	struct conn *c;
 
 	TAILQ_FOREACH(c, &s->startups, startup) {
 		if (now - c->accepted_ms < VICTIM_MIN_AGE_MS)
 			break;  /* oldest first: the rest are younger still */
-		if (SSL_in_before(c->ssl))
+		if (nothing_sent(c))
 			return c;
-		if (oldest == NULL)
-			oldest = c;
 	}
-	return oldest;
+	return NULL;
 }
 
 /*
@@ -612,9 +672,10 @@ startups_victim(struct server *s, uint64_t now)
  * stale handshake rather than to the newcomer when there is one): below
  * max_startups_begin nothing happens; from there a handshake chosen by
  * startups_victim() is dropped with a probability rising linearly to 1 at
- * max_startups. A flood of sockets that never speak thus only ever
- * displaces its own kind. Returns 0, or -1 when the pool is full of
- * handshakes too young to drop: then the newcomer is refused.
+ * max_startups, and its address penalised. A flood of sockets that never
+ * speak thus only ever displaces its own kind. Returns 0, or -1 when the
+ * pool is full and nothing in it may be dropped: then the newcomer is
+ * refused.
  */
 static int
 startups_make_room(struct server *s)
@@ -634,8 +695,8 @@ startups_make_room(struct server *s)
 	}
 	if ((old = startups_victim(s, now)) == NULL)
 		return s->nstartups < lim->max_startups ? 0 : -1;
-	note_drop(s, 0, old->host);
-	penalise(s, old->host);
+	note_drop(s, DROP_STALE, old->host);
+	penalise(s, old->host, s->lim.handshake_penalty_ms);
 	conn_free(old);
 	return 0;
 }
@@ -660,17 +721,18 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		return;
 	}
 	if (penalised(s, host, conn_now_ms())) {
-		s->penalised_refused++;
+		note_drop(s, DROP_PENALISED, host);
+		penalise(s, host, s->lim.handshake_penalty_ms / 20);
 		evutil_closesocket(fd);
 		return;
 	}
 	if (startups_from(s, host) >= s->lim.max_startups_per_source) {
-		note_drop(s, 1, host);
+		note_drop(s, DROP_PER_SOURCE, host);
 		evutil_closesocket(fd);
 		return;
 	}
 	if (startups_make_room(s) != 0) {
-		note_drop(s, 0, host);
+		note_drop(s, DROP_YOUNG, host);
 		evutil_closesocket(fd);
 		return;
 	}

@@ -115,8 +115,9 @@ server_bind(const char *addr, int *fd, char *err, size_t errlen)
 int
 server_listen_fd(struct server *s, int fd, char *err, size_t errlen)
 {
+	/* backlog 0: the socket is listening already */
 	s->listener = evconnlistener_new(s->base, conn_accept_cb, s,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (s->listener == NULL) {
 		snprintf(err, errlen, "cannot serve the listening socket: %s", strerror(errno));
 		(void)close(fd);
@@ -200,10 +201,16 @@ server_free(struct server *s)
 	free(s);
 }
 
+void
+server_on_untrusted(struct server *s,
+    void (*fn)(void *, const char *, const uint8_t[32], const char *, const char *), void *arg)
+{
+	s->untrusted = fn;
+	s->untrusted_arg = arg;
+}
+
 unsigned
-server_reverify(struct server *s, SSL_CTX *ctx,
-    void (*revoked)(void *, const char *, const uint8_t[32], const char *, const char *),
-    void *arg)
+server_reverify(struct server *s, SSL_CTX *ctx)
 {
 	struct conn *c, *next;
 	char why[256];
@@ -211,14 +218,14 @@ server_reverify(struct server *s, SSL_CTX *ctx,
 
 	for (c = LIST_FIRST(&s->conns); c != NULL; c = next) {
 		next = LIST_NEXT(c, link);
-		if (!c->established || c->closing || c->goaway)
+		if (!c->established || c->closing)
 			continue;
 		if (tls_peer_reverify(c->ssl, ctx, c->cert_sha256, why, sizeof(why)) == 0)
 			continue;
 		bs_log(BS_LOG_WARN, "connection closed: its client certificate no longer verifies",
 		    "peer", c->peer, "identity", c->identity, "reason", why, NULL);
-		if (revoked != NULL)
-			revoked(arg, c->identity, c->cert_sha256, c->peer, why);
+		if (s->untrusted != NULL)
+			s->untrusted(s->untrusted_arg, c->identity, c->cert_sha256, c->peer, why);
 		n++;
 		conn_close_now(c); /* may free c; next was taken before */
 	}

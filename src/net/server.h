@@ -75,16 +75,25 @@ void server_shutdown(struct server *s, unsigned grace_ms, void (*drained)(void *
 void server_set_tls_ctx(struct server *s, SSL_CTX *ctx);
 
 /*
+ * fn(arg, identity, certificate SHA-256, peer address, reason) is called for
+ * each connection closed because its client certificate no longer verifies
+ * (server_reverify, or a handshake that straddled a trust change).
+ */
+void server_on_untrusted(struct server *s,
+    void (*fn)(void *arg, const char *identity, const uint8_t cert_sha256[32],
+    const char *peer, const char *reason), void *arg);
+
+/*
  * Trust changed (SIGHUP, new CRLs): verifies every established
  * connection's peer chain again against ctx's store (CAs, CRLs, the client
- * certificate rules of tls.h). A connection that no longer verifies gets
- * GOAWAY and is closed within a second, its calls cancelled; revoked(arg,
- * identity, certificate SHA-256, peer address, reason) is called for each before it closes.
- * Returns the number of connections closed.
+ * certificate rules of tls.h), connections in GOAWAY included. One that no
+ * longer verifies gets GOAWAY, stops being read, has its calls cancelled
+ * and is closed within a second (the untrusted hook is called first). A
+ * handshake in progress finishes against the material it started with and
+ * is verified again against the server's current SSL_CTX when it
+ * completes. Returns the number of connections closed.
  */
-unsigned server_reverify(struct server *s, SSL_CTX *ctx,
-    void (*revoked)(void *arg, const char *identity, const uint8_t cert_sha256[32],
-    const char *peer, const char *reason), void *arg);
+unsigned server_reverify(struct server *s, SSL_CTX *ctx);
 
 /* Connections now: established and still in the handshake (for logs and tests). */
 void server_conn_counts(const struct server *s, unsigned *established, unsigned *startups);

@@ -80,7 +80,8 @@ struct conn {
 	struct event *timer;          /* handshake deadline, then connection age, then grace */
 	struct event *stall_timer;    /* write stall check while answers wait */
 	uint64_t bytes_queued;        /* bytes nghttp2 handed to the bufferevent, ever */
-	uint64_t stall_progress;      /* bytes that had left the output buffer at stall_since */
+	uint64_t answer_bytes;        /* of which HEADERS and DATA frames (not PING acks) */
+	uint64_t stall_progress;      /* progress (conn_progress) at stall_since */
 	uint64_t stall_since_ms;
 	size_t buffered;              /* request bytes held by this connection's streams */
 	LIST_HEAD(, stream) streams;
@@ -111,8 +112,11 @@ struct server {
 	unsigned nstartups;
 	uint64_t startups_dropped;    /* oldest handshakes dropped to make room */
 	uint64_t per_source_refused;  /* connections refused by max_startups_per_source */
-	uint64_t drop_logged_ms;
+	uint64_t drop_logged_ms[4];   /* per kind of drop (conn.c note_drop) */
 	uint64_t penalised_refused;   /* connections refused while their address was penalised */
+	uint64_t young_refused;       /* newcomers refused: every handshake too young to drop */
+	void (*untrusted)(void *, const char *, const uint8_t[32], const char *, const char *);
+	void *untrusted_arg;
 	struct penalty *penalties;    /* PENALTY_SLOTS entries */
 	int shutting_down;
 	struct event *grace_timer;

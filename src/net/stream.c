@@ -342,17 +342,20 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 	/* a refused or answered stream's DATA is dropped, never buffered */
 	if (st == NULL || !stream_reading(st))
 		return 0;
-	if (len > c->srv->lim.max_buffered_request_bytes - c->buffered) {
-		snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
-		    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
-		stream_release_request(st);
-		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-		return 0;
-	}
 	rc = grpc_lpm_reader_feed(&st->rd, data, len);
 	if (rc == 0) {
-		st->buffered += len;
-		c->buffered += len;
+		/* charged as allocated: the whole announced body as soon as its prefix is in */
+		size_t now = st->rd.hdr_have + (st->rd.body != NULL ? st->rd.body_len : 0);
+
+		if (now - st->buffered > c->srv->lim.max_buffered_request_bytes - c->buffered) {
+			snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
+			    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
+			stream_release_request(st);
+			rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+			return 0;
+		}
+		c->buffered += now - st->buffered;
+		st->buffered = now;
 	}
 	switch (rc) {
 	case 0:
@@ -391,6 +394,11 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 static int
 on_frame_send_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
 {
+	struct conn *c = user_data;
+
+	/* answers moving (not PING or SETTINGS acks): what the write stall check watches */
+	if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+		c->answer_bytes += 9 + frame->hd.length;   /* 9: the frame header */
 	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
 	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;

@@ -181,6 +181,8 @@ write_summary(void *arg, const struct rpc_rl_summary *s)
 	struct audit_record r;
 	char total[24], calls[24], recs[24], ms[24], reason[POLICY_REASON_MAX + 96];
 	char who[POLICY_ID_MAX + 64];
+	uint64_t n;
+	int rc;
 
 	if (s->key != NULL)
 		snprintf(who, sizeof(who), "principal '%s'", s->key);
@@ -217,9 +219,16 @@ write_summary(void *arg, const struct rpc_rl_summary *s)
 	r.event = "rate_limited";
 	r.fields = f;
 	r.nfields = sizeof(f) / sizeof(f[0]);
-	if (audit_log_append(d->audit, &r, summary_logged, NULL) != 0)
+	if ((rc = audit_log_append(d->audit, &r, summary_logged, NULL)) != 0) {
 		bs_log(BS_LOG_WARN, "a rate-limit summary record could not be queued", "principal",
 		    s->key != NULL ? s->key : "", "refused", total, NULL);
+		/* a full queue counted one event; the summary stood for all of them */
+		n = s->over_calls + s->over_records;
+		if (rc == BS_ERR_QUEUE_FULL && n > 1)
+			audit_log_count_dropped(d->audit, n - 1);
+		else if (rc != BS_ERR_QUEUE_FULL)
+			audit_log_count_dropped(d->audit, n);
+	}
 }
 
 /* Arms the summary timer for the earliest pending summary (if any and not armed). */

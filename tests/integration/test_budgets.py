@@ -162,6 +162,9 @@ def test_idle_and_dripping_sockets_do_not_lock_clients_out(env, second_daemon):
     re-opened whenever dropped) from 100 addresses leave >= 99% of 200 new
     clients served."""
     sd = second_daemon("lockout")
+    if os.environ.get("BS_DEBUG_LOCKOUT"):
+        sd.settings["log_level"] = "debug"
+        bsutil.write_config(sd.conf, sd.settings)
     d = sd.start()
     att = Attacker(sd.port, 1000, per_addr=10).start()
     ok = fail = 0
@@ -185,10 +188,10 @@ def test_idle_and_dripping_sockets_do_not_lock_clients_out(env, second_daemon):
         att.stop()
     print("new clients: %d ok, %d failed; attacker sockets re-opened %d times" %
           (ok, fail, att.reopened))
-    assert ok >= 198, (ok, fail, errors[:5])
+    assert ok >= 198, (ok, fail, errors[:8])
     assert att.reopened >= 100
     # the attacker's sockets were dropped as the oldest handshakes
-    assert log_has(d, "handshake pool under pressure: oldest handshakes dropped")
+    assert log_has(d, "handshake pool under pressure: stale handshakes dropped")
     bsutil.stop_clean(d)
 
 
@@ -268,7 +271,8 @@ def test_per_source_cap(env, second_daemon):
 def test_zero_window_reader_is_closed(env, second_daemon):
     """Before: a client that never opens its window kept its stuck calls and
     connection forever. Now the connection is closed once answers have
-    waited write_stall_timeout_ms with nothing read."""
+    waited write_stall_timeout_ms with nothing read, even while it keeps
+    the connection busy with PINGs."""
     sd = second_daemon("zerowin")
     sd.settings["write_stall_timeout_ms"] = 1000
     bsutil.write_config(sd.conf, sd.settings)
@@ -281,10 +285,15 @@ def test_zero_window_reader_is_closed(env, second_daemon):
         sids = [conn.request(ECHO, h2raw.lpm(echo_request("x" * 200))) for _ in range(20)]
         r = conn.response(sids[0], timeout=10)
         assert r.headers is not None  # HEADERS are not flow controlled
-        # read (and drop) frames until the daemon closes the connection
+        # read (and drop) frames until the daemon closes the connection; the
+        # PINGs (answered by the daemon) must not count as progress
         deadline = time.monotonic() + 10
         while not conn.eof and time.monotonic() < deadline:
-            conn.read_frame(deadline)
+            try:
+                conn.send_frame(h2raw.PING, 0, 0, b"\0" * 8)
+            except OSError:
+                break
+            conn.read_frame(min(deadline, time.monotonic() + 0.3))
         took = time.monotonic() - t0
         assert conn.eof
         assert 0.9 <= took <= 4.0, took

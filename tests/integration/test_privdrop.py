@@ -7,6 +7,7 @@
 # skipped otherwise.
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -34,13 +35,31 @@ def proc_status(pid):
     return out
 
 
-def test_started_as_root_runs_as_the_configured_user(env, second_daemon):
-    sd = second_daemon("privdrop")
+def setup_for_nobody(sd, env):
+    """State, token and the files re-read on reload made usable by nobody:
+    the server key is nobody's (0600), the rest world-readable copies."""
     os.chmod(sd.dir, 0o755)   # nobody must reach its state and token below
     chown_tree(sd.state_dir, NOBODY, NOBODY)
     chown_tree(sd.tokdir, NOBODY, NOBODY)
+    tls = os.path.join(sd.dir, "tls")
+    os.makedirs(tls)
+    os.chmod(tls, 0o755)   # not left to the umask
+    for key, name in (("tls_cert", "server.pem"), ("tls_key", "server.key"),
+                      ("tls_client_ca", "ca.pem"), ("tls_crl", "crl.pem"),
+                      ("policy", "policy.conf")):
+        dst = os.path.join(tls, name)
+        shutil.copyfile(sd.settings[key], dst)
+        os.chmod(dst, 0o600 if name == "server.key" else 0o644)
+        if name == "server.key":
+            os.chown(dst, NOBODY, NOBODY)
+        sd.settings[key] = dst
     sd.settings["user"] = "nobody"
     bsutil.write_config(sd.conf, sd.settings)
+
+
+def test_started_as_root_runs_as_the_configured_user(env, second_daemon):
+    sd = second_daemon("privdrop")
+    setup_for_nobody(sd, env)
 
     rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
     assert rc == 0, out
@@ -68,13 +87,29 @@ def test_started_as_root_runs_as_the_configured_user(env, second_daemon):
     # the state the daemon made after the switch is nobody's
     for p in ("catalog.db", "audit/audit.jsonl"):
         assert os.stat(os.path.join(sd.state_dir, p)).st_uid == NOBODY, p
+    # a reload after the switch can read what it needs
+    assert bsutil.sighup(d)["msg"] == "reloaded TLS material and policy"
     bsutil.stop_clean(d)
+
+
+def test_reload_files_must_be_readable_by_the_user(env, second_daemon):
+    """A root-only server key would be read at start but not by the reload
+    after the switch: -n and the start refuse it up front."""
+    sd = second_daemon("privdrop-r")
+    setup_for_nobody(sd, env)
+    os.chown(sd.settings["tls_key"], 0, 0)
+    rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
+    assert rc == 1, out
+    assert "server.key: user nobody could not read it" in out, out
+    rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf)
+    assert rc == 1, out
+    assert "not readable by the configured user; refusing to start" in out, out
 
 
 def test_check_refuses_a_state_dir_the_user_does_not_own(env, second_daemon):
     sd = second_daemon("privdrop-n")
-    sd.settings["user"] = "nobody"
-    bsutil.write_config(sd.conf, sd.settings)
+    setup_for_nobody(sd, env)
+    chown_tree(sd.state_dir, 0, 0)
     rc, out = bsutil.run_daemon_once(sd.conf, sd.softhsm_conf, ["-n"])
     assert rc == 1, out
     assert "must be a directory owned by nobody" in out, out

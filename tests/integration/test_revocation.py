@@ -16,11 +16,14 @@ import datetime
 import json
 import os
 import shutil
+import socket
+import ssl
 import time
 
 import grpc
 
 import bsutil
+import h2raw
 import pkitool
 
 CI_URI = "spiffe://fleet.example/ci/ota-release"
@@ -164,6 +167,95 @@ def test_revocation_noticed_without_sighup(env, second_daemon):
         assert e.code() == grpc.StatusCode.UNAVAILABLE, (e.code(), e.details())
     finally:
         live.close()
+    bsutil.stop_clean(d)
+
+
+class _MemTLS:
+    """A TLS client over a memory BIO, so that a test can hold its handshake
+    half-way (ClientHello sent, its final flight not yet) and finish it
+    later; then a socket-like object for h2raw.H2Conn."""
+
+    def __init__(self, port, ca, cert, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(ca)
+        ctx.load_cert_chain(cert, key)
+        ctx.set_alpn_protocols(["h2"])
+        self.raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self._step()
+        self.inc.write(self.raw.recv(65536))   # the server's flight, not answered yet
+
+    def _step(self):
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        data = self.out.read()
+        if data:
+            self.raw.sendall(data)
+
+    def finish(self):
+        self._step()
+
+    def sendall(self, b):
+        self.obj.write(b)
+        self.raw.sendall(self.out.read())
+
+    def pending(self):
+        return self.obj.pending()
+
+    def fileno(self):
+        return self.raw.fileno()
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                d = self.raw.recv(65536)
+                if not d:
+                    return b""
+                self.inc.write(d)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    def close(self):
+        self.raw.close()
+
+
+def test_handshake_straddling_a_revocation_is_checked_again(env, second_daemon):
+    """A client holds its handshake open (ClientHello answered, its
+    certificate not yet sent) while it is revoked and the daemon reloads;
+    the handshake then completes against the old store, and the daemon
+    verifies it again against the new one at once: closed, audited."""
+    sd = second_daemon("straddle")
+    sd.settings["max_connection_age_ms"] = 0
+    pki, victim = revoke_setup(sd, env)
+    d = sd.start()
+    held = _MemTLS(sd.port, env.ca, *victim)
+    try:
+        bsutil.run([os.path.join(bsutil.SCRIPTS_DIR, "revoke"), pki, victim[0]])
+        n = len(d.log_records())
+        assert bsutil.sighup(d)["msg"] == "reloaded TLS material and policy"
+        held.finish()
+        closed, audit, _ = wait_untrusted_close(sd, d, n)
+        assert closed["reason"] == "certificate revoked", closed
+        assert audit[-1]["principal_id"] == "ci-ota-release", audit[-1]
+        conn = h2raw.H2Conn.__new__(h2raw.H2Conn)
+        conn.sock, conn.buf, conn.next_stream = held, b"", 1
+        conn.decoder, conn.server_settings_seen, conn.eof = h2raw.HpackDecoder(), False, False
+        try:
+            held.sendall(h2raw.PREFACE + conn.frame(h2raw.SETTINGS, 0, 0, b""))
+            sid = conn.request("/boltseal.test.v1.EchoService/Echo", h2raw.lpm(b"\x0a\x01x"))
+            r = conn.response(sid, timeout=5)
+            assert r.grpc_status is None and (r.closed or r.goaway is not None), r
+        except OSError:
+            pass
+        finally:
+            conn.decoder.close()
+    finally:
+        held.close()
     bsutil.stop_clean(d)
 
 

@@ -197,7 +197,7 @@ test_full_valid(void **state)
 	    "max_startups_per_source = 10\n"
 	    "handshake_penalty_ms = 0\n"
 	    "request_timeout_ms = 100\n"
-	    "max_buffered_request_bytes = 1024\n"
+	    "max_buffered_request_bytes = 1029\n"
 	    "write_stall_timeout_ms = 5000\n"
 	    "max_connection_age_ms = 0\n"
 	    "max_connection_age_grace_ms = 0\n"
@@ -236,7 +236,7 @@ test_full_valid(void **state)
 	assert_int_equal(c.max_startups_per_source, 10);
 	assert_int_equal(c.handshake_penalty_ms, 0);
 	assert_int_equal(c.request_timeout_ms, 100);
-	assert_int_equal(c.max_buffered_request_bytes, 1024);
+	assert_int_equal(c.max_buffered_request_bytes, 1029);
 	assert_int_equal(c.write_stall_timeout_ms, 5000);
 	assert_int_equal(c.max_connection_age_ms, 0);
 	assert_int_equal(c.max_connection_age_grace_ms, 0);
@@ -307,6 +307,8 @@ test_each_error(void **state)
 		{ "max_startups_per_source = 200", "max_startups_per_source (200) is larger than "
 		    "max_startups (128)" },
 		{ "request_timeout_ms = 99", "out of range (100..3600000)" },
+		{ "max_buffered_request_bytes = 4194303", "max_buffered_request_bytes (4194303) is "
+		    "smaller than max_message_bytes (4194304) plus its 5-byte prefix" },
 		{ "audit_uncovered_max = 999", "audit_uncovered_max (999) is smaller than "
 		    "audit_checkpoint_records (1000)" },
 		/* service settings: "<section>.<name>", both [a-z0-9_]+ */

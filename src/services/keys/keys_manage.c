@@ -162,7 +162,8 @@ keygen_abort(struct keygen *g)
 	snprintf(r.key.name, sizeof(r.key.name), "%s", g->key.name);
 	r.key.version = g->ver.version;
 	memcpy(r.id, g->ver.hsm_id, HSM_KEY_ID_LEN);
-	if (keyclient_submit(g->svc->keys, &r, destroyed, g, NULL) != 0) {
+	/* at shutdown the key door may be gone already (svc->keys NULL) */
+	if (g->svc->keys == NULL || keyclient_submit(g->svc->keys, &r, destroyed, g, NULL) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot remove key objects after a failed key change", "key",
 		    g->key.name, NULL);
 		keygen_free(g);
@@ -248,7 +249,12 @@ keygen_commit(struct keygen *g)
 
 	g->job.work = keygen_store;
 	g->job.done = keygen_stored;
-	if ((rc = workq_submit(g->svc->work, &g->job)) != 0) {
+	/* at shutdown the work queue may be gone already (svc->work NULL) */
+	if (g->svc->work == NULL)
+		rc = BS_ERR_UNAVAILABLE;
+	else
+		rc = workq_submit(g->svc->work, &g->job);
+	if (rc != 0) {
 		g->rc = rc;
 		keygen_stored(&g->job);
 	}
