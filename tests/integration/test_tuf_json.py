@@ -146,3 +146,35 @@ def test_strict_parser_refusals(text, msg):
     rc, out, err = canon("olpc", text)
     assert rc == 1 and out == b"", (rc, out)
     assert msg in err, err
+
+
+def test_key_objects_work_with_securesystemslib():
+    """Our TUF key objects of an Ed25519 and a P-256 public key: the key id
+    is the hash of securesystemslib's canonical form of the object, and a signature made by the private key (TUF's
+    encodings: raw Ed25519; DER ECDSA over SHA-256) verifies with
+    securesystemslib given our object."""
+    from cryptography.hazmat.primitives import hashes
+    from securesystemslib import keys as ssl_keys
+    data = encode_canonical({"_type": "targets", "version": 3}).encode()
+    for priv in (ed25519.Ed25519PrivateKey.generate(), ec.generate_private_key(ec.SECP256R1())):
+        der = priv.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        p = subprocess.run([tool(), "keyobj"], input=der, capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        text, keyid = p.stdout.decode().rstrip("\n").rsplit("\n", 1)
+        key = json.loads(text, strict=False)   # OLPC: raw newlines in the PEM
+        assert text.encode() == encode_canonical(key).encode()
+        # the key id of the object exactly as it appears (TUF 1.0, python-tuf's Key,
+        # go-tuf, tuf-js); securesystemslib's legacy _get_keyid would add
+        # keyid_hash_algorithms, which the object does not carry
+        assert keyid == hashlib.sha256(encode_canonical(key).encode()).hexdigest()
+        if isinstance(priv, ed25519.Ed25519PrivateKey):
+            sig = priv.sign(data)
+        else:
+            sig = priv.sign(data, ec.ECDSA(hashes.SHA256()))
+        key["keyid"] = keyid
+        assert ssl_keys.verify_signature(key, {"keyid": keyid, "sig": sig.hex()}, data)
+        assert not ssl_keys.verify_signature(key, {"keyid": keyid, "sig": sig.hex()}, data + b" ")
+    rsa_der = bytes.fromhex("30")  # not a key at all
+    p = subprocess.run([tool(), "keyobj"], input=rsa_der, capture_output=True, timeout=30)
+    assert p.returncode == 1 and b"not a DER SubjectPublicKeyInfo" in p.stderr

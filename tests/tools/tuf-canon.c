@@ -6,6 +6,8 @@
  *   olpc        the OLPC canonical form (what TUF signs)
  *   aktualizr   the aktualizr dialect's canonical form
  *   keyid       the TUF key id of the document (a key object)
+ *   keyobj      stdin is a DER SubjectPublicKeyInfo: its TUF key object's
+ *               canonical form, a newline, and its key id
  * Exit 0; 1 with the parser's message on stderr when the input is refused;
  * 2 on usage errors.
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "formats/tuf_json.h"
+#include "formats/tuf_meta.h"
 
 #define INPUT_MAX (4 * 1024 * 1024)
 
@@ -28,11 +31,23 @@ main(int argc, char **argv)
 	int rc;
 
 	if (argc != 2 || (strcmp(argv[1], "olpc") != 0 && strcmp(argv[1], "aktualizr") != 0 &&
-	    strcmp(argv[1], "keyid") != 0)) {
-		fprintf(stderr, "usage: tuf-canon olpc|aktualizr|keyid < JSON\n");
+	    strcmp(argv[1], "keyid") != 0 && strcmp(argv[1], "keyobj") != 0)) {
+		fprintf(stderr, "usage: tuf-canon olpc|aktualizr|keyid|keyobj < INPUT\n");
 		return 2;
 	}
 	n = fread(in, 1, sizeof(in), stdin);
+	if (strcmp(argv[1], "keyobj") == 0) {
+		if ((rc = tuf_key_object(in, n, TUF_CANON_OLPC, &v, keyid, err, sizeof(err))) != 0 ||
+		    (rc = tuf_json_canonical(v, TUF_CANON_OLPC, &out, &len)) != 0) {
+			fprintf(stderr, "tuf-canon: %s\n", rc == BS_ERR_NOMEM ? "out of memory" : err);
+			json_decref(v);
+			return 1;
+		}
+		printf("%s\n%s\n", out, keyid);
+		free(out);
+		json_decref(v);
+		return 0;
+	}
 	if ((rc = tuf_json_parse(in, n, INPUT_MAX, &v, err, sizeof(err))) != 0) {
 		fprintf(stderr, "tuf-canon: %s\n", err);
 		return 1;
