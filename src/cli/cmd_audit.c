@@ -32,7 +32,8 @@ struct finding {
 
 /* What the trusted key is and where it came from. */
 struct trust {
-	struct note_verifier v;
+	struct note_verifier v[AUDIT_VERIFY_MAX_KEYS];  /* v[0] the first given */
+	size_t nv;
 	uint8_t *pinned;        /* the --checkpoint note, or NULL (malloc'd) */
 	size_t pinned_len;
 	int from_dir;           /* v is AUDITDIR/vkey, vouched for by the pinned checkpoint */
@@ -83,7 +84,7 @@ static int
 load_trust(struct cli_ctx *x, const struct args *a, const char *dir, struct trust *t,
     struct finding *f)
 {
-	const char *vk = args_get(a, "vkey"), *vkf = args_get(a, "vkey-file");
+	const char *vk = a->nmulti > 0 ? a->multi[0] : NULL, *vkf = args_get(a, "vkey-file");
 	const char *cpf = args_get(a, "checkpoint");
 	char path[PATH_MAX], msg[600], id[BS_HEX_LEN(NOTE_KEY_ID_LEN)];
 	uint8_t root[MERKLE_HASH_LEN];
@@ -101,19 +102,28 @@ load_trust(struct cli_ctx *x, const struct args *a, const char *dir, struct trus
 		return r;
 	if (cpf != NULL && (r = refuse_inside(x, dir, "--checkpoint", cpf)) != 0)
 		return r;
-	if (vk != NULL && note_vkey_parse(vk, &t->v) != 0)
-		return out_usage(x->cmd, "--vkey is not a valid Ed25519 verifier key "
-		    "(NAME+HASH+BASE64)");
-	if (vkf != NULL && (r = read_vkey_file(x, "--vkey-file", vkf, &t->v)) != 0)
-		return r;
+	/* --vkey may be repeated: every version of a rotated audit key */
+	if (a->nmulti > AUDIT_VERIFY_MAX_KEYS)
+		return out_usage(x->cmd, "at most %d --vkey", AUDIT_VERIFY_MAX_KEYS);
+	for (size_t i = 0; i < a->nmulti; i++) {
+		if (note_vkey_parse(a->multi[i], &t->v[i]) != 0)
+			return out_usage(x->cmd, "--vkey '%.80s' is not a valid Ed25519 verifier key "
+			    "(NAME+HASH+BASE64)", a->multi[i]);
+		t->nv++;
+	}
+	if (vkf != NULL) {
+		if ((r = read_vkey_file(x, "--vkey-file", vkf, &t->v[0])) != 0)
+			return r;
+		t->nv = 1;
+	}
 	if (cpf == NULL)
 		return 0;
 	if (input_read_file(x->cmd, cpf, CHECKPOINT_NOTE_MAX, &t->pinned, &t->pinned_len) != 0)
 		return CLI_EXIT_USAGE;
 	if (vk != NULL || vkf != NULL) {
 		/* two trusted inputs that disagree: the auditor's own mistake */
-		if (audit_verify_checkpoint_open(t->pinned, t->pinned_len, &t->v, 1, &size, root, msg,
-		    sizeof(msg)) != 0)
+		if (audit_verify_checkpoint_open(t->pinned, t->pinned_len, t->v, t->nv, &size, root,
+		    msg, sizeof(msg)) != 0)
 			return out_usage(x->cmd, "--checkpoint %s is not a checkpoint signed by the "
 			    "trusted key: %s", cpf, msg);
 		return 0;
@@ -121,18 +131,19 @@ load_trust(struct cli_ctx *x, const struct args *a, const char *dir, struct trus
 	/* only the pinned checkpoint is trusted: AUDITDIR/vkey counts if it signed it */
 	if ((size_t)snprintf(path, sizeof(path), "%s/vkey", dir) >= sizeof(path))
 		return out_usage(x->cmd, "--dir: path too long");
-	if ((r = read_vkey_file(x, "--checkpoint without --vkey needs", path, &t->v)) != 0)
+	if ((r = read_vkey_file(x, "--checkpoint without --vkey needs", path, &t->v[0])) != 0)
 		return r;
-	r = audit_verify_checkpoint_open(t->pinned, t->pinned_len, &t->v, 1, &size, root, msg,
+	t->nv = 1;
+	r = audit_verify_checkpoint_open(t->pinned, t->pinned_len, t->v, 1, &size, root, msg,
 	    sizeof(msg));
 	if (r != 0 && r != BS_ERR_NOT_FOUND && r != BS_ERR_SIG_INVALID)
 		return out_usage(x->cmd, "--checkpoint %s is not a checkpoint note: %s", cpf, msg);
 	if (r != 0) {
-		bs_hex_encode(t->v.key_id, NOTE_KEY_ID_LEN, id);
+		bs_hex_encode(t->v[0].key_id, NOTE_KEY_ID_LEN, id);
 		snprintf(f->where, sizeof(f->where), "vkey");
 		snprintf(f->why, sizeof(f->why), "AUDITDIR/vkey (%s+%s) did not sign the pinned "
 		    "checkpoint %s (%.300s): the key next to the log was replaced, or the checkpoint "
-		    "is from another log", t->v.name, id, cpf, msg);
+		    "is from another log", t->v[0].name, id, cpf, msg);
 		return CLI_EXIT_NEGATIVE;
 	}
 	t->from_dir = 1;
@@ -232,7 +243,7 @@ cmd_verify(struct cli_ctx *x, const struct args *a)
 	o.max_uncovered = n;
 	o.pinned = t.pinned;
 	o.pinned_len = t.pinned_len;
-	if (audit_verify_dir(dir, &t.v, 1, &o, &rep) != 0) {
+	if (audit_verify_dir(dir, t.v, t.nv, &o, &rep) != 0) {
 		out_err(x->cmd, "cannot verify: %s", rep.error);
 		ret = CLI_EXIT_USAGE;
 		goto out;
@@ -252,7 +263,7 @@ cmd_verify(struct cli_ctx *x, const struct args *a)
 	}
 	/* the copy of the key next to the log must be the trusted key */
 	if (!t.from_dir) {
-		r = audit_verify_dir_vkey(dir, &t.v, 1, msg, sizeof(msg));
+		r = audit_verify_dir_vkey(dir, t.v, t.nv, msg, sizeof(msg));
 		if (r == BS_ERR_MISMATCH || r == BS_ERR_INVALID) {
 			snprintf(f[nf].where, sizeof(f[nf].where), "vkey");
 			snprintf(f[nf].why, sizeof(f[nf].why), "%s: the key file next to the log was "
@@ -268,7 +279,7 @@ out:
 }
 
 static const struct args_opt verify_opts[] = {
-	{ "dir", 0, ARGS_VALUE }, { "vkey", 0, ARGS_VALUE }, { "vkey-file", 0, ARGS_VALUE },
+	{ "dir", 0, ARGS_VALUE }, { "vkey", 0, ARGS_MULTI }, { "vkey-file", 0, ARGS_VALUE },
 	{ "checkpoint", 0, ARGS_VALUE }, { "allow-tail", 0, ARGS_VALUE },
 	{ NULL, 0, ARGS_FLAG } };
 
@@ -276,7 +287,7 @@ static const struct cli_cmd audit_cmds[] = {
 	{ .name = "verify", .run = cmd_verify, .offline = 1,
 	  .summary = "check a copy of the audit log and its checkpoints offline (no server), "
 	      "against a verifier key kept off the host",
-	  .usage = "--dir AUDITDIR (--vkey VKEY | --vkey-file FILE) [--checkpoint FILE]\n"
+	  .usage = "--dir AUDITDIR (--vkey VKEY... | --vkey-file FILE) [--checkpoint FILE]\n"
 	      "[--allow-tail N]\n"
 	      "or: --dir AUDITDIR --checkpoint FILE [--allow-tail N]\n"
 	      "(AUDITDIR/vkey is trusted only if it signed the pinned --checkpoint)",

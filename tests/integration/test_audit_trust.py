@@ -185,6 +185,19 @@ def test_untouched_log_verifies_with_the_key_from_outside(trust):
     assert rc == 0, out + err
 
 
+def test_several_trusted_keys_for_a_rotated_audit_key(trust):
+    """--vkey may be repeated (every version of a rotated audit key): the
+    log verifies when one of them signed its checkpoints, and not with an
+    unrelated key alone."""
+    d = copy_of(trust, "twokeys")
+    rc, out, err = verify(d, "--vkey", OTHER_VKEY, "--vkey", trust.vkey)
+    assert rc == 0, out + err
+    rc, out, err = verify(d, "--vkey", OTHER_VKEY)
+    assert rc == 1, out + err
+    rc, out, err = verify(d, "--vkey", "not-a-key")
+    assert rc == 2 and "is not a valid Ed25519 verifier key" in err, out + err
+
+
 # (b) ------------------------------------------------------------------------------------
 
 def test_rewritten_log_is_refused(trust):
