@@ -260,6 +260,53 @@ tuf_meta_order(const struct tuf_high_water *hw, int64_t version, const uint8_t s
 	return memcmp(sha256, hw->sha256, 32) == 0 ? TUF_ORDER_SAME : TUF_ORDER_FORK;
 }
 
+/* The "version" of meta[name], or -1 when it is missing or not a positive integer. */
+static int64_t
+listed_version(const json_t *meta, const char *name)
+{
+	json_t *v = json_object_get(json_object_get(meta, name), "version");
+
+	return json_is_integer(v) && json_integer_value(v) >= 1 ? (int64_t)json_integer_value(v) : -1;
+}
+
+int
+tuf_meta_listed_versions(const json_t *prev, const json_t *next, enum tuf_role role,
+    char *err, size_t errlen)
+{
+	const char *what = role == TUF_ROLE_TIMESTAMP ? "timestamp" : "snapshot", *name;
+	json_t *pm = json_object_get(prev, "meta"), *nm = json_object_get(next, "meta"), *e;
+	int64_t pv, nv;
+
+	if (!json_is_object(nm)) {
+		snprintf(err, errlen, "%s must have a \"meta\" object", what);
+		return BS_ERR_INVALID;
+	}
+	json_object_foreach(nm, name, e) {
+		if (listed_version(nm, name) < 0) {
+			snprintf(err, errlen, "%s lists %.200s without a version of at least 1", what,
+			    name);
+			return BS_ERR_INVALID;
+		}
+	}
+	if (!json_is_object(pm))
+		return 0;   /* nothing signed before */
+	json_object_foreach(pm, name, e) {
+		pv = listed_version(pm, name);
+		nv = listed_version(nm, name);
+		if (nv < 0) {
+			snprintf(err, errlen, "%s would no longer list %.200s (listed before at version "
+			    "%" PRId64 ")", what, name, pv);
+			return BS_ERR_INVALID;
+		}
+		if (nv < pv) {
+			snprintf(err, errlen, "%s would list %.200s version %" PRId64 ", lower than "
+			    "version %" PRId64 " listed before", what, name, nv, pv);
+			return BS_ERR_INVALID;
+		}
+	}
+	return 0;
+}
+
 /* ---- envelope ---------------------------------------------------------------- */
 
 int

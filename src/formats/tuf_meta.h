@@ -92,6 +92,19 @@ enum tuf_order {
 enum tuf_order tuf_meta_order(const struct tuf_high_water *hw, int64_t version,
     const uint8_t sha256[32]);
 
+/*
+ * The rollback rules between two snapshot (or timestamp) signed parts, the
+ * last one signed (prev) and the one about to be (next), as TUF clients
+ * apply them (specification 5.5.5 and 5.4.3): every file prev lists under
+ * "meta" is still listed by next, with a "version" no lower. 0, or
+ * BS_ERR_INVALID with the file and both versions in err ("snapshot would
+ * list targets.json version 3, lower than version 5 listed before").
+ * Malformed "meta" (not an object of objects with integer versions) is
+ * BS_ERR_INVALID too.
+ */
+int tuf_meta_listed_versions(const json_t *prev, const json_t *next, enum tuf_role role,
+    char *err, size_t errlen) BS_WUR;
+
 /* One signature of the envelope: its key id and raw signature bytes. */
 struct tuf_signature {
 	char keyid[TUF_KEYID_HEX_LEN + 1];

@@ -227,6 +227,51 @@ test_order(void **state)
 }
 
 static void
+test_listed_versions(void **state)
+{
+	json_t *prev = doc("{\"meta\":{\"targets.json\":{\"version\":5},"
+	    "\"role1.json\":{\"version\":2}}}");
+	json_t *same = doc("{\"meta\":{\"targets.json\":{\"version\":5},"
+	    "\"role1.json\":{\"version\":2}}}");
+	json_t *up = doc("{\"meta\":{\"targets.json\":{\"version\":6},"
+	    "\"role1.json\":{\"version\":2},\"role2.json\":{\"version\":1}}}");
+	json_t *down = doc("{\"meta\":{\"targets.json\":{\"version\":3},"
+	    "\"role1.json\":{\"version\":2}}}");
+	json_t *gone = doc("{\"meta\":{\"targets.json\":{\"version\":6}}}");
+	json_t *bad = doc("{\"meta\":{\"targets.json\":{\"version\":\"6\"}}}");
+	json_t *nometa = doc("{\"version\":1}");
+	char err[256];
+
+	(void)state;
+	assert_int_equal(tuf_meta_listed_versions(NULL, prev, TUF_ROLE_SNAPSHOT, err,
+	    sizeof(err)), 0);
+	assert_int_equal(tuf_meta_listed_versions(prev, same, TUF_ROLE_SNAPSHOT, err,
+	    sizeof(err)), 0);
+	assert_int_equal(tuf_meta_listed_versions(prev, up, TUF_ROLE_SNAPSHOT, err, sizeof(err)),
+	    0);
+	assert_int_equal(tuf_meta_listed_versions(prev, down, TUF_ROLE_SNAPSHOT, err,
+	    sizeof(err)), BS_ERR_INVALID);
+	assert_string_equal(err, "snapshot would list targets.json version 3, lower than version 5 "
+	    "listed before");
+	assert_int_equal(tuf_meta_listed_versions(prev, gone, TUF_ROLE_SNAPSHOT, err,
+	    sizeof(err)), BS_ERR_INVALID);
+	assert_string_equal(err, "snapshot would no longer list role1.json (listed before at "
+	    "version 2)");
+	assert_int_equal(tuf_meta_listed_versions(prev, bad, TUF_ROLE_TIMESTAMP, err,
+	    sizeof(err)), BS_ERR_INVALID);
+	assert_string_equal(err, "timestamp lists targets.json without a version of at least 1");
+	assert_int_equal(tuf_meta_listed_versions(prev, nometa, TUF_ROLE_SNAPSHOT, err,
+	    sizeof(err)), BS_ERR_INVALID);
+	json_decref(prev);
+	json_decref(same);
+	json_decref(up);
+	json_decref(down);
+	json_decref(gone);
+	json_decref(bad);
+	json_decref(nometa);
+}
+
+static void
 test_envelope(void **state)
 {
 	json_t *sp = doc("{\"_type\":\"targets\",\"version\":2,\"s\":\"a\\nb\"}");
@@ -269,6 +314,7 @@ main(void)
 		cmocka_unit_test(test_p256_key),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_listed_versions),
 		cmocka_unit_test(test_envelope),
 	};
 
