@@ -45,6 +45,7 @@
 #include "keyops/keyclient.h"
 #include "hsm/pool.h"
 #include "keys/catalog.h"
+#include "store/store.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "rpc/rpc.h"
@@ -687,6 +688,7 @@ run(struct bs_config *cfg)
 	struct keyd *kd = NULL;
 	struct keyclient *keys = NULL;
 	struct catalog *cat = NULL;
+	struct store *store = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL;
@@ -759,7 +761,9 @@ run(struct bs_config *cfg)
 	}
 
 	snprintf(dbpath, sizeof(dbpath), "%s/catalog.db", cfg->state_dir);
-	if (catalog_open(dbpath, &cat, err, sizeof(err)) != 0) {
+	/* one store for the catalog and the services' state (catalog.db) */
+	if (store_open(dbpath, &store, err, sizeof(err)) != 0 ||
+	    catalog_open_store(store, &cat, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot open the key catalog", "path", dbpath, "error", err, NULL);
 		goto out;
 	}
@@ -843,6 +847,7 @@ run(struct bs_config *cfg)
 	d.svc.pool = pool;
 	d.svc.work = work;
 	d.svc.catalog = cat;
+	d.svc.store = store;
 	d.svc.cfg = cfg;
 	d.svc.registry = d.registry;
 	d.svc.nworkers = cfg->workers;
@@ -964,6 +969,7 @@ out:
 	if (d.base != NULL)
 		event_base_free(d.base);
 	catalog_close(cat);
+	store_close(store);   /* after the catalog, which borrows it */
 	keyd_free(kd);
 	hsm_close(h);
 	tls_material_free(d.tls);

@@ -356,7 +356,12 @@ tuf_meta_envelope(const json_t *sp, const struct tuf_signature *sigs, size_t nsi
 	arr = NULL;   /* stolen by "o", even on failure */
 	if (env == NULL)
 		goto out;
-	rc = tuf_json_canonical(env, dialect, out, len);
+	/*
+	 * The file itself is ordinary JSON (sorted keys, no white space, standard
+	 * escaping), whatever the dialect: OLPC's raw control characters (a PEM
+	 * key's newlines) are what gets signed, but no JSON parser would read them.
+	 */
+	rc = tuf_json_canonical(env, TUF_CANON_AKTUALIZR, out, len);
 out:
 	free(enc);
 	json_decref(arr);

@@ -114,9 +114,10 @@ struct tuf_signature {
 };
 
 /*
- * The metadata file: {"signatures":[...],"signed":signed_part} in the
- * dialect's canonical form (sorted keys, no white space; verifiers parse
- * it as ordinary JSON), signatures in the order given, each {"keyid",
+ * The metadata file: {"signatures":[...],"signed":signed_part} as
+ * ordinary JSON (sorted keys, no white space, standard escaping: the
+ * aktualizr form, which every JSON parser reads; OLPC's raw control
+ * characters are only for the bytes signed), signatures in the order given, each {"keyid",
  * "sig": hex} (aktualizr: {"keyid","method","sig": base64}). Key ids must
  * be distinct. *out malloc'd, NUL-terminated. BS_ERR_INVALID or
  * BS_ERR_NOMEM.

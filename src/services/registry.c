@@ -9,12 +9,14 @@ extern const struct rpc_service keyservice_service;
 extern const struct rpc_service auditservice_service;
 extern const struct rpc_service health_service;
 extern const struct rpc_service echo_service;
+extern const struct rpc_service ota_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
 	&auditservice_service,
 	&health_service,
 	&echo_service,
+	&ota_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

@@ -22,6 +22,7 @@ struct bs_config;
 struct audit_log;
 struct checkpointer;
 struct rpc_registry;
+struct store;
 
 /* Shared state the handlers use; owned by main, loop thread only. */
 struct svc_ctx {
@@ -29,6 +30,7 @@ struct svc_ctx {
 	struct hsm_pool *pool;     /* HSM threads (behind the key door) */
 	struct workq *work;        /* CPU and disk work (Verify, audit reads) */
 	struct catalog *catalog;
+	struct store *store;       /* the durable state (the catalog's too): worker threads only */
 	const struct bs_config *cfg;
 	const struct rpc_registry *registry;  /* what the server serves (health) */
 	unsigned nworkers;

@@ -38,6 +38,7 @@ static const char *const known_methods[] = {
 	KS "CreateKey", KS "GetKey", KS "ListKeys", KS "RotateKey", KS "GetPublicKey", KS "Sign",
 	KS "Verify", KS "SignBatch", AS "GetCheckpoint", AS "GetInclusionProof",
 	AS "GetConsistencyProof", AS "ReadRecords",
+	"boltseal.v1.OtaService/CreateRepository", "boltseal.v1.OtaService/SignMetadata",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -168,22 +169,24 @@ struct seed {
 
 /*
  * Method order: CreateKey GetKey ListKeys RotateKey GetPublicKey Sign Verify
- * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords.
- * ListKeys and the AuditService methods name no key; the others name .key.
+ * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords |
+ * OtaService CreateRepository SignMetadata.
+ * ListKeys, the AuditService and the OtaService methods name no key; the
+ * others name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "010011110000" },
+	    "01001111000001" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "010011000000" },
+	    "01001100000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "010011000000" },
+	    "ecdsa-p256-sha256", "01001100000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "010010000000" },
+	    "01001000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "111110000000" },
+	    "11111000000010" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "010010001111" },
+	    "01001000111100" },
 };
 
 static int
@@ -630,8 +633,8 @@ test_default_deny(void **state)
 		    0);
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
-	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants " AS
-	    "ReadRecords");
+	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
+	    "boltseal.v1.OtaService/SignMetadata");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

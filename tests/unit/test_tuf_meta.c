@@ -286,7 +286,7 @@ test_envelope(void **state)
 	(void)state;
 	assert_int_equal(tuf_meta_envelope(sp, sigs, 2, TUF_CANON_OLPC, &out, &len), 0);
 	assert_string_equal(out, "{\"signatures\":[{\"keyid\":\"bb\",\"sig\":\"0102ff\"},"
-	    "{\"keyid\":\"aa\",\"sig\":\"fbff\"}],\"signed\":{\"_type\":\"targets\",\"s\":\"a\nb\","
+	    "{\"keyid\":\"aa\",\"sig\":\"fbff\"}],\"signed\":{\"_type\":\"targets\",\"s\":\"a\\nb\","
 	    "\"version\":2}}");
 	assert_int_equal(len, strlen(out));
 	free(out);

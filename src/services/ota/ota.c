@@ -1,0 +1,816 @@
+/*
+ * ota.c - boltseal.v1.OtaService: TUF metadata signed with HSM keys of
+ * purpose OTA, rollbacks refused on the server (docs/ota.md).
+ *
+ * CreateRepository: the four top-level roles' keys (catalog keys of
+ * purpose OTA, ECDSA P-256 or Ed25519, their current versions) become root
+ * metadata version 1 (key objects and ids per tuf_meta.h), signed by every
+ * root key; the repository's configuration and the root's high-water mark
+ * are stored in one transaction before the answer.
+ *
+ * SignMetadata (targets, snapshot, timestamp): the signed part is parsed
+ * strictly and checked (type, spec_version, version, expires within the
+ * role's configured lifetime), its canonical form hashed; the stored mark
+ * decides: higher version, sign; same version and bytes, the stored file
+ * again; lower, or same version with other bytes, FAILED_PRECONDITION. A
+ * snapshot or timestamp must still list every file the last one listed, at
+ * no lower version. Every key of the role signs; the new mark (and file) is
+ * stored by compare-and-set before the answer, so of two racing signers of
+ * one version only one wins.
+ *
+ * Flow of a call: loop (checks) -> work queue (store read) -> key door
+ * (one SIGN per key) -> work queue (store write) -> loop (answer).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+#include "boltseal/v1/ota.pb-c.h"
+#include "common/log.h"
+#include "exec/workq.h"
+#include "formats/ecdsa_sig.h"
+#include "formats/tuf_json.h"
+#include "formats/tuf_meta.h"
+#include "keyops/keyclient.h"
+#include "keys/catalog.h"
+#include "policy/policy.h"
+#include "rpc/rpc_status.h"
+#include "services/ota/ota_state.h"
+#include "services/services.h"
+#include "store/store.h"
+
+#define OTA_KEYS_MAX 8            /* keys per role */
+#define OTA_SIG_MAX 80            /* DER ECDSA P-256 or Ed25519 */
+#define OTA_SPEC_VERSION "1.0.31"
+#define DAY 86400
+
+/* The "ota" configuration section: each role's longest lifetime. */
+static const struct rpc_setting settings[] = {
+	{ "root_max_days", 1, 3650, 365 },
+	{ "targets_max_days", 1, 3650, 90 },
+	{ "snapshot_max_days", 1, 3650, 7 },
+	{ "timestamp_max_hours", 1, 8760, 24 },
+};
+
+struct ota_settings {
+	int64_t max_lifetime[4];      /* seconds, by enum tuf_role */
+};
+
+struct role_key {
+	char name[CATALOG_NAME_MAX + 1];
+	uint32_t version;
+};
+
+struct role_cfg {
+	struct role_key keys[OTA_KEYS_MAX];
+	size_t nkeys;
+	unsigned threshold;
+};
+
+/* One call in flight. job first: the work queue hands it back. */
+struct ota_call {
+	struct workq_job job;
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	int create;                   /* CreateRepository (else SignMetadata) */
+	char repo[65];
+	char mark_id[OTA_MARK_ID_MAX + 1];
+	enum tuf_role role;
+	struct role_cfg cfg[4];       /* by enum tuf_role */
+	char *cfg_json;               /* CreateRepository: the repository row */
+	json_t *signed_part;
+	char *canon;
+	size_t canon_len;
+	uint8_t sha[32];
+	int64_t version;
+	struct ota_mark mark;
+	int repo_missing;
+	int resign;                   /* same version, file not kept: sign again, store nothing */
+	/* signing */
+	size_t nsigs, pending;
+	struct tuf_signature sigs[OTA_KEYS_MAX];
+	uint8_t sigbuf[OTA_KEYS_MAX][OTA_SIG_MAX];
+	int sign_rc;
+	char *file;
+	size_t file_len;
+	int rc;
+	char err[256];
+};
+
+static void
+ota_call_free(struct ota_call *o)
+{
+	json_decref(o->signed_part);
+	free(o->canon);
+	free(o->cfg_json);
+	free(o->file);
+	ota_mark_clear(&o->mark);
+	free(o);
+}
+
+static int
+ota_init(void *env, const unsigned long *values, void **state, char *err, size_t errlen)
+{
+	struct ota_settings *st;
+
+	(void)env;
+	(void)err;
+	(void)errlen;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return BS_ERR_NOMEM;
+	st->max_lifetime[TUF_ROLE_ROOT] = (int64_t)values[0] * DAY;
+	st->max_lifetime[TUF_ROLE_TARGETS] = (int64_t)values[1] * DAY;
+	st->max_lifetime[TUF_ROLE_SNAPSHOT] = (int64_t)values[2] * DAY;
+	st->max_lifetime[TUF_ROLE_TIMESTAMP] = (int64_t)values[3] * 3600;
+	*state = st;
+	return 0;
+}
+
+static void
+ota_fini(void *state)
+{
+	free(state);
+}
+
+/* ---- repository configuration (a JSON row) ------------------------------------- */
+
+static const char *const top_roles[4] = { "root", "targets", "snapshot", "timestamp" };
+
+static char *
+cfg_encode(const struct role_cfg cfg[4])
+{
+	json_t *o = json_object(), *r, *keys;
+	char *out = NULL;
+	size_t i, j;
+
+	if (o == NULL)
+		return NULL;
+	for (i = 0; i < 4; i++) {
+		if ((keys = json_array()) == NULL)
+			goto out;
+		for (j = 0; j < cfg[i].nkeys; j++)
+			json_array_append_new(keys, json_pack("{s:s, s:i}", "name", cfg[i].keys[j].name,
+			    "version", (json_int_t)cfg[i].keys[j].version));
+		r = json_pack("{s:o, s:i}", "keys", keys, "threshold", (json_int_t)cfg[i].threshold);
+		if (r == NULL || json_object_set_new(o, top_roles[i], r) != 0)
+			goto out;
+	}
+	out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+out:
+	json_decref(o);
+	return out;
+}
+
+static int
+cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4])
+{
+	char err[128];
+	json_t *o = NULL, *r, *keys, *k;
+	size_t i, j;
+	int rc = BS_ERR_INVALID;
+
+	if (tuf_json_parse(data, len, STORE_DATA_MAX, &o, err, sizeof(err)) != 0)
+		return BS_ERR_INVALID;
+	memset(cfg, 0, 4 * sizeof(*cfg));
+	for (i = 0; i < 4; i++) {
+		r = json_object_get(o, top_roles[i]);
+		keys = json_object_get(r, "keys");
+		if (!json_is_array(keys) || json_array_size(keys) == 0 ||
+		    json_array_size(keys) > OTA_KEYS_MAX ||
+		    !json_is_integer(json_object_get(r, "threshold")))
+			goto out;
+		cfg[i].threshold = (unsigned)json_integer_value(json_object_get(r, "threshold"));
+		json_array_foreach(keys, j, k) {
+			const char *name = json_string_value(json_object_get(k, "name"));
+
+			if (name == NULL || !catalog_name_valid(name) ||
+			    !json_is_integer(json_object_get(k, "version")))
+				goto out;
+			snprintf(cfg[i].keys[j].name, sizeof(cfg[i].keys[j].name), "%s", name);
+			cfg[i].keys[j].version =
+			    (uint32_t)json_integer_value(json_object_get(k, "version"));
+		}
+		cfg[i].nkeys = json_array_size(keys);
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+static void
+repo_row_id(const char *repo, char id[OTA_MARK_ID_MAX + 1])
+{
+	snprintf(id, OTA_MARK_ID_MAX + 1, "repo/%s", repo);
+}
+
+/* ---- answers --------------------------------------------------------------------- */
+
+static void
+audit_fields(struct ota_call *o)
+{
+	char v[24];
+
+	/* best effort: a field that cannot be added (out of memory) is left out */
+	if (rpc_call_audit_field(o->call, "ota.repository", o->repo) != 0 ||
+	    rpc_call_audit_field(o->call, "ota.role", top_roles[o->role]) != 0)
+		return;
+	if (o->version > 0) {
+		snprintf(v, sizeof(v), "%lld", (long long)o->version);
+		if (rpc_call_audit_field(o->call, "ota.version", v) != 0)
+			return;
+	}
+}
+
+static void
+answer(struct ota_call *o, const uint8_t *file, size_t len, int repeated)
+{
+	if (o->create) {
+		Boltseal__V1__CreateRepositoryResponse r = BOLTSEAL__V1__CREATE_REPOSITORY_RESPONSE__INIT;
+
+		r.root.data = (uint8_t *)file;
+		r.root.len = len;
+		rpc_call_finish_pb(o->call, &r.base);
+	} else {
+		Boltseal__V1__SignMetadataResponse r = BOLTSEAL__V1__SIGN_METADATA_RESPONSE__INIT;
+
+		r.metadata.data = (uint8_t *)file;
+		r.metadata.len = len;
+		r.version = (uint64_t)o->version;
+		r.repeated = repeated;
+		rpc_call_finish_pb(o->call, &r.base);
+	}
+	ota_call_free(o);
+}
+
+static void
+fail(struct ota_call *o, int status, const char *msg)
+{
+	rpc_call_fail(o->call, status, "%s", msg);
+	ota_call_free(o);
+}
+
+/* ---- the store, on the work queue ------------------------------------------------ */
+
+static void stored(struct workq_job *job);
+static void sign_all(struct ota_call *o);
+
+/* SignMetadata: the repository's configuration and the role's mark. */
+static void
+load_work(struct workq_job *job, void *ctx)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	struct store_txn *tx = NULL;
+	char id[OTA_MARK_ID_MAX + 1];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t rowv;
+
+	(void)ctx;
+	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
+		return;
+	repo_row_id(o->repo, id);
+	o->rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
+	if (o->rc == BS_ERR_NOT_FOUND) {
+		o->repo_missing = 1;
+		o->rc = 0;
+	} else if (o->rc == 0) {
+		o->rc = cfg_decode(data, len, o->cfg);
+		if (o->rc == 0)
+			o->rc = ota_mark_get(tx, o->mark_id, &o->mark);
+	}
+	free(data);
+	store_rollback(tx);
+}
+
+/* Both: the new mark (and for a new repository, its configuration). */
+static void
+store_work(struct workq_job *job, void *ctx)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	struct store_txn *tx = NULL;
+	char id[OTA_MARK_ID_MAX + 1];
+
+	(void)ctx;
+	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
+		return;
+	if (o->create) {
+		repo_row_id(o->repo, id);
+		o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->cfg_json,
+		    strlen(o->cfg_json), NULL);
+	}
+	if (o->rc == 0)
+		o->rc = ota_mark_put(tx, o->mark_id, &o->mark, o->version, o->sha,
+		    (const uint8_t *)o->file, o->file_len);
+	if (o->rc != 0) {
+		store_rollback(tx);
+		return;
+	}
+	o->rc = store_commit(tx);
+}
+
+static int
+submit(struct ota_call *o, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	o->job.work = work;
+	o->job.done = done;
+	return o->svc->work == NULL ? BS_ERR_UNAVAILABLE : workq_submit(o->svc->work, &o->job);
+}
+
+static void
+stored(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	char msg[256];
+
+	if (o->rc == BS_ERR_EXISTS && o->create) {
+		snprintf(msg, sizeof(msg), "repository '%s' already exists", o->repo);
+		fail(o, GRPC_STATUS_ALREADY_EXISTS, msg);
+		return;
+	}
+	if (o->rc == BS_ERR_PRECONDITION) {
+		snprintf(msg, sizeof(msg), "another call signed %s of repository '%s' meanwhile; "
+		    "read the current version and retry", top_roles[o->role], o->repo);
+		fail(o, GRPC_STATUS_ABORTED, msg);
+		return;
+	}
+	if (o->rc != 0) {
+		bs_log(BS_LOG_ERROR, "cannot store OTA state", "repository", o->repo, "error",
+		    bs_strerror(o->rc), NULL);
+		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot store the repository state");
+		return;
+	}
+	answer(o, (const uint8_t *)o->file, o->file_len, 0);
+}
+
+/* ---- signing ------------------------------------------------------------------- */
+
+struct sign_slot {
+	struct ota_call *o;
+	size_t i;
+	enum bs_alg alg;
+};
+
+static void
+signed_one(void *arg, struct keyop_answer *a)
+{
+	struct sign_slot *sl = arg;
+	struct ota_call *o = sl->o;
+	size_t i = sl->i, n;
+	int rc = a->rc;
+
+	if (rc == 0 && (a->nsigs != 1 || a->sigs[0].rc != 0))
+		rc = a->nsigs == 1 ? a->sigs[0].rc : BS_ERR_HSM;
+	if (rc == 0 && sl->alg == BS_ALG_ECDSA_P256_SHA256) {
+		/* TUF's ecdsa-sha2-nistp256 signatures are DER */
+		n = 0;
+		rc = a->sigs[0].sig_len == ECDSA_P256_RAW_LEN ? ecdsa_sig_raw_to_der(a->sigs[0].sig,
+		    o->sigbuf[i], OTA_SIG_MAX, &n) : BS_ERR_HSM;
+		if (rc == 0)
+			o->sigs[i].sig_len = n;
+	} else if (rc == 0) {
+		if (a->sigs[0].sig_len > OTA_SIG_MAX)
+			rc = BS_ERR_HSM;
+		else {
+			memcpy(o->sigbuf[i], a->sigs[0].sig, a->sigs[0].sig_len);
+			o->sigs[i].sig_len = a->sigs[0].sig_len;
+		}
+	}
+	o->sigs[i].sig = o->sigbuf[i];
+	if (rc != 0 && o->sign_rc == 0)
+		o->sign_rc = rc;
+	svc_note_hsm_result(o->svc, rc);
+	free(sl);
+	if (--o->pending > 0)
+		return;
+	if (o->sign_rc != 0) {
+		fail(o, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
+		return;
+	}
+	if (tuf_meta_envelope(o->signed_part, o->sigs, o->nsigs, TUF_CANON_OLPC, &o->file,
+	    &o->file_len) != 0) {
+		fail(o, GRPC_STATUS_INTERNAL, "cannot assemble the metadata file");
+		return;
+	}
+	if (o->resign) {
+		/* the version signed last, too big to have been kept: the same content again */
+		answer(o, (const uint8_t *)o->file, o->file_len, 1);
+		return;
+	}
+	if (submit(o, store_work, stored) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/*
+ * The catalog version a role's key signs with: the key must still be of
+ * purpose OTA and the version recorded for the repository still enabled.
+ */
+static const struct catalog_version *
+role_key_version(struct ota_call *o, const struct role_key *rk, const struct catalog_key **kp)
+{
+	const struct catalog_key *k = catalog_find(o->svc->catalog, rk->name);
+	const struct catalog_version *v;
+
+	if (k == NULL || k->purpose != BS_PURPOSE_OTA ||
+	    (k->alg != BS_ALG_ECDSA_P256_SHA256 && k->alg != BS_ALG_ED25519)) {
+		snprintf(o->err, sizeof(o->err), "key '%s' is not an ECDSA P-256 or Ed25519 key of "
+		    "purpose ota", rk->name);
+		return NULL;
+	}
+	v = catalog_key_version(k, rk->version);
+	if (v == NULL || v->state != BS_KEY_ENABLED) {
+		snprintf(o->err, sizeof(o->err), "version %u of key '%s' is not enabled",
+		    (unsigned)rk->version, rk->name);
+		return NULL;
+	}
+	*kp = k;
+	return v;
+}
+
+/* Every key of o->role signs o->canon; signed_one finishes. */
+static void
+sign_all(struct ota_call *o)
+{
+	const struct role_cfg *rc = &o->cfg[o->role];
+	struct keyop_input in[OTA_KEYS_MAX];
+	struct keyop_request r;
+	const struct catalog_key *k = NULL;
+	const struct catalog_version *v;
+	json_t *obj;
+	char kerr[128];
+	size_t i;
+
+	o->nsigs = rc->nkeys;
+	o->pending = rc->nkeys;
+	for (i = 0; i < rc->nkeys; i++) {
+		if ((v = role_key_version(o, &rc->keys[i], &k)) == NULL ||
+		    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, o->sigs[i].keyid, kerr,
+		    sizeof(kerr)) != 0) {
+			if (v != NULL)
+				snprintf(o->err, sizeof(o->err), "key '%s': %s", rc->keys[i].name, kerr);
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err);
+			return;
+		}
+		json_decref(obj);
+	}
+	for (i = 0; i < rc->nkeys; i++) {
+		struct sign_slot *sl = calloc(1, sizeof(*sl));
+
+		(void)role_key_version(o, &rc->keys[i], &k);
+		v = catalog_key_version(k, rc->keys[i].version);
+		memset(&in[i], 0, sizeof(in[i]));
+		/* TUF: ECDSA signs SHA-256 of the canonical bytes (DER), Ed25519 the bytes */
+		if (k->alg == BS_ALG_ECDSA_P256_SHA256) {
+			in[i].is_digest = 1;
+			in[i].data = o->sha;
+			in[i].len = sizeof(o->sha);
+		} else {
+			in[i].data = (const uint8_t *)o->canon;
+			in[i].len = o->canon_len;
+		}
+		memset(&r, 0, sizeof(r));
+		r.type = KEYOP_SIGN;
+		snprintf(r.key.name, sizeof(r.key.name), "%s", k->name);
+		r.key.version = v->version;
+		memcpy(r.id, v->hsm_id, KEYOPS_ID_LEN);
+		r.alg = k->alg;
+		r.inputs = &in[i];
+		r.ninputs = 1;
+		if (sl != NULL) {
+			sl->o = o;
+			sl->i = i;
+			sl->alg = k->alg;
+		}
+		if (sl == NULL || o->svc->keys == NULL ||
+		    keyclient_submit(o->svc->keys, &r, signed_one, sl, NULL) != 0) {
+			/* only the i already submitted will answer (later, never in submit) */
+			free(sl);
+			o->sign_rc = BS_ERR_UNAVAILABLE;
+			o->pending = i;
+			if (i == 0)
+				fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+			return;
+		}
+	}
+}
+
+/* ---- SignMetadata ----------------------------------------------------------------- */
+
+static void
+loaded(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	json_t *prev = NULL, *prev_signed;
+	char msg[400], err[300];
+
+	if (o->rc != 0) {
+		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
+		return;
+	}
+	if (o->repo_missing) {
+		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
+		fail(o, GRPC_STATUS_NOT_FOUND, msg);
+		return;
+	}
+	switch (tuf_meta_order(&o->mark.hw, o->version, o->sha)) {
+	case TUF_ORDER_SAME:
+		if (o->mark.metadata != NULL) {
+			audit_fields(o);
+			answer(o, o->mark.metadata, o->mark.metadata_len, 1);
+			return;
+		}
+		o->resign = 1;   /* not kept (too big): sign the same bytes again, store nothing */
+		break;
+	case TUF_ORDER_ROLLBACK:
+		audit_fields(o);
+		snprintf(msg, sizeof(msg), "refused rollback: %s version %lld is lower than version "
+		    "%lld signed before", top_roles[o->role], (long long)o->version,
+		    (long long)o->mark.hw.version);
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	case TUF_ORDER_FORK:
+		audit_fields(o);
+		snprintf(msg, sizeof(msg), "refused: %s version %lld was signed before with other "
+		    "content", top_roles[o->role], (long long)o->version);
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	case TUF_ORDER_NEW:
+		break;
+	}
+	if ((o->role == TUF_ROLE_SNAPSHOT || o->role == TUF_ROLE_TIMESTAMP) &&
+	    o->mark.metadata != NULL) {
+		if (tuf_json_parse(o->mark.metadata, o->mark.metadata_len, STORE_DATA_MAX, &prev, err,
+		    sizeof(err)) != 0 || (prev_signed = json_object_get(prev, "signed")) == NULL) {
+			json_decref(prev);
+			fail(o, GRPC_STATUS_INTERNAL, "the stored metadata cannot be read");
+			return;
+		}
+		if (tuf_meta_listed_versions(prev_signed, o->signed_part, o->role, err,
+		    sizeof(err)) != 0) {
+			json_decref(prev);
+			audit_fields(o);
+			snprintf(msg, sizeof(msg), "refused rollback: %s", err);
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+			return;
+		}
+		json_decref(prev);
+	}
+	audit_fields(o);
+	sign_all(o);
+}
+
+static int
+name_ok(const char *s)
+{
+	char id[OTA_MARK_ID_MAX + 1];
+
+	return ota_mark_id(s, "root", NULL, id) == 0;
+}
+
+static void
+sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__SignMetadataRequest *r = (const Boltseal__V1__SignMetadataRequest *)msg;
+	const struct ota_settings *st = rpc_call_service_state(call);
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct tuf_meta_info info;
+	struct ota_call *o;
+	char err[300], vbuf[24];
+	int rc;
+
+	if (!name_ok(r->repository)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "repository: 1..64 of "
+		    "[A-Za-z0-9._-], starting alphanumeric");
+		return;
+	}
+	if (strcmp(r->role, "targets") != 0 && strcmp(r->role, "snapshot") != 0 &&
+	    strcmp(r->role, "timestamp") != 0) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "role must be targets, snapshot or "
+		    "timestamp (root metadata comes from CreateRepository)");
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	o->call = call;
+	o->svc = svc;
+	snprintf(o->repo, sizeof(o->repo), "%s", r->repository);
+	if (tuf_role_parse(r->role, &o->role) != 0 ||
+	    ota_mark_id(o->repo, r->role, NULL, o->mark_id) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository or role name");
+		return;
+	}
+	if ((rc = tuf_json_parse(r->signed_.data, r->signed_.len, r->signed_.len + 1,
+	    &o->signed_part, err, sizeof(err))) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
+		return;
+	}
+	if (tuf_meta_check(o->signed_part, o->role, TUF_CANON_OLPC, time(NULL),
+	    st->max_lifetime[o->role], &info, err, sizeof(err)) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
+		return;
+	}
+	o->version = info.version;
+	snprintf(vbuf, sizeof(vbuf), "%lld", (long long)o->version);
+	{
+		struct policy_attr attrs[] = {
+			{ "request.repository", o->repo },
+			{ "request.role", r->role },
+			{ "request.version", vbuf },
+		};
+
+		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
+			ota_call_free(o);
+			return;
+		}
+	}
+	if (tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	SHA256((const uint8_t *)o->canon, o->canon_len, o->sha);
+	if (submit(o, load_work, loaded) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* ---- CreateRepository ------------------------------------------------------------ */
+
+/* The root metadata's signed part for o->cfg, expiring at exp. */
+static json_t *
+root_signed(struct ota_call *o, time_t exp)
+{
+	json_t *sp, *keys, *roles, *keyids, *obj;
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	char expires[32], keyid[TUF_KEYID_HEX_LEN + 1], kerr[128];
+	struct tm tm;
+	size_t i, j;
+
+	gmtime_r(&exp, &tm);
+	strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	keys = json_object();
+	roles = json_object();
+	sp = json_pack("{s:s, s:s, s:i, s:s, s:b, s:o, s:o}", "_type", "root", "spec_version",
+	    OTA_SPEC_VERSION, "version", (json_int_t)1, "expires", expires, "consistent_snapshot",
+	    1, "keys", keys, "roles", roles);
+	if (sp == NULL)
+		return NULL;
+	for (i = 0; i < 4; i++) {
+		if ((keyids = json_array()) == NULL)
+			goto fail;
+		for (j = 0; j < o->cfg[i].nkeys; j++) {
+			if ((v = role_key_version(o, &o->cfg[i].keys[j], &k)) == NULL ||
+			    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, keyid, kerr,
+			    sizeof(kerr)) != 0) {
+				json_decref(keyids);
+				goto fail;
+			}
+			json_object_set_new(keys, keyid, obj);
+			json_array_append_new(keyids, json_string(keyid));
+		}
+		json_object_set_new(roles, top_roles[i], json_pack("{s:o, s:i}", "keyids", keyids,
+		    "threshold", (json_int_t)o->cfg[i].threshold));
+	}
+	return sp;
+fail:
+	json_decref(sp);
+	return NULL;
+}
+
+static void
+create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__CreateRepositoryRequest *r =
+	    (const Boltseal__V1__CreateRepositoryRequest *)msg;
+	const struct ota_settings *st = rpc_call_service_state(call);
+	struct svc_ctx *svc = rpc_call_svc(call);
+	const struct catalog_key *k;
+	struct ota_call *o;
+	int seen[4] = { 0 };
+	int64_t life;
+	size_t i, j;
+	enum tuf_role role;
+
+	if (!name_ok(r->name)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..64 of [A-Za-z0-9._-], "
+		    "starting alphanumeric");
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	o->call = call;
+	o->svc = svc;
+	o->create = 1;
+	o->role = TUF_ROLE_ROOT;
+	o->version = 1;
+	snprintf(o->repo, sizeof(o->repo), "%s", r->name);
+	for (i = 0; i < r->n_roles; i++) {
+		const Boltseal__V1__RoleKeys *rk = r->roles[i];
+
+		if (tuf_role_parse(rk->role, &role) != 0 || role == TUF_ROLE_DELEGATED ||
+		    seen[role]++) {
+			snprintf(o->err, sizeof(o->err), "roles: '%.64s' is not one of root, targets, "
+			    "snapshot, timestamp, or is given twice", rk->role);
+			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+			return;
+		}
+		if (rk->n_key_names == 0 || rk->n_key_names > OTA_KEYS_MAX || rk->threshold < 1 ||
+		    rk->threshold > rk->n_key_names) {
+			snprintf(o->err, sizeof(o->err), "role %s: 1..%d keys and a threshold of 1..the "
+			    "number of keys", rk->role, OTA_KEYS_MAX);
+			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+			return;
+		}
+		for (j = 0; j < rk->n_key_names; j++) {
+			k = catalog_find(svc->catalog, rk->key_names[j]);
+			if (k == NULL || catalog_key_primary(k) == NULL) {
+				snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' not found", rk->role,
+				    rk->key_names[j]);
+				fail(o, GRPC_STATUS_NOT_FOUND, o->err);
+				return;
+			}
+			for (size_t m = 0; m < j; m++)
+				if (strcmp(rk->key_names[m], rk->key_names[j]) == 0) {
+					snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' given twice",
+					    rk->role, rk->key_names[j]);
+					fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+					return;
+				}
+			snprintf(o->cfg[role].keys[j].name, sizeof(o->cfg[role].keys[j].name), "%s",
+			    k->name);
+			o->cfg[role].keys[j].version = catalog_key_primary(k)->version;
+		}
+		o->cfg[role].nkeys = rk->n_key_names;
+		o->cfg[role].threshold = rk->threshold;
+	}
+	for (i = 0; i < 4; i++) {
+		if (!seen[i]) {
+			snprintf(o->err, sizeof(o->err), "roles: %s is missing (all four top-level roles "
+			    "are needed)", top_roles[i]);
+			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+			return;
+		}
+	}
+	{
+		struct policy_attr attrs[] = {
+			{ "request.repository", o->repo },
+			{ "request.role", "root" },
+			{ "request.version", "1" },
+		};
+
+		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
+			ota_call_free(o);
+			return;
+		}
+	}
+	life = r->root_expires_days == 0 ? st->max_lifetime[TUF_ROLE_ROOT] :
+	    (int64_t)r->root_expires_days * DAY;
+	if (life > st->max_lifetime[TUF_ROLE_ROOT]) {
+		snprintf(o->err, sizeof(o->err), "root_expires_days: at most %lld (ota.root_max_days)",
+		    (long long)(st->max_lifetime[TUF_ROLE_ROOT] / DAY));
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+		return;
+	}
+	if ((o->signed_part = root_signed(o, time(NULL) + life)) == NULL) {
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err[0] != '\0' ? o->err :
+		    "cannot build the root metadata");
+		return;
+	}
+	if ((o->cfg_json = cfg_encode(o->cfg)) == NULL ||
+	    tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	SHA256((const uint8_t *)o->canon, o->canon_len, o->sha);
+	if (ota_mark_id(o->repo, "root", NULL, o->mark_id) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
+		return;
+	}
+	audit_fields(o);
+	sign_all(o);
+}
+
+static const struct rpc_method methods[] = {
+	{ "CreateRepository", &boltseal__v1__create_repository_request__descriptor,
+	    &boltseal__v1__create_repository_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    create_repository },
+	{ "SignMetadata", &boltseal__v1__sign_metadata_request__descriptor,
+	    &boltseal__v1__sign_metadata_response__descriptor, RPC_AUTHZ_POLICY, 0, sign_metadata },
+};
+
+const struct rpc_service ota_service = {
+	.name = "boltseal.v1.OtaService",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
+	.section = "ota",
+	.settings = settings,
+	.nsettings = sizeof(settings) / sizeof(settings[0]),
+	.init = ota_init,
+	.fini = ota_fini,
+};

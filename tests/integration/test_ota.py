@@ -1,0 +1,241 @@
+# test_ota.py - boltseal.v1.OtaService with Debian's grpcio against a real
+# daemon and SoftHSM token, checked with securesystemslib (Debian
+# python3-securesystemslib), which nobody here wrote: CreateRepository's
+# root metadata (key ids, signatures of the root keys, thresholds);
+# SignMetadata's files (the role's keys' signatures over securesystemslib's
+# canonical form of "signed"); the rollback rules (lower version, same
+# version with other content, a snapshot listing a lower targets version),
+# each refused FAILED_PRECONDITION and audited; the idempotent retry; bad
+# input (floats, duplicate keys, wrong _type, too long a lifetime, unknown
+# repository) refused with nothing stored; the marks surviving a restart.
+
+import datetime
+import hashlib
+import json
+import os
+
+import grpc
+import pytest
+from securesystemslib import keys as ssl_keys
+from securesystemslib.formats import encode_canonical
+
+import bsutil
+from conftest import status_of
+
+S = "/boltseal.v1.OtaService/"
+
+
+@pytest.fixture(scope="module")
+def opb(env):
+    outdir = os.path.join(env.workdir, "ota-stubs")
+    os.makedirs(outdir, exist_ok=True)
+    bsutil.run(["protoc", "--python_out=" + outdir, "-I" + os.path.join(bsutil.SRCDIR, "proto"),
+                "boltseal/v1/ota.proto"])
+    return bsutil._load_module("bs_it_ota_pb2",
+                               os.path.join(outdir, "boltseal", "v1", "ota_pb2.py"))
+
+
+class Ota:
+    def __init__(self, client, opb):
+        ch = client.channel
+        self.create = ch.unary_unary(S + "CreateRepository",
+                                     request_serializer=opb.CreateRepositoryRequest.SerializeToString,
+                                     response_deserializer=opb.CreateRepositoryResponse.FromString)
+        self.sign = ch.unary_unary(S + "SignMetadata",
+                                   request_serializer=opb.SignMetadataRequest.SerializeToString,
+                                   response_deserializer=opb.SignMetadataResponse.FromString)
+
+
+def make_keys(client, pb, prefix):
+    """Root: 3 ECDSA P-256 keys (2 of 3); targets Ed25519; snapshot and
+    timestamp ECDSA P-256. All of purpose OTA."""
+    names = {"root": [prefix + "-root-%d" % i for i in range(3)],
+             "targets": [prefix + "-targets"], "snapshot": [prefix + "-snapshot"],
+             "timestamp": [prefix + "-timestamp"]}
+    for role, ns in names.items():
+        for n in ns:
+            alg = pb.ED25519 if role == "targets" else pb.ECDSA_P256_SHA256
+            client.CreateKey(pb.CreateKeyRequest(name=n, purpose=pb.OTA, algorithm=alg),
+                             timeout=30)
+    return names
+
+
+def create_repo(ota, opb, name, names):
+    req = opb.CreateRepositoryRequest(name=name, root_expires_days=30)
+    for role, ns in names.items():
+        req.roles.append(opb.RoleKeys(role=role, key_names=ns,
+                                      threshold=2 if role == "root" else 1))
+    return json.loads(ota.create(req, timeout=60).root)
+
+
+def verified_keyids(doc, keys, keyids):
+    """The key ids among keyids whose signature in doc verifies with
+    securesystemslib over its canonical form of doc["signed"]."""
+    data = encode_canonical(doc["signed"]).encode()
+    good = set()
+    for s in doc["signatures"]:
+        if s["keyid"] in keyids:
+            k = dict(keys[s["keyid"]], keyid=s["keyid"])
+            if ssl_keys.verify_signature(k, s, data):
+                good.add(s["keyid"])
+    return good
+
+
+def in_days(days):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def targets_signed(version, files):
+    return {"_type": "targets", "spec_version": "1.0.31", "version": version,
+            "expires": in_days(30),
+            "targets": {n: {"length": len(b), "hashes": {"sha256": hashlib.sha256(b).hexdigest()}}
+                        for n, b in files.items()}}
+
+
+def sign(ota, opb, repo, role, signed, raw=None):
+    body = raw if raw is not None else json.dumps(signed).encode()
+    return ota.sign(opb.SignMetadataRequest(repository=repo, role=role, signed=body), timeout=60)
+
+
+def rpc_refusal(fn, *a):
+    try:
+        fn(*a)
+    except grpc.RpcError as e:
+        return e
+    raise AssertionError("expected a refusal")
+
+
+def test_repository_and_metadata(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-it1")
+    root = create_repo(ota, opb, "it-trucks", names)
+
+    # root v1: its keys and roles, 2 of the 3 root keys' signatures (all three signed)
+    sp = root["signed"]
+    assert sp["_type"] == "root" and sp["version"] == 1 and sp["consistent_snapshot"] is True
+    for kid, k in sp["keys"].items():
+        assert kid == hashlib.sha256(encode_canonical(k).encode()).hexdigest()
+    rk = sp["roles"]["root"]
+    assert rk["threshold"] == 2 and len(rk["keyids"]) == 3
+    assert verified_keyids(root, sp["keys"], set(rk["keyids"])) == set(rk["keyids"])
+    tk = sp["roles"]["targets"]["keyids"]
+    assert sp["keys"][tk[0]]["keytype"] == "ed25519"
+
+    # targets v1, signed by the targets key; a retry gets the same bytes
+    files = {"fw/ecu-a.bin": b"firmware A", "fw/ecu-b.bin": b"firmware B"}
+    r1 = sign(ota, opb, "it-trucks", "targets", targets_signed(1, files))
+    doc = json.loads(r1.metadata)
+    assert r1.version == 1 and not r1.repeated
+    assert verified_keyids(doc, sp["keys"], set(tk)) == set(tk)
+    assert doc["signed"]["targets"]["fw/ecu-a.bin"]["length"] == 10
+    again = sign(ota, opb, "it-trucks", "targets", targets_signed(1, files))
+    assert again.repeated and again.metadata == r1.metadata
+
+    # rollbacks: same version other content, lower version
+    e = rpc_refusal(sign, ota, opb, "it-trucks", "targets",
+                    targets_signed(1, {"fw/evil.bin": b"x"}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "targets version 1 was signed before with other content" in e.details()
+    r2 = sign(ota, opb, "it-trucks", "targets", targets_signed(2, files))
+    assert r2.version == 2
+    e = rpc_refusal(sign, ota, opb, "it-trucks", "targets", targets_signed(1, files))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "refused rollback: targets version 1 is lower than version 2" in e.details()
+
+    # snapshot must not list a lower targets version than before
+    snap = {"_type": "snapshot", "spec_version": "1.0.31", "expires": in_days(2),
+            "meta": {"targets.json": {"version": 2}}}
+    s1 = sign(ota, opb, "it-trucks", "snapshot", dict(snap, version=1))
+    sk = sp["roles"]["snapshot"]["keyids"]
+    assert verified_keyids(json.loads(s1.metadata), sp["keys"], set(sk)) == set(sk)
+    e = rpc_refusal(sign, ota, opb, "it-trucks", "snapshot",
+                    dict(snap, version=2, meta={"targets.json": {"version": 1}}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "snapshot would list targets.json version 1, lower than version 2" in e.details()
+
+    # timestamp: at most a day (ota.timestamp_max_hours = 24)
+    ts = {"_type": "timestamp", "spec_version": "1.0.31", "version": 1,
+          "meta": {"snapshot.json": {"version": 1}}}
+    e = rpc_refusal(sign, ota, opb, "it-trucks", "timestamp", dict(ts, expires=in_days(2)))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "maximum lifetime" in e.details()
+    t1 = sign(ota, opb, "it-trucks", "timestamp", dict(ts, expires=in_days(0.5)))
+    assert json.loads(t1.metadata)["signed"]["meta"]["snapshot.json"]["version"] == 1
+
+    # every refusal is in the audit log with its reason and the repository
+    recs = [r for r in bsutil.audit_records(env.state_dir)
+            if r["method"] == "boltseal.v1.OtaService/SignMetadata"]
+    refused = [r for r in recs if r["result"] == "FAILED_PRECONDITION"]
+    assert len(refused) == 3, refused
+    assert all(r["fields"]["ota.repository"] == "it-trucks" for r in refused)
+    assert any("refused rollback" in r["reason"] for r in refused)
+    c.close()
+
+
+@pytest.mark.parametrize("raw,role,msg,code", [
+    (b'{"_type":"targets","spec_version":"1.0.0","version":1.0,"expires":"2030-01-01T00:00:00Z"}',
+     "targets", "floating-point number at $.version", "INVALID_ARGUMENT"),
+    (b'{"_type":"targets","_type":"targets"}', "targets", "duplicate object key",
+     "INVALID_ARGUMENT"),
+    (b'{"_type":"snapshot","spec_version":"1.0.0","version":3,"expires":"2030-01-01T00:00:00Z"}',
+     "targets", "_type must be \"targets\"", "INVALID_ARGUMENT"),
+    (b'{"_type":"targets"}', "root", "role must be targets, snapshot or timestamp",
+     "INVALID_ARGUMENT"),
+    (b'{"_type":"targets"}', "delegated/x", "role must be targets, snapshot or timestamp",
+     "INVALID_ARGUMENT"),
+])
+def test_bad_input(env, opb, raw, role, msg, code):
+    c = env.client()
+    ota = Ota(c, opb)
+    e = rpc_refusal(sign, ota, opb, "it-trucks", role, None, raw)
+    assert status_of(e).name == code, (e.code(), e.details())
+    assert msg in e.details(), e.details()
+    c.close()
+
+
+def test_unknown_repository_and_bad_create(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    e = rpc_refusal(sign, ota, opb, "no-such-repo", "targets", targets_signed(1, {}))
+    assert status_of(e) == grpc.StatusCode.NOT_FOUND, e.details()
+    names = make_keys(c, pb, "ota-it2")
+    e = rpc_refusal(create_repo, ota, opb, "it-trucks", names)   # taken by the first test
+    assert status_of(e) in (grpc.StatusCode.ALREADY_EXISTS,), e.details()
+    # a generic key cannot be an OTA key
+    c.CreateKey(pb.CreateKeyRequest(name="it-ota-generic", purpose=pb.GENERIC,
+                                    algorithm=pb.ECDSA_P256_SHA256), timeout=30)
+    bad = dict(names, timestamp=["it-ota-generic"])
+    e = rpc_refusal(create_repo, ota, opb, "it-bad", bad)
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not an ECDSA P-256 or Ed25519 key of purpose ota" in e.details()
+    missing = {k: v for k, v in names.items() if k != "snapshot"}
+    e = rpc_refusal(create_repo, ota, opb, "it-bad", missing)
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "snapshot is missing" in e.details()
+    c.close()
+
+
+def test_marks_survive_a_restart(env, second_daemon, pb, opb):
+    """The high-water marks are durable: after a restart, the version signed
+    before still cannot be undercut."""
+    sd = second_daemon("ota")
+    d = sd.start()
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("ci-ota-release")),
+                      env.stubs)
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-rs")
+    create_repo(ota, opb, "rs", names)
+    sign(ota, opb, "rs", "targets", targets_signed(5, {"a": b"a"}))
+    c.close()
+    bsutil.stop_clean(d)
+    d = sd.start()
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("ci-ota-release")),
+                      env.stubs)
+    ota = Ota(c, opb)
+    e = rpc_refusal(sign, ota, opb, "rs", "targets", targets_signed(4, {"a": b"a"}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert sign(ota, opb, "rs", "targets", targets_signed(6, {"a": b"a"})).version == 6
+    c.close()
+    bsutil.stop_clean(d)
