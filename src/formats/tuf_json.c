@@ -193,7 +193,8 @@ encode(struct buf *b, const json_t *v, enum tuf_canon form, unsigned depth)
 	size_t i, n;
 	int rc = 0;
 
-	if (depth > TUF_JSON_DEPTH_MAX)
+	/* one level more than the parser allows: a parsed document wrapped in an envelope */
+	if (depth > TUF_JSON_DEPTH_MAX + 1)
 		return BS_ERR_INVALID;
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:

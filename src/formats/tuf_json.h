@@ -52,7 +52,8 @@ int tuf_json_parse(const uint8_t *buf, size_t len, size_t max_len, json_t **out,
 /*
  * The canonical form of v in *out (malloc'd, NUL-terminated; *len excludes
  * the NUL). BS_ERR_INVALID if v holds a real number or is nested deeper
- * than TUF_JSON_DEPTH_MAX; BS_ERR_NOMEM.
+ * than TUF_JSON_DEPTH_MAX + 1 (room for an envelope around a parsed
+ * document); BS_ERR_NOMEM.
  */
 int tuf_json_canonical(const json_t *v, enum tuf_canon form, char **out, size_t *len) BS_WUR;
 

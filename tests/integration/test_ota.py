@@ -171,6 +171,15 @@ def test_repository_and_metadata(env, pb, opb):
     assert len(refused) == 3, refused
     assert all(r["fields"]["ota.repository"] == "it-trucks" for r in refused)
     assert any("refused rollback" in r["reason"] for r in refused)
+    # a signed call records its keys and the SHA-256 of the bytes they signed
+    ok = [r for r in recs if r["result"] == "OK" and r["fields"]["ota.version"] == "2"
+          and r["fields"]["ota.role"] == "targets"][0]
+    assert ok["fields"]["ota.keys"] == names["targets"][0] + "@1", ok
+    want = hashlib.sha256(encode_canonical(json.loads(r2.metadata)["signed"]).encode()).hexdigest()
+    assert ok["payload_sha256"] == [want], ok
+    # refusals before any key work still name the repository and role
+    bad = [r for r in recs if r["result"] == "INVALID_ARGUMENT"]
+    assert bad and bad[-1]["fields"]["ota.repository"] == "it-trucks", bad
     c.close()
 
 
@@ -210,6 +219,15 @@ def test_unknown_repository_and_bad_create(env, pb, opb):
     e = rpc_refusal(create_repo, ota, opb, "it-bad", bad)
     assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
     assert "not an ECDSA P-256 or Ed25519 key of purpose ota" in e.details()
+    # a key serves one repository only
+    shared = {k: list(v) for k, v in make_keys(c, pb, "ota-it3").items()}
+    shared["targets"] = ["ota-it1-targets"]   # it-trucks' (the first test's) targets key
+    e = rpc_refusal(create_repo, ota, opb, "it-shared", shared)
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION, e.details()
+    assert "key 'ota-it1-targets' already signs for another repository" in e.details()
+    # nothing of the refused repository was stored: its own keys are still free
+    create_repo(ota, opb, "it-shared", {k: list(v) for k, v in shared.items()
+                                        if k != "targets"} | {"targets": ["ota-it3-targets"]})
     missing = {k: v for k, v in names.items() if k != "snapshot"}
     e = rpc_refusal(create_repo, ota, opb, "it-bad", missing)
     assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT

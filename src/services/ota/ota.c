@@ -44,6 +44,7 @@
 
 #define OTA_KEYS_MAX 8            /* keys per role */
 #define OTA_SIG_MAX 80            /* DER ECDSA P-256 or Ed25519 */
+#define LISTING_KEEP_MAX (56 * 1024)  /* snapshot/timestamp: canonical bytes, so the file fits a row */
 #define OTA_SPEC_VERSION "1.0.31"
 #define DAY 86400
 
@@ -152,9 +153,12 @@ cfg_encode(const struct role_cfg cfg[4])
 		if ((keys = json_array()) == NULL)
 			goto out;
 		for (j = 0; j < cfg[i].nkeys; j++)
-			json_array_append_new(keys, json_pack("{s:s, s:i}", "name", cfg[i].keys[j].name,
-			    "version", (json_int_t)cfg[i].keys[j].version));
-		r = json_pack("{s:o, s:i}", "keys", keys, "threshold", (json_int_t)cfg[i].threshold);
+			if (json_array_append_new(keys, json_pack("{s:s, s:I}", "name",
+			    cfg[i].keys[j].name, "version", (json_int_t)cfg[i].keys[j].version)) != 0) {
+				json_decref(keys);
+				goto out;
+			}
+		r = json_pack("{s:o, s:I}", "keys", keys, "threshold", (json_int_t)cfg[i].threshold);
 		if (r == NULL || json_object_set_new(o, top_roles[i], r) != 0)
 			goto out;
 	}
@@ -209,20 +213,42 @@ repo_row_id(const char *repo, char id[OTA_MARK_ID_MAX + 1])
 
 /* ---- answers --------------------------------------------------------------------- */
 
+/* The audit record's ota.* fields: repository and role as soon as they are known... */
 static void
-audit_fields(struct ota_call *o)
+audit_names(struct ota_call *o)
+{
+	/* best effort: a field that cannot be added (out of memory) is left out */
+	if (rpc_call_audit_field(o->call, "ota.repository", o->repo) != 0)
+		return;
+	(void)!rpc_call_audit_field(o->call, "ota.role", top_roles[o->role]);
+}
+
+/* ...and the version once it is. */
+static void
+audit_version(struct ota_call *o)
 {
 	char v[24];
 
-	/* best effort: a field that cannot be added (out of memory) is left out */
-	if (rpc_call_audit_field(o->call, "ota.repository", o->repo) != 0 ||
-	    rpc_call_audit_field(o->call, "ota.role", top_roles[o->role]) != 0)
-		return;
-	if (o->version > 0) {
-		snprintf(v, sizeof(v), "%lld", (long long)o->version);
-		if (rpc_call_audit_field(o->call, "ota.version", v) != 0)
-			return;
-	}
+	snprintf(v, sizeof(v), "%lld", (long long)o->version);
+	(void)!rpc_call_audit_field(o->call, "ota.version", v);
+}
+
+/* The keys that signed (name@version, ...) and the SHA-256 of the bytes they signed. */
+static int
+audit_signers(struct ota_call *o)
+{
+	const struct role_cfg *rc = &o->cfg[o->role];
+	char list[OTA_KEYS_MAX * (CATALOG_NAME_MAX + 16)];
+	size_t i, n = 0;
+
+	list[0] = '\0';
+	for (i = 0; i < rc->nkeys && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s@%u", i > 0 ? "," : "",
+		    rc->keys[i].name, (unsigned)rc->keys[i].version);
+	rpc_call_audit_key(o->call, rc->keys[0].name, rc->keys[0].version);
+	if (rpc_call_audit_field(o->call, "ota.keys", list) != 0)
+		return BS_ERR_NOMEM;
+	return rpc_call_audit_payload(o->call, o->sha);
 }
 
 static void
@@ -286,6 +312,17 @@ load_work(struct workq_job *job, void *ctx)
 	store_rollback(tx);
 }
 
+/* 1 if cfg[r].keys[k] also appears before it in this repository's roles. */
+static int
+key_in_earlier_role(const struct ota_call *o, size_t r, size_t k)
+{
+	for (size_t i = 0; i <= r; i++)
+		for (size_t j = 0; j < (i == r ? k : o->cfg[i].nkeys); j++)
+			if (strcmp(o->cfg[i].keys[j].name, o->cfg[r].keys[k].name) == 0)
+				return 1;
+	return 0;
+}
+
 /* Both: the new mark (and for a new repository, its configuration). */
 static void
 store_work(struct workq_job *job, void *ctx)
@@ -301,6 +338,21 @@ store_work(struct workq_job *job, void *ctx)
 		repo_row_id(o->repo, id);
 		o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->cfg_json,
 		    strlen(o->cfg_json), NULL);
+		/*
+		 * A key signs for one repository only: TUF metadata does not name
+		 * its repository, so a signature made for one would be valid in
+		 * the other, past its policy and its high-water marks.
+		 */
+		for (size_t r = 0; r < 4 && o->rc == 0; r++)
+			for (size_t k = 0; k < o->cfg[r].nkeys && o->rc == 0; k++) {
+				snprintf(id, sizeof(id), "keyuse/%s", o->cfg[r].keys[k].name);
+				o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->repo,
+				    strlen(o->repo), NULL);
+				if (o->rc == BS_ERR_EXISTS && key_in_earlier_role(o, r, k))
+					o->rc = 0;   /* the same key for two roles of this repository */
+				else if (o->rc == BS_ERR_EXISTS)
+					snprintf(o->err, sizeof(o->err), "%s", o->cfg[r].keys[k].name);
+			}
 	}
 	if (o->rc == 0)
 		o->rc = ota_mark_put(tx, o->mark_id, &o->mark, o->version, o->sha,
@@ -324,8 +376,14 @@ static void
 stored(struct workq_job *job)
 {
 	struct ota_call *o = (struct ota_call *)job;
-	char msg[256];
+	char msg[384];
 
+	if (o->rc == BS_ERR_EXISTS && o->create && o->err[0] != '\0') {
+		snprintf(msg, sizeof(msg), "key '%.64s' already signs for another repository (a key "
+		    "serves one repository only)", o->err);
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	}
 	if (o->rc == BS_ERR_EXISTS && o->create) {
 		snprintf(msg, sizeof(msg), "repository '%s' already exists", o->repo);
 		fail(o, GRPC_STATUS_ALREADY_EXISTS, msg);
@@ -388,6 +446,10 @@ signed_one(void *arg, struct keyop_answer *a)
 		return;
 	if (o->sign_rc != 0) {
 		fail(o, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
+		return;
+	}
+	if (audit_signers(o) != 0) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	if (tuf_meta_envelope(o->signed_part, o->sigs, o->nsigs, TUF_CANON_OLPC, &o->file,
@@ -518,21 +580,18 @@ loaded(struct workq_job *job)
 	switch (tuf_meta_order(&o->mark.hw, o->version, o->sha)) {
 	case TUF_ORDER_SAME:
 		if (o->mark.metadata != NULL) {
-			audit_fields(o);
 			answer(o, o->mark.metadata, o->mark.metadata_len, 1);
 			return;
 		}
 		o->resign = 1;   /* not kept (too big): sign the same bytes again, store nothing */
 		break;
 	case TUF_ORDER_ROLLBACK:
-		audit_fields(o);
 		snprintf(msg, sizeof(msg), "refused rollback: %s version %lld is lower than version "
 		    "%lld signed before", top_roles[o->role], (long long)o->version,
 		    (long long)o->mark.hw.version);
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	case TUF_ORDER_FORK:
-		audit_fields(o);
 		snprintf(msg, sizeof(msg), "refused: %s version %lld was signed before with other "
 		    "content", top_roles[o->role], (long long)o->version);
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
@@ -551,14 +610,18 @@ loaded(struct workq_job *job)
 		if (tuf_meta_listed_versions(prev_signed, o->signed_part, o->role, err,
 		    sizeof(err)) != 0) {
 			json_decref(prev);
-			audit_fields(o);
 			snprintf(msg, sizeof(msg), "refused rollback: %s", err);
 			fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 			return;
 		}
 		json_decref(prev);
+	} else if ((o->role == TUF_ROLE_SNAPSHOT || o->role == TUF_ROLE_TIMESTAMP) &&
+	    o->mark.hw.present) {
+		/* never expected (such files are kept whole, see sign_metadata): fail closed */
+		fail(o, GRPC_STATUS_INTERNAL, "the last signed file of this role was not kept; its "
+		    "listing cannot be checked");
+		return;
 	}
-	audit_fields(o);
 	sign_all(o);
 }
 
@@ -604,6 +667,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository or role name");
 		return;
 	}
+	audit_names(o);
 	if ((rc = tuf_json_parse(r->signed_.data, r->signed_.len, r->signed_.len + 1,
 	    &o->signed_part, err, sizeof(err))) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
@@ -615,6 +679,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	o->version = info.version;
+	audit_version(o);
 	snprintf(vbuf, sizeof(vbuf), "%lld", (long long)o->version);
 	{
 		struct policy_attr attrs[] = {
@@ -630,6 +695,16 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	if (tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	/*
+	 * A snapshot or timestamp file is kept whole (a store row holds 64 KiB)
+	 * so that the next one's listing can be checked against it.
+	 */
+	if ((o->role == TUF_ROLE_SNAPSHOT || o->role == TUF_ROLE_TIMESTAMP) &&
+	    o->canon_len > LISTING_KEEP_MAX) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "snapshot and timestamp metadata over 56 KiB "
+		    "are not supported yet");
 		return;
 	}
 	SHA256((const uint8_t *)o->canon, o->canon_len, o->sha);
@@ -654,7 +729,7 @@ root_signed(struct ota_call *o, time_t exp)
 	strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	keys = json_object();
 	roles = json_object();
-	sp = json_pack("{s:s, s:s, s:i, s:s, s:b, s:o, s:o}", "_type", "root", "spec_version",
+	sp = json_pack("{s:s, s:s, s:I, s:s, s:b, s:o, s:o}", "_type", "root", "spec_version",
 	    OTA_SPEC_VERSION, "version", (json_int_t)1, "expires", expires, "consistent_snapshot",
 	    1, "keys", keys, "roles", roles);
 	if (sp == NULL)
@@ -669,11 +744,15 @@ root_signed(struct ota_call *o, time_t exp)
 				json_decref(keyids);
 				goto fail;
 			}
-			json_object_set_new(keys, keyid, obj);
-			json_array_append_new(keyids, json_string(keyid));
+			if (json_object_set_new(keys, keyid, obj) != 0 ||
+			    json_array_append_new(keyids, json_string(keyid)) != 0) {
+				json_decref(keyids);
+				goto fail;
+			}
 		}
-		json_object_set_new(roles, top_roles[i], json_pack("{s:o, s:i}", "keyids", keyids,
-		    "threshold", (json_int_t)o->cfg[i].threshold));
+		if (json_object_set_new(roles, top_roles[i], json_pack("{s:o, s:I}", "keyids", keyids,
+		    "threshold", (json_int_t)o->cfg[i].threshold)) != 0)
+			goto fail;
 	}
 	return sp;
 fail:
@@ -710,6 +789,21 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	o->role = TUF_ROLE_ROOT;
 	o->version = 1;
 	snprintf(o->repo, sizeof(o->repo), "%s", r->name);
+	audit_names(o);
+	audit_version(o);
+	{
+		/* before any key is looked up: no oracle of key names for the unauthorised */
+		struct policy_attr attrs[] = {
+			{ "request.repository", o->repo },
+			{ "request.role", "root" },
+			{ "request.version", "1" },
+		};
+
+		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
+			ota_call_free(o);
+			return;
+		}
+	}
 	for (i = 0; i < r->n_roles; i++) {
 		const Boltseal__V1__RoleKeys *rk = r->roles[i];
 
@@ -757,18 +851,6 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 			return;
 		}
 	}
-	{
-		struct policy_attr attrs[] = {
-			{ "request.repository", o->repo },
-			{ "request.role", "root" },
-			{ "request.version", "1" },
-		};
-
-		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
-			ota_call_free(o);
-			return;
-		}
-	}
 	life = r->root_expires_days == 0 ? st->max_lifetime[TUF_ROLE_ROOT] :
 	    (int64_t)r->root_expires_days * DAY;
 	if (life > st->max_lifetime[TUF_ROLE_ROOT]) {
@@ -792,7 +874,6 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
 		return;
 	}
-	audit_fields(o);
 	sign_all(o);
 }
 
