@@ -18,8 +18,9 @@
  * stored by compare-and-set before the answer, so of two racing signers of
  * one version only one wins.
  *
- * Flow of a call: loop (checks) -> work queue (store read) -> key door
- * (one SIGN per key) -> work queue (store write) -> loop (answer).
+ * Flow of a call: loop (checks) -> work queue (store read: the marks, or
+ * for a new repository that its name and keys are free) -> key door (one
+ * SIGN per key) -> work queue (store write) -> loop (answer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,44 @@ store_work(struct workq_job *job, void *ctx)
 	o->rc = store_commit(tx);
 }
 
+/*
+ * CreateRepository, before any key signs: the name is free and no key is
+ * bound to another repository (store_work checks both again, atomically).
+ */
+static void
+create_check_work(struct workq_job *job, void *ctx)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	struct store_txn *tx = NULL;
+	char id[OTA_MARK_ID_MAX + 1];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t rowv;
+	int rc;
+
+	(void)ctx;
+	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
+		return;
+	repo_row_id(o->repo, id);
+	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
+	free(data);
+	o->rc = rc == 0 ? BS_ERR_EXISTS : rc == BS_ERR_NOT_FOUND ? 0 : rc;
+	for (size_t r = 0; r < 4 && o->rc == 0; r++)
+		for (size_t k = 0; k < o->cfg[r].nkeys && o->rc == 0; k++) {
+			snprintf(id, sizeof(id), "keyuse/%s", o->cfg[r].keys[k].name);
+			data = NULL;
+			rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
+			free(data);
+			if (rc == 0) {
+				o->rc = BS_ERR_EXISTS;
+				snprintf(o->err, sizeof(o->err), "%s", o->cfg[r].keys[k].name);
+			} else if (rc != BS_ERR_NOT_FOUND) {
+				o->rc = rc;
+			}
+		}
+	store_rollback(tx);
+}
+
 static int
 submit(struct ota_call *o, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
 {
@@ -402,6 +441,21 @@ stored(struct workq_job *job)
 		return;
 	}
 	answer(o, (const uint8_t *)o->file, o->file_len, 0);
+}
+
+static void sign_all(struct ota_call *o);
+
+/* Loop: the name and the keys are free (sign), or say why not (stored's messages). */
+static void
+create_checked(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+
+	if (o->rc != 0) {
+		stored(job);
+		return;
+	}
+	sign_all(o);
 }
 
 /* ---- signing ------------------------------------------------------------------- */
@@ -640,6 +694,11 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct svc_ctx *svc = rpc_call_svc(call);
 	struct tuf_meta_info info;
+
+	if (st == NULL || svc->store == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
+		return;
+	}
 	struct ota_call *o;
 	char err[300], vbuf[24];
 	int rc;
@@ -768,6 +827,11 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct svc_ctx *svc = rpc_call_svc(call);
 	const struct catalog_key *k;
+
+	if (st == NULL || svc->store == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
+		return;
+	}
 	struct ota_call *o;
 	int seen[4] = { 0 };
 	int64_t life;
@@ -874,7 +938,8 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
 		return;
 	}
-	sign_all(o);
+	if (submit(o, create_check_work, create_checked) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
 
 static const struct rpc_method methods[] = {
