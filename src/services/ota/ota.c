@@ -694,15 +694,14 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct svc_ctx *svc = rpc_call_svc(call);
 	struct tuf_meta_info info;
+	struct ota_call *o;
+	char err[300], vbuf[24];
+	int rc;
 
 	if (st == NULL || svc->store == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
 		return;
 	}
-	struct ota_call *o;
-	char err[300], vbuf[24];
-	int rc;
-
 	if (!name_ok(r->repository)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "repository: 1..64 of "
 		    "[A-Za-z0-9._-], starting alphanumeric");
@@ -827,17 +826,16 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct svc_ctx *svc = rpc_call_svc(call);
 	const struct catalog_key *k;
-
-	if (st == NULL || svc->store == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
-		return;
-	}
 	struct ota_call *o;
 	int seen[4] = { 0 };
 	int64_t life;
 	size_t i, j;
 	enum tuf_role role;
 
+	if (st == NULL || svc->store == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
+		return;
+	}
 	if (!name_ok(r->name)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..64 of [A-Za-z0-9._-], "
 		    "starting alphanumeric");
