@@ -42,57 +42,71 @@ read_varint(const uint8_t *data, size_t len, size_t *pos, uint64_t *out)
 	return BS_ERR_INVALID;
 }
 
+int
+pb_wire_next(const uint8_t *data, size_t len, size_t *pos, struct pb_wire_field *f)
+{
+	uint64_t key = 0, v;
+
+	f->number = 0;
+	f->payload = NULL;
+	f->payload_len = 0;
+	if (read_varint(data, len, pos, &key) != 0)
+		return BS_ERR_INVALID;
+	f->number = (uint32_t)(key >> 3);
+	f->wire_type = (unsigned)(key & 7);
+	if ((key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+		return BS_ERR_INVALID;
+	switch (f->wire_type) {
+	case 0: /* varint */
+		return read_varint(data, len, pos, &v);
+	case 1: /* 64-bit */
+		if (len - *pos < 8)
+			return BS_ERR_INVALID;
+		*pos += 8;
+		return 0;
+	case 5: /* 32-bit */
+		if (len - *pos < 4)
+			return BS_ERR_INVALID;
+		*pos += 4;
+		return 0;
+	case 2: /* length-delimited */
+		if (read_varint(data, len, pos, &v) != 0 || v > len - *pos)
+			return BS_ERR_INVALID;
+		f->payload = data + *pos;
+		f->payload_len = (size_t)v;
+		*pos += (size_t)v;
+		return 0;
+	default: /* groups (3, 4) are not used by proto3; 6, 7 are invalid */
+		return BS_ERR_INVALID;
+	}
+}
+
 static int
 check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len, uint32_t *field,
     int depth)
 {
+	const ProtobufCFieldDescriptor *fd;
+	struct pb_wire_field f;
 	size_t pos = 0;
 
 	if (depth > MAX_DEPTH)
 		return BS_ERR_INVALID;
 	while (pos < len) {
-		const ProtobufCFieldDescriptor *fd;
-		uint64_t key = 0, v;
-		uint32_t num;
-
-		if (read_varint(data, len, &pos, &key) != 0 || (key >> 3) == 0 ||
-		    (key >> 3) > UINT32_MAX)
+		if (pb_wire_next(data, len, &pos, &f) != 0)
 			goto bad;
-		num = (uint32_t)(key >> 3);
-		switch (key & 7) {
-		case 0: /* varint */
-			if (read_varint(data, len, &pos, &v) != 0)
-				goto bad;
-			break;
-		case 1: /* 64-bit */
-			if (len - pos < 8)
-				goto bad;
-			pos += 8;
-			break;
-		case 5: /* 32-bit */
-			if (len - pos < 4)
-				goto bad;
-			pos += 4;
-			break;
-		case 2: /* length-delimited */
-			if (read_varint(data, len, &pos, &v) != 0 || v > len - pos)
-				goto bad;
-			fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)num);
-			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_STRING &&
-			    !pb_utf8_valid_nonul(data + pos, (size_t)v))
-				goto bad;
-			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
-			    check(fd->descriptor, data + pos, (size_t)v, field, depth + 1) != 0)
-				return BS_ERR_INVALID;
-			pos += (size_t)v;
-			break;
-		default: /* groups (3, 4) are not used by proto3; 6, 7 are invalid */
+		if (f.wire_type != 2)
+			continue;
+		fd = protobuf_c_message_descriptor_get_field(desc, f.number);
+		if (fd != NULL && fd->type == PROTOBUF_C_TYPE_STRING &&
+		    !pb_utf8_valid_nonul(f.payload, f.payload_len))
 			goto bad;
-		}
+		if (fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+		    check(fd->descriptor, f.payload, f.payload_len, field, depth + 1) != 0)
+			return BS_ERR_INVALID;
 		continue;
 bad:
 		if (field != NULL)
-			*field = (uint32_t)(key >> 3);
+			*field = f.number;
 		return BS_ERR_INVALID;
 	}
 	return 0;

@@ -1,6 +1,6 @@
 /*
  * pb_strings.h - checks the string fields of a serialized protobuf message
- * before protobuf-c unpacks it.
+ * before protobuf-c unpacks it, with a reader of the wire format's fields.
  *
  * protobuf-c copies a string field into a NUL-terminated C string without
  * looking at its bytes, so "nul\0x" would silently become "nul", and invalid
@@ -26,6 +26,23 @@
  */
 int pb_strings_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
     uint32_t *field) BS_WUR;
+
+/* One field of the protobuf wire format. */
+struct pb_wire_field {
+	uint32_t number;            /* the field number (as read, even when invalid) */
+	unsigned wire_type;         /* 0 varint, 1 64-bit, 2 length-delimited, 5 32-bit */
+	const uint8_t *payload;     /* wire type 2: its bytes (borrowed from data) */
+	size_t payload_len;
+};
+
+/*
+ * Reads the field at data[*pos..len) and moves *pos past it: the one
+ * reader of the wire grammar (pb_strings_check, the RPC layer's field
+ * counter). 0, or BS_ERR_INVALID: a varint of more than 10 bytes or cut
+ * short, field number 0 or above 2^32-1, a length past the end, wire types
+ * 3 and 4 (groups, not used by proto3), 6 and 7.
+ */
+int pb_wire_next(const uint8_t *data, size_t len, size_t *pos, struct pb_wire_field *f) BS_WUR;
 
 /* 1 if s (len bytes) is valid UTF-8 (no overlongs, surrogates, > U+10FFFF) with no NUL. */
 int pb_utf8_valid_nonul(const uint8_t *s, size_t len);

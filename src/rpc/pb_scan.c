@@ -1,36 +1,15 @@
 /*
  * pb_scan.c - field counts of serialized protobuf messages against caps
- * (see pb_scan.h). The grammar is pb_strings.c's: same varints, same wire
- * types, same depth limit.
+ * (see pb_scan.h). Fields are read with pb_strings.h's pb_wire_next, so
+ * the grammar is the string checker's own; same depth limit.
  */
+#include "formats/pb_strings.h"
 #include "rpc/pb_scan.h"
 
 struct scan {
 	uint64_t max_fields, max_unknown;
 	struct rpc_pb_count n;
 };
-
-/* Reads a base-128 varint at *pos; 0 or BS_ERR_INVALID. */
-static int
-read_varint(const uint8_t *data, size_t len, size_t *pos, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned shift;
-
-	for (shift = 0; shift < 64; shift += 7) {
-		uint8_t b;
-
-		if (*pos >= len)
-			return BS_ERR_INVALID;
-		b = data[(*pos)++];
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0) {
-			*out = v;
-			return 0;
-		}
-	}
-	return BS_ERR_INVALID;
-}
 
 /* 1 if protobuf-c decodes a length-delimited occurrence of fd as packed scalars. */
 static int
@@ -98,57 +77,30 @@ static int
 walk(struct scan *s, const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
     int depth)
 {
+	const ProtobufCFieldDescriptor *fd;
+	struct pb_wire_field f;
 	size_t pos = 0;
+	uint64_t k;
 	int rc;
 
 	if (depth > RPC_PB_SCAN_MAX_DEPTH)
 		return BS_ERR_INVALID;
 	while (pos < len) {
-		const ProtobufCFieldDescriptor *fd;
-		uint64_t key, v;
-
-		if (read_varint(data, len, &pos, &key) != 0 || (key >> 3) == 0 ||
-		    (key >> 3) > UINT32_MAX)
+		if (pb_wire_next(data, len, &pos, &f) != 0)
 			return BS_ERR_INVALID;
-		fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
-		switch (key & 7) {
-		case 0: /* varint */
-			if (read_varint(data, len, &pos, &v) != 0)
-				return BS_ERR_INVALID;
-			break;
-		case 1: /* 64-bit */
-			if (len - pos < 8)
-				return BS_ERR_INVALID;
-			pos += 8;
-			break;
-		case 5: /* 32-bit */
-			if (len - pos < 4)
-				return BS_ERR_INVALID;
-			pos += 4;
-			break;
-		case 2: /* length-delimited */
-			if (read_varint(data, len, &pos, &v) != 0 || v > len - pos)
-				return BS_ERR_INVALID;
-			if (fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-				if ((rc = count(s, 1, 0)) != 0 ||
-				    (rc = walk(s, fd->descriptor, data + pos, (size_t)v, depth + 1)) != 0)
-					return rc;
-				pos += (size_t)v;
-				continue;
-			}
-			if (fd != NULL && is_packed(fd)) {
-				/* an empty run is still one scanned member */
-				uint64_t k = packed_elements(fd->type, data + pos, (size_t)v);
-
-				if ((rc = count(s, k > 0 ? k : 1, 0)) != 0)
-					return rc;
-				pos += (size_t)v;
-				continue;
-			}
-			pos += (size_t)v;
-			break;
-		default: /* groups (3, 4) are not used by proto3; 6, 7 are invalid */
-			return BS_ERR_INVALID;
+		fd = protobuf_c_message_descriptor_get_field(desc, f.number);
+		if (f.wire_type == 2 && fd != NULL && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+			if ((rc = count(s, 1, 0)) != 0 ||
+			    (rc = walk(s, fd->descriptor, f.payload, f.payload_len, depth + 1)) != 0)
+				return rc;
+			continue;
+		}
+		if (f.wire_type == 2 && fd != NULL && is_packed(fd)) {
+			/* an empty run is still one scanned member */
+			k = packed_elements(fd->type, f.payload, f.payload_len);
+			if ((rc = count(s, k > 0 ? k : 1, 0)) != 0)
+				return rc;
+			continue;
 		}
 		if ((rc = count(s, 1, fd == NULL ? 1 : 0)) != 0)
 			return rc;
