@@ -687,39 +687,74 @@ name_ok(const char *s)
 	return ota_mark_id(s, "root", NULL, id) == 0;
 }
 
+/*
+ * The start every handler shares: the service is up and repo is a valid
+ * repository name. Returns the call's state, or NULL (answered).
+ */
+static struct ota_call *
+ota_call_start(struct rpc_call *call, const char *repo, const char *what)
+{
+	const struct svc_ctx *svc = rpc_call_svc(call);
+	struct ota_call *o;
+
+	if (rpc_call_service_state(call) == NULL || svc->store == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
+		return NULL;
+	}
+	if (!name_ok(repo)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: 1..64 of [A-Za-z0-9._-], "
+		    "starting alphanumeric", what);
+		return NULL;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	o->call = call;
+	o->svc = rpc_call_svc(call);
+	snprintf(o->repo, sizeof(o->repo), "%s", repo);
+	return o;
+}
+
+/* The policy's verdict on o with its request attributes; 0: refused, answered, o freed. */
+static int
+ota_authorize(struct ota_call *o, const char *role)
+{
+	char v[24];
+
+	snprintf(v, sizeof(v), "%lld", (long long)o->version);
+	{
+		struct policy_attr attrs[] = {
+			{ "request.repository", o->repo },
+			{ "request.role", role },
+			{ "request.version", v },
+		};
+
+		if (rpc_call_authorize(o->call, NULL, "ota", attrs, 3))
+			return 1;
+	}
+	ota_call_free(o);
+	return 0;
+}
+
 static void
 sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__SignMetadataRequest *r = (const Boltseal__V1__SignMetadataRequest *)msg;
 	const struct ota_settings *st = rpc_call_service_state(call);
-	struct svc_ctx *svc = rpc_call_svc(call);
 	struct tuf_meta_info info;
 	struct ota_call *o;
-	char err[300], vbuf[24];
+	char err[300];
 	int rc;
 
-	if (st == NULL || svc->store == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
-		return;
-	}
-	if (!name_ok(r->repository)) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "repository: 1..64 of "
-		    "[A-Za-z0-9._-], starting alphanumeric");
-		return;
-	}
 	if (strcmp(r->role, "targets") != 0 && strcmp(r->role, "snapshot") != 0 &&
 	    strcmp(r->role, "timestamp") != 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "role must be targets, snapshot or "
 		    "timestamp (root metadata comes from CreateRepository)");
 		return;
 	}
-	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if ((o = ota_call_start(call, r->repository, "repository")) == NULL)
 		return;
-	}
-	o->call = call;
-	o->svc = svc;
-	snprintf(o->repo, sizeof(o->repo), "%s", r->repository);
 	if (tuf_role_parse(r->role, &o->role) != 0 ||
 	    ota_mark_id(o->repo, r->role, NULL, o->mark_id) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository or role name");
@@ -738,19 +773,8 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	o->version = info.version;
 	audit_version(o);
-	snprintf(vbuf, sizeof(vbuf), "%lld", (long long)o->version);
-	{
-		struct policy_attr attrs[] = {
-			{ "request.repository", o->repo },
-			{ "request.role", r->role },
-			{ "request.version", vbuf },
-		};
-
-		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
-			ota_call_free(o);
-			return;
-		}
-	}
+	if (!ota_authorize(o, r->role))
+		return;
 	if (tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
@@ -832,40 +856,16 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	size_t i, j;
 	enum tuf_role role;
 
-	if (st == NULL || svc->store == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "OTA service not started");
+	if ((o = ota_call_start(call, r->name, "name")) == NULL)
 		return;
-	}
-	if (!name_ok(r->name)) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..64 of [A-Za-z0-9._-], "
-		    "starting alphanumeric");
-		return;
-	}
-	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
-	o->call = call;
-	o->svc = svc;
 	o->create = 1;
 	o->role = TUF_ROLE_ROOT;
 	o->version = 1;
-	snprintf(o->repo, sizeof(o->repo), "%s", r->name);
 	audit_names(o);
 	audit_version(o);
-	{
-		/* before any key is looked up: no oracle of key names for the unauthorised */
-		struct policy_attr attrs[] = {
-			{ "request.repository", o->repo },
-			{ "request.role", "root" },
-			{ "request.version", "1" },
-		};
-
-		if (!rpc_call_authorize(call, NULL, "ota", attrs, 3)) {
-			ota_call_free(o);
-			return;
-		}
-	}
+	/* before any key is looked up: no oracle of key names for the unauthorised */
+	if (!ota_authorize(o, "root"))
+		return;
 	for (i = 0; i < r->n_roles; i++) {
 		const Boltseal__V1__RoleKeys *rk = r->roles[i];
 
