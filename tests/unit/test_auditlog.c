@@ -41,7 +41,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +53,7 @@
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
 #include "formats/merkle.h"
+#include "fsync_gate.h"
 
 #define H MERKLE_HASH_LEN
 #define PUMP_TIMEOUT_MS 10000
@@ -941,101 +941,6 @@ done_cb(void *arg, int rc)
 		c->wrong_thread = 1;
 }
 
-/*
- * The writer's fdatasync(2), interposed: this definition in the test
- * program wins over the C library's for the library linked into it. For
- * the file set with gate_watch() it waits while the gate is shut (the
- * writer is then held mid-commit, so the queue can be filled while the log
- * is healthy) and fails with EIO gate_fail times; other files (none here)
- * go straight to the system call.
- */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static struct {
-	dev_t dev;
-	ino_t ino;
-	int watching, shut, waiting, fail;
-} gate;
-
-int
-fdatasync(int fd)
-{
-	struct stat st;
-	int fail = 0;
-
-	if (fstat(fd, &st) == 0) {
-		pthread_mutex_lock(&gate_mu);
-		if (gate.watching && st.st_dev == gate.dev && st.st_ino == gate.ino) {
-			gate.waiting++;
-			pthread_cond_broadcast(&gate_cv);
-			while (gate.shut)
-				pthread_cond_wait(&gate_cv, &gate_mu);
-			gate.waiting--;
-			if (gate.fail > 0) {
-				gate.fail--;
-				fail = 1;
-			}
-		}
-		pthread_mutex_unlock(&gate_mu);
-	}
-	if (fail) {
-		errno = EIO;
-		return -1;
-	}
-	return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void
-gate_watch(const char *path)
-{
-	struct stat st;
-
-	assert_int_equal(stat(path, &st), 0);
-	pthread_mutex_lock(&gate_mu);
-	gate.dev = st.st_dev;
-	gate.ino = st.st_ino;
-	gate.watching = 1;
-	pthread_mutex_unlock(&gate_mu);
-}
-
-static void
-gate_set(int shut, int fail)
-{
-	pthread_mutex_lock(&gate_mu);
-	gate.shut = shut;
-	gate.fail = fail;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
-}
-
-/* Waits (bounded) until the writer is held at the gate. */
-static void
-gate_wait_held(void)
-{
-	struct timespec until;
-	int held;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
-	pthread_mutex_lock(&gate_mu);
-	while (gate.waiting == 0 &&
-	    pthread_cond_timedwait(&gate_cv, &gate_mu, &until) == 0)
-		;
-	held = gate.waiting > 0;
-	pthread_mutex_unlock(&gate_mu);
-	if (!held)
-		fail_msg("the audit writer never reached fdatasync");
-}
-
-static void
-gate_reset(void)
-{
-	pthread_mutex_lock(&gate_mu);
-	memset(&gate, 0, sizeof(gate));
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
-}
-
 struct fixture {
 	char tmp[256];
 	char dir[512];               /* tmp/audit (not created) */
@@ -1091,7 +996,7 @@ teardown(void **state)
 
 	if (f->fsize_changed)
 		(void)setrlimit(RLIMIT_FSIZE, &f->saved_fsize);
-	gate_reset();                    /* a failed test may have left the writer held */
+	fsync_gate_reset();                    /* a failed test may have left the writer held */
 	audit_log_close(f->log);
 	event_free(f->tick);
 	event_base_free(f->base);
@@ -2174,12 +2079,13 @@ test_reserve_past_queue_max(void **state)
 	assert_non_null(t);
 	open_log_reserve(f, RQMAX, RRESERVE);
 	log_path(f, path, sizeof(path));
-	gate_watch(path);
-	gate_set(1, 0);
+	assert_int_equal(fsync_gate_watch(path), 0);
+	fsync_gate_set(1, 0);
 	/* the writer takes the first record and is held in its fdatasync */
 	trec_make(t, 11, "rq");
 	append(f, &t->r, 0);
-	gate_wait_held();
+	if (!fsync_gate_wait_held(10))
+		fail_msg("the audit writer never reached fdatasync");
 	for (size_t i = 1; i < RQMAX; i++) {
 		trec_make(t, i + 11, "rq");
 		append(f, &t->r, i);
@@ -2205,7 +2111,7 @@ test_reserve_past_queue_max(void **state)
 	assert_int_equal(f->cbs[10].calls, 0);          /* held: nothing is durable yet */
 	assert_int_equal(audit_log_size(f->log), 0);
 
-	gate_set(0, 0);
+	fsync_gate_set(0, 0);
 	expect_callbacks(f, 0, RQMAX, 0);
 	expect_callbacks(f, 10, 11, 0);
 	w.size = RQMAX + 2 + 1;                          /* + the refusal count */
@@ -2268,8 +2174,8 @@ test_reserved_write_failure(void **state)
 	assert_non_null(ls);
 	open_log(f, 16);
 	log_path(f, path, sizeof(path));
-	gate_watch(path);
-	gate_set(0, 1);                                  /* the next fdatasync fails (EIO) */
+	assert_int_equal(fsync_gate_watch(path), 0);
+	fsync_gate_set(0, 1);                                  /* the next fdatasync fails (EIO) */
 	assert_int_equal(audit_log_reserve(f->log, &s), 0);
 	key_record(&kr, "key_created", "k-fail", 1);
 	assert_int_equal(audit_log_commit_reserved(f->log, s, &kr, done_cb, &f->cbs[0]), 0);
@@ -2330,8 +2236,8 @@ test_write_wait(void **state)
 	assert_int_equal(find_key_line(ls, "key_created", "audit-log"), 0);
 	lines_free(ls);
 	/* a failed write is reported; the record is kept and written on the retry */
-	gate_watch(path);
-	gate_set(0, 1);
+	assert_int_equal(fsync_gate_watch(path), 0);
+	fsync_gate_set(0, 1);
 	key_record(&kr, "key_creation_undone", "audit-log", 1);
 	assert_int_equal(audit_log_write_wait(f->log, &kr), BS_ERR_UNAVAILABLE);
 	w.size = 2;

@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +52,7 @@
 #include "rpc/rpc_service.h"
 #include "services/services.h"
 #include "rpc_harness.h"
+#include "fsync_gate.h"
 
 #define OK_URI "spiffe://t.example/ci"
 #define KS "/boltseal.v1.KeyService/"
@@ -701,71 +701,6 @@ test_cancelled_probe_says_nothing_about_the_hsm(void **state)
 
 /* ---- key changes and the audit log ---------------------------------------------------- */
 
-/*
- * The audit writer's fdatasync(2), interposed: this definition in the test
- * program wins over the C library's for the library linked into it (and
- * SQLite's calls come here too). For the file set with gate_watch() it
- * waits while the gate is shut (the writer is held mid-commit with the log
- * healthy, so its queue can be filled) and fails with EIO gate.fail times;
- * every other file goes straight to the system call.
- */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static struct {
-	dev_t dev;
-	ino_t ino;
-	int watching, shut, waiting, fail;
-} gate;
-
-int
-fdatasync(int fd)
-{
-	struct stat st;
-	int fail = 0;
-
-	if (fstat(fd, &st) == 0) {
-		pthread_mutex_lock(&gate_mu);
-		if (gate.watching && st.st_dev == gate.dev && st.st_ino == gate.ino) {
-			gate.waiting++;
-			pthread_cond_broadcast(&gate_cv);
-			while (gate.shut)
-				pthread_cond_wait(&gate_cv, &gate_mu);
-			gate.waiting--;
-			if (gate.fail > 0) {
-				gate.fail--;
-				fail = 1;
-			}
-		}
-		pthread_mutex_unlock(&gate_mu);
-	}
-	if (fail) {
-		errno = EIO;
-		return -1;
-	}
-	return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void
-gate_set(int shut, int fail)
-{
-	pthread_mutex_lock(&gate_mu);
-	gate.shut = shut;
-	gate.fail = fail;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
-}
-
-static int
-gate_held(void)
-{
-	int held;
-
-	pthread_mutex_lock(&gate_mu);
-	held = gate.waiting > 0;
-	pthread_mutex_unlock(&gate_mu);
-	return held;
-}
-
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -807,7 +742,6 @@ setup_audit_reserve(void **state, unsigned reserve)
 	struct audit_log_opts ao;
 	struct rpc_dispatcher_opts o;
 	char err[512] = "", dir[128];
-	struct stat st;
 
 	if (setup(state) != 0)
 		return -1;
@@ -820,13 +754,7 @@ setup_audit_reserve(void **state, unsigned reserve)
 	if (audit_log_open(dir, f->base, &ao, &f->svc.audit, err, sizeof(err)) != 0)
 		fail_msg("audit_log_open: %s", err);
 	snprintf(f->audit_path, sizeof(f->audit_path), "%s/audit.jsonl", dir);
-	assert_int_equal(stat(f->audit_path, &st), 0);
-	pthread_mutex_lock(&gate_mu);
-	memset(&gate, 0, sizeof(gate));
-	gate.dev = st.st_dev;
-	gate.ino = st.st_ino;
-	gate.watching = 1;
-	pthread_mutex_unlock(&gate_mu);
+	assert_int_equal(fsync_gate_watch(f->audit_path), 0);
 	o.registry = f->reg;
 	o.env = &f->svc;
 	o.audit = f->svc.audit;
@@ -853,7 +781,7 @@ teardown_audit(void **state)
 {
 	struct fixture *f = *state;
 
-	gate_set(0, 0);                  /* a failed test may have left the writer held */
+	fsync_gate_set(0, 0);                  /* a failed test may have left the writer held */
 	for (size_t i = 0; i < 2; i++)
 		if (f->open_calls[i] != NULL)
 			rpc_call_detach(f->open_calls[i]);
@@ -862,9 +790,7 @@ teardown_audit(void **state)
 	audit_log_close(f->svc.audit);
 	f->svc.audit = NULL;
 	harness_audit_log = NULL;
-	pthread_mutex_lock(&gate_mu);
-	memset(&gate, 0, sizeof(gate));
-	pthread_mutex_unlock(&gate_mu);
+	fsync_gate_reset();
 	return teardown(state);
 }
 
@@ -892,11 +818,10 @@ fill_audit_queue(struct fixture *f)
 	r.method = "boltseal.v1.KeyService/Sign";
 	r.result = "OK";
 	r.reason = "filler";
-	gate_set(1, 0);
+	fsync_gate_set(1, 0);
 	assert_int_equal(audit_log_append(f->svc.audit, &r, filler_done, NULL), 0);
 	n++;
-	(void)pump_for(f->base, 10000, &gate.waiting);   /* the writer holds it, at the gate */
-	assert_true(gate_held());
+	assert_true(fsync_gate_wait_held(10));   /* the writer holds it, at the gate */
 	while ((rc = audit_log_append(f->svc.audit, &r, filler_done, NULL)) == 0)
 		n++;
 	assert_int_equal(rc, BS_ERR_QUEUE_FULL);
@@ -1020,7 +945,7 @@ test_key_changes_recorded_when_the_audit_queue_is_full(void **state)
 		fail_msg("the new key is usable before its audit record is durable");
 	assert_int_equal(catalog_find(f->cat, "t-sign")->nversions, 1);
 
-	gate_set(0, 0);
+	fsync_gate_set(0, 0);
 	assert_true(harness_pump(f->base, &cfs->answers));
 	assert_true(harness_pump(f->base, &rfs->answers));
 	end_call(f, 0);
@@ -1082,7 +1007,7 @@ test_key_change_refused_when_its_record_fails(void **state)
 	char *line;
 	size_t idx;
 
-	gate_set(0, 1);
+	fsync_gate_set(0, 1);
 	cr.name = "t-eio";
 	cr.algorithm = BOLTSEAL__V1__ALGORITHM__ECDSA_P256_SHA256;
 	cr.purpose = BOLTSEAL__V1__KEY_PURPOSE__GENERIC;
@@ -1126,7 +1051,7 @@ test_key_change_refused_without_room(void **state)
 	assert_int_not_equal(fs->a.grpc_status, GRPC_STATUS_OK);
 	assert_int_equal(fk.calls[KEYOP_GENERATE], 0);
 	assert_null(catalog_find(f->cat, "t-full"));
-	gate_set(0, 0);
+	fsync_gate_set(0, 0);
 	harness_pump_idle(f->base, f->d);
 }
 
