@@ -633,33 +633,44 @@ note_drop(struct server *s, enum drop_kind kind, const char *host)
  * The handshake to drop to make room: the oldest one that has not sent a
  * ClientHello (OpenSSL has processed none, and no byte is waiting in the
  * socket: an idle socket, or a ClientHello being dripped), at least
- * VICTIM_MIN_AGE_MS old. A real client sends its ClientHello right after
- * connecting; once it is in the socket, even unread while a flood is being
- * accepted, the connection is safe. A handshake past its ClientHello is
- * never dropped (it ends by its deadline at the latest, and making many of
- * them costs their sender a key exchange each). NULL when there is none.
+ * VICTIM_MIN_AGE_MS old unless any_age. A real client sends its ClientHello
+ * right after connecting; once it is in the socket, even unread while a
+ * flood is being accepted, the connection is safe. The age guard leaves a
+ * client whose ClientHello is still on the wire a moment to send it; a
+ * newcomer whose own ClientHello is already waiting at accept outranks
+ * that guess and may displace a silent handshake of any age (else a burst
+ * of accepted silent sockets, all younger than the guard, would refuse it).
+ * A handshake past its ClientHello is never dropped (it ends by its
+ * deadline at the latest, and making many of them costs their sender a key
+ * exchange each). NULL when there is none.
  */
 #define VICTIM_MIN_AGE_MS 10
 
 static int
-nothing_sent(struct conn *c)
+bytes_waiting(evutil_socket_t fd)
 {
 	int pending = 0;
 
+	if (ioctl(fd, FIONREAD, &pending) != 0)
+		return 1;       /* unknown: treat as spoken, never drop it on a guess */
+	return pending > 0;
+}
+
+static int
+nothing_sent(struct conn *c)
+{
 	if (SSL_get_state(c->ssl) != TLS_ST_BEFORE)   /* a ClientHello was processed */
 		return 0;
-	if (ioctl(bufferevent_getfd(c->bev), FIONREAD, &pending) != 0)
-		return 0;
-	return pending == 0;
+	return !bytes_waiting(bufferevent_getfd(c->bev));
 }
 
 static struct conn *
-startups_victim(struct server *s, uint64_t now)
+startups_victim(struct server *s, uint64_t now, int any_age)
 {
 	struct conn *c;
 
 	TAILQ_FOREACH(c, &s->startups, startup) {
-		if (now - c->accepted_ms < VICTIM_MIN_AGE_MS)
+		if (!any_age && now - c->accepted_ms < VICTIM_MIN_AGE_MS)
 			break;  /* oldest first: the rest are younger still */
 		if (nothing_sent(c))
 			return c;
@@ -673,12 +684,13 @@ startups_victim(struct server *s, uint64_t now)
  * max_startups_begin nothing happens; from there a handshake chosen by
  * startups_victim() is dropped with a probability rising linearly to 1 at
  * max_startups, and its address penalised. A flood of sockets that never
- * speak thus only ever displaces its own kind. Returns 0, or -1 when the
- * pool is full and nothing in it may be dropped: then the newcomer is
- * refused.
+ * speak thus only ever displaces its own kind. spoke: the newcomer's
+ * ClientHello is already waiting in its socket (see startups_victim()).
+ * Returns 0, or -1 when the pool is full and nothing in it may be dropped:
+ * then the newcomer is refused.
  */
 static int
-startups_make_room(struct server *s)
+startups_make_room(struct server *s, int spoke)
 {
 	const struct server_limits *lim = &s->lim;
 	uint64_t now = conn_now_ms();
@@ -693,7 +705,10 @@ startups_make_room(struct server *s)
 		if (arc4random_uniform(span) >= over)
 			return 0;
 	}
-	if ((old = startups_victim(s, now)) == NULL)
+	old = startups_victim(s, now, 0);
+	if (old == NULL && spoke && s->nstartups >= lim->max_startups)
+		old = startups_victim(s, now, 1);
+	if (old == NULL)
 		return s->nstartups < lim->max_startups ? 0 : -1;
 	note_drop(s, DROP_STALE, old->host);
 	penalise(s, old->host, s->lim.handshake_penalty_ms);
@@ -731,7 +746,7 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		evutil_closesocket(fd);
 		return;
 	}
-	if (startups_make_room(s) != 0) {
+	if (startups_make_room(s, bytes_waiting(fd)) != 0) {
 		note_drop(s, DROP_YOUNG, host);
 		evutil_closesocket(fd);
 		return;
