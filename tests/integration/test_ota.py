@@ -7,7 +7,9 @@
 # version with other content, a snapshot listing a lower targets version),
 # each refused FAILED_PRECONDITION and audited; the idempotent retry; bad
 # input (floats, duplicate keys, wrong _type, too long a lifetime, unknown
-# repository) refused with nothing stored; the marks surviving a restart.
+# repository) refused with nothing stored; the marks surviving a restart;
+# root rotation (version N+1 exactly, signed by a threshold of root N's keys
+# and of its own, as a TUF client checks it) and GetRepository.
 
 import datetime
 import hashlib
@@ -44,6 +46,12 @@ class Ota:
         self.sign = ch.unary_unary(S + "SignMetadata",
                                    request_serializer=opb.SignMetadataRequest.SerializeToString,
                                    response_deserializer=opb.SignMetadataResponse.FromString)
+        self.rotate = ch.unary_unary(S + "RotateRoot",
+                                     request_serializer=opb.RotateRootRequest.SerializeToString,
+                                     response_deserializer=opb.RotateRootResponse.FromString)
+        self.get = ch.unary_unary(S + "GetRepository",
+                                  request_serializer=opb.GetRepositoryRequest.SerializeToString,
+                                  response_deserializer=opb.GetRepositoryResponse.FromString)
 
 
 def make_keys(client, pb, prefix):
@@ -257,3 +265,87 @@ def test_marks_survive_a_restart(env, second_daemon, pb, opb):
     assert sign(ota, opb, "rs", "targets", targets_signed(6, {"a": b"a"})).version == 6
     c.close()
     bsutil.stop_clean(d)
+
+
+def threshold_met(doc, by_root):
+    """TUF's check of doc (a root) against by_root's root role: at least
+    threshold distinct root key ids of by_root have a signature that verifies."""
+    role = by_root["signed"]["roles"]["root"]
+    good = verified_keyids(doc, by_root["signed"]["keys"], set(role["keyids"]))
+    return len(good) >= role["threshold"]
+
+
+def test_rotate_root_and_get_repository(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-rot")
+    root1 = create_repo(ota, opb, "it-rotate", names)
+    got = ota.get(opb.GetRepositoryRequest(name="it-rotate"), timeout=30)
+    assert [r.role for r in got.roles] == ["root", "targets", "snapshot", "timestamp"]
+    assert got.roles[0].version == 1 and got.roles[0].threshold == 2
+    assert list(got.roles[0].key_names) == [n + "@1" for n in names["root"]]
+    assert got.roles[1].version == 0 and got.roles[1].metadata == b""
+    assert [json.loads(r) for r in got.roots] == [root1]
+
+    # root 2: one root key replaced, a new targets key; signed by root 1's
+    # keys (all still enabled) and root 2's, so a client holding root 1 and
+    # one fetching root 2 fresh both accept it
+    for n in ("ota-rot-root-new", "ota-rot-targets-2"):
+        c.CreateKey(pb.CreateKeyRequest(name=n, purpose=pb.OTA, algorithm=pb.ECDSA_P256_SHA256),
+                    timeout=30)
+    new_root = names["root"][1:] + ["ota-rot-root-new"]
+    req = opb.RotateRootRequest(repository="it-rotate", expires_days=60, version=2)
+    req.roles.append(opb.RoleKeys(role="root", key_names=new_root, threshold=2))
+    req.roles.append(opb.RoleKeys(role="targets", key_names=["ota-rot-targets-2"], threshold=1))
+    r2 = ota.rotate(req, timeout=60)
+    root2 = json.loads(r2.root)
+    assert r2.version == 2 and root2["signed"]["version"] == 2
+    assert threshold_met(root2, root1) and threshold_met(root2, root2)
+    assert len(root2["signatures"]) == 4          # three old root keys and the new one
+    assert root2["signed"]["roles"]["snapshot"] == root1["signed"]["roles"]["snapshot"]
+    tk = root2["signed"]["roles"]["targets"]["keyids"]
+    assert tk != root1["signed"]["roles"]["targets"]["keyids"]
+
+    # targets are now signed by the new targets key only
+    t = json.loads(sign(ota, opb, "it-rotate", "targets",
+                        targets_signed(1, {"a.bin": b"a"})).metadata)
+    assert verified_keyids(t, root2["signed"]["keys"], set(tk)) == set(tk)
+    assert len(t["signatures"]) == 1
+
+    got = ota.get(opb.GetRepositoryRequest(name="it-rotate"), timeout=30)
+    assert [json.loads(r) for r in got.roots] == [root1, root2]
+    assert got.roles[0].version == 2 and got.roles[1].version == 1
+    assert json.loads(got.roles[1].metadata) == t
+
+    # the version must be exactly the next one; no change at all renews the expiry
+    e = rpc_refusal(ota.rotate, opb.RotateRootRequest(repository="it-rotate", version=2), 30)
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "root version 2 is the current one: the next is 3" in e.details()
+    r3 = ota.rotate(opb.RotateRootRequest(repository="it-rotate", expires_days=90), timeout=60)
+    root3 = json.loads(r3.root)
+    assert r3.version == 3 and threshold_met(root3, root2) and threshold_met(root3, root3)
+    assert root3["signed"]["roles"] == root2["signed"]["roles"]
+
+    # a key of another repository cannot be brought in; bad requests
+    req = opb.RotateRootRequest(repository="it-rotate")
+    req.roles.append(opb.RoleKeys(role="snapshot", key_names=["ota-it1-snapshot"], threshold=1))
+    e = rpc_refusal(ota.rotate, req, 30)
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already signs for another repository" in e.details()
+    req = opb.RotateRootRequest(repository="it-rotate", expires_days=5000)
+    e = rpc_refusal(ota.rotate, req, 30)
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT and "expires_days" in e.details()
+    e = rpc_refusal(ota.rotate, opb.RotateRootRequest(repository="no-such-repo"), 30)
+    assert status_of(e) == grpc.StatusCode.NOT_FOUND
+    e = rpc_refusal(ota.get, opb.GetRepositoryRequest(name="no-such-repo"), 30)
+    assert status_of(e) == grpc.StatusCode.NOT_FOUND
+    got = ota.get(opb.GetRepositoryRequest(name="it-rotate"), timeout=30)
+    assert len(got.roots) == 3                    # nothing stored by the refusals
+
+    recs = [r for r in bsutil.audit_records(env.state_dir)
+            if r["method"] == "boltseal.v1.OtaService/RotateRoot"
+            and r["fields"].get("ota.repository") == "it-rotate"]
+    ok = [r for r in recs if r["result"] == "OK"]
+    assert [r["fields"]["ota.version"] for r in ok] == ["2", "3"]
+    assert ok[0]["fields"]["ota.keys"].count("@") == 4
+    c.close()

@@ -18,6 +18,12 @@
  * stored by compare-and-set before the answer, so of two racing signers of
  * one version only one wins.
  *
+ * RotateRoot: root N+1 (the stored configuration with the request's roles
+ * replaced) signed by root N's keys that can sign (at least its threshold)
+ * and by root N+1's; configuration (compare-and-set), root file and mark
+ * stored in one transaction. GetRepository: the configuration, the four
+ * marks and every root file, for publishing tools and bootstrapping clients.
+ *
  * Flow of a call: loop (checks) -> work queue (store read: the marks, or
  * for a new repository that its name and keys are free) -> key door (one
  * SIGN per key) -> work queue (store write) -> loop (answer).
@@ -44,6 +50,7 @@
 #include "store/store.h"
 
 #define OTA_KEYS_MAX 8            /* keys per role */
+#define OTA_SIGNERS_MAX (2 * OTA_KEYS_MAX)  /* a rotated root: the old root keys and the new */
 #define OTA_SIG_MAX 80            /* DER ECDSA P-256 or Ed25519 */
 #define LISTING_KEEP_MAX (56 * 1024)  /* snapshot/timestamp: canonical bytes, so the file fits a row */
 #define OTA_SPEC_VERSION "1.0.31"
@@ -72,17 +79,30 @@ struct role_cfg {
 	unsigned threshold;
 };
 
+enum ota_op {
+	OP_SIGN,                      /* SignMetadata */
+	OP_CREATE,                    /* CreateRepository */
+	OP_ROTATE,                    /* RotateRoot */
+	OP_GET,                       /* GetRepository */
+};
+
 /* One call in flight. job first: the work queue hands it back. */
 struct ota_call {
 	struct workq_job job;
 	struct rpc_call *call;
 	struct svc_ctx *svc;
-	int create;                   /* CreateRepository (else SignMetadata) */
+	enum ota_op op;
 	char repo[65];
 	char mark_id[OTA_MARK_ID_MAX + 1];
 	enum tuf_role role;
-	struct role_cfg cfg[4];       /* by enum tuf_role */
-	char *cfg_json;               /* CreateRepository: the repository row */
+	struct role_cfg cfg[4];       /* the stored configuration, by enum tuf_role */
+	uint64_t cfg_row_version;     /* its store row's version */
+	struct role_cfg next[4];      /* create, rotate: the configuration to store */
+	int changed[4];               /* rotate: the roles the request changes */
+	int64_t life;                 /* create, rotate: the new root's lifetime (s) */
+	char *cfg_json;               /* create, rotate: next, encoded for its row */
+	struct role_key signers[OTA_SIGNERS_MAX];
+	size_t nsigners;
 	json_t *signed_part;
 	char *canon;
 	size_t canon_len;
@@ -93,8 +113,13 @@ struct ota_call {
 	int resign;                   /* same version, file not kept: sign again, store nothing */
 	/* signing */
 	size_t nsigs, pending;
-	struct tuf_signature sigs[OTA_KEYS_MAX];
-	uint8_t sigbuf[OTA_KEYS_MAX][OTA_SIG_MAX];
+	struct tuf_signature sigs[OTA_SIGNERS_MAX];
+	uint8_t sigbuf[OTA_SIGNERS_MAX][OTA_SIG_MAX];
+	/* get: the four roles' marks and every root file */
+	struct ota_mark marks[4];
+	uint8_t **roots;
+	size_t *root_lens;
+	size_t nroots;
 	int sign_rc;
 	char *file;
 	size_t file_len;
@@ -110,6 +135,12 @@ ota_call_free(struct ota_call *o)
 	free(o->cfg_json);
 	free(o->file);
 	ota_mark_clear(&o->mark);
+	for (size_t i = 0; i < 4; i++)
+		ota_mark_clear(&o->marks[i]);
+	for (size_t i = 0; i < o->nroots; i++)
+		free(o->roots[i]);
+	free(o->roots);
+	free(o->root_lens);
 	free(o);
 }
 
@@ -212,6 +243,80 @@ repo_row_id(const char *repo, char id[OTA_MARK_ID_MAX + 1])
 	snprintf(id, OTA_MARK_ID_MAX + 1, "repo/%s", repo);
 }
 
+/* Every root version's file is kept: a client holding root N walks N+1, N+2, ... */
+static void
+root_row_id(const char *repo, int64_t version, char id[OTA_MARK_ID_MAX + 1])
+{
+	snprintf(id, OTA_MARK_ID_MAX + 1, "root/%s/%lld", repo, (long long)version);
+}
+
+/*
+ * Reads the repository's configuration row into o->cfg and
+ * o->cfg_row_version; a missing row sets o->repo_missing.
+ */
+static int
+cfg_load(struct store_txn *tx, struct ota_call *o)
+{
+	char id[OTA_MARK_ID_MAX + 1];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	repo_row_id(o->repo, id);
+	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &o->cfg_row_version);
+	if (rc == BS_ERR_NOT_FOUND) {
+		o->repo_missing = 1;
+		return 0;
+	}
+	if (rc == 0)
+		rc = cfg_decode(data, len, o->cfg);
+	free(data);
+	return rc;
+}
+
+/*
+ * A key signs for one repository only: TUF metadata does not name its
+ * repository, so a signature made for one would be valid in the other,
+ * past its policy and its high-water marks. Checks (and with claim,
+ * records) that key name is free or already this repository's: 0, or
+ * BS_ERR_EXISTS with the name in o->err, or the store's error.
+ */
+static int
+keyuse_check(struct store_txn *tx, struct ota_call *o, const char *name, int claim)
+{
+	char id[OTA_MARK_ID_MAX + 1];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t rowv;
+	int rc, mine;
+
+	snprintf(id, sizeof(id), "keyuse/%s", name);
+	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
+	mine = rc == 0 && len == strlen(o->repo) && memcmp(data, o->repo, len) == 0;
+	free(data);
+	if (rc == 0 && !mine) {
+		snprintf(o->err, sizeof(o->err), "%s", name);
+		return BS_ERR_EXISTS;
+	}
+	if (rc == BS_ERR_NOT_FOUND && claim)
+		return store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->repo,
+		    strlen(o->repo), NULL);
+	return rc == BS_ERR_NOT_FOUND ? 0 : rc;
+}
+
+/* keyuse_check for every key of the roles of cfg that matter (all, or those changed). */
+static int
+keyuse_check_all(struct store_txn *tx, struct ota_call *o, const struct role_cfg cfg[4],
+    const int *only, int claim)
+{
+	int rc = 0;
+
+	for (size_t r = 0; r < 4 && rc == 0; r++)
+		for (size_t k = 0; k < cfg[r].nkeys && rc == 0 && (only == NULL || only[r]); k++)
+			rc = keyuse_check(tx, o, cfg[r].keys[k].name, claim);
+	return rc;
+}
+
 /* ---- answers --------------------------------------------------------------------- */
 
 /* The audit record's ota.* fields: repository and role as soon as they are known... */
@@ -238,15 +343,14 @@ audit_version(struct ota_call *o)
 static int
 audit_signers(struct ota_call *o)
 {
-	const struct role_cfg *rc = &o->cfg[o->role];
-	char list[OTA_KEYS_MAX * (CATALOG_NAME_MAX + 16)];
+	char list[OTA_SIGNERS_MAX * (CATALOG_NAME_MAX + 16)];
 	size_t i, n = 0;
 
 	list[0] = '\0';
-	for (i = 0; i < rc->nkeys && n < sizeof(list); i++)
+	for (i = 0; i < o->nsigners && n < sizeof(list); i++)
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s@%u", i > 0 ? "," : "",
-		    rc->keys[i].name, (unsigned)rc->keys[i].version);
-	rpc_call_audit_key(o->call, rc->keys[0].name, rc->keys[0].version);
+		    o->signers[i].name, (unsigned)o->signers[i].version);
+	rpc_call_audit_key(o->call, o->signers[0].name, o->signers[0].version);
 	if (rpc_call_audit_field(o->call, "ota.keys", list) != 0)
 		return BS_ERR_NOMEM;
 	return rpc_call_audit_payload(o->call, o->sha);
@@ -255,11 +359,18 @@ audit_signers(struct ota_call *o)
 static void
 answer(struct ota_call *o, const uint8_t *file, size_t len, int repeated)
 {
-	if (o->create) {
+	if (o->op == OP_CREATE) {
 		Boltseal__V1__CreateRepositoryResponse r = BOLTSEAL__V1__CREATE_REPOSITORY_RESPONSE__INIT;
 
 		r.root.data = (uint8_t *)file;
 		r.root.len = len;
+		rpc_call_finish_pb(o->call, &r.base);
+	} else if (o->op == OP_ROTATE) {
+		Boltseal__V1__RotateRootResponse r = BOLTSEAL__V1__ROTATE_ROOT_RESPONSE__INIT;
+
+		r.root.data = (uint8_t *)file;
+		r.root.len = len;
+		r.version = (uint64_t)o->version;
 		rpc_call_finish_pb(o->call, &r.base);
 	} else {
 		Boltseal__V1__SignMetadataResponse r = BOLTSEAL__V1__SIGN_METADATA_RESPONSE__INIT;
@@ -291,40 +402,20 @@ load_work(struct workq_job *job, void *ctx)
 {
 	struct ota_call *o = (struct ota_call *)job;
 	struct store_txn *tx = NULL;
-	char id[OTA_MARK_ID_MAX + 1];
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t rowv;
 
 	(void)ctx;
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
-	repo_row_id(o->repo, id);
-	o->rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
-	if (o->rc == BS_ERR_NOT_FOUND) {
-		o->repo_missing = 1;
-		o->rc = 0;
-	} else if (o->rc == 0) {
-		o->rc = cfg_decode(data, len, o->cfg);
-		if (o->rc == 0)
-			o->rc = ota_mark_get(tx, o->mark_id, &o->mark);
-	}
-	free(data);
+	o->rc = cfg_load(tx, o);
+	if (o->rc == 0 && !o->repo_missing)
+		o->rc = ota_mark_get(tx, o->mark_id, &o->mark);
+	/* rotate: the keys the request brings in are free (store_work checks again) */
+	if (o->rc == 0 && !o->repo_missing && o->op == OP_ROTATE)
+		o->rc = keyuse_check_all(tx, o, o->next, o->changed, 0);
 	store_rollback(tx);
 }
 
-/* 1 if cfg[r].keys[k] also appears before it in this repository's roles. */
-static int
-key_in_earlier_role(const struct ota_call *o, size_t r, size_t k)
-{
-	for (size_t i = 0; i <= r; i++)
-		for (size_t j = 0; j < (i == r ? k : o->cfg[i].nkeys); j++)
-			if (strcmp(o->cfg[i].keys[j].name, o->cfg[r].keys[k].name) == 0)
-				return 1;
-	return 0;
-}
-
-/* Both: the new mark (and for a new repository, its configuration). */
+/* Create and rotate: the configuration, its keys' use, the root file; all: the new mark. */
 static void
 store_work(struct workq_job *job, void *ctx)
 {
@@ -335,25 +426,19 @@ store_work(struct workq_job *job, void *ctx)
 	(void)ctx;
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
-	if (o->create) {
+	if (o->op == OP_CREATE || o->op == OP_ROTATE) {
+		/* rotate: compare-and-set, so two racing rotations cannot both land */
 		repo_row_id(o->repo, id);
-		o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->cfg_json,
-		    strlen(o->cfg_json), NULL);
-		/*
-		 * A key signs for one repository only: TUF metadata does not name
-		 * its repository, so a signature made for one would be valid in
-		 * the other, past its policy and its high-water marks.
-		 */
-		for (size_t r = 0; r < 4 && o->rc == 0; r++)
-			for (size_t k = 0; k < o->cfg[r].nkeys && o->rc == 0; k++) {
-				snprintf(id, sizeof(id), "keyuse/%s", o->cfg[r].keys[k].name);
-				o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->repo,
-				    strlen(o->repo), NULL);
-				if (o->rc == BS_ERR_EXISTS && key_in_earlier_role(o, r, k))
-					o->rc = 0;   /* the same key for two roles of this repository */
-				else if (o->rc == BS_ERR_EXISTS)
-					snprintf(o->err, sizeof(o->err), "%s", o->cfg[r].keys[k].name);
-			}
+		o->rc = store_row_put(tx, OTA_STORE_NS, id, o->op == OP_CREATE ? 0 :
+		    o->cfg_row_version, (const uint8_t *)o->cfg_json, strlen(o->cfg_json), NULL);
+		if (o->rc == 0)
+			o->rc = keyuse_check_all(tx, o, o->next, NULL, 1);
+		root_row_id(o->repo, o->version, id);
+		if (o->rc == 0)
+			o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->file,
+			    o->file_len, NULL);
+		if (o->rc == BS_ERR_EXISTS && o->op == OP_ROTATE && o->err[0] == '\0')
+			o->rc = BS_ERR_PRECONDITION;   /* another rotation wrote this version */
 	}
 	if (o->rc == 0)
 		o->rc = ota_mark_put(tx, o->mark_id, &o->mark, o->version, o->sha,
@@ -374,32 +459,15 @@ create_check_work(struct workq_job *job, void *ctx)
 {
 	struct ota_call *o = (struct ota_call *)job;
 	struct store_txn *tx = NULL;
-	char id[OTA_MARK_ID_MAX + 1];
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t rowv;
-	int rc;
 
 	(void)ctx;
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
-	repo_row_id(o->repo, id);
-	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
-	free(data);
-	o->rc = rc == 0 ? BS_ERR_EXISTS : rc == BS_ERR_NOT_FOUND ? 0 : rc;
-	for (size_t r = 0; r < 4 && o->rc == 0; r++)
-		for (size_t k = 0; k < o->cfg[r].nkeys && o->rc == 0; k++) {
-			snprintf(id, sizeof(id), "keyuse/%s", o->cfg[r].keys[k].name);
-			data = NULL;
-			rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &rowv);
-			free(data);
-			if (rc == 0) {
-				o->rc = BS_ERR_EXISTS;
-				snprintf(o->err, sizeof(o->err), "%s", o->cfg[r].keys[k].name);
-			} else if (rc != BS_ERR_NOT_FOUND) {
-				o->rc = rc;
-			}
-		}
+	o->rc = cfg_load(tx, o);
+	if (o->rc == 0 && !o->repo_missing)
+		o->rc = BS_ERR_EXISTS;
+	if (o->rc == 0)
+		o->rc = keyuse_check_all(tx, o, o->next, NULL, 0);
 	store_rollback(tx);
 }
 
@@ -417,13 +485,13 @@ stored(struct workq_job *job)
 	struct ota_call *o = (struct ota_call *)job;
 	char msg[384];
 
-	if (o->rc == BS_ERR_EXISTS && o->create && o->err[0] != '\0') {
+	if (o->rc == BS_ERR_EXISTS && o->op != OP_SIGN && o->err[0] != '\0') {
 		snprintf(msg, sizeof(msg), "key '%.64s' already signs for another repository (a key "
 		    "serves one repository only)", o->err);
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	}
-	if (o->rc == BS_ERR_EXISTS && o->create) {
+	if (o->rc == BS_ERR_EXISTS && o->op == OP_CREATE) {
 		snprintf(msg, sizeof(msg), "repository '%s' already exists", o->repo);
 		fail(o, GRPC_STATUS_ALREADY_EXISTS, msg);
 		return;
@@ -445,6 +513,14 @@ stored(struct workq_job *job)
 
 static void sign_all(struct ota_call *o);
 
+/* The signers of a role's metadata: every key of the role. */
+static void
+signers_of(struct ota_call *o, const struct role_cfg *rc)
+{
+	memcpy(o->signers, rc->keys, rc->nkeys * sizeof(rc->keys[0]));
+	o->nsigners = rc->nkeys;
+}
+
 /* Loop: the name and the keys are free (sign), or say why not (stored's messages). */
 static void
 create_checked(struct workq_job *job)
@@ -455,6 +531,7 @@ create_checked(struct workq_job *job)
 		stored(job);
 		return;
 	}
+	signers_of(o, &o->next[TUF_ROLE_ROOT]);
 	sign_all(o);
 }
 
@@ -546,12 +623,11 @@ role_key_version(struct ota_call *o, const struct role_key *rk, const struct cat
 	return v;
 }
 
-/* Every key of o->role signs o->canon; signed_one finishes. */
+/* Every key of o->signers signs o->canon; signed_one finishes. */
 static void
 sign_all(struct ota_call *o)
 {
-	const struct role_cfg *rc = &o->cfg[o->role];
-	struct keyop_input in[OTA_KEYS_MAX];
+	struct keyop_input in[OTA_SIGNERS_MAX];
 	struct keyop_request r;
 	const struct catalog_key *k = NULL;
 	const struct catalog_version *v;
@@ -559,24 +635,24 @@ sign_all(struct ota_call *o)
 	char kerr[128];
 	size_t i;
 
-	o->nsigs = rc->nkeys;
-	o->pending = rc->nkeys;
-	for (i = 0; i < rc->nkeys; i++) {
-		if ((v = role_key_version(o, &rc->keys[i], &k)) == NULL ||
+	o->nsigs = o->nsigners;
+	o->pending = o->nsigners;
+	for (i = 0; i < o->nsigners; i++) {
+		if ((v = role_key_version(o, &o->signers[i], &k)) == NULL ||
 		    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, o->sigs[i].keyid, kerr,
 		    sizeof(kerr)) != 0) {
 			if (v != NULL)
-				snprintf(o->err, sizeof(o->err), "key '%s': %s", rc->keys[i].name, kerr);
+				snprintf(o->err, sizeof(o->err), "key '%s': %s", o->signers[i].name, kerr);
 			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err);
 			return;
 		}
 		json_decref(obj);
 	}
-	for (i = 0; i < rc->nkeys; i++) {
+	for (i = 0; i < o->nsigners; i++) {
 		struct sign_slot *sl = calloc(1, sizeof(*sl));
 
-		(void)role_key_version(o, &rc->keys[i], &k);
-		v = catalog_key_version(k, rc->keys[i].version);
+		(void)role_key_version(o, &o->signers[i], &k);
+		v = catalog_key_version(k, o->signers[i].version);
 		memset(&in[i], 0, sizeof(in[i]));
 		/* TUF: ECDSA signs SHA-256 of the canonical bytes (DER), Ed25519 the bytes */
 		if (k->alg == BS_ALG_ECDSA_P256_SHA256) {
@@ -676,6 +752,7 @@ loaded(struct workq_job *job)
 		    "listing cannot be checked");
 		return;
 	}
+	signers_of(o, &o->cfg[o->role]);
 	sign_all(o);
 }
 
@@ -727,7 +804,7 @@ ota_authorize(struct ota_call *o, const char *role)
 		struct policy_attr attrs[] = {
 			{ "request.repository", o->repo },
 			{ "request.role", role },
-			{ "request.version", v },
+			{ "request.version", o->version > 0 ? v : NULL },
 		};
 
 		if (rpc_call_authorize(o->call, NULL, "ota", attrs, 3))
@@ -794,11 +871,11 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
 
-/* ---- CreateRepository ------------------------------------------------------------ */
+/* ---- CreateRepository and RotateRoot --------------------------------------------- */
 
-/* The root metadata's signed part for o->cfg, expiring at exp. */
+/* The root metadata's signed part for cfg, at version, expiring at exp. */
 static json_t *
-root_signed(struct ota_call *o, time_t exp)
+root_signed(struct ota_call *o, const struct role_cfg cfg[4], int64_t version, time_t exp)
 {
 	json_t *sp, *keys, *roles, *keyids, *obj;
 	const struct catalog_key *k;
@@ -812,15 +889,15 @@ root_signed(struct ota_call *o, time_t exp)
 	keys = json_object();
 	roles = json_object();
 	sp = json_pack("{s:s, s:s, s:I, s:s, s:b, s:o, s:o}", "_type", "root", "spec_version",
-	    OTA_SPEC_VERSION, "version", (json_int_t)1, "expires", expires, "consistent_snapshot",
-	    1, "keys", keys, "roles", roles);
+	    OTA_SPEC_VERSION, "version", (json_int_t)version, "expires", expires,
+	    "consistent_snapshot", 1, "keys", keys, "roles", roles);
 	if (sp == NULL)
 		return NULL;
 	for (i = 0; i < 4; i++) {
 		if ((keyids = json_array()) == NULL)
 			goto fail;
-		for (j = 0; j < o->cfg[i].nkeys; j++) {
-			if ((v = role_key_version(o, &o->cfg[i].keys[j], &k)) == NULL ||
+		for (j = 0; j < cfg[i].nkeys; j++) {
+			if ((v = role_key_version(o, &cfg[i].keys[j], &k)) == NULL ||
 			    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, keyid, kerr,
 			    sizeof(kerr)) != 0) {
 				json_decref(keyids);
@@ -833,7 +910,7 @@ root_signed(struct ota_call *o, time_t exp)
 			}
 		}
 		if (json_object_set_new(roles, top_roles[i], json_pack("{s:o, s:I}", "keyids", keyids,
-		    "threshold", (json_int_t)o->cfg[i].threshold)) != 0)
+		    "threshold", (json_int_t)cfg[i].threshold)) != 0)
 			goto fail;
 	}
 	return sp;
@@ -842,23 +919,105 @@ fail:
 	return NULL;
 }
 
+/*
+ * The request's RoleKeys into o->next, each key at its current version;
+ * o->changed marks the roles given. 0, or answered (o freed) and -1.
+ */
+static int
+role_keys_parse(struct ota_call *o, Boltseal__V1__RoleKeys *const *roles, size_t n)
+{
+	const struct catalog_key *k;
+	enum tuf_role role;
+	size_t i, j;
+	int status = GRPC_STATUS_INVALID_ARGUMENT;
+
+	for (i = 0; i < n; i++) {
+		const Boltseal__V1__RoleKeys *rk = roles[i];
+		struct role_cfg *rc;
+
+		if (tuf_role_parse(rk->role, &role) != 0 || role == TUF_ROLE_DELEGATED ||
+		    o->changed[role]++) {
+			snprintf(o->err, sizeof(o->err), "roles: '%.64s' is not one of root, targets, "
+			    "snapshot, timestamp, or is given twice", rk->role);
+			goto fail;
+		}
+		if (rk->n_key_names == 0 || rk->n_key_names > OTA_KEYS_MAX || rk->threshold < 1 ||
+		    rk->threshold > rk->n_key_names) {
+			snprintf(o->err, sizeof(o->err), "role %s: 1..%d keys and a threshold of 1..the "
+			    "number of keys", rk->role, OTA_KEYS_MAX);
+			goto fail;
+		}
+		rc = &o->next[role];
+		for (j = 0; j < rk->n_key_names; j++) {
+			k = catalog_find(o->svc->catalog, rk->key_names[j]);
+			if (k == NULL || catalog_key_primary(k) == NULL) {
+				snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' not found", rk->role,
+				    rk->key_names[j]);
+				status = GRPC_STATUS_NOT_FOUND;
+				goto fail;
+			}
+			for (size_t m = 0; m < j; m++)
+				if (strcmp(rk->key_names[m], rk->key_names[j]) == 0) {
+					snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' given twice",
+					    rk->role, rk->key_names[j]);
+					goto fail;
+				}
+			snprintf(rc->keys[j].name, sizeof(rc->keys[j].name), "%s", k->name);
+			rc->keys[j].version = catalog_key_primary(k)->version;
+		}
+		rc->nkeys = rk->n_key_names;
+		rc->threshold = rk->threshold;
+	}
+	return 0;
+fail:
+	fail(o, status, o->err);
+	return -1;
+}
+
+/* A new root's lifetime from the request's days (0: the maximum); -1: answered. */
+static int
+root_life(struct ota_call *o, const struct ota_settings *st, uint32_t days, const char *field)
+{
+	o->life = days == 0 ? st->max_lifetime[TUF_ROLE_ROOT] : (int64_t)days * DAY;
+	if (o->life > st->max_lifetime[TUF_ROLE_ROOT]) {
+		snprintf(o->err, sizeof(o->err), "%s: at most %lld (ota.root_max_days)", field,
+		    (long long)(st->max_lifetime[TUF_ROLE_ROOT] / DAY));
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Root version o->version from o->next: signed part, canonical bytes, row; -1: answered. */
+static int
+root_prepare(struct ota_call *o)
+{
+	if ((o->signed_part = root_signed(o, o->next, o->version, time(NULL) + o->life)) == NULL) {
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err[0] != '\0' ? o->err :
+		    "cannot build the root metadata");
+		return -1;
+	}
+	if ((o->cfg_json = cfg_encode(o->next)) == NULL ||
+	    tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return -1;
+	}
+	SHA256((const uint8_t *)o->canon, o->canon_len, o->sha);
+	return 0;
+}
+
 static void
 create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__CreateRepositoryRequest *r =
 	    (const Boltseal__V1__CreateRepositoryRequest *)msg;
 	const struct ota_settings *st = rpc_call_service_state(call);
-	struct svc_ctx *svc = rpc_call_svc(call);
-	const struct catalog_key *k;
 	struct ota_call *o;
-	int seen[4] = { 0 };
-	int64_t life;
-	size_t i, j;
-	enum tuf_role role;
+	size_t i;
 
 	if ((o = ota_call_start(call, r->name, "name")) == NULL)
 		return;
-	o->create = 1;
+	o->op = OP_CREATE;
 	o->role = TUF_ROLE_ROOT;
 	o->version = 1;
 	audit_names(o);
@@ -866,77 +1025,228 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	/* before any key is looked up: no oracle of key names for the unauthorised */
 	if (!ota_authorize(o, "root"))
 		return;
-	for (i = 0; i < r->n_roles; i++) {
-		const Boltseal__V1__RoleKeys *rk = r->roles[i];
-
-		if (tuf_role_parse(rk->role, &role) != 0 || role == TUF_ROLE_DELEGATED ||
-		    seen[role]++) {
-			snprintf(o->err, sizeof(o->err), "roles: '%.64s' is not one of root, targets, "
-			    "snapshot, timestamp, or is given twice", rk->role);
-			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
-			return;
-		}
-		if (rk->n_key_names == 0 || rk->n_key_names > OTA_KEYS_MAX || rk->threshold < 1 ||
-		    rk->threshold > rk->n_key_names) {
-			snprintf(o->err, sizeof(o->err), "role %s: 1..%d keys and a threshold of 1..the "
-			    "number of keys", rk->role, OTA_KEYS_MAX);
-			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
-			return;
-		}
-		for (j = 0; j < rk->n_key_names; j++) {
-			k = catalog_find(svc->catalog, rk->key_names[j]);
-			if (k == NULL || catalog_key_primary(k) == NULL) {
-				snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' not found", rk->role,
-				    rk->key_names[j]);
-				fail(o, GRPC_STATUS_NOT_FOUND, o->err);
-				return;
-			}
-			for (size_t m = 0; m < j; m++)
-				if (strcmp(rk->key_names[m], rk->key_names[j]) == 0) {
-					snprintf(o->err, sizeof(o->err), "role %s: key '%.64s' given twice",
-					    rk->role, rk->key_names[j]);
-					fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
-					return;
-				}
-			snprintf(o->cfg[role].keys[j].name, sizeof(o->cfg[role].keys[j].name), "%s",
-			    k->name);
-			o->cfg[role].keys[j].version = catalog_key_primary(k)->version;
-		}
-		o->cfg[role].nkeys = rk->n_key_names;
-		o->cfg[role].threshold = rk->threshold;
-	}
+	if (role_keys_parse(o, r->roles, r->n_roles) != 0)
+		return;
 	for (i = 0; i < 4; i++) {
-		if (!seen[i]) {
+		if (!o->changed[i]) {
 			snprintf(o->err, sizeof(o->err), "roles: %s is missing (all four top-level roles "
 			    "are needed)", top_roles[i]);
 			fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
 			return;
 		}
 	}
-	life = r->root_expires_days == 0 ? st->max_lifetime[TUF_ROLE_ROOT] :
-	    (int64_t)r->root_expires_days * DAY;
-	if (life > st->max_lifetime[TUF_ROLE_ROOT]) {
-		snprintf(o->err, sizeof(o->err), "root_expires_days: at most %lld (ota.root_max_days)",
-		    (long long)(st->max_lifetime[TUF_ROLE_ROOT] / DAY));
-		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+	if (root_life(o, st, r->root_expires_days, "root_expires_days") != 0 ||
+	    root_prepare(o) != 0)
 		return;
-	}
-	if ((o->signed_part = root_signed(o, time(NULL) + life)) == NULL) {
-		fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err[0] != '\0' ? o->err :
-		    "cannot build the root metadata");
-		return;
-	}
-	if ((o->cfg_json = cfg_encode(o->cfg)) == NULL ||
-	    tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
-		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
-	SHA256((const uint8_t *)o->canon, o->canon_len, o->sha);
 	if (ota_mark_id(o->repo, "root", NULL, o->mark_id) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
 		return;
 	}
 	if (submit(o, create_check_work, create_checked) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/*
+ * Loop, the repository read: root N+1 from the stored configuration with
+ * the request's changes, signed by version N's root keys that can still
+ * sign (at least its threshold: TUF clients check the new root against the
+ * old one's keys and threshold) and by the new root keys.
+ */
+static void
+rotate_loaded(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	const struct role_cfg *old = &o->cfg[TUF_ROLE_ROOT], *neu;
+	const struct catalog_key *k;
+	size_t i, j, usable = 0;
+	char msg[400];
+
+	if (o->rc == BS_ERR_EXISTS) {
+		stored(job);      /* a requested key serves another repository */
+		return;
+	}
+	if (o->rc != 0) {
+		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
+		return;
+	}
+	if (o->repo_missing || !o->mark.hw.present) {
+		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
+		fail(o, GRPC_STATUS_NOT_FOUND, msg);
+		return;
+	}
+	if (o->version != 0 && o->version != o->mark.hw.version + 1) {
+		snprintf(msg, sizeof(msg), "root version %lld is the current one: the next is %lld, "
+		    "not %lld", (long long)o->mark.hw.version, (long long)o->mark.hw.version + 1,
+		    (long long)o->version);
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	}
+	o->version = o->mark.hw.version + 1;
+	audit_version(o);
+	for (i = 0; i < 4; i++)
+		if (!o->changed[i])
+			o->next[i] = o->cfg[i];
+	for (i = 0; i < old->nkeys; i++)
+		if (role_key_version(o, &old->keys[i], &k) != NULL)
+			o->signers[o->nsigners++] = old->keys[i];
+	if (o->nsigners < old->threshold) {
+		snprintf(msg, sizeof(msg), "only %zu of root version %lld's keys can sign, and its "
+		    "threshold is %u (%s)", o->nsigners, (long long)o->mark.hw.version,
+		    old->threshold, o->err);
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	}
+	usable = o->nsigners;
+	neu = &o->next[TUF_ROLE_ROOT];
+	for (i = 0; i < neu->nkeys; i++) {
+		for (j = 0; j < usable; j++)
+			if (strcmp(o->signers[j].name, neu->keys[i].name) == 0 &&
+			    o->signers[j].version == neu->keys[i].version)
+				break;
+		if (j == usable)
+			o->signers[o->nsigners++] = neu->keys[i];
+	}
+	o->err[0] = '\0';
+	if (root_prepare(o) != 0)
+		return;
+	sign_all(o);
+}
+
+static void
+rotate_root(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__RotateRootRequest *r = (const Boltseal__V1__RotateRootRequest *)msg;
+	const struct ota_settings *st = rpc_call_service_state(call);
+	struct ota_call *o;
+
+	if ((o = ota_call_start(call, r->repository, "repository")) == NULL)
+		return;
+	o->op = OP_ROTATE;
+	o->role = TUF_ROLE_ROOT;
+	o->version = (int64_t)(r->version > INT64_MAX ? 0 : r->version);
+	if (r->version > (uint64_t)INT64_MAX) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "version: out of range");
+		return;
+	}
+	audit_names(o);
+	if (!ota_authorize(o, "root"))
+		return;
+	if (role_keys_parse(o, r->roles, r->n_roles) != 0 ||
+	    root_life(o, st, r->expires_days, "expires_days") != 0)
+		return;
+	if (ota_mark_id(o->repo, "root", NULL, o->mark_id) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
+		return;
+	}
+	if (submit(o, load_work, rotate_loaded) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* ---- GetRepository ----------------------------------------------------------------- */
+
+/* Worker: the configuration, the four marks, every root file. */
+static void
+get_work(struct workq_job *job, void *ctx)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	struct store_txn *tx = NULL;
+	char id[OTA_MARK_ID_MAX + 1];
+	uint64_t rowv;
+	int64_t v, n;
+
+	(void)ctx;
+	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
+		return;
+	o->rc = cfg_load(tx, o);
+	for (size_t i = 0; i < 4 && o->rc == 0 && !o->repo_missing; i++) {
+		o->rc = ota_mark_id(o->repo, top_roles[i], NULL, id);
+		if (o->rc == 0)
+			o->rc = ota_mark_get(tx, id, &o->marks[i]);
+	}
+	n = o->rc == 0 && !o->repo_missing ? o->marks[TUF_ROLE_ROOT].hw.version : 0;
+	if (n > 0) {
+		o->roots = calloc((size_t)n, sizeof(*o->roots));
+		o->root_lens = calloc((size_t)n, sizeof(*o->root_lens));
+		if (o->roots == NULL || o->root_lens == NULL)
+			o->rc = BS_ERR_NOMEM;
+	}
+	for (v = 1; v <= n && o->rc == 0; v++) {
+		root_row_id(o->repo, v, id);
+		o->rc = store_row_get(tx, OTA_STORE_NS, id, &o->roots[v - 1], &o->root_lens[v - 1],
+		    &rowv);
+		if (o->rc == 0)
+			o->nroots++;
+	}
+	store_rollback(tx);
+}
+
+static void
+got(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	Boltseal__V1__GetRepositoryResponse r = BOLTSEAL__V1__GET_REPOSITORY_RESPONSE__INIT;
+	Boltseal__V1__RoleState rs[4], *rsp[4];
+	ProtobufCBinaryData *roots = calloc(o->nroots + 1, sizeof(*roots));
+	char names[4][OTA_KEYS_MAX][CATALOG_NAME_MAX + 16];
+	char *name_ptrs[4][OTA_KEYS_MAX];
+	char msg[160];
+	size_t i, j;
+
+	if (roots == NULL && o->rc == 0)
+		o->rc = BS_ERR_NOMEM;
+	if (o->rc != 0 || o->repo_missing) {
+		free(roots);
+		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
+		if (o->rc != 0)
+			bs_log(BS_LOG_ERROR, "cannot read OTA state", "repository", o->repo, "error",
+			    bs_strerror(o->rc), NULL);
+		fail(o, o->rc != 0 ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_NOT_FOUND,
+		    o->rc != 0 ? "cannot read the repository state" : msg);
+		return;
+	}
+	for (i = 0; i < 4; i++) {
+		boltseal__v1__role_state__init(&rs[i]);
+		rs[i].role = (char *)top_roles[i];
+		for (j = 0; j < o->cfg[i].nkeys; j++) {
+			snprintf(names[i][j], sizeof(names[i][j]), "%s@%u", o->cfg[i].keys[j].name,
+			    (unsigned)o->cfg[i].keys[j].version);
+			name_ptrs[i][j] = names[i][j];
+		}
+		rs[i].key_names = name_ptrs[i];
+		rs[i].n_key_names = o->cfg[i].nkeys;
+		rs[i].threshold = o->cfg[i].threshold;
+		rs[i].version = o->marks[i].hw.present ? (uint64_t)o->marks[i].hw.version : 0;
+		rs[i].metadata.data = o->marks[i].metadata;
+		rs[i].metadata.len = o->marks[i].metadata != NULL ? o->marks[i].metadata_len : 0;
+		rsp[i] = &rs[i];
+	}
+	for (i = 0; i < o->nroots; i++) {
+		roots[i].data = o->roots[i];
+		roots[i].len = o->root_lens[i];
+	}
+	r.name = o->repo;
+	r.roles = rsp;
+	r.n_roles = 4;
+	r.roots = roots;
+	r.n_roots = o->nroots;
+	rpc_call_finish_pb(o->call, &r.base);
+	free(roots);
+	ota_call_free(o);
+}
+
+static void
+get_repository(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__GetRepositoryRequest *r = (const Boltseal__V1__GetRepositoryRequest *)msg;
+	struct ota_call *o;
+
+	if ((o = ota_call_start(call, r->name, "name")) == NULL)
+		return;
+	o->op = OP_GET;
+	(void)!rpc_call_audit_field(o->call, "ota.repository", o->repo);
+	if (!ota_authorize(o, NULL))
+		return;
+	if (submit(o, get_work, got) != 0)
 		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
 
@@ -946,6 +1256,10 @@ static const struct rpc_method methods[] = {
 	    create_repository },
 	{ "SignMetadata", &boltseal__v1__sign_metadata_request__descriptor,
 	    &boltseal__v1__sign_metadata_response__descriptor, RPC_AUTHZ_POLICY, 0, sign_metadata },
+	{ "RotateRoot", &boltseal__v1__rotate_root_request__descriptor,
+	    &boltseal__v1__rotate_root_response__descriptor, RPC_AUTHZ_POLICY, 0, rotate_root },
+	{ "GetRepository", &boltseal__v1__get_repository_request__descriptor,
+	    &boltseal__v1__get_repository_response__descriptor, RPC_AUTHZ_POLICY, 0, get_repository },
 };
 
 const struct rpc_service ota_service = {
