@@ -4,13 +4,16 @@
  * accepted document's aktualizr-dialect form is itself valid strict JSON
  * that parses back to the same OLPC and aktualizr forms (the encoders are
  * deterministic and lose nothing), and the OLPC form is never shorter
- * than the aktualizr one (it escapes a subset of the same bytes).
+ * than the aktualizr one (it escapes a subset of the same bytes). The
+ * Uptane checks (src/formats/uptane.c) run on every accepted document and
+ * may only accept it or refuse it with a message.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/tuf_json.h"
+#include "formats/uptane.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +46,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    memcmp(akt, akt2, alen) != 0)
 		abort();
 	if (json_is_object(v) && tuf_json_keyid(v, keyid) != 0)
+		abort();
+	err[0] = '\0';
+	rc = uptane_director_targets_check(v, "VIN-1", err, sizeof(err));
+	if ((rc != 0 && rc != BS_ERR_INVALID && rc != BS_ERR_NOMEM) ||
+	    (rc == BS_ERR_INVALID && err[0] == '\0'))
+		abort();
+	err[0] = '\0';
+	rc = uptane_image_targets_check(v, err, sizeof(err));
+	if ((rc != 0 && rc != BS_ERR_INVALID) || (rc == BS_ERR_INVALID && err[0] == '\0'))
 		abort();
 	free(olpc);
 	free(akt);

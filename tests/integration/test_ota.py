@@ -9,7 +9,10 @@
 # input (floats, duplicate keys, wrong _type, too long a lifetime, unknown
 # repository) refused with nothing stored; the marks surviving a restart;
 # root rotation (version N+1 exactly, signed by a threshold of root N's keys
-# and of its own, as a TUF client checks it) and GetRepository.
+# and of its own, as a TUF client checks it) and GetRepository; Uptane:
+# Director metadata per vehicle (ECU identifiers, no ECU twice, the vehicle
+# named when nothing is listed) and image-repository release counters that
+# may not decrease.
 
 import datetime
 import hashlib
@@ -68,8 +71,8 @@ def make_keys(client, pb, prefix):
     return names
 
 
-def create_repo(ota, opb, name, names):
-    req = opb.CreateRepositoryRequest(name=name, root_expires_days=30)
+def create_repo(ota, opb, name, names, kind=0):
+    req = opb.CreateRepositoryRequest(name=name, root_expires_days=30, kind=kind)
     for role, ns in names.items():
         req.roles.append(opb.RoleKeys(role=role, key_names=ns,
                                       threshold=2 if role == "root" else 1))
@@ -344,8 +347,122 @@ def test_rotate_root_and_get_repository(env, pb, opb):
 
     recs = [r for r in bsutil.audit_records(env.state_dir)
             if r["method"] == "boltseal.v1.OtaService/RotateRoot"
-            and r["fields"].get("ota.repository") == "it-rotate"]
+            and r.get("fields", {}).get("ota.repository") == "it-rotate"]
     ok = [r for r in recs if r["result"] == "OK"]
     assert [r["fields"]["ota.version"] for r in ok] == ["2", "3"]
     assert ok[0]["fields"]["ota.keys"].count("@") == 4
+    c.close()
+
+
+def director_targets(version, ecus, vehicle=None):
+    """ecus: {target name: {ecu id: hardware id}}"""
+    sp = {"_type": "targets", "spec_version": "1.0.31", "version": version,
+          "expires": in_days(1),
+          "targets": {n: {"length": 1, "hashes": {"sha256": hashlib.sha256(n.encode()).hexdigest()},
+                          "custom": {"ecuIdentifiers": {e: {"hardwareId": hw}
+                                                        for e, hw in m.items()}}}
+                      for n, m in ecus.items()}}
+    if vehicle is not None:
+        sp["custom"] = {"vehicleId": vehicle}
+    return sp
+
+
+def sign_for(ota, opb, repo, role, signed, vehicle):
+    return ota.sign(opb.SignMetadataRequest(repository=repo, role=role, vehicle_id=vehicle,
+                                            signed=json.dumps(signed).encode()), timeout=60)
+
+
+def test_uptane_director_per_vehicle(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-dir")
+    create_repo(ota, opb, "it-director", names, kind=opb.UPTANE_DIRECTOR)
+    got = ota.get(opb.GetRepositoryRequest(name="it-director"), timeout=30)
+    assert got.kind == opb.UPTANE_DIRECTOR
+
+    # each vehicle has its own versions: version 1 for VIN-1 and for VIN-2
+    a = sign_for(ota, opb, "it-director", "targets",
+                 director_targets(1, {"ecu-a.bin": {"ECU-1": "hw-a"}}), "VIN-1")
+    b = sign_for(ota, opb, "it-director", "targets",
+                 director_targets(1, {"ecu-b.bin": {"ECU-9": "hw-b"}}), "VIN-2")
+    assert a.version == 1 and b.version == 1 and not b.repeated
+    e = rpc_refusal(sign_for, ota, opb, "it-director", "targets",
+                    director_targets(1, {"evil.bin": {"ECU-1": "hw-a"}}), "VIN-1")
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "targets version 1 was signed before with other content" in e.details()
+    # nothing to install: the vehicle is named, and only its own id is accepted
+    empty = sign_for(ota, opb, "it-director", "targets", director_targets(2, {}, "VIN-1"), "VIN-1")
+    assert json.loads(empty.metadata)["signed"]["custom"]["vehicleId"] == "VIN-1"
+    snap = {"_type": "snapshot", "spec_version": "1.0.31", "version": 1, "expires": in_days(1),
+            "meta": {"targets.json": {"version": 2}}}
+    assert sign_for(ota, opb, "it-director", "snapshot", snap, "VIN-1").version == 1
+    got = ota.get(opb.GetRepositoryRequest(name="it-director", vehicle_id="VIN-1"), timeout=30)
+    assert [r.version for r in got.roles] == [1, 2, 1, 0]
+    got = ota.get(opb.GetRepositoryRequest(name="it-director", vehicle_id="VIN-2"), timeout=30)
+    assert [r.version for r in got.roles] == [1, 1, 0, 0]
+
+    for signed, vehicle, msg in [
+        (director_targets(3, {"a.bin": {"ECU-1": "hw"}, "b.bin": {"ECU-1": "hw"}}), "VIN-1",
+         "ECU 'ECU-1' is named by two targets ('a.bin' and 'b.bin')"),
+        (director_targets(3, {}), "VIN-1", "$.custom.vehicleId: required when no target is listed"),
+        (director_targets(3, {}, "VIN-2"), "VIN-1", "$.custom.vehicleId: not the vehicle signed for"),
+        (targets_signed(3, {"a.bin": b"a"}), "VIN-1",
+         '$.targets["a.bin"].custom.ecuIdentifiers: missing or empty'),
+        (director_targets(3, {"a.bin": {"ECU-1": "hw"}}), "",
+         "vehicle_id: required (repository 'it-director' is an Uptane Director"),
+        (director_targets(3, {"a.bin": {"ECU-1": "hw"}}), "bad vehicle!",
+         "vehicle_id: 1..64 of"),
+    ]:
+        e = rpc_refusal(sign_for, ota, opb, "it-director", "targets", signed, vehicle)
+        assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT, (msg, e.details())
+        assert msg in e.details(), e.details()
+    got = ota.get(opb.GetRepositoryRequest(name="it-director", vehicle_id="VIN-1"), timeout=30)
+    assert got.roles[1].version == 2                  # nothing stored by the refusals
+
+    recs = [r for r in bsutil.audit_records(env.state_dir)
+            if r["method"] == "boltseal.v1.OtaService/SignMetadata"
+            and r.get("fields", {}).get("ota.repository") == "it-director" and r["result"] == "OK"]
+    assert {r["fields"]["ota.vehicle_id"] for r in recs} == {"VIN-1", "VIN-2"}
+    c.close()
+
+
+def image_targets(version, counters):
+    return {"_type": "targets", "spec_version": "1.0.31", "version": version,
+            "expires": in_days(30),
+            "targets": {n: dict({"length": 1, "hashes": {"sha256": "00" * 32}},
+                                **({"custom": {"releaseCounter": rc, "hardwareIds": ["hw-a"]}}
+                                   if rc is not None else {}))
+                        for n, rc in counters.items()}}
+
+
+def test_uptane_image_release_counters(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-img")
+    create_repo(ota, opb, "it-images", names, kind=opb.UPTANE_IMAGE)
+    sign(ota, opb, "it-images", "targets", image_targets(1, {"fw.bin": 3, "maps.db": None}))
+    for version, counters, msg in [
+        (2, {"fw.bin": 2}, "the release counter of target 'fw.bin' would go from 3 to 2"),
+        (2, {"fw.bin": None}, "the release counter of target 'fw.bin' would go from 3 to none"),
+    ]:
+        e = rpc_refusal(sign, ota, opb, "it-images", "targets", image_targets(version, counters))
+        assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+        assert "refused rollback: " + msg in e.details(), e.details()
+    # equal or higher is fine; a counter survives its target's absence
+    sign(ota, opb, "it-images", "targets", image_targets(2, {"fw.bin": 3}))
+    sign(ota, opb, "it-images", "targets", image_targets(3, {"maps.db": 1}))
+    e = rpc_refusal(sign, ota, opb, "it-images", "targets", image_targets(4, {"fw.bin": 1}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    sign(ota, opb, "it-images", "targets", image_targets(4, {"fw.bin": 4, "maps.db": 1}))
+    e = rpc_refusal(sign, ota, opb, "it-images", "targets",
+                    image_targets(5, {"fw.bin": -1}))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'custom.releaseCounter: must be an integer >= 0' in e.details()
+    e = rpc_refusal(sign_for, ota, opb, "it-images", "targets", image_targets(5, {}), "VIN-1")
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "vehicle_id: only for Uptane Director repositories" in e.details()
+    recs = [r for r in bsutil.audit_records(env.state_dir)
+            if r.get("fields", {}).get("ota.repository") == "it-images"
+            and r["result"] == "FAILED_PRECONDITION"]
+    assert len(recs) == 3 and all("release counter" in r["reason"] for r in recs), recs
     c.close()

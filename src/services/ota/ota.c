@@ -16,7 +16,10 @@
  * snapshot or timestamp must still list every file the last one listed, at
  * no lower version. Every key of the role signs; the new mark (and file) is
  * stored by compare-and-set before the answer, so of two racing signers of
- * one version only one wins.
+ * one version only one wins. Uptane (formats/uptane.h): a Director's
+ * streams are per vehicle and its targets name their ECUs; an image
+ * repository's release counters may not decrease per target name (rows
+ * "rc/REPO/SHA256(name)", written with the mark).
  *
  * RotateRoot: root N+1 (the stored configuration with the request's roles
  * replaced) signed by root N's keys that can sign (at least its threshold)
@@ -35,12 +38,15 @@
 
 #include <openssl/sha.h>
 
+#include "common/hex.h"
+
 #include "boltseal/v1/ota.pb-c.h"
 #include "common/log.h"
 #include "exec/workq.h"
 #include "formats/ecdsa_sig.h"
 #include "formats/tuf_json.h"
 #include "formats/tuf_meta.h"
+#include "formats/uptane.h"
 #include "keyops/keyclient.h"
 #include "keys/catalog.h"
 #include "policy/policy.h"
@@ -79,6 +85,10 @@ struct role_cfg {
 	unsigned threshold;
 };
 
+/* RepositoryKind, as stored in the repository's row. */
+static const char *const kind_names[3] = { "tuf", "uptane-image", "uptane-director" };
+enum { KIND_TUF, KIND_IMAGE, KIND_DIRECTOR };
+
 enum ota_op {
 	OP_SIGN,                      /* SignMetadata */
 	OP_CREATE,                    /* CreateRepository */
@@ -96,6 +106,9 @@ struct ota_call {
 	char mark_id[OTA_MARK_ID_MAX + 1];
 	enum tuf_role role;
 	struct role_cfg cfg[4];       /* the stored configuration, by enum tuf_role */
+	int kind;                     /* the stored kind (KIND_*) */
+	char vehicle[65];             /* Director: the vehicle signed for or read */
+	char counter_err[300];        /* image targets: the first release counter that would drop */
 	uint64_t cfg_row_version;     /* its store row's version */
 	struct role_cfg next[4];      /* create, rotate: the configuration to store */
 	int changed[4];               /* rotate: the roles the request changes */
@@ -173,14 +186,14 @@ ota_fini(void *state)
 static const char *const top_roles[4] = { "root", "targets", "snapshot", "timestamp" };
 
 static char *
-cfg_encode(const struct role_cfg cfg[4])
+cfg_encode(const struct role_cfg cfg[4], int kind)
 {
 	json_t *o = json_object(), *r, *keys;
 	char *out = NULL;
 	size_t i, j;
 
-	if (o == NULL)
-		return NULL;
+	if (o == NULL || json_object_set_new(o, "kind", json_string(kind_names[kind])) != 0)
+		goto out;
 	for (i = 0; i < 4; i++) {
 		if ((keys = json_array()) == NULL)
 			goto out;
@@ -201,16 +214,24 @@ out:
 }
 
 static int
-cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4])
+cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind)
 {
 	char err[128];
 	json_t *o = NULL, *r, *keys, *k;
+	const char *kn;
 	size_t i, j;
 	int rc = BS_ERR_INVALID;
 
 	if (tuf_json_parse(data, len, STORE_DATA_MAX, &o, err, sizeof(err)) != 0)
 		return BS_ERR_INVALID;
 	memset(cfg, 0, 4 * sizeof(*cfg));
+	/* rows written before kinds existed are plain TUF */
+	kn = json_string_value(json_object_get(o, "kind"));
+	for (*kind = KIND_TUF; kn != NULL && *kind < 3 && strcmp(kn, kind_names[*kind]) != 0;
+	    (*kind)++)
+		;
+	if (*kind == 3)
+		goto out;
 	for (i = 0; i < 4; i++) {
 		r = json_object_get(o, top_roles[i]);
 		keys = json_object_get(r, "keys");
@@ -269,7 +290,7 @@ cfg_load(struct store_txn *tx, struct ota_call *o)
 		return 0;
 	}
 	if (rc == 0)
-		rc = cfg_decode(data, len, o->cfg);
+		rc = cfg_decode(data, len, o->cfg, &o->kind);
 	free(data);
 	return rc;
 }
@@ -396,7 +417,150 @@ fail(struct ota_call *o, int status, const char *msg)
 static void stored(struct workq_job *job);
 static void sign_all(struct ota_call *o);
 
-/* SignMetadata: the repository's configuration and the role's mark. */
+/* ---- Uptane release counters (image repositories) ---------------------------------- */
+
+/* A target's counter row: "rc/REPO/" and the SHA-256 of the target's name (names may be long). */
+static void
+counter_row_id(const char *repo, const char *target, char id[OTA_MARK_ID_MAX + 1])
+{
+	uint8_t h[32];
+	char hx[65];
+
+	SHA256((const uint8_t *)target, strlen(target), h);
+	bs_hex_encode(h, sizeof(h), hx);
+	snprintf(id, OTA_MARK_ID_MAX + 1, "rc/%s/%s", repo, hx);
+}
+
+/* The stored counter of target: 1 and *c (*rowv its row's version), 0 none, or an error < 0. */
+static int
+counter_get(struct store_txn *tx, const struct ota_call *o, const char *target, int64_t *c,
+    uint64_t *rowv)
+{
+	char id[OTA_MARK_ID_MAX + 1], num[24];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	char *end;
+	int rc;
+
+	counter_row_id(o->repo, target, id);
+	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, rowv);
+	if (rc == BS_ERR_NOT_FOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = BS_ERR_INVALID;
+	if (len > 0 && len < sizeof(num)) {
+		memcpy(num, data, len);
+		num[len] = '\0';
+		*c = strtoll(num, &end, 10);
+		if (*end == '\0' && *c >= 0)
+			rc = 1;
+	}
+	free(data);
+	return rc;
+}
+
+/*
+ * Worker: each listed target's release counter against the one stored for
+ * its name (Uptane: a counter may not decrease, and once a target has one
+ * it keeps one); the first that would drop goes to o->counter_err.
+ */
+static int
+counters_check(struct store_txn *tx, struct ota_call *o)
+{
+	const json_t *t;
+	const char *name;
+	int64_t old = 0, now = 0;
+	uint64_t rowv;
+	int rc, has;
+
+	json_object_foreach(json_object_get(o->signed_part, "targets"), name, t) {
+		if ((rc = counter_get(tx, o, name, &old, &rowv)) < 0)
+			return rc;
+		if (rc == 0)
+			continue;
+		has = uptane_release_counter(t, &now);
+		if (!has || now < old) {
+			char to[24] = "none";
+
+			if (has)
+				snprintf(to, sizeof(to), "%lld", (long long)now);
+			snprintf(o->counter_err, sizeof(o->counter_err), "refused rollback: the release "
+			    "counter of target '%.64s' would go from %lld to %s", name, (long long)old,
+			    to);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Worker, in the transaction that moves the mark: the new counters. */
+static int
+counters_store(struct store_txn *tx, struct ota_call *o)
+{
+	const json_t *t;
+	const char *name;
+	char id[OTA_MARK_ID_MAX + 1], num[24];
+	int64_t old = 0, now = 0;
+	uint64_t rowv = 0;
+	int rc;
+
+	json_object_foreach(json_object_get(o->signed_part, "targets"), name, t) {
+		if (!uptane_release_counter(t, &now))
+			continue;
+		if ((rc = counter_get(tx, o, name, &old, &rowv)) < 0)
+			return rc;
+		if (rc == 1 && old == now)
+			continue;
+		counter_row_id(o->repo, name, id);
+		snprintf(num, sizeof(num), "%lld", (long long)now);
+		if ((rc = store_row_put(tx, OTA_STORE_NS, id, rc == 1 ? rowv : 0, (const uint8_t *)num,
+		    strlen(num), NULL)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Worker, SignMetadata once the repository's kind is known: a vehicle for
+ * a Director and only there, the stream's mark id, the kind's rules on
+ * targets. 0, or BS_ERR_INVALID with the reason in o->err.
+ */
+static int
+kind_checks(struct ota_call *o)
+{
+	char err[256];
+
+	if (o->kind == KIND_DIRECTOR && o->vehicle[0] == '\0') {
+		snprintf(o->err, sizeof(o->err), "vehicle_id: required (repository '%s' is an Uptane "
+		    "Director, whose metadata is signed per vehicle)", o->repo);
+		return BS_ERR_INVALID;
+	}
+	if (o->kind != KIND_DIRECTOR && o->vehicle[0] != '\0') {
+		snprintf(o->err, sizeof(o->err), "vehicle_id: only for Uptane Director repositories "
+		    "('%s' is of kind %s)", o->repo, kind_names[o->kind]);
+		return BS_ERR_INVALID;
+	}
+	if (ota_mark_id(o->repo, top_roles[o->role], o->kind == KIND_DIRECTOR ? o->vehicle : NULL,
+	    o->mark_id) != 0) {
+		snprintf(o->err, sizeof(o->err), "bad repository, role or vehicle name");
+		return BS_ERR_INVALID;
+	}
+	if (o->role != TUF_ROLE_TARGETS)
+		return 0;
+	if ((o->kind == KIND_DIRECTOR && uptane_director_targets_check(o->signed_part, o->vehicle,
+	    err, sizeof(err)) != 0) ||
+	    (o->kind == KIND_IMAGE && uptane_image_targets_check(o->signed_part, err,
+	    sizeof(err)) != 0)) {
+		snprintf(o->err, sizeof(o->err), "%s", err);
+		return BS_ERR_INVALID;
+	}
+	return 0;
+}
+
+/* ---- the store, on the work queue (continued) ------------------------------------- */
+
+/* SignMetadata (and RotateRoot): the repository's configuration and the role's mark. */
 static void
 load_work(struct workq_job *job, void *ctx)
 {
@@ -407,8 +571,13 @@ load_work(struct workq_job *job, void *ctx)
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
 	o->rc = cfg_load(tx, o);
+	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN)
+		o->rc = kind_checks(o);
 	if (o->rc == 0 && !o->repo_missing)
 		o->rc = ota_mark_get(tx, o->mark_id, &o->mark);
+	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN && o->kind == KIND_IMAGE &&
+	    o->role == TUF_ROLE_TARGETS)
+		o->rc = counters_check(tx, o);
 	/* rotate: the keys the request brings in are free (store_work checks again) */
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_ROTATE)
 		o->rc = keyuse_check_all(tx, o, o->next, o->changed, 0);
@@ -440,6 +609,8 @@ store_work(struct workq_job *job, void *ctx)
 		if (o->rc == BS_ERR_EXISTS && o->op == OP_ROTATE && o->err[0] == '\0')
 			o->rc = BS_ERR_PRECONDITION;   /* another rotation wrote this version */
 	}
+	if (o->rc == 0 && o->op == OP_SIGN && o->kind == KIND_IMAGE && o->role == TUF_ROLE_TARGETS)
+		o->rc = counters_store(tx, o);
 	if (o->rc == 0)
 		o->rc = ota_mark_put(tx, o->mark_id, &o->mark, o->version, o->sha,
 		    (const uint8_t *)o->file, o->file_len);
@@ -698,6 +869,10 @@ loaded(struct workq_job *job)
 	json_t *prev = NULL, *prev_signed;
 	char msg[400], err[300];
 
+	if (o->rc == BS_ERR_INVALID && o->err[0] != '\0') {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+		return;
+	}
 	if (o->rc != 0) {
 		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
 		return;
@@ -727,6 +902,10 @@ loaded(struct workq_job *job)
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	case TUF_ORDER_NEW:
+		if (o->counter_err[0] != '\0') {
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->counter_err);
+			return;
+		}
 		break;
 	}
 	if ((o->role == TUF_ROLE_SNAPSHOT || o->role == TUF_ROLE_TIMESTAMP) &&
@@ -793,6 +972,27 @@ ota_call_start(struct rpc_call *call, const char *repo, const char *what)
 	return o;
 }
 
+/*
+ * The request's vehicle_id (may be empty) into o->vehicle and the audit
+ * record; whether the repository wants one is known once it is read.
+ * 0, or answered (o freed) and -1.
+ */
+static int
+vehicle_set(struct ota_call *o, const char *vehicle)
+{
+	char id[OTA_MARK_ID_MAX + 1];
+
+	if (vehicle[0] != '\0' && ota_mark_id(o->repo, "targets", vehicle, id) != 0) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "vehicle_id: 1..64 of [A-Za-z0-9._-], starting "
+		    "alphanumeric");
+		return -1;
+	}
+	snprintf(o->vehicle, sizeof(o->vehicle), "%s", vehicle);
+	if (vehicle[0] != '\0')
+		(void)!rpc_call_audit_field(o->call, "ota.vehicle_id", vehicle);
+	return 0;
+}
+
 /* The policy's verdict on o with its request attributes; 0: refused, answered, o freed. */
 static int
 ota_authorize(struct ota_call *o, const char *role)
@@ -805,9 +1005,10 @@ ota_authorize(struct ota_call *o, const char *role)
 			{ "request.repository", o->repo },
 			{ "request.role", role },
 			{ "request.version", o->version > 0 ? v : NULL },
+			{ "request.vehicle_id", o->vehicle[0] != '\0' ? o->vehicle : NULL },
 		};
 
-		if (rpc_call_authorize(o->call, NULL, "ota", attrs, 3))
+		if (rpc_call_authorize(o->call, NULL, "ota", attrs, 4))
 			return 1;
 	}
 	ota_call_free(o);
@@ -838,6 +1039,8 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	audit_names(o);
+	if (vehicle_set(o, r->vehicle_id) != 0)
+		return;
 	if ((rc = tuf_json_parse(r->signed_.data, r->signed_.len, r->signed_.len + 1,
 	    &o->signed_part, err, sizeof(err))) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
@@ -997,7 +1200,7 @@ root_prepare(struct ota_call *o)
 		    "cannot build the root metadata");
 		return -1;
 	}
-	if ((o->cfg_json = cfg_encode(o->next)) == NULL ||
+	if ((o->cfg_json = cfg_encode(o->next, o->kind)) == NULL ||
 	    tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return -1;
@@ -1020,6 +1223,14 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	o->op = OP_CREATE;
 	o->role = TUF_ROLE_ROOT;
 	o->version = 1;
+	if (r->kind != BOLTSEAL__V1__REPOSITORY_KIND__TUF &&
+	    r->kind != BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE &&
+	    r->kind != BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "kind: TUF, UPTANE_IMAGE or UPTANE_DIRECTOR");
+		return;
+	}
+	o->kind = r->kind == BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE ? KIND_IMAGE :
+	    r->kind == BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR ? KIND_DIRECTOR : KIND_TUF;
 	audit_names(o);
 	audit_version(o);
 	/* before any key is looked up: no oracle of key names for the unauthorised */
@@ -1158,8 +1369,14 @@ get_work(struct workq_job *job, void *ctx)
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
 	o->rc = cfg_load(tx, o);
+	if (o->rc == 0 && !o->repo_missing && o->vehicle[0] != '\0' && o->kind != KIND_DIRECTOR) {
+		snprintf(o->err, sizeof(o->err), "vehicle_id: only for Uptane Director repositories "
+		    "('%s' is of kind %s)", o->repo, kind_names[o->kind]);
+		o->rc = BS_ERR_INVALID;
+	}
 	for (size_t i = 0; i < 4 && o->rc == 0 && !o->repo_missing; i++) {
-		o->rc = ota_mark_id(o->repo, top_roles[i], NULL, id);
+		o->rc = ota_mark_id(o->repo, top_roles[i], i == TUF_ROLE_ROOT || o->vehicle[0] == '\0' ?
+		    NULL : o->vehicle, id);
 		if (o->rc == 0)
 			o->rc = ota_mark_get(tx, id, &o->marks[i]);
 	}
@@ -1194,6 +1411,11 @@ got(struct workq_job *job)
 
 	if (roots == NULL && o->rc == 0)
 		o->rc = BS_ERR_NOMEM;
+	if (o->rc == BS_ERR_INVALID && o->err[0] != '\0') {
+		free(roots);
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+		return;
+	}
 	if (o->rc != 0 || o->repo_missing) {
 		free(roots);
 		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
@@ -1229,6 +1451,9 @@ got(struct workq_job *job)
 	r.n_roles = 4;
 	r.roots = roots;
 	r.n_roots = o->nroots;
+	r.kind = o->kind == KIND_IMAGE ? BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE :
+	    o->kind == KIND_DIRECTOR ? BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR :
+	    BOLTSEAL__V1__REPOSITORY_KIND__TUF;
 	rpc_call_finish_pb(o->call, &r.base);
 	free(roots);
 	ota_call_free(o);
@@ -1244,6 +1469,8 @@ get_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	o->op = OP_GET;
 	(void)!rpc_call_audit_field(o->call, "ota.repository", o->repo);
+	if (vehicle_set(o, r->vehicle_id) != 0)
+		return;
 	if (!ota_authorize(o, NULL))
 		return;
 	if (submit(o, get_work, got) != 0)
