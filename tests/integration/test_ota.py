@@ -12,7 +12,9 @@
 # and of its own, as a TUF client checks it) and GetRepository; Uptane:
 # Director metadata per vehicle (ECU identifiers, no ECU twice, the vehicle
 # named when nothing is listed) and image-repository release counters that
-# may not decrease.
+# may not decrease; the aktualizr dialect (capitalised _type, key id over
+# the SPKI, base64 signatures with "method", checked the way aktualizr's
+# verified sample checks: standard-escaped sorted JSON, with cryptography).
 
 import datetime
 import hashlib
@@ -71,8 +73,8 @@ def make_keys(client, pb, prefix):
     return names
 
 
-def create_repo(ota, opb, name, names, kind=0):
-    req = opb.CreateRepositoryRequest(name=name, root_expires_days=30, kind=kind)
+def create_repo(ota, opb, name, names, kind=0, dialect=0):
+    req = opb.CreateRepositoryRequest(name=name, root_expires_days=30, kind=kind, dialect=dialect)
     for role, ns in names.items():
         req.roles.append(opb.RoleKeys(role=role, key_names=ns,
                                       threshold=2 if role == "root" else 1))
@@ -465,4 +467,72 @@ def test_uptane_image_release_counters(env, pb, opb):
             if r.get("fields", {}).get("ota.repository") == "it-images"
             and r["result"] == "FAILED_PRECONDITION"]
     assert len(recs) == 3 and all("release counter" in r["reason"] for r in recs), recs
+    c.close()
+
+
+def aktualizr_verified(doc, keys, keyids):
+    """The key ids among keyids whose signature verifies as aktualizr checks
+    it: Ed25519 over json.dumps(signed, sort_keys, compact, ensure_ascii=False),
+    base64 signatures, key id = SHA-256 of the DER SubjectPublicKeyInfo."""
+    import base64
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives import serialization
+    data = json.dumps(doc["signed"], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    good = set()
+    for sig in doc["signatures"]:
+        k = keys.get(sig["keyid"])
+        if sig["keyid"] not in keyids or k is None or k["keytype"] != "ED25519":
+            continue
+        pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(k["keyval"]["public"]))
+        spki = pub.public_bytes(serialization.Encoding.DER,
+                                serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert sig["keyid"] == hashlib.sha256(spki).hexdigest()
+        assert sig["method"] == "ed25519"
+        pub.verify(base64.b64decode(sig["sig"]), data)
+        good.add(sig["keyid"])
+    return good
+
+
+def test_aktualizr_dialect(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = {"root": ["ota-akt-root-1", "ota-akt-root-2"], "targets": ["ota-akt-targets"],
+             "snapshot": ["ota-akt-snapshot"], "timestamp": ["ota-akt-timestamp"]}
+    for ns in names.values():
+        for n in ns:
+            c.CreateKey(pb.CreateKeyRequest(name=n, purpose=pb.OTA, algorithm=pb.ED25519),
+                        timeout=30)
+    c.CreateKey(pb.CreateKeyRequest(name="ota-akt-ecdsa", purpose=pb.OTA,
+                                    algorithm=pb.ECDSA_P256_SHA256), timeout=30)
+    bad = dict(names, snapshot=["ota-akt-ecdsa"])
+    e = rpc_refusal(create_repo, ota, opb, "it-akt-bad", bad, 0, opb.AKTUALIZR)
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "takes Ed25519 keys only" in e.details()
+
+    root = create_repo(ota, opb, "it-akt", names, opb.UPTANE_IMAGE, opb.AKTUALIZR)
+    sp = root["signed"]
+    assert sp["_type"] == "Root"
+    rk = sp["roles"]["root"]["keyids"]
+    assert aktualizr_verified(root, sp["keys"], set(rk)) == set(rk)
+    got = ota.get(opb.GetRepositoryRequest(name="it-akt"), timeout=30)
+    assert got.dialect == opb.AKTUALIZR and got.kind == opb.UPTANE_IMAGE
+
+    t = image_targets(1, {"fw/ecu-a.bin": 1})
+    t["_type"] = "Targets"
+    doc = json.loads(sign(ota, opb, "it-akt", "targets", t).metadata)
+    tk = sp["roles"]["targets"]["keyids"]
+    assert aktualizr_verified(doc, sp["keys"], set(tk)) == set(tk)
+    # the TUF spelling is refused for this repository, and the other way round
+    e = rpc_refusal(sign, ota, opb, "it-akt", "targets", image_targets(2, {"fw/ecu-a.bin": 1}))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'written in the aktualizr dialect: _type must be "Targets"' in e.details()
+    e = rpc_refusal(sign, ota, opb, "it-trucks", "targets", dict(t, version=9))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'written in the TUF dialect: _type must be "targets"' in e.details()
+
+    # a rotated root stays in the dialect
+    r2 = json.loads(ota.rotate(opb.RotateRootRequest(repository="it-akt"), timeout=60).root)
+    assert r2["signed"]["_type"] == "Root" and r2["signed"]["version"] == 2
+    assert aktualizr_verified(r2, sp["keys"], set(rk)) == set(rk)
     c.close()

@@ -88,6 +88,8 @@ struct role_cfg {
 /* RepositoryKind, as stored in the repository's row. */
 static const char *const kind_names[3] = { "tuf", "uptane-image", "uptane-director" };
 enum { KIND_TUF, KIND_IMAGE, KIND_DIRECTOR };
+/* enum tuf_canon, as stored. */
+static const char *const dialect_names[2] = { "tuf", "aktualizr" };
 
 enum ota_op {
 	OP_SIGN,                      /* SignMetadata */
@@ -107,6 +109,8 @@ struct ota_call {
 	enum tuf_role role;
 	struct role_cfg cfg[4];       /* the stored configuration, by enum tuf_role */
 	int kind;                     /* the stored kind (KIND_*) */
+	enum tuf_canon dialect;       /* the repository's (create, rotate, get) or the request's (sign) */
+	enum tuf_canon repo_dialect;  /* sign: the stored one */
 	char vehicle[65];             /* Director: the vehicle signed for or read */
 	char counter_err[300];        /* image targets: the first release counter that would drop */
 	uint64_t cfg_row_version;     /* its store row's version */
@@ -186,13 +190,14 @@ ota_fini(void *state)
 static const char *const top_roles[4] = { "root", "targets", "snapshot", "timestamp" };
 
 static char *
-cfg_encode(const struct role_cfg cfg[4], int kind)
+cfg_encode(const struct role_cfg cfg[4], int kind, enum tuf_canon dialect)
 {
 	json_t *o = json_object(), *r, *keys;
 	char *out = NULL;
 	size_t i, j;
 
-	if (o == NULL || json_object_set_new(o, "kind", json_string(kind_names[kind])) != 0)
+	if (o == NULL || json_object_set_new(o, "kind", json_string(kind_names[kind])) != 0 ||
+	    json_object_set_new(o, "dialect", json_string(dialect_names[dialect])) != 0)
 		goto out;
 	for (i = 0; i < 4; i++) {
 		if ((keys = json_array()) == NULL)
@@ -214,7 +219,8 @@ out:
 }
 
 static int
-cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind)
+cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind,
+    enum tuf_canon *dialect)
 {
 	char err[128];
 	json_t *o = NULL, *r, *keys, *k;
@@ -231,6 +237,11 @@ cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind)
 	    (*kind)++)
 		;
 	if (*kind == 3)
+		goto out;
+	kn = json_string_value(json_object_get(o, "dialect"));
+	*dialect = kn != NULL && strcmp(kn, dialect_names[TUF_CANON_AKTUALIZR]) == 0 ?
+	    TUF_CANON_AKTUALIZR : TUF_CANON_OLPC;
+	if (kn != NULL && strcmp(kn, dialect_names[*dialect]) != 0)
 		goto out;
 	for (i = 0; i < 4; i++) {
 		r = json_object_get(o, top_roles[i]);
@@ -290,7 +301,7 @@ cfg_load(struct store_txn *tx, struct ota_call *o)
 		return 0;
 	}
 	if (rc == 0)
-		rc = cfg_decode(data, len, o->cfg, &o->kind);
+		rc = cfg_decode(data, len, o->cfg, &o->kind, &o->repo_dialect);
 	free(data);
 	return rc;
 }
@@ -541,6 +552,12 @@ kind_checks(struct ota_call *o)
 		    "('%s' is of kind %s)", o->repo, kind_names[o->kind]);
 		return BS_ERR_INVALID;
 	}
+	if (o->dialect != o->repo_dialect) {
+		snprintf(o->err, sizeof(o->err), "repository '%s' is written in the %s dialect: _type "
+		    "must be \"%s\"", o->repo, o->repo_dialect == TUF_CANON_AKTUALIZR ? "aktualizr" :
+		    "TUF", tuf_role_type(o->role, o->repo_dialect));
+		return BS_ERR_INVALID;
+	}
 	if (ota_mark_id(o->repo, top_roles[o->role], o->kind == KIND_DIRECTOR ? o->vehicle : NULL,
 	    o->mark_id) != 0) {
 		snprintf(o->err, sizeof(o->err), "bad repository, role or vehicle name");
@@ -740,6 +757,7 @@ signed_one(void *arg, struct keyop_answer *a)
 		}
 	}
 	o->sigs[i].sig = o->sigbuf[i];
+	o->sigs[i].method = sl->alg == BS_ALG_ED25519 ? "ed25519" : "ecdsa-sha2-nistp256";
 	if (rc != 0 && o->sign_rc == 0)
 		o->sign_rc = rc;
 	svc_note_hsm_result(o->svc, rc);
@@ -754,7 +772,7 @@ signed_one(void *arg, struct keyop_answer *a)
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	if (tuf_meta_envelope(o->signed_part, o->sigs, o->nsigs, TUF_CANON_OLPC, &o->file,
+	if (tuf_meta_envelope(o->signed_part, o->sigs, o->nsigs, o->dialect, &o->file,
 	    &o->file_len) != 0) {
 		fail(o, GRPC_STATUS_INTERNAL, "cannot assemble the metadata file");
 		return;
@@ -810,7 +828,7 @@ sign_all(struct ota_call *o)
 	o->pending = o->nsigners;
 	for (i = 0; i < o->nsigners; i++) {
 		if ((v = role_key_version(o, &o->signers[i], &k)) == NULL ||
-		    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, o->sigs[i].keyid, kerr,
+		    tuf_key_object(v->spki, v->spki_len, o->dialect, &obj, o->sigs[i].keyid, kerr,
 		    sizeof(kerr)) != 0) {
 			if (v != NULL)
 				snprintf(o->err, sizeof(o->err), "key '%s': %s", o->signers[i].name, kerr);
@@ -1022,6 +1040,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct tuf_meta_info info;
 	struct ota_call *o;
+	const char *type;
 	char err[300];
 	int rc;
 
@@ -1046,7 +1065,11 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
 		return;
 	}
-	if (tuf_meta_check(o->signed_part, o->role, TUF_CANON_OLPC, time(NULL),
+	/* the dialect the caller writes in; the repository's must match (kind_checks) */
+	type = json_string_value(json_object_get(o->signed_part, "_type"));
+	o->dialect = type != NULL && strcmp(type, tuf_role_type(o->role, TUF_CANON_AKTUALIZR)) == 0 ?
+	    TUF_CANON_AKTUALIZR : TUF_CANON_OLPC;
+	if (tuf_meta_check(o->signed_part, o->role, o->dialect, time(NULL),
 	    st->max_lifetime[o->role], &info, err, sizeof(err)) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
 		return;
@@ -1055,7 +1078,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	audit_version(o);
 	if (!ota_authorize(o, r->role))
 		return;
-	if (tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
+	if (tuf_json_canonical(o->signed_part, o->dialect, &o->canon, &o->canon_len) != 0) {
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
@@ -1091,7 +1114,8 @@ root_signed(struct ota_call *o, const struct role_cfg cfg[4], int64_t version, t
 	strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	keys = json_object();
 	roles = json_object();
-	sp = json_pack("{s:s, s:s, s:I, s:s, s:b, s:o, s:o}", "_type", "root", "spec_version",
+	sp = json_pack("{s:s, s:s, s:I, s:s, s:b, s:o, s:o}", "_type",
+	    tuf_role_type(TUF_ROLE_ROOT, o->dialect), "spec_version",
 	    OTA_SPEC_VERSION, "version", (json_int_t)version, "expires", expires,
 	    "consistent_snapshot", 1, "keys", keys, "roles", roles);
 	if (sp == NULL)
@@ -1101,7 +1125,7 @@ root_signed(struct ota_call *o, const struct role_cfg cfg[4], int64_t version, t
 			goto fail;
 		for (j = 0; j < cfg[i].nkeys; j++) {
 			if ((v = role_key_version(o, &cfg[i].keys[j], &k)) == NULL ||
-			    tuf_key_object(v->spki, v->spki_len, TUF_CANON_OLPC, &obj, keyid, kerr,
+			    tuf_key_object(v->spki, v->spki_len, o->dialect, &obj, keyid, kerr,
 			    sizeof(kerr)) != 0) {
 				json_decref(keyids);
 				goto fail;
@@ -1177,6 +1201,31 @@ fail:
 	return -1;
 }
 
+/*
+ * The aktualizr dialect has no ECDSA key type or method that aktualizr
+ * verifies: its repositories take Ed25519 keys only. 0, or answered and -1.
+ */
+static int
+dialect_keys_check(struct ota_call *o)
+{
+	const struct catalog_key *k;
+
+	if (o->dialect != TUF_CANON_AKTUALIZR)
+		return 0;
+	for (size_t r = 0; r < 4; r++)
+		for (size_t i = 0; i < o->next[r].nkeys; i++) {
+			k = catalog_find(o->svc->catalog, o->next[r].keys[i].name);
+			if (k != NULL && k->alg != BS_ALG_ED25519) {
+				snprintf(o->err, sizeof(o->err), "role %s: key '%s' is not Ed25519 (a "
+				    "repository in the aktualizr dialect takes Ed25519 keys only)",
+				    top_roles[r], k->name);
+				fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err);
+				return -1;
+			}
+		}
+	return 0;
+}
+
 /* A new root's lifetime from the request's days (0: the maximum); -1: answered. */
 static int
 root_life(struct ota_call *o, const struct ota_settings *st, uint32_t days, const char *field)
@@ -1200,8 +1249,8 @@ root_prepare(struct ota_call *o)
 		    "cannot build the root metadata");
 		return -1;
 	}
-	if ((o->cfg_json = cfg_encode(o->next, o->kind)) == NULL ||
-	    tuf_json_canonical(o->signed_part, TUF_CANON_OLPC, &o->canon, &o->canon_len) != 0) {
+	if ((o->cfg_json = cfg_encode(o->next, o->kind, o->dialect)) == NULL ||
+	    tuf_json_canonical(o->signed_part, o->dialect, &o->canon, &o->canon_len) != 0) {
 		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return -1;
 	}
@@ -1231,12 +1280,19 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	o->kind = r->kind == BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE ? KIND_IMAGE :
 	    r->kind == BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR ? KIND_DIRECTOR : KIND_TUF;
+	if (r->dialect != BOLTSEAL__V1__METADATA_DIALECT__TUF_STANDARD &&
+	    r->dialect != BOLTSEAL__V1__METADATA_DIALECT__AKTUALIZR) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "dialect: TUF_STANDARD or AKTUALIZR");
+		return;
+	}
+	o->dialect = r->dialect == BOLTSEAL__V1__METADATA_DIALECT__AKTUALIZR ? TUF_CANON_AKTUALIZR :
+	    TUF_CANON_OLPC;
 	audit_names(o);
 	audit_version(o);
 	/* before any key is looked up: no oracle of key names for the unauthorised */
 	if (!ota_authorize(o, "root"))
 		return;
-	if (role_keys_parse(o, r->roles, r->n_roles) != 0)
+	if (role_keys_parse(o, r->roles, r->n_roles) != 0 || dialect_keys_check(o) != 0)
 		return;
 	for (i = 0; i < 4; i++) {
 		if (!o->changed[i]) {
@@ -1294,9 +1350,12 @@ rotate_loaded(struct workq_job *job)
 	}
 	o->version = o->mark.hw.version + 1;
 	audit_version(o);
+	o->dialect = o->repo_dialect;
 	for (i = 0; i < 4; i++)
 		if (!o->changed[i])
 			o->next[i] = o->cfg[i];
+	if (dialect_keys_check(o) != 0)
+		return;
 	for (i = 0; i < old->nkeys; i++)
 		if (role_key_version(o, &old->keys[i], &k) != NULL)
 			o->signers[o->nsigners++] = old->keys[i];
@@ -1451,6 +1510,8 @@ got(struct workq_job *job)
 	r.n_roles = 4;
 	r.roots = roots;
 	r.n_roots = o->nroots;
+	r.dialect = o->repo_dialect == TUF_CANON_AKTUALIZR ?
+	    BOLTSEAL__V1__METADATA_DIALECT__AKTUALIZR : BOLTSEAL__V1__METADATA_DIALECT__TUF_STANDARD;
 	r.kind = o->kind == KIND_IMAGE ? BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE :
 	    o->kind == KIND_DIRECTOR ? BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR :
 	    BOLTSEAL__V1__REPOSITORY_KIND__TUF;
