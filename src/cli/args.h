@@ -33,7 +33,7 @@ struct args_spec {
 };
 
 #define ARGS_MAX_OPTS 24
-#define ARGS_MAX_POS 2
+#define ARGS_MAX_POS 3
 
 /* args_parse flags */
 #define ARGS_STOP 0x1  /* stop before the first positional argument (a command word) */

@@ -2,7 +2,8 @@
  * cli.h - what the parts of the `boltseal` CLI share: the context of one
  * run (settings, output mode, the connection), the row of the nested
  * command tables, the tables of each service (cmd_keys.c, cmd_audit.c,
- * cmd_health.c), and call_unary, the one way a command calls the server.
+ * cmd_health.c, cmd_ota.c), and call_unary, the one way a command calls
+ * the server.
  */
 #ifndef BS_CLI_CLI_H
 #define BS_CLI_CLI_H
@@ -40,6 +41,7 @@ struct cli_cmd {
 extern const struct cli_cmd cli_keys_cmd;    /* group `keys` (boltseal.v1.KeyService) */
 extern const struct cli_cmd cli_audit_cmd;   /* group `audit` (offline) */
 extern const struct cli_cmd cli_health_cmd;  /* `health` (grpc.health.v1.Health) */
+extern const struct cli_cmd cli_ota_cmd;     /* group `ota` (boltseal.v1.OtaService) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

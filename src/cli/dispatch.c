@@ -16,12 +16,13 @@
 
 static const struct cli_cmd *const roots[] = {
 	&cli_keys_cmd,
+	&cli_ota_cmd,
 	&cli_audit_cmd,
 	&cli_health_cmd,
 	NULL,
 };
 
-#define LIST_WIDTH 18  /* column of the summaries in the command lists */
+#define LIST_WIDTH 21  /* column of the summaries in the command lists ("ota refresh-timestamp") */
 
 /* The row of table named word; NULL if none. */
 static const struct cli_cmd *
