@@ -28,18 +28,16 @@ bs_missing_deps()
 	done
 }
 
-# bs_install_deps: installs whatever bs_missing_deps reports; returns
-# non-zero if apt-get fails or packages are still missing afterwards.
-bs_install_deps()
+# bs_apt_install WHO PKG...: apt-get update and install of PKG... (as root,
+# or through sudo, which never waits for a password without a terminal);
+# WHO names the caller in messages. Returns non-zero if apt-get fails.
+bs_apt_install()
 {
-	local missing sudo=()
-	mapfile -t missing < <(bs_missing_deps)
-	if [ "${#missing[@]}" -eq 0 ]; then
-		return 0
-	fi
+	local who=$1 sudo=()
+	shift
 	if [ "$(id -u)" -ne 0 ]; then
 		if ! command -v sudo >/dev/null 2>&1; then
-			echo "bs_install_deps: missing packages (${missing[*]}) and no sudo; install them as root" >&2
+			echo "$who: missing packages ($*) and no sudo; install them as root" >&2
 			return 1
 		fi
 		# Without a terminal (CI, no stdin) sudo must not wait for a password.
@@ -49,10 +47,22 @@ bs_install_deps()
 			sudo=(sudo -n)
 		fi
 	fi
-	echo "bs_install_deps: installing ${missing[*]}" >&2
+	echo "$who: installing $*" >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends "${missing[@]}" >&2 || return 1
+	    --no-install-recommends "$@" >&2
+}
+
+# bs_install_deps: installs whatever bs_missing_deps reports; returns
+# non-zero if apt-get fails or packages are still missing afterwards.
+bs_install_deps()
+{
+	local missing
+	mapfile -t missing < <(bs_missing_deps)
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	bs_apt_install bs_install_deps "${missing[@]}" || return 1
 	mapfile -t missing < <(bs_missing_deps)
 	if [ "${#missing[@]}" -ne 0 ]; then
 		echo "bs_install_deps: still missing after install: ${missing[*]}" >&2

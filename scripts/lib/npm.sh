@@ -4,10 +4,9 @@
 # bs_npm_ci DIR installs the npm packages that DIR/package-lock.json pins
 # (the tuf-js interop client, tests/interop/tuf-js) into DIR/node_modules.
 # Node.js and npm come from Debian (nodejs npm) when either is missing,
-# installed like scripts/lib/deps.sh's bs_install_deps does: apt-get update
-# only then, sudo when not root, never waiting for a password without a
-# terminal. `npm ci` runs only when DIR/node_modules is missing or older
-# than DIR/package-lock.json, so a second run is silent and fast.
+# with scripts/lib/deps.sh's bs_apt_install (source deps.sh first). `npm
+# ci` runs only when DIR/node_modules is missing or older than
+# DIR/package-lock.json, so a second run is silent and fast.
 # Debian 12's nodejs is 18.x: the lock file must keep to packages that run
 # there (tuf-js 3.x).
 
@@ -15,28 +14,13 @@
 # both on PATH; returns non-zero if that fails.
 bs_npm_tools()
 {
-	local missing=() sudo=()
+	local missing=()
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
 	command -v npm >/dev/null 2>&1 || missing+=(npm)
 	if [ "${#missing[@]}" -eq 0 ]; then
 		return 0
 	fi
-	if [ "$(id -u)" -ne 0 ]; then
-		if ! command -v sudo >/dev/null 2>&1; then
-			echo "bs_npm_tools: missing ${missing[*]} and no sudo; install them as root" >&2
-			return 1
-		fi
-		# Without a terminal (CI, no stdin) sudo must not wait for a password.
-		if [ -t 0 ]; then
-			sudo=(sudo)
-		else
-			sudo=(sudo -n)
-		fi
-	fi
-	echo "bs_npm_tools: installing ${missing[*]}" >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends "${missing[@]}" >&2 || return 1
+	bs_apt_install bs_npm_tools "${missing[@]}" || return 1
 	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 		echo "bs_npm_tools: node or npm still missing after install" >&2
 		return 1

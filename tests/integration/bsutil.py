@@ -501,3 +501,20 @@ def stop_clean(daemon, timeout=15.0):
     rc = daemon.terminate(timeout)
     assert rc == 0, "boltsealed exited with %r after SIGTERM; log tail:\n%s" % (
         rc, daemon.log_tail(60))
+
+
+def cli_runner(env, ident="ci-ota-release", timeout=60):
+    """run(*args, stdin=None) -> (exit code, stdout, stderr): the `boltseal`
+    CLI of the build as ident against the session daemon (no config file,
+    no server from the environment)."""
+    cert, key = env.client_files(ident)
+    e = dict(os.environ, BOLTSEAL_CA=env.ca, BOLTSEAL_CERT=cert, BOLTSEAL_KEY=key)
+    for v in ("BOLTSEAL_CONFIG", "BOLTSEAL_SERVER"):
+        e.pop(v, None)
+    path = os.path.join(BUILDDIR, "boltseal")
+
+    def run(*args, stdin=None):
+        p = subprocess.run([path, "--server", "127.0.0.1:%d" % env.port] + list(args),
+                           env=e, input=stdin, capture_output=True, timeout=timeout)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return run

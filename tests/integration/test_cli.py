@@ -28,16 +28,7 @@ def cli(env, pb, good):
     exists."""
     good.CreateKey(pb.CreateKeyRequest(name=KEY, purpose=pb.GENERIC, algorithm=pb.ED25519),
                    timeout=60)
-    cert, key = env.client_files("ci-ota-release")
-    e = dict(os.environ, BOLTSEAL_CA=env.ca, BOLTSEAL_CERT=cert, BOLTSEAL_KEY=key)
-    for v in ("BOLTSEAL_CONFIG", "BOLTSEAL_SERVER"):
-        e.pop(v, None)
-
-    def run(*args, stdin=None):
-        p = subprocess.run([cli_path(), "--server", "127.0.0.1:%d" % env.port] + list(args),
-                           env=e, input=stdin, capture_output=True, timeout=30)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    return run
+    return bsutil.cli_runner(env, timeout=30)
 
 
 def same(cli, nested, alias):

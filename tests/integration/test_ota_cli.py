@@ -35,16 +35,7 @@ def cli_path():
 def cli(env):
     """run(*args, stdin=None) -> (exit code, stdout, stderr) of the CLI as
     ci-ota-release against the session daemon."""
-    cert, key = env.client_files("ci-ota-release")
-    e = dict(os.environ, BOLTSEAL_CA=env.ca, BOLTSEAL_CERT=cert, BOLTSEAL_KEY=key)
-    for v in ("BOLTSEAL_CONFIG", "BOLTSEAL_SERVER"):
-        e.pop(v, None)
-
-    def run(*args, stdin=None):
-        p = subprocess.run([cli_path(), "--server", "127.0.0.1:%d" % env.port] + list(args),
-                           env=e, input=stdin, capture_output=True, timeout=60)
-        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    return run
+    return bsutil.cli_runner(env)
 
 
 def ok(res):

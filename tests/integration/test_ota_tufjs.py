@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -19,23 +18,16 @@ import bsutil
 import tufjs
 
 
-def cli_path():
-    return os.path.join(bsutil.BUILDDIR, "boltseal")
-
-
 @pytest.fixture(scope="module")
 def cli(env):
-    cert, key = env.client_files("ci-ota-release")
-    e = dict(os.environ, BOLTSEAL_CA=env.ca, BOLTSEAL_CERT=cert, BOLTSEAL_KEY=key)
-    for v in ("BOLTSEAL_CONFIG", "BOLTSEAL_SERVER"):
-        e.pop(v, None)
+    """The CLI with --json as ci-ota-release: its JSON answer; exit 0 required."""
+    run = bsutil.cli_runner(env)
 
-    def run(*args):
-        p = subprocess.run([cli_path(), "--server", "127.0.0.1:%d" % env.port, "--json"] +
-                           list(args), env=e, capture_output=True, timeout=60)
-        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-        return json.loads(p.stdout)
-    return run
+    def json_call(*args):
+        rc, out, err = run("--json", *args)
+        assert rc == 0, (args, rc, out, err)
+        return json.loads(out)
+    return json_call
 
 
 def write(path, data):

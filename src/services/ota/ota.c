@@ -577,7 +577,12 @@ kind_checks(struct ota_call *o)
 
 /* ---- the store, on the work queue (continued) ------------------------------------- */
 
-/* SignMetadata (and RotateRoot): the repository's configuration and the role's mark. */
+/*
+ * SignMetadata and RotateRoot: the repository's configuration and the
+ * role's mark. CreateRepository, before any key signs: the name is free
+ * and no key is bound to another repository (store_work checks both
+ * again, atomically).
+ */
 static void
 load_work(struct workq_job *job, void *ctx)
 {
@@ -588,6 +593,13 @@ load_work(struct workq_job *job, void *ctx)
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
 	o->rc = cfg_load(tx, o);
+	if (o->op == OP_CREATE) {
+		if (o->rc == 0)
+			o->rc = o->repo_missing ? keyuse_check_all(tx, o, o->next, NULL, 0) :
+			    BS_ERR_EXISTS;
+		store_rollback(tx);
+		return;
+	}
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN)
 		o->rc = kind_checks(o);
 	if (o->rc == 0 && !o->repo_missing)
@@ -636,27 +648,6 @@ store_work(struct workq_job *job, void *ctx)
 		return;
 	}
 	o->rc = store_commit(tx);
-}
-
-/*
- * CreateRepository, before any key signs: the name is free and no key is
- * bound to another repository (store_work checks both again, atomically).
- */
-static void
-create_check_work(struct workq_job *job, void *ctx)
-{
-	struct ota_call *o = (struct ota_call *)job;
-	struct store_txn *tx = NULL;
-
-	(void)ctx;
-	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
-		return;
-	o->rc = cfg_load(tx, o);
-	if (o->rc == 0 && !o->repo_missing)
-		o->rc = BS_ERR_EXISTS;
-	if (o->rc == 0)
-		o->rc = keyuse_check_all(tx, o, o->next, NULL, 0);
-	store_rollback(tx);
 }
 
 static int
@@ -1309,7 +1300,7 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository name");
 		return;
 	}
-	if (submit(o, create_check_work, create_checked) != 0)
+	if (submit(o, load_work, create_checked) != 0)
 		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
 
