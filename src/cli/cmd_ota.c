@@ -1091,40 +1091,6 @@ out:
 	return ret;
 }
 
-/*
- * rotate-root of a role given only in part: the keys (by name) or the
- * threshold it has now.
- */
-static int
-fill_from_state(struct cli_ctx *x, struct role_opts *r, int i,
-    const Boltseal__V1__RoleState *s)
-{
-	char *list = NULL, *at;
-	size_t k, len = 1;
-	int ret;
-
-	if (!r->threshold[i])
-		r->rk[i].threshold = s->threshold;
-	if (r->keys[i])
-		return 0;
-	for (k = 0; k < s->n_key_names; k++)
-		len += strlen(s->key_names[k]) + 1;
-	if ((list = calloc(1, len)) == NULL) {
-		out_err(x->cmd, "out of memory");
-		return CLI_EXIT_CONN;
-	}
-	for (k = 0; k < s->n_key_names; k++) {
-		if (k > 0)
-			strcat(list, ",");
-		strcat(list, s->key_names[k]);
-		if ((at = strrchr(list, '@')) != NULL)  /* "name@version": the name */
-			*at = '\0';
-	}
-	ret = key_list(x, r, i, list);
-	free(list);
-	return ret;
-}
-
 static int
 cmd_rotate_root(struct cli_ctx *x, const struct args *a)
 {
@@ -1146,12 +1112,17 @@ cmd_rotate_root(struct cli_ctx *x, const struct args *a)
 	for (i = 0; i < NROLES; i++) {
 		if (!r.keys[i] && !r.threshold[i])
 			continue;
-		if (!r.keys[i] || !r.threshold[i]) {
-			/* the part not given stays as it is */
+		if (!r.keys[i] && r.threshold[i]) {
+			/* no key names: the server keeps the role's keys (at their versions) */
+			r.rkp[r.n++] = &r.rk[i];
+			continue;
+		}
+		if (!r.threshold[i]) {
+			/* the threshold stays as it is */
 			if ((cur == NULL && (ret = get_repo(x, a->pos[0], &cur)) != 0) ||
-			    (ret = role_state(x, cur, i, &s)) != 0 ||
-			    (ret = fill_from_state(x, &r, i, s)) != 0)
+			    (ret = role_state(x, cur, i, &s)) != 0)
 				goto out;
+			r.rk[i].threshold = s->threshold;
 		}
 		if ((ret = role_opts_use(x, &r, i)) != 0)
 			goto out;

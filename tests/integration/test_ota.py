@@ -331,6 +331,21 @@ def test_rotate_root_and_get_repository(env, pb, opb):
     assert r3.version == 3 and threshold_met(root3, root2) and threshold_met(root3, root3)
     assert root3["signed"]["roles"] == root2["signed"]["roles"]
 
+    # a threshold alone (no key names) keeps the keys at their recorded
+    # versions, even after one of them got a new version in the catalog
+    c.RotateKey(pb.RotateKeyRequest(name=new_root[0]), timeout=30)
+    req = opb.RotateRootRequest(repository="it-rotate")
+    req.roles.append(opb.RoleKeys(role="root", threshold=1))
+    root4 = json.loads(ota.rotate(req, timeout=60).root)
+    assert root4["signed"]["roles"]["root"]["keyids"] == root3["signed"]["roles"]["root"]["keyids"]
+    assert root4["signed"]["roles"]["root"]["threshold"] == 1
+    assert threshold_met(root4, root3) and threshold_met(root4, root4)
+    req = opb.RotateRootRequest(repository="it-rotate")
+    req.roles.append(opb.RoleKeys(role="targets", threshold=2))
+    e = rpc_refusal(ota.rotate, req, 30)
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "role targets: threshold 2 is more than its 1 keys" in e.details()
+
     # a key of another repository cannot be brought in; bad requests
     req = opb.RotateRootRequest(repository="it-rotate")
     req.roles.append(opb.RoleKeys(role="snapshot", key_names=["ota-it1-snapshot"], threshold=1))
@@ -345,13 +360,13 @@ def test_rotate_root_and_get_repository(env, pb, opb):
     e = rpc_refusal(ota.get, opb.GetRepositoryRequest(name="no-such-repo"), 30)
     assert status_of(e) == grpc.StatusCode.NOT_FOUND
     got = ota.get(opb.GetRepositoryRequest(name="it-rotate"), timeout=30)
-    assert len(got.roots) == 3                    # nothing stored by the refusals
+    assert len(got.roots) == 4                    # nothing stored by the refusals
 
     recs = [r for r in bsutil.audit_records(env.state_dir)
             if r["method"] == "boltseal.v1.OtaService/RotateRoot"
             and r.get("fields", {}).get("ota.repository") == "it-rotate"]
     ok = [r for r in recs if r["result"] == "OK"]
-    assert [r["fields"]["ota.version"] for r in ok] == ["2", "3"]
+    assert [r["fields"]["ota.version"] for r in ok] == ["2", "3", "4"]
     assert ok[0]["fields"]["ota.keys"].count("@") == 4
     c.close()
 

@@ -61,6 +61,7 @@
 #define LISTING_KEEP_MAX (56 * 1024)  /* snapshot/timestamp: canonical bytes, so the file fits a row */
 #define OTA_SPEC_VERSION "1.0.31"
 #define DAY 86400
+#define CLOCK_SKEW 300            /* s: a signer's clock ahead of ours still fits the lifetime */
 
 /* The "ota" configuration section: each role's longest lifetime. */
 static const struct rpc_setting settings[] = {
@@ -1061,7 +1062,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	o->dialect = type != NULL && strcmp(type, tuf_role_type(o->role, TUF_CANON_AKTUALIZR)) == 0 ?
 	    TUF_CANON_AKTUALIZR : TUF_CANON_OLPC;
 	if (tuf_meta_check(o->signed_part, o->role, o->dialect, time(NULL),
-	    st->max_lifetime[o->role], &info, err, sizeof(err)) != 0) {
+	    st->max_lifetime[o->role] + CLOCK_SKEW, &info, err, sizeof(err)) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
 		return;
 	}
@@ -1158,6 +1159,12 @@ role_keys_parse(struct ota_call *o, Boltseal__V1__RoleKeys *const *roles, size_t
 			snprintf(o->err, sizeof(o->err), "roles: '%.64s' is not one of root, targets, "
 			    "snapshot, timestamp, or is given twice", rk->role);
 			goto fail;
+		}
+		/* RotateRoot: no key names keeps the role's keys (rotate_loaded checks the threshold) */
+		if (rk->n_key_names == 0 && o->op == OP_ROTATE && rk->threshold >= 1 &&
+		    rk->threshold <= OTA_KEYS_MAX) {
+			o->next[role].threshold = rk->threshold;
+			continue;
 		}
 		if (rk->n_key_names == 0 || rk->n_key_names > OTA_KEYS_MAX || rk->threshold < 1 ||
 		    rk->threshold > rk->n_key_names) {
@@ -1342,9 +1349,23 @@ rotate_loaded(struct workq_job *job)
 	o->version = o->mark.hw.version + 1;
 	audit_version(o);
 	o->dialect = o->repo_dialect;
-	for (i = 0; i < 4; i++)
-		if (!o->changed[i])
+	for (i = 0; i < 4; i++) {
+		if (o->changed[i] && o->next[i].nkeys == 0) {
+			/* the threshold only: the keys stay, at the versions recorded */
+			unsigned th = o->next[i].threshold;
+
+			if (th > o->cfg[i].nkeys) {
+				snprintf(msg, sizeof(msg), "role %s: threshold %u is more than its %zu keys",
+				    top_roles[i], th, o->cfg[i].nkeys);
+				fail(o, GRPC_STATUS_INVALID_ARGUMENT, msg);
+				return;
+			}
 			o->next[i] = o->cfg[i];
+			o->next[i].threshold = th;
+		} else if (!o->changed[i]) {
+			o->next[i] = o->cfg[i];
+		}
+	}
 	if (dialect_keys_check(o) != 0)
 		return;
 	for (i = 0; i < old->nkeys; i++)
