@@ -810,8 +810,9 @@ roots_free(json_t **docs, size_t n)
  * the version asked. 0 and *out, or an exit status with the error printed.
  */
 static int
-sign_part(struct cli_ctx *x, const char *repo, const char *role, const json_t *sp,
-    const uint8_t *body, size_t body_len, Boltseal__V1__SignMetadataResponse **out)
+sign_part(struct cli_ctx *x, const char *repo, const char *role, const char *vehicle,
+    const json_t *sp, const uint8_t *body, size_t body_len,
+    Boltseal__V1__SignMetadataResponse **out)
 {
 	Boltseal__V1__SignMetadataRequest req = BOLTSEAL__V1__SIGN_METADATA_REQUEST__INIT;
 	Boltseal__V1__SignMetadataResponse *resp = NULL;
@@ -829,6 +830,8 @@ sign_part(struct cli_ctx *x, const char *repo, const char *role, const json_t *s
 	}
 	req.repository = (char *)repo;
 	req.role = (char *)role;
+	if (vehicle != NULL)
+		req.vehicle_id = (char *)vehicle;
 	req.signed_.data = (uint8_t *)body;
 	req.signed_.len = body_len;
 	ret = call_unary(x, OS "SignMetadata", &req.base,
@@ -986,6 +989,30 @@ print_root_written(struct cli_ctx *x, const char *what, const char *repo, uint64
 
 /* ---- the commands ------------------------------------------------------------------ */
 
+/* init's --kind and --dialect into req (defaults: plain TUF, the TUF dialect). */
+static int
+init_kind(struct cli_ctx *x, const struct args *a, Boltseal__V1__CreateRepositoryRequest *req)
+{
+	const char *kind = args_get(a, "kind"), *dialect = args_get(a, "dialect");
+
+	if (kind == NULL || strcmp(kind, "tuf") == 0)
+		req->kind = BOLTSEAL__V1__REPOSITORY_KIND__TUF;
+	else if (strcmp(kind, "uptane-image") == 0)
+		req->kind = BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE;
+	else if (strcmp(kind, "uptane-director") == 0)
+		req->kind = BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR;
+	else
+		return out_usage(x->cmd, "--kind: tuf, uptane-image or uptane-director, not '%s'",
+		    kind);
+	if (dialect == NULL || strcmp(dialect, "tuf") == 0)
+		req->dialect = BOLTSEAL__V1__METADATA_DIALECT__TUF_STANDARD;
+	else if (strcmp(dialect, "aktualizr") == 0)
+		req->dialect = BOLTSEAL__V1__METADATA_DIALECT__AKTUALIZR;
+	else
+		return out_usage(x->cmd, "--dialect: tuf or aktualizr, not '%s'", dialect);
+	return 0;
+}
+
 static int
 cmd_init(struct cli_ctx *x, const struct args *a)
 {
@@ -1011,6 +1038,7 @@ cmd_init(struct cli_ctx *x, const struct args *a)
 			goto out;
 	}
 	if ((ret = uint_opt(x, a, "root-expires-days", 1, 3650, 0, &days)) != 0 ||
+	    (ret = init_kind(x, a, &req)) != 0 ||
 	    (ret = req_opt(x, a, "out", "DIR", &dir)) != 0 || (ret = make_dirs(x, dir)) != 0)
 		goto out;
 	req.name = (char *)a->pos[0];
@@ -1188,7 +1216,8 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 		ret = CLI_EXIT_USAGE;
 		goto done;
 	}
-	if ((ret = sign_part(x, a->pos[0], a->pos[1], sp, body, len, &resp)) != 0)
+	if ((ret = sign_part(x, a->pos[0], a->pos[1], args_get(a, "vehicle"), sp, body, len,
+	    &resp)) != 0)
 		goto done;
 	if (out != NULL &&
 	    (ret = strcmp(out, "-") == 0 ? out_write_file(x->cmd, out, resp->metadata.data,
@@ -1292,7 +1321,7 @@ sign_new(struct cli_ctx *x, const char *repo, const char *role, json_t *sp,
 		out_err(x->cmd, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	ret = sign_part(x, repo, role, sp, NULL, 0, resp);
+	ret = sign_part(x, repo, role, NULL, sp, NULL, 0, resp);
 	json_decref(sp);
 	return ret;
 }
@@ -1499,12 +1528,12 @@ out:
 
 static const struct args_opt init_opts[] = {
 	ROLE_OPTS, { "root-expires-days", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE },
-	{ NULL, 0, ARGS_FLAG } };
+	{ "kind", 0, ARGS_VALUE }, { "dialect", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt rotate_opts[] = {
 	ROLE_OPTS, { "expires-days", 0, ARGS_VALUE }, { "version", 0, ARGS_VALUE },
 	{ "out", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt sign_opts[] = {
-	{ "out", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+	{ "out", 0, ARGS_VALUE }, { "vehicle", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt publish_opts[] = {
 	{ "targets", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE }, { "targets-out", 0, ARGS_VALUE },
 	{ "targets-days", 0, ARGS_VALUE }, { "snapshot-days", 0, ARGS_VALUE },
@@ -1518,7 +1547,7 @@ static const struct cli_cmd ota_cmds[] = {
 	  .usage = "NAME --root K[,K...] [--root-threshold N] --targets K[,K...]\n"
 	      "[--targets-threshold N] --snapshot K[,K...] [--snapshot-threshold N]\n"
 	      "--timestamp K[,K...] [--timestamp-threshold N] [--root-expires-days N]\n"
-	      "--out DIR",
+	      "[--kind tuf|uptane-image|uptane-director] [--dialect tuf|aktualizr] --out DIR",
 	  .spec = { init_opts, 1, 1 } },
 	{ .name = "status", .run = cmd_status,
 	  .summary = "print each role's keys, threshold and last version (GetRepository)",
@@ -1533,7 +1562,7 @@ static const struct cli_cmd ota_cmds[] = {
 	  .spec = { rotate_opts, 1, 1 } },
 	{ .name = "sign", .run = cmd_sign,
 	  .summary = "sign one targets, snapshot or timestamp file (SignMetadata)",
-	  .usage = "NAME ROLE [FILE] [--out FILE]", .spec = { sign_opts, 2, 3 } },
+	  .usage = "NAME ROLE [FILE] [--out FILE] [--vehicle ID]", .spec = { sign_opts, 2, 3 } },
 	{ .name = "publish", .run = cmd_publish,
 	  .summary = "hash the files of DIR here, sign targets, snapshot and timestamp, write "
 	      "the metadata",

@@ -50,7 +50,7 @@ def make_repo(env, pb, good, cli, tmp_path_factory):
     a repository made with `ota init` from new OTA keys (a key serves one
     repository only): ECDSA P-256 root keys, an Ed25519 targets key, ECDSA
     snapshot and timestamp keys."""
-    def make(tag, root_keys=3, root_threshold=2):
+    def make(tag, root_keys=3, root_threshold=2, extra=()):
         name = "cli-" + tag
         keys = {"root": ["ota-cli-%s-root-%d" % (tag, i) for i in range(root_keys)],
                 "targets": ["ota-cli-%s-targets" % tag],
@@ -67,7 +67,7 @@ def make_repo(env, pb, good, cli, tmp_path_factory):
                               "--targets", keys["targets"][0],
                               "--snapshot", keys["snapshot"][0],
                               "--timestamp", keys["timestamp"][0],
-                              "--root-expires-days", "30", "--out", str(out))))
+                              "--root-expires-days", "30", "--out", str(out), *extra)))
         assert j == {"repository": name, "root_version": 1}, j
         return name, out
     return make
@@ -371,3 +371,24 @@ def test_help():
         assert w in out, (w, out)
     p = subprocess.run([cli_path(), "--help"], capture_output=True, timeout=30)
     assert "ota publish" in p.stdout.decode()
+
+
+def test_director_kind_and_vehicle(make_repo, cli, tmp_path):
+    """`ota init --kind uptane-director`, then `ota sign --vehicle`: each
+    vehicle's targets are its own stream; no vehicle is refused by the
+    server, a bad --kind is a usage error (exit 2)."""
+    name, mdir = make_repo("dir", root_keys=1, root_threshold=1,
+                           extra=("--kind", "uptane-director"))
+    part = {"_type": "targets", "spec_version": "1.0.31", "version": 1, "expires": in_days(1),
+            "targets": {"ecu.bin": {"length": 1, "hashes": {"sha256": "00" * 32},
+                                    "custom": {"ecuIdentifiers": {"ECU-1": {"hardwareId": "hw"}}}}}}
+    for vin in ("VIN-1", "VIN-2"):
+        rc, out, err = cli("--json", "ota", "sign", name, "targets", "--vehicle", vin,
+                           stdin=json.dumps(part).encode())
+        assert rc == 0, (rc, err)
+        assert json.loads(out)["version"] == 1 and json.loads(out)["repeated"] is False
+    rc, out, err = cli("ota", "sign", name, "targets", stdin=json.dumps(part).encode())
+    assert rc != 0 and "vehicle_id: required" in err, (rc, err)
+    rc, _, err = cli("ota", "init", "x", "--root", "a", "--targets", "t", "--snapshot", "s",
+                     "--timestamp", "t", "--kind", "bogus", "--out", str(tmp_path))
+    assert rc == 2 and "--kind: tuf, uptane-image or uptane-director" in err, (rc, err)
