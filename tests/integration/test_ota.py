@@ -54,6 +54,9 @@ class Ota:
         self.rotate = ch.unary_unary(S + "RotateRoot",
                                      request_serializer=opb.RotateRootRequest.SerializeToString,
                                      response_deserializer=opb.RotateRootResponse.FromString)
+        self.delegate = ch.unary_unary(
+            S + "SetDelegation", request_serializer=opb.SetDelegationRequest.SerializeToString,
+            response_deserializer=opb.SetDelegationResponse.FromString)
         self.get = ch.unary_unary(S + "GetRepository",
                                   request_serializer=opb.GetRepositoryRequest.SerializeToString,
                                   response_deserializer=opb.GetRepositoryResponse.FromString)
@@ -203,10 +206,12 @@ def test_repository_and_metadata(env, pb, opb):
      "INVALID_ARGUMENT"),
     (b'{"_type":"snapshot","spec_version":"1.0.0","version":3,"expires":"2030-01-01T00:00:00Z"}',
      "targets", "_type must be \"targets\"", "INVALID_ARGUMENT"),
-    (b'{"_type":"targets"}', "root", "role must be targets, snapshot or timestamp",
+    (b'{"_type":"targets"}', "root", "role must be targets, snapshot, timestamp or a delegated",
      "INVALID_ARGUMENT"),
-    (b'{"_type":"targets"}', "delegated/x", "role must be targets, snapshot or timestamp",
+    (b'{"_type":"targets"}', "../x", "role must be targets, snapshot, timestamp or a delegated",
      "INVALID_ARGUMENT"),
+    (json.dumps(targets_signed(1, {})).encode(), "suppliers/none", "repository 'it-trucks' has no delegated role 'suppliers/none'",
+     "NOT_FOUND"),
 ])
 def test_bad_input(env, opb, raw, role, msg, code):
     c = env.client()
@@ -550,4 +555,72 @@ def test_aktualizr_dialect(env, pb, opb):
     r2 = json.loads(ota.rotate(opb.RotateRootRequest(repository="it-akt"), timeout=60).root)
     assert r2["signed"]["_type"] == "Root" and r2["signed"]["version"] == 2
     assert aktualizr_verified(r2, sp["keys"], set(rk)) == set(rk)
+    c.close()
+
+
+def test_delegated_targets_roles(env, pb, opb):
+    c = env.client()
+    ota = Ota(c, opb)
+    names = make_keys(c, pb, "ota-del")
+    root = create_repo(ota, opb, "it-deleg", names, kind=opb.UPTANE_IMAGE)
+    for n in ("ota-del-acme-1", "ota-del-acme-2"):
+        c.CreateKey(pb.CreateKeyRequest(name=n, purpose=pb.OTA, algorithm=pb.ED25519), timeout=30)
+
+    d = json.loads(ota.delegate(opb.SetDelegationRequest(
+        repository="it-deleg", name="suppliers/acme", key_names=["ota-del-acme-1"], threshold=1,
+        paths=["acme/*"]), timeout=30).delegations)
+    assert [r["name"] for r in d["roles"]] == ["suppliers/acme"]
+    role = d["roles"][0]
+    assert role["threshold"] == 1 and role["paths"] == ["acme/*"] and role["terminating"] is False
+    for kid, k in d["keys"].items():
+        assert kid == hashlib.sha256(encode_canonical(k).encode()).hexdigest()
+    assert set(role["keyids"]) == set(d["keys"])
+
+    # the top-level targets carry the delegations; the delegated role signs its own
+    top = targets_signed(1, {})
+    top["delegations"] = d
+    sign(ota, opb, "it-deleg", "targets", top)
+    acme = image_targets(1, {"acme/ecu.bin": 2})
+    doc = json.loads(sign(ota, opb, "it-deleg", "suppliers/acme", acme).metadata)
+    assert verified_keyids(doc, d["keys"], set(role["keyids"])) == set(role["keyids"])
+    assert len(doc["signatures"]) == 1
+    # its own high-water mark and release counters
+    e = rpc_refusal(sign, ota, opb, "it-deleg", "suppliers/acme", image_targets(1, {"x": 1}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    e = rpc_refusal(sign, ota, opb, "it-deleg", "suppliers/acme",
+                    image_targets(2, {"acme/ecu.bin": 1}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "release counter of target 'acme/ecu.bin' would go from 2 to 1" in e.details()
+
+    # replacing the role (two keys, 2 of 2) keeps one entry; both keys sign from then on
+    d2 = json.loads(ota.delegate(opb.SetDelegationRequest(
+        repository="it-deleg", name="suppliers/acme", key_names=["ota-del-acme-1",
+                                                                  "ota-del-acme-2"],
+        threshold=2, paths=["acme/*", "shared/*"], terminating=True), timeout=30).delegations)
+    assert len(d2["roles"]) == 1 and d2["roles"][0]["threshold"] == 2
+    doc = json.loads(sign(ota, opb, "it-deleg", "suppliers/acme",
+                          image_targets(2, {"acme/ecu.bin": 3})).metadata)
+    assert verified_keyids(doc, d2["keys"], set(d2["roles"][0]["keyids"])) == \
+        set(d2["roles"][0]["keyids"])
+
+    got = ota.get(opb.GetRepositoryRequest(name="it-deleg"), timeout=30)
+    assert [(r.role, r.version, r.threshold) for r in got.delegated] == \
+        [("suppliers/acme", 2, 2)]
+    assert json.loads(got.delegations) == d2
+    assert json.loads(got.delegated[0].metadata) == doc
+
+    for req, code, msg in [
+        (opb.SetDelegationRequest(repository="it-deleg", name="targets", key_names=["ota-del-acme-1"],
+                                  threshold=1, paths=["*"]), "INVALID_ARGUMENT", "name: 1..128"),
+        (opb.SetDelegationRequest(repository="it-deleg", name="x", key_names=["ota-del-acme-1"],
+                                  threshold=1), "INVALID_ARGUMENT", "paths: 1..64"),
+        (opb.SetDelegationRequest(repository="it-deleg", name="x", key_names=["ota-it1-targets"],
+                                  threshold=1, paths=["*"]), "FAILED_PRECONDITION",
+         "already signs for another repository"),
+        (opb.SetDelegationRequest(repository="it-director", name="x", key_names=["ota-del-acme-1"],
+                                  threshold=1, paths=["*"]), "FAILED_PRECONDITION",
+         "an Uptane Director does not delegate"),
+    ]:
+        e = rpc_refusal(ota.delegate, req, 30)
+        assert status_of(e).name == code and msg in e.details(), (code, e.details())
     c.close()

@@ -40,6 +40,7 @@ static const char *const known_methods[] = {
 	AS "GetConsistencyProof", AS "ReadRecords",
 	"boltseal.v1.OtaService/CreateRepository", "boltseal.v1.OtaService/SignMetadata",
 	"boltseal.v1.OtaService/RotateRoot", "boltseal.v1.OtaService/GetRepository",
+	"boltseal.v1.OtaService/SetDelegation",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -171,23 +172,23 @@ struct seed {
 /*
  * Method order: CreateKey GetKey ListKeys RotateKey GetPublicKey Sign Verify
  * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords |
- * OtaService CreateRepository SignMetadata RotateRoot GetRepository.
+ * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation.
  * ListKeys, the AuditService and the OtaService methods name no key; the
  * others name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "0100111100000101" },
+	    "01001111000001010" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "0100110000000000" },
+	    "01001100000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "0100110000000000" },
+	    "ecdsa-p256-sha256", "01001100000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "0100100000000000" },
+	    "01001000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "1111100000001011" },
+	    "11111000000010111" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "0100100011110000" },
+	    "01001000111100000" },
 };
 
 static int
@@ -635,7 +636,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.OtaService/GetRepository");
+	    "boltseal.v1.OtaService/SetDelegation");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

@@ -26,6 +26,9 @@
  * and by root N+1's; configuration (compare-and-set), root file and mark
  * stored in one transaction. GetRepository: the configuration, the four
  * marks and every root file, for publishing tools and bootstrapping clients.
+ * SetDelegation: a delegated targets role's keys, threshold and paths (row
+ * "deleg/REPO", an array in delegation order); SignMetadata signs its
+ * metadata like the top-level targets, with its own mark.
  *
  * Flow of a call: loop (checks) -> work queue (store read: the marks, or
  * for a new repository that its name and keys are free) -> key door (one
@@ -61,6 +64,9 @@
 #define LISTING_KEEP_MAX (56 * 1024)  /* snapshot/timestamp: canonical bytes, so the file fits a row */
 #define OTA_SPEC_VERSION "1.0.31"
 #define DAY 86400
+#define DELEG_NAME_MAX 128         /* a delegated role's name, so its mark id fits a row id */
+#define DELEG_MAX 32              /* delegated roles per repository */
+#define DELEG_PATHS_MAX 64
 #define CLOCK_SKEW 300            /* s: a signer's clock ahead of ours still fits the lifetime */
 
 /* The "ota" configuration section: each role's longest lifetime. */
@@ -97,6 +103,7 @@ enum ota_op {
 	OP_CREATE,                    /* CreateRepository */
 	OP_ROTATE,                    /* RotateRoot */
 	OP_GET,                       /* GetRepository */
+	OP_DELEGATE,                  /* SetDelegation */
 };
 
 /* One call in flight. job first: the work queue hands it back. */
@@ -108,7 +115,13 @@ struct ota_call {
 	char repo[65];
 	char mark_id[OTA_MARK_ID_MAX + 1];
 	enum tuf_role role;
+	char role_name[DELEG_NAME_MAX + 1];  /* a top-level role's or a delegated role's name */
 	struct role_cfg cfg[4];       /* the stored configuration, by enum tuf_role */
+	json_t *delegs;               /* the stored delegated roles (an array; see deleg_load) */
+	uint64_t deleg_row_version;
+	json_t *deleg_entry;          /* delegate: the role to store; sign: the role found */
+	struct role_cfg deleg;        /* delegate, sign: that role's keys */
+	char *deleg_obj;              /* delegate, get: the TUF "delegations" object */
 	int kind;                     /* the stored kind (KIND_*) */
 	enum tuf_canon dialect;       /* the repository's (create, rotate, get) or the request's (sign) */
 	enum tuf_canon repo_dialect;  /* sign: the stored one */
@@ -135,6 +148,7 @@ struct ota_call {
 	uint8_t sigbuf[OTA_SIGNERS_MAX][OTA_SIG_MAX];
 	/* get: the four roles' marks and every root file */
 	struct ota_mark marks[4];
+	struct ota_mark *deleg_marks; /* get: one per stored delegated role */
 	uint8_t **roots;
 	size_t *root_lens;
 	size_t nroots;
@@ -145,10 +159,19 @@ struct ota_call {
 	char err[256];
 };
 
+static const struct catalog_version *role_key_version(struct ota_call *o,
+    const struct role_key *rk, const struct catalog_key **kp);
+
 static void
 ota_call_free(struct ota_call *o)
 {
 	json_decref(o->signed_part);
+	for (size_t i = 0; o->deleg_marks != NULL && i < json_array_size(o->delegs); i++)
+		ota_mark_clear(&o->deleg_marks[i]);
+	free(o->deleg_marks);
+	json_decref(o->delegs);
+	json_decref(o->deleg_entry);
+	free(o->deleg_obj);
 	free(o->canon);
 	free(o->cfg_json);
 	free(o->file);
@@ -190,29 +213,60 @@ ota_fini(void *state)
 
 static const char *const top_roles[4] = { "root", "targets", "snapshot", "timestamp" };
 
+/* One role's keys and threshold as stored: {"keys":[{"name","version"},...],"threshold"}. */
+static json_t *
+role_cfg_encode(const struct role_cfg *rc)
+{
+	json_t *keys = json_array();
+
+	for (size_t j = 0; keys != NULL && j < rc->nkeys; j++)
+		if (json_array_append_new(keys, json_pack("{s:s, s:I}", "name", rc->keys[j].name,
+		    "version", (json_int_t)rc->keys[j].version)) != 0) {
+			json_decref(keys);
+			return NULL;
+		}
+	return keys == NULL ? NULL : json_pack("{s:o, s:I}", "keys", keys, "threshold",
+	    (json_int_t)rc->threshold);
+}
+
+/* The inverse of role_cfg_encode; BS_ERR_INVALID for what it did not write. */
+static int
+role_cfg_decode(const json_t *r, struct role_cfg *rc)
+{
+	const json_t *keys = json_object_get(r, "keys"), *k;
+	size_t j;
+
+	memset(rc, 0, sizeof(*rc));
+	if (!json_is_array(keys) || json_array_size(keys) == 0 ||
+	    json_array_size(keys) > OTA_KEYS_MAX || !json_is_integer(json_object_get(r, "threshold")))
+		return BS_ERR_INVALID;
+	rc->threshold = (unsigned)json_integer_value(json_object_get(r, "threshold"));
+	json_array_foreach(keys, j, k) {
+		const char *name = json_string_value(json_object_get(k, "name"));
+
+		if (name == NULL || !catalog_name_valid(name) ||
+		    !json_is_integer(json_object_get(k, "version")))
+			return BS_ERR_INVALID;
+		snprintf(rc->keys[j].name, sizeof(rc->keys[j].name), "%s", name);
+		rc->keys[j].version = (uint32_t)json_integer_value(json_object_get(k, "version"));
+	}
+	rc->nkeys = json_array_size(keys);
+	return 0;
+}
+
 static char *
 cfg_encode(const struct role_cfg cfg[4], int kind, enum tuf_canon dialect)
 {
-	json_t *o = json_object(), *r, *keys;
+	json_t *o = json_object();
 	char *out = NULL;
-	size_t i, j;
+	size_t i;
 
 	if (o == NULL || json_object_set_new(o, "kind", json_string(kind_names[kind])) != 0 ||
 	    json_object_set_new(o, "dialect", json_string(dialect_names[dialect])) != 0)
 		goto out;
-	for (i = 0; i < 4; i++) {
-		if ((keys = json_array()) == NULL)
+	for (i = 0; i < 4; i++)
+		if (json_object_set_new(o, top_roles[i], role_cfg_encode(&cfg[i])) != 0)
 			goto out;
-		for (j = 0; j < cfg[i].nkeys; j++)
-			if (json_array_append_new(keys, json_pack("{s:s, s:I}", "name",
-			    cfg[i].keys[j].name, "version", (json_int_t)cfg[i].keys[j].version)) != 0) {
-				json_decref(keys);
-				goto out;
-			}
-		r = json_pack("{s:o, s:I}", "keys", keys, "threshold", (json_int_t)cfg[i].threshold);
-		if (r == NULL || json_object_set_new(o, top_roles[i], r) != 0)
-			goto out;
-	}
 	out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 out:
 	json_decref(o);
@@ -224,9 +278,9 @@ cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind,
     enum tuf_canon *dialect)
 {
 	char err[128];
-	json_t *o = NULL, *r, *keys, *k;
+	json_t *o = NULL;
 	const char *kn;
-	size_t i, j;
+	size_t i;
 	int rc = BS_ERR_INVALID;
 
 	if (tuf_json_parse(data, len, STORE_DATA_MAX, &o, err, sizeof(err)) != 0)
@@ -244,26 +298,9 @@ cfg_decode(const uint8_t *data, size_t len, struct role_cfg cfg[4], int *kind,
 	    TUF_CANON_AKTUALIZR : TUF_CANON_OLPC;
 	if (kn != NULL && strcmp(kn, dialect_names[*dialect]) != 0)
 		goto out;
-	for (i = 0; i < 4; i++) {
-		r = json_object_get(o, top_roles[i]);
-		keys = json_object_get(r, "keys");
-		if (!json_is_array(keys) || json_array_size(keys) == 0 ||
-		    json_array_size(keys) > OTA_KEYS_MAX ||
-		    !json_is_integer(json_object_get(r, "threshold")))
+	for (i = 0; i < 4; i++)
+		if (role_cfg_decode(json_object_get(o, top_roles[i]), &cfg[i]) != 0)
 			goto out;
-		cfg[i].threshold = (unsigned)json_integer_value(json_object_get(r, "threshold"));
-		json_array_foreach(keys, j, k) {
-			const char *name = json_string_value(json_object_get(k, "name"));
-
-			if (name == NULL || !catalog_name_valid(name) ||
-			    !json_is_integer(json_object_get(k, "version")))
-				goto out;
-			snprintf(cfg[i].keys[j].name, sizeof(cfg[i].keys[j].name), "%s", name);
-			cfg[i].keys[j].version =
-			    (uint32_t)json_integer_value(json_object_get(k, "version"));
-		}
-		cfg[i].nkeys = json_array_size(keys);
-	}
 	rc = 0;
 out:
 	json_decref(o);
@@ -337,17 +374,114 @@ keyuse_check(struct store_txn *tx, struct ota_call *o, const char *name, int cla
 	return rc == BS_ERR_NOT_FOUND ? 0 : rc;
 }
 
-/* keyuse_check for every key of the roles of cfg that matter (all, or those changed). */
+/* keyuse_check for every key of the n roles of cfg that matter (all, or those changed). */
 static int
-keyuse_check_all(struct store_txn *tx, struct ota_call *o, const struct role_cfg cfg[4],
+keyuse_check_all(struct store_txn *tx, struct ota_call *o, const struct role_cfg *cfg, size_t n,
     const int *only, int claim)
 {
 	int rc = 0;
 
-	for (size_t r = 0; r < 4 && rc == 0; r++)
+	for (size_t r = 0; r < n && rc == 0; r++)
 		for (size_t k = 0; k < cfg[r].nkeys && rc == 0 && (only == NULL || only[r]); k++)
 			rc = keyuse_check(tx, o, cfg[r].keys[k].name, claim);
 	return rc;
+}
+
+/* ---- delegated targets roles: a JSON array in the row "deleg/REPO" ----------------- */
+
+/*
+ * Each element: {"name", "keys":[{"name","version"}], "threshold", "paths":
+ * [...], "terminating"}, in delegation order (TUF clients search the roles
+ * in that order).
+ */
+static void
+deleg_row_id(const char *repo, char id[OTA_MARK_ID_MAX + 1])
+{
+	snprintf(id, OTA_MARK_ID_MAX + 1, "deleg/%s", repo);
+}
+
+/* Worker: the repository's delegated roles into o->delegs (an empty array when none). */
+static int
+deleg_load(struct store_txn *tx, struct ota_call *o)
+{
+	char id[OTA_MARK_ID_MAX + 1], err[128];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	deleg_row_id(o->repo, id);
+	rc = store_row_get(tx, OTA_STORE_NS, id, &data, &len, &o->deleg_row_version);
+	if (rc == BS_ERR_NOT_FOUND) {
+		o->deleg_row_version = 0;
+		o->delegs = json_array();
+		return o->delegs != NULL ? 0 : BS_ERR_NOMEM;
+	}
+	if (rc != 0)
+		return rc;
+	if (tuf_json_parse(data, len, STORE_DATA_MAX, &o->delegs, err, sizeof(err)) != 0 ||
+	    !json_is_array(o->delegs))
+		rc = BS_ERR_INVALID;
+	free(data);
+	return rc;
+}
+
+/* The index of the stored role named name, or -1. */
+static ssize_t
+deleg_find(const json_t *delegs, const char *name)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(delegs, i, e) {
+		const char *n = json_string_value(json_object_get(e, "name"));
+
+		if (n != NULL && strcmp(n, name) == 0)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+/*
+ * The repository's TUF "delegations" object for o->delegs, in o->dialect:
+ * {"keys": {KEYID: key object}, "roles": [{"name", "keyids", "threshold",
+ * "paths", "terminating"}]}. NULL (o->err says why) when a key cannot be
+ * used any more.
+ */
+static json_t *
+deleg_object(struct ota_call *o)
+{
+	json_t *keys = json_object(), *roles = json_array(), *out, *e, *keyids, *obj;
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	struct role_cfg rc;
+	char keyid[TUF_KEYID_HEX_LEN + 1], kerr[128];
+	size_t i, j;
+
+	out = json_pack("{s:o, s:o}", "keys", keys, "roles", roles);
+	if (out == NULL)
+		return NULL;
+	json_array_foreach(o->delegs, i, e) {
+		if (role_cfg_decode(e, &rc) != 0 || (keyids = json_array()) == NULL)
+			goto fail;
+		for (j = 0; j < rc.nkeys; j++) {
+			if ((v = role_key_version(o, &rc.keys[j], &k)) == NULL ||
+			    tuf_key_object(v->spki, v->spki_len, o->dialect, &obj, keyid, kerr,
+			    sizeof(kerr)) != 0 || json_object_set_new(keys, keyid, obj) != 0 ||
+			    json_array_append_new(keyids, json_string(keyid)) != 0) {
+				json_decref(keyids);
+				goto fail;
+			}
+		}
+		if (json_array_append_new(roles, json_pack("{s:O, s:o, s:O, s:O, s:O}", "name",
+		    json_object_get(e, "name"), "keyids", keyids, "threshold",
+		    json_object_get(e, "threshold"), "paths", json_object_get(e, "paths"),
+		    "terminating", json_object_get(e, "terminating"))) != 0)
+			goto fail;
+	}
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
 }
 
 /* ---- answers --------------------------------------------------------------------- */
@@ -359,7 +493,7 @@ audit_names(struct ota_call *o)
 	/* best effort: a field that cannot be added (out of memory) is left out */
 	if (rpc_call_audit_field(o->call, "ota.repository", o->repo) != 0)
 		return;
-	(void)!rpc_call_audit_field(o->call, "ota.role", top_roles[o->role]);
+	(void)!rpc_call_audit_field(o->call, "ota.role", o->role_name);
 }
 
 /* ...and the version once it is. */
@@ -397,6 +531,12 @@ answer(struct ota_call *o, const uint8_t *file, size_t len, int repeated)
 
 		r.root.data = (uint8_t *)file;
 		r.root.len = len;
+		rpc_call_finish_pb(o->call, &r.base);
+	} else if (o->op == OP_DELEGATE) {
+		Boltseal__V1__SetDelegationResponse r = BOLTSEAL__V1__SET_DELEGATION_RESPONSE__INIT;
+
+		r.delegations.data = (uint8_t *)o->deleg_obj;
+		r.delegations.len = strlen(o->deleg_obj);
 		rpc_call_finish_pb(o->call, &r.base);
 	} else if (o->op == OP_ROTATE) {
 		Boltseal__V1__RotateRootResponse r = BOLTSEAL__V1__ROTATE_ROOT_RESPONSE__INIT;
@@ -559,12 +699,17 @@ kind_checks(struct ota_call *o)
 		    "TUF", tuf_role_type(o->role, o->repo_dialect));
 		return BS_ERR_INVALID;
 	}
-	if (ota_mark_id(o->repo, top_roles[o->role], o->kind == KIND_DIRECTOR ? o->vehicle : NULL,
+	if (o->kind == KIND_DIRECTOR && o->role == TUF_ROLE_DELEGATED) {
+		snprintf(o->err, sizeof(o->err), "role '%s': an Uptane Director does not delegate",
+		    o->role_name);
+		return BS_ERR_INVALID;
+	}
+	if (ota_mark_id(o->repo, o->role_name, o->kind == KIND_DIRECTOR ? o->vehicle : NULL,
 	    o->mark_id) != 0) {
 		snprintf(o->err, sizeof(o->err), "bad repository, role or vehicle name");
 		return BS_ERR_INVALID;
 	}
-	if (o->role != TUF_ROLE_TARGETS)
+	if (o->role != TUF_ROLE_TARGETS && o->role != TUF_ROLE_DELEGATED)
 		return 0;
 	if ((o->kind == KIND_DIRECTOR && uptane_director_targets_check(o->signed_part, o->vehicle,
 	    err, sizeof(err)) != 0) ||
@@ -594,9 +739,28 @@ load_work(struct workq_job *job, void *ctx)
 	if ((o->rc = store_begin(o->svc->store, &tx)) != 0)
 		return;
 	o->rc = cfg_load(tx, o);
+	if (o->op == OP_DELEGATE) {
+		if (o->rc == 0 && !o->repo_missing)
+			o->rc = deleg_load(tx, o);
+		if (o->rc == 0 && !o->repo_missing && o->kind != KIND_DIRECTOR)
+			o->rc = keyuse_check_all(tx, o, &o->deleg, 1, NULL, 0);
+		store_rollback(tx);
+		return;
+	}
+	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN && o->role == TUF_ROLE_DELEGATED) {
+		ssize_t i;
+
+		if ((o->rc = deleg_load(tx, o)) == 0 && (i = deleg_find(o->delegs, o->role_name)) < 0) {
+			snprintf(o->err, sizeof(o->err), "repository '%.64s' has no delegated role "
+			    "'%.100s' (SetDelegation registers one)", o->repo, o->role_name);
+			o->rc = BS_ERR_NOT_FOUND;
+		} else if (o->rc == 0) {
+			o->rc = role_cfg_decode(json_array_get(o->delegs, (size_t)i), &o->deleg);
+		}
+	}
 	if (o->op == OP_CREATE) {
 		if (o->rc == 0)
-			o->rc = o->repo_missing ? keyuse_check_all(tx, o, o->next, NULL, 0) :
+			o->rc = o->repo_missing ? keyuse_check_all(tx, o, o->next, 4, NULL, 0) :
 			    BS_ERR_EXISTS;
 		store_rollback(tx);
 		return;
@@ -606,11 +770,11 @@ load_work(struct workq_job *job, void *ctx)
 	if (o->rc == 0 && !o->repo_missing)
 		o->rc = ota_mark_get(tx, o->mark_id, &o->mark);
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN && o->kind == KIND_IMAGE &&
-	    o->role == TUF_ROLE_TARGETS)
+	    (o->role == TUF_ROLE_TARGETS || o->role == TUF_ROLE_DELEGATED))
 		o->rc = counters_check(tx, o);
 	/* rotate: the keys the request brings in are free (store_work checks again) */
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_ROTATE)
-		o->rc = keyuse_check_all(tx, o, o->next, o->changed, 0);
+		o->rc = keyuse_check_all(tx, o, o->next, 4, o->changed, 0);
 	store_rollback(tx);
 }
 
@@ -631,7 +795,7 @@ store_work(struct workq_job *job, void *ctx)
 		o->rc = store_row_put(tx, OTA_STORE_NS, id, o->op == OP_CREATE ? 0 :
 		    o->cfg_row_version, (const uint8_t *)o->cfg_json, strlen(o->cfg_json), NULL);
 		if (o->rc == 0)
-			o->rc = keyuse_check_all(tx, o, o->next, NULL, 1);
+			o->rc = keyuse_check_all(tx, o, o->next, 4, NULL, 1);
 		root_row_id(o->repo, o->version, id);
 		if (o->rc == 0)
 			o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->file,
@@ -639,7 +803,24 @@ store_work(struct workq_job *job, void *ctx)
 		if (o->rc == BS_ERR_EXISTS && o->op == OP_ROTATE && o->err[0] == '\0')
 			o->rc = BS_ERR_PRECONDITION;   /* another rotation wrote this version */
 	}
-	if (o->rc == 0 && o->op == OP_SIGN && o->kind == KIND_IMAGE && o->role == TUF_ROLE_TARGETS)
+	if (o->op == OP_DELEGATE) {
+		char *row = json_dumps(o->delegs, JSON_COMPACT | JSON_SORT_KEYS);
+
+		deleg_row_id(o->repo, id);
+		o->rc = row == NULL ? BS_ERR_NOMEM : store_row_put(tx, OTA_STORE_NS, id,
+		    o->deleg_row_version, (const uint8_t *)row, strlen(row), NULL);
+		free(row);
+		if (o->rc == 0)
+			o->rc = keyuse_check_all(tx, o, &o->deleg, 1, NULL, 1);
+		if (o->rc != 0) {
+			store_rollback(tx);
+			return;
+		}
+		o->rc = store_commit(tx);
+		return;
+	}
+	if (o->rc == 0 && o->op == OP_SIGN && o->kind == KIND_IMAGE &&
+	    (o->role == TUF_ROLE_TARGETS || o->role == TUF_ROLE_DELEGATED))
 		o->rc = counters_store(tx, o);
 	if (o->rc == 0)
 		o->rc = ota_mark_put(tx, o->mark_id, &o->mark, o->version, o->sha,
@@ -676,9 +857,15 @@ stored(struct workq_job *job)
 		fail(o, GRPC_STATUS_ALREADY_EXISTS, msg);
 		return;
 	}
+	if (o->rc == BS_ERR_PRECONDITION && o->op != OP_SIGN) {
+		snprintf(msg, sizeof(msg), "another call changed repository '%s' meanwhile; retry",
+		    o->repo);
+		fail(o, GRPC_STATUS_ABORTED, msg);
+		return;
+	}
 	if (o->rc == BS_ERR_PRECONDITION) {
 		snprintf(msg, sizeof(msg), "another call signed %s of repository '%s' meanwhile; "
-		    "read the current version and retry", top_roles[o->role], o->repo);
+		    "read the current version and retry", o->role_name, o->repo);
 		fail(o, GRPC_STATUS_ABORTED, msg);
 		return;
 	}
@@ -883,6 +1070,10 @@ loaded(struct workq_job *job)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
 		return;
 	}
+	if (o->rc == BS_ERR_NOT_FOUND && o->err[0] != '\0') {
+		fail(o, GRPC_STATUS_NOT_FOUND, o->err);
+		return;
+	}
 	if (o->rc != 0) {
 		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
 		return;
@@ -902,13 +1093,13 @@ loaded(struct workq_job *job)
 		break;
 	case TUF_ORDER_ROLLBACK:
 		snprintf(msg, sizeof(msg), "refused rollback: %s version %lld is lower than version "
-		    "%lld signed before", top_roles[o->role], (long long)o->version,
+		    "%lld signed before", o->role_name, (long long)o->version,
 		    (long long)o->mark.hw.version);
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	case TUF_ORDER_FORK:
 		snprintf(msg, sizeof(msg), "refused: %s version %lld was signed before with other "
-		    "content", top_roles[o->role], (long long)o->version);
+		    "content", o->role_name, (long long)o->version);
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	case TUF_ORDER_NEW:
@@ -941,8 +1132,17 @@ loaded(struct workq_job *job)
 		    "listing cannot be checked");
 		return;
 	}
-	signers_of(o, &o->cfg[o->role]);
+	signers_of(o, o->role == TUF_ROLE_DELEGATED ? &o->deleg : &o->cfg[o->role]);
 	sign_all(o);
+}
+
+/* 0 if name is a top-level role's or a delegated role's name of at most DELEG_NAME_MAX bytes. */
+static int
+deleg_name_check(const char *name)
+{
+	enum tuf_role r;
+
+	return tuf_role_parse(name, &r) == 0 && strlen(name) <= DELEG_NAME_MAX ? 0 : -1;
 }
 
 static int
@@ -1032,14 +1232,15 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	const struct ota_settings *st = rpc_call_service_state(call);
 	struct tuf_meta_info info;
 	struct ota_call *o;
+	enum tuf_role life_role;
 	const char *type;
 	char err[300];
 	int rc;
 
-	if (strcmp(r->role, "targets") != 0 && strcmp(r->role, "snapshot") != 0 &&
-	    strcmp(r->role, "timestamp") != 0) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "role must be targets, snapshot or "
-		    "timestamp (root metadata comes from CreateRepository)");
+	if (strcmp(r->role, "root") == 0 || deleg_name_check(r->role) != 0) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "role must be targets, snapshot, "
+		    "timestamp or a delegated role's name (root metadata comes from "
+		    "CreateRepository and RotateRoot)");
 		return;
 	}
 	if ((o = ota_call_start(call, r->repository, "repository")) == NULL)
@@ -1049,6 +1250,8 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "bad repository or role name");
 		return;
 	}
+	snprintf(o->role_name, sizeof(o->role_name), "%s", r->role);
+	life_role = o->role == TUF_ROLE_DELEGATED ? TUF_ROLE_TARGETS : o->role;
 	audit_names(o);
 	if (vehicle_set(o, r->vehicle_id) != 0)
 		return;
@@ -1062,7 +1265,7 @@ sign_metadata(struct rpc_call *call, const ProtobufCMessage *msg)
 	o->dialect = type != NULL && strcmp(type, tuf_role_type(o->role, TUF_CANON_AKTUALIZR)) == 0 ?
 	    TUF_CANON_AKTUALIZR : TUF_CANON_OLPC;
 	if (tuf_meta_check(o->signed_part, o->role, o->dialect, time(NULL),
-	    st->max_lifetime[o->role] + CLOCK_SKEW, &info, err, sizeof(err)) != 0) {
+	    st->max_lifetime[life_role] + CLOCK_SKEW, &info, err, sizeof(err)) != 0) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, err);
 		return;
 	}
@@ -1269,6 +1472,7 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	o->op = OP_CREATE;
 	o->role = TUF_ROLE_ROOT;
+	snprintf(o->role_name, sizeof(o->role_name), "root");
 	o->version = 1;
 	if (r->kind != BOLTSEAL__V1__REPOSITORY_KIND__TUF &&
 	    r->kind != BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_IMAGE &&
@@ -1405,6 +1609,7 @@ rotate_root(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	o->op = OP_ROTATE;
 	o->role = TUF_ROLE_ROOT;
+	snprintf(o->role_name, sizeof(o->role_name), "root");
 	o->version = (int64_t)(r->version > INT64_MAX ? 0 : r->version);
 	if (r->version > (uint64_t)INT64_MAX) {
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "version: out of range");
@@ -1451,6 +1656,24 @@ get_work(struct workq_job *job, void *ctx)
 		if (o->rc == 0)
 			o->rc = ota_mark_get(tx, id, &o->marks[i]);
 	}
+	if (o->rc == 0 && !o->repo_missing)
+		o->rc = deleg_load(tx, o);
+	if (o->rc == 0 && !o->repo_missing && json_array_size(o->delegs) > 0) {
+		const json_t *e;
+		size_t i;
+
+		if ((o->deleg_marks = calloc(json_array_size(o->delegs),
+		    sizeof(*o->deleg_marks))) == NULL)
+			o->rc = BS_ERR_NOMEM;
+		json_array_foreach(o->delegs, i, e) {
+			if (o->rc != 0)
+				break;
+			o->rc = ota_mark_id(o->repo, json_string_value(json_object_get(e, "name")), NULL,
+			    id);
+			if (o->rc == 0)
+				o->rc = ota_mark_get(tx, id, &o->deleg_marks[i]);
+		}
+	}
 	n = o->rc == 0 && !o->repo_missing ? o->marks[TUF_ROLE_ROOT].hw.version : 0;
 	if (n > 0) {
 		o->roots = calloc((size_t)n, sizeof(*o->roots));
@@ -1468,50 +1691,82 @@ get_work(struct workq_job *job, void *ctx)
 	store_rollback(tx);
 }
 
+/* One role of GetRepository's answer and the storage its fields point into. */
+struct got_role {
+	Boltseal__V1__RoleState rs;
+	struct role_cfg rc;
+	char names[OTA_KEYS_MAX][CATALOG_NAME_MAX + 16];
+	char *ptrs[OTA_KEYS_MAX];
+};
+
+static void
+got_role_fill(struct got_role *g, const char *role, const struct ota_mark *m)
+{
+	boltseal__v1__role_state__init(&g->rs);
+	g->rs.role = (char *)role;
+	for (size_t j = 0; j < g->rc.nkeys; j++) {
+		snprintf(g->names[j], sizeof(g->names[j]), "%s@%u", g->rc.keys[j].name,
+		    (unsigned)g->rc.keys[j].version);
+		g->ptrs[j] = g->names[j];
+	}
+	g->rs.key_names = g->ptrs;
+	g->rs.n_key_names = g->rc.nkeys;
+	g->rs.threshold = g->rc.threshold;
+	g->rs.version = m->hw.present ? (uint64_t)m->hw.version : 0;
+	g->rs.metadata.data = m->metadata;
+	g->rs.metadata.len = m->metadata != NULL ? m->metadata_len : 0;
+}
+
 static void
 got(struct workq_job *job)
 {
 	struct ota_call *o = (struct ota_call *)job;
 	Boltseal__V1__GetRepositoryResponse r = BOLTSEAL__V1__GET_REPOSITORY_RESPONSE__INIT;
-	Boltseal__V1__RoleState rs[4], *rsp[4];
+	size_t nd = o->delegs != NULL ? json_array_size(o->delegs) : 0, i;
 	ProtobufCBinaryData *roots = calloc(o->nroots + 1, sizeof(*roots));
-	char names[4][OTA_KEYS_MAX][CATALOG_NAME_MAX + 16];
-	char *name_ptrs[4][OTA_KEYS_MAX];
+	struct got_role *g = calloc(4 + nd, sizeof(*g));
+	Boltseal__V1__RoleState **rsp = calloc(4 + nd, sizeof(*rsp));
+	json_t *obj = NULL;
 	char msg[160];
-	size_t i, j;
 
-	if (roots == NULL && o->rc == 0)
+	if ((roots == NULL || g == NULL || rsp == NULL) && o->rc == 0)
 		o->rc = BS_ERR_NOMEM;
+	for (i = 0; i < nd && o->rc == 0; i++)
+		o->rc = role_cfg_decode(json_array_get(o->delegs, i), &g[4 + i].rc);
+	if (o->rc == 0 && nd > 0) {
+		o->dialect = o->repo_dialect;
+		if ((obj = deleg_object(o)) == NULL) {
+			/* a delegated role's key can no longer be used (o->err says which) */
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err[0] != '\0' ? o->err :
+			    "cannot build the delegations");
+			goto out;
+		}
+		if ((o->deleg_obj = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+			o->rc = BS_ERR_NOMEM;
+		json_decref(obj);
+	}
 	if (o->rc == BS_ERR_INVALID && o->err[0] != '\0') {
-		free(roots);
 		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
-		return;
+		goto out;
 	}
 	if (o->rc != 0 || o->repo_missing) {
-		free(roots);
 		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
 		if (o->rc != 0)
 			bs_log(BS_LOG_ERROR, "cannot read OTA state", "repository", o->repo, "error",
 			    bs_strerror(o->rc), NULL);
 		fail(o, o->rc != 0 ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_NOT_FOUND,
 		    o->rc != 0 ? "cannot read the repository state" : msg);
-		return;
+		goto out;
 	}
-	for (i = 0; i < 4; i++) {
-		boltseal__v1__role_state__init(&rs[i]);
-		rs[i].role = (char *)top_roles[i];
-		for (j = 0; j < o->cfg[i].nkeys; j++) {
-			snprintf(names[i][j], sizeof(names[i][j]), "%s@%u", o->cfg[i].keys[j].name,
-			    (unsigned)o->cfg[i].keys[j].version);
-			name_ptrs[i][j] = names[i][j];
+	for (i = 0; i < 4 + nd; i++) {
+		if (i < 4) {
+			g[i].rc = o->cfg[i];
+			got_role_fill(&g[i], top_roles[i], &o->marks[i]);
+		} else {
+			got_role_fill(&g[i], json_string_value(json_object_get(json_array_get(o->delegs,
+			    i - 4), "name")), &o->deleg_marks[i - 4]);
 		}
-		rs[i].key_names = name_ptrs[i];
-		rs[i].n_key_names = o->cfg[i].nkeys;
-		rs[i].threshold = o->cfg[i].threshold;
-		rs[i].version = o->marks[i].hw.present ? (uint64_t)o->marks[i].hw.version : 0;
-		rs[i].metadata.data = o->marks[i].metadata;
-		rs[i].metadata.len = o->marks[i].metadata != NULL ? o->marks[i].metadata_len : 0;
-		rsp[i] = &rs[i];
+		rsp[i] = &g[i].rs;
 	}
 	for (i = 0; i < o->nroots; i++) {
 		roots[i].data = o->roots[i];
@@ -1520,6 +1775,12 @@ got(struct workq_job *job)
 	r.name = o->repo;
 	r.roles = rsp;
 	r.n_roles = 4;
+	r.delegated = rsp + 4;
+	r.n_delegated = nd;
+	if (o->deleg_obj != NULL) {
+		r.delegations.data = (uint8_t *)o->deleg_obj;
+		r.delegations.len = strlen(o->deleg_obj);
+	}
 	r.roots = roots;
 	r.n_roots = o->nroots;
 	r.dialect = o->repo_dialect == TUF_CANON_AKTUALIZR ?
@@ -1528,8 +1789,11 @@ got(struct workq_job *job)
 	    o->kind == KIND_DIRECTOR ? BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR :
 	    BOLTSEAL__V1__REPOSITORY_KIND__TUF;
 	rpc_call_finish_pb(o->call, &r.base);
-	free(roots);
 	ota_call_free(o);
+out:
+	free(roots);
+	free(g);
+	free(rsp);
 }
 
 static void
@@ -1550,6 +1814,140 @@ get_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
 
+/* ---- SetDelegation ------------------------------------------------------------------ */
+
+/*
+ * Loop, the repository read: the role replaces the one of its name or is
+ * appended; the new "delegations" object is built (every key must still
+ * be usable) before anything is stored.
+ */
+static void
+deleg_loaded(struct workq_job *job)
+{
+	struct ota_call *o = (struct ota_call *)job;
+	const struct catalog_key *k;
+	json_t *obj;
+	ssize_t at;
+	char msg[400];
+	int rc;
+
+	if (o->rc == BS_ERR_EXISTS) {
+		stored(job);      /* a key serves another repository */
+		return;
+	}
+	if (o->rc != 0) {
+		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
+		return;
+	}
+	if (o->repo_missing) {
+		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
+		fail(o, GRPC_STATUS_NOT_FOUND, msg);
+		return;
+	}
+	if (o->kind == KIND_DIRECTOR) {
+		fail(o, GRPC_STATUS_FAILED_PRECONDITION, "an Uptane Director does not delegate");
+		return;
+	}
+	o->dialect = o->repo_dialect;
+	for (size_t i = 0; i < o->deleg.nkeys; i++) {
+		if (role_key_version(o, &o->deleg.keys[i], &k) == NULL) {
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->err);
+			return;
+		}
+		if (o->dialect == TUF_CANON_AKTUALIZR && k->alg != BS_ALG_ED25519) {
+			snprintf(msg, sizeof(msg), "key '%s' is not Ed25519 (a repository in the "
+			    "aktualizr dialect takes Ed25519 keys only)", k->name);
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
+			return;
+		}
+	}
+	at = deleg_find(o->delegs, o->role_name);
+	if (at < 0 && json_array_size(o->delegs) >= DELEG_MAX) {
+		snprintf(msg, sizeof(msg), "repository '%s' has %d delegated roles, the most it may "
+		    "have", o->repo, DELEG_MAX);
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		return;
+	}
+	rc = at < 0 ? json_array_append(o->delegs, o->deleg_entry) :
+	    json_array_set(o->delegs, (size_t)at, o->deleg_entry);
+	if (rc != 0 || (obj = deleg_object(o)) == NULL) {
+		fail(o, rc != 0 ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_FAILED_PRECONDITION,
+		    rc != 0 ? "out of memory" : o->err);
+		return;
+	}
+	o->deleg_obj = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	if (o->deleg_obj == NULL) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (submit(o, store_work, stored) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+static void
+set_delegation(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__SetDelegationRequest *r = (const Boltseal__V1__SetDelegationRequest *)msg;
+	struct ota_call *o;
+	json_t *paths;
+	size_t i;
+
+	if ((o = ota_call_start(call, r->repository, "repository")) == NULL)
+		return;
+	o->op = OP_DELEGATE;
+	if (deleg_name_check(r->name) != 0 || tuf_role_parse(r->name, &o->role) != 0 ||
+	    o->role != TUF_ROLE_DELEGATED) {
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..128 of [A-Za-z0-9._/-], not a "
+		    "top-level role's, no leading '.' or '/', no \"..\" or \"//\"");
+		return;
+	}
+	snprintf(o->role_name, sizeof(o->role_name), "%s", r->name);
+	audit_names(o);
+	if (!ota_authorize(o, o->role_name))
+		return;
+	if (r->n_paths == 0 || r->n_paths > DELEG_PATHS_MAX) {
+		snprintf(o->err, sizeof(o->err), "paths: 1..%d path patterns", DELEG_PATHS_MAX);
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, o->err);
+		return;
+	}
+	if ((paths = json_array()) == NULL) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	for (i = 0; i < r->n_paths; i++) {
+		if (r->paths[i][0] == '\0' || strlen(r->paths[i]) > 255 ||
+		    json_array_append_new(paths, json_string(r->paths[i])) != 0) {
+			json_decref(paths);
+			fail(o, GRPC_STATUS_INVALID_ARGUMENT, "paths: each 1..255 bytes of UTF-8");
+			return;
+		}
+	}
+	{
+		Boltseal__V1__RoleKeys rk = BOLTSEAL__V1__ROLE_KEYS__INIT, *rkp = &rk;
+
+		rk.role = (char *)"targets";   /* parsed as a role's keys; stored in o->next[targets] */
+		rk.key_names = r->key_names;
+		rk.n_key_names = r->n_key_names;
+		rk.threshold = r->threshold;
+		if (role_keys_parse(o, &rkp, 1) != 0) {
+			json_decref(paths);
+			return;
+		}
+	}
+	o->deleg = o->next[TUF_ROLE_TARGETS];
+	o->deleg_entry = role_cfg_encode(&o->deleg);
+	if (o->deleg_entry == NULL ||
+	    json_object_set_new(o->deleg_entry, "name", json_string(o->role_name)) != 0 ||
+	    json_object_set_new(o->deleg_entry, "paths", paths) != 0 ||
+	    json_object_set_new(o->deleg_entry, "terminating", json_boolean(r->terminating)) != 0) {
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (submit(o, load_work, deleg_loaded) != 0)
+		fail(o, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
 static const struct rpc_method methods[] = {
 	{ "CreateRepository", &boltseal__v1__create_repository_request__descriptor,
 	    &boltseal__v1__create_repository_response__descriptor, RPC_AUTHZ_POLICY, 0,
@@ -1560,6 +1958,8 @@ static const struct rpc_method methods[] = {
 	    &boltseal__v1__rotate_root_response__descriptor, RPC_AUTHZ_POLICY, 0, rotate_root },
 	{ "GetRepository", &boltseal__v1__get_repository_request__descriptor,
 	    &boltseal__v1__get_repository_response__descriptor, RPC_AUTHZ_POLICY, 0, get_repository },
+	{ "SetDelegation", &boltseal__v1__set_delegation_request__descriptor,
+	    &boltseal__v1__set_delegation_response__descriptor, RPC_AUTHZ_POLICY, 0, set_delegation },
 };
 
 const struct rpc_service ota_service = {
