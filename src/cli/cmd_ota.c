@@ -43,6 +43,7 @@
 #define WALK_FILES_MAX 100000         /* files under --targets */
 #define IO_CHUNK 65536
 #define DAY 86400
+#define DELEG_FILE_MAX 192            /* "V.NAME.json" (NAME: 128 bytes at most) */
 
 enum { R_ROOT, R_TARGETS, R_SNAPSHOT, R_TIMESTAMP, NROLES };
 static const char *const role_names[NROLES] = { "root", "targets", "snapshot", "timestamp" };
@@ -880,26 +881,26 @@ role_opts_free(struct role_opts *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Splits "K1,K2,..." (spaces around names ignored) into role i's key names. */
+/*
+ * Splits "A,B,..." (spaces around items ignored) given to --opt: *copy
+ * (the buffer the items point into) and *items (n of them); both malloc'd,
+ * freed by the caller even on error. An empty item is a usage error.
+ */
 static int
-key_list(struct cli_ctx *x, struct role_opts *r, int i, const char *val)
+split_list(struct cli_ctx *x, const char *opt, const char *val, char **copy, char ***items,
+    size_t *n)
 {
-	char *p, *q, *e, **names;
-	size_t n = 1, k = 0;
+	char *p, *q, *e;
+	size_t cap = 1;
 
-	free(r->rk[i].key_names);
-	free(r->copy[i]);
-	r->rk[i].key_names = NULL;
-	r->rk[i].n_key_names = 0;
+	*n = 0;
 	for (p = (char *)val; *p != '\0'; p++)
-		n += *p == ',';
-	if ((r->copy[i] = strdup(val)) == NULL ||
-	    (names = calloc(n, sizeof(*names))) == NULL) {
+		cap += *p == ',';
+	if ((*copy = strdup(val)) == NULL || (*items = calloc(cap, sizeof(**items))) == NULL) {
 		out_err(x->cmd, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	r->rk[i].key_names = names;
-	for (p = r->copy[i]; p != NULL; p = q) {
+	for (p = *copy; p != NULL; p = q) {
 		if ((q = strchr(p, ',')) != NULL)
 			*q++ = '\0';
 		while (*p == ' ')
@@ -907,12 +908,22 @@ key_list(struct cli_ctx *x, struct role_opts *r, int i, const char *val)
 		for (e = p + strlen(p); e > p && e[-1] == ' '; )
 			*--e = '\0';
 		if (*p == '\0')
-			return out_usage(x->cmd, "--%s: an empty key name in '%s'", role_names[i],
-			    val);
-		names[k++] = p;
+			return out_usage(x->cmd, "--%s: an empty item in '%s'", opt, val);
+		(*items)[(*n)++] = p;
 	}
-	r->rk[i].n_key_names = k;
 	return 0;
+}
+
+/* Role i's key names from --ROLE "K1,K2,...". */
+static int
+key_list(struct cli_ctx *x, struct role_opts *r, int i, const char *val)
+{
+	free(r->rk[i].key_names);
+	free(r->copy[i]);
+	r->rk[i].key_names = NULL;
+	r->copy[i] = NULL;
+	return split_list(x, role_names[i], val, &r->copy[i], &r->rk[i].key_names,
+	    &r->rk[i].n_key_names);
 }
 
 /* Reads --ROLE and --ROLE-threshold of each role. */
@@ -1310,6 +1321,75 @@ fail:
 	return NULL;
 }
 
+/*
+ * The repository's delegated roles in what publish builds: the delegations
+ * object in the targets (tp), each delegated role signed so far in the
+ * snapshot's meta (sp). Either may be NULL. Out of memory or a bad answer:
+ * CLI_EXIT_CONN.
+ */
+static int
+add_delegations(struct cli_ctx *x, const Boltseal__V1__GetRepositoryResponse *r, json_t *tp,
+    json_t *sp)
+{
+	json_t *d = NULL, *meta = sp != NULL ? json_object_get(sp, "meta") : NULL;
+	char err[256] = "", file[DELEG_FILE_MAX];
+	size_t i;
+
+	if (tp != NULL && r->delegations.len > 0) {
+		if (tuf_json_parse(r->delegations.data, r->delegations.len, r->delegations.len + 1,
+		    &d, err, sizeof(err)) != 0 || jset(tp, "delegations", d) != 0) {
+			out_err(x->cmd, "the server's delegations cannot be read: %s", err);
+			return CLI_EXIT_CONN;
+		}
+	}
+	for (i = 0; meta != NULL && i < r->n_delegated; i++) {
+		if (r->delegated[i]->version == 0)
+			continue;
+		snprintf(file, sizeof(file), "%s.json", r->delegated[i]->role);
+		if (jset(meta, file, json_pack("{s:I}", "version",
+		    (json_int_t)r->delegated[i]->version)) != 0) {
+			out_err(x->cmd, "out of memory");
+			return CLI_EXIT_CONN;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Writes each delegated role's last file as DIR/V.NAME.json (the server
+ * allows no '/' in the names). A file the server did not keep (over
+ * 64 KiB) is left to the caller, with a warning.
+ */
+static int
+write_delegated(struct cli_ctx *x, const Boltseal__V1__GetRepositoryResponse *r, const char *dir)
+{
+	char file[DELEG_FILE_MAX];
+	size_t i;
+	int ret;
+
+	for (i = 0; i < r->n_delegated; i++) {
+		const Boltseal__V1__RoleState *d = r->delegated[i];
+
+		if (d->version == 0)
+			continue;
+		if (d->metadata.len == 0) {
+			fprintf(stderr, "boltseal: %s: warning: version %llu of %s was not kept by the "
+			    "server; write it yourself\n", x->cmd, (unsigned long long)d->version,
+			    d->role);
+			continue;
+		}
+		if (strchr(d->role, '/') != NULL) {
+			out_err(x->cmd, "the server returned a delegated role name with '/': %s",
+			    d->role);
+			return CLI_EXIT_CONN;
+		}
+		snprintf(file, sizeof(file), "%llu.%s.json", (unsigned long long)d->version, d->role);
+		if ((ret = write_in(x, dir, file, d->metadata.data, d->metadata.len)) != 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* Signs sp (NULL: out of memory) as role; the file and its version in *resp. */
 static int
 sign_new(struct cli_ctx *x, const char *repo, const char *role, json_t *sp,
@@ -1377,7 +1457,7 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	struct published p;
 	unsigned long tdays, sdays;
 	int64_t tslife;
-	json_t **roots = NULL;
+	json_t **roots = NULL, *part;
 	char expiry[32], fname[48];
 	size_t i;
 	int ret;
@@ -1411,12 +1491,21 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	p.root = repo->n_roots;
 	p.ntargets = t.n;
 	expires_in((int64_t)tdays * DAY, expiry);
-	if ((ret = sign_new(x, name, "targets", targets_part(&t, spec, p.targets, expiry),
-	    &tr)) != 0)
+	part = targets_part(&t, spec, p.targets, expiry);
+	if (part != NULL && (ret = add_delegations(x, repo, part, NULL)) != 0) {
+		json_decref(part);
+		goto out;
+	}
+	if ((ret = sign_new(x, name, "targets", part, &tr)) != 0)
 		goto out;
 	expires_in((int64_t)sdays * DAY, expiry);
-	if ((ret = sign_new(x, name, "snapshot", listing_part("snapshot", spec, p.snapshot,
-	    expiry, "targets.json", p.targets, NULL, 0), &sr)) != 0)
+	part = listing_part("snapshot", spec, p.snapshot, expiry, "targets.json", p.targets,
+	    NULL, 0);
+	if (part != NULL && (ret = add_delegations(x, repo, NULL, part)) != 0) {
+		json_decref(part);
+		goto out;
+	}
+	if ((ret = sign_new(x, name, "snapshot", part, &sr)) != 0)
 		goto out;
 	expires_in(tslife, expiry);
 	if ((ret = sign_new(x, name, "timestamp", listing_part("timestamp", spec, p.timestamp,
@@ -1428,7 +1517,8 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	if ((ret = write_in(x, mdir, fname, tr->metadata.data, tr->metadata.len)) != 0)
 		goto out;
 	snprintf(fname, sizeof(fname), "%llu.snapshot.json", (unsigned long long)p.snapshot);
-	if ((ret = write_in(x, mdir, fname, sr->metadata.data, sr->metadata.len)) != 0)
+	if ((ret = write_in(x, mdir, fname, sr->metadata.data, sr->metadata.len)) != 0 ||
+	    (ret = write_delegated(x, repo, mdir)) != 0)
 		goto out;
 	for (i = 0; i < repo->n_roots; i++) {
 		snprintf(fname, sizeof(fname), "%zu.root.json", i + 1);
@@ -1453,6 +1543,57 @@ out:
 	if (tsr != NULL)
 		protobuf_c_message_free_unpacked(&tsr->base, NULL);
 	targets_free(&t);
+	return ret;
+}
+
+static int
+cmd_delegate(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__SetDelegationRequest req = BOLTSEAL__V1__SET_DELEGATION_REQUEST__INIT;
+	Boltseal__V1__SetDelegationResponse *resp = NULL;
+	char *kcopy = NULL, *pcopy = NULL, **keys = NULL, **paths = NULL;
+	size_t nk = 0, np = 0;
+	const char *kv, *pv;
+	unsigned long th;
+	struct out_json j;
+	int ret;
+
+	if ((ret = req_opt(x, a, "keys", "K[,K...]", &kv)) != 0 ||
+	    (ret = req_opt(x, a, "paths", "PATTERN[,PATTERN...]", &pv)) != 0 ||
+	    (ret = split_list(x, "keys", kv, &kcopy, &keys, &nk)) != 0 ||
+	    (ret = split_list(x, "paths", pv, &pcopy, &paths, &np)) != 0 ||
+	    (ret = uint_opt(x, a, "threshold", 1, 255, 1, &th)) != 0)
+		goto out;
+	req.repository = (char *)a->pos[0];
+	req.name = (char *)a->pos[1];
+	req.key_names = keys;
+	req.n_key_names = nk;
+	req.threshold = (uint32_t)th;
+	req.paths = paths;
+	req.n_paths = np;
+	req.terminating = args_get(a, "terminating") != NULL;
+	if ((ret = call_unary(x, OS "SetDelegation", &req.base,
+	    &boltseal__v1__set_delegation_response__descriptor, (ProtobufCMessage **)&resp)) != 0)
+		goto out;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "repository", req.repository);
+		out_json_str(&j, "role", req.name);
+		out_json_uint(&j, "keys", nk);
+		out_json_uint(&j, "threshold", th);
+		out_json_close(&j);
+	} else {
+		printf("repository %s delegates to %s: %zu key(s), threshold %lu; the next "
+		    "`ota publish` puts it in the targets\n", req.repository, req.name, nk, th);
+	}
+out:
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	free(kcopy);
+	free(pcopy);
+	free(keys);
+	free(paths);
 	return ret;
 }
 
@@ -1538,6 +1679,9 @@ static const struct args_opt publish_opts[] = {
 	{ "targets", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE }, { "targets-out", 0, ARGS_VALUE },
 	{ "targets-days", 0, ARGS_VALUE }, { "snapshot-days", 0, ARGS_VALUE },
 	{ "timestamp-hours", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt delegate_opts[] = {
+	{ "keys", 0, ARGS_VALUE }, { "threshold", 0, ARGS_VALUE }, { "paths", 0, ARGS_VALUE },
+	{ "terminating", 0, ARGS_FLAG }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt refresh_opts[] = {
 	{ "out", 0, ARGS_VALUE }, { "timestamp-hours", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
@@ -1569,6 +1713,11 @@ static const struct cli_cmd ota_cmds[] = {
 	  .usage = "NAME --targets DIR --out METADATA_DIR [--targets-out DIR]\n"
 	      "[--targets-days N] [--snapshot-days N] [--timestamp-hours N]",
 	  .spec = { publish_opts, 1, 1 } },
+	{ .name = "delegate", .run = cmd_delegate,
+	  .summary = "register or replace a delegated targets role (SetDelegation)",
+	  .usage = "NAME ROLE --keys K[,K...] [--threshold N] --paths PATTERN[,PATTERN...]\n"
+	      "[--terminating]",
+	  .spec = { delegate_opts, 2, 2 } },
 	{ .name = "refresh-timestamp", .run = cmd_refresh_timestamp,
 	  .summary = "sign a new timestamp over the last snapshot (for cron)",
 	  .usage = "NAME --out METADATA_DIR [--timestamp-hours N]",

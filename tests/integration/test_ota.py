@@ -210,8 +210,8 @@ def test_repository_and_metadata(env, pb, opb):
      "INVALID_ARGUMENT"),
     (b'{"_type":"targets"}', "../x", "role must be targets, snapshot, timestamp or a delegated",
      "INVALID_ARGUMENT"),
-    (json.dumps(targets_signed(1, {})).encode(), "suppliers/none", "repository 'it-trucks' has no delegated role 'suppliers/none'",
-     "NOT_FOUND"),
+    (json.dumps(targets_signed(1, {})).encode(), "suppliers-none",
+     "repository 'it-trucks' has no delegated role 'suppliers-none'", "NOT_FOUND"),
 ])
 def test_bad_input(env, opb, raw, role, msg, code):
     c = env.client()
@@ -567,9 +567,9 @@ def test_delegated_targets_roles(env, pb, opb):
         c.CreateKey(pb.CreateKeyRequest(name=n, purpose=pb.OTA, algorithm=pb.ED25519), timeout=30)
 
     d = json.loads(ota.delegate(opb.SetDelegationRequest(
-        repository="it-deleg", name="suppliers/acme", key_names=["ota-del-acme-1"], threshold=1,
+        repository="it-deleg", name="acme", key_names=["ota-del-acme-1"], threshold=1,
         paths=["acme/*"]), timeout=30).delegations)
-    assert [r["name"] for r in d["roles"]] == ["suppliers/acme"]
+    assert [r["name"] for r in d["roles"]] == ["acme"]
     role = d["roles"][0]
     assert role["threshold"] == 1 and role["paths"] == ["acme/*"] and role["terminating"] is False
     for kid, k in d["keys"].items():
@@ -581,35 +581,37 @@ def test_delegated_targets_roles(env, pb, opb):
     top["delegations"] = d
     sign(ota, opb, "it-deleg", "targets", top)
     acme = image_targets(1, {"acme/ecu.bin": 2})
-    doc = json.loads(sign(ota, opb, "it-deleg", "suppliers/acme", acme).metadata)
+    doc = json.loads(sign(ota, opb, "it-deleg", "acme", acme).metadata)
     assert verified_keyids(doc, d["keys"], set(role["keyids"])) == set(role["keyids"])
     assert len(doc["signatures"]) == 1
     # its own high-water mark and release counters
-    e = rpc_refusal(sign, ota, opb, "it-deleg", "suppliers/acme", image_targets(1, {"x": 1}))
+    e = rpc_refusal(sign, ota, opb, "it-deleg", "acme", image_targets(1, {"x": 1}))
     assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
-    e = rpc_refusal(sign, ota, opb, "it-deleg", "suppliers/acme",
+    e = rpc_refusal(sign, ota, opb, "it-deleg", "acme",
                     image_targets(2, {"acme/ecu.bin": 1}))
     assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
     assert "release counter of target 'acme/ecu.bin' would go from 2 to 1" in e.details()
 
     # replacing the role (two keys, 2 of 2) keeps one entry; both keys sign from then on
     d2 = json.loads(ota.delegate(opb.SetDelegationRequest(
-        repository="it-deleg", name="suppliers/acme", key_names=["ota-del-acme-1",
+        repository="it-deleg", name="acme", key_names=["ota-del-acme-1",
                                                                   "ota-del-acme-2"],
         threshold=2, paths=["acme/*", "shared/*"], terminating=True), timeout=30).delegations)
     assert len(d2["roles"]) == 1 and d2["roles"][0]["threshold"] == 2
-    doc = json.loads(sign(ota, opb, "it-deleg", "suppliers/acme",
+    doc = json.loads(sign(ota, opb, "it-deleg", "acme",
                           image_targets(2, {"acme/ecu.bin": 3})).metadata)
     assert verified_keyids(doc, d2["keys"], set(d2["roles"][0]["keyids"])) == \
         set(d2["roles"][0]["keyids"])
 
     got = ota.get(opb.GetRepositoryRequest(name="it-deleg"), timeout=30)
-    assert [(r.role, r.version, r.threshold) for r in got.delegated] == \
-        [("suppliers/acme", 2, 2)]
+    assert [(r.role, r.version, r.threshold) for r in got.delegated] == [("acme", 2, 2)]
     assert json.loads(got.delegations) == d2
     assert json.loads(got.delegated[0].metadata) == doc
 
     for req, code, msg in [
+        (opb.SetDelegationRequest(repository="it-deleg", name="suppliers/acme",
+                                  key_names=["ota-del-acme-1"], threshold=1, paths=["*"]),
+         "INVALID_ARGUMENT", "name: 1..128"),
         (opb.SetDelegationRequest(repository="it-deleg", name="targets", key_names=["ota-del-acme-1"],
                                   threshold=1, paths=["*"]), "INVALID_ARGUMENT", "name: 1..128"),
         (opb.SetDelegationRequest(repository="it-deleg", name="x", key_names=["ota-del-acme-1"],

@@ -6,7 +6,10 @@
 # `boltseal ota rotate-root` and a new publish, a client still holding
 # root 1 walks to root 2 and gets the new target; a root signed below the
 # previous root's threshold is refused, and so is a target file that does
-# not match its hashes.
+# not match its hashes; a target listed by a delegated role (`ota delegate`,
+# `ota sign` of the role, `ota publish`) is found through the delegation,
+# and one outside the role's paths is not.
+import datetime
 import hashlib
 import json
 import os
@@ -112,4 +115,50 @@ def test_tuf_js_client_against_published_repository(env, pb, good, cli, tmp_path
         victim.write_bytes(b"X" + fw2[1:])
         r = tufjs.run_client(murl, turl, trusted_v1, str(tmp_path / "cache-4"),
                              target="fw/ecu-a.bin", out_dir=str(tmp_path / "dl4"))
+        assert not r["ok"] and not r["error"].startswith("TimeoutError"), r
+
+
+def test_tuf_js_follows_a_delegation(env, pb, good, cli, tmp_path):
+    ok, why = tufjs.available()
+    assert ok, why + " (./scripts/check installs it with npm ci)"
+    keys = {r: "tufjs-d-" + r for r in ("root", "targets", "snapshot", "timestamp", "acme")}
+    for k in keys.values():
+        good.CreateKey(pb.CreateKeyRequest(name=k, purpose=pb.OTA, algorithm=pb.ED25519), timeout=30)
+    site = tmp_path / "site"
+    meta, tdir, images = site / "metadata", site / "targets", tmp_path / "images"
+    cli("ota", "init", "tufjs-deleg", "--root", keys["root"], "--targets", keys["targets"],
+        "--snapshot", keys["snapshot"], "--timestamp", keys["timestamp"], "--out", str(meta))
+    cli("ota", "delegate", "tufjs-deleg", "acme", "--keys", keys["acme"], "--paths", "acme/*")
+
+    # the supplier's role lists its image (and one outside its paths)
+    fw = os.urandom(3000)
+    h = hashlib.sha256(fw).hexdigest()
+    expires = (datetime.datetime.now(datetime.timezone.utc) +
+               datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    part = {"_type": "targets", "spec_version": "1.0.31", "version": 1, "expires": expires,
+            "targets": {"acme/ecu-b.bin": {"length": len(fw), "hashes": {"sha256": h}},
+                        "other/x.bin": {"length": len(fw), "hashes": {"sha256": h}}}}
+    (tmp_path / "acme.json").write_text(json.dumps(part))
+    cli("ota", "sign", "tufjs-deleg", "acme", str(tmp_path / "acme.json"), "--out",
+        str(tmp_path / "acme-signed.json"))
+    write(str(tdir / "acme" / ("%s.ecu-b.bin" % h)), fw)
+    write(str(tdir / "other" / ("%s.x.bin" % h)), fw)
+    write(str(images / "top.bin"), b"top-level image")
+    cli("ota", "publish", "tufjs-deleg", "--targets", str(images), "--out", str(meta),
+        "--targets-out", str(tdir))
+    assert (meta / "1.acme.json").read_bytes() == (tmp_path / "acme-signed.json").read_bytes()
+    top = json.loads((meta / "1.targets.json").read_bytes())["signed"]
+    assert [r["name"] for r in top["delegations"]["roles"]] == ["acme"]
+    snap = json.loads((meta / "1.snapshot.json").read_bytes())["signed"]
+    assert snap["meta"]["acme.json"] == {"version": 1}
+
+    with tufjs.Server(str(site)) as srv:
+        murl, turl = srv.url + "/metadata", srv.url + "/targets"
+        r = tufjs.run_client(murl, turl, str(meta / "1.root.json"), str(tmp_path / "c1"),
+                             target="acme/ecu-b.bin", out_dir=str(tmp_path / "dl"))
+        assert r["ok"] and r["target"]["sha256"] == h, r
+        assert "/metadata/1.acme.json" in srv.paths
+        # listed by the role, but outside the paths it is trusted for: not found
+        r = tufjs.run_client(murl, turl, str(meta / "1.root.json"), str(tmp_path / "c2"),
+                             target="other/x.bin", out_dir=str(tmp_path / "dl2"))
         assert not r["ok"] and not r["error"].startswith("TimeoutError"), r

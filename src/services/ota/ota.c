@@ -1136,13 +1136,19 @@ loaded(struct workq_job *job)
 	sign_all(o);
 }
 
-/* 0 if name is a top-level role's or a delegated role's name of at most DELEG_NAME_MAX bytes. */
+/*
+ * 0 if name is a top-level role's or a delegated role's name of at most
+ * DELEG_NAME_MAX bytes without '/': TUF allows a '/' (clients then request
+ * "V.a%2Fb.json"), but static web servers decode %2F into a directory, so
+ * such a role's files could not be served as written.
+ */
 static int
 deleg_name_check(const char *name)
 {
 	enum tuf_role r;
 
-	return tuf_role_parse(name, &r) == 0 && strlen(name) <= DELEG_NAME_MAX ? 0 : -1;
+	return tuf_role_parse(name, &r) == 0 && strlen(name) <= DELEG_NAME_MAX &&
+	    strchr(name, '/') == NULL ? 0 : -1;
 }
 
 static int
@@ -1898,8 +1904,8 @@ set_delegation(struct rpc_call *call, const ProtobufCMessage *msg)
 	o->op = OP_DELEGATE;
 	if (deleg_name_check(r->name) != 0 || tuf_role_parse(r->name, &o->role) != 0 ||
 	    o->role != TUF_ROLE_DELEGATED) {
-		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..128 of [A-Za-z0-9._/-], not a "
-		    "top-level role's, no leading '.' or '/', no \"..\" or \"//\"");
+		fail(o, GRPC_STATUS_INVALID_ARGUMENT, "name: 1..128 of [A-Za-z0-9._-], not a "
+		    "top-level role's, no leading '.', no \"..\"");
 		return;
 	}
 	snprintf(o->role_name, sizeof(o->role_name), "%s", r->name);
