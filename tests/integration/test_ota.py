@@ -12,7 +12,8 @@
 # and of its own, as a TUF client checks it) and GetRepository; Uptane:
 # Director metadata per vehicle (ECU identifiers, no ECU twice, the vehicle
 # named when nothing is listed) and image-repository release counters that
-# may not decrease; the aktualizr dialect (capitalised _type, key id over
+# may not decrease; grants on request.repository, request.role and
+# request.vehicle_id; the aktualizr dialect (capitalised _type, key id over
 # the SPKI, base64 signatures with "method", checked the way aktualizr's
 # verified sample checks: standard-escaped sorted JSON, with cryptography).
 
@@ -626,3 +627,69 @@ def test_delegated_targets_roles(env, pb, opb):
         e = rpc_refusal(ota.delegate, req, 30)
         assert status_of(e).name == code and msg in e.details(), (code, e.details())
     c.close()
+
+
+OTA_POLICY = """
+principal ci
+    uri spiffe://fleet.example/ci/ota-release
+    roles ci-eu
+principal alice
+    uri spiffe://fleet.example/admin/alice
+    roles admin
+role ci-eu
+    grant
+        methods boltseal.v1.OtaService/SignMetadata
+        when request.repository == "trucks-eu"
+        when request.role == "targets"
+    grant
+        methods boltseal.v1.OtaService/SignMetadata
+        when request.repository == "dir-eu"
+        when request.vehicle_id in ["VIN-1"]
+role admin
+    grant
+        methods boltseal.v1.KeyService/CreateKey
+        keys *
+    grant
+        methods boltseal.v1.OtaService/CreateRepository
+"""
+
+
+def test_policy_attributes(env, second_daemon, pb, opb):
+    """request.repository, request.role and request.vehicle_id in grants:
+    CI signs targets of trucks-eu only, and Director metadata of VIN-1 only;
+    every refusal is PERMISSION_DENIED with the reason in the audit log."""
+    sd = second_daemon("ota-policy")
+    policy = os.path.join(sd.dir, "policy")
+    with open(policy, "w") as f:
+        f.write(OTA_POLICY)
+    os.chmod(policy, 0o644)
+    sd.settings["policy"] = policy
+    bsutil.write_config(sd.conf, sd.settings)
+    d = sd.start()
+    admin = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("admin-alice")),
+                          env.stubs)
+    ci = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("ci-ota-release")),
+                       env.stubs)
+    aota, cota = Ota(admin, opb), Ota(ci, opb)
+    create_repo(aota, opb, "trucks-eu", make_keys(admin, pb, "pol-eu"))
+    create_repo(aota, opb, "trucks-us", make_keys(admin, pb, "pol-us"))
+    create_repo(aota, opb, "dir-eu", make_keys(admin, pb, "pol-dir"), kind=opb.UPTANE_DIRECTOR)
+
+    assert sign(cota, opb, "trucks-eu", "targets", targets_signed(1, {"a": b"a"})).version == 1
+    snap = {"_type": "snapshot", "spec_version": "1.0.31", "version": 1, "expires": in_days(1),
+            "meta": {"targets.json": {"version": 1}}}
+    dt = director_targets(1, {"ecu.bin": {"ECU-1": "hw"}})
+    assert sign_for(cota, opb, "dir-eu", "targets", dt, "VIN-1").version == 1
+    for call in (lambda: sign(cota, opb, "trucks-eu", "snapshot", snap),
+                 lambda: sign(cota, opb, "trucks-us", "targets", targets_signed(1, {})),
+                 lambda: sign_for(cota, opb, "dir-eu", "targets", dt, "VIN-2")):
+        e = rpc_refusal(call)
+        assert status_of(e) == grpc.StatusCode.PERMISSION_DENIED, e.details()
+    denied = [r for r in bsutil.audit_records(sd.state_dir)
+              if r["result"] == "PERMISSION_DENIED"]
+    assert [r["fields"].get("ota.repository") for r in denied] == \
+        ["trucks-eu", "trucks-us", "dir-eu"], denied
+    assert denied[2]["fields"]["ota.vehicle_id"] == "VIN-2"
+    admin.close()
+    ci.close()
+    bsutil.stop_clean(d)
