@@ -471,7 +471,8 @@ collect_targets(struct cli_ctx *x, const char *dir, struct targets *t)
 	}
 	if ((ret = walk(x, dir, "", 0, t)) != 0)
 		return ret;
-	qsort(t->v, t->n, sizeof(*t->v), target_cmp);
+	if (t->n > 1)
+		qsort(t->v, t->n, sizeof(*t->v), target_cmp);
 	for (i = 0; i < t->n; i++)
 		if ((ret = hash_target(x, &t->v[i])) != 0)
 			return ret;
