@@ -119,6 +119,10 @@ def main():
         tk = root["roles"]["targets"]["keyids"][0]
         sk = root["roles"]["timestamp"]["keyids"][0]
         print(run(sign, "targets", targets_body, root["keys"], tk), flush=True)
+        # a timestamp may only list a snapshot signed here: snapshot version 1 first
+        sign(ota_pb2.SignMetadataRequest(repository=REPO, role="snapshot", signed=json.dumps({
+            "_type": "snapshot", "spec_version": "1.0.31", "version": 1, "expires": ts_exp,
+            "meta": {"targets.json": {"version": 1}}}).encode()), timeout=30)
         print(run(sign, "timestamp", timestamp_body, root["keys"], sk), flush=True)
         print("KEYS targets=bench-ota-targets timestamp=bench-ota-timestamp")
 

@@ -693,3 +693,50 @@ def test_policy_attributes(env, second_daemon, pb, opb):
     admin.close()
     ci.close()
     bsutil.stop_clean(d)
+
+
+def test_listings_name_only_what_was_signed(env, pb, opb):
+    """A snapshot lists targets (and delegated roles) at versions signed
+    here; a timestamp lists the snapshot signed here, with its length and
+    SHA-256: anything else is refused, audited, and stores nothing."""
+    c = env.client()
+    ota = Ota(c, opb)
+    create_repo(ota, opb, "it-listing", make_keys(c, pb, "ota-lst"))
+    sign(ota, opb, "it-listing", "targets", targets_signed(1, {"a": b"a"}))
+
+    def snap(v, meta):
+        return {"_type": "snapshot", "spec_version": "1.0.31", "version": v,
+                "expires": in_days(1), "meta": meta}
+
+    def ts(v, meta):
+        return dict(snap(v, meta), _type="timestamp")
+
+    e = rpc_refusal(sign, ota, opb, "it-listing", "snapshot",
+                    snap(1, {"targets.json": {"version": 2}}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "refused: snapshot lists targets.json version 2, which was not signed (the last " \
+        "is 1)" in e.details()
+    e = rpc_refusal(sign, ota, opb, "it-listing", "snapshot",
+                    snap(1, {"targets.json": {"version": 1}, "evil.json": {"version": 1}}))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert '$.meta["evil.json"]: no role of this repository' in e.details()
+    e = rpc_refusal(sign, ota, opb, "it-listing", "timestamp",
+                    ts(1, {"snapshot.json": {"version": 1}}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "timestamp lists snapshot.json version 1, which was not signed (the last is 0)" \
+        in e.details()
+
+    s1 = sign(ota, opb, "it-listing", "snapshot", snap(1, {"targets.json": {"version": 1}}))
+    good = {"version": 1, "length": len(s1.metadata),
+            "hashes": {"sha256": hashlib.sha256(s1.metadata).hexdigest()}}
+    e = rpc_refusal(sign, ota, opb, "it-listing", "timestamp",
+                    ts(1, {"snapshot.json": dict(good, hashes={"sha256": "00" * 32})}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "with a length or SHA-256 that is not the file signed" in e.details()
+    e = rpc_refusal(sign, ota, opb, "it-listing", "timestamp",
+                    ts(1, {"snapshot.json": dict(good, length=good["length"] + 1)}))
+    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+    assert sign(ota, opb, "it-listing", "timestamp", ts(1, {"snapshot.json": good})).version == 1
+    got = ota.get(opb.GetRepositoryRequest(name="it-listing"), timeout=30)
+    assert [r.version for r in got.roles] == [1, 1, 1, 1]
+    c.close()

@@ -126,7 +126,8 @@ struct ota_call {
 	enum tuf_canon dialect;       /* the repository's (create, rotate, get) or the request's (sign) */
 	enum tuf_canon repo_dialect;  /* sign: the stored one */
 	char vehicle[65];             /* Director: the vehicle signed for or read */
-	char counter_err[300];        /* image targets: the first release counter that would drop */
+	char refuse_err[300];         /* found on the worker: a release counter that would drop,
+	                               * a listing of what was not signed (FAILED_PRECONDITION) */
 	uint64_t cfg_row_version;     /* its store row's version */
 	struct role_cfg next[4];      /* create, rotate: the configuration to store */
 	int changed[4];               /* rotate: the roles the request changes */
@@ -615,7 +616,7 @@ counter_get(struct store_txn *tx, const struct ota_call *o, const char *target, 
 /*
  * Worker: each listed target's release counter against the one stored for
  * its name (Uptane: a counter may not decrease, and once a target has one
- * it keeps one); the first that would drop goes to o->counter_err.
+ * it keeps one); the first that would drop goes to o->refuse_err.
  */
 static int
 counters_check(struct store_txn *tx, struct ota_call *o)
@@ -637,7 +638,7 @@ counters_check(struct store_txn *tx, struct ota_call *o)
 
 			if (has)
 				snprintf(to, sizeof(to), "%lld", (long long)now);
-			snprintf(o->counter_err, sizeof(o->counter_err), "refused rollback: the release "
+			snprintf(o->refuse_err, sizeof(o->refuse_err), "refused rollback: the release "
 			    "counter of target '%.64s' would go from %lld to %s", name, (long long)old,
 			    to);
 			return 0;
@@ -671,6 +672,76 @@ counters_store(struct store_txn *tx, struct ota_call *o)
 			return rc;
 	}
 	return 0;
+}
+
+/*
+ * Worker: what a snapshot or timestamp lists must have been signed here. A
+ * snapshot lists targets.json and delegated roles (NAME.json) at versions
+ * no higher than their marks; a timestamp lists snapshot.json at a version
+ * no higher than its mark and, for the version of the mark, with the
+ * length and SHA-256 of the file that was returned. A file that does not
+ * exist can only break clients (or, signed later with other content, be
+ * the one that differs from what they were told). The first mismatch goes
+ * to o->refuse_err; names that are no role of the repository are
+ * BS_ERR_INVALID with o->err.
+ */
+static int
+listing_check(struct store_txn *tx, struct ota_call *o)
+{
+	const json_t *meta = json_object_get(o->signed_part, "meta"), *e, *hashes;
+	const char *file;
+	char role[DELEG_NAME_MAX + 8], id[OTA_MARK_ID_MAX + 1], hex[65];
+	struct ota_mark m;
+	uint8_t sha[32];
+	size_t n;
+	int64_t v;
+	int rc = 0;
+
+	if (o->role == TUF_ROLE_SNAPSHOT && o->delegs == NULL && (rc = deleg_load(tx, o)) != 0)
+		return rc;
+	json_object_foreach((json_t *)meta, file, e) {
+		n = strlen(file);
+		if (n < 6 || n - 5 >= sizeof(role) || strcmp(file + n - 5, ".json") != 0)
+			goto unknown;
+		memcpy(role, file, n - 5);
+		role[n - 5] = '\0';
+		if (o->role == TUF_ROLE_TIMESTAMP ? strcmp(role, "snapshot") != 0 :
+		    strcmp(role, "targets") != 0 && deleg_find(o->delegs, role) < 0)
+			goto unknown;
+		v = json_integer_value(json_object_get(e, "version"));
+		if (ota_mark_id(o->repo, role, o->kind == KIND_DIRECTOR ? o->vehicle : NULL, id) != 0)
+			goto unknown;
+		memset(&m, 0, sizeof(m));
+		if ((rc = ota_mark_get(tx, id, &m)) != 0)
+			return rc;
+		if (!m.hw.present || v > m.hw.version) {
+			snprintf(o->refuse_err, sizeof(o->refuse_err), "refused: %s lists %s version "
+			    "%lld, which was not signed (the last is %lld)", o->role_name, file,
+			    (long long)v, (long long)(m.hw.present ? m.hw.version : 0));
+		} else if (o->role == TUF_ROLE_TIMESTAMP && v == m.hw.version && m.metadata != NULL) {
+			hashes = json_object_get(e, "hashes");
+			SHA256(m.metadata, m.metadata_len, sha);
+			bs_hex_encode(sha, sizeof(sha), hex);
+			if ((json_object_get(e, "length") != NULL &&
+			    json_integer_value(json_object_get(e, "length")) !=
+			    (json_int_t)m.metadata_len) ||
+			    (json_object_get(hashes, "sha256") != NULL &&
+			    strcmp(json_string_value(json_object_get(hashes, "sha256")) != NULL ?
+			    json_string_value(json_object_get(hashes, "sha256")) : "", hex) != 0))
+				snprintf(o->refuse_err, sizeof(o->refuse_err), "refused: timestamp lists "
+				    "snapshot.json version %lld with a length or SHA-256 that is not the "
+				    "file signed", (long long)v);
+		}
+		ota_mark_clear(&m);
+		if (o->refuse_err[0] != '\0')
+			return 0;
+	}
+	return 0;
+unknown:
+	snprintf(o->err, sizeof(o->err), "$.meta[\"%.100s\"]: %s", file, o->role ==
+	    TUF_ROLE_TIMESTAMP ? "a timestamp lists snapshot.json only" : "no role of this "
+	    "repository (targets.json or a delegated role's NAME.json)");
+	return BS_ERR_INVALID;
 }
 
 /*
@@ -772,6 +843,9 @@ load_work(struct workq_job *job, void *ctx)
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN && o->kind == KIND_IMAGE &&
 	    (o->role == TUF_ROLE_TARGETS || o->role == TUF_ROLE_DELEGATED))
 		o->rc = counters_check(tx, o);
+	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN &&
+	    (o->role == TUF_ROLE_SNAPSHOT || o->role == TUF_ROLE_TIMESTAMP))
+		o->rc = listing_check(tx, o);
 	/* rotate: the keys the request brings in are free (store_work checks again) */
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_ROTATE)
 		o->rc = keyuse_check_all(tx, o, o->next, 4, o->changed, 0);
@@ -1103,8 +1177,8 @@ loaded(struct workq_job *job)
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	case TUF_ORDER_NEW:
-		if (o->counter_err[0] != '\0') {
-			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->counter_err);
+		if (o->refuse_err[0] != '\0') {
+			fail(o, GRPC_STATUS_FAILED_PRECONDITION, o->refuse_err);
 			return;
 		}
 		break;
