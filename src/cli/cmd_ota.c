@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -562,20 +563,48 @@ done:
 	return ret;
 }
 
-/* 1 if path is a regular file of len bytes (a content-addressed copy already in place). */
+/*
+ * 1 if path holds t's content (a regular file of its length and SHA-256):
+ * a copy already in place, or a link just made (the source may have
+ * changed since it was hashed). A file under the name with other content
+ * is 0, and is replaced.
+ */
 static int
-present(const char *path, uint64_t len)
+holds(struct cli_ctx *x, const char *path, const struct target *t)
 {
+	struct target got;
 	struct stat st;
 
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != t->length)
+		return 0;
+	memset(&got, 0, sizeof(got));
+	got.path = (char *)path;
+	return hash_target(x, &got) == 0 && got.length == t->length &&
+	    memcmp(got.sha256, t->sha256, sizeof(got.sha256)) == 0;
+}
+
+/* dst as a hard link of src holding t's content, else a checked copy of src. */
+static int
+link_or_copy(struct cli_ctx *x, const char *src, const char *dst, const struct target *t)
+{
+	if (holds(x, dst, t))
+		return 0;
+	if (link(src, dst) == 0) {
+		if (holds(x, dst, t))
+			return 0;
+		(void)unlink(dst);
+		out_err(x->cmd, "%s: changed while it was being published", t->path);
+		return CLI_EXIT_USAGE;
+	}
+	/* the link failed (EXDEV, EPERM, or a wrong file under the name): a copy, renamed over */
+	return copy_checked(x, src, dst, t->sha256);
 }
 
 /*
  * The consistent-snapshot copies of one target (TUF 5.7.3): under outdir,
  * DIRPART/SHA256HEX.BASENAME and DIRPART/SHA512HEX.BASENAME, hard links of
- * the file where the file system allows, else copies. A copy already there
- * (same name, so same content, and same length) is kept.
+ * the file where the file system allows, else copies; each checked against
+ * the hash published. A copy already there with that content is kept.
  */
 static int
 place_target(struct cli_ctx *x, const char *outdir, const struct target *t)
@@ -598,14 +627,9 @@ place_target(struct cli_ctx *x, const char *outdir, const struct target *t)
 	}
 	if ((ret = make_dirs(x, dir)) != 0)
 		return ret;
-	/* a link that fails (EXDEV, EPERM, or another file under the name): a copy, renamed over */
-	if (!present(dst256, t->length) && link(t->path, dst256) != 0 &&
-	    (ret = copy_checked(x, t->path, dst256, t->sha256)) != 0)
+	if ((ret = link_or_copy(x, t->path, dst256, t)) != 0)
 		return ret;
-	if (!present(dst512, t->length) && link(dst256, dst512) != 0 &&
-	    (ret = copy_checked(x, dst256, dst512, t->sha256)) != 0)
-		return ret;
-	return 0;
+	return link_or_copy(x, dst256, dst512, t);
 }
 
 /* ---- JSON -------------------------------------------------------------------------- */
@@ -615,6 +639,23 @@ static int
 jset(json_t *obj, const char *name, json_t *v)
 {
 	return v == NULL || json_object_set_new(obj, name, v) != 0 ? -1 : 0;
+}
+
+/*
+ * The "_type" of a role's metadata in the repository's dialect: aktualizr
+ * capitalises it ("Targets").
+ */
+static const char *
+role_type(const Boltseal__V1__GetRepositoryResponse *r, const char *role)
+{
+	static const char *const plain[] = { "targets", "snapshot", "timestamp" };
+	static const char *const akt[] = { "Targets", "Snapshot", "Timestamp" };
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(role, plain[i]) == 0)
+			return r->dialect == BOLTSEAL__V1__METADATA_DIALECT__AKTUALIZR ? akt[i] : plain[i];
+	return role;
 }
 
 /* A top-level role's signed part without its role-specific member. NULL if out of memory. */
@@ -681,7 +722,8 @@ meta_parse(struct cli_ctx *x, const char *what, const uint8_t *data, size_t len,
 	}
 	sp = json_object_get(d, "signed");
 	t = json_string_value(json_object_get(sp, "_type"));
-	if (!json_is_array(json_object_get(d, "signatures")) || t == NULL || strcmp(t, type) != 0 ||
+	/* "root" or "Root": the server holds each repository to its dialect */
+	if (!json_is_array(json_object_get(d, "signatures")) || t == NULL || strcasecmp(t, type) != 0 ||
 	    !json_is_integer(json_object_get(sp, "version")) || (version != 0 &&
 	    (uint64_t)json_integer_value(json_object_get(sp, "version")) != version)) {
 		json_decref(d);
@@ -1267,9 +1309,10 @@ struct published {
 
 /* targets signed part of version v: every file's length, SHA-256 and SHA-512. */
 static json_t *
-targets_part(const struct targets *t, const char *spec, uint64_t v, const char *expires)
+targets_part(const char *type, const struct targets *t, const char *spec, uint64_t v,
+    const char *expires)
 {
-	json_t *sp = signed_base("targets", spec, v, expires), *m = json_object();
+	json_t *sp = signed_base(type, spec, v, expires), *m = json_object();
 	size_t i;
 
 	if (sp == NULL || m == NULL)
@@ -1489,10 +1532,15 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	    (ret = next_version(x, ss, &p.snapshot)) != 0 ||
 	    (ret = next_version(x, tss, &p.timestamp)) != 0)
 		goto out;
+	if (repo->kind == BOLTSEAL__V1__REPOSITORY_KIND__UPTANE_DIRECTOR) {
+		ret = out_usage(x->cmd, "%s is an Uptane Director, whose metadata is signed per "
+		    "vehicle: use ota sign --vehicle", name);
+		goto out;
+	}
 	p.root = repo->n_roots;
 	p.ntargets = t.n;
 	expires_in((int64_t)tdays * DAY, expiry);
-	part = targets_part(&t, spec, p.targets, expiry);
+	part = targets_part(role_type(repo, "targets"), &t, spec, p.targets, expiry);
 	if (part != NULL && (ret = add_delegations(x, repo, part, NULL)) != 0) {
 		json_decref(part);
 		goto out;
@@ -1500,8 +1548,8 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	if ((ret = sign_new(x, name, "targets", part, &tr)) != 0)
 		goto out;
 	expires_in((int64_t)sdays * DAY, expiry);
-	part = listing_part("snapshot", spec, p.snapshot, expiry, "targets.json", p.targets,
-	    NULL, 0);
+	part = listing_part(role_type(repo, "snapshot"), spec, p.snapshot, expiry, "targets.json",
+	    p.targets, NULL, 0);
 	if (part != NULL && (ret = add_delegations(x, repo, NULL, part)) != 0) {
 		json_decref(part);
 		goto out;
@@ -1509,9 +1557,9 @@ cmd_publish(struct cli_ctx *x, const struct args *a)
 	if ((ret = sign_new(x, name, "snapshot", part, &sr)) != 0)
 		goto out;
 	expires_in(tslife, expiry);
-	if ((ret = sign_new(x, name, "timestamp", listing_part("timestamp", spec, p.timestamp,
-	    expiry, "snapshot.json", p.snapshot, sr->metadata.data, sr->metadata.len),
-	    &tsr)) != 0)
+	part = listing_part(role_type(repo, "timestamp"), spec, p.timestamp, expiry,
+	    "snapshot.json", p.snapshot, sr->metadata.data, sr->metadata.len);
+	if ((ret = sign_new(x, name, "timestamp", part, &tsr)) != 0)
 		goto out;
 	/* the files a timestamp leads to, then the timestamp */
 	snprintf(fname, sizeof(fname), "%llu.targets.json", (unsigned long long)p.targets);
@@ -1638,9 +1686,9 @@ cmd_refresh_timestamp(struct cli_ctx *x, const struct args *a)
 		goto out;
 	p.snapshot = ss->version;
 	expires_in(tslife, expiry);
-	if ((ret = sign_new(x, name, "timestamp", listing_part("timestamp", spec, p.timestamp,
-	    expiry, "snapshot.json", p.snapshot, ss->metadata.data, ss->metadata.len),
-	    &tsr)) != 0)
+	if ((ret = sign_new(x, name, "timestamp", listing_part(role_type(repo, "timestamp"), spec,
+	    p.timestamp, expiry, "snapshot.json", p.snapshot, ss->metadata.data,
+	    ss->metadata.len), &tsr)) != 0)
 		goto out;
 	/* the snapshot the timestamp names (the same bytes as published), then the timestamp */
 	snprintf(fname, sizeof(fname), "%llu.snapshot.json", (unsigned long long)p.snapshot);

@@ -12,6 +12,7 @@
  * check, maximum age with GOAWAY and a grace period; teardown.
  */
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -637,9 +638,12 @@ note_drop(struct server *s, enum drop_kind kind, const char *host)
  * right after connecting; once it is in the socket, even unread while a
  * flood is being accepted, the connection is safe. The age guard leaves a
  * client whose ClientHello is still on the wire a moment to send it; a
- * newcomer whose own ClientHello is already waiting at accept outranks
- * that guess and may displace a silent handshake of any age (else a burst
- * of accepted silent sockets, all younger than the guard, would refuse it).
+ * newcomer whose own ClientHello has begun to arrive at accept (a whole TLS
+ * record header: content type handshake, version 3.x) outranks that guess
+ * and may displace a silent handshake of any age (else a burst of accepted
+ * silent sockets, all younger than the guard, would refuse it); such a
+ * young victim is not penalised, since it may be a real client whose
+ * ClientHello was late.
  * A handshake past its ClientHello is never dropped (it ends by its
  * deadline at the latest, and making many of them costs their sender a key
  * exchange each). NULL when there is none.
@@ -654,6 +658,20 @@ bytes_waiting(evutil_socket_t fd)
 	if (ioctl(fd, FIONREAD, &pending) != 0)
 		return 1;       /* unknown: treat as spoken, never drop it on a guess */
 	return pending > 0;
+}
+
+/*
+ * 1 if a TLS handshake record has begun to arrive on fd (its 5-byte header
+ * is waiting: type 22, version 3.1-3.4, as every ClientHello starts). An
+ * error is 0: the newcomer gets no privilege on a guess.
+ */
+static int
+client_hello_waiting(evutil_socket_t fd)
+{
+	unsigned char h[5];
+
+	return recv(fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(h) &&
+	    h[0] == 22 && h[1] == 3 && h[2] >= 1 && h[2] <= 4;
 }
 
 static int
@@ -685,7 +703,7 @@ startups_victim(struct server *s, uint64_t now, int any_age)
  * startups_victim() is dropped with a probability rising linearly to 1 at
  * max_startups, and its address penalised. A flood of sockets that never
  * speak thus only ever displaces its own kind. spoke: the newcomer's
- * ClientHello is already waiting in its socket (see startups_victim()).
+ * ClientHello has begun to arrive (see startups_victim()).
  * Returns 0, or -1 when the pool is full and nothing in it may be dropped:
  * then the newcomer is refused.
  */
@@ -711,7 +729,8 @@ startups_make_room(struct server *s, int spoke)
 	if (old == NULL)
 		return s->nstartups < lim->max_startups ? 0 : -1;
 	note_drop(s, DROP_STALE, old->host);
-	penalise(s, old->host, s->lim.handshake_penalty_ms);
+	if (now - old->accepted_ms >= VICTIM_MIN_AGE_MS)
+		penalise(s, old->host, s->lim.handshake_penalty_ms);
 	conn_free(old);
 	return 0;
 }
@@ -746,7 +765,7 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		evutil_closesocket(fd);
 		return;
 	}
-	if (startups_make_room(s, bytes_waiting(fd)) != 0) {
+	if (startups_make_room(s, client_hello_waiting(fd)) != 0) {
 		note_drop(s, DROP_YOUNG, host);
 		evutil_closesocket(fd);
 		return;

@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import json
 import os
+import sqlite3
 
 import grpc
 import pytest
@@ -183,7 +184,8 @@ def test_repository_and_metadata(env, pb, opb):
 
     # every refusal is in the audit log with its reason and the repository
     recs = [r for r in bsutil.audit_records(env.state_dir)
-            if r["method"] == "boltseal.v1.OtaService/SignMetadata"]
+            if r["method"] == "boltseal.v1.OtaService/SignMetadata"
+            and r.get("fields", {}).get("ota.repository") == "it-trucks"]
     refused = [r for r in recs if r["result"] == "FAILED_PRECONDITION"]
     assert len(refused) == 3, refused
     assert all(r["fields"]["ota.repository"] == "it-trucks" for r in refused)
@@ -274,6 +276,33 @@ def test_marks_survive_a_restart(env, second_daemon, pb, opb):
     e = rpc_refusal(sign, ota, opb, "rs", "targets", targets_signed(4, {"a": b"a"}))
     assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
     assert sign(ota, opb, "rs", "targets", targets_signed(6, {"a": b"a"})).version == 6
+    c.close()
+    bsutil.stop_clean(d)
+
+
+def test_repository_made_before_root_rows(env, second_daemon, pb, opb):
+    """A repository created before every root file had its own row (its only
+    root lived in the root's mark) is still read, and rotated, whole."""
+    sd = second_daemon("ota-legacy")
+    d = sd.start()
+    cf = env.client_files("ci-ota-release")
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *cf), env.stubs)
+    root1 = create_repo(Ota(c, opb), opb, "legacy", make_keys(c, pb, "ota-leg"))
+    c.close()
+    bsutil.stop_clean(d)
+    db = sqlite3.connect(os.path.join(sd.state_dir, "catalog.db"))
+    with db:
+        n = db.execute("DELETE FROM versioned_rows WHERE id LIKE 'root/legacy/%'").rowcount
+    db.close()
+    assert n == 1
+    d = sd.start()
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *cf), env.stubs)
+    ota = Ota(c, opb)
+    assert [json.loads(r) for r in ota.get(opb.GetRepositoryRequest(name="legacy"),
+                                           timeout=30).roots] == [root1]
+    root2 = json.loads(ota.rotate(opb.RotateRootRequest(repository="legacy"), timeout=60).root)
+    assert [json.loads(r) for r in ota.get(opb.GetRepositoryRequest(name="legacy"),
+                                           timeout=30).roots] == [root1, root2]
     c.close()
     bsutil.stop_clean(d)
 

@@ -392,3 +392,48 @@ def test_director_kind_and_vehicle(make_repo, cli, tmp_path):
     rc, _, err = cli("ota", "init", "x", "--root", "a", "--targets", "t", "--snapshot", "s",
                      "--timestamp", "t", "--kind", "bogus", "--out", str(tmp_path))
     assert rc == 2 and "--kind: tuf, uptane-image or uptane-director" in err, (rc, err)
+
+
+def test_aktualizr_dialect_end_to_end(pb, good, cli, tmp_path):
+    """init --dialect aktualizr, publish, refresh-timestamp, rotate-root: the
+    files carry the capitalised _type and base64 signatures with "method";
+    publish refuses a Director (its metadata is per vehicle)."""
+    keys = {r: "ota-cli-akt-" + r for r in ("root", "targets", "snapshot", "timestamp")}
+    for k in keys.values():
+        good.CreateKey(pb.CreateKeyRequest(name=k, purpose=pb.OTA, algorithm=pb.ED25519),
+                       timeout=30)
+    mdir, images = tmp_path / "metadata", tmp_path / "images"
+    ok(cli("ota", "init", "cli-akt", "--root", keys["root"], "--targets", keys["targets"],
+           "--snapshot", keys["snapshot"], "--timestamp", keys["timestamp"],
+           "--dialect", "aktualizr", "--out", str(mdir)))
+    write_tree(images, {"ecu.bin": b"firmware"})
+    ok(cli("ota", "publish", "cli-akt", "--targets", str(images), "--out", str(mdir)))
+    ok(cli("ota", "refresh-timestamp", "cli-akt", "--out", str(mdir)))
+    ok(cli("ota", "rotate-root", "cli-akt", "--out", str(mdir)))
+    for f, t in [("2.root.json", "Root"), ("1.targets.json", "Targets"),
+                 ("1.snapshot.json", "Snapshot"), ("timestamp.json", "Timestamp")]:
+        doc = load(mdir / f)
+        assert doc["signed"]["_type"] == t, (f, doc["signed"]["_type"])
+        assert all(s["method"] == "ed25519" for s in doc["signatures"]), doc["signatures"]
+    assert load(mdir / "timestamp.json")["signed"]["version"] == 2
+
+    rc, _, err = cli("ota", "publish", "cli-dir", "--targets", str(images), "--out",
+                     str(tmp_path / "dir-meta"))
+    assert rc == 2 and "is an Uptane Director" in err, (rc, err)
+
+
+def test_publish_replaces_a_wrong_target_copy(make_repo, cli, tmp_path):
+    """A file under a target's hash name with other content (same length)
+    is replaced by the next publish, never kept on its name."""
+    name, mdir = make_repo("copy", root_keys=1, root_threshold=1)
+    images, tout = tmp_path / "images", tmp_path / "targets"
+    write_tree(images, {"ecu.bin": b"good firmware"})
+    ok(cli("ota", "publish", name, "--targets", str(images), "--out", str(mdir),
+           "--targets-out", str(tout)))
+    h = hashlib.sha256(b"good firmware").hexdigest()
+    copy = tout / ("%s.ecu.bin" % h)
+    copy.unlink()                                  # a new inode: the source stays intact
+    copy.write_bytes(b"evil firmware")
+    ok(cli("ota", "publish", name, "--targets", str(images), "--out", str(mdir),
+           "--targets-out", str(tout)))
+    assert copy.read_bytes() == b"good firmware"

@@ -870,6 +870,14 @@ store_work(struct workq_job *job, void *ctx)
 		    o->cfg_row_version, (const uint8_t *)o->cfg_json, strlen(o->cfg_json), NULL);
 		if (o->rc == 0)
 			o->rc = keyuse_check_all(tx, o, o->next, 4, NULL, 1);
+		/* a repository made before root files had rows: keep root N's from its mark */
+		root_row_id(o->repo, o->version - 1, id);
+		if (o->rc == 0 && o->op == OP_ROTATE && o->mark.metadata != NULL) {
+			o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, o->mark.metadata,
+			    o->mark.metadata_len, NULL);
+			if (o->rc == BS_ERR_EXISTS)
+				o->rc = 0;
+		}
 		root_row_id(o->repo, o->version, id);
 		if (o->rc == 0)
 			o->rc = store_row_put(tx, OTA_STORE_NS, id, 0, (const uint8_t *)o->file,
@@ -1765,6 +1773,15 @@ get_work(struct workq_job *job, void *ctx)
 		root_row_id(o->repo, v, id);
 		o->rc = store_row_get(tx, OTA_STORE_NS, id, &o->roots[v - 1], &o->root_lens[v - 1],
 		    &rowv);
+		/* a repository made before root files had rows: its only root is in the mark */
+		if (o->rc == BS_ERR_NOT_FOUND && v == n && o->marks[TUF_ROLE_ROOT].metadata != NULL) {
+			o->root_lens[v - 1] = o->marks[TUF_ROLE_ROOT].metadata_len;
+			o->roots[v - 1] = malloc(o->root_lens[v - 1]);
+			o->rc = o->roots[v - 1] == NULL ? BS_ERR_NOMEM : 0;
+			if (o->rc == 0)
+				memcpy(o->roots[v - 1], o->marks[TUF_ROLE_ROOT].metadata,
+				    o->root_lens[v - 1]);
+		}
 		if (o->rc == 0)
 			o->nroots++;
 	}
