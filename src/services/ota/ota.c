@@ -1604,6 +1604,33 @@ create_repository(struct rpc_call *call, const ProtobufCMessage *msg)
 }
 
 /*
+ * RotateRoot and SetDelegation, on the loop once the repository is read:
+ * 0 to go on, or answered (o freed) and -1 — a key of the request serves
+ * another repository (stored() says so), the store failed, or there is no
+ * such repository.
+ */
+static int
+changes_loaded(struct ota_call *o)
+{
+	char msg[160];
+
+	if (o->rc == BS_ERR_EXISTS) {
+		stored(&o->job);
+		return -1;
+	}
+	if (o->rc != 0) {
+		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
+		return -1;
+	}
+	if (o->repo_missing || (o->op == OP_ROTATE && !o->mark.hw.present)) {
+		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
+		fail(o, GRPC_STATUS_NOT_FOUND, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Loop, the repository read: root N+1 from the stored configuration with
  * the request's changes, signed by version N's root keys that can still
  * sign (at least its threshold: TUF clients check the new root against the
@@ -1618,19 +1645,8 @@ rotate_loaded(struct workq_job *job)
 	size_t i, j, usable = 0;
 	char msg[400];
 
-	if (o->rc == BS_ERR_EXISTS) {
-		stored(job);      /* a requested key serves another repository */
+	if (changes_loaded(o) != 0)
 		return;
-	}
-	if (o->rc != 0) {
-		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
-		return;
-	}
-	if (o->repo_missing || !o->mark.hw.present) {
-		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
-		fail(o, GRPC_STATUS_NOT_FOUND, msg);
-		return;
-	}
 	if (o->version != 0 && o->version != o->mark.hw.version + 1) {
 		snprintf(msg, sizeof(msg), "root version %lld is the current one: the next is %lld, "
 		    "not %lld", (long long)o->mark.hw.version, (long long)o->mark.hw.version + 1,
@@ -1928,19 +1944,8 @@ deleg_loaded(struct workq_job *job)
 	char msg[400];
 	int rc;
 
-	if (o->rc == BS_ERR_EXISTS) {
-		stored(job);      /* a key serves another repository */
+	if (changes_loaded(o) != 0)
 		return;
-	}
-	if (o->rc != 0) {
-		fail(o, GRPC_STATUS_UNAVAILABLE, "cannot read the repository state");
-		return;
-	}
-	if (o->repo_missing) {
-		snprintf(msg, sizeof(msg), "repository '%s' not found", o->repo);
-		fail(o, GRPC_STATUS_NOT_FOUND, msg);
-		return;
-	}
 	if (o->kind == KIND_DIRECTOR) {
 		fail(o, GRPC_STATUS_FAILED_PRECONDITION, "an Uptane Director does not delegate");
 		return;
