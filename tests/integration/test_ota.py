@@ -143,12 +143,13 @@ def test_repository_and_metadata(env, pb, opb):
 
     # targets v1, signed by the targets key; a retry gets the same bytes
     files = {"fw/ecu-a.bin": b"firmware A", "fw/ecu-b.bin": b"firmware B"}
-    r1 = sign(ota, opb, "it-trucks", "targets", targets_signed(1, files))
+    tp1 = targets_signed(1, files)       # one "expires": the retry below sends the same bytes
+    r1 = sign(ota, opb, "it-trucks", "targets", tp1)
     doc = json.loads(r1.metadata)
     assert r1.version == 1 and not r1.repeated
     assert verified_keyids(doc, sp["keys"], set(tk)) == set(tk)
     assert doc["signed"]["targets"]["fw/ecu-a.bin"]["length"] == 10
-    again = sign(ota, opb, "it-trucks", "targets", targets_signed(1, files))
+    again = sign(ota, opb, "it-trucks", "targets", tp1)
     assert again.repeated and again.metadata == r1.metadata
 
     # rollbacks: same version other content, lower version
@@ -637,6 +638,21 @@ def test_delegated_targets_roles(env, pb, opb):
     assert [(r.role, r.version, r.threshold) for r in got.delegated] == [("acme", 2, 2)]
     assert json.loads(got.delegations) == d2
     assert json.loads(got.delegated[0].metadata) == doc
+
+    # the roles' row is bounded (64 KiB): long path lists run out before 32 roles
+    long_paths = ["p%03d/" % i + "x" * 240 for i in range(64)]
+    e = None
+    for i in range(8):
+        try:
+            ota.delegate(opb.SetDelegationRequest(
+                repository="it-deleg", name="big-%d" % i, key_names=["ota-del-acme-1"],
+                threshold=1, paths=long_paths), timeout=30)
+        except grpc.RpcError as err:
+            e = err
+            break
+    assert e is not None and status_of(e) == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+    assert "its delegated roles would take more than 65536 bytes" in e.details()
+    assert len(ota.get(opb.GetRepositoryRequest(name="it-deleg"), timeout=30).delegated) == i + 1
 
     for req, code, msg in [
         (opb.SetDelegationRequest(repository="it-deleg", name="suppliers/acme",

@@ -132,7 +132,8 @@ struct ota_call {
 	struct role_cfg next[4];      /* create, rotate: the configuration to store */
 	int changed[4];               /* rotate: the roles the request changes */
 	int64_t life;                 /* create, rotate: the new root's lifetime (s) */
-	char *cfg_json;               /* create, rotate: next, encoded for its row */
+	char *cfg_json;               /* create, rotate: next, encoded for its row;
+	                               * delegate: the new delegated roles' row */
 	struct role_key signers[OTA_SIGNERS_MAX];
 	size_t nsigners;
 	json_t *signed_part;
@@ -886,12 +887,9 @@ store_work(struct workq_job *job, void *ctx)
 			o->rc = BS_ERR_PRECONDITION;   /* another rotation wrote this version */
 	}
 	if (o->op == OP_DELEGATE) {
-		char *row = json_dumps(o->delegs, JSON_COMPACT | JSON_SORT_KEYS);
-
 		deleg_row_id(o->repo, id);
-		o->rc = row == NULL ? BS_ERR_NOMEM : store_row_put(tx, OTA_STORE_NS, id,
-		    o->deleg_row_version, (const uint8_t *)row, strlen(row), NULL);
-		free(row);
+		o->rc = store_row_put(tx, OTA_STORE_NS, id, o->deleg_row_version,
+		    (const uint8_t *)o->cfg_json, strlen(o->cfg_json), NULL);
 		if (o->rc == 0)
 			o->rc = keyuse_check_all(tx, o, &o->deleg, 1, NULL, 1);
 		if (o->rc != 0) {
@@ -1972,6 +1970,14 @@ deleg_loaded(struct workq_job *job)
 	}
 	rc = at < 0 ? json_array_append(o->delegs, o->deleg_entry) :
 	    json_array_set(o->delegs, (size_t)at, o->deleg_entry);
+	if (rc == 0 && (o->cfg_json = json_dumps(o->delegs, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		rc = -1;
+	if (rc == 0 && strlen(o->cfg_json) > STORE_DATA_MAX) {
+		snprintf(msg, sizeof(msg), "repository '%s': its delegated roles would take more than "
+		    "%d bytes (fewer or shorter paths)", o->repo, STORE_DATA_MAX);
+		fail(o, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		return;
+	}
 	if (rc != 0 || (obj = deleg_object(o)) == NULL) {
 		fail(o, rc != 0 ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_FAILED_PRECONDITION,
 		    rc != 0 ? "out of memory" : o->err);
