@@ -235,6 +235,19 @@ int store_row_put(struct store_txn *tx, const char *ns, const char *id, uint64_t
     const uint8_t *data, size_t len, uint64_t *new_version) BS_WUR;
 
 /*
+ * Calls cb for the rows of ns whose id starts with prefix and sorts after
+ * `after` (NULL or "": from the first), in byte order of id, at most limit
+ * of them (1..STORE_LIST_MAX): cb gets the id, the bytes (valid during the
+ * call only) and the version; a non-zero return from cb stops the walk and
+ * is returned. Returns 0 when the walk ends, or the store's errors.
+ */
+#define STORE_LIST_MAX 1000
+typedef int (*store_row_cb)(void *arg, const char *id, const uint8_t *data, size_t len,
+    uint64_t version);
+int store_row_foreach(struct store_txn *tx, const char *ns, const char *prefix, const char *after,
+    size_t limit, store_row_cb cb, void *arg) BS_WUR;
+
+/*
  * Deletes (ns, id) if its version is expected (>= 1). Returns 0;
  * BS_ERR_NOT_FOUND; BS_ERR_PRECONDITION if the version is not expected.
  */

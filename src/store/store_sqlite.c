@@ -913,6 +913,52 @@ store_row_get(struct store_txn *tx, const char *ns, const char *id, uint8_t **da
 	return row_read(tx, ns, id, version, data, len);
 }
 
+int
+store_row_foreach(struct store_txn *tx, const char *ns, const char *prefix, const char *after,
+    size_t limit, store_row_cb cb, void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	char id[STORE_ID_MAX + 1];
+	sqlite3_int64 ver;
+	const void *blob;
+	size_t plen;
+	int rc, n;
+
+	if (!ns_ok(ns) || prefix == NULL || (plen = strlen(prefix)) > STORE_ID_MAX ||
+	    (prefix[0] != '\0' && !printable_ok(prefix, 1, STORE_ID_MAX)) ||
+	    (after != NULL && after[0] != '\0' && !printable_ok(after, 1, STORE_ID_MAX)) ||
+	    limit < 1 || limit > STORE_LIST_MAX || cb == NULL)
+		return refuse(tx, BS_ERR_INVALID);
+	/* the prefix is matched on bytes (substr), not with LIKE and its wildcards */
+	if ((rc = prepare(tx, ns, "SELECT id, version, data FROM versioned_rows "
+	    "WHERE ns = ?1 AND substr(id, 1, ?2) = ?3 AND id > ?4 ORDER BY id LIMIT ?5", &s)) != 0)
+		return rc;
+	if (bind_i64(s, 2, (int64_t)plen) || bind_text(s, 3, prefix) ||
+	    bind_text(s, 4, after != NULL ? after : "") || bind_i64(s, 5, (int64_t)limit)) {
+		rc = db_fail(tx, "bind");
+		goto out;
+	}
+	while ((rc = step_row(tx, s, "list rows")) == 1) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+
+		ver = sqlite3_column_int64(s, 1);
+		blob = sqlite3_column_blob(s, 2);
+		n = sqlite3_column_bytes(s, 2);
+		if (t == NULL || strlen((const char *)t) > STORE_ID_MAX || ver < 1 || n < 0 ||
+		    n > STORE_DATA_MAX || (n > 0 && blob == NULL)) {
+			rc = malformed(tx, "versioned_rows");
+			break;
+		}
+		memcpy(id, t, strlen((const char *)t) + 1);
+		if ((rc = cb(arg, id, n > 0 ? blob : (const void *)"", (size_t)n,
+		    (uint64_t)ver)) != 0)
+			break;
+	}
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
 /* After a versioned write or delete changed nothing: NOT_FOUND or PRECONDITION. */
 static int
 row_conflict(struct store_txn *tx, const char *ns, const char *id)

@@ -417,6 +417,70 @@ expect_row(struct store_txn *tx, const char *ns, const char *id, const char *wan
 	free(data);
 }
 
+/* store_row_foreach's callback: "id=data;" appended to a string; stops at "stop". */
+struct walk {
+	char out[256];
+	int calls;
+};
+
+static int
+walk_cb(void *arg, const char *id, const uint8_t *data, size_t len, uint64_t version)
+{
+	struct walk *w = arg;
+	size_t n = strlen(w->out);
+
+	w->calls++;
+	snprintf(w->out + n, sizeof(w->out) - n, "%s=%.*s@%llu;", id, (int)len,
+	    (const char *)data, (unsigned long long)version);
+	return strcmp(id, "v/stop") == 0 ? 42 : 0;
+}
+
+static void
+test_row_foreach(void **state)
+{
+	struct fixture *f = *state;
+	struct store_txn *tx = begin(f->st);
+	struct walk w;
+	const char *ids[] = { "v/b", "v/a", "v/c", "w/a", "v%", "v_x" };
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		assert_int_equal(store_row_put(tx, "vehicles", ids[i], 0, (const uint8_t *)"x", 1,
+		    &v), 0);
+	assert_int_equal(store_row_put(tx, "other", "v/z", 0, (const uint8_t *)"y", 1, &v), 0);
+	assert_int_equal(store_row_put(tx, "vehicles", "v/a", 1, (const uint8_t *)"A", 1, &v), 0);
+
+	/* by prefix, in id order, from the start; the namespace is respected */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v/", NULL, 10, walk_cb, &w), 0);
+	assert_string_equal(w.out, "v/a=A@2;v/b=x@1;v/c=x@1;");
+	/* after an id, and a limit: a page */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v/", "v/a", 1, walk_cb, &w), 0);
+	assert_string_equal(w.out, "v/b=x@1;");
+	/* wildcards of LIKE are plain bytes in a prefix */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v%", "", 10, walk_cb, &w), 0);
+	assert_string_equal(w.out, "v%=x@1;");
+	/* an empty prefix lists the namespace */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_row_foreach(tx, "vehicles", "", NULL, 10, walk_cb, &w), 0);
+	assert_int_equal(w.calls, 6);
+	/* the callback stops the walk with its value */
+	assert_int_equal(store_row_put(tx, "vehicles", "v/stop", 0, (const uint8_t *)"s", 1, &v), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v/", "v/c", 10, walk_cb, &w), 42);
+	assert_string_equal(w.out, "v/stop=s@1;");
+	/* bad arguments */
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v/", NULL, 0, walk_cb, &w),
+	    BS_ERR_INVALID);
+	store_rollback(tx);
+	tx = begin(f->st);
+	assert_int_equal(store_row_foreach(tx, "vehicles", "v/", NULL, STORE_LIST_MAX + 1, walk_cb,
+	    &w), BS_ERR_INVALID);
+	store_rollback(tx);
+}
+
 static void
 test_rows(void **state)
 {
@@ -906,6 +970,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_foreach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poisoned, setup, teardown),
