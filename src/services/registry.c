@@ -10,6 +10,7 @@ extern const struct rpc_service auditservice_service;
 extern const struct rpc_service health_service;
 extern const struct rpc_service echo_service;
 extern const struct rpc_service ota_service;
+extern const struct rpc_service vehicle_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -17,6 +18,7 @@ const struct rpc_service *const services_all[] = {
 	&health_service,
 	&echo_service,
 	&ota_service,
+	&vehicle_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

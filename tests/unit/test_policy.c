@@ -41,6 +41,12 @@ static const char *const known_methods[] = {
 	"boltseal.v1.OtaService/CreateRepository", "boltseal.v1.OtaService/SignMetadata",
 	"boltseal.v1.OtaService/RotateRoot", "boltseal.v1.OtaService/GetRepository",
 	"boltseal.v1.OtaService/SetDelegation",
+	"boltseal.v1.VehicleService/RegisterVehicle", "boltseal.v1.VehicleService/GetVehicle",
+	"boltseal.v1.VehicleService/ListVehicles",
+	"boltseal.v1.VehicleService/UpdateVehicleAttributes",
+	"boltseal.v1.VehicleService/SetVehicleStatus",
+	"boltseal.v1.VehicleService/AddVehicleIdentity",
+	"boltseal.v1.VehicleService/RevokeVehicleIdentity",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -172,23 +178,24 @@ struct seed {
 /*
  * Method order: CreateKey GetKey ListKeys RotateKey GetPublicKey Sign Verify
  * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords |
- * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation.
- * ListKeys, the AuditService and the OtaService methods name no key; the
+ * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation |
+ * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity.
+ * ListKeys, the AuditService, OtaService and VehicleService methods name no key; the
  * others name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010" },
+	    "010011110000010100000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000" },
+	    "010011000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000" },
+	    "ecdsa-p256-sha256", "010011000000000000110000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01001000000000000" },
+	    "010010000000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010111" },
+	    "111110000000101111111111" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000" },
+	    "010010001111000000000000" },
 };
 
 static int
@@ -636,7 +643,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.OtaService/SetDelegation");
+	    "boltseal.v1.VehicleService/RevokeVehicleIdentity");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');
