@@ -33,6 +33,12 @@ attr_get(const struct evalctx *c, const char *name)
 		return c->pr->id;
 	if (strcmp(name, "principal.uri") == 0)
 		return c->caller_uri;
+	if (strncmp(name, "principal.", 10) == 0) {
+		for (i = 0; i < c->pr->nattrs; i++)
+			if (strcmp(c->pr->attr_names[i], name + 10) == 0)
+				return c->pr->attr_values[i];
+		return NULL;
+	}
 	if (strcmp(name, "key.name") == 0)
 		return c->req->key;
 	if (strcmp(name, "key.purpose") == 0)

@@ -79,6 +79,9 @@ struct policy_principal {
 	size_t nfps;
 	struct policy_roleref *roles;
 	size_t nroles;
+	char **attr_names;      /* attr lines: principal.NAME = value */
+	char **attr_values;
+	size_t nattrs;
 	/* Used while parsing only. */
 	int bad_header;         /* the principal line was wrong: skip end checks */
 	unsigned matcher_lines; /* uri, uri-prefix and cert-sha256 lines seen */

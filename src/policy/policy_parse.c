@@ -167,7 +167,8 @@ attr_valid(const char *s)
 		return 0;
 	return (first == 9 && strncmp(s, "principal", 9) == 0) ||
 	    (first == 3 && strncmp(s, "key", 3) == 0) ||
-	    (first == 7 && strncmp(s, "request", 7) == 0);
+	    (first == 7 && strncmp(s, "request", 7) == 0) ||
+	    (first == 7 && strncmp(s, "vehicle", 7) == 0);
 }
 
 /* 1 if s starts with a URI scheme and ':' and has no control bytes. */
@@ -517,6 +518,54 @@ kw_matcher(struct parser *ps, const char *kw, int kind)
 		rc = -1;
 	if (rc != 0)
 		ps->nomem = 1;
+}
+
+/*
+ * attr NAME VALUE: an attribute of the principal, principal.NAME in
+ * conditions. NAME is 1..64 of [a-z0-9_] and not id or uri (the evaluator
+ * supplies those); VALUE a word or a quoted string; each NAME once.
+ */
+static void
+kw_attr(struct parser *ps)
+{
+	char q[POLICY_QBUF];
+	struct policy_principal *pr;
+	const char *name;
+	size_t i, n;
+
+	if (!need_principal(ps, "attr"))
+		return;
+	pr = cur_principal(ps);
+	if (ps->ntoks != 3 || ps->toks[1].type != T_WORD ||
+	    (ps->toks[2].type != T_WORD && ps->toks[2].type != T_STR)) {
+		perr(ps, ps->line, "'attr' takes a name and a value: attr carrier_id \"acme\"");
+		return;
+	}
+	name = ps->toks[1].s;
+	n = strlen(name);
+	for (i = 0; i < n && ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' &&
+	    name[i] <= '9') || name[i] == '_'); i++)
+		;
+	if (n == 0 || n > 64 || i != n || strcmp(name, "id") == 0 || strcmp(name, "uri") == 0) {
+		perr(ps, ps->line, "bad attribute name %s (1 to 64 of a-z 0-9 _, not id or uri)",
+		    policy_quote(name, '\'', q, sizeof(q)));
+		return;
+	}
+	for (i = 0; i < pr->nattrs; i++)
+		if (strcmp(pr->attr_names[i], name) == 0) {
+			perr(ps, ps->line, "attribute '%s' is set twice for principal '%s'", name,
+			    pr->id);
+			return;
+		}
+	n = pr->nattrs;
+	if (push_str(&pr->attr_names, &n, name) != 0) {
+		ps->nomem = 1;
+		return;
+	}
+	if (push_str(&pr->attr_values, &pr->nattrs, ps->toks[2].s) != 0) {
+		free(pr->attr_names[n - 1]);
+		ps->nomem = 1;
+	}
 }
 
 static void
@@ -948,6 +997,8 @@ parse_line(struct parser *ps, const char *s)
 		kw_matcher(ps, "cert-sha256", 2);
 	else if (strcmp(ps->toks[0].s, "roles") == 0)
 		kw_roles(ps);
+	else if (strcmp(ps->toks[0].s, "attr") == 0)
+		kw_attr(ps);
 	else if (strcmp(ps->toks[0].s, "methods") == 0)
 		kw_list(ps, "methods");
 	else if (strcmp(ps->toks[0].s, "keys") == 0)
@@ -1076,6 +1127,8 @@ policy_free(struct policy *p)
 		for (j = 0; j < pr->nroles; j++)
 			free(pr->roles[j].name);
 		free(pr->roles);
+		free_strs(pr->attr_names, pr->nattrs);
+		free_strs(pr->attr_values, pr->nattrs);
 	}
 	free(p->principals);
 	for (i = 0; i < p->nroles; i++) {

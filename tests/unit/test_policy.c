@@ -47,6 +47,7 @@ static const char *const known_methods[] = {
 	"boltseal.v1.VehicleService/SetVehicleStatus",
 	"boltseal.v1.VehicleService/AddVehicleIdentity",
 	"boltseal.v1.VehicleService/RevokeVehicleIdentity",
+	"boltseal.v1.CommandService/SignCommand",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -179,29 +180,31 @@ struct seed {
  * Method order: CreateKey GetKey ListKeys RotateKey GetPublicKey Sign Verify
  * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords |
  * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation |
- * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity.
+ * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity |
+ * CommandService SignCommand.
  * ListKeys, the AuditService, OtaService and VehicleService methods name no key; the
- * others name .key.
+ * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "010011110000010100000000" },
+	    "0100111100000101000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "010011000000000000000000" },
+	    "0100110000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "010011000000000000110000" },
+	    "ecdsa-p256-sha256", "0100110000000000001100001" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "010010000000000000000000" },
+	    "0100100000000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "111110000000101111111111" },
+	    "1111100000001011111111110" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "010010001111000000000000" },
+	    "0100100011110000000000000" },
 };
 
 static int
 method_names_key(const char *m)
 {
-	return strncmp(m, KS, strlen(KS)) == 0 && strcmp(m, KS "ListKeys") != 0;
+	return (strncmp(m, KS, strlen(KS)) == 0 && strcmp(m, KS "ListKeys") != 0) ||
+	    strcmp(m, "boltseal.v1.CommandService/SignCommand") == 0;
 }
 
 /* Extra cases beyond the role x method grid. */
@@ -478,6 +481,53 @@ cond_eval(struct fixture *f, const char *cond, const struct policy_attr *attrs, 
 	return r;
 }
 
+/* attr lines: principal.NAME in conditions, against vehicle.* attributes of the call */
+static void
+test_principal_attributes(void **state)
+{
+	struct fixture *f = *state;
+	struct policy *p;
+	const struct policy_principal *pr;
+	char reason[POLICY_REASON_MAX], err[4096];
+	struct policy_attr a[2] = { { "vehicle.carrier_id", "acme" }, { "request.command",
+	    "route.override" } };
+
+	p = must_load(f,
+	    "principal d\n"
+	    "    uri spiffe://t/d\n"
+	    "    attr carrier_id \"acme\"\n"
+	    "    attr region eu\n"
+	    "    roles r\n"
+	    "role r\n"
+	    "    grant\n"
+	    "        methods " KS "ListKeys\n"
+	    "        when vehicle.carrier_id == principal.carrier_id\n"
+	    "        when principal.region == \"eu\"\n"
+	    "        when request.command in [\"route.override\"]\n");
+	pr = policy_map(p, "spiffe://t/d", NULL);
+	assert_non_null(pr);
+	assert_int_equal(authorize(p, pr, KS "ListKeys", NULL, NULL, a, 2, reason), 1);
+	a[0].value = "other";
+	assert_int_equal(authorize(p, pr, KS "ListKeys", NULL, NULL, a, 2, reason), 0);
+	a[0].value = NULL;                     /* absent: == is false */
+	assert_int_equal(authorize(p, pr, KS "ListKeys", NULL, NULL, a, 2, reason), 0);
+	policy_free(p);
+
+	/* errors: twice, bad names, the evaluator's own, no value, outside a principal */
+	p = NULL;
+	assert_int_not_equal(load_text(f,
+	    "principal d\n    uri spiffe://t/d\n    attr a \"1\"\n    attr a \"2\"\n"
+	    "    roles r\nrole r\n", &p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "attribute 'a' is set twice"));
+	assert_int_not_equal(load_text(f,
+	    "principal d\n    uri spiffe://t/d\n    attr Carrier x\n    attr id x\n"
+	    "    attr x\n    roles r\nrole r\n    attr y z\n", &p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "bad attribute name 'Carrier'"));
+	assert_non_null(strstr(err, "bad attribute name 'id'"));
+	assert_non_null(strstr(err, "'attr' takes a name and a value"));
+	assert_non_null(strstr(err, "'attr' belongs in a principal block"));
+}
+
 struct cond_case {
 	const char *cond;
 	const char *name;       /* attribute supplied, or NULL for none */
@@ -643,7 +693,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.VehicleService/RevokeVehicleIdentity");
+	    "boltseal.v1.CommandService/SignCommand");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');
@@ -1562,6 +1612,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_condition_attr_vs_attr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conditions_and, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_deny, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_principal_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_several_errors, setup, teardown),
