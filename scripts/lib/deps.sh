@@ -13,7 +13,7 @@ BS_DEPS_PACKAGES=(
 	python3-grpcio python3-cryptography python3-pykcs11 python3-protobuf
 	python3-pytest opensc nghttp2-client nghttp2-proxy openssl sqlite3
 	golang-go golang-golang-x-mod-dev clang libclang-rt-14-dev
-	libjansson-dev python3-securesystemslib
+	libjansson-dev python3-securesystemslib python3-jwcrypto
 )
 
 # bs_missing_deps: prints the packages of BS_DEPS_PACKAGES not installed.

@@ -11,6 +11,7 @@ extern const struct rpc_service health_service;
 extern const struct rpc_service echo_service;
 extern const struct rpc_service ota_service;
 extern const struct rpc_service vehicle_service;
+extern const struct rpc_service command_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -19,6 +20,7 @@ const struct rpc_service *const services_all[] = {
 	&echo_service,
 	&ota_service,
 	&vehicle_service,
+	&command_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);
