@@ -48,6 +48,12 @@ struct policy_request {
 	const char *key_purpose;    /* purpose name when key != NULL */
 	const struct policy_attr *attrs;
 	size_t nattrs;
+	/*
+	 * NULL, or an attribute only grants with a condition on it may allow
+	 * the call: a command to a vehicle that is not active counts only
+	 * grants that test vehicle.status (docs/policy.md).
+	 */
+	const char *tested_attr;
 };
 
 /* The names a policy may use; borrowed during policy_load only. */

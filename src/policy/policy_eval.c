@@ -249,6 +249,22 @@ verdict_needs(struct policy_verdict *v, const struct policy_role *r,
 	}
 }
 
+/* 1 if one of g's conditions tests attribute name (as its subject or an operand). */
+static int
+grant_tests(const struct policy_grant *g, const char *name)
+{
+	size_t i, k;
+
+	for (i = 0; i < g->nconds; i++) {
+		if (strcmp(g->conds[i].attr, name) == 0)
+			return 1;
+		for (k = 0; k < g->conds[i].nops; k++)
+			if (g->conds[i].ops[k].is_attr && strcmp(g->conds[i].ops[k].s, name) == 0)
+				return 1;
+	}
+	return 0;
+}
+
 int
 policy_evaluate(const struct policy *p, const struct policy_principal *pr,
     const char *caller_uri, const struct policy_request *req, struct policy_verdict *v)
@@ -258,7 +274,7 @@ policy_evaluate(const struct policy *p, const struct policy_principal *pr,
 	const struct policy_role *r, *first_role = NULL, *need_role = NULL;
 	const struct policy_grant *g, *first = NULL, *need = NULL;
 	char roles[200], q[POLICY_QBUF];
-	size_t i, j, nmatch = 0;
+	size_t i, j, nmatch = 0, untested = 0;
 
 	if (v == NULL)
 		return POLICY_DENY;
@@ -278,6 +294,10 @@ policy_evaluate(const struct policy *p, const struct policy_principal *pr,
 			g = &r->grants[j];
 			if (!grant_names_method(g, req->method))
 				continue;
+			if (req->tested_attr != NULL && !grant_tests(g, req->tested_attr)) {
+				untested++;
+				continue;
+			}
 			if (grant_allows(&c, g, NULL)) {
 				if (requirement_weight(g) == 0) {
 					v->decision = POLICY_ALLOW;
@@ -296,6 +316,13 @@ policy_evaluate(const struct policy *p, const struct policy_principal *pr,
 	}
 	if (need != NULL) {
 		verdict_needs(v, need_role, need);
+		return v->decision;
+	}
+	if (first == NULL && untested > 0) {
+		policy_sb_printf(&sb, "no grant for %s tests %s, which this call needs (%zu grant%s "
+		    "of principal '%s' do%s not)", policy_quote(req->method, '\0', q, sizeof(q)),
+		    req->tested_attr, untested, untested == 1 ? "" : "s", pr->id,
+		    untested == 1 ? "es" : "");
 		return v->decision;
 	}
 	if (first == NULL) {

@@ -1030,7 +1030,8 @@ rpc_call_service_state(const struct rpc_call *call)
 /* The policy's verdict on (key, purpose, attrs) for call. */
 static enum policy_decision
 call_check(struct rpc_call *call, const char *method, const char *key, const char *purpose,
-    const struct policy_attr *attrs, size_t nattrs, struct policy_verdict *v)
+    const struct policy_attr *attrs, size_t nattrs, const char *tested,
+    struct policy_verdict *v)
 {
 	const struct policy_principal *pr;
 	struct policy_request req;
@@ -1048,6 +1049,7 @@ call_check(struct rpc_call *call, const char *method, const char *key, const cha
 	req.key_purpose = purpose;
 	req.attrs = attrs;
 	req.nattrs = nattrs;
+	req.tested_attr = tested;
 	return policy_evaluate(call->d->policy, pr, call->identity, &req, v);
 }
 
@@ -1055,11 +1057,18 @@ int
 rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs)
 {
+	return rpc_call_authorize_tested(call, key, purpose, attrs, nattrs, NULL);
+}
+
+int
+rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, const char *tested)
+{
 	struct policy_verdict v;
 
 	if (key != NULL && call->audit_key[0] == '\0')
 		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
-	switch (call_check(call, NULL, key, purpose, attrs, nattrs, &v)) {
+	switch (call_check(call, NULL, key, purpose, attrs, nattrs, tested, &v)) {
 	case POLICY_ALLOW:
 		call->reason[0] = '\0';
 		call->authorized = 1;
@@ -1089,7 +1098,7 @@ rpc_call_may(struct rpc_call *call, const char *method, const char *key,
 {
 	struct policy_verdict v;
 
-	return call_check(call, method, key, purpose, attrs, nattrs, &v) == POLICY_ALLOW;
+	return call_check(call, method, key, purpose, attrs, nattrs, NULL, &v) == POLICY_ALLOW;
 }
 
 void

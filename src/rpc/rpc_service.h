@@ -190,6 +190,13 @@ void *rpc_call_service_state(const struct rpc_call *call);
 int rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs);
 /*
+ * The same, counting only grants with a condition on attribute tested
+ * (NULL: all): CommandService asks so for a vehicle that is not active, so
+ * that only grants naming vehicle.status reach it.
+ */
+int rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, const char *tested);
+/*
  * The verdict for the same caller on method ("boltseal.v1.KeyService/GetKey";
  * NULL = this call's) without answering (ListKeys filters with it).
  */

@@ -19,7 +19,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct policy_schema schema = { methods, 3, purposes, 2 };
-	struct policy_request req = { "s.v1.S/Sign", "k1", "generic", NULL, 0 };
+	struct policy_request req = { "s.v1.S/Sign", "k1", "generic", NULL, 0, NULL };
 	struct policy_verdict v;
 	const struct policy_principal *pr;
 	struct policy *p = NULL;

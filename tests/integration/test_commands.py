@@ -166,13 +166,14 @@ def test_durable_across_restart(env, second_daemon, pb, cpb):
     bsutil.stop_clean(d)
 
 
-def test_suspended_unknown_and_bad_input(cmd):
+def test_suspended_unknown_and_bad_input(env, cmd):
     cmd.vehicle("cmd-truck-susp")
     cmd.status(cmd.v.SetVehicleStatusRequest(id="cmd-truck-susp",
                                              status=cmd.v.VEHICLE_SUSPENDED), timeout=30)
     cases = [
-        (("cmd-truck-susp", "route.override", "cmd-it-es"), "FAILED_PRECONDITION",
-         "vehicle 'cmd-truck-susp' is suspended"),
+        # it-all's grant says nothing of vehicle.status: it does not reach a suspended vehicle
+        (("cmd-truck-susp", "route.override", "cmd-it-es"), "PERMISSION_DENIED",
+         "permission denied"),
         (("cmd-no-such", "route.override", "cmd-it-es"), "NOT_FOUND", "vehicle 'cmd-no-such'"),
         (("cmd-truck-1", "route.override", "cmd-it-generic"), "FAILED_PRECONDITION",
          "key of purpose command"),
@@ -195,6 +196,9 @@ def test_suspended_unknown_and_bad_input(cmd):
     with pytest.raises(grpc.RpcError) as ei:
         cmd.send("cmd-truck-1", "x", "cmd-it-es", valid=31)
     assert "valid_seconds: at most 30" in ei.value.details()
+    susp = [r for r in bsutil.audit_records(env.state_dir)
+            if r.get("fields", {}).get("command.vehicle_id") == "cmd-truck-susp"]
+    assert "tests vehicle.status, which this call needs" in susp[-1]["reason"], susp[-1]
 
 
 POLICY = """
@@ -214,6 +218,14 @@ role dispatcher
         when request.command == "route.override"
         when vehicle.carrier_id == principal.carrier_id
         when vehicle.regulatory_region == principal.region
+    # a suspended truck can still be stopped: this grant names the status
+    grant
+        methods boltseal.v1.CommandService/SignCommand
+        keys cmd-*
+        purposes command
+        when request.command == "safe_stop"
+        when vehicle.status in ["active", "suspended"]
+        when vehicle.carrier_id == principal.carrier_id
 role admin
     grant
         methods boltseal.v1.KeyService/CreateKey
@@ -251,11 +263,26 @@ def test_attribute_grant(env, second_daemon, pb, cpb):
         with pytest.raises(grpc.RpcError) as ei:
             x.send(vid, cmdname, "cmd-pol")
         assert status_of(ei.value) == grpc.StatusCode.PERMISSION_DENIED, (vid, cmdname)
+    # the playbook: suspend, then only what names the suspended state gets through
+    a.status(a.v.SetVehicleStatusRequest(id="eu-acme", status=a.v.VEHICLE_SUSPENDED,
+                                         reason="compromised"), timeout=30)
+    with pytest.raises(grpc.RpcError) as ei:
+        x.send("eu-acme", "route.override", "cmd-pol")
+    assert status_of(ei.value) == grpc.StatusCode.PERMISSION_DENIED
+    assert x.send("eu-acme", "safe_stop", "cmd-pol").seq == 2
+    a.status(a.v.SetVehicleStatusRequest(id="eu-acme", status=a.v.VEHICLE_DECOMMISSIONED),
+             timeout=30)
+    with pytest.raises(grpc.RpcError) as ei:
+        x.send("eu-acme", "safe_stop", "cmd-pol")
+    assert status_of(ei.value) == grpc.StatusCode.PERMISSION_DENIED
     denied = [r for r in bsutil.audit_records(sd.state_dir)
               if r["result"] == "PERMISSION_DENIED"]
     assert [r["fields"]["command.vehicle_id"] for r in denied] == \
-        ["eu-other", "us-acme", "eu-acme", "nowhere"]
-    assert all("condition" in r["reason"] for r in denied), denied
+        ["eu-other", "us-acme", "eu-acme", "nowhere", "eu-acme", "eu-acme"]
+    assert all("condition" in r["reason"] for r in denied[:4]), denied
+    # only the grant that names the status counted, and it is for safe_stop
+    assert 'request.command == "safe_stop"' in denied[4]["reason"], denied[4]
+    assert "condition" in denied[5]["reason"], denied[5]
     admin.close()
     disp.close()
     bsutil.stop_clean(d)

@@ -160,7 +160,7 @@ authorize(const struct policy *p, const struct policy_principal *pr, const char 
     const char *key, const char *purpose, const struct policy_attr *attrs, size_t nattrs,
     char reason[POLICY_REASON_MAX])
 {
-	struct policy_request req = { method, key, purpose, attrs, nattrs };
+	struct policy_request req = { method, key, purpose, attrs, nattrs, NULL };
 
 	return policy_authorize(p, pr, "spiffe://test/caller", &req, reason);
 }
@@ -526,6 +526,52 @@ test_principal_attributes(void **state)
 	assert_non_null(strstr(err, "bad attribute name 'id'"));
 	assert_non_null(strstr(err, "'attr' takes a name and a value"));
 	assert_non_null(strstr(err, "'attr' belongs in a principal block"));
+}
+
+/* tested_attr: only grants with a condition on that attribute count */
+static void
+test_tested_attribute(void **state)
+{
+	struct fixture *f = *state;
+	struct policy *p;
+	const struct policy_principal *pr;
+	struct policy_verdict v;
+	struct policy_attr a[2] = { { "request.command", "route.override" },
+	    { "vehicle.status", "suspended" } };
+	struct policy_request req = { KS "ListKeys", NULL, NULL, a, 2, "vehicle.status" };
+
+	p = must_load(f,
+	    "principal d\n"
+	    "    uri spiffe://t/d\n"
+	    "    roles r\n"
+	    "role r\n"
+	    "    grant\n"
+	    "        methods " KS "ListKeys\n"
+	    "    grant\n"
+	    "        methods " KS "ListKeys\n"
+	    "        when request.command == \"safe_stop\"\n"
+	    "        when vehicle.status in [\"active\", \"suspended\"]\n");
+	pr = policy_map(p, "spiffe://t/d", NULL);
+	assert_non_null(pr);
+	/* without tested_attr the silent grant allows; with it, only the second counts */
+	req.tested_attr = NULL;
+	assert_int_equal(policy_evaluate(p, pr, "spiffe://t/d", &req, &v), POLICY_ALLOW);
+	req.tested_attr = "vehicle.status";
+	assert_int_equal(policy_evaluate(p, pr, "spiffe://t/d", &req, &v), POLICY_DENY);
+	assert_non_null(strstr(v.reason, "condition at line 9 failed"));
+	a[0].value = "safe_stop";
+	assert_int_equal(policy_evaluate(p, pr, "spiffe://t/d", &req, &v), POLICY_ALLOW);
+	policy_free(p);
+
+	/* no grant tests it at all: the reason says so */
+	p = must_load(f,
+	    "principal d\n    uri spiffe://t/d\n    roles r\nrole r\n    grant\n"
+	    "        methods " KS "ListKeys\n");
+	pr = policy_map(p, "spiffe://t/d", NULL);
+	assert_int_equal(policy_evaluate(p, pr, "spiffe://t/d", &req, &v), POLICY_DENY);
+	assert_non_null(strstr(v.reason, "tests vehicle.status, which this call needs (1 grant "
+	    "of principal 'd' does not)"));
+	policy_free(p);
 }
 
 struct cond_case {
@@ -1314,7 +1360,7 @@ verdict(const struct policy *p, const char *method, const char *key, const char 
     struct policy_verdict *v)
 {
 	struct policy_attr a = { "request.ok", ok };
-	struct policy_request req = { method, key, key != NULL ? "generic" : NULL, &a, 1 };
+	struct policy_request req = { method, key, key != NULL ? "generic" : NULL, &a, 1, NULL };
 	const struct policy_principal *pr = policy_map(p, "spiffe://t/p", NULL);
 	int d;
 
@@ -1526,7 +1572,7 @@ test_verdicts(void **state)
 	struct fixture *f = *state;
 	struct policy *p = must_load(f, verdict_policy);
 	const struct policy_principal *pr = policy_map(p, "spiffe://t/p", NULL);
-	struct policy_request req = { KS "Sign", "mfa-1", "generic", NULL, 0 };
+	struct policy_request req = { KS "Sign", "mfa-1", "generic", NULL, 0, NULL };
 	struct policy_verdict v;
 	char reason[POLICY_REASON_MAX];
 
@@ -1613,6 +1659,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_conditions_and, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_deny, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_principal_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tested_attribute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_several_errors, setup, teardown),

@@ -8,9 +8,9 @@
  *   2. work queue: the vehicle's record from the registry;
  *   3. loop: the policy, asked with request.command, request.vehicle_id,
  *      vehicle.status and vehicle.<attribute> for each registry attribute,
- *      on the key (purpose command); then the vehicle must exist and be
- *      active, and the key be an enabled P-256 or Ed25519 key of purpose
- *      command;
+ *      on the key (purpose command); for a vehicle that is not active only
+ *      grants that test vehicle.status count; then the vehicle must exist
+ *      and the key be an enabled P-256 or Ed25519 key of purpose command;
  *   4. work queue: the vehicle's next sequence number, committed to the
  *      store before anything is signed (so a number is never issued twice,
  *      even across a crash: a crash after the commit only leaves a gap);
@@ -334,20 +334,20 @@ read_done(struct workq_job *job)
 		attrs[n] = (struct policy_attr){ names[n - 3], json_string_value(val) };
 		n++;
 	}
-	/* before anything is said of the vehicle or the key: no oracle for the unauthorised */
-	if (!rpc_call_authorize(c->call, c->key, "command", attrs, n)) {
+	/*
+	 * Before anything is said of the vehicle or the key: no oracle for the
+	 * unauthorised. A vehicle that is suspended or decommissioned gets only
+	 * what a grant testing vehicle.status allows (a safe_stop to a
+	 * suspended truck), never what a grant silent on the status allows.
+	 */
+	if (!rpc_call_authorize_tested(c->call, c->key, "command", attrs, n,
+	    c->veh != NULL && status != VEHICLE_ACTIVE ? "vehicle.status" : NULL)) {
 		ccall_free(c);
 		return;
 	}
 	if (c->veh == NULL) {
 		snprintf(msg, sizeof(msg), "vehicle '%s' not found", c->vehicle);
 		fail(c, GRPC_STATUS_NOT_FOUND, msg);
-		return;
-	}
-	if (status != VEHICLE_ACTIVE) {
-		snprintf(msg, sizeof(msg), "vehicle '%s' is %s: commands to it are refused",
-		    c->vehicle, vehicle_status_name(status));
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, msg);
 		return;
 	}
 	k = catalog_find(c->svc->catalog, c->key);
