@@ -42,6 +42,7 @@ extern const struct cli_cmd cli_keys_cmd;    /* group `keys` (boltseal.v1.KeySer
 extern const struct cli_cmd cli_audit_cmd;   /* group `audit` (offline) */
 extern const struct cli_cmd cli_health_cmd;  /* `health` (grpc.health.v1.Health) */
 extern const struct cli_cmd cli_ota_cmd;     /* group `ota` (boltseal.v1.OtaService) */
+extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (offline: command tokens) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

@@ -18,6 +18,7 @@ static const struct cli_cmd *const roots[] = {
 	&cli_keys_cmd,
 	&cli_ota_cmd,
 	&cli_audit_cmd,
+	&cli_commands_cmd,
 	&cli_health_cmd,
 	NULL,
 };

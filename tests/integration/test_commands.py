@@ -187,7 +187,12 @@ def test_suspended_unknown_and_bad_input(env, cmd):
         assert status_of(ei.value).name == code and msg in ei.value.details(), \
             (a, ei.value.details())
     for body, msg in [(b'{"speed": 1.5}', "floating-point"), (b"[1]", "must be a JSON object"),
-                      (b'{"a":1,"a":2}', "duplicate")]:
+                      (b'{"a":1,"a":2}', "duplicate"),
+                      # what the vehicle-side reader would refuse is never signed
+                      (json.dumps({"k%d" % i: i for i in range(65)}).encode(),
+                       "more than 64 members"),
+                      (b'{"a":' + b'[' * 15 + b']' * 15 + b'}', "nested deeper"),
+                      (b'{"a":"line\\nbreak"}', "control character")]:
         with pytest.raises(grpc.RpcError) as ei:
             cmd.sign(cmd.c.SignCommandRequest(vehicle_id="cmd-truck-1", command="x",
                                               args=body, key_name="cmd-it-es"), timeout=30)

@@ -129,6 +129,64 @@ command_name_valid(const char *s)
 	return 1;
 }
 
+/*
+ * What the vehicle-side reader (src/client/json_lite.h) accepts, so that
+ * nothing is signed that vehicles would refuse: nesting at most 16 with the
+ * claims object as 1 (args at 2), at most 64 members per object, keys of at
+ * most 256 bytes, no control characters in strings. 0, or -1 with err.
+ */
+#define VEHICLE_JSON_DEPTH 16
+#define VEHICLE_JSON_MEMBERS 64
+#define VEHICLE_JSON_KEY 256
+
+static int
+no_controls(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+vehicle_readable(const json_t *v, int depth, char *err, size_t errlen)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+
+	if (depth > VEHICLE_JSON_DEPTH) {
+		snprintf(err, errlen, "nested deeper than vehicles read (%d levels with the claims)",
+		    VEHICLE_JSON_DEPTH);
+		return -1;
+	}
+	if (json_is_string(v) && !no_controls(json_string_value(v))) {
+		snprintf(err, errlen, "a string holds a control character, which vehicles refuse");
+		return -1;
+	}
+	if (json_is_object(v)) {
+		if (json_object_size(v) > VEHICLE_JSON_MEMBERS) {
+			snprintf(err, errlen, "an object has more than %d members, which vehicles "
+			    "refuse", VEHICLE_JSON_MEMBERS);
+			return -1;
+		}
+		json_object_foreach((json_t *)v, k, m) {
+			if (strlen(k) > VEHICLE_JSON_KEY || !no_controls(k)) {
+				snprintf(err, errlen, "a key is over %d bytes or holds a control "
+				    "character", VEHICLE_JSON_KEY);
+				return -1;
+			}
+			if (vehicle_readable(m, depth + 1, err, errlen) != 0)
+				return -1;
+		}
+	}
+	if (json_is_array(v))
+		json_array_foreach(v, i, m)
+			if (vehicle_readable(m, depth + 1, err, errlen) != 0)
+				return -1;
+	return 0;
+}
+
 static int
 submit(struct ccall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
 {
@@ -417,6 +475,11 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 		json_decref(args);
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "args: %s",
 		    args == NULL ? err : "must be a JSON object");
+		return;
+	}
+	if (args != NULL && vehicle_readable(args, 2, err, sizeof(err)) != 0) {
+		json_decref(args);
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "args: %s", err);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL ||

@@ -820,7 +820,7 @@ load_work(struct workq_job *job, void *ctx)
 		return;
 	}
 	if (o->rc == 0 && !o->repo_missing && o->op == OP_SIGN && o->role == TUF_ROLE_DELEGATED) {
-		ssize_t i;
+		ssize_t i = -1;
 
 		if ((o->rc = deleg_load(tx, o)) == 0 && (i = deleg_find(o->delegs, o->role_name)) < 0) {
 			snprintf(o->err, sizeof(o->err), "repository '%.64s' has no delegated role "

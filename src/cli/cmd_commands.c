@@ -1,0 +1,279 @@
+/*
+ * cmd_commands.c - `boltseal commands ...`: signed cloud-to-vehicle
+ * commands. `commands verify` checks a command token offline (no server,
+ * no connection settings) exactly as a vehicle does, with the client
+ * library's vehicle-side API (include/boltseal/command.h) against a pinned
+ * public key. See docs/cli.md and docs/commands.md.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "boltseal/command.h"
+#include "cli/cli.h"
+#include "cli/input.h"
+#include "cli/output.h"
+
+#define KEY_FILE_MAX (64u * 1024u)
+
+/*
+ * Reads a public key file (PEM "PUBLIC KEY", or DER) into a DER
+ * SubjectPublicKeyInfo (*der malloc'd by OpenSSL). 0 or CLI_EXIT_USAGE
+ * with the error printed.
+ */
+static int
+load_spki(struct cli_ctx *x, const char *path, uint8_t **der, size_t *derlen)
+{
+	uint8_t *buf = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pk = NULL;
+	BIO *bio = NULL;
+	size_t len = 0;
+	int n, ret = CLI_EXIT_USAGE;
+	char tp[BS_CMD_THUMBPRINT_LEN + 1];
+
+	*der = NULL;
+	if (input_read_file(x->cmd, path, KEY_FILE_MAX, &buf, &len) != 0)
+		return CLI_EXIT_USAGE;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL)
+		pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	if (pk == NULL) {
+		p = buf;
+		pk = d2i_PUBKEY(NULL, &p, (long)len);
+	}
+	if (pk == NULL) {
+		out_usage(x->cmd, "--key %s is not a public key (PEM \"PUBLIC KEY\" or DER)", path);
+		goto out;
+	}
+	if ((n = i2d_PUBKEY(pk, der)) <= 0) {
+		out_err(x->cmd, "--key %s: cannot encode the key", path);
+		goto out;
+	}
+	*derlen = (size_t)n;
+	if (bs_cmd_key_thumbprint(*der, *derlen, tp) != 0) {
+		out_usage(x->cmd, "--key %s is not a P-256 or Ed25519 public key", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0) {
+		OPENSSL_free(*der);
+		*der = NULL;
+	}
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	free(buf);
+	return ret;
+}
+
+/* An unsigned option in [lo, hi] into *v (unchanged when absent). 0 or CLI_EXIT_USAGE. */
+static int
+num_opt(struct cli_ctx *x, const struct args *a, const char *name, unsigned long hi,
+    unsigned long *v)
+{
+	const char *s = args_get(a, name);
+
+	if (s != NULL && args_uint(s, 0, hi, v) != 0)
+		return out_usage(x->cmd, "--%s: '%s' is not a number in 0..%lu", name, s, hi);
+	return 0;
+}
+
+/*
+ * args as one line: the JSON text without the whitespace between tokens
+ * (it is strict JSON, checked by the verifier), in a new string.
+ */
+static char *
+compact_json(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t i, o = 0;
+	int in_str = 0, esc = 0;
+
+	if (out == NULL) {
+		out_err(NULL, "out of memory");
+		exit(CLI_EXIT_CONN);
+	}
+	for (i = 0; i < len; i++) {
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (s[i] == '\\')
+				esc = 1;
+			else if (s[i] == '"')
+				in_str = 0;
+		} else if (s[i] == '"') {
+			in_str = 1;
+		} else if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			continue;
+		}
+		out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void
+fmt_time(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, t);
+}
+
+static void
+print_claims(struct cli_ctx *x, const struct bs_cmd_claims *c)
+{
+	char nbf[32], exp[32], iat[32], *args = compact_json(c->args, c->args_len);
+	struct out_json j;
+
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_bool(&j, "valid", 1);
+		out_json_str(&j, "vehicle", c->sub);
+		out_json_str(&j, "command", c->cmd);
+		out_json_uint(&j, "seq", c->seq);
+		out_json_str(&j, "jti", c->jti);
+		out_json_str(&j, "issuer", c->iss);
+		out_json_str(&j, "audience", c->aud);
+		out_json_int(&j, "iat", c->iat);
+		out_json_int(&j, "nbf", c->nbf);
+		out_json_int(&j, "exp", c->exp);
+		out_json_str(&j, "alg", c->alg);
+		out_json_str(&j, "kid", c->kid);
+		/* args is strict JSON (checked by the verifier): written as it is, compacted */
+		printf(",\"args\":%s", args);
+		out_json_close(&j);
+		free(args);
+		return;
+	}
+	fmt_time(c->nbf, nbf, sizeof(nbf));
+	fmt_time(c->exp, exp, sizeof(exp));
+	fmt_time(c->iat, iat, sizeof(iat));
+	printf("commands verify: valid\n");
+	printf("vehicle:   ");
+	out_safe(stdout, c->sub);
+	printf("\ncommand:   ");
+	out_safe(stdout, c->cmd);
+	printf("\nseq:       %" PRIu64 "\njti:       %s\nissuer:    ", c->seq, c->jti);
+	out_safe(stdout, c->iss);
+	printf("\naudience:  ");
+	out_safe(stdout, c->aud);
+	printf("\nvalidity:  %s to %s (nbf %" PRId64 ", exp %" PRId64 "), issued %s\n", nbf, exp,
+	    c->nbf, c->exp, iat);
+	printf("key:       %s (%s)\nargs:      ", c->kid, c->alg);
+	out_safe(stdout, args);
+	putchar('\n');
+	free(args);
+}
+
+/*
+ * `commands verify TOKEN`: exit 0 valid (the claims printed), 1 refused
+ * (the reason on stderr; with --json also {"valid":false,...} on stdout),
+ * 2 usage error or unreadable input.
+ */
+static int
+cmd_verify(struct cli_ctx *x, const struct args *a)
+{
+	const char *tok = a->pos[0], *keyf = args_get(a, "key");
+	unsigned long last = 0, skew = 0, now = (unsigned long)time(NULL);
+	struct bs_cmd_verify_opts o;
+	struct bs_cmd_claims c;
+	struct out_json j;
+	uint8_t *spki = NULL, *buf = NULL;
+	size_t spki_len = 0, len;
+	char detail[512];
+	int rc, ret;
+
+	memset(&o, 0, sizeof(o));
+	memset(&c, 0, sizeof(c));
+	o.vehicle_id = args_get(a, "vehicle");
+	o.audience = args_get(a, "audience");
+	o.issuer = args_get(a, "issuer");
+	if (o.vehicle_id == NULL || o.vehicle_id[0] == '\0')
+		return out_usage(x->cmd, "--vehicle ID is required (the vehicle the token must be for)");
+	if (o.audience == NULL || o.audience[0] == '\0')
+		return out_usage(x->cmd, "--audience AUD is required");
+	if (keyf == NULL)
+		return out_usage(x->cmd, "--key PUBKEY.pem is required (the pinned signing key)");
+	if ((ret = num_opt(x, a, "last-seq", ULONG_MAX, &last)) != 0 ||
+	    (ret = num_opt(x, a, "skew", BS_CMD_MAX_SKEW, &skew)) != 0 ||
+	    (ret = num_opt(x, a, "now", (unsigned long)BS_CMD_MAX_TIME, &now)) != 0)
+		return ret;
+	o.last_seq = last;
+	o.skew = (int64_t)skew;
+	o.now = (int64_t)now;
+	if (strcmp(tok, "-") == 0) {
+		/* from stdin: one token, surrounding whitespace and a final newline ignored */
+		if (input_read_file(x->cmd, "-", BS_CMD_MAX_TOKEN + 64, &buf, &len) != 0)
+			return CLI_EXIT_USAGE;
+		if (memchr(buf, '\0', len) != NULL) {
+			ret = out_usage(x->cmd, "the token on standard input contains a NUL byte");
+			goto out;
+		}
+		tok = input_trim((char *)buf);
+	}
+	if ((ret = load_spki(x, keyf, &spki, &spki_len)) != 0)
+		goto out;
+	rc = bs_cmd_verify_detail(tok, strlen(tok), spki, spki_len, &o, &c, detail, sizeof(detail));
+	if (rc == BS_CMD_OK) {
+		print_claims(x, &c);
+		ret = CLI_EXIT_OK;
+		goto out;
+	}
+	if (rc == BS_CMD_ERR_ARG || rc == BS_CMD_ERR_KEY || rc == BS_CMD_ERR_NOMEM ||
+	    rc == BS_CMD_ERR_CRYPTO) {
+		out_err(x->cmd, "cannot verify: %s", detail);
+		ret = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_bool(&j, "valid", 0);
+		out_json_str(&j, "result", bs_cmd_result_name(rc));
+		out_json_str(&j, "error", detail);
+		out_json_close(&j);
+	}
+	out_err(x->cmd, "refused: %s: %s", bs_cmd_result_name(rc), detail);
+	ret = CLI_EXIT_NEGATIVE;
+out:
+	bs_cmd_claims_free(&c);
+	OPENSSL_free(spki);
+	free(buf);
+	return ret;
+}
+
+static const struct args_opt verify_opts[] = {
+	{ "vehicle", 0, ARGS_VALUE }, { "audience", 0, ARGS_VALUE }, { "key", 0, ARGS_VALUE },
+	{ "issuer", 0, ARGS_VALUE }, { "last-seq", 0, ARGS_VALUE }, { "skew", 0, ARGS_VALUE },
+	{ "now", 0, ARGS_VALUE },
+	{ NULL, 0, ARGS_FLAG } };
+
+static const struct cli_cmd commands_cmds[] = {
+	{ .name = "verify", .run = cmd_verify, .offline = 1,
+	  .summary = "check a signed command token as a vehicle does, offline, against a pinned "
+	      "public key; exit 1 if it is refused",
+	  .usage = "TOKEN|- --vehicle ID --audience AUD --key PUBKEY.pem [--issuer ISS]\n"
+	      "[--last-seq N] [--skew S] [--now T]",
+	  .spec = { verify_opts, 1, 1 } },
+	{ .name = NULL },
+};
+
+const struct cli_cmd cli_commands_cmd = {
+	.name = "commands",
+	.summary = "signed cloud-to-vehicle commands",
+	.usage = "COMMAND [ARGS]",
+	.sub = commands_cmds,
+};
