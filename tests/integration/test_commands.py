@@ -4,7 +4,8 @@
 # with the signature as r||s (jwcrypto refuses the same signature DER-encoded)
 # and EdDSA, kid the RFC 7638 thumbprint jwcrypto computes, every claim as
 # documented; sequence numbers per vehicle, distinct and gap-free under 8
-# concurrent clients and durable across a restart; a suspended or unknown
+# concurrent clients, durable across a restart and never repeated when the
+# daemon is killed with SIGKILL under load; a suspended or unknown
 # vehicle refused; a grant on vehicle.* and principal attributes allowing and
 # refusing as written; bad input refused; every call audited.
 import base64
@@ -163,6 +164,51 @@ def test_durable_across_restart(env, second_daemon, pb, cpb):
                       env.stubs)
     assert Cmd(c, cpb).send("truck-rs", "safe_stop", "cmd-rs").seq == 4
     c.close()
+    bsutil.stop_clean(d)
+
+
+def test_sigkill_under_load_never_repeats_a_number(env, second_daemon, pb, cpb):
+    """8 clients sign commands for one vehicle as fast as they can; the daemon
+    is killed with SIGKILL in the middle; after a restart the clients go on.
+    Every token any client received is checked: no sequence number twice."""
+    sd = second_daemon("commands-kill")
+    d = sd.start()
+    files = env.client_files("ci-ota-release")
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *files), env.stubs)
+    c.CreateKey(pb.CreateKeyRequest(name="cmd-kill", purpose=pb.COMMAND, algorithm=pb.ED25519),
+                timeout=30)
+    Cmd(c, cpb).vehicle("truck-kill")
+    c.close()
+
+    def client(n):
+        got = []
+        cl = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *files), env.stubs)
+        x = Cmd(cl, cpb)
+        deadline = time.monotonic() + 20
+        while len(got) < n and time.monotonic() < deadline:
+            try:
+                r = x.sign(x.c.SignCommandRequest(vehicle_id="truck-kill", command="safe_stop",
+                                                  key_name="cmd-kill"), timeout=5)
+            except grpc.RpcError:
+                time.sleep(0.05)                      # the daemon is down: try again
+                continue
+            got.append((r.seq, r.jti, r.token))
+        cl.close()
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=9) as ex:
+        futs = [ex.submit(client, 60) for _ in range(8)]
+        time.sleep(1.0)
+        d.kill()                                      # SIGKILL while calls are in flight
+        d = sd.start()
+        got = [t for f in futs for t in f.result(timeout=60)]
+    seqs = [s for s, _, _ in got]
+    assert len(got) == 480, len(got)
+    assert len(set(seqs)) == len(seqs), "a sequence number was issued twice"
+    assert len({j for _, j, _ in got}) == len(got)
+    # every token carries the number it was answered with
+    for s, _, tok in got:
+        assert json.loads(b64d(tok.split(".")[1]))["seq"] == s
     bsutil.stop_clean(d)
 
 
