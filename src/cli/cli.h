@@ -2,11 +2,15 @@
  * cli.h - what the parts of the `boltseal` CLI share: the context of one
  * run (settings, output mode, the connection), the row of the nested
  * command tables, the tables of each service (cmd_keys.c, cmd_audit.c,
- * cmd_health.c, cmd_ota.c), and call_unary, the one way a command calls
- * the server.
+ * cmd_health.c, cmd_ota.c, cmd_commands.c, cmd_vehicles.c), call_unary,
+ * the one way a command calls the server, and cli_load_spki, the one
+ * reader of public-key files.
  */
 #ifndef BS_CLI_CLI_H
 #define BS_CLI_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -42,7 +46,9 @@ extern const struct cli_cmd cli_keys_cmd;    /* group `keys` (boltseal.v1.KeySer
 extern const struct cli_cmd cli_audit_cmd;   /* group `audit` (offline) */
 extern const struct cli_cmd cli_health_cmd;  /* `health` (grpc.health.v1.Health) */
 extern const struct cli_cmd cli_ota_cmd;     /* group `ota` (boltseal.v1.OtaService) */
-extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (offline: command tokens) */
+extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (boltseal.v1.CommandService;
+                                                  `verify` offline) */
+extern const struct cli_cmd cli_vehicles_cmd;  /* group `vehicles` (boltseal.v1.VehicleService) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting
@@ -52,5 +58,14 @@ extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (offline: com
  */
 int call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp) BS_WUR;
+
+/*
+ * Reads the public-key file path (PEM "PUBLIC KEY" or DER
+ * SubjectPublicKeyInfo; P-256 or Ed25519 only) into a DER
+ * SubjectPublicKeyInfo in *der (*derlen bytes; the caller frees it with
+ * OPENSSL_free). Returns 0, or CLI_EXIT_USAGE with the error printed under
+ * x->cmd as a problem with --key (*der is then NULL).
+ */
+int cli_load_spki(struct cli_ctx *x, const char *path, uint8_t **der, size_t *derlen) BS_WUR;
 
 #endif

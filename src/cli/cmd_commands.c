@@ -1,9 +1,12 @@
 /*
  * cmd_commands.c - `boltseal commands ...`: signed cloud-to-vehicle
- * commands. `commands verify` checks a command token offline (no server,
- * no connection settings) exactly as a vehicle does, with the client
- * library's vehicle-side API (include/boltseal/command.h) against a pinned
- * public key. See docs/cli.md and docs/commands.md.
+ * commands. `commands sign` asks boltsealed for a token
+ * (boltseal.v1.CommandService/SignCommand); `commands verify` checks a
+ * token offline (no server, no connection settings) exactly as a vehicle
+ * does, with the client library's vehicle-side API
+ * (include/boltseal/command.h) against a pinned public key. Also the CLI's
+ * one reader of public-key files (cli_load_spki, shared with
+ * cmd_vehicles.c). See docs/cli.md and docs/commands.md.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -19,19 +22,17 @@
 #include <openssl/x509.h>
 
 #include "boltseal/command.h"
+#include "boltseal/v1/commands.pb-c.h"
 #include "cli/cli.h"
 #include "cli/input.h"
 #include "cli/output.h"
 
 #define KEY_FILE_MAX (64u * 1024u)
+#define CMD_ARGS_MAX (4u * 1024u)  /* SignCommand's limit on args */
+#define VALID_MAX 86400ul          /* the largest commands.max_valid_seconds */
 
-/*
- * Reads a public key file (PEM "PUBLIC KEY", or DER) into a DER
- * SubjectPublicKeyInfo (*der malloc'd by OpenSSL). 0 or CLI_EXIT_USAGE
- * with the error printed.
- */
-static int
-load_spki(struct cli_ctx *x, const char *path, uint8_t **der, size_t *derlen)
+int
+cli_load_spki(struct cli_ctx *x, const char *path, uint8_t **der, size_t *derlen)
 {
 	uint8_t *buf = NULL;
 	const unsigned char *p;
@@ -224,7 +225,7 @@ cmd_verify(struct cli_ctx *x, const struct args *a)
 		}
 		tok = input_trim((char *)buf);
 	}
-	if ((ret = load_spki(x, keyf, &spki, &spki_len)) != 0)
+	if ((ret = cli_load_spki(x, keyf, &spki, &spki_len)) != 0)
 		goto out;
 	rc = bs_cmd_verify_detail(tok, strlen(tok), spki, spki_len, &o, &c, detail, sizeof(detail));
 	if (rc == BS_CMD_OK) {
@@ -255,6 +256,112 @@ out:
 	return ret;
 }
 
+/*
+ * The args of `commands sign`: --args JSON, "-" reads it from stdin (a
+ * final newline dropped), absent sends none ({} on the server). Sets
+ * *out (malloc'd, the caller frees; NULL when absent) and *len. The JSON
+ * itself is checked by the server (strict: no floats, no duplicate keys).
+ */
+static int
+sign_args(struct cli_ctx *x, const char *v, uint8_t **out, size_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if (v == NULL)
+		return 0;
+	if (strcmp(v, "-") != 0) {
+		n = strlen(v);
+		if (n > CMD_ARGS_MAX)
+			return out_usage(x->cmd, "--args is larger than %u bytes", CMD_ARGS_MAX);
+		if ((buf = malloc(n + 1)) == NULL) {
+			out_err(x->cmd, "out of memory");
+			return CLI_EXIT_CONN;
+		}
+		memcpy(buf, v, n + 1);
+		*out = buf;
+		*len = n;
+		return 0;
+	}
+	if (input_read_file(x->cmd, "-", CMD_ARGS_MAX + 2, &buf, &n) != 0)
+		return CLI_EXIT_USAGE;
+	if (memchr(buf, '\0', n) != NULL) {
+		free(buf);
+		return out_usage(x->cmd, "the --args on standard input contain a NUL byte");
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n > CMD_ARGS_MAX) {
+		free(buf);
+		return out_usage(x->cmd, "--args is larger than %u bytes", CMD_ARGS_MAX);
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/*
+ * `commands sign VEHICLE COMMAND --key-name KEY [--args JSON|-] [--valid S]`:
+ * SignCommand. Prints the token alone on a line (for $(...)), or with
+ * --json the token and its metadata.
+ */
+static int
+cmd_sign(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__SignCommandRequest req = BOLTSEAL__V1__SIGN_COMMAND_REQUEST__INIT;
+	Boltseal__V1__SignCommandResponse *resp = NULL;
+	const char *key = args_get(a, "key-name"), *valid = args_get(a, "valid");
+	uint8_t *args = NULL;
+	size_t args_len = 0;
+	unsigned long vs = 0;
+	struct out_json j;
+	int ret;
+
+	if (key == NULL || key[0] == '\0')
+		return out_usage(x->cmd, "--key-name KEY is required (an HSM key of purpose command)");
+	if (valid != NULL && args_uint(valid, 1, VALID_MAX, &vs) != 0)
+		return out_usage(x->cmd, "--valid: '%s' is not a number of seconds in 1..%lu", valid,
+		    VALID_MAX);
+	if ((ret = sign_args(x, args_get(a, "args"), &args, &args_len)) != 0)
+		return ret;
+	req.vehicle_id = (char *)a->pos[0];
+	req.command = (char *)a->pos[1];
+	req.key_name = (char *)key;
+	req.valid_seconds = (uint32_t)vs;
+	req.args.data = args;
+	req.args.len = args_len;
+	ret = call_unary(x, "/boltseal.v1.CommandService/SignCommand", &req.base,
+	    &boltseal__v1__sign_command_response__descriptor, (ProtobufCMessage **)&resp);
+	if (ret != 0)
+		goto out;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "token", resp->token);
+		out_json_uint(&j, "seq", resp->seq);
+		out_json_str(&j, "jti", resp->jti);
+		out_json_int(&j, "not_before", resp->not_before);
+		out_json_int(&j, "expires", resp->expires);
+		out_json_str(&j, "kid", resp->kid);
+		out_json_uint(&j, "key_version", resp->key_version);
+		out_json_close(&j);
+	} else {
+		/* base64url and dots only from a well-behaved server; shown safely all the same */
+		out_safe(stdout, resp->token);
+		putchar('\n');
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+out:
+	free(args);
+	return ret;
+}
+
+static const struct args_opt sign_opts[] = {
+	{ "key-name", 0, ARGS_VALUE }, { "args", 0, ARGS_VALUE }, { "valid", 0, ARGS_VALUE },
+	{ NULL, 0, ARGS_FLAG } };
+
 static const struct args_opt verify_opts[] = {
 	{ "vehicle", 0, ARGS_VALUE }, { "audience", 0, ARGS_VALUE }, { "key", 0, ARGS_VALUE },
 	{ "issuer", 0, ARGS_VALUE }, { "last-seq", 0, ARGS_VALUE }, { "skew", 0, ARGS_VALUE },
@@ -262,6 +369,10 @@ static const struct args_opt verify_opts[] = {
 	{ NULL, 0, ARGS_FLAG } };
 
 static const struct cli_cmd commands_cmds[] = {
+	{ .name = "sign", .run = cmd_sign,
+	  .summary = "sign a command for a vehicle (SignCommand); prints the token",
+	  .usage = "VEHICLE COMMAND --key-name KEY [--args JSON|-] [--valid S]",
+	  .spec = { sign_opts, 2, 2 } },
 	{ .name = "verify", .run = cmd_verify, .offline = 1,
 	  .summary = "check a signed command token as a vehicle does, offline, against a pinned "
 	      "public key; exit 1 if it is refused",
@@ -273,7 +384,7 @@ static const struct cli_cmd commands_cmds[] = {
 
 const struct cli_cmd cli_commands_cmd = {
 	.name = "commands",
-	.summary = "signed cloud-to-vehicle commands",
+	.summary = "signed cloud-to-vehicle commands: sign (CommandService), verify (offline)",
 	.usage = "COMMAND [ARGS]",
 	.sub = commands_cmds,
 };

@@ -19,11 +19,13 @@ static const struct cli_cmd *const roots[] = {
 	&cli_ota_cmd,
 	&cli_audit_cmd,
 	&cli_commands_cmd,
+	&cli_vehicles_cmd,
 	&cli_health_cmd,
 	NULL,
 };
 
-#define LIST_WIDTH 21  /* column of the summaries in the command lists ("ota refresh-timestamp") */
+#define LIST_WIDTH 21  /* column of the summaries in the command lists ("ota refresh-timestamp",
+                          "vehicles decommission") */
 
 /* The row of table named word; NULL if none. */
 static const struct cli_cmd *
