@@ -918,7 +918,7 @@ store_row_foreach(struct store_txn *tx, const char *ns, const char *prefix, cons
     size_t limit, store_row_cb cb, void *arg)
 {
 	sqlite3_stmt *s = NULL;
-	char id[STORE_ID_MAX + 1];
+	char id[STORE_ID_MAX + 1], upper[STORE_ID_MAX + 2];
 	sqlite3_int64 ver;
 	const void *blob;
 	size_t plen;
@@ -929,11 +929,22 @@ store_row_foreach(struct store_txn *tx, const char *ns, const char *prefix, cons
 	    (after != NULL && after[0] != '\0' && !printable_ok(after, 1, STORE_ID_MAX)) ||
 	    limit < 1 || limit > STORE_LIST_MAX || cb == NULL)
 		return refuse(tx, BS_ERR_INVALID);
-	/* the prefix is matched on bytes (substr), not with LIKE and its wildcards */
+	/*
+	 * The prefix as a range of the primary key, [prefix, prefix's successor)
+	 * (ids are printable ASCII, so the successor of the last byte exists and
+	 * "\x7f" bounds everything), so the walk starts at the prefix, not at
+	 * the namespace's first row; matched on bytes, not with LIKE's wildcards.
+	 */
+	memcpy(upper, prefix, plen);
+	if (plen > 0)
+		upper[plen - 1]++;
+	else
+		upper[plen++] = 0x7f;
+	upper[plen] = '\0';
 	if ((rc = prepare(tx, ns, "SELECT id, version, data FROM versioned_rows "
-	    "WHERE ns = ?1 AND substr(id, 1, ?2) = ?3 AND id > ?4 ORDER BY id LIMIT ?5", &s)) != 0)
+	    "WHERE ns = ?1 AND id >= ?2 AND id < ?3 AND id > ?4 ORDER BY id LIMIT ?5", &s)) != 0)
 		return rc;
-	if (bind_i64(s, 2, (int64_t)plen) || bind_text(s, 3, prefix) ||
+	if (bind_text(s, 2, prefix) || bind_text(s, 3, upper) ||
 	    bind_text(s, 4, after != NULL ? after : "") || bind_i64(s, 5, (int64_t)limit)) {
 		rc = db_fail(tx, "bind");
 		goto out;

@@ -146,13 +146,27 @@ def test_status_and_identities(env, reg, vpb):
                                                                 key_id="00" * 32))
     assert status_of(e) == grpc.StatusCode.NOT_FOUND
 
+    e = refusal(reg.status, vpb.SetVehicleStatusRequest(id="truck-002",
+                                                        status=vpb.VEHICLE_ACTIVE,
+                                                        reason="line\nbreak"))
+    assert status_of(e) == grpc.StatusCode.INVALID_ARGUMENT and "reason" in e.details()
     reg.status(vpb.SetVehicleStatusRequest(id="truck-002", status=vpb.VEHICLE_DECOMMISSIONED),
                timeout=30)
-    e = refusal(reg.status, vpb.SetVehicleStatusRequest(id="truck-002",
-                                                        status=vpb.VEHICLE_ACTIVE))
-    assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
-    assert "decommissioned, which is final" in e.details()
-    assert reg.get(vpb.GetVehicleRequest(id="truck-002"), timeout=30).version == 5
+    # decommissioned is final: no status, attribute or key change; a revocation still goes
+    for fn, r in [(reg.status, vpb.SetVehicleStatusRequest(id="truck-002",
+                                                           status=vpb.VEHICLE_ACTIVE)),
+                  (reg.status, vpb.SetVehicleStatusRequest(id="truck-002",
+                                                           status=vpb.VEHICLE_DECOMMISSIONED)),
+                  (reg.update, vpb.UpdateVehicleAttributesRequest(id="truck-002",
+                                                                  set={"a": "b"})),
+                  (reg.add_id, vpb.AddVehicleIdentityRequest(
+                      id="truck-002", identity=vpb.VehicleIdentity(public_key=p256())))]:
+        e = refusal(fn, r)
+        assert status_of(e) == grpc.StatusCode.FAILED_PRECONDITION
+        assert "decommissioned, which is final" in e.details()
+    v = reg.revoke_id(vpb.RevokeVehicleIdentityRequest(
+        id="truck-002", key_id=hashlib.sha256(second).hexdigest()), timeout=30)
+    assert v.version == 6 and v.identities[1].revoked_at > 0
 
 
 def test_list_pages_and_filters(reg, vpb):
@@ -186,6 +200,8 @@ def test_list_pages_and_filters(reg, vpb):
     (dict(id="truck-bad", attrs={"carrier_id": "x" * 257}), "INVALID_ARGUMENT",
      "values at most 256 bytes"),
     (dict(id="truck-bad", attrs={"Carrier": "x"}), "INVALID_ARGUMENT", "attribute 'Carrier'"),
+    (dict(id="truck-bad", attrs={"status": "x"}), "INVALID_ARGUMENT", "attribute 'status'"),
+    (dict(id="truck-bad", attrs={"note": "a\tb"}), "INVALID_ARGUMENT", "without control"),
     (dict(id="truck-bad", attrs={"a%02d" % i: "v" for i in range(33)}), "INVALID_ARGUMENT",
      "attributes: at most 32"),
     (dict(id="truck-bad", cert="xyz"), "INVALID_ARGUMENT", "cert_sha256: 64 hex digits"),

@@ -95,6 +95,7 @@ test_names(void **state)
 	assert_false(vehicle_attr_name_valid("Carrier"));
 	assert_false(vehicle_attr_name_valid("9lives"));
 	assert_false(vehicle_attr_name_valid(""));
+	assert_false(vehicle_attr_name_valid("status"));   /* reserved: vehicle.status */
 	assert_string_equal(vehicle_status_name(VEHICLE_SUSPENDED), "suspended");
 	assert_null(vehicle_status_name(0));
 	assert_null(vehicle_status_name(4));
@@ -128,6 +129,22 @@ test_identities(void **state)
 	assert_int_equal(vehicle_identity_new(k, n, "", 0, 0, &id, err, sizeof(err)), 0);
 	json_decref(id);
 	OPENSSL_free(k);
+	/* the same P-256 key with a compressed point: refused (one key, one key_id) */
+	{
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		uint8_t *der = NULL;
+		int dn;
+
+		assert_non_null(pk);
+		assert_int_equal(EVP_PKEY_set_utf8_string_param(pk, "point-format", "compressed"), 1);
+		dn = i2d_PUBKEY(pk, &der);
+		assert_true(dn > 0 && dn < 91);
+		assert_int_equal(vehicle_identity_new(der, (size_t)dn, "", 0, 0, &id, err,
+		    sizeof(err)), BS_ERR_INVALID);
+		assert_non_null(strstr(err, "standard encoding"));
+		OPENSSL_free(der);
+		EVP_PKEY_free(pk);
+	}
 	k = new_spki("EC", "P-384", &n);
 	assert_int_equal(vehicle_identity_new(k, n, "", 0, 0, &id, err, sizeof(err)),
 	    BS_ERR_INVALID);

@@ -66,6 +66,7 @@ struct ccall {
 	char *args;                   /* the args object, compact JSON */
 	uint32_t valid;
 	json_t *veh;                  /* the registry record; NULL: no such vehicle */
+	uint64_t veh_version;         /* its row's version, checked again when seq is taken */
 	uint64_t seq;
 	enum bs_alg alg;
 	uint32_t key_version;
@@ -155,7 +156,7 @@ vehicle_readable(const json_t *v, int depth, char *err, size_t errlen)
 	json_t *m;
 	size_t i;
 
-	if (depth > VEHICLE_JSON_DEPTH) {
+	if ((json_is_object(v) || json_is_array(v)) && depth > VEHICLE_JSON_DEPTH) {
 		snprintf(err, errlen, "nested deeper than vehicles read (%d levels with the claims)",
 		    VEHICLE_JSON_DEPTH);
 		return -1;
@@ -289,6 +290,24 @@ seq_work(struct workq_job *job, void *ctx)
 	/* BEGIN IMMEDIATE: one writer at a time, so the read and the set cannot interleave */
 	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
 		return;
+	/*
+	 * The vehicle as the policy saw it, still: a suspension (or an attribute
+	 * change) committed since then refuses this command, so nothing is
+	 * signed for a vehicle after SetVehicleStatus answered.
+	 */
+	{
+		json_t *now = NULL;
+		uint64_t rowv = 0;
+
+		c->rc = vehicle_read(tx, c->vehicle, 0, &now, &rowv);
+		json_decref(now);
+		if (c->rc == 0 && rowv != c->veh_version)
+			c->rc = BS_ERR_PRECONDITION;
+		if (c->rc != 0) {
+			store_rollback(tx);
+			return;
+		}
+	}
 	c->rc = store_counter_get(tx, CMD_NS, name, &cur);
 	if (c->rc == BS_ERR_NOT_FOUND) {
 		c->rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, 1);
@@ -313,15 +332,25 @@ seq_done(struct workq_job *job)
 	struct keyop_input in;
 	struct keyop_request r;
 
+	if (c->rc == BS_ERR_PRECONDITION || c->rc == BS_ERR_NOT_FOUND) {
+		fail(c, GRPC_STATUS_ABORTED, "the vehicle changed while the command was being "
+		    "authorised; ask again");
+		return;
+	}
 	if (c->rc != 0) {
 		bs_log(BS_LOG_ERROR, "cannot allocate a command sequence number", "vehicle",
 		    c->vehicle, "error", bs_strerror(c->rc), NULL);
 		fail(c, GRPC_STATUS_UNAVAILABLE, "cannot allocate the vehicle's sequence number");
 		return;
 	}
-	if (v == NULL || (c->input = signing_input(c, &c->input_len)) == NULL) {
-		fail(c, v == NULL ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_RESOURCE_EXHAUSTED,
-		    v == NULL ? "the key changed meanwhile" : "out of memory");
+	/* the key as it was checked, still (a number was used up: a gap, never a repeat) */
+	if (v == NULL || k->purpose != BS_PURPOSE_COMMAND || v->state != BS_KEY_ENABLED) {
+		fail(c, GRPC_STATUS_ABORTED, "the key changed while the command was being signed; "
+		    "ask again");
+		return;
+	}
+	if ((c->input = signing_input(c, &c->input_len)) == NULL) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	memset(&in, 0, sizeof(in));
@@ -361,6 +390,7 @@ read_work(struct workq_job *job, void *ctx)
 	c->rc = vehicle_read(tx, c->vehicle, 0, &c->veh, &rowv);
 	if (c->rc == BS_ERR_NOT_FOUND)
 		c->rc = 0;
+	c->veh_version = c->veh != NULL ? rowv : 0;
 	store_rollback(tx);
 }
 
@@ -378,7 +408,9 @@ read_done(struct workq_job *job)
 	int status;
 
 	if (c->rc != 0) {
-		fail(c, GRPC_STATUS_UNAVAILABLE, "cannot read the vehicle registry");
+		fail(c, c->rc == BS_ERR_INVALID ? GRPC_STATUS_INTERNAL : GRPC_STATUS_UNAVAILABLE,
+		    c->rc == BS_ERR_INVALID ? "the vehicle's record cannot be read" :
+		    "cannot read the vehicle registry");
 		return;
 	}
 	status = c->veh != NULL ? vehicle_status_of(c->veh) : 0;
@@ -398,8 +430,9 @@ read_done(struct workq_job *job)
 	 * what a grant testing vehicle.status allows (a safe_stop to a
 	 * suspended truck), never what a grant silent on the status allows.
 	 */
-	if (!rpc_call_authorize_tested(c->call, c->key, "command", attrs, n,
-	    c->veh != NULL && status != VEHICLE_ACTIVE ? "vehicle.status" : NULL)) {
+	k = catalog_find(c->svc->catalog, c->key);
+	if (!rpc_call_authorize_tested(c->call, c->key, k != NULL ? bs_purpose_name(k->purpose) :
+	    NULL, attrs, n, c->veh != NULL && status != VEHICLE_ACTIVE ? "vehicle.status" : NULL)) {
 		ccall_free(c);
 		return;
 	}
@@ -408,7 +441,6 @@ read_done(struct workq_job *job)
 		fail(c, GRPC_STATUS_NOT_FOUND, msg);
 		return;
 	}
-	k = catalog_find(c->svc->catalog, c->key);
 	if (k == NULL || (v = catalog_key_primary(k)) == NULL) {
 		snprintf(msg, sizeof(msg), "key '%s' not found", c->key);
 		fail(c, GRPC_STATUS_NOT_FOUND, msg);
@@ -440,7 +472,7 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	struct ccall *c;
 	json_t *args = NULL;
 	uint8_t rnd[16];
-	char err[300];
+	char err[300] = "";
 
 	if (st == NULL || svc->store == NULL || svc->work == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "command service not started");
@@ -473,8 +505,9 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	if (r->args.len > 0 && (tuf_json_parse(r->args.data, r->args.len, r->args.len + 1, &args,
 	    err, sizeof(err)) != 0 || !json_is_object(args))) {
 		json_decref(args);
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "args: %s",
-		    args == NULL ? err : "must be a JSON object");
+		rpc_call_fail(call, args == NULL && err[0] == '\0' ? GRPC_STATUS_RESOURCE_EXHAUSTED :
+		    GRPC_STATUS_INVALID_ARGUMENT, "args: %s", args == NULL ?
+		    (err[0] != '\0' ? err : "out of memory") : "must be a JSON object");
 		return;
 	}
 	if (args != NULL && vehicle_readable(args, 2, err, sizeof(err)) != 0) {

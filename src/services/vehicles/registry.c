@@ -37,7 +37,9 @@ vehicle_attr_name_valid(const char *name)
 {
 	size_t i, n = strlen(name);
 
-	if (n == 0 || n > VEHICLE_ATTR_NAME_MAX || !islower((unsigned char)name[0]))
+	/* "status" is reserved: the policy sees the vehicle's status as vehicle.status */
+	if (n == 0 || n > VEHICLE_ATTR_NAME_MAX || !islower((unsigned char)name[0]) ||
+	    strcmp(name, "status") == 0)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
@@ -72,7 +74,7 @@ vehicle_identity_new(const uint8_t *spki, size_t len, const char *cert_sha256,
 	EVP_PKEY *pk = NULL;
 	uint8_t h[32], tmp[32];
 	char kid[65], *b64 = NULL;
-	int type, ok;
+	int type, ok, canonical = 0;
 
 	*out = NULL;
 	if (len == 0 || len > 512 || (pk = d2i_PUBKEY(NULL, &p, (long)len)) == NULL ||
@@ -89,9 +91,27 @@ vehicle_identity_new(const uint8_t *spki, size_t len, const char *cert_sha256,
 		size_t glen = 0;
 
 		ok = EVP_PKEY_get_utf8_string_param(pk, "group", group, sizeof(group), &glen) == 1 &&
-		    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0);
+		    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0) &&
+		    EVP_PKEY_set_utf8_string_param(pk, "point-format", "uncompressed") == 1;
+	}
+	/*
+	 * One key, one key_id: only the canonical encoding (named curve,
+	 * uncompressed point) is taken, so the same key cannot be added twice
+	 * under two encodings, and one revoked while the other stays.
+	 */
+	if (ok) {
+		uint8_t *der = NULL;
+		int dn = i2d_PUBKEY(pk, &der);
+
+		canonical = dn > 0 && (size_t)dn == len && memcmp(der, spki, len) == 0;
+		OPENSSL_free(der);
 	}
 	EVP_PKEY_free(pk);
+	if (ok && !canonical) {
+		snprintf(err, errlen, "public_key: use the standard encoding (named curve, "
+		    "uncompressed point)");
+		return BS_ERR_INVALID;
+	}
 	if (!ok) {
 		snprintf(err, errlen, "public_key: an ECDSA P-256 or Ed25519 key is needed");
 		return BS_ERR_INVALID;
@@ -184,7 +204,9 @@ vehicle_read(struct store_txn *tx, const char *id, uint64_t version, json_t **re
 static int
 same_member(const json_t *a, const json_t *b, const char *key)
 {
-	return json_equal(json_object_get(a, key), json_object_get(b, key));
+	const json_t *x = json_object_get(a, key), *y = json_object_get(b, key);
+
+	return (x == NULL && y == NULL) || json_equal(x, y);
 }
 
 int

@@ -124,14 +124,26 @@ attrs_begin(struct vcall *v, size_t n, json_t **out)
 	return 0;
 }
 
+/* 1 if s has no control character (the registry's text goes into logs and tokens). */
+static int
+printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 static int
 attr_add(struct vcall *v, json_t *obj, const char *key, const char *value)
 {
 	char msg[200];
 
-	if (!vehicle_attr_name_valid(key) || strlen(value) > VEHICLE_ATTR_VALUE_MAX) {
+	if (!vehicle_attr_name_valid(key) || strlen(value) > VEHICLE_ATTR_VALUE_MAX ||
+	    !printable(value)) {
 		snprintf(msg, sizeof(msg), "attribute '%.64s': names 1..64 of [a-z0-9_.-] starting "
-		    "with a letter, values at most %d bytes", key, VEHICLE_ATTR_VALUE_MAX);
+		    "with a letter (not 'status'), values at most %d bytes without control "
+		    "characters", key, VEHICLE_ATTR_VALUE_MAX);
 		fail(v, GRPC_STATUS_INVALID_ARGUMENT, msg);
 		return -1;
 	}
@@ -146,15 +158,17 @@ attr_add(struct vcall *v, json_t *obj, const char *key, const char *value)
 static int
 identity_from_pb(struct vcall *v, const Boltseal__V1__VehicleIdentity *id, json_t **out)
 {
-	char err[160];
+	char err[160] = "";
+	int rc;
 
 	if (id == NULL || id->public_key.len == 0) {
 		fail(v, GRPC_STATUS_INVALID_ARGUMENT, "identity: public_key is required");
 		return -1;
 	}
-	if (vehicle_identity_new(id->public_key.data, id->public_key.len, id->cert_sha256,
-	    id->not_before, id->not_after, out, err, sizeof(err)) != 0) {
-		fail(v, GRPC_STATUS_INVALID_ARGUMENT, err);
+	if ((rc = vehicle_identity_new(id->public_key.data, id->public_key.len, id->cert_sha256,
+	    id->not_before, id->not_after, out, err, sizeof(err))) != 0) {
+		fail(v, rc == BS_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED :
+		    GRPC_STATUS_INVALID_ARGUMENT, rc == BS_ERR_NOMEM ? "out of memory" : err);
 		return -1;
 	}
 	return 0;
@@ -298,6 +312,10 @@ change(struct vcall *v)
 	size_t i;
 	int cur = vehicle_status_of(v->rec);
 
+	/* decommissioned is final: only an identity may still be revoked */
+	if (cur == VEHICLE_DECOMMISSIONED && v->op != V_REVOKE_ID)
+		return refuse(v, GRPC_STATUS_FAILED_PRECONDITION, "vehicle '%s' is decommissioned, "
+		    "which is final", v->id);
 	switch (v->op) {
 	case V_ATTRS:
 		json_object_foreach(v->set, name, x)
@@ -311,9 +329,6 @@ change(struct vcall *v)
 			    json_object_size(attrs));
 		return 0;
 	case V_STATUS:
-		if (cur == VEHICLE_DECOMMISSIONED && v->status != VEHICLE_DECOMMISSIONED)
-			return refuse(v, GRPC_STATUS_FAILED_PRECONDITION, "vehicle '%s' is "
-			    "decommissioned, which is final", v->id);
 		return json_object_set_new(v->rec, "status",
 		    json_string(vehicle_status_name(v->status))) != 0 ||
 		    json_object_set_new(v->rec, "status_reason", json_string(v->reason)) != 0 ?
@@ -473,6 +488,12 @@ done(struct workq_job *job)
 		fail(v, GRPC_STATUS_ABORTED, msg);
 		return;
 	}
+	if (v->rc == BS_ERR_INVALID) {
+		bs_log(BS_LOG_ERROR, "a vehicle record cannot be read or would break its rules",
+		    "vehicle", v->id, NULL);
+		fail(v, GRPC_STATUS_INTERNAL, "the vehicle's record cannot be read");
+		return;
+	}
 	if (v->rc == BS_ERR_TOO_BIG) {
 		fail(v, GRPC_STATUS_RESOURCE_EXHAUSTED, "the vehicle record would pass 64 KiB");
 		return;
@@ -563,10 +584,15 @@ submit(struct vcall *v)
 static int
 reason_set(struct vcall *v, const char *reason)
 {
-	if (strlen(reason) > VEHICLE_REASON_MAX) {
-		fail(v, GRPC_STATUS_INVALID_ARGUMENT, "reason: at most 256 bytes");
+	json_t *t = json_string(reason);      /* NULL unless valid UTF-8 */
+
+	if (strlen(reason) > VEHICLE_REASON_MAX || t == NULL || !printable(reason)) {
+		json_decref(t);
+		fail(v, GRPC_STATUS_INVALID_ARGUMENT, "reason: at most 256 bytes of UTF-8 without "
+		    "control characters");
 		return -1;
 	}
+	json_decref(t);
 	snprintf(v->reason, sizeof(v->reason), "%s", reason);
 	return 0;
 }
@@ -624,7 +650,7 @@ list_vehicles(struct rpc_call *call, const ProtobufCMessage *msg)
 		    "page returned it");
 		return;
 	}
-	if (r->status > BOLTSEAL__V1__VEHICLE_STATUS__VEHICLE_DECOMMISSIONED) {
+	if ((int)r->status < 0 || r->status > BOLTSEAL__V1__VEHICLE_STATUS__VEHICLE_DECOMMISSIONED) {
 		fail(v, GRPC_STATUS_INVALID_ARGUMENT, "status: unknown");
 		return;
 	}
@@ -648,8 +674,12 @@ update_attributes(struct rpc_call *call, const ProtobufCMessage *msg)
 	v->version = r->expected_version;
 	if (ATTRS_FROM_PB(v, r->set, r->n_set, &v->set) != 0)
 		return;
-	if (r->n_remove > VEHICLE_ATTRS_MAX || (v->remove = json_array()) == NULL) {
+	if (r->n_remove > VEHICLE_ATTRS_MAX) {
 		fail(v, GRPC_STATUS_INVALID_ARGUMENT, "remove: at most 32 names");
+		return;
+	}
+	if ((v->remove = json_array()) == NULL) {
+		fail(v, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	for (i = 0; i < r->n_remove; i++) {
@@ -657,7 +687,10 @@ update_attributes(struct rpc_call *call, const ProtobufCMessage *msg)
 			fail(v, GRPC_STATUS_INVALID_ARGUMENT, "remove: attribute names");
 			return;
 		}
-		json_array_append_new(v->remove, json_string(r->remove[i]));
+		if (json_array_append_new(v->remove, json_string(r->remove[i])) != 0) {
+			fail(v, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
 	}
 	submit(v);
 }
