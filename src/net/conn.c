@@ -735,6 +735,39 @@ startups_make_room(struct server *s, int spoke)
 	return 0;
 }
 
+/*
+ * libevent's listener accepts until accept(2) would block. A flood that
+ * reconnects as fast as it is refused never lets that happen, and the loop
+ * would do nothing else: no handshake would progress, no client would be
+ * served. So after ACCEPT_BURST connections the listener pauses until the
+ * next turn of the loop (a zero timer), and everything else that is ready
+ * runs in between.
+ */
+#define ACCEPT_BURST 32
+
+void
+conn_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->accept_burst = 0;
+	if (!s->shutting_down && s->listener != NULL)
+		evconnlistener_enable(s->listener);
+}
+
+static void
+accept_pace(struct server *s, struct evconnlistener *l)
+{
+	struct timeval zero = { 0, 0 };
+
+	if (++s->accept_burst < ACCEPT_BURST || s->accept_resume == NULL)
+		return;
+	if (evconnlistener_disable(l) == 0 && evtimer_add(s->accept_resume, &zero) != 0)
+		(void)evconnlistener_enable(l);
+}
+
 void
 conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -745,6 +778,8 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	int one = 1;
 	char host[48] = "?";
 	struct timeval tv;
+
+	accept_pace(s, l);
 
 	if (sa->sa_family == AF_INET)
 		evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));

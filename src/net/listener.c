@@ -123,6 +123,11 @@ server_listen_fd(struct server *s, int fd, char *err, size_t errlen)
 		(void)close(fd);
 		return BS_ERR_IO;
 	}
+	if (s->accept_resume == NULL &&
+	    (s->accept_resume = evtimer_new(s->base, conn_accept_resume_cb, s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BS_ERR_NOMEM;
+	}
 	return 0;
 }
 
@@ -195,6 +200,8 @@ server_free(struct server *s)
 	rpc_dispatcher_on_call_freed(s->disp, NULL, NULL);
 	if (s->listener != NULL)
 		evconnlistener_free(s->listener);
+	if (s->accept_resume != NULL)
+		event_free(s->accept_resume);
 	if (s->grace_timer != NULL)
 		event_free(s->grace_timer);
 	free(s->penalties);

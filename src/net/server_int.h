@@ -106,6 +106,8 @@ struct server {
 	struct server_limits lim;
 	struct rpc_dispatcher *disp;
 	struct evconnlistener *listener;
+	struct event *accept_resume;  /* re-enables the listener after a burst (conn.c) */
+	unsigned accept_burst;        /* connections accepted since the listener was last paused */
 	LIST_HEAD(, conn) conns;
 	unsigned nconns;              /* every connection */
 	TAILQ_HEAD(, conn) startups;  /* connections in the handshake, oldest first */
@@ -131,6 +133,8 @@ void server_check_drained(struct server *s);
 /* conn.c */
 void conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg);
+/* The accept_resume timer: the listener accepts again. */
+void conn_accept_resume_cb(evutil_socket_t fd, short what, void *arg);
 /* Sends what nghttp2 has queued; closes the connection when it is done (may free c). */
 void conn_flush(struct conn *c);
 /* Closes c: every stream detached from its call, the session and TLS torn down. */

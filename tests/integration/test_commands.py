@@ -182,18 +182,21 @@ def test_sigkill_under_load_never_repeats_a_number(env, second_daemon, pb, cpb):
 
     def client(n):
         got = []
-        cl = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *files), env.stubs)
-        x = Cmd(cl, cpb)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 45
         while len(got) < n and time.monotonic() < deadline:
+            # a new channel after each failure: no waiting out gRPC's reconnect back-off
+            cl = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *files), env.stubs)
+            x = Cmd(cl, cpb)
             try:
-                r = x.sign(x.c.SignCommandRequest(vehicle_id="truck-kill", command="safe_stop",
-                                                  key_name="cmd-kill"), timeout=5)
+                while len(got) < n:
+                    r = x.sign(x.c.SignCommandRequest(vehicle_id="truck-kill",
+                                                      command="safe_stop", key_name="cmd-kill"),
+                               timeout=5)
+                    got.append((r.seq, r.jti, r.token))
             except grpc.RpcError:
-                time.sleep(0.05)                      # the daemon is down: try again
-                continue
-            got.append((r.seq, r.jti, r.token))
-        cl.close()
+                time.sleep(0.1)                       # the daemon is down: try again
+            finally:
+                cl.close()
         return got
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=9) as ex:
@@ -201,15 +204,18 @@ def test_sigkill_under_load_never_repeats_a_number(env, second_daemon, pb, cpb):
         time.sleep(1.0)
         d.kill()                                      # SIGKILL while calls are in flight
         d = sd.start()
-        got = [t for f in futs for t in f.result(timeout=60)]
+        got = [t for f in futs for t in f.result(timeout=90)]
     seqs = [s for s, _, _ in got]
-    # most clients finish their 60 (the bound is time: a slow machine may finish fewer)
-    assert len(got) >= 100, len(got)
     assert len(set(seqs)) == len(seqs), "a sequence number was issued twice"
     assert len({j for _, j, _ in got}) == len(got)
     # every token carries the number it was answered with
     for s, _, tok in got:
         assert json.loads(b64d(tok.split(".")[1]))["seq"] == s
+    # after the restart the numbers go on above every one issued before
+    c = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *files), env.stubs)
+    last = Cmd(c, cpb).send("truck-kill", "safe_stop", "cmd-kill").seq
+    c.close()
+    assert got and last > max(seqs), (last, max(seqs) if seqs else None)
     bsutil.stop_clean(d)
 
 
