@@ -21,8 +21,9 @@
 import json
 import os
 import shutil
-import subprocess
 import tempfile
+
+import nodejson
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.environ.get("BS_SRCDIR") or os.path.join(HERE, "..", ".."))
@@ -73,20 +74,4 @@ def verify(pem, alg, token, audience=None, issuer=None, subject=None, current_da
         # verify.mjs's own limit goes off first, so that a hang still ends
         # in a JSON answer; this one bounds node itself.
         argv += ["--timeout", str(max(1, min(20, timeout - 5)))]
-        p = subprocess.run(argv, cwd=VERIFIER_DIR, stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=timeout)
-    out = p.stdout.decode(errors="replace")
-    err = p.stderr.decode(errors="replace")
-    lines = out.splitlines()
-    try:
-        if len(lines) != 1:
-            raise ValueError("%d lines on stdout" % len(lines))
-        result = json.loads(lines[0])
-        if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
-            raise ValueError("no boolean 'ok'")
-        if result["ok"] != (p.returncode == 0):
-            raise ValueError("ok=%s but exit %d" % (result["ok"], p.returncode))
-    except ValueError as e:
-        raise RuntimeError("jose verifier: bad output (%s), exit %d\nargv: %s\n"
-                           "stdout:\n%s\nstderr:\n%s" % (e, p.returncode, argv, out, err)) from None
-    return result
+        return nodejson.run("jose verifier", argv, VERIFIER_DIR, timeout)
