@@ -14,6 +14,7 @@ BS_DEPS_PACKAGES=(
 	python3-pytest opensc nghttp2-client nghttp2-proxy openssl sqlite3
 	golang-go golang-golang-x-mod-dev clang libclang-rt-14-dev
 	libjansson-dev python3-securesystemslib python3-jwcrypto
+	libcbor-dev python3-cbor2
 )
 
 # bs_missing_deps: prints the packages of BS_DEPS_PACKAGES not installed.

@@ -244,17 +244,29 @@ clear_strings(struct bs_config *c)
 	c->nsettings = 0;
 }
 
-/* 1 if key is "<section>.<name>", both [a-z0-9_]+ (a service setting). */
+/*
+ * 1 if key is "<section>.<name>", both [a-z0-9_]+ (a service setting), or
+ * "<section>.<name>.<NAME>" with NAME [a-z0-9_.-]+ (a setting per name,
+ * e.g. a command's; the registry checks which settings take one).
+ */
 static int
 setting_key_ok(const char *key)
 {
-	const char *dot = strchr(key, '.');
+	const char *dot = strchr(key, '.'), *dot2;
 
-	if (dot == NULL || dot == key || dot[1] == '\0' || strchr(dot + 1, '.') != NULL)
+	if (dot == NULL || dot == key || dot[1] == '\0' || dot[1] == '.')
 		return 0;
-	for (const char *p = key; *p != '\0'; p++)
-		if (p != dot && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+	dot2 = strchr(dot + 1, '.');
+	if (dot2 != NULL && dot2[1] == '\0')
+		return 0;
+	for (const char *p = key; *p != '\0'; p++) {
+		int word = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+
+		if (p == dot || (dot2 != NULL && p >= dot2 && (word || *p == '.' || *p == '-')))
+			continue;
+		if (!word)
 			return 0;
+	}
 	return 1;
 }
 

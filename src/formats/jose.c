@@ -3,6 +3,7 @@
  * (see jose.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -33,6 +34,40 @@ jose_b64url(const uint8_t *in, size_t n, char *out, size_t outlen)
 	}
 	out[len] = '\0';
 	return (int)len;
+}
+
+int
+jose_b64url_decode(const char *in, size_t n, uint8_t **out, size_t *out_len)
+{
+	char *std = NULL;
+	uint8_t *buf = NULL;
+	size_t i, total = 0, padded = (n + 3) / 4 * 4;
+	int rc = BS_ERR_INVALID;
+
+	if (in == NULL || out == NULL || out_len == NULL || n % 4 == 1 || n > JOSE_B64URL_MAX)
+		return BS_ERR_INVALID;
+	if ((std = malloc(padded + 1)) == NULL || (buf = malloc(padded / 4 * 3 + 1)) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		/* the URL-safe alphabet only: '+', '/' and '=' are not base64url */
+		if (in[i] == '+' || in[i] == '/' || in[i] == '=')
+			goto out;
+		std[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+	}
+	for (; i < padded; i++)
+		std[i] = '=';
+	/* strict: the alphabet, and the unused bits of the last character zero */
+	if ((rc = bs_b64_decode(std, padded, 0, buf, padded / 4 * 3 + 1, &total)) != 0)
+		goto out;
+	*out = buf;
+	*out_len = total;
+	buf = NULL;
+out:
+	free(std);
+	free(buf);
+	return rc;
 }
 
 int

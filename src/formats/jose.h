@@ -23,6 +23,15 @@
 int jose_b64url(const uint8_t *in, size_t n, char *out, size_t outlen);
 
 /*
+ * Decodes the base64url text in[0..n) (no padding; RFC 7515 section 2):
+ * only the URL-safe alphabet, no '=', no white space, the unused bits of
+ * the last character zero, n % 4 != 1, n <= JOSE_B64URL_MAX. 0 and *out
+ * (malloc'd, *out_len bytes; free()), BS_ERR_INVALID, BS_ERR_NOMEM.
+ */
+#define JOSE_B64URL_MAX 65536
+int jose_b64url_decode(const char *in, size_t n, uint8_t **out, size_t *out_len) BS_WUR;
+
+/*
  * The RFC 7638 thumbprint of a DER SubjectPublicKeyInfo: SHA-256 of
  * {"crv":"P-256","kty":"EC","x":..,"y":..} or {"crv":"Ed25519","kty":"OKP",
  * "x":..}, base64url. 0, or BS_ERR_UNSUPPORTED for other keys,

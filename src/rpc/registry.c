@@ -20,9 +20,19 @@ struct entry {
 	size_t svc;                        /* index into svcs */
 };
 
+/* A "<section>.<setting>.<NAME> = N" line of a per_name setting. */
+struct named_value {
+	size_t setting;
+	char *name;
+	unsigned long value;
+	unsigned line;
+};
+
 struct served {
 	const struct rpc_service *desc;
 	unsigned long *values;             /* desc->nsettings, defaults until configured */
+	struct named_value *named;         /* in file order */
+	size_t nnamed;
 	void *state;                       /* what init made */
 	int started;
 };
@@ -42,8 +52,12 @@ rpc_registry_free(struct rpc_registry *r)
 	rpc_registry_stop(r);
 	for (size_t i = 0; i < r->n; i++)
 		free(r->e[i].path);
-	for (size_t i = 0; i < r->nsvcs; i++)
+	for (size_t i = 0; i < r->nsvcs; i++) {
 		free(r->svcs[i].values);
+		for (size_t k = 0; k < r->svcs[i].nnamed; k++)
+			free(r->svcs[i].named[k].name);
+		free(r->svcs[i].named);
+	}
 	free(r->svcs);
 	free(r->e);
 	free(r);
@@ -173,11 +187,28 @@ section_of(struct rpc_registry *r, const char *key, size_t *seclen)
 	return NULL;
 }
 
-/* One setting line into its service's values; problems go to e. */
+/* NAME of a per_name line: 1..RPC_SETTING_NAME_MAX of [a-z0-9_.-]. */
+static int
+per_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > RPC_SETTING_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		    name[i] == '_' || name[i] == '.' || name[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* One setting line into its service's values (or named values); problems go to e. */
 static void
 configure_one(struct rpc_registry *r, const struct rpc_setting_line *l, struct bs_errlist *e)
 {
 	const struct rpc_setting *st = NULL;
+	const char *name = NULL;
+	struct named_value *nv;
 	struct served *sv;
 	unsigned long v;
 	size_t seclen, k;
@@ -194,6 +225,19 @@ configure_one(struct rpc_registry *r, const struct rpc_setting_line *l, struct b
 			st = &sv->desc->settings[k];
 			break;
 		}
+	if (st == NULL && l->key[seclen] == '.') {
+		for (k = 0; k < sv->desc->nsettings; k++) {
+			const char *n = sv->desc->settings[k].name;
+			size_t nl = strlen(n);
+
+			if (sv->desc->settings[k].per_name &&
+			    strncmp(l->key + seclen + 1, n, nl) == 0 && l->key[seclen + 1 + nl] == '.') {
+				st = &sv->desc->settings[k];
+				name = l->key + seclen + 2 + nl;
+				break;
+			}
+		}
+	}
 	if (st == NULL) {
 		bs_errlist_add(e, l->line, "unknown key '%s' (%s has no such setting)", l->key,
 		    sv->desc->section);
@@ -210,7 +254,35 @@ configure_one(struct rpc_registry *r, const struct rpc_setting_line *l, struct b
 		    st->min, st->max);
 		return;
 	}
-	sv->values[k] = v;
+	if (name == NULL) {
+		sv->values[k] = v;
+		return;
+	}
+	if (!per_name_ok(name)) {
+		bs_errlist_add(e, l->line, "%s: '%s' is not a name (1..%d of [a-z0-9_.-])", l->key,
+		    name, RPC_SETTING_NAME_MAX);
+		return;
+	}
+	for (size_t i = 0; i < sv->nnamed; i++)
+		if (sv->named[i].setting == k && strcmp(sv->named[i].name, name) == 0) {
+			bs_errlist_add(e, l->line, "%s is set twice (first on line %u)", l->key,
+			    sv->named[i].line);
+			return;
+		}
+	nv = realloc(sv->named, (sv->nnamed + 1) * sizeof(*nv));
+	if (nv == NULL) {
+		e->nomem = 1;
+		return;
+	}
+	sv->named = nv;
+	if ((nv[sv->nnamed].name = strdup(name)) == NULL) {
+		e->nomem = 1;
+		return;
+	}
+	nv[sv->nnamed].setting = k;
+	nv[sv->nnamed].value = v;
+	nv[sv->nnamed].line = l->line;
+	sv->nnamed++;
 }
 
 int
@@ -251,6 +323,23 @@ rpc_registry_start(struct rpc_registry *r, void *env, char *err, size_t errlen)
 			    bs_strerror(rc));
 			rpc_registry_stop(r);
 			return rc;
+		}
+		for (size_t k = 0; k < sv->nnamed; k++) {
+			struct named_value *nv = &sv->named[k];
+
+			why[0] = '\0';
+			rc = sv->desc->named != NULL ? sv->desc->named(sv->state, nv->setting, nv->name,
+			    nv->value, why, sizeof(why)) : BS_ERR_CONFIG;
+			if (rc != 0) {
+				snprintf(err, errlen, "%s: %s.%s.%s: %s", sv->desc->name,
+				    sv->desc->section, sv->desc->settings[nv->setting].name, nv->name,
+				    why[0] != '\0' ? why : bs_strerror(rc));
+				if (sv->desc->fini != NULL)
+					sv->desc->fini(sv->state);
+				sv->state = NULL;
+				rpc_registry_stop(r);
+				return rc;
+			}
 		}
 		sv->started = 1;
 	}

@@ -56,9 +56,17 @@ struct rpc_method {
  * "<section>.<name> = N" of boltsealed.conf, a decimal number in [min, max];
  * def when the line is absent.
  */
+#define RPC_SETTING_NAME_MAX 64
+
 struct rpc_setting {
 	const char *name;                              /* "max_text" */
 	unsigned long min, max, def;
+	/*
+	 * 1: also lines "<section>.<name>.<NAME> = N", NAME 1..64 of
+	 * [a-z0-9_.-] (CommandService: a maximum per command), each in
+	 * [min, max] and handed to the service's named() after init.
+	 */
+	int per_name;
 };
 
 struct rpc_service {
@@ -77,6 +85,14 @@ struct rpc_service {
 	 */
 	int (*init)(void *env, const unsigned long *values, void **state, char *err,
 	    size_t errlen);
+	/*
+	 * Optional (required with a per_name setting): after init, once per
+	 * "<section>.<setting>.<NAME> = N" line, in file order (setting: its
+	 * index in settings). 0 or an error (err says why; the daemon does not
+	 * start).
+	 */
+	int (*named)(void *state, size_t setting, const char *name, unsigned long value,
+	    char *err, size_t errlen);
 	void (*fini)(void *state);                     /* optional, at stop */
 	/*
 	 * Optional: the service's contribution to grpc.health.v1: 1 while it

@@ -33,7 +33,9 @@
  * store run one at a time (SQLite has one writer anyway) and store_begin()
  * waits while another thread's transaction is open. A thread that begins a
  * second transaction of the same store before ending the first gets
- * BS_ERR_PRECONDITION instead of a deadlock. Other processes on the same
+ * BS_ERR_PRECONDITION instead of a deadlock. Read-only work uses
+ * store_begin_read() instead: a snapshot on a connection of its own, which
+ * does not wait for the writer (SQLite's WAL mode). Other processes on the same
  * file are held off by BEGIN IMMEDIATE with a 10 s busy timeout. Because
  * store_begin() can wait on the disk and on other threads, the event loop
  * thread uses the store only at start-up; later work goes to worker threads.
@@ -97,6 +99,18 @@ void store_close(struct store *st);
  * (another process kept it locked past the busy timeout); BS_ERR_INTERNAL.
  */
 int store_begin(struct store *st, struct store_txn **out) BS_WUR;
+
+/*
+ * Begins a read transaction: a consistent snapshot of what was committed
+ * when it first reads, on a connection of its own, so that it neither waits
+ * for the write transaction nor holds it up (it waits only while every
+ * reader slot, 4, is taken). Reads only: a primitive that would write gets
+ * BS_ERR_INVALID and changes nothing. Ended with store_rollback (or
+ * store_commit, the same). A thread may hold one read and one write
+ * transaction at once. Returns 0 and sets *out; BS_ERR_INVALID (NULL
+ * argument); BS_ERR_IO if the database cannot be opened or read.
+ */
+int store_begin_read(struct store *st, struct store_txn **out) BS_WUR;
 
 /*
  * Commits tx and ends it; returns 0 only when the changes are durable.

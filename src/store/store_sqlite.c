@@ -1,6 +1,7 @@
 /*
  * store_sqlite.c - the SQLite backend of store.h: one database file in the
- * state directory (catalog.db), one connection, one mutex.
+ * state directory (catalog.db): one connection for the writer behind one
+ * mutex, and up to STORE_READERS read-only connections for snapshot reads.
  *
  * Durability: the database runs in WAL mode with synchronous=FULL, so the
  * WAL is fsynced at every COMMIT; every transaction is BEGIN IMMEDIATE (the
@@ -17,13 +18,18 @@
  * are renamed, the new ones created and filled from them, the old ones
  * dropped; foreign keys are checked before the commit.
  *
- * Threads: see store.h. The transaction of a store lives inside it (there
- * is only ever one); the mutex is an error-checking one, so a nested
- * store_begin() on one thread is refused instead of deadlocking.
+ * Threads: see store.h. The write transaction of a store lives inside it
+ * (there is only ever one); the mutex is an error-checking one, so a nested
+ * store_begin() on one thread is refused instead of deadlocking. A read
+ * transaction (store_begin_read) takes a free reader slot, each with its
+ * own read-only connection opened on first use; in WAL mode its snapshot
+ * neither waits for nor blocks the writer. A statement that would write is
+ * refused in it (sqlite3_stmt_readonly).
  */
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,15 +45,25 @@
 
 #define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 10000
+#define STORE_READERS 4
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 struct store_txn {
 	struct store *st;
+	sqlite3 *db;                 /* the writer's connection, or a reader's */
+	int reader;                  /* 1: a read transaction (a reader slot's) */
 	pthread_t owner;
 	int active;
 	int poisoned;
+};
+
+/* A reader slot: its connection (read-only, opened on first use) and transaction. */
+struct reader {
+	sqlite3 *db;
+	struct store_txn txn;
+	int busy;                    /* guarded by the store's rmu */
 };
 
 struct store {
@@ -56,6 +72,10 @@ struct store {
 	int mu_ok;
 	char *path;
 	struct store_txn txn;        /* the one transaction, valid while mu is held */
+	pthread_mutex_t rmu;         /* guards the readers' busy flags */
+	pthread_cond_t rcv;          /* signalled when a reader slot is freed */
+	int rmu_ok;
+	struct reader readers[STORE_READERS];
 };
 
 /* --- schema ------------------------------------------------------------------ */
@@ -326,6 +346,16 @@ store_open(const char *path, struct store **out, char *err, size_t errlen)
 		rc = BS_ERR_INTERNAL;
 		goto out;
 	}
+	if (pthread_mutex_init(&st->rmu, NULL) != 0) {
+		rc = BS_ERR_INTERNAL;
+		goto out;
+	}
+	if (pthread_cond_init(&st->rcv, NULL) != 0) {
+		pthread_mutex_destroy(&st->rmu);
+		rc = BS_ERR_INTERNAL;
+		goto out;
+	}
+	st->rmu_ok = 1;
 	if ((rc = create_file(path, err, errlen)) != 0)
 		goto out;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
@@ -353,9 +383,15 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	for (size_t i = 0; i < STORE_READERS; i++)
+		sqlite3_close(st->readers[i].db);
 	sqlite3_close(st->db);
 	if (st->mu_ok)
 		pthread_mutex_destroy(&st->mu);
+	if (st->rmu_ok) {
+		pthread_mutex_destroy(&st->rmu);
+		pthread_cond_destroy(&st->rcv);
+	}
 	free(st->path);
 	free(st);
 }
@@ -365,7 +401,7 @@ static int
 db_fail(struct store_txn *tx, const char *what)
 {
 	bs_log(BS_LOG_ERROR, "store: database error", "path", tx->st->path, "op", what, "error",
-	    sqlite3_errmsg(tx->st->db), NULL);
+	    sqlite3_errmsg(tx->db), NULL);
 	tx->poisoned = 1;
 	return BS_ERR_IO;
 }
@@ -390,11 +426,20 @@ refuse(const struct store_txn *tx, int code)
 static void
 txn_end(struct store_txn *tx)
 {
-	if (!sqlite3_get_autocommit(tx->st->db))
-		sqlite3_exec(tx->st->db, "ROLLBACK", NULL, NULL, NULL);
+	struct store *st = tx->st;
+
+	if (!sqlite3_get_autocommit(tx->db))
+		sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
 	tx->active = 0;
 	tx->poisoned = 0;
-	pthread_mutex_unlock(&tx->st->mu);
+	if (!tx->reader) {
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	pthread_mutex_lock(&st->rmu);
+	((struct reader *)((char *)tx - offsetof(struct reader, txn)))->busy = 0;
+	pthread_cond_signal(&st->rcv);
+	pthread_mutex_unlock(&st->rmu);
 }
 
 int
@@ -413,10 +458,67 @@ store_begin(struct store *st, struct store_txn **out)
 		return BS_ERR_IO;
 	}
 	st->txn.st = st;
+	st->txn.db = st->db;
+	st->txn.reader = 0;
 	st->txn.owner = pthread_self();
 	st->txn.active = 1;
 	st->txn.poisoned = 0;
 	*out = &st->txn;
+	return 0;
+}
+
+int
+store_begin_read(struct store *st, struct store_txn **out)
+{
+	struct reader *r = NULL;
+	int rc;
+
+	if (st == NULL || out == NULL)
+		return BS_ERR_INVALID;
+	pthread_mutex_lock(&st->rmu);
+	for (;;) {
+		for (size_t i = 0; i < STORE_READERS && r == NULL; i++)
+			if (!st->readers[i].busy)
+				r = &st->readers[i];
+		if (r != NULL)
+			break;
+		pthread_cond_wait(&st->rcv, &st->rmu);
+	}
+	r->busy = 1;
+	pthread_mutex_unlock(&st->rmu);
+	r->txn.st = st;
+	r->txn.db = r->db;
+	r->txn.reader = 1;
+	r->txn.owner = pthread_self();
+	r->txn.active = 1;
+	r->txn.poisoned = 0;
+	if (r->db == NULL) {
+		rc = sqlite3_open_v2(st->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		r->txn.db = r->db;
+		if (rc != SQLITE_OK) {
+			bs_log(BS_LOG_ERROR, "store: cannot open a reader", "path", st->path, "error",
+			    r->db != NULL ? sqlite3_errmsg(r->db) : "out of memory", NULL);
+			sqlite3_close(r->db);
+			r->db = NULL;
+			r->txn.db = NULL;
+			r->txn.active = 0;
+			pthread_mutex_lock(&st->rmu);
+			r->busy = 0;
+			pthread_cond_signal(&st->rcv);
+			pthread_mutex_unlock(&st->rmu);
+			return BS_ERR_IO;
+		}
+		sqlite3_extended_result_codes(r->db, 1);
+		sqlite3_busy_timeout(r->db, STORE_BUSY_TIMEOUT_MS);
+	}
+	/* deferred: the snapshot is taken at the first read, and never blocks the writer */
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		bs_log(BS_LOG_ERROR, "store: cannot begin a read transaction", "path", st->path,
+		    "error", sqlite3_errmsg(r->db), NULL);
+		txn_end(&r->txn);
+		return BS_ERR_IO;
+	}
+	*out = &r->txn;
 	return 0;
 }
 
@@ -427,7 +529,7 @@ store_commit(struct store_txn *tx)
 
 	if ((rc = txn_check(tx)) == BS_ERR_INVALID)
 		return rc;
-	if (rc == 0 && sqlite3_exec(tx->st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	if (rc == 0 && sqlite3_exec(tx->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = db_fail(tx, "commit");
 	txn_end(tx);
 	return rc;
@@ -486,8 +588,12 @@ prepare(struct store_txn *tx, const char *ns, const char *sql, sqlite3_stmt **ou
 
 	if ((rc = txn_check(tx)) != 0)
 		return rc;
-	if (sqlite3_prepare_v2(tx->st->db, sql, -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(tx->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return db_fail(tx, "prepare");
+	if (tx->reader && !sqlite3_stmt_readonly(s)) {
+		sqlite3_finalize(s);
+		return BS_ERR_INVALID;        /* a write in a read transaction */
+	}
 	if (ns != NULL && sqlite3_bind_text(s, 1, ns, -1, SQLITE_STATIC) != SQLITE_OK) {
 		sqlite3_finalize(s);
 		return db_fail(tx, "bind");
@@ -523,7 +629,7 @@ step_write(struct store_txn *tx, sqlite3_stmt *s, const char *what)
 {
 	if (sqlite3_step(s) == SQLITE_DONE)
 		return 0;
-	switch (sqlite3_extended_errcode(tx->st->db)) {
+	switch (sqlite3_extended_errcode(tx->db)) {
 	case SQLITE_CONSTRAINT_PRIMARYKEY:
 	case SQLITE_CONSTRAINT_UNIQUE:
 		return BS_ERR_EXISTS;
@@ -540,7 +646,7 @@ step_changes(struct store_txn *tx, sqlite3_stmt *s, const char *what, int *chang
 {
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return db_fail(tx, what);
-	*changes = sqlite3_changes(tx->st->db);
+	*changes = sqlite3_changes(tx->db);
 	return 0;
 }
 

@@ -10,6 +10,17 @@
  *                 [--streams K] [--batch B] [--seconds S] [--max-ops M]
  *       One mTLS connection (bs_client) keeping K unary Sign calls (or, with
  *       --batch B, K SignBatch calls of B digests) in flight.
+ *   bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N
+ *                 --command NAME [--vehicles-prefix P] [--vehicles V]
+ *                 [--streams K] [--seconds S] [--max-ops M]
+ *       The same connection keeping K CommandService.SignCommand calls in
+ *       flight: command NAME with args {"route":"A7"}, valid_seconds 0 and
+ *       format JWS, signed with key N (purpose command, ECDSA P-256), round
+ *       robin over the V registered vehicles P00000, P00001, ... (default
+ *       P "bench-truck-", V 1). The V request bodies are packed before the
+ *       timed loop. Each answer must carry a non-empty three-part base64url
+ *       token and a seq >= 1; the first token's ES256 signature is checked
+ *       against the key, and no (vehicle, seq) may repeat (distinct_seq).
  *   bs-bench mkreq --key-name N --out FILE [--batch B]
  *       Writes one Length-Prefixed-Message framed SignRequest (or
  *       SignBatchRequest) body, for HTTP/2 load generators such as h2load.
@@ -38,6 +49,7 @@
 #include <openssl/rand.h>
 
 #include "boltseal/client.h"
+#include "boltseal/v1/commands.pb-c.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "common/bs_error.h"
 #include "formats/sigverify.h"
@@ -50,10 +62,18 @@
 #define BENCH_PIN_MAX 256
 #define BENCH_DIGEST_LEN 32
 #define BENCH_LPM_HDR 5
+#define BENCH_MAX_VEHICLES 1000000
+#define BENCH_NAME_MAX 256          /* --command, --key-name, --vehicles-prefix */
+#define BENCH_VEHICLE_ID_MAX 320    /* prefix + up to 7 digits + NUL */
+#define BENCH_CMD_ARGS "{\"route\":\"A7\"}"
+#define BENCH_ES256_SIG_LEN 64      /* r||s */
+#define BENCH_SEQ_BITS 40           /* seqs[] packs vehicle << 40 | seq */
+#define BENCH_SEQ_MAX ((UINT64_C(1) << BENCH_SEQ_BITS) - 1)
 
 #define PATH_SIGN "/boltseal.v1.KeyService/Sign"
 #define PATH_SIGN_BATCH "/boltseal.v1.KeyService/SignBatch"
 #define PATH_GET_PUBLIC_KEY "/boltseal.v1.KeyService/GetPublicKey"
+#define PATH_SIGN_COMMAND "/boltseal.v1.CommandService/SignCommand"
 
 struct opts {
 	const char *mode;
@@ -72,6 +92,10 @@ struct opts {
 	const char *out;
 	unsigned streams;
 	unsigned batch;         /* 0 = unary Sign */
+	const char *command;    /* grpc: SignCommand mode when set */
+	const char *vehicles_prefix;
+	unsigned vehicles;
+	int vehicles_given;     /* --vehicles or --vehicles-prefix seen */
 	/* all */
 	double seconds;
 	unsigned long max_ops;
@@ -94,6 +118,9 @@ usage(void)
 	    "                [--threads N] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N\n"
 	    "                [--streams K] [--batch B] [--seconds S] [--max-ops M]\n"
+	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N\n"
+	    "                --command NAME [--vehicles-prefix P] [--vehicles V]\n"
+	    "                [--streams K] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench mkreq --key-name N --out FILE [--batch B]\n");
 	exit(2);
 }
@@ -131,6 +158,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "out", required_argument, NULL, 'o' },
 		{ "streams", required_argument, NULL, 'k' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "command", required_argument, NULL, 'c' },
+		{ "vehicles-prefix", required_argument, NULL, 'p' },
+		{ "vehicles", required_argument, NULL, 'v' },
 		{ "seconds", required_argument, NULL, 'S' },
 		{ "max-ops", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
@@ -145,6 +175,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->streams = 1;
 	o->seconds = 5.0;
 	o->max_ops = 1000000;
+	o->vehicles_prefix = "bench-truck-";
+	o->vehicles = 1;
 	if (argc < 2 || argv[1][0] == '-')
 		usage();
 	o->mode = argv[1];
@@ -161,6 +193,19 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'K': o->key = optarg; break;
 		case 'n': o->key_name = optarg; break;
 		case 'o': o->out = optarg; break;
+		case 'c': o->command = optarg; break;
+		case 'p':
+			o->vehicles_prefix = optarg;
+			o->vehicles_given = 1;
+			break;
+		case 'v':
+			if (parse_ulong(optarg, 1, BENCH_MAX_VEHICLES, &v) != 0) {
+				fprintf(stderr, "bs-bench: --vehicles must be 1..%d\n", BENCH_MAX_VEHICLES);
+				return BS_ERR_INVALID;
+			}
+			o->vehicles = (unsigned)v;
+			o->vehicles_given = 1;
+			break;
 		case 't':
 			if (parse_ulong(optarg, 1, BENCH_MAX_THREADS, &v) != 0) {
 				fprintf(stderr, "bs-bench: --threads must be 1..%d\n", BENCH_MAX_THREADS);
@@ -511,6 +556,89 @@ out:
 	return rv;
 }
 
+/* n SignCommandRequest bodies in one allocation: body i is buf[off[i]..off[i] + len[i]). */
+struct cmd_reqs {
+	uint8_t *buf;
+	size_t *off;
+	size_t *len;
+	unsigned n;
+};
+
+static void
+cmd_reqs_free(struct cmd_reqs *r)
+{
+	free(r->buf);
+	free(r->off);
+	free(r->len);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Writes vehicle i's id, prefix%05u, to id (BENCH_VEHICLE_ID_MAX bytes). */
+static int
+vehicle_id(const char *prefix, unsigned i, char id[BENCH_VEHICLE_ID_MAX])
+{
+	int n = snprintf(id, BENCH_VEHICLE_ID_MAX, "%s%05u", prefix, i);
+
+	return n < 0 || n >= BENCH_VEHICLE_ID_MAX ? BS_ERR_TOO_BIG : 0;
+}
+
+/*
+ * Packs one SignCommandRequest per vehicle (o->vehicles of them): command
+ * o->command, args BENCH_CMD_ARGS, valid_seconds 0, key o->key_name, format
+ * left at its default (JWS). On success *r owns the bodies (cmd_reqs_free).
+ */
+static int
+pack_command_requests(const struct opts *o, struct cmd_reqs *r)
+{
+	static const char args[] = BENCH_CMD_ARGS;
+	Boltseal__V1__SignCommandRequest cr;
+	char id[BENCH_VEHICLE_ID_MAX];
+	size_t total = 0, len;
+	unsigned i;
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	boltseal__v1__sign_command_request__init(&cr);
+	cr.command = (char *)(uintptr_t)o->command;
+	cr.args.data = (uint8_t *)(uintptr_t)args;
+	cr.args.len = sizeof(args) - 1;
+	cr.valid_seconds = 0;
+	cr.key_name = (char *)(uintptr_t)o->key_name;
+	cr.vehicle_id = id;
+	if ((r->off = calloc(o->vehicles, sizeof(*r->off))) == NULL ||
+	    (r->len = calloc(o->vehicles, sizeof(*r->len))) == NULL) {
+		rv = BS_ERR_NOMEM;
+		goto out;
+	}
+	/* sizes first (the ids may differ in width), then one buffer */
+	for (i = 0; i < o->vehicles; i++) {
+		if ((rv = vehicle_id(o->vehicles_prefix, i, id)) != 0)
+			goto out;
+		len = boltseal__v1__sign_command_request__get_packed_size(&cr);
+		r->off[i] = total;
+		r->len[i] = len;
+		total += len;
+	}
+	if ((r->buf = malloc(total > 0 ? total : 1)) == NULL) {
+		rv = BS_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < o->vehicles; i++) {
+		if ((rv = vehicle_id(o->vehicles_prefix, i, id)) != 0)
+			goto out;
+		if (boltseal__v1__sign_command_request__pack(&cr, r->buf + r->off[i]) != r->len[i]) {
+			rv = BS_ERR_INTERNAL;
+			goto out;
+		}
+	}
+	r->n = o->vehicles;
+	rv = 0;
+out:
+	if (rv != 0)
+		cmd_reqs_free(r);
+	return rv;
+}
+
 static int
 run_mkreq(const struct opts *o)
 {
@@ -563,6 +691,7 @@ struct grpc_bench;
 struct slot {
 	struct grpc_bench *g;
 	uint64_t t0;
+	unsigned vehicle;            /* SignCommand: index of the call's vehicle */
 	int busy;
 };
 
@@ -575,6 +704,9 @@ struct grpc_bench {
 	unsigned long bad_items;     /* batch items with status_code != 0 or bad signature */
 	unsigned long sigs;          /* good signatures received */
 	unsigned batch;
+	int command;                 /* SignCommand mode: sigs counts good tokens */
+	uint64_t *seqs;              /* SignCommand: vehicle << BENCH_SEQ_BITS | seq, max_ops */
+	unsigned long nseqs;
 	int verified;                /* first signature checked against the public key */
 	const uint8_t *spki;
 	size_t spki_len;
@@ -604,6 +736,147 @@ verify_once(struct grpc_bench *g, const uint8_t *sig, size_t sig_len)
 	}
 }
 
+/* The value of a base64url character (RFC 4648 section 5), or -1. */
+static int
+b64url_val(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '-')
+		return 62;
+	if (ch == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Checks that tok[0..len) is three non-empty parts of base64url text (no
+ * padding) joined by two dots; sets *si_len to the length of the signing
+ * input (the text before the second dot) and *sig_off to the start of the
+ * third part. 0 or BS_ERR_INVALID.
+ */
+static int
+jws_split(const char *tok, size_t len, size_t *si_len, size_t *sig_off)
+{
+	size_t i, dots[2], ndots = 0, start = 0;
+
+	for (i = 0; i < len; i++) {
+		if (tok[i] == '.') {
+			if (ndots == 2 || i == start)
+				return BS_ERR_INVALID;
+			dots[ndots++] = i;
+			start = i + 1;
+		} else if (b64url_val((unsigned char)tok[i]) < 0) {
+			return BS_ERR_INVALID;
+		}
+	}
+	if (ndots != 2 || start == len)
+		return BS_ERR_INVALID;
+	*si_len = dots[1];
+	*sig_off = dots[1] + 1;
+	return 0;
+}
+
+/*
+ * Decodes unpadded base64url in[0..n) into out (cap bytes); strict: no
+ * length of 1 mod 4, unused bits zero. 0 and *out_len, or BS_ERR_INVALID /
+ * BS_ERR_TOO_BIG.
+ */
+static int
+b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *out_len)
+{
+	uint32_t acc = 0;
+	size_t i, o = 0;
+	unsigned bits = 0;
+	int v;
+
+	if (n % 4 == 1)
+		return BS_ERR_INVALID;
+	if (n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1) > cap)
+		return BS_ERR_TOO_BIG;
+	for (i = 0; i < n; i++) {
+		if ((v = b64url_val((unsigned char)in[i])) < 0)
+			return BS_ERR_INVALID;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+			acc &= (1U << bits) - 1;
+		}
+	}
+	if (acc != 0)
+		return BS_ERR_INVALID;
+	*out_len = o;
+	return 0;
+}
+
+/*
+ * Checks the ES256 signature of the run's first good token against the
+ * key: 64 bytes r||s over the ASCII signing input header.payload.
+ */
+static void
+verify_token_once(struct grpc_bench *g, const char *tok, size_t si_len, size_t sig_off,
+    size_t len)
+{
+	uint8_t sig[BENCH_ES256_SIG_LEN];
+	size_t sig_len = 0;
+
+	if (g->verified || g->spki == NULL)
+		return;
+	g->verified = 1;
+	if (b64url_decode(tok + sig_off, len - sig_off, sig, sizeof(sig), &sig_len) != 0 ||
+	    sig_len != BENCH_ES256_SIG_LEN) {
+		fprintf(stderr, "bs-bench grpc: the first token's signature is not 64 bytes of base64url\n");
+		g->bad_items++;
+		return;
+	}
+	if (sigverify_verify(g->spki, g->spki_len, BS_ALG_ECDSA_P256_SHA256, 0,
+	    (const uint8_t *)tok, si_len, sig, sig_len, BS_SIGFMT_RAW) != 0) {
+		fprintf(stderr, "bs-bench grpc: the server's token signature does not verify\n");
+		g->bad_items++;
+	}
+}
+
+/* One SignCommand answer: a non-empty JWS compact token and a seq >= 1. */
+static void
+on_command_done(struct grpc_bench *g, unsigned vehicle, const struct bs_call_result *res)
+{
+	Boltseal__V1__SignCommandResponse *cr;
+	size_t len = 0, si_len = 0, sig_off = 0;
+
+	cr = boltseal__v1__sign_command_response__unpack(NULL, res->resp_len, res->resp);
+	if (cr == NULL || cr->token == NULL || (len = strlen(cr->token)) == 0 || cr->seq < 1 ||
+	    cr->seq > BENCH_SEQ_MAX || jws_split(cr->token, len, &si_len, &sig_off) != 0) {
+		if (g->bad_items++ < 5)
+			fprintf(stderr, "bs-bench grpc: malformed SignCommandResponse (token %zu bytes, "
+			    "seq %llu)\n", len, cr != NULL ? (unsigned long long)cr->seq : 0ULL);
+	} else {
+		g->sigs++;
+		if (g->nseqs < g->max_ops)
+			g->seqs[g->nseqs++] = (uint64_t)vehicle << BENCH_SEQ_BITS | cr->seq;
+		verify_token_once(g, cr->token, si_len, sig_off, len);
+	}
+	boltseal__v1__sign_command_response__free_unpacked(cr, NULL);
+}
+
+/* Sorts seqs and counts the distinct (vehicle, seq) pairs. */
+static unsigned long
+count_distinct(uint64_t *seqs, unsigned long n)
+{
+	unsigned long i, d = 0;
+
+	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	for (i = 0; i < n; i++)
+		if (i == 0 || seqs[i] != seqs[i - 1])
+			d++;
+	return d;
+}
+
 static void
 on_done(void *arg, const struct bs_call_result *res)
 {
@@ -620,6 +893,10 @@ on_done(void *arg, const struct bs_call_result *res)
 	g->completed++;
 	if (res->grpc_status != 0) {
 		note_bad_status(g, res);
+		return;
+	}
+	if (g->command) {
+		on_command_done(g, sl->vehicle, res);
 		return;
 	}
 	if (g->batch == 0) {
@@ -726,39 +1003,66 @@ run_grpc(const struct opts *o)
 	struct bs_client_opts co;
 	struct grpc_bench g;
 	struct slot *slots = NULL;
+	struct cmd_reqs cmds;
 	bs_client *c = NULL;
 	uint8_t digest[BENCH_DIGEST_LEN];
 	uint8_t *req = NULL, *spki = NULL;
-	size_t req_len = 0, spki_len = 0;
+	const uint8_t *body;
+	size_t req_len = 0, spki_len = 0, body_len;
 	const char *path;
 	char port[8], err[512];
 	uint64_t t_start, t_end, deadline;
-	unsigned long n;
-	unsigned i;
+	unsigned long n, distinct = 0;
+	unsigned i, vehicle = 0;
 	double secs;
 	int rv, ret = 1;
 
 	memset(&g, 0, sizeof(g));
+	memset(&cmds, 0, sizeof(cmds));
 	if (o->server == NULL || o->ca == NULL || o->cert == NULL || o->key == NULL ||
 	    o->key_name == NULL) {
 		fprintf(stderr, "bs-bench grpc: --server, --ca, --cert, --key and --key-name are required\n");
 		return 2;
 	}
+	if (o->command == NULL && o->vehicles_given) {
+		fprintf(stderr, "bs-bench grpc: --vehicles and --vehicles-prefix need --command\n");
+		return 2;
+	}
+	if (o->command != NULL && o->batch > 0) {
+		fprintf(stderr, "bs-bench grpc: --command and --batch exclude each other\n");
+		return 2;
+	}
+	if (o->command != NULL && (strlen(o->command) > BENCH_NAME_MAX ||
+	    strlen(o->key_name) > BENCH_NAME_MAX || strlen(o->vehicles_prefix) > BENCH_NAME_MAX)) {
+		fprintf(stderr, "bs-bench grpc: --command, --key-name and --vehicles-prefix are at "
+		    "most %d characters\n", BENCH_NAME_MAX);
+		return 2;
+	}
 	if (split_server(o->server, port, sizeof(port)) != 0)
 		return 2;
-	if (RAND_bytes(digest, sizeof(digest)) != 1 ||
-	    pack_request(o->key_name, o->batch, digest, &req, &req_len) != 0) {
-		fprintf(stderr, "bs-bench grpc: cannot build the request\n");
-		goto out;
+	if (o->command != NULL) {
+		if (pack_command_requests(o, &cmds) != 0) {
+			fprintf(stderr, "bs-bench grpc: cannot build the SignCommand requests\n");
+			goto out;
+		}
+		path = PATH_SIGN_COMMAND;
+	} else {
+		if (RAND_bytes(digest, sizeof(digest)) != 1 ||
+		    pack_request(o->key_name, o->batch, digest, &req, &req_len) != 0) {
+			fprintf(stderr, "bs-bench grpc: cannot build the request\n");
+			goto out;
+		}
+		path = o->batch > 0 ? PATH_SIGN_BATCH : PATH_SIGN;
 	}
-	path = o->batch > 0 ? PATH_SIGN_BATCH : PATH_SIGN;
 	if ((g.lat = calloc(o->max_ops, sizeof(*g.lat))) == NULL ||
-	    (slots = calloc(o->streams, sizeof(*slots))) == NULL) {
+	    (slots = calloc(o->streams, sizeof(*slots))) == NULL ||
+	    (o->command != NULL && (g.seqs = calloc(o->max_ops, sizeof(*g.seqs))) == NULL)) {
 		fprintf(stderr, "bs-bench: out of memory\n");
 		goto out;
 	}
 	g.max_ops = o->max_ops;
 	g.batch = o->batch;
+	g.command = o->command != NULL;
 	g.digest = digest;
 
 	memset(&co, 0, sizeof(co));
@@ -790,9 +1094,19 @@ run_grpc(const struct opts *o)
 			for (i = 0; i < o->streams && g.started < g.max_ops; i++) {
 				if (slots[i].busy)
 					continue;
+				body = req;
+				body_len = req_len;
+				if (g.command) {
+					/* round robin: call k goes to vehicle k mod V */
+					body = cmds.buf + cmds.off[vehicle];
+					body_len = cmds.len[vehicle];
+					slots[i].vehicle = vehicle;
+					if (++vehicle == cmds.n)
+						vehicle = 0;
+				}
 				slots[i].busy = 1;
 				slots[i].t0 = now_ns();
-				if ((rv = bs_client_start(c, path, req, req_len, on_done, &slots[i])) != 0) {
+				if ((rv = bs_client_start(c, path, body, body_len, on_done, &slots[i])) != 0) {
 					slots[i].busy = 0;
 					fprintf(stderr, "bs-bench grpc: bs_client_start: %d\n", rv);
 					g.bad_status++;
@@ -815,15 +1129,30 @@ run_grpc(const struct opts *o)
 	n = g.completed < g.max_ops ? g.completed : g.max_ops;
 	secs = (double)(t_end - t_start) / 1e9;
 	qsort(g.lat, n, sizeof(*g.lat), cmp_u64);
-	printf("RESULT mode=grpc streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
-	    "bad_items=%lu secs=%.3f calls_per_s=%.0f sigs_per_s=%.0f p50_us=%.1f p99_us=%.1f "
-	    "p999_us=%.1f\n",
-	    o->streams, o->batch, g.completed, g.sigs, g.bad_status, g.bad_items, secs,
-	    (double)g.completed / secs, (double)g.sigs / secs, pct_us(g.lat, n, 50.0),
-	    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+	if (g.command) {
+		distinct = count_distinct(g.seqs, g.nseqs);
+		printf("RESULT mode=grpc-command command=%s vehicles=%u streams=%u calls=%lu tokens=%lu "
+		    "bad_status=%lu bad_items=%lu distinct_seq=%lu secs=%.3f calls_per_s=%.0f "
+		    "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+		    o->command, cmds.n, o->streams, g.completed, g.sigs, g.bad_status, g.bad_items,
+		    distinct, secs, (double)g.completed / secs, pct_us(g.lat, n, 50.0),
+		    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+	} else {
+		printf("RESULT mode=grpc streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
+		    "bad_items=%lu secs=%.3f calls_per_s=%.0f sigs_per_s=%.0f p50_us=%.1f "
+		    "p99_us=%.1f p999_us=%.1f\n",
+		    o->streams, o->batch, g.completed, g.sigs, g.bad_status, g.bad_items, secs,
+		    (double)g.completed / secs, (double)g.sigs / secs, pct_us(g.lat, n, 50.0),
+		    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+	}
 	if (g.bad_status > 0 || g.bad_items > 0) {
-		fprintf(stderr, "bs-bench grpc: %lu failed calls, %lu bad signatures\n", g.bad_status,
-		    g.bad_items);
+		fprintf(stderr, "bs-bench grpc: %lu failed calls, %lu bad %s\n", g.bad_status,
+		    g.bad_items, g.command ? "tokens" : "signatures");
+		goto out;
+	}
+	if (g.command && distinct != g.nseqs) {
+		fprintf(stderr, "bs-bench grpc: %lu tokens repeat a vehicle's seq\n",
+		    g.nseqs - distinct);
 		goto out;
 	}
 	if (!g.verified || g.completed == 0) {
@@ -835,8 +1164,10 @@ out:
 	bs_client_free(c);
 	free(spki);
 	free(req);
+	cmd_reqs_free(&cmds);
 	free(slots);
 	free(g.lat);
+	free(g.seqs);
 	return ret;
 }
 

@@ -5,13 +5,18 @@
 # commands.proto; BOLTSEAL_SERVER, _CA, _CERT, _KEY; BENCH_SECONDS and
 # BENCH_MAX_OPS bound every loop; BENCH_VEHICLES the fleet size, 10000).
 #
-# Creates an ECDSA P-256 key of purpose command and registers the fleet,
-# then signs route.override commands with 64 calls in flight (grpc.aio):
+# Creates an ECDSA P-256 key of purpose command and registers the fleet
+# (bench-truck-00000, bench-truck-00001, ...), prints a SETUP line naming the
+# key, the vehicle-id prefix and the fleet size, then signs route.override
+# commands with 64 calls in flight (grpc.aio):
 #   to one vehicle (every call takes that vehicle's next sequence number)
 #   to the whole fleet, round robin
 # and prints one RESULT line per run; the last token of each run is
-# verified with python3-cryptography (ES256, r||s). run-bench compares with
-# raw C_Sign on the same key.
+# verified with python3-cryptography (ES256, r||s). These runs are an
+# independent-client cross-check: the Python client saturates a core below
+# the daemon's rate. run-bench then measures the same key and fleet with
+# `bs-bench grpc --command` (the primary figures) and compares both with raw
+# C_Sign on the same key.
 import asyncio
 import json
 import os
@@ -30,6 +35,7 @@ MAX_OPS = int(os.environ.get("BENCH_MAX_OPS", "2000000"))
 FLEET = int(os.environ.get("BENCH_VEHICLES", "10000"))
 INFLIGHT = 64
 KEY = "bench-cmd"
+VEHICLE_PREFIX = "bench-truck-"
 
 
 def read(p):
@@ -97,7 +103,7 @@ async def main():
             (await get_pub(keys_pb2.GetPublicKeyRequest(name=KEY), timeout=30)).der)
         ident = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        fleet = ["bench-truck-%05d" % i for i in range(FLEET)]
+        fleet = ["%s%05d" % (VEHICLE_PREFIX, i) for i in range(FLEET)]
         t0 = time.monotonic()
         sem = asyncio.Semaphore(INFLIGHT)
 
@@ -108,9 +114,10 @@ async def main():
                     identity=vehicles_pb2.VehicleIdentity(public_key=ident)), timeout=60)
         await asyncio.gather(*[reg(v) for v in fleet])
         print("INFO registered %d vehicles in %.1f s" % (FLEET, time.monotonic() - t0), flush=True)
+        print("SETUP key=%s vehicles_prefix=%s vehicles=%d" % (KEY, VEHICLE_PREFIX, FLEET),
+              flush=True)
         print(await run(sign, fleet[:1], "one-vehicle", pub), flush=True)
         print(await run(sign, fleet, "fleet", pub), flush=True)
-        print("KEYS command=%s" % KEY)
 
 
 if __name__ == "__main__":

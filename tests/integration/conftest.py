@@ -104,6 +104,8 @@ def env():
         # loaded machine must not lock all of them out of the session daemon. The
         # penalties themselves are tested on daemons of their own (test_budgets.py).
         settings["handshake_penalty_ms"] = 0
+        # a command with a validity maximum of its own (test_commands_cose.py)
+        settings["commands.max_valid_seconds.dispatch.wait"] = 600
         bsutil.write_config(e.conf, settings)
         e.daemon = bsutil.Daemon(e.conf, e.softhsm_conf, e.log).start()
         _session_env = e

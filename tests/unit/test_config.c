@@ -311,9 +311,12 @@ test_each_error(void **state)
 		    "smaller than max_message_bytes (4194304) plus its 5-byte prefix" },
 		{ "audit_uncovered_max = 999", "audit_uncovered_max (999) is smaller than "
 		    "audit_checkpoint_records (1000)" },
-		/* service settings: "<section>.<name>", both [a-z0-9_]+ */
+		/* service settings: "<section>.<name>", both [a-z0-9_]+, and a NAME of [a-z0-9_.-]+ */
 		{ "Echo.max_text = 1", "unknown key 'Echo.max_text'" },
-		{ "echo.max.text = 1", "unknown key 'echo.max.text'" },
+		{ "echo.max_text.A = 1", "unknown key 'echo.max_text.A'" },
+		{ "echo.max_text. = 1", "unknown key 'echo.max_text.'" },
+		{ "echo..x = 1", "unknown key 'echo..x'" },
+		{ "echo.max-text.x = 1", "unknown key 'echo.max-text.x'" },
 		{ ".max_text = 1", "unknown key '.max_text'" },
 		{ "echo. = 1", "unknown key 'echo.'" },
 		{ "echo.max_text =", "echo.max_text: empty value" },
@@ -373,10 +376,12 @@ test_service_settings(void **state)
 	struct bs_config c;
 	char *errors = NULL, text[1024], want[PATH_MAX + 128];
 
-	snprintf(text, sizeof(text), "%secho.max_text = 64\nota.max_roles = 12\n", base_conf);
+	snprintf(text, sizeof(text), "%secho.max_text = 64\nota.max_roles = 12\n"
+	    "commands.max_valid_seconds.route.override-2_x = 5\n", base_conf);
 	assert_int_equal(load_text(f, text, &c, &errors), 0);
 	assert_null(errors);
-	assert_int_equal(c.nsettings, 2);
+	assert_int_equal(c.nsettings, 3);
+	assert_string_equal(c.settings[2].key, "commands.max_valid_seconds.route.override-2_x");
 	assert_string_equal(c.settings[0].key, "echo.max_text");
 	assert_string_equal(c.settings[0].value, "64");
 	assert_int_equal(c.settings[0].line, 11);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -47,6 +48,64 @@ test_b64url(void **state)
 	assert_null(strchr(out, '='));
 	assert_int_equal(out[JOSE_B64URL_LEN(1000) - 1], 'w');   /* 1000 = 333*3 + 1: "_w" */
 	assert_int_equal(jose_b64url(odd, 3, small, sizeof(small)), -1);
+}
+
+static void
+b64u_dec(const char *in, const char *want)
+{
+	uint8_t *out = NULL;
+	size_t n = 99;
+
+	assert_int_equal(jose_b64url_decode(in, strlen(in), &out, &n), 0);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(out, want, n);
+	free(out);
+}
+
+static void
+b64u_bad(const char *in)
+{
+	uint8_t *out = NULL;
+	size_t n = 99;
+
+	assert_int_equal(jose_b64url_decode(in, strlen(in), &out, &n), BS_ERR_INVALID);
+	assert_null(out);
+	assert_int_equal(n, 99);
+}
+
+static void
+test_b64url_decode(void **state)
+{
+	static const uint8_t odd[] = { 0xfb, 0xff, 0xbf };
+	uint8_t big[1000], *out = NULL;
+	char text[1400];
+	size_t n;
+
+	(void)state;
+	b64u_dec("", "");
+	b64u_dec("Zg", "f");
+	b64u_dec("Zm8", "fo");
+	b64u_dec("Zm9v", "foo");
+	b64u_dec("Zm9vYmFy", "foobar");
+	assert_int_equal(jose_b64url_decode("-_-_", 4, &out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, odd, 3);
+	free(out);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7);
+	assert_true(jose_b64url(big, sizeof(big), text, sizeof(text)) > 0);
+	assert_int_equal(jose_b64url_decode(text, strlen(text), &out, &n), 0);
+	assert_int_equal(n, sizeof(big));
+	assert_memory_equal(out, big, n);
+	free(out);
+	b64u_bad("Zg==");       /* padding is not base64url */
+	b64u_bad("Zm9v+w");     /* the standard alphabet's '+' and '/' */
+	b64u_bad("Zm9v/w");
+	b64u_bad("Zh");         /* unused bits not zero */
+	b64u_bad("Zm9");        /* "fo" is "Zm8": '9' leaves the unused bits 01 */
+	b64u_bad("Z");          /* a length of 1 mod 4 */
+	b64u_bad("Zm 9v");
+	b64u_bad("Zm9v\n");
 }
 
 /* prefix (hex) + key (hex) as SPKI bytes */
@@ -100,6 +159,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_b64url_decode),
 		cmocka_unit_test(test_thumbprints),
 	};
 

@@ -891,9 +891,27 @@ s_fini(void *state)
 	finis++;
 }
 
+static char named_seen[256];
+static int fail_named;
+
+static int
+s_named(void *st, size_t setting, const char *name, unsigned long value, char *err,
+    size_t errlen)
+{
+	size_t n = strlen(named_seen);
+
+	(void)st;
+	if (fail_named && strcmp(name, "bad") == 0) {
+		snprintf(err, errlen, "no such thing");
+		return BS_ERR_CONFIG;
+	}
+	snprintf(named_seen + n, sizeof(named_seen) - n, "%zu:%s=%lu;", setting, name, value);
+	return 0;
+}
+
 static const struct rpc_setting s_settings[] = {
-	{ "alpha", 0, 10, 3 },
-	{ "beta", 5, 500, 50 },
+	{ "alpha", 0, 10, 3, 0 },
+	{ "beta", 5, 500, 50, 1 },
 };
 
 static const struct rpc_service s_service = {
@@ -904,8 +922,67 @@ static const struct rpc_service s_service = {
 	.settings = s_settings,
 	.nsettings = 2,
 	.init = s_init,
+	.named = s_named,
 	.fini = s_fini,
 };
+
+/* A per_name setting: "<section>.<setting>.<NAME> = N" lines reach named() after init. */
+static void
+test_settings_per_name(void **state)
+{
+	static const struct rpc_setting_line good[] = {
+		{ "s.beta.route.override", "60", 1 },
+		{ "s.beta", "77", 2 },
+		{ "s.beta.safe_stop", "500", 3 },
+	};
+	static const struct rpc_setting_line bad[] = {
+		{ "s.alpha.x", "1", 2 },                /* alpha takes no name */
+		{ "s.beta.Route", "60", 3 },            /* not [a-z0-9_.-] */
+		{ "s.beta.x", "4", 4 },                 /* out of range */
+		{ "s.beta.y", "6", 5 },
+		{ "s.beta.y", "7", 6 },                 /* twice */
+		{ "s.betax.y", "6", 7 },
+	};
+	static const struct rpc_setting_line failing[] = {
+		{ "s.beta.bad", "6", 9 },
+	};
+	const struct rpc_service *svcs[] = { &s_service };
+	struct rpc_registry *r = NULL;
+	char err[2048] = "";
+
+	(void)state;
+	inits = finis = fail_init = fail_named = 0;
+	named_seen[0] = '\0';
+	assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_configure(r, bad, 6, "b.conf", err, sizeof(err)),
+	    BS_ERR_CONFIG);
+	assert_non_null(strstr(err, "b.conf:2: unknown key 's.alpha.x' (s has no such setting)"));
+	assert_non_null(strstr(err, "b.conf:3: s.beta.Route: 'Route' is not a name"));
+	assert_non_null(strstr(err, "b.conf:4: s.beta.x: 4 is out of range (5..500)"));
+	assert_non_null(strstr(err, "b.conf:6: s.beta.y is set twice (first on line 5)"));
+	assert_non_null(strstr(err, "b.conf:7: unknown key 's.betax.y'"));
+	rpc_registry_free(r);
+	r = NULL;
+	assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_configure(r, good, 3, "g.conf", err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), 0);
+	assert_string_equal(named_seen, "1:route.override=60;1:safe_stop=500;");
+	assert_ptr_equal(rpc_registry_state(r, &t_methods[0]), (void *)(uintptr_t)77);
+	rpc_registry_free(r);
+	assert_int_equal(finis, 1);
+	/* named() refusing stops the service again, and the error names the line's key */
+	r = NULL;
+	fail_named = 1;
+	assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_configure(r, failing, 1, "f.conf", err, sizeof(err)), 0);
+	assert_int_equal(rpc_registry_start(r, NULL, err, sizeof(err)), BS_ERR_CONFIG);
+	assert_string_equal(err, "s.v1.S: s.beta.bad: no such thing");
+	assert_int_equal(finis, 2);
+	assert_null(rpc_registry_state(r, &t_methods[0]));
+	rpc_registry_free(r);
+	assert_int_equal(finis, 2);
+	fail_named = 0;
+}
 
 static void
 test_settings_init_and_fini(void **state)
@@ -1443,6 +1520,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_field_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_echo_service, setup_audit, teardown),
 		cmocka_unit_test(test_settings_init_and_fini),
+		cmocka_unit_test(test_settings_per_name),
 		cmocka_unit_test_setup_teardown(test_echo_setting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_field_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_field_caps_nested_and_recorded, setup_caps,

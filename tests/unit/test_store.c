@@ -712,6 +712,91 @@ test_txn_owner(void **state)
 	assert_int_equal(store_commit(o.tx), 0);
 }
 
+/* --- read transactions ------------------------------------------------------------ */
+
+struct reader_thread {
+	struct store *st;
+	uint64_t seen;
+	int rc;
+};
+
+/* Another thread's read while the test thread holds the write transaction. */
+static void *
+read_while_writing(void *p)
+{
+	struct reader_thread *r = p;
+	struct store_txn *rt = NULL;
+
+	if ((r->rc = store_begin_read(r->st, &rt)) == 0) {
+		r->rc = store_counter_get(rt, "seq", "a", &r->seen);
+		store_rollback(rt);
+	}
+	return NULL;
+}
+
+static void
+test_read_txn(void **state)
+{
+	struct fixture *f = *state;
+	struct store_txn *tx, *rt[5];
+	struct reader_thread r = { f->st, 0, -1 };
+	pthread_t th;
+	uint64_t v = 0;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint8_t n[2] = { 1, 2 };
+
+	tx = begin(f->st);
+	assert_int_equal(store_counter_cas(tx, "seq", "a", STORE_COUNTER_ABSENT, 5), 0);
+	assert_int_equal(store_row_put(tx, "rows", "r1", 0, (const uint8_t *)"x", 1, &v), 0);
+	assert_int_equal(store_commit(tx), 0);
+	/* a snapshot: what was committed, and it does not see a later commit */
+	assert_int_equal(store_begin_read(f->st, &rt[0]), 0);
+	assert_int_equal(store_counter_get(rt[0], "seq", "a", &v), 0);
+	assert_int_equal(v, 5);
+	tx = begin(f->st);            /* the writer is not held up by the reader */
+	assert_int_equal(store_counter_cas(tx, "seq", "a", 5, 6), 0);
+	assert_int_equal(store_commit(tx), 0);
+	assert_int_equal(store_counter_get(rt[0], "seq", "a", &v), 0);
+	assert_int_equal(v, 5);
+	/* writes are refused, and change nothing */
+	assert_int_equal(store_counter_cas(rt[0], "seq", "a", 5, 7), BS_ERR_INVALID);
+	assert_int_equal(store_row_put(rt[0], "rows", "r2", 0, (const uint8_t *)"y", 1, &v),
+	    BS_ERR_INVALID);
+	assert_int_equal(store_nonce_insert(rt[0], "race", n, sizeof(n), 0, 100), BS_ERR_INVALID);
+	assert_int_equal(store_row_delete(rt[0], "rows", "r1", 1), BS_ERR_INVALID);
+	assert_int_equal(store_row_get(rt[0], "rows", "r1", &data, &len, &v), 0);
+	assert_int_equal(len, 1);
+	free(data);
+	store_rollback(rt[0]);
+	/* a new snapshot sees the commit; a thread may hold a read and the write at once */
+	tx = begin(f->st);
+	assert_int_equal(store_begin_read(f->st, &rt[0]), 0);
+	assert_int_equal(store_counter_get(rt[0], "seq", "a", &v), 0);
+	assert_int_equal(v, 6);
+	assert_int_equal(store_commit(rt[0]), 0);        /* the same as a rollback */
+	assert_int_equal(store_counter_cas(tx, "seq", "a", 6, 8), 0);
+	/* another thread reads the last commit while this one's write is open */
+	assert_int_equal(pthread_create(&th, NULL, read_while_writing, &r), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.seen, 6);
+	assert_int_equal(store_commit(tx), 0);
+	/* four slots; a fifth waits until one is freed (here: by the test itself) */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_begin_read(f->st, &rt[i]), 0);
+	store_rollback(rt[3]);
+	assert_int_equal(store_begin_read(f->st, &rt[4]), 0);
+	assert_int_equal(store_counter_get(rt[4], "seq", "a", &v), 0);
+	assert_int_equal(v, 8);
+	for (int i = 0; i < 3; i++)
+		store_rollback(rt[i]);
+	store_rollback(rt[4]);
+	/* an ended read transaction is refused like an ended write one */
+	assert_int_equal(store_counter_get(rt[4], "seq", "a", &v), BS_ERR_INVALID);
+	assert_int_equal(store_begin_read(NULL, &rt[0]), BS_ERR_INVALID);
+}
+
 /* --- two threads ----------------------------------------------------------------- */
 
 #define ROUNDS 200
@@ -977,6 +1062,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_txn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_refused, setup, teardown),
 	};

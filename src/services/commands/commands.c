@@ -19,6 +19,7 @@
  * The audit record names the key, the vehicle, the command, its sequence
  * number and jti, and the SHA-256 of the signing input.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,28 +32,55 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "exec/workq.h"
+#include "formats/cose.h"
 #include "formats/jose.h"
 #include "formats/tuf_json.h"
 #include "keyops/keyclient.h"
 #include "keys/catalog.h"
 #include "policy/policy.h"
 #include "rpc/rpc_status.h"
+#include "services/commands/commands_int.h"
 #include "services/services.h"
 #include "services/vehicles/registry.h"
 
-#define CMD_NS "commands"
 #define CMD_NAME_MAX 64
 #define CMD_ARGS_MAX 4096
-#define CMD_ISSUER "boltseal"
-#define CMD_AUDIENCE "boltseal-vehicle"
 #define ATTRS_MAX (VEHICLE_ATTRS_MAX + 3)
 
+/* commands.max_valid_seconds, and commands.max_valid_seconds.<command> per command */
 static const struct rpc_setting settings[] = {
-	{ "max_valid_seconds", 1, 86400, 30 },
+	{ "max_valid_seconds", 1, 86400, 30, 1 },
 };
 
-struct cmd_settings {
+#define CMD_MAXIMA_MAX 256            /* commands with a maximum of their own */
+
+struct cmd_maximum {
+	char command[CMD_NAME_MAX + 1];
 	uint32_t max_valid;
+};
+
+#define SEQ_BATCH_MAX 256
+
+struct ccall;
+
+/*
+ * The service's state. Sequence numbers are taken in batches: a call that
+ * passed the policy joins `pending` (event loop thread); one batch job at a
+ * time takes up to SEQ_BATCH_MAX of them to a work queue thread and commits
+ * all their numbers in one transaction (group commit: one disk sync for
+ * every call that arrived while the previous batch was being committed);
+ * its done(), on the loop again, carries each call on to signing.
+ */
+struct cmd_state {
+	struct workq_job job;         /* the batch job: first, the queue hands it back */
+	uint32_t max_valid;           /* of a command without its own */
+	struct cmd_maximum *maxima;   /* commands with their own, in configuration order */
+	size_t nmaxima;
+	struct svc_ctx *svc;          /* set by the first call */
+	pthread_mutex_t mu;           /* guards pending and pending_tail */
+	struct ccall *pending, **pending_tail;
+	struct ccall *batch;          /* the job's calls: the queue thread's until done() */
+	int running;                  /* a batch job is queued or running (loop thread) */
 };
 
 /* One call in flight. job first: the work queue hands it back. */
@@ -60,6 +88,8 @@ struct ccall {
 	struct workq_job job;
 	struct rpc_call *call;
 	struct svc_ctx *svc;
+	struct cmd_state *st;
+	struct ccall *next;           /* in the state's pending list or batch */
 	char vehicle[VEHICLE_ID_MAX + 1];
 	char command[CMD_NAME_MAX + 1];
 	char key[CATALOG_NAME_MAX + 1];
@@ -72,9 +102,14 @@ struct ccall {
 	uint32_t key_version;
 	char kid[JOSE_THUMBPRINT_LEN + 1];
 	char jti[33];
+	uint8_t cti[16];              /* the jti's bytes */
 	int64_t iat, exp;
-	char *input;                  /* the JWS signing input, header.payload */
+	int cose;                     /* a COSE_Sign1, not a JWS */
+	char *input;                  /* what is signed: the JWS signing input, header.payload,
+	                                 or the COSE Sig_structure */
 	size_t input_len;
+	uint8_t *prot, *payload;      /* COSE: the protected header and the claims */
+	size_t prot_len, payload_len;
 	uint8_t digest[32];
 	int rc;
 };
@@ -84,6 +119,8 @@ ccall_free(struct ccall *c)
 {
 	free(c->args);
 	free(c->input);
+	free(c->prot);
+	free(c->payload);
 	json_decref(c->veh);
 	free(c);
 }
@@ -98,22 +135,74 @@ fail(struct ccall *c, int status, const char *msg)
 static int
 cmd_init(void *env, const unsigned long *values, void **state, char *err, size_t errlen)
 {
-	struct cmd_settings *st = calloc(1, sizeof(*st));
+	struct cmd_state *st = calloc(1, sizeof(*st));
 
 	(void)env;
 	(void)err;
 	(void)errlen;
 	if (st == NULL)
 		return BS_ERR_NOMEM;
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		free(st);
+		return BS_ERR_INTERNAL;
+	}
 	st->max_valid = (uint32_t)values[0];
+	st->pending_tail = &st->pending;
 	*state = st;
 	return 0;
 }
 
+/* After the work queue stopped: no batch is left, nor a pending call. */
 static void
 cmd_fini(void *state)
 {
-	free(state);
+	struct cmd_state *st = state;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_destroy(&st->mu);
+	free(st->maxima);
+	free(st);
+}
+
+static int command_name_valid(const char *s);
+
+/* commands.max_valid_seconds.<command> = N */
+static int
+cmd_named(void *state, size_t setting, const char *name, unsigned long value, char *err,
+    size_t errlen)
+{
+	struct cmd_state *st = state;
+	struct cmd_maximum *m;
+
+	(void)setting;
+	if (!command_name_valid(name)) {
+		snprintf(err, errlen, "'%s' is not a command name (1..64 of [a-z0-9_.-], starting "
+		    "with a letter)", name);
+		return BS_ERR_CONFIG;
+	}
+	if (st->nmaxima >= CMD_MAXIMA_MAX) {
+		snprintf(err, errlen, "more than %d commands with a maximum of their own",
+		    CMD_MAXIMA_MAX);
+		return BS_ERR_CONFIG;
+	}
+	if ((m = realloc(st->maxima, (st->nmaxima + 1) * sizeof(*m))) == NULL)
+		return BS_ERR_NOMEM;
+	st->maxima = m;
+	snprintf(m[st->nmaxima].command, sizeof(m[st->nmaxima].command), "%s", name);
+	m[st->nmaxima].max_valid = (uint32_t)value;
+	st->nmaxima++;
+	return 0;
+}
+
+/* command's own maximum, or NULL: commands.max_valid_seconds applies. */
+static const struct cmd_maximum *
+maximum_of(const struct cmd_state *st, const char *command)
+{
+	for (size_t i = 0; i < st->nmaxima; i++)
+		if (strcmp(st->maxima[i].command, command) == 0)
+			return &st->maxima[i];
+	return NULL;
 }
 
 static int
@@ -204,7 +293,8 @@ signed_cb(void *arg, struct keyop_answer *a)
 	struct ccall *c = arg;
 	Boltseal__V1__SignCommandResponse r = BOLTSEAL__V1__SIGN_COMMAND_RESPONSE__INIT;
 	char sig[JOSE_B64URL_LEN(64) + 1], seq[24], *token;
-	size_t n;
+	uint8_t *cose = NULL;
+	size_t n, cose_len = 0;
 	int rc = a->rc;
 
 	if (rc == 0 && (a->nsigs != 1 || a->sigs[0].rc != 0 || a->sigs[0].sig_len != 64))
@@ -214,23 +304,34 @@ signed_cb(void *arg, struct keyop_answer *a)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
 		return;
 	}
-	/* ES256 is the HSM's r||s as it comes (RFC 7518 3.4); EdDSA is 64 bytes too */
-	(void)jose_b64url(a->sigs[0].sig, 64, sig, sizeof(sig));
-	n = c->input_len + 1 + strlen(sig);
-	if ((token = malloc(n + 1)) == NULL) {
+	/* ES256 is the HSM's r||s as it comes (RFC 7518 3.4, RFC 9053 2.1); EdDSA is 64 bytes too */
+	if (c->cose) {
+		token = NULL;
+		rc = cose_sign1_encode(c->prot, c->prot_len, c->payload, c->payload_len,
+		    a->sigs[0].sig, 64, &cose, &cose_len);
+	} else {
+		(void)jose_b64url(a->sigs[0].sig, 64, sig, sizeof(sig));
+		n = c->input_len + 1 + strlen(sig);
+		if ((token = malloc(n + 1)) != NULL)
+			snprintf(token, n + 1, "%s.%s", c->input, sig);
+		rc = token != NULL ? 0 : BS_ERR_NOMEM;
+	}
+	if (rc != 0) {
 		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	snprintf(token, n + 1, "%s.%s", c->input, sig);
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
 	(void)!rpc_call_audit_field(c->call, "command.seq", seq);
 	(void)!rpc_call_audit_field(c->call, "command.jti", c->jti);
 	if (rpc_call_audit_payload(c->call, a->sigs[0].payload_sha256) != 0) {
 		free(token);
+		free(cose);
 		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	r.token = token;
+	r.token = token != NULL ? token : (char *)"";
+	r.cose.data = cose;
+	r.cose.len = cose_len;
 	r.seq = c->seq;
 	r.jti = c->jti;
 	r.not_before = c->iat;
@@ -239,6 +340,7 @@ signed_cb(void *arg, struct keyop_answer *a)
 	r.key_version = c->key_version;
 	rpc_call_finish_pb(c->call, &r.base);
 	free(token);
+	free(cose);
 	ccall_free(c);
 }
 
@@ -275,58 +377,192 @@ signing_input(struct ccall *c, size_t *len)
 	return out;
 }
 
+/*
+ * COSE: the protected header {1: alg, 4: kid}, the CWT claims set and the
+ * Sig_structure over them (what is signed) into c. 0 or an error.
+ */
+static int
+cose_input(struct ccall *c)
+{
+	struct cose_claims cc;
+	json_t *args;
+	uint8_t *tbs = NULL;
+	size_t tbs_len = 0;
+	int rc;
+
+	if ((args = json_loads(c->args, 0, NULL)) == NULL)
+		return BS_ERR_NOMEM;
+	memset(&cc, 0, sizeof(cc));
+	cc.iss = CMD_ISSUER;
+	cc.sub = c->vehicle;
+	cc.aud = CMD_AUDIENCE;
+	cc.iat = c->iat;
+	cc.nbf = c->iat;
+	cc.exp = c->exp;
+	memcpy(cc.cti, c->cti, sizeof(cc.cti));
+	cc.seq = c->seq;
+	cc.cmd = c->command;
+	cc.args = args;
+	rc = cose_protected_encode(c->alg == BS_ALG_ED25519 ? COSE_ALG_EDDSA : COSE_ALG_ES256,
+	    (const uint8_t *)c->kid, strlen(c->kid), &c->prot, &c->prot_len);
+	if (rc == 0)
+		rc = cose_claims_encode(&cc, &c->payload, &c->payload_len);
+	if (rc == 0)
+		rc = cose_sig_structure(c->prot, c->prot_len, NULL, 0, c->payload, c->payload_len,
+		    &tbs, &tbs_len);
+	json_decref(args);
+	if (rc != 0)
+		return rc;
+	c->input = (char *)tbs;
+	c->input_len = tbs_len;
+	return 0;
+}
+
 /* ---- 4. the sequence number --------------------------------------------------------- */
 
-static void
-seq_work(struct workq_job *job, void *ctx)
+/*
+ * One call's number, inside the batch's transaction: the vehicle as the
+ * policy saw it, still (a suspension or an attribute change committed
+ * since then refuses this call alone: BS_ERR_PRECONDITION in c->rc), then
+ * the counter seq/VEHICLE read and raised. A store error is returned: it
+ * fails the whole batch.
+ */
+static int
+seq_take(struct store_txn *tx, struct ccall *c)
 {
-	struct ccall *c = (struct ccall *)job;
-	struct store_txn *tx = NULL;
 	char name[STORE_ID_MAX + 1];
-	uint64_t cur = 0;
+	uint64_t rowv = 0, cur = 0;
+	int rc;
+
+	rc = vehicle_row_version(tx, c->vehicle, &rowv);
+	if (rc == BS_ERR_NOT_FOUND || (rc == 0 && rowv != c->veh_version)) {
+		c->rc = BS_ERR_PRECONDITION;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	snprintf(name, sizeof(name), "seq/%s", c->vehicle);
+	rc = store_counter_get(tx, CMD_NS, name, &cur);
+	if (rc == BS_ERR_NOT_FOUND) {
+		cur = 0;
+		rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, 1);
+	} else if (rc == 0) {
+		rc = store_counter_cas(tx, CMD_NS, name, cur, cur + 1);
+	}
+	if (rc == 0) {
+		c->rc = 0;
+		c->seq = cur + 1;
+	}
+	return rc;
+}
+
+/* Queue thread: up to SEQ_BATCH_MAX pending calls, their numbers in one commit. */
+static void
+batch_work(struct workq_job *job, void *ctx)
+{
+	struct cmd_state *st = (struct cmd_state *)job;
+	struct store_txn *tx = NULL;
+	struct ccall *c, **tail = &st->batch;
+	size_t n = 0;
+	int rc;
 
 	(void)ctx;
-	snprintf(name, sizeof(name), "seq/%s", c->vehicle);
-	/* BEGIN IMMEDIATE: one writer at a time, so the read and the set cannot interleave */
-	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
-		return;
-	/*
-	 * The vehicle as the policy saw it, still: a suspension (or an attribute
-	 * change) committed since then refuses this command, so nothing is
-	 * signed for a vehicle after SetVehicleStatus answered.
-	 */
-	{
-		json_t *now = NULL;
-		uint64_t rowv = 0;
-
-		c->rc = vehicle_read(tx, c->vehicle, 0, &now, &rowv);
-		json_decref(now);
-		if (c->rc == 0 && rowv != c->veh_version)
-			c->rc = BS_ERR_PRECONDITION;
-		if (c->rc != 0) {
+	pthread_mutex_lock(&st->mu);
+	while (st->pending != NULL && n < SEQ_BATCH_MAX) {
+		c = st->pending;
+		st->pending = c->next;
+		c->next = NULL;
+		*tail = c;
+		tail = &c->next;
+		n++;
+	}
+	if (st->pending == NULL)
+		st->pending_tail = &st->pending;
+	pthread_mutex_unlock(&st->mu);
+	/* BEGIN IMMEDIATE: one writer at a time, so a read and its set cannot interleave */
+	if ((rc = store_begin(st->svc->store, &tx)) == 0) {
+		for (c = st->batch; c != NULL && rc == 0; c = c->next)
+			rc = seq_take(tx, c);
+		if (rc == 0)
+			rc = store_commit(tx);
+		else
 			store_rollback(tx);
-			return;
+	}
+	if (rc != 0)
+		for (c = st->batch; c != NULL; c = c->next) {
+			c->rc = rc;
+			c->seq = 0;
 		}
-	}
-	c->rc = store_counter_get(tx, CMD_NS, name, &cur);
-	if (c->rc == BS_ERR_NOT_FOUND) {
-		c->rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, 1);
-		cur = 0;
-	} else if (c->rc == 0) {
-		c->rc = store_counter_cas(tx, CMD_NS, name, cur, cur + 1);
-	}
-	if (c->rc != 0) {
-		store_rollback(tx);
+}
+
+static void seq_next(struct ccall *c);
+static void batch_done(struct workq_job *job);
+
+/* Loop thread: a batch job for what is pending; on failure every pending call fails. */
+static void
+batch_start(struct cmd_state *st)
+{
+	struct ccall *c;
+
+	st->job.work = batch_work;
+	st->job.done = batch_done;
+	st->running = 1;
+	if (workq_submit(st->svc->work, &st->job) == 0)
 		return;
+	st->running = 0;
+	pthread_mutex_lock(&st->mu);
+	c = st->pending;
+	st->pending = NULL;
+	st->pending_tail = &st->pending;
+	pthread_mutex_unlock(&st->mu);
+	while (c != NULL) {
+		struct ccall *next = c->next;
+
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+		c = next;
 	}
-	if ((c->rc = store_commit(tx)) == 0)
-		c->seq = cur + 1;
+}
+
+/* Loop thread: each call of the batch goes on; the next batch starts if any is pending. */
+static void
+batch_done(struct workq_job *job)
+{
+	struct cmd_state *st = (struct cmd_state *)job;
+	struct ccall *c = st->batch, *next;
+	int more;
+
+	st->batch = NULL;
+	for (; c != NULL; c = next) {
+		next = c->next;
+		c->next = NULL;
+		seq_next(c);
+	}
+	pthread_mutex_lock(&st->mu);
+	more = st->pending != NULL;
+	pthread_mutex_unlock(&st->mu);
+	st->running = 0;
+	if (more)
+		batch_start(st);
+}
+
+/* Loop thread: c waits for the next batch. */
+static void
+seq_enqueue(struct ccall *c)
+{
+	struct cmd_state *st = c->st;
+
+	c->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	*st->pending_tail = c;
+	st->pending_tail = &c->next;
+	pthread_mutex_unlock(&st->mu);
+	if (!st->running)
+		batch_start(st);
 }
 
 static void
-seq_done(struct workq_job *job)
+seq_next(struct ccall *c)
 {
-	struct ccall *c = (struct ccall *)job;
 	const struct catalog_key *k = catalog_find(c->svc->catalog, c->key);
 	const struct catalog_version *v = k != NULL ? catalog_key_version(k, c->key_version) : NULL;
 	struct keyop_input in;
@@ -349,7 +585,7 @@ seq_done(struct workq_job *job)
 		    "ask again");
 		return;
 	}
-	if ((c->input = signing_input(c, &c->input_len)) == NULL) {
+	if (c->cose ? cose_input(c) != 0 : (c->input = signing_input(c, &c->input_len)) == NULL) {
 		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
@@ -385,7 +621,8 @@ read_work(struct workq_job *job, void *ctx)
 	uint64_t rowv;
 
 	(void)ctx;
-	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
+	/* a snapshot of its own: no waiting for a batch's disk sync */
+	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
 		return;
 	c->rc = vehicle_read(tx, c->vehicle, 0, &c->veh, &rowv);
 	if (c->rc == BS_ERR_NOT_FOUND)
@@ -457,8 +694,10 @@ read_done(struct workq_job *job)
 	c->alg = k->alg;
 	c->key_version = v->version;
 	rpc_call_audit_key(c->call, k->name, v->version);
-	if (submit(c, seq_work, seq_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+	/* the record the policy judged (and the sequence step confirms) */
+	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)c->veh_version);
+	(void)!rpc_call_audit_field(c->call, "command.vehicle_version", msg);
+	seq_enqueue(c);
 }
 
 /* ---- 1. the request ------------------------------------------------------------------ */
@@ -467,10 +706,12 @@ static void
 sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__SignCommandRequest *r = (const Boltseal__V1__SignCommandRequest *)msg;
-	const struct cmd_settings *st = rpc_call_service_state(call);
+	struct cmd_state *st = rpc_call_service_state(call);
 	struct svc_ctx *svc = rpc_call_svc(call);
 	struct ccall *c;
 	json_t *args = NULL;
+	const struct cmd_maximum *own;
+	uint32_t max_valid;
 	uint8_t rnd[16];
 	char err[300] = "";
 
@@ -492,9 +733,18 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "key_name: not a key name");
 		return;
 	}
-	if (r->valid_seconds > st->max_valid) {
-		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "valid_seconds: at most %u "
-		    "(commands.max_valid_seconds)", (unsigned)st->max_valid);
+	if (r->format != BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_JWS &&
+	    r->format != BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_COSE) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "format: COMMAND_FORMAT_JWS or "
+		    "COMMAND_FORMAT_COSE");
+		return;
+	}
+	own = maximum_of(st, r->command);
+	max_valid = own != NULL ? own->max_valid : st->max_valid;
+	if (r->valid_seconds > max_valid) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "valid_seconds: at most %u for %s "
+		    "(commands.max_valid_seconds%s%s)", (unsigned)max_valid, r->command,
+		    own != NULL ? "." : "", own != NULL ? own->command : "");
 		return;
 	}
 	if (r->args.len > CMD_ARGS_MAX) {
@@ -527,16 +777,21 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	json_decref(args);
 	c->call = call;
 	c->svc = svc;
+	c->st = st;
+	st->svc = svc;                /* the one the batches use (the same for every call) */
 	snprintf(c->vehicle, sizeof(c->vehicle), "%s", r->vehicle_id);
 	snprintf(c->command, sizeof(c->command), "%s", r->command);
 	snprintf(c->key, sizeof(c->key), "%s", r->key_name);
-	c->valid = r->valid_seconds == 0 ? st->max_valid : r->valid_seconds;
+	c->valid = r->valid_seconds == 0 ? max_valid : r->valid_seconds;
 	c->iat = (int64_t)time(NULL);
 	c->exp = c->iat + c->valid;
 	bs_hex_encode(rnd, sizeof(rnd), c->jti);
+	memcpy(c->cti, rnd, sizeof(c->cti));
+	c->cose = r->format == BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_COSE;
 	rpc_call_audit_target(call, c->vehicle);
 	(void)!rpc_call_audit_field(call, "command.vehicle_id", c->vehicle);
 	(void)!rpc_call_audit_field(call, "command.name", c->command);
+	(void)!rpc_call_audit_field(call, "command.format", c->cose ? "cose" : "jws");
 	if (submit(c, read_work, read_done) != 0)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
@@ -544,6 +799,9 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 static const struct rpc_method methods[] = {
 	{ "SignCommand", &boltseal__v1__sign_command_request__descriptor,
 	    &boltseal__v1__sign_command_response__descriptor, RPC_AUTHZ_POLICY, 0, sign_command },
+	{ "InspectCommand", &boltseal__v1__inspect_command_request__descriptor,
+	    &boltseal__v1__inspect_command_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    commands_inspect },
 };
 
 const struct rpc_service command_service = {
@@ -554,5 +812,6 @@ const struct rpc_service command_service = {
 	.settings = settings,
 	.nsettings = sizeof(settings) / sizeof(settings[0]),
 	.init = cmd_init,
+	.named = cmd_named,
 	.fini = cmd_fini,
 };

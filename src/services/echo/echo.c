@@ -14,7 +14,7 @@
 
 /* The settings of the "echo" section, in this order. */
 static const struct rpc_setting settings[] = {
-	{ "max_text", 1, 4096, 256 },         /* echo.max_text: longest text echoed, bytes */
+	{ "max_text", 1, 4096, 256, 0 },         /* echo.max_text: longest text echoed, bytes */
 };
 
 struct echo_state {

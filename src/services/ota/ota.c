@@ -71,10 +71,10 @@
 
 /* The "ota" configuration section: each role's longest lifetime. */
 static const struct rpc_setting settings[] = {
-	{ "root_max_days", 1, 3650, 365 },
-	{ "targets_max_days", 1, 3650, 90 },
-	{ "snapshot_max_days", 1, 3650, 7 },
-	{ "timestamp_max_hours", 1, 8760, 24 },
+	{ "root_max_days", 1, 3650, 365, 0 },
+	{ "targets_max_days", 1, 3650, 90, 0 },
+	{ "snapshot_max_days", 1, 3650, 7, 0 },
+	{ "timestamp_max_hours", 1, 8760, 24, 0 },
 };
 
 struct ota_settings {

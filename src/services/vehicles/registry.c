@@ -170,6 +170,23 @@ record_parse(const uint8_t *data, size_t len, json_t **rec)
 }
 
 int
+vehicle_row_version(struct store_txn *tx, const char *id, uint64_t *row_version)
+{
+	char row[STORE_ID_MAX + 1];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	int rc;
+
+	current_id(id, row);
+	if ((rc = store_row_get(tx, VEHICLE_NS, row, &data, &len, &v)) != 0)
+		return rc;
+	free(data);
+	*row_version = v;
+	return 0;
+}
+
+int
 vehicle_read(struct store_txn *tx, const char *id, uint64_t version, json_t **rec,
     uint64_t *row_version)
 {

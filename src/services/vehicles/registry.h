@@ -67,6 +67,12 @@ int vehicle_read(struct store_txn *tx, const char *id, uint64_t version, json_t 
     uint64_t *row_version) BS_WUR;
 
 /*
+ * The current row's version only (nothing parsed): 0 and *row_version,
+ * BS_ERR_NOT_FOUND, the store's errors.
+ */
+int vehicle_row_version(struct store_txn *tx, const char *id, uint64_t *row_version) BS_WUR;
+
+/*
  * Writes rec as the vehicle's next version: row_version 0 registers it
  * (BS_ERR_EXISTS if the id is taken), else the current row must still be
  * at row_version (BS_ERR_PRECONDITION otherwise: another change won). Sets

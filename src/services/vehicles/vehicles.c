@@ -373,7 +373,9 @@ work(struct workq_job *job, void *ctx)
 	char last[VEHICLE_ID_MAX + 1];
 
 	(void)ctx;
-	if ((v->rc = store_begin(v->svc->store, &tx)) != 0)
+	/* reads take a snapshot of their own: they do not wait for a commit's disk sync */
+	if ((v->rc = v->op == V_GET || v->op == V_LIST ? store_begin_read(v->svc->store, &tx) :
+	    store_begin(v->svc->store, &tx)) != 0)
 		return;
 	switch (v->op) {
 	case V_REGISTER:
