@@ -40,6 +40,7 @@
 #include "policy/policy.h"
 #include "rpc/rpc_status.h"
 #include "services/commands/commands_int.h"
+#include "services/commands/seqcache.h"
 #include "services/services.h"
 #include "services/vehicles/registry.h"
 
@@ -60,6 +61,15 @@ struct cmd_maximum {
 };
 
 #define SEQ_BATCH_MAX 256
+#define KID_CACHE 16                  /* key versions whose thumbprint is remembered */
+
+/* A key version's RFC 7638 thumbprint (an SPKI decode and a hash: worth keeping). */
+struct kid_entry {
+	char key[CATALOG_NAME_MAX + 1];
+	uint32_t version;
+	uint8_t spki_sha256[32];      /* the same name and version with another key: not this */
+	char kid[JOSE_THUMBPRINT_LEN + 1];
+};
 
 struct ccall;
 
@@ -80,8 +90,43 @@ struct cmd_state {
 	pthread_mutex_t mu;           /* guards pending and pending_tail */
 	struct ccall *pending, **pending_tail;
 	struct ccall *batch;          /* the job's calls: the queue thread's until done() */
+	uint64_t batch_gen;           /* the registry generation before the batch's transaction */
 	int running;                  /* a batch job is queued or running (loop thread) */
+	struct seqcache *cache;       /* records and reserved blocks (loop thread) */
+	struct kid_entry kids[KID_CACHE];   /* loop thread; round robin */
+	size_t nkids, kid_next;
 };
+
+/* Loop thread: the thumbprint of key k's version v into kid. 0 or jose_thumbprint's error. */
+static int
+kid_of(struct cmd_state *st, const struct catalog_key *k, const struct catalog_version *v,
+    char kid[JOSE_THUMBPRINT_LEN + 1])
+{
+	struct kid_entry *e;
+	uint8_t h[32];
+	int rc;
+
+	SHA256(v->spki, v->spki_len, h);
+	for (size_t i = 0; i < st->nkids; i++) {
+		e = &st->kids[i];
+		if (e->version == v->version && strcmp(e->key, k->name) == 0 &&
+		    memcmp(e->spki_sha256, h, sizeof(h)) == 0) {
+			memcpy(kid, e->kid, sizeof(e->kid));
+			return 0;
+		}
+	}
+	if ((rc = jose_thumbprint(v->spki, v->spki_len, kid)) != 0)
+		return rc;
+	e = &st->kids[st->kid_next];
+	st->kid_next = (st->kid_next + 1) % KID_CACHE;
+	if (st->nkids < KID_CACHE)
+		st->nkids++;
+	snprintf(e->key, sizeof(e->key), "%s", k->name);
+	e->version = v->version;
+	memcpy(e->spki_sha256, h, sizeof(h));
+	memcpy(e->kid, kid, sizeof(e->kid));
+	return 0;
+}
 
 /* One call in flight. job first: the work queue hands it back. */
 struct ccall {
@@ -90,6 +135,16 @@ struct ccall {
 	struct svc_ctx *svc;
 	struct cmd_state *st;
 	struct ccall *next;           /* in the state's pending list or batch */
+	struct seqcache_waiter wait;  /* waiting for the block another call reserves */
+	uint64_t gen;                 /* the registry generation before veh was read */
+	int spare;                    /* this call reserves its vehicle's next block */
+	int recheck;                  /* this call re-checks its vehicle for the block left */
+	int rechecked;                /* it did once: the next time it reserves */
+	/* in a batch: the calls of one vehicle form a group led by its first */
+	struct ccall *group;
+	uint64_t count, issued, base; /* leader: its group's calls, numbers given, counter before */
+	uint64_t row_version;         /* the vehicle's row version the batch saw */
+	uint64_t block_from, block_limit; /* leader: the spare block committed */
 	char vehicle[VEHICLE_ID_MAX + 1];
 	char command[CMD_NAME_MAX + 1];
 	char key[CATALOG_NAME_MAX + 1];
@@ -148,6 +203,11 @@ cmd_init(void *env, const unsigned long *values, void **state, char *err, size_t
 	}
 	st->max_valid = (uint32_t)values[0];
 	st->pending_tail = &st->pending;
+	if (seqcache_new(SEQCACHE_MAX, &st->cache) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		return BS_ERR_NOMEM;
+	}
 	*state = st;
 	return 0;
 }
@@ -161,6 +221,7 @@ cmd_fini(void *state)
 	if (st == NULL)
 		return;
 	pthread_mutex_destroy(&st->mu);
+	seqcache_free(st->cache);
 	free(st->maxima);
 	free(st);
 }
@@ -421,39 +482,73 @@ cose_input(struct ccall *c)
 /* ---- 4. the sequence number --------------------------------------------------------- */
 
 /*
- * One call's number, inside the batch's transaction: the vehicle as the
- * policy saw it, still (a suspension or an attribute change committed
- * since then refuses this call alone: BS_ERR_PRECONDITION in c->rc), then
- * the counter seq/VEHICLE read and raised. A store error is returned: it
- * fails the whole batch.
+ * Inside the batch's transaction, for its calls in order: each call's
+ * vehicle still at the version the policy judged (a suspension or an
+ * attribute change committed since refuses that call alone:
+ * BS_ERR_PRECONDITION in c->rc); then per vehicle one counter raise for
+ * every call of its group, plus SEQCACHE_BLOCK spare numbers when a call
+ * asked for them; the calls get the group's numbers in order. A store
+ * error is returned: it fails the whole batch.
  */
 static int
-seq_take(struct store_txn *tx, struct ccall *c)
+seq_take_all(struct store_txn *tx, struct ccall *batch)
 {
 	char name[STORE_ID_MAX + 1];
-	uint64_t rowv = 0, cur = 0;
+	struct ccall *c, *f;
+	uint64_t cur, want;
 	int rc;
 
-	rc = vehicle_row_version(tx, c->vehicle, &rowv);
-	if (rc == BS_ERR_NOT_FOUND || (rc == 0 && rowv != c->veh_version)) {
-		c->rc = BS_ERR_PRECONDITION;
-		return 0;
-	}
-	if (rc != 0)
-		return rc;
-	snprintf(name, sizeof(name), "seq/%s", c->vehicle);
-	rc = store_counter_get(tx, CMD_NS, name, &cur);
-	if (rc == BS_ERR_NOT_FOUND) {
-		cur = 0;
-		rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, 1);
-	} else if (rc == 0) {
-		rc = store_counter_cas(tx, CMD_NS, name, cur, cur + 1);
-	}
-	if (rc == 0) {
+	for (c = batch; c != NULL; c = c->next) {
+		c->group = NULL;
+		rc = vehicle_row_version(tx, c->vehicle, &c->row_version);
+		if (rc == BS_ERR_NOT_FOUND || (rc == 0 && c->row_version != c->veh_version)) {
+			c->rc = BS_ERR_PRECONDITION;
+			continue;
+		}
+		if (rc != 0)
+			return rc;
 		c->rc = 0;
-		c->seq = cur + 1;
+		if (c->recheck)               /* takes no number here: only the version counts */
+			continue;
+		for (f = batch; f != c; f = f->next)
+			if (f->group == f && strcmp(f->vehicle, c->vehicle) == 0)
+				break;
+		if (f == c) {                 /* the first call of its vehicle leads the group */
+			c->group = c;
+			c->count = 0;
+			c->issued = 0;
+			c->block_from = c->block_limit = 0;
+		}
+		c->group = f == c ? c : f;
+		c->group->count++;
+		if (c->spare)
+			c->group->block_from = 1;    /* marks: spare numbers wanted */
 	}
-	return rc;
+	for (f = batch; f != NULL; f = f->next) {
+		if (f->rc != 0 || f->group != f)
+			continue;
+		snprintf(name, sizeof(name), "seq/%s", f->vehicle);
+		want = f->count + (f->block_from != 0 ? SEQCACHE_BLOCK : 0);
+		rc = store_counter_get(tx, CMD_NS, name, &cur);
+		if (rc == BS_ERR_NOT_FOUND) {
+			cur = 0;
+			rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, want);
+		} else if (rc == 0) {
+			rc = cur <= STORE_VALUE_MAX - want ?
+			    store_counter_cas(tx, CMD_NS, name, cur, cur + want) : BS_ERR_TOO_BIG;
+		}
+		if (rc != 0)
+			return rc;
+		f->base = cur;
+		if (f->block_from != 0) {
+			f->block_from = cur + f->count + 1;
+			f->block_limit = cur + want + 1;
+		}
+	}
+	for (c = batch; c != NULL; c = c->next)
+		if (c->rc == 0 && !c->recheck)
+			c->seq = c->group->base + ++c->group->issued;
+	return 0;
 }
 
 /* Queue thread: up to SEQ_BATCH_MAX pending calls, their numbers in one commit. */
@@ -479,11 +574,11 @@ batch_work(struct workq_job *job, void *ctx)
 	if (st->pending == NULL)
 		st->pending_tail = &st->pending;
 	pthread_mutex_unlock(&st->mu);
-	/* BEGIN IMMEDIATE: one writer at a time, so a read and its set cannot interleave */
+	/* before the transaction: a registry change after this makes the blocks re-checked */
+	st->batch_gen = vehicle_registry_generation();
+	/* BEGIN IMMEDIATE: one writer at a time, so a read and its raise cannot interleave */
 	if ((rc = store_begin(st->svc->store, &tx)) == 0) {
-		for (c = st->batch; c != NULL && rc == 0; c = c->next)
-			rc = seq_take(tx, c);
-		if (rc == 0)
+		if ((rc = seq_take_all(tx, st->batch)) == 0)
 			rc = store_commit(tx);
 		else
 			store_rollback(tx);
@@ -492,11 +587,38 @@ batch_work(struct workq_job *job, void *ctx)
 		for (c = st->batch; c != NULL; c = c->next) {
 			c->rc = rc;
 			c->seq = 0;
+			c->group = NULL;
 		}
 }
 
 static void seq_next(struct ccall *c);
 static void batch_done(struct workq_job *job);
+static void seq_assign(struct ccall *c);
+
+#define WAITER_CALL(w) ((struct ccall *)(void *)((char *)(w) - offsetof(struct ccall, wait)))
+
+/*
+ * Loop thread: c (which asked for spare numbers) is done with its batch, or
+ * failed before one; a reservation that did not install a block ends here,
+ * and the calls waiting for it try again (ok) or fail.
+ */
+static void
+reservation_over(struct cmd_state *st, struct ccall *c, int ok)
+{
+	struct seqcache_entry *e = seqcache_get(st->cache, c->vehicle);
+	struct seqcache_waiter *w, *next;
+
+	if (e == NULL)
+		return;
+	e->reserving = 0;
+	for (w = seqcache_waiters(e); w != NULL; w = next) {
+		next = w->next;
+		if (ok)
+			seq_assign(WAITER_CALL(w));
+		else
+			fail(WAITER_CALL(w), GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+	}
+}
 
 /* Loop thread: a batch job for what is pending; on failure every pending call fails. */
 static void
@@ -518,30 +640,55 @@ batch_start(struct cmd_state *st)
 	while (c != NULL) {
 		struct ccall *next = c->next;
 
+		if (c->spare)
+			reservation_over(st, c, 0);
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 		c = next;
 	}
 }
 
-/* Loop thread: each call of the batch goes on; the next batch starts if any is pending. */
+/*
+ * Loop thread: the batch's blocks are installed, each call goes on (to
+ * signing, or refused), the calls that waited for a block try again, and
+ * the next batch starts if any call is pending.
+ */
 static void
 batch_done(struct workq_job *job)
 {
 	struct cmd_state *st = (struct cmd_state *)job;
-	struct ccall *c = st->batch, *next;
+	struct ccall *batch = st->batch, *c, *next;
+	struct seqcache_entry *e;
 	int more;
 
 	st->batch = NULL;
-	for (; c != NULL; c = next) {
+	for (c = batch; c != NULL; c = c->next)
+		if (c->rc == 0 && c->group == c && c->block_limit != 0 &&
+		    (e = seqcache_get(st->cache, c->vehicle)) != NULL)
+			seqcache_put_block(e, c->block_from, c->block_limit, c->row_version,
+			    st->batch_gen);
+	for (c = batch; c != NULL; c = next) {
 		next = c->next;
 		c->next = NULL;
+		if (c->spare)
+			reservation_over(st, c, c->rc == 0 || c->rc == BS_ERR_PRECONDITION);
+		if (c->recheck && c->rc == 0) {
+			/* the version the policy judged is current: the block left is good for it */
+			if ((e = seqcache_get(st->cache, c->vehicle)) != NULL && st->batch_gen >= e->gen) {
+				e->version = c->row_version;
+				e->gen = st->batch_gen;
+			}
+			c->recheck = 0;
+			c->rechecked = 1;
+			seq_assign(c);
+			continue;
+		}
 		seq_next(c);
 	}
 	pthread_mutex_lock(&st->mu);
 	more = st->pending != NULL;
 	pthread_mutex_unlock(&st->mu);
 	st->running = 0;
-	if (more)
+	if (more && !st->running)
 		batch_start(st);
 }
 
@@ -558,6 +705,48 @@ seq_enqueue(struct ccall *c)
 	pthread_mutex_unlock(&st->mu);
 	if (!st->running)
 		batch_start(st);
+}
+
+/*
+ * Loop thread: c's number. From its vehicle's block when nothing in the
+ * registry changed since the block was checked and the policy judged the
+ * same version (no disk); after the block another call is reserving; or
+ * from a batch, which reserves the next block with it.
+ */
+static void
+seq_assign(struct ccall *c)
+{
+	struct cmd_state *st = c->st;
+	struct seqcache_entry *e = seqcache_add(st->cache, c->vehicle);
+
+	c->spare = 0;
+	c->recheck = 0;
+	if (e != NULL && seqcache_take(e, vehicle_registry_generation(), c->veh_version,
+	    &c->seq)) {
+		c->rc = 0;
+		seq_next(c);
+		return;
+	}
+	if (e != NULL && e->next < e->limit && !c->rechecked) {
+		/*
+		 * Numbers are left but the registry changed since they were checked:
+		 * a batch re-checks this vehicle's version, and the block stays (no
+		 * gap) when it is the one judged. Once: a registry that keeps
+		 * changing makes the call reserve instead.
+		 */
+		c->recheck = 1;
+		seq_enqueue(c);
+		return;
+	}
+	if (e != NULL && e->reserving) {
+		seqcache_wait(e, &c->wait);
+		return;
+	}
+	if (e != NULL) {
+		e->reserving = 1;
+		c->spare = 1;
+	}
+	seq_enqueue(c);
 }
 
 static void
@@ -621,6 +810,8 @@ read_work(struct workq_job *job, void *ctx)
 	uint64_t rowv;
 
 	(void)ctx;
+	/* the generation before the read: the record is current while it is unchanged */
+	c->gen = vehicle_registry_generation();
 	/* a snapshot of its own: no waiting for a batch's disk sync */
 	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
 		return;
@@ -639,6 +830,7 @@ read_done(struct workq_job *job)
 	char names[VEHICLE_ATTRS_MAX][VEHICLE_ATTR_NAME_MAX + 9], msg[300];
 	const struct catalog_key *k;
 	const struct catalog_version *v;
+	struct seqcache_entry *e;
 	const char *name;
 	json_t *val;
 	size_t n = 0;
@@ -650,6 +842,8 @@ read_done(struct workq_job *job)
 		    "cannot read the vehicle registry");
 		return;
 	}
+	if (c->veh != NULL && (e = seqcache_add(c->st->cache, c->vehicle)) != NULL)
+		seqcache_put_record(e, c->veh, c->veh_version, c->gen);
 	status = c->veh != NULL ? vehicle_status_of(c->veh) : 0;
 	attrs[n++] = (struct policy_attr){ "request.command", c->command };
 	attrs[n++] = (struct policy_attr){ "request.vehicle_id", c->vehicle };
@@ -685,7 +879,7 @@ read_done(struct workq_job *job)
 	}
 	if (k->purpose != BS_PURPOSE_COMMAND ||
 	    (k->alg != BS_ALG_ECDSA_P256_SHA256 && k->alg != BS_ALG_ED25519) ||
-	    v->state != BS_KEY_ENABLED || jose_thumbprint(v->spki, v->spki_len, c->kid) != 0) {
+	    v->state != BS_KEY_ENABLED || kid_of(c->st, k, v, c->kid) != 0) {
 		snprintf(msg, sizeof(msg), "key '%s' is not an enabled ECDSA P-256 or Ed25519 key of "
 		    "purpose command", c->key);
 		fail(c, GRPC_STATUS_FAILED_PRECONDITION, msg);
@@ -697,7 +891,7 @@ read_done(struct workq_job *job)
 	/* the record the policy judged (and the sequence step confirms) */
 	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)c->veh_version);
 	(void)!rpc_call_audit_field(c->call, "command.vehicle_version", msg);
-	seq_enqueue(c);
+	seq_assign(c);
 }
 
 /* ---- 1. the request ------------------------------------------------------------------ */
@@ -711,6 +905,9 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	struct ccall *c;
 	json_t *args = NULL;
 	const struct cmd_maximum *own;
+	struct seqcache_entry *e;
+	json_t *rec;
+	uint64_t gen;
 	uint32_t max_valid;
 	uint8_t rnd[16];
 	char err[300] = "";
@@ -792,6 +989,15 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	(void)!rpc_call_audit_field(call, "command.vehicle_id", c->vehicle);
 	(void)!rpc_call_audit_field(call, "command.name", c->command);
 	(void)!rpc_call_audit_field(call, "command.format", c->cose ? "cose" : "jws");
+	/* the record remembered, while the registry has not changed since it was read */
+	if ((e = seqcache_get(st->cache, c->vehicle)) != NULL &&
+	    (rec = seqcache_record(e, gen = vehicle_registry_generation(), &c->veh_version)) != NULL) {
+		c->veh = json_incref(rec);
+		c->gen = gen;
+		c->rc = 0;
+		read_done(&c->job);
+		return;
+	}
 	if (submit(c, read_work, read_done) != 0)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }

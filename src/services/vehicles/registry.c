@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,20 @@ record_parse(const uint8_t *data, size_t len, json_t **rec)
 		return BS_ERR_INVALID;
 	}
 	return 0;
+}
+
+static _Atomic uint64_t registry_generation = 1;
+
+uint64_t
+vehicle_registry_generation(void)
+{
+	return atomic_load(&registry_generation);
+}
+
+void
+vehicle_registry_changed(void)
+{
+	atomic_fetch_add(&registry_generation, 1);
 }
 
 int

@@ -67,6 +67,15 @@ int vehicle_read(struct store_txn *tx, const char *id, uint64_t version, json_t 
     uint64_t *row_version) BS_WUR;
 
 /*
+ * The registry's generation: raised by vehicle_registry_changed() after
+ * every committed change (before its answer), so that a reader who saw
+ * generation g before reading a record knows it is still current while the
+ * generation is g. In this process only: one daemon per store.
+ */
+uint64_t vehicle_registry_generation(void);
+void vehicle_registry_changed(void);
+
+/*
  * The current row's version only (nothing parsed): 0 and *row_version,
  * BS_ERR_NOT_FOUND, the store's errors.
  */

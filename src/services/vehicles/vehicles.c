@@ -417,6 +417,9 @@ work(struct workq_job *job, void *ctx)
 		return;
 	}
 	v->rc = store_commit(tx);
+	/* before the answer: CommandService's remembered records and blocks are re-checked */
+	if (v->rc == 0)
+		vehicle_registry_changed();
 }
 
 /* ---- answers, on the loop ---------------------------------------------------------- */
