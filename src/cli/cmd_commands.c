@@ -1,7 +1,10 @@
 /*
  * cmd_commands.c - `boltseal commands ...`: signed cloud-to-vehicle
  * commands. `commands sign` asks boltsealed for a token
- * (boltseal.v1.CommandService/SignCommand); `commands verify` checks a
+ * (boltseal.v1.CommandService/SignCommand: JWS, or with --cose a
+ * COSE_Sign1 printed in base64); `commands inspect` asks it which key
+ * signed a token and what the registry and the audit log say of it
+ * (InspectCommand, forensics); `commands verify` checks a
  * token offline (no server, no connection settings) exactly as a vehicle
  * does, with the client library's vehicle-side API
  * (include/boltseal/command.h) against a pinned public key. Also the CLI's
@@ -313,6 +316,8 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 	Boltseal__V1__SignCommandRequest req = BOLTSEAL__V1__SIGN_COMMAND_REQUEST__INIT;
 	Boltseal__V1__SignCommandResponse *resp = NULL;
 	const char *key = args_get(a, "key-name"), *valid = args_get(a, "valid");
+	int cose = args_get(a, "cose") != NULL;
+	char *b64 = NULL;
 	uint8_t *args = NULL;
 	size_t args_len = 0;
 	unsigned long vs = 0;
@@ -332,6 +337,8 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 	req.valid_seconds = (uint32_t)vs;
 	req.args.data = args;
 	req.args.len = args_len;
+	req.format = cose ? BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_COSE :
+	    BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_JWS;
 	ret = call_unary(x, "/boltseal.v1.CommandService/SignCommand", &req.base,
 	    &boltseal__v1__sign_command_response__descriptor, (ProtobufCMessage **)&resp);
 	if (ret != 0)
@@ -339,7 +346,10 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 	if (x->json) {
 		out_json_init(&j);
 		out_json_object(&j, NULL);
-		out_json_str(&j, "token", resp->token);
+		if (cose)
+			out_json_b64(&j, "cose", resp->cose.data, resp->cose.len);
+		else
+			out_json_str(&j, "token", resp->token);
 		out_json_uint(&j, "seq", resp->seq);
 		out_json_str(&j, "jti", resp->jti);
 		out_json_int(&j, "not_before", resp->not_before);
@@ -347,6 +357,13 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 		out_json_str(&j, "kid", resp->kid);
 		out_json_uint(&j, "key_version", resp->key_version);
 		out_json_close(&j);
+	} else if (cose) {
+		if ((b64 = out_b64(resp->cose.data, resp->cose.len)) == NULL) {
+			out_err(x->cmd, "out of memory");
+			ret = CLI_EXIT_CONN;
+		} else {
+			printf("%s\n", b64);
+		}
 	} else {
 		/* base64url and dots only from a well-behaved server; shown safely all the same */
 		out_safe(stdout, resp->token);
@@ -354,12 +371,118 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 out:
+	free(b64);
 	free(args);
+	return ret;
+}
+
+static const char *
+yes_no(int v)
+{
+	return v ? "yes" : "no";
+}
+
+/*
+ * `commands inspect TOKEN|-`: InspectCommand. TOKEN is a JWS compact token
+ * or the base64 of a COSE_Sign1 (as `commands sign --cose` prints it).
+ */
+static int
+cmd_inspect(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__InspectCommandRequest req = BOLTSEAL__V1__INSPECT_COMMAND_REQUEST__INIT;
+	Boltseal__V1__InspectCommandResponse *r = NULL;
+	const char *tok = a->pos[0];
+	uint8_t *buf = NULL, *cose = NULL;
+	size_t len, cose_len = 0;
+	char iat[32], exp[32], created[32];
+	struct out_json j;
+	int ret;
+
+	if (strcmp(tok, "-") == 0) {
+		if (input_read_file(x->cmd, "-", 2 * BS_CMD_MAX_TOKEN + 64, &buf, &len) != 0)
+			return CLI_EXIT_USAGE;
+		if (memchr(buf, '\0', len) != NULL) {
+			ret = out_usage(x->cmd, "the token on standard input contains a NUL byte");
+			goto out;
+		}
+		tok = input_trim((char *)buf);
+	}
+	if (strchr(tok, '.') != NULL) {
+		req.token.data = (uint8_t *)(uintptr_t)tok;
+		req.token.len = strlen(tok);
+	} else if (input_b64_decode(tok, strlen(tok), &cose, &cose_len) == 0) {
+		req.token.data = cose;
+		req.token.len = cose_len;
+	} else {
+		ret = out_usage(x->cmd, "TOKEN is neither a JWS compact token nor the base64 of a "
+		    "COSE_Sign1");
+		goto out;
+	}
+	ret = call_unary(x, "/boltseal.v1.CommandService/InspectCommand", &req.base,
+	    &boltseal__v1__inspect_command_response__descriptor, (ProtobufCMessage **)&r);
+	if (ret != 0)
+		goto out;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "format", r->format == BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_COSE ?
+		    "cose" : "jws");
+		out_json_str(&j, "key", r->key_name);
+		out_json_uint(&j, "key_version", r->key_version);
+		out_json_str(&j, "kid", r->kid);
+		out_json_int(&j, "key_created", r->key_created);
+		out_json_bool(&j, "key_valid_at_issue", r->key_valid_at_issue);
+		out_json_str(&j, "vehicle", r->vehicle_id);
+		out_json_str(&j, "command", r->command);
+		out_json_uint(&j, "seq", r->seq);
+		out_json_str(&j, "jti", r->jti);
+		out_json_int(&j, "iat", r->issued_at);
+		out_json_int(&j, "nbf", r->not_before);
+		out_json_int(&j, "exp", r->expires);
+		out_json_uint(&j, "vehicle_version_at_issue", r->vehicle_version_at_issue);
+		out_json_str(&j, "vehicle_status_at_issue", r->vehicle_status_at_issue);
+		out_json_str(&j, "vehicle_status_now", r->vehicle_status_now);
+		out_json_bool(&j, "audit_found", r->audit_found);
+		if (r->audit_found)
+			out_json_uint(&j, "audit_index", r->audit_index);
+		else
+			out_json_null(&j, "audit_index");
+		out_json_close(&j);
+	} else {
+		fmt_time(r->issued_at, iat, sizeof(iat));
+		fmt_time(r->expires, exp, sizeof(exp));
+		fmt_time(r->key_created, created, sizeof(created));
+		printf("commands inspect: signed by this service (%s)\nkey:       ",
+		    r->format == BOLTSEAL__V1__COMMAND_FORMAT__COMMAND_FORMAT_COSE ? "COSE_Sign1" : "JWS");
+		out_safe(stdout, r->key_name);
+		printf(" version %u (kid %s), created %s; valid at issue: %s\nvehicle:   ",
+		    (unsigned)r->key_version, r->kid, created, yes_no(r->key_valid_at_issue));
+		out_safe(stdout, r->vehicle_id);
+		printf("\n  at issue: %s\n  now:      %s\ncommand:   ",
+		    r->vehicle_version_at_issue == 0 ? "not registered" : r->vehicle_status_at_issue,
+		    r->vehicle_status_now[0] != '\0' ? r->vehicle_status_now : "not registered");
+		out_safe(stdout, r->command);
+		printf("\nseq:       %" PRIu64 "\njti:       %s\nissued:    %s, expires %s\n",
+		    r->seq, r->jti, iat, exp);
+		if (r->audit_found)
+			printf("audit:     record %" PRIu64 " of the log (AuditService."
+			    "GetInclusionProof proves it is in a signed checkpoint)\n", r->audit_index);
+		else
+			printf("audit:     no SignCommand record found for this jti\n");
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+out:
+	free(cose);
+	free(buf);
 	return ret;
 }
 
 static const struct args_opt sign_opts[] = {
 	{ "key-name", 0, ARGS_VALUE }, { "args", 0, ARGS_VALUE }, { "valid", 0, ARGS_VALUE },
+	{ "cose", 0, ARGS_FLAG },
+	{ NULL, 0, ARGS_FLAG } };
+
+static const struct args_opt inspect_opts[] = {
 	{ NULL, 0, ARGS_FLAG } };
 
 static const struct args_opt verify_opts[] = {
@@ -371,8 +494,13 @@ static const struct args_opt verify_opts[] = {
 static const struct cli_cmd commands_cmds[] = {
 	{ .name = "sign", .run = cmd_sign,
 	  .summary = "sign a command for a vehicle (SignCommand); prints the token",
-	  .usage = "VEHICLE COMMAND --key-name KEY [--args JSON|-] [--valid S]",
+	  .usage = "VEHICLE COMMAND --key-name KEY [--args JSON|-] [--valid S] [--cose]",
 	  .spec = { sign_opts, 2, 2 } },
+	{ .name = "inspect", .run = cmd_inspect,
+	  .summary = "which key signed a command token, whether it and the vehicle were valid "
+	      "then, its audit record (InspectCommand)",
+	  .usage = "TOKEN|-   (a JWS, or the base64 of a COSE_Sign1)",
+	  .spec = { inspect_opts, 1, 1 } },
 	{ .name = "verify", .run = cmd_verify, .offline = 1,
 	  .summary = "check a signed command token as a vehicle does, offline, against a pinned "
 	      "public key; exit 1 if it is refused",
@@ -384,7 +512,8 @@ static const struct cli_cmd commands_cmds[] = {
 
 const struct cli_cmd cli_commands_cmd = {
 	.name = "commands",
-	.summary = "signed cloud-to-vehicle commands: sign (CommandService), verify (offline)",
+	.summary = "signed cloud-to-vehicle commands: sign, inspect (CommandService), verify "
+	    "(offline)",
 	.usage = "COMMAND [ARGS]",
 	.sub = commands_cmds,
 };

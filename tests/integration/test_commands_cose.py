@@ -255,3 +255,38 @@ def test_validity_maximum_per_command(cc):
             send(cc, "cose-truck-valid", cmd, "cmd-cose-es", valid=valid)
         assert status_of(e.value) == grpc.StatusCode.INVALID_ARGUMENT
         assert words in e.value.details(), e.value.details()
+
+
+def test_cli_sign_cose_and_inspect(env, cc):
+    """`boltseal commands sign --cose` prints the COSE_Sign1 in base64;
+    `boltseal commands inspect` (as the auditor) names the key and finds the
+    audit record, for that and for a JWS read from standard input."""
+    cc.vehicle("cose-truck-cli", carrier_id="acme")
+    run = bsutil.cli_runner(env)
+    rc, out, err = run("commands", "sign", "cose-truck-cli", "safe_stop", "--key-name",
+                       "cmd-cose-ed", "--args", '{"why":"cli"}', "--cose")
+    assert rc == 0, err
+    blob = base64.b64decode(out.strip())
+    _, claims, _, _ = verify_cose(cc.pub["cmd-cose-ed"], blob)
+    assert claims[2] == "cose-truck-cli" and claims["args"] == {"why": "cli"}
+    audit = bsutil.cli_runner(env, ident="audit-ext")
+    rc, out, err = audit("--json", "commands", "inspect", base64.b64encode(blob).decode())
+    assert rc == 0, err
+    j = json.loads(out)
+    assert (j["format"], j["key"], j["key_version"], j["vehicle"], j["seq"]) == \
+        ("cose", "cmd-cose-ed", 1, "cose-truck-cli", claims["seq"])
+    assert j["key_valid_at_issue"] is True and j["vehicle_status_at_issue"] == "active"
+    assert j["audit_found"] is True and isinstance(j["audit_index"], int)
+    rc, out, err = run("commands", "sign", "cose-truck-cli", "dispatch.accept", "--key-name",
+                       "cmd-cose-es")
+    assert rc == 0, err
+    rc, out, err = audit("commands", "inspect", "-", stdin=out.encode())
+    assert rc == 0, err
+    assert "key:       cmd-cose-es version 1" in out and "valid at issue: yes" in out
+    assert "at issue: active" in out and "audit:     record " in out
+    # the dispatch service may not inspect, and junk is a usage error
+    disp = bsutil.cli_runner(env, ident="svc-dispatch")
+    rc, out, err = disp("commands", "inspect", base64.b64encode(blob).decode())
+    assert rc not in (0, 2) and "PERMISSION_DENIED" in err.upper().replace(" ", "_"), (rc, err)
+    rc, out, err = audit("commands", "inspect", "not base64 at all!")
+    assert rc == 2 and "neither a JWS" in err, (rc, err)
