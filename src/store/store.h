@@ -35,8 +35,10 @@
  * second transaction of the same store before ending the first gets
  * BS_ERR_PRECONDITION instead of a deadlock. Read-only work uses
  * store_begin_read() instead: a snapshot on a connection of its own, which
- * does not wait for the writer (SQLite's WAL mode). Other processes on the same
- * file are held off by BEGIN IMMEDIATE with a 10 s busy timeout. Because
+ * does not wait for the writer (SQLite's WAL mode). Another process cannot
+ * open the same store (store_open); other programs reading the file
+ * (sqlite3, a backup) are held off by BEGIN IMMEDIATE with a 10 s busy
+ * timeout. Because
  * store_begin() can wait on the disk and on other threads, the event loop
  * thread uses the store only at start-up; later work goes to worker threads.
  *
@@ -80,7 +82,10 @@ struct store_txn;
 /*
  * Opens the store at path, creating the file (mode 0600; an existing file
  * is tightened to 0600) and the schema if needed, and migrating an older
- * schema in place. Returns 0 and sets *out (free with store_close), or
+ * schema in place. One process at a time: an exclusive flock() on
+ * PATH.lock is held until store_close (another holder is waited for up to
+ * 10 s, then BS_ERR_IO "in use by another process"); the services may keep
+ * what they know of the store in memory between calls. Returns 0 and sets *out (free with store_close), or
  * BS_ERR_INVALID (NULL argument), BS_ERR_NOMEM, BS_ERR_INTERNAL (mutex),
  * or BS_ERR_IO with a message naming path in err: cannot create or open the
  * file, not a database, no WAL, a schema newer than this build, a failed
@@ -108,7 +113,9 @@ int store_begin(struct store *st, struct store_txn **out) BS_WUR;
  * BS_ERR_INVALID and changes nothing. Ended with store_rollback (or
  * store_commit, the same). A thread may hold one read and one write
  * transaction at once. Returns 0 and sets *out; BS_ERR_INVALID (NULL
- * argument); BS_ERR_IO if the database cannot be opened or read.
+ * argument); BS_ERR_PRECONDITION if this thread already has a read
+ * transaction of st open; BS_ERR_IO if the database cannot be opened or
+ * read.
  */
 int store_begin_read(struct store *st, struct store_txn **out) BS_WUR;
 

@@ -26,6 +26,7 @@
  * neither waits for nor blocks the writer. A statement that would write is
  * refused in it (sqlite3_stmt_readonly).
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -46,6 +47,7 @@
 #define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 10000
 #define STORE_READERS 4
+#define STORE_LOCK_POLL_MS 50
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -76,6 +78,7 @@ struct store {
 	pthread_cond_t rcv;          /* signalled when a reader slot is freed */
 	int rmu_ok;
 	struct reader readers[STORE_READERS];
+	int lock_fd;                 /* PATH.lock, flock()ed: one process per store */
 };
 
 /* --- schema ------------------------------------------------------------------ */
@@ -187,6 +190,44 @@ query_int(sqlite3 *db, const char *sql, int *out, const char *path, char *err, s
 out:
 	sqlite3_finalize(s);
 	return rc;
+}
+
+/*
+ * The store's one writer process: an exclusive flock() on PATH.lock (a file
+ * of its own: closing any descriptor of the database itself would drop
+ * SQLite's POSIX locks), held until store_close. Another process holding it
+ * is waited for up to the busy timeout (a daemon being restarted), then
+ * refused. The services rely on it: what they remember between calls (the
+ * vehicle registry's generation, reserved sequence numbers) is this
+ * process's.
+ */
+static int
+lock_store(const char *path, int *fd_out, char *err, size_t errlen)
+{
+	char lp[4096];
+	int fd, waited = 0;
+
+	if (snprintf(lp, sizeof(lp), "%s.lock", path) >= (int)sizeof(lp)) {
+		set_err(err, errlen, "store %s: path too long", path);
+		return BS_ERR_IO;
+	}
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0) {
+		set_err(err, errlen, "store %s: cannot open %s: %s", path, lp, strerror(errno));
+		return BS_ERR_IO;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK || waited >= STORE_BUSY_TIMEOUT_MS) {
+			set_err(err, errlen, "store %s: in use by another process (another boltsealed "
+			    "on this state directory?): %s", path, strerror(errno));
+			close(fd);
+			return BS_ERR_IO;
+		}
+		usleep(STORE_LOCK_POLL_MS * 1000);
+		waited += STORE_LOCK_POLL_MS;
+	}
+	*fd_out = fd;
+	return 0;
 }
 
 /* Creates the file with mode 0600 if missing; tightens the mode of an existing one. */
@@ -334,6 +375,7 @@ store_open(const char *path, struct store **out, char *err, size_t errlen)
 		free(st);
 		return BS_ERR_NOMEM;
 	}
+	st->lock_fd = -1;
 	if (pthread_mutexattr_init(&attr) != 0) {
 		rc = BS_ERR_INTERNAL;
 		goto out;
@@ -356,7 +398,8 @@ store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto out;
 	}
 	st->rmu_ok = 1;
-	if ((rc = create_file(path, err, errlen)) != 0)
+	if ((rc = lock_store(path, &st->lock_fd, err, errlen)) != 0 ||
+	    (rc = create_file(path, err, errlen)) != 0)
 		goto out;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
 	    NULL) != SQLITE_OK) {
@@ -392,6 +435,8 @@ store_close(struct store *st)
 		pthread_mutex_destroy(&st->rmu);
 		pthread_cond_destroy(&st->rcv);
 	}
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	free(st->path);
 	free(st);
 }
@@ -476,6 +521,12 @@ store_begin_read(struct store *st, struct store_txn **out)
 	if (st == NULL || out == NULL)
 		return BS_ERR_INVALID;
 	pthread_mutex_lock(&st->rmu);
+	/* one read transaction per thread: a second could wait forever for a slot */
+	for (size_t i = 0; i < STORE_READERS; i++)
+		if (st->readers[i].busy && pthread_equal(st->readers[i].txn.owner, pthread_self())) {
+			pthread_mutex_unlock(&st->rmu);
+			return BS_ERR_PRECONDITION;
+		}
 	for (;;) {
 		for (size_t i = 0; i < STORE_READERS && r == NULL; i++)
 			if (!st->readers[i].busy)
@@ -485,11 +536,11 @@ store_begin_read(struct store *st, struct store_txn **out)
 		pthread_cond_wait(&st->rcv, &st->rmu);
 	}
 	r->busy = 1;
+	r->txn.owner = pthread_self();
 	pthread_mutex_unlock(&st->rmu);
 	r->txn.st = st;
 	r->txn.db = r->db;
 	r->txn.reader = 1;
-	r->txn.owner = pthread_self();
 	r->txn.active = 1;
 	r->txn.poisoned = 0;
 	if (r->db == NULL) {

@@ -175,13 +175,15 @@ def test_nothing_is_signed_once_a_suspension_answered(cmd):
     cmd.vehicle("cmd-truck-race")
     answered = threading.Event()
     stop = threading.Event()
-    late_ok = []
+    late_ok, late_calls = [], []
 
     def client():
         n = 0
         while not stop.is_set() and n < 2000:
             n += 1
             after = answered.is_set()
+            if after:
+                late_calls.append(1)
             try:
                 r = cmd.send("cmd-truck-race", "route.override", "cmd-it-es")
                 if after:
@@ -200,6 +202,7 @@ def test_nothing_is_signed_once_a_suspension_answered(cmd):
         for f in futs:
             f.result(timeout=60)
     assert late_ok == [], "signed after the suspension answered: seq %r" % late_ok
+    assert len(late_calls) >= 4, "no call started after the suspension answered"
 
 
 def test_durable_across_restart(env, second_daemon, pb, cpb):

@@ -35,9 +35,9 @@ test_blocks(void **state)
 	assert_ptr_equal(seqcache_get(sc, "truck-1"), e);
 	/* no block yet */
 	assert_int_equal(seqcache_take(e, 1, 1, &seq), 0);
-	e->reserving = 1;
+	e->reserver = &seq;
 	seqcache_put_block(e, 3, 6, 7, 10);          /* 3, 4, 5: checked at version 7, gen 10 */
-	assert_int_equal(e->reserving, 0);
+	assert_ptr_equal(e->reserver, &seq);         /* the reserver's to clear, not the block's */
 	assert_int_equal(seqcache_take(e, 10, 7, &seq), 1);
 	assert_int_equal(seq, 3);
 	/* another generation or another version: nothing, and nothing used up */
@@ -80,6 +80,9 @@ test_records(void **state)
 	assert_int_equal(v, 4);
 	seqcache_put_record(e, a, 3, 6);                /* an older read does not win */
 	assert_ptr_equal(seqcache_record(e, 7, &v), b);
+	seqcache_forget_record(e);
+	assert_null(seqcache_record(e, 7, &v));
+	seqcache_put_record(e, b, 4, 7);
 	/* the cache holds its own references */
 	json_decref(a);
 	json_decref(b);

@@ -12,12 +12,14 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -734,12 +736,35 @@ read_while_writing(void *p)
 	return NULL;
 }
 
+/* A thread that holds a read transaction until told to let it go. */
+struct holder {
+	struct store *st;
+	sem_t held, release;
+	int rc;
+};
+
+static void *
+hold_reader(void *p)
+{
+	struct holder *h = p;
+	struct store_txn *t = NULL;
+
+	h->rc = store_begin_read(h->st, &t);
+	sem_post(&h->held);
+	sem_wait(&h->release);
+	if (h->rc == 0)
+		store_rollback(t);
+	return NULL;
+}
+
 static void
 test_read_txn(void **state)
 {
 	struct fixture *f = *state;
-	struct store_txn *tx, *rt[5];
+	struct store_txn *tx, *rt[2];
 	struct reader_thread r = { f->st, 0, -1 };
+	struct holder h[4];
+	pthread_t hth[4];
 	pthread_t th;
 	uint64_t v = 0;
 	uint8_t *data = NULL;
@@ -774,6 +799,7 @@ test_read_txn(void **state)
 	assert_int_equal(store_begin_read(f->st, &rt[0]), 0);
 	assert_int_equal(store_counter_get(rt[0], "seq", "a", &v), 0);
 	assert_int_equal(v, 6);
+	assert_int_equal(store_begin_read(f->st, &rt[1]), BS_ERR_PRECONDITION);   /* one each */
 	assert_int_equal(store_commit(rt[0]), 0);        /* the same as a rollback */
 	assert_int_equal(store_counter_cas(tx, "seq", "a", 6, 8), 0);
 	/* another thread reads the last commit while this one's write is open */
@@ -782,19 +808,53 @@ test_read_txn(void **state)
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.seen, 6);
 	assert_int_equal(store_commit(tx), 0);
-	/* four slots; a fifth waits until one is freed (here: by the test itself) */
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(store_begin_read(f->st, &rt[i]), 0);
-	store_rollback(rt[3]);
-	assert_int_equal(store_begin_read(f->st, &rt[4]), 0);
-	assert_int_equal(store_counter_get(rt[4], "seq", "a", &v), 0);
-	assert_int_equal(v, 8);
-	for (int i = 0; i < 3; i++)
-		store_rollback(rt[i]);
-	store_rollback(rt[4]);
+	/* four slots, held by four threads; a fifth thread waits until one is freed */
+	for (int i = 0; i < 4; i++) {
+		h[i].st = f->st;
+		assert_int_equal(sem_init(&h[i].held, 0, 0), 0);
+		assert_int_equal(sem_init(&h[i].release, 0, 0), 0);
+		assert_int_equal(pthread_create(&hth[i], NULL, hold_reader, &h[i]), 0);
+		assert_int_equal(sem_wait(&h[i].held), 0);
+		assert_int_equal(h[i].rc, 0);
+	}
+	r.rc = -1;
+	r.seen = 0;
+	assert_int_equal(pthread_create(&th, NULL, read_while_writing, &r), 0);
+	usleep(200 * 1000);
+	assert_int_equal(r.rc, -1);                      /* still waiting */
+	assert_int_equal(sem_post(&h[3].release), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.seen, 8);
+	for (int i = 0; i < 4; i++) {
+		if (i < 3)
+			assert_int_equal(sem_post(&h[i].release), 0);
+		assert_int_equal(pthread_join(hth[i], NULL), 0);
+		sem_destroy(&h[i].held);
+		sem_destroy(&h[i].release);
+	}
 	/* an ended read transaction is refused like an ended write one */
-	assert_int_equal(store_counter_get(rt[4], "seq", "a", &v), BS_ERR_INVALID);
+	assert_int_equal(store_counter_get(rt[0], "seq", "a", &v), BS_ERR_INVALID);
 	assert_int_equal(store_begin_read(NULL, &rt[0]), BS_ERR_INVALID);
+}
+
+/* One process per store: a second store_open on the same path waits (10 s), then fails. */
+static void
+test_one_opener(void **state)
+{
+	struct fixture *f = *state;
+	struct store *second = NULL;
+	char err[256] = "";
+	time_t t0 = time(NULL);
+
+	assert_int_equal(store_open(f->path, &second, err, sizeof(err)), BS_ERR_IO);
+	assert_null(second);
+	assert_non_null(strstr(err, "in use by another process"));
+	assert_true(time(NULL) - t0 >= 9);
+	/* once the first is closed, it opens */
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(store_open(f->path, &f->st, err, sizeof(err)), 0);
 }
 
 /* --- two threads ----------------------------------------------------------------- */
@@ -1063,6 +1123,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_txn_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_txn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_opener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_refused, setup, teardown),
 	};

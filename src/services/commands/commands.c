@@ -1,23 +1,29 @@
 /*
- * commands.c - boltseal.v1.CommandService: cloud-to-vehicle commands as
- * JWS compact tokens (RFC 7515; docs/commands.md).
+ * commands.c - boltseal.v1.CommandService.SignCommand: cloud-to-vehicle
+ * commands as JWS compact tokens (RFC 7515) or COSE_Sign1 (RFC 9052)
+ * (docs/commands.md). InspectCommand is inspect.c.
  *
- * SignCommand, in four steps:
+ * SignCommand, in five steps:
  *   1. loop: the request's form (vehicle id, command name, args as a strict
- *      JSON object, validity within commands.max_valid_seconds);
- *   2. work queue: the vehicle's record from the registry;
+ *      JSON object, validity within the command's maximum, format);
+ *   2. the vehicle's record: remembered (seqcache) while the registry's
+ *      generation for it is unchanged, else read on the work queue from a
+ *      store snapshot;
  *   3. loop: the policy, asked with request.command, request.vehicle_id,
  *      vehicle.status and vehicle.<attribute> for each registry attribute,
  *      on the key (purpose command); for a vehicle that is not active only
  *      grants that test vehicle.status count; then the vehicle must exist
  *      and the key be an enabled P-256 or Ed25519 key of purpose command;
- *   4. work queue: the vehicle's next sequence number, committed to the
- *      store before anything is signed (so a number is never issued twice,
- *      even across a crash: a crash after the commit only leaves a gap);
- *   5. key door: ES256 over SHA-256 of the signing input (the HSM's r||s,
- *      as JWS wants it) or EdDSA over the signing input; loop: the token.
- * The audit record names the key, the vehicle, the command, its sequence
- * number and jti, and the SHA-256 of the signing input.
+ *   4. the vehicle's next sequence number: from the block reserved ahead
+ *      for it (loop, no disk) while the registry generation and the judged
+ *      version hold, else from a batch on the work queue that re-checks the
+ *      vehicle's version and raises its counter, committed before any
+ *      number of it is used (never issued twice; a crash leaves a gap);
+ *   5. key door: ES256 over SHA-256 of what is signed (the HSM's r||s, as
+ *      JWS and COSE want it) or EdDSA over it; loop: the token.
+ * The audit record names the key, the vehicle and the version the policy
+ * judged, the command, its sequence number and jti, and the SHA-256 of
+ * what was signed.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -90,7 +96,6 @@ struct cmd_state {
 	pthread_mutex_t mu;           /* guards pending and pending_tail */
 	struct ccall *pending, **pending_tail;
 	struct ccall *batch;          /* the job's calls: the queue thread's until done() */
-	uint64_t batch_gen;           /* the registry generation before the batch's transaction */
 	int running;                  /* a batch job is queued or running (loop thread) */
 	struct seqcache *cache;       /* records and reserved blocks (loop thread) */
 	struct kid_entry kids[KID_CACHE];   /* loop thread; round robin */
@@ -144,6 +149,8 @@ struct ccall {
 	struct ccall *group;
 	uint64_t count, issued, base; /* leader: its group's calls, numbers given, counter before */
 	uint64_t row_version;         /* the vehicle's row version the batch saw */
+	uint64_t batch_gen;           /* the vehicle's registry generation before the batch's
+	                                 transaction */
 	uint64_t block_from, block_limit; /* leader: the spare block committed */
 	char vehicle[VEHICLE_ID_MAX + 1];
 	char command[CMD_NAME_MAX + 1];
@@ -533,9 +540,15 @@ seq_take_all(struct store_txn *tx, struct ccall *batch)
 		if (rc == BS_ERR_NOT_FOUND) {
 			cur = 0;
 			rc = store_counter_cas(tx, CMD_NS, name, STORE_COUNTER_ABSENT, want);
+		} else if (rc == 0 && cur > STORE_VALUE_MAX - want) {
+			/* this vehicle's numbers are used up: its calls fail, the others go on */
+			for (c = f; c != NULL; c = c->next)
+				if (c->group == f)
+					c->rc = BS_ERR_TOO_BIG;
+			f->block_from = f->block_limit = 0;
+			continue;
 		} else if (rc == 0) {
-			rc = cur <= STORE_VALUE_MAX - want ?
-			    store_counter_cas(tx, CMD_NS, name, cur, cur + want) : BS_ERR_TOO_BIG;
+			rc = store_counter_cas(tx, CMD_NS, name, cur, cur + want);
 		}
 		if (rc != 0)
 			return rc;
@@ -575,7 +588,8 @@ batch_work(struct workq_job *job, void *ctx)
 		st->pending_tail = &st->pending;
 	pthread_mutex_unlock(&st->mu);
 	/* before the transaction: a registry change after this makes the blocks re-checked */
-	st->batch_gen = vehicle_registry_generation();
+	for (c = st->batch; c != NULL; c = c->next)
+		c->batch_gen = vehicle_registry_generation(c->vehicle);
 	/* BEGIN IMMEDIATE: one writer at a time, so a read and its raise cannot interleave */
 	if ((rc = store_begin(st->svc->store, &tx)) == 0) {
 		if ((rc = seq_take_all(tx, st->batch)) == 0)
@@ -610,13 +624,16 @@ reservation_over(struct cmd_state *st, struct ccall *c, int ok)
 
 	if (e == NULL)
 		return;
-	e->reserving = 0;
+	if (e->reserver != c)         /* not this call's reservation (any more) */
+		return;
+	e->reserver = NULL;
 	for (w = seqcache_waiters(e); w != NULL; w = next) {
 		next = w->next;
 		if (ok)
 			seq_assign(WAITER_CALL(w));
 		else
-			fail(WAITER_CALL(w), GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+			fail(WAITER_CALL(w), GRPC_STATUS_UNAVAILABLE, "cannot allocate the vehicle's "
+			    "sequence number");
 	}
 }
 
@@ -665,17 +682,20 @@ batch_done(struct workq_job *job)
 		if (c->rc == 0 && c->group == c && c->block_limit != 0 &&
 		    (e = seqcache_get(st->cache, c->vehicle)) != NULL)
 			seqcache_put_block(e, c->block_from, c->block_limit, c->row_version,
-			    st->batch_gen);
+			    c->batch_gen);
 	for (c = batch; c != NULL; c = next) {
 		next = c->next;
 		c->next = NULL;
+		/* the record remembered was not the store's: read it again next time */
+		if (c->rc == BS_ERR_PRECONDITION && (e = seqcache_get(st->cache, c->vehicle)) != NULL)
+			seqcache_forget_record(e);
 		if (c->spare)
 			reservation_over(st, c, c->rc == 0 || c->rc == BS_ERR_PRECONDITION);
 		if (c->recheck && c->rc == 0) {
 			/* the version the policy judged is current: the block left is good for it */
-			if ((e = seqcache_get(st->cache, c->vehicle)) != NULL && st->batch_gen >= e->gen) {
+			if ((e = seqcache_get(st->cache, c->vehicle)) != NULL && c->batch_gen >= e->gen) {
 				e->version = c->row_version;
-				e->gen = st->batch_gen;
+				e->gen = c->batch_gen;
 			}
 			c->recheck = 0;
 			c->rechecked = 1;
@@ -721,7 +741,7 @@ seq_assign(struct ccall *c)
 
 	c->spare = 0;
 	c->recheck = 0;
-	if (e != NULL && seqcache_take(e, vehicle_registry_generation(), c->veh_version,
+	if (e != NULL && seqcache_take(e, vehicle_registry_generation(c->vehicle), c->veh_version,
 	    &c->seq)) {
 		c->rc = 0;
 		seq_next(c);
@@ -738,12 +758,12 @@ seq_assign(struct ccall *c)
 		seq_enqueue(c);
 		return;
 	}
-	if (e != NULL && e->reserving) {
+	if (e != NULL && e->reserver != NULL) {
 		seqcache_wait(e, &c->wait);
 		return;
 	}
 	if (e != NULL) {
-		e->reserving = 1;
+		e->reserver = c;
 		c->spare = 1;
 	}
 	seq_enqueue(c);
@@ -760,6 +780,10 @@ seq_next(struct ccall *c)
 	if (c->rc == BS_ERR_PRECONDITION || c->rc == BS_ERR_NOT_FOUND) {
 		fail(c, GRPC_STATUS_ABORTED, "the vehicle changed while the command was being "
 		    "authorised; ask again");
+		return;
+	}
+	if (c->rc == BS_ERR_TOO_BIG) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the vehicle's sequence numbers are used up");
 		return;
 	}
 	if (c->rc != 0) {
@@ -802,6 +826,31 @@ seq_next(struct ccall *c)
 
 /* ---- 2 and 3. the vehicle, the policy, the key -------------------------------------- */
 
+/*
+ * Loop thread, after the policy allowed: what the policy reads of the
+ * record (status and attributes, not the identities) is remembered for the
+ * vehicle's next commands, with the generation it was read at.
+ */
+static void
+remember_record(struct ccall *c)
+{
+	struct seqcache_entry *e;
+	json_t *slim;
+
+	if ((e = seqcache_add(c->st->cache, c->vehicle)) == NULL ||
+	    (e->rec != NULL && e->rec_gen == c->gen && e->rec_version == c->veh_version))
+		return;
+	if ((slim = json_object()) == NULL ||
+	    json_object_set(slim, "status", json_object_get(c->veh, "status")) != 0 ||
+	    (json_object_get(c->veh, "attributes") != NULL &&
+	    json_object_set(slim, "attributes", json_object_get(c->veh, "attributes")) != 0)) {
+		json_decref(slim);
+		return;
+	}
+	seqcache_put_record(e, slim, c->veh_version, c->gen);
+	json_decref(slim);
+}
+
 static void
 read_work(struct workq_job *job, void *ctx)
 {
@@ -811,7 +860,7 @@ read_work(struct workq_job *job, void *ctx)
 
 	(void)ctx;
 	/* the generation before the read: the record is current while it is unchanged */
-	c->gen = vehicle_registry_generation();
+	c->gen = vehicle_registry_generation(c->vehicle);
 	/* a snapshot of its own: no waiting for a batch's disk sync */
 	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
 		return;
@@ -830,7 +879,6 @@ read_done(struct workq_job *job)
 	char names[VEHICLE_ATTRS_MAX][VEHICLE_ATTR_NAME_MAX + 9], msg[300];
 	const struct catalog_key *k;
 	const struct catalog_version *v;
-	struct seqcache_entry *e;
 	const char *name;
 	json_t *val;
 	size_t n = 0;
@@ -842,8 +890,6 @@ read_done(struct workq_job *job)
 		    "cannot read the vehicle registry");
 		return;
 	}
-	if (c->veh != NULL && (e = seqcache_add(c->st->cache, c->vehicle)) != NULL)
-		seqcache_put_record(e, c->veh, c->veh_version, c->gen);
 	status = c->veh != NULL ? vehicle_status_of(c->veh) : 0;
 	attrs[n++] = (struct policy_attr){ "request.command", c->command };
 	attrs[n++] = (struct policy_attr){ "request.vehicle_id", c->vehicle };
@@ -887,6 +933,7 @@ read_done(struct workq_job *job)
 	}
 	c->alg = k->alg;
 	c->key_version = v->version;
+	remember_record(c);
 	rpc_call_audit_key(c->call, k->name, v->version);
 	/* the record the policy judged (and the sequence step confirms) */
 	snprintf(msg, sizeof(msg), "%llu", (unsigned long long)c->veh_version);
@@ -991,7 +1038,8 @@ sign_command(struct rpc_call *call, const ProtobufCMessage *msg)
 	(void)!rpc_call_audit_field(call, "command.format", c->cose ? "cose" : "jws");
 	/* the record remembered, while the registry has not changed since it was read */
 	if ((e = seqcache_get(st->cache, c->vehicle)) != NULL &&
-	    (rec = seqcache_record(e, gen = vehicle_registry_generation(), &c->veh_version)) != NULL) {
+	    (rec = seqcache_record(e, gen = vehicle_registry_generation(c->vehicle),
+	    &c->veh_version)) != NULL) {
 		c->veh = json_incref(rec);
 		c->gen = gen;
 		c->rc = 0;

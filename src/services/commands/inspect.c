@@ -25,7 +25,10 @@
 
 #include <jansson.h>
 
+#include <openssl/sha.h>
+
 #include "audit/auditlog.h"
+#include "common/hex.h"
 #include "boltseal/command.h"
 #include "boltseal/v1/commands.pb-c.h"
 #include "exec/workq.h"
@@ -42,6 +45,10 @@
 #define AUDIT_AFTER 600         /* ... and after iat where it gives up */
 #define AUDIT_SCAN_MAX 2000000  /* records read at most after the bisection */
 #define AUDIT_CHUNK 512
+
+/* InspectCommand calls in the work queue (loop thread): one at a time, so a
+ * long audit scan holds one work thread at most */
+static int inspecting;
 
 struct icall {
 	struct workq_job job;         /* first: the work queue hands it back */
@@ -63,6 +70,7 @@ struct icall {
 	uint8_t *spki;
 	size_t spki_len;
 	/* the work's results */
+	char what_signed[BS_HEX_LEN(32)];   /* hex SHA-256 of what was signed (the audit's payload) */
 	int status;                   /* a gRPC status, 0 = OK */
 	char why[400];
 	json_t *claims;               /* verified, with the JWS claim names */
@@ -232,6 +240,21 @@ verify_jws(struct icall *ic)
 		    "%u: %s: %s", ic->key, ic->version, bs_cmd_result_name(rc), detail);
 		return;
 	}
+	{
+		/* the signing input: the text before the second '.' (the verifier checked the form) */
+		const uint8_t *d1 = memchr(ic->token, '.', ic->len);
+		const uint8_t *d2 = d1 != NULL ? memchr(d1 + 1, '.', ic->len -
+		    (size_t)(d1 + 1 - ic->token)) : NULL;
+		uint8_t h[32];
+
+		if (d2 == NULL) {             /* cannot be: the verifier read three parts */
+			ic->status = GRPC_STATUS_INTERNAL;
+			snprintf(ic->why, sizeof(ic->why), "the token's parts are gone");
+			return;
+		}
+		SHA256(ic->token, (size_t)(d2 - ic->token), h);
+		bs_hex_encode(h, sizeof(h), ic->what_signed);
+	}
 	ic->claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:s, s:o}", "iss", c.iss,
 	    "sub", c.sub, "aud", c.aud, "iat", (json_int_t)c.iat, "nbf", (json_int_t)c.nbf, "exp",
 	    (json_int_t)c.exp, "jti", c.jti, "seq", (json_int_t)c.seq, "cmd", c.cmd, "args",
@@ -269,6 +292,12 @@ verify_cose(struct icall *ic)
 		    bs_strerror(rc));
 		return;
 	}
+	{
+		uint8_t h[32];
+
+		SHA256(tbs, tbs_len, h);
+		bs_hex_encode(h, sizeof(h), ic->what_signed);
+	}
 	free(tbs);
 	if ((rc = cose_claims_decode(ic->cs.payload, ic->cs.payload_len, &ic->claims)) != 0) {
 		snprintf(ic->why, sizeof(ic->why), "the token's claims are not this service's: %s",
@@ -294,12 +323,15 @@ rec_int(const json_t *rec, const char *name)
 }
 
 /*
- * The vehicle's record in force at iat: the last version whose updated_at
- * is at or before it (versions are written in time order), by bisection;
- * and its status now. 0 or a store error.
+ * The vehicle's record the command was issued on: exactly `exact` when the
+ * audit record named it (command.vehicle_version: the version the policy
+ * judged), else the last version whose updated_at is at or before iat, by
+ * bisection (updated_at is the second the change was asked for: a change in
+ * the same second as the command is taken as before it); and its status
+ * now. 0 or a store error.
  */
 static int
-vehicle_at(struct icall *ic, const char *id, int64_t iat)
+vehicle_at(struct icall *ic, const char *id, int64_t iat, uint64_t exact)
 {
 	struct store_txn *tx = NULL;
 	json_t *rec = NULL;
@@ -321,6 +353,10 @@ vehicle_at(struct icall *ic, const char *id, int64_t iat)
 	hi = (uint64_t)rec_int(rec, "version");
 	json_decref(rec);
 	rec = NULL;
+	if (exact > 0 && exact <= hi) {
+		best = exact;
+		lo = hi + 1;                  /* no bisection */
+	}
 	while (lo <= hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 
@@ -375,6 +411,30 @@ struct ascan {
 	int rc;
 };
 
+/*
+ * The record is this token's: the same key and version, sequence number,
+ * vehicle, and what was signed (payload_sha256). A record with the jti but
+ * not these is not taken (a damaged log, or a jti not unique after all).
+ */
+static int
+record_is_token(const struct icall *ic, const json_t *r)
+{
+	const json_t *f = json_object_get(r, "fields");
+	const char *key = json_string_value(json_object_get(r, "key"));
+	const char *seq = json_string_value(json_object_get(f, "command.seq"));
+	const char *veh = json_string_value(json_object_get(f, "command.vehicle_id"));
+	const char *pay = json_string_value(json_array_get(json_object_get(r, "payload_sha256"), 0));
+	char want[24];
+
+	snprintf(want, sizeof(want), "%llu", (unsigned long long)json_integer_value(
+	    json_object_get(ic->claims, "seq")));
+	return key != NULL && strcmp(key, ic->key) == 0 &&
+	    json_integer_value(json_object_get(r, "key_version")) == (json_int_t)ic->version &&
+	    seq != NULL && strcmp(seq, want) == 0 && veh != NULL &&
+	    strcmp(veh, json_string_value(json_object_get(ic->claims, "sub"))) == 0 &&
+	    pay != NULL && strcmp(pay, ic->what_signed) == 0;
+}
+
 static int
 scan_cb(void *arg, uint64_t index, const uint8_t *line, size_t len)
 {
@@ -401,7 +461,7 @@ scan_cb(void *arg, uint64_t index, const uint8_t *line, size_t len)
 	res = json_string_value(json_object_get(r, "result"));
 	jti = json_string_value(json_object_get(f, "command.jti"));
 	if (m != NULL && strcmp(m, CMD_METHOD_SIGN) == 0 && res != NULL && strcmp(res, "OK") == 0 &&
-	    jti != NULL && strcmp(jti, s->jti) == 0) {
+	    jti != NULL && strcmp(jti, s->jti) == 0 && record_is_token(s->ic, r)) {
 		if ((s->ic->audit_rec = malloc(len > 0 ? len : 1)) == NULL) {
 			s->rc = BS_ERR_NOMEM;
 		} else {
@@ -476,6 +536,7 @@ inspect_work(struct workq_job *job, void *ctx)
 {
 	struct icall *ic = (struct icall *)job;
 	const char *sub, *jti;
+	uint64_t exact = 0;
 	int64_t iat;
 	int rc;
 
@@ -489,16 +550,24 @@ inspect_work(struct workq_job *job, void *ctx)
 	sub = json_string_value(json_object_get(ic->claims, "sub"));
 	jti = json_string_value(json_object_get(ic->claims, "jti"));
 	iat = (int64_t)json_integer_value(json_object_get(ic->claims, "iat"));
-	if ((rc = vehicle_at(ic, sub, iat)) != 0) {
-		ic->status = GRPC_STATUS_UNAVAILABLE;
-		snprintf(ic->why, sizeof(ic->why), "cannot read the vehicle registry: %s",
-		    bs_strerror(rc));
-		return;
-	}
 	if ((rc = audit_find(ic, jti, iat)) != 0) {
 		ic->status = rc == BS_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED :
 		    GRPC_STATUS_UNAVAILABLE;
 		snprintf(ic->why, sizeof(ic->why), "cannot read the audit log: %s", bs_strerror(rc));
+		return;
+	}
+	if (ic->audit_found) {
+		json_t *r = json_loadb((const char *)ic->audit_rec, ic->audit_len, 0, NULL);
+		const char *v = json_string_value(json_object_get(json_object_get(r, "fields"),
+		    "command.vehicle_version"));
+
+		exact = v != NULL ? strtoull(v, NULL, 10) : 0;
+		json_decref(r);
+	}
+	if ((rc = vehicle_at(ic, sub, iat, exact)) != 0) {
+		ic->status = GRPC_STATUS_UNAVAILABLE;
+		snprintf(ic->why, sizeof(ic->why), "cannot read the vehicle registry: %s",
+		    bs_strerror(rc));
 	}
 }
 
@@ -512,6 +581,7 @@ inspect_done(struct workq_job *job)
 	const json_t *c = ic->claims;
 	char *args = NULL, seq[24];
 
+	inspecting--;
 	if (ic->status != 0) {
 		ifail(ic, ic->status, ic->why);
 		return;
@@ -600,8 +670,15 @@ commands_inspect(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	rpc_call_audit_key(call, ic->key, ic->version);
+	if (inspecting > 0) {
+		ifail(ic, GRPC_STATUS_UNAVAILABLE, "another InspectCommand is running; try again");
+		return;
+	}
 	ic->job.work = inspect_work;
 	ic->job.done = inspect_done;
-	if (workq_submit(svc->work, &ic->job) != 0)
+	if (workq_submit(svc->work, &ic->job) != 0) {
 		ifail(ic, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+		return;
+	}
+	inspecting++;
 }

@@ -117,6 +117,13 @@ seqcache_record(const struct seqcache_entry *e, uint64_t gen_now, uint64_t *vers
 }
 
 void
+seqcache_forget_record(struct seqcache_entry *e)
+{
+	json_decref(e->rec);
+	e->rec = NULL;
+}
+
+void
 seqcache_put_block(struct seqcache_entry *e, uint64_t from, uint64_t limit, uint64_t version,
     uint64_t gen)
 {
@@ -124,7 +131,6 @@ seqcache_put_block(struct seqcache_entry *e, uint64_t from, uint64_t limit, uint
 	e->limit = limit;
 	e->version = version;
 	e->gen = gen;
-	e->reserving = 0;
 }
 
 int

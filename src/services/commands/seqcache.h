@@ -10,7 +10,7 @@
  * commits, and the spare ones land here as [next, limit). A later command
  * takes the next one without touching the disk, as long as nothing in the
  * registry changed since the vehicle's record was checked (the registry's
- * generation, vehicle_registry_generation(), is unchanged and the record's
+ * generation for it, vehicle_registry_generation(), is unchanged and the record's
  * version is the one the policy judged). Numbers are never issued twice: a
  * block is reserved durably before any of it is handed out, blocks never
  * overlap (each is read and raised in one BEGIN IMMEDIATE transaction), and
@@ -44,7 +44,7 @@ struct seqcache_entry {
 	/* the block: its numbers, the record version they were checked against, and when */
 	uint64_t next, limit;            /* [next, limit) reserved and not issued */
 	uint64_t version, gen;
-	int reserving;                   /* a batch is reserving this vehicle's next block */
+	const void *reserver;            /* the call reserving this vehicle's next block, or NULL */
 	struct seqcache_waiter *waiters, **waiters_tail;
 	struct seqcache_entry *hnext;    /* private: the hash chain */
 };
@@ -74,10 +74,13 @@ void seqcache_put_record(struct seqcache_entry *e, json_t *rec, uint64_t version
  */
 json_t *seqcache_record(const struct seqcache_entry *e, uint64_t gen_now, uint64_t *version);
 
+/* Drops the remembered record (the next command reads the store). */
+void seqcache_forget_record(struct seqcache_entry *e);
+
 /*
  * Installs the block [from, limit), committed by a batch that checked the
  * record at version after the registry's generation was gen: it replaces
- * what was left of the previous block (a gap). Clears reserving.
+ * what was left of the previous block (a gap).
  */
 void seqcache_put_block(struct seqcache_entry *e, uint64_t from, uint64_t limit, uint64_t version,
     uint64_t gen);

@@ -170,18 +170,32 @@ record_parse(const uint8_t *data, size_t len, json_t **rec)
 	return 0;
 }
 
-static _Atomic uint64_t registry_generation = 1;
+/* Generations by a hash of the vehicle id: a change to one vehicle disturbs few others. */
+#define GEN_SHARDS 1024
+static _Atomic uint64_t registry_generation[GEN_SHARDS];
+
+static size_t
+gen_shard(const char *id)
+{
+	uint32_t h = 2166136261u;         /* FNV-1a */
+
+	for (; *id != '\0'; id++) {
+		h ^= (uint8_t)*id;
+		h *= 16777619u;
+	}
+	return h % GEN_SHARDS;
+}
 
 uint64_t
-vehicle_registry_generation(void)
+vehicle_registry_generation(const char *id)
 {
-	return atomic_load(&registry_generation);
+	return atomic_load(&registry_generation[gen_shard(id)]);
 }
 
 void
-vehicle_registry_changed(void)
+vehicle_registry_changed(const char *id)
 {
-	atomic_fetch_add(&registry_generation, 1);
+	atomic_fetch_add(&registry_generation[gen_shard(id)], 1);
 }
 
 int

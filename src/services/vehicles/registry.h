@@ -67,13 +67,15 @@ int vehicle_read(struct store_txn *tx, const char *id, uint64_t version, json_t 
     uint64_t *row_version) BS_WUR;
 
 /*
- * The registry's generation: raised by vehicle_registry_changed() after
- * every committed change (before its answer), so that a reader who saw
- * generation g before reading a record knows it is still current while the
- * generation is g. In this process only: one daemon per store.
+ * The registry's generation for vehicle id: raised by
+ * vehicle_registry_changed(id) after every committed change of that vehicle
+ * (before its answer), so that a reader who saw generation g before reading
+ * the record knows it is still current while the generation is g. Kept per
+ * shard of ids (a change may raise other vehicles' too: they re-check, no
+ * harm). In this process only: the store admits one process (store_open).
  */
-uint64_t vehicle_registry_generation(void);
-void vehicle_registry_changed(void);
+uint64_t vehicle_registry_generation(const char *id);
+void vehicle_registry_changed(const char *id);
 
 /*
  * The current row's version only (nothing parsed): 0 and *row_version,

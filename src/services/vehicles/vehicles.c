@@ -419,7 +419,7 @@ work(struct workq_job *job, void *ctx)
 	v->rc = store_commit(tx);
 	/* before the answer: CommandService's remembered records and blocks are re-checked */
 	if (v->rc == 0)
-		vehicle_registry_changed();
+		vehicle_registry_changed(v->id);
 }
 
 /* ---- answers, on the loop ---------------------------------------------------------- */
