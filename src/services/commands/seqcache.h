@@ -29,7 +29,7 @@
 #include "services/vehicles/registry.h"
 
 #define SEQCACHE_BLOCK 64            /* spare numbers reserved with each batch's */
-#define SEQCACHE_MAX 100000          /* vehicles remembered; more go the slow way */
+#define SEQCACHE_MAX 65536           /* vehicles remembered; more go the slow way */
 
 /* A call waiting for the block another call is reserving (embedded in it). */
 struct seqcache_waiter {
