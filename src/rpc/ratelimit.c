@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strhash.h"
 #include "rpc/ratelimit.h"
 
 #define RATE_MAX 10000000u
@@ -44,18 +45,6 @@ struct rpc_ratelimit {
 	uint64_t pending;
 };
 
-static uint64_t
-fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 static struct entry *
 entry_new(const char *key, uint64_t now, const struct rpc_ratelimit *rl)
 {
@@ -65,7 +54,7 @@ entry_new(const char *key, uint64_t now, const struct rpc_ratelimit *rl)
 	if (e == NULL)
 		return NULL;
 	memcpy(e->key, key, klen + 1);
-	e->hash = fnv1a(key);
+	e->hash = bs_strhash(key);
 	e->last = now;
 	e->calls = rl->calls_rate * UNIT;
 	e->records = rl->records_rate * UNIT;
@@ -192,7 +181,7 @@ lookup(struct rpc_ratelimit *rl, const char *key, uint64_t now, int create)
 
 	if (key == NULL)
 		return rl->unmapped;
-	h = fnv1a(key);
+	h = bs_strhash(key);
 	for (e = rl->tab[h & (rl->nbuckets - 1)]; e != NULL; e = e->next)
 		if (e->hash == h && strcmp(e->key, key) == 0)
 			return e;

@@ -52,6 +52,7 @@
 #include "boltseal/v1/commands.pb-c.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "common/bs_error.h"
+#include "formats/jose.h"
 #include "formats/sigverify.h"
 #include "hsm/hsm.h"
 
@@ -736,21 +737,12 @@ verify_once(struct grpc_bench *g, const uint8_t *sig, size_t sig_len)
 	}
 }
 
-/* The value of a base64url character (RFC 4648 section 5), or -1. */
+/* 1 if ch is a base64url character (RFC 4648 section 5). */
 static int
-b64url_val(unsigned char ch)
+b64url_char(unsigned char ch)
 {
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '-')
-		return 62;
-	if (ch == '_')
-		return 63;
-	return -1;
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	    ch == '-' || ch == '_';
 }
 
 /*
@@ -770,7 +762,7 @@ jws_split(const char *tok, size_t len, size_t *si_len, size_t *sig_off)
 				return BS_ERR_INVALID;
 			dots[ndots++] = i;
 			start = i + 1;
-		} else if (b64url_val((unsigned char)tok[i]) < 0) {
+		} else if (!b64url_char((unsigned char)tok[i])) {
 			return BS_ERR_INVALID;
 		}
 	}
@@ -782,40 +774,6 @@ jws_split(const char *tok, size_t len, size_t *si_len, size_t *sig_off)
 }
 
 /*
- * Decodes unpadded base64url in[0..n) into out (cap bytes); strict: no
- * length of 1 mod 4, unused bits zero. 0 and *out_len, or BS_ERR_INVALID /
- * BS_ERR_TOO_BIG.
- */
-static int
-b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *out_len)
-{
-	uint32_t acc = 0;
-	size_t i, o = 0;
-	unsigned bits = 0;
-	int v;
-
-	if (n % 4 == 1)
-		return BS_ERR_INVALID;
-	if (n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1) > cap)
-		return BS_ERR_TOO_BIG;
-	for (i = 0; i < n; i++) {
-		if ((v = b64url_val((unsigned char)in[i])) < 0)
-			return BS_ERR_INVALID;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-			acc &= (1U << bits) - 1;
-		}
-	}
-	if (acc != 0)
-		return BS_ERR_INVALID;
-	*out_len = o;
-	return 0;
-}
-
-/*
  * Checks the ES256 signature of the run's first good token against the
  * key: 64 bytes r||s over the ASCII signing input header.payload.
  */
@@ -823,16 +781,17 @@ static void
 verify_token_once(struct grpc_bench *g, const char *tok, size_t si_len, size_t sig_off,
     size_t len)
 {
-	uint8_t sig[BENCH_ES256_SIG_LEN];
+	uint8_t *sig = NULL;
 	size_t sig_len = 0;
 
 	if (g->verified || g->spki == NULL)
 		return;
 	g->verified = 1;
-	if (b64url_decode(tok + sig_off, len - sig_off, sig, sizeof(sig), &sig_len) != 0 ||
+	if (jose_b64url_decode(tok + sig_off, len - sig_off, &sig, &sig_len) != 0 ||
 	    sig_len != BENCH_ES256_SIG_LEN) {
 		fprintf(stderr, "bs-bench grpc: the first token's signature is not 64 bytes of base64url\n");
 		g->bad_items++;
+		free(sig);
 		return;
 	}
 	if (sigverify_verify(g->spki, g->spki_len, BS_ALG_ECDSA_P256_SHA256, 0,
@@ -840,6 +799,7 @@ verify_token_once(struct grpc_bench *g, const char *tok, size_t si_len, size_t s
 		fprintf(stderr, "bs-bench grpc: the server's token signature does not verify\n");
 		g->bad_items++;
 	}
+	free(sig);
 }
 
 /* One SignCommand answer: a non-empty JWS compact token and a seq >= 1. */

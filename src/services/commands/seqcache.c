@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strhash.h"
 #include "services/commands/seqcache.h"
 
 #define SEQCACHE_BUCKETS 16384
@@ -16,17 +17,10 @@ struct seqcache {
 	size_t count, max;
 };
 
-/* FNV-1a, 32 bits */
 static size_t
 bucket_of(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t)*s;
-		h *= 16777619u;
-	}
-	return h % SEQCACHE_BUCKETS;
+	return (size_t)(bs_strhash(s) % SEQCACHE_BUCKETS);
 }
 
 int

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "common/hex.h"
+#include "common/strhash.h"
 #include "services/vehicles/registry.h"
 
 static const char *const status_names[] = { NULL, "active", "suspended", "decommissioned" };
@@ -177,13 +178,7 @@ static _Atomic uint64_t registry_generation[GEN_SHARDS];
 static size_t
 gen_shard(const char *id)
 {
-	uint32_t h = 2166136261u;         /* FNV-1a */
-
-	for (; *id != '\0'; id++) {
-		h ^= (uint8_t)*id;
-		h *= 16777619u;
-	}
-	return h % GEN_SHARDS;
+	return (size_t)(bs_strhash(id) % GEN_SHARDS);
 }
 
 uint64_t
