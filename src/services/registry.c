@@ -12,6 +12,7 @@ extern const struct rpc_service echo_service;
 extern const struct rpc_service ota_service;
 extern const struct rpc_service vehicle_service;
 extern const struct rpc_service command_service;
+extern const struct rpc_service checkpoint_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -21,6 +22,7 @@ const struct rpc_service *const services_all[] = {
 	&ota_service,
 	&vehicle_service,
 	&command_service,
+	&checkpoint_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

@@ -48,6 +48,8 @@ static const char *const known_methods[] = {
 	"boltseal.v1.VehicleService/AddVehicleIdentity",
 	"boltseal.v1.VehicleService/RevokeVehicleIdentity",
 	"boltseal.v1.CommandService/SignCommand", "boltseal.v1.CommandService/InspectCommand",
+	"boltseal.v1.CheckpointService/RegisterLog", "boltseal.v1.CheckpointService/SignCheckpoint",
+	"boltseal.v1.CheckpointService/GetLogStatus",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -181,30 +183,32 @@ struct seed {
  * SignBatch | GetCheckpoint GetInclusionProof GetConsistencyProof ReadRecords |
  * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation |
  * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity |
- * CommandService SignCommand InspectCommand.
+ * CommandService SignCommand InspectCommand | CheckpointService RegisterLog SignCheckpoint
+ * GetLogStatus (these name the log's key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010000000000" },
+	    "01001111000001010000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000000000000" },
+	    "01001100000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000011000010" },
+	    "ecdsa-p256-sha256", "01001100000000000011000010000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01001000000000000000000000" },
+	    "01001000000000000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010111111111100" },
+	    "11111000000010111111111100000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000000000001" },
+	    "01001000111100000000000001000" },
 };
 
 static int
 method_names_key(const char *m)
 {
 	return (strncmp(m, KS, strlen(KS)) == 0 && strcmp(m, KS "ListKeys") != 0) ||
-	    strcmp(m, "boltseal.v1.CommandService/SignCommand") == 0;
+	    strcmp(m, "boltseal.v1.CommandService/SignCommand") == 0 ||
+	    strncmp(m, "boltseal.v1.CheckpointService/", 30) == 0;
 }
 
 /* Extra cases beyond the role x method grid. */
@@ -739,7 +743,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.CommandService/InspectCommand");
+	    "boltseal.v1.CheckpointService/GetLogStatus");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

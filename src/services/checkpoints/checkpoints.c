@@ -1,0 +1,678 @@
+/*
+ * checkpoints.c - boltseal.v1.CheckpointService: transparency-log
+ * checkpoints (C2SP tlog-checkpoint) signed as C2SP signed notes with an
+ * HSM Ed25519 key of purpose checkpoint, only when the log stayed
+ * append-only (docs/checkpoints.md).
+ *
+ * A log is a store row (namespace "checkpoints", id "log/" + hex SHA-256 of
+ * its origin): origin, key, and the last signed checkpoint (size, root,
+ * note). SignCheckpoint, in steps:
+ *   1. loop: the request's form (origin, 32-byte root, extension lines,
+ *      at most 64 proof hashes);
+ *   2. work queue: the log's row, from a store snapshot;
+ *   3. loop: the policy on the log's key with request.origin; the key an
+ *      enabled Ed25519 key of purpose checkpoint; then the history: a
+ *      smaller size, the same size with another root, or a consistency
+ *      proof (RFC 9162 2.1.4.2) from the stored checkpoint that does not
+ *      verify is refused (FAILED_PRECONDITION, audited as a possible split
+ *      view with both roots); the same checkpoint again is answered with
+ *      the stored note;
+ *   4. key door: Ed25519 over the checkpoint body; loop: the note;
+ *   5. work queue: the new state written by compare-and-set on the row's
+ *      version read in 2 (another checkpoint stored meanwhile: ABORTED, the
+ *      note is dropped), committed before the answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/sha.h>
+
+#include "audit/checkpoint.h"
+#include "boltseal/v1/checkpoints.pb-c.h"
+#include "common/b64.h"
+#include "common/hex.h"
+#include "exec/workq.h"
+#include "formats/merkle.h"
+#include "formats/signed_note.h"
+#include "keyops/keyclient.h"
+#include "keys/catalog.h"
+#include "policy/policy.h"
+#include "rpc/rpc_status.h"
+#include "services/services.h"
+#include "store/store.h"
+
+#define CKPT_NS "checkpoints"
+#define EXT_LINES_MAX 16
+#define EXT_LINE_MAX 256
+#define BODY_MAX (CHECKPOINT_BODY_MAX + EXT_LINES_MAX * (EXT_LINE_MAX + 1))
+#define NOTE_MAX (BODY_MAX + 1 + NOTE_SIG_LINE_MAX)
+#define ROW_ID_LEN (4 + BS_HEX_LEN(32))
+
+enum op { OP_REGISTER, OP_SIGN, OP_STATUS };
+
+/* One call in flight. job first: the work queue hands it back. */
+struct lcall {
+	struct workq_job job;
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	enum op op;
+	char origin[NOTE_NAME_MAX + 1];
+	char row[ROW_ID_LEN + 1];
+	char key[CATALOG_NAME_MAX + 1];
+	int64_t now;
+	/* SignCheckpoint */
+	uint64_t size;
+	uint8_t root[MERKLE_HASH_LEN];
+	char *ext;                    /* the extension lines, each ending "\n" */
+	size_t ext_len;
+	uint8_t (*proof)[MERKLE_HASH_LEN];
+	size_t nproof;
+	/* the row read (or written) */
+	json_t *rec;
+	uint64_t rowv;
+	uint64_t old_size;            /* 0: nothing signed yet */
+	uint8_t old_root[MERKLE_HASH_LEN];
+	/* the key and the note */
+	uint32_t key_version;
+	uint8_t key_id[NOTE_KEY_ID_LEN];
+	char vkey[NOTE_VKEY_MAX + 1];
+	char body[BODY_MAX + 1];
+	size_t body_len;
+	uint8_t *note;
+	size_t note_len;
+	int rc;
+};
+
+static void
+lcall_free(struct lcall *l)
+{
+	free(l->ext);
+	free(l->proof);
+	json_decref(l->rec);
+	free(l->note);
+	free(l);
+}
+
+static void
+fail(struct lcall *l, int status, const char *msg)
+{
+	rpc_call_fail(l->call, status, "%s", msg);
+	lcall_free(l);
+}
+
+static int
+submit(struct lcall *l, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	l->job.work = work;
+	l->job.done = done;
+	return workq_submit(l->svc->work, &l->job);
+}
+
+/* "log/" + hex SHA-256 of the origin: any origin, a row id of fixed form. */
+static void
+row_of(const char *origin, char out[ROW_ID_LEN + 1])
+{
+	uint8_t h[32];
+
+	SHA256((const uint8_t *)origin, strlen(origin), h);
+	memcpy(out, "log/", 4);
+	bs_hex_encode(h, sizeof(h), out + 4);
+}
+
+/* A new call for origin, or NULL (answered). */
+static struct lcall *
+lcall_start(struct rpc_call *call, enum op op, const char *origin)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct lcall *l;
+
+	if (svc->store == NULL || svc->work == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "checkpoint service not started");
+		return NULL;
+	}
+	if (!note_name_valid(origin)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "origin: 1..%d bytes of UTF-8, no "
+		    "spaces, '+' or control characters (a C2SP signed-note key name)", NOTE_NAME_MAX);
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	l->call = call;
+	l->svc = svc;
+	l->op = op;
+	l->now = (int64_t)time(NULL);
+	snprintf(l->origin, sizeof(l->origin), "%s", origin);
+	row_of(origin, l->row);
+	rpc_call_audit_target(call, origin);
+	(void)!rpc_call_audit_field(call, "checkpoint.origin", origin);
+	return l;
+}
+
+/* ---- the stored log ---------------------------------------------------------------- */
+
+/* l->rec's signed state into old_size/old_root. 0, or -1 for a row this module did not write. */
+static int
+read_state(struct lcall *l)
+{
+	const char *key = json_string_value(json_object_get(l->rec, "key"));
+	const char *root = json_string_value(json_object_get(l->rec, "root"));
+	json_t *size = json_object_get(l->rec, "size");
+
+	if (key == NULL || !catalog_name_valid(key) || root == NULL || !json_is_integer(size) ||
+	    json_integer_value(size) < 0)
+		return -1;
+	snprintf(l->key, sizeof(l->key), "%s", key);
+	l->old_size = (uint64_t)json_integer_value(size);
+	if (l->old_size == 0)
+		return root[0] == '\0' ? 0 : -1;
+	return bs_hex_decode(root, strlen(root), l->old_root, sizeof(l->old_root), 0) == 0 ? 0 : -1;
+}
+
+static void
+read_work(struct workq_job *job, void *ctx)
+{
+	struct lcall *l = (struct lcall *)job;
+	struct store_txn *tx = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+
+	(void)ctx;
+	if ((l->rc = store_begin_read(l->svc->store, &tx)) != 0)
+		return;
+	l->rc = store_row_get(tx, CKPT_NS, l->row, &data, &len, &l->rowv);
+	store_rollback(tx);
+	if (l->rc != 0)
+		return;
+	l->rec = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+	free(data);
+	if (l->rec == NULL || read_state(l) != 0)
+		l->rc = BS_ERR_INVALID;
+}
+
+/*
+ * The key of the log as the policy sees it, then the key itself: an
+ * enabled Ed25519 key of purpose checkpoint, its key id and vkey under the
+ * origin. 0, or the call is answered.
+ */
+static int
+check_key(struct lcall *l, const struct catalog_key *k)
+{
+	const struct catalog_version *v;
+	uint8_t pub[32];
+	char msg[300];
+
+	if (k == NULL) {
+		snprintf(msg, sizeof(msg), "key '%s' not found", l->key);
+		fail(l, GRPC_STATUS_NOT_FOUND, msg);
+		return -1;
+	}
+	if (k->purpose != BS_PURPOSE_CHECKPOINT || k->alg != BS_ALG_ED25519 ||
+	    (v = catalog_key_primary(k)) == NULL || v->state != BS_KEY_ENABLED ||
+	    checkpoint_ed25519_raw(v->spki, v->spki_len, pub) != 0 ||
+	    note_key_id_ed25519(l->origin, pub, l->key_id) != 0 ||
+	    note_vkey_format(l->origin, pub, l->vkey, sizeof(l->vkey)) != 0) {
+		snprintf(msg, sizeof(msg), "key '%s' is not an enabled Ed25519 key of purpose "
+		    "checkpoint", l->key);
+		fail(l, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return -1;
+	}
+	l->key_version = v->version;
+	return 0;
+}
+
+/* The LogStatus of l (its row as read or written). */
+static void
+answer_status(struct lcall *l)
+{
+	Boltseal__V1__LogStatus r = BOLTSEAL__V1__LOG_STATUS__INIT;
+	const char *note = json_string_value(json_object_get(l->rec, "note"));
+	uint8_t *raw = NULL;
+	size_t n = 0;
+
+	if (note != NULL && note[0] != '\0') {
+		if ((raw = malloc(strlen(note))) == NULL ||
+		    bs_b64_decode(note, strlen(note), 0, raw, strlen(note), &n) != 0) {
+			free(raw);
+			fail(l, GRPC_STATUS_INTERNAL, "the log's stored note cannot be read");
+			return;
+		}
+	}
+	r.origin = l->origin;
+	r.key_name = l->key;
+	r.verifier_key = l->vkey;
+	r.size = l->old_size;
+	if (l->old_size > 0) {
+		r.root_hash.data = l->old_root;
+		r.root_hash.len = sizeof(l->old_root);
+	}
+	r.note.data = raw;
+	r.note.len = n;
+	r.registered_at = (int64_t)json_integer_value(json_object_get(l->rec, "registered_at"));
+	r.updated_at = (int64_t)json_integer_value(json_object_get(l->rec, "updated_at"));
+	rpc_call_finish_pb(l->call, &r.base);
+	free(raw);
+	lcall_free(l);
+}
+
+/* ---- RegisterLog ---------------------------------------------------------------------- */
+
+static void
+register_work(struct workq_job *job, void *ctx)
+{
+	struct lcall *l = (struct lcall *)job;
+	struct store_txn *tx = NULL;
+	char *text;
+
+	(void)ctx;
+	if ((text = json_dumps(l->rec, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		l->rc = BS_ERR_NOMEM;
+		return;
+	}
+	if ((l->rc = store_begin(l->svc->store, &tx)) == 0) {
+		l->rc = store_row_put(tx, CKPT_NS, l->row, 0, (const uint8_t *)text, strlen(text),
+		    &l->rowv);
+		if (l->rc == 0)
+			l->rc = store_commit(tx);
+		else
+			store_rollback(tx);
+	}
+	free(text);
+}
+
+static void
+register_done(struct workq_job *job)
+{
+	struct lcall *l = (struct lcall *)job;
+	char msg[400];
+
+	if (l->rc == BS_ERR_EXISTS) {
+		snprintf(msg, sizeof(msg), "log '%s' is already registered", l->origin);
+		fail(l, GRPC_STATUS_ALREADY_EXISTS, msg);
+		return;
+	}
+	if (l->rc != 0) {
+		fail(l, GRPC_STATUS_UNAVAILABLE, "cannot store the log");
+		return;
+	}
+	answer_status(l);
+}
+
+static void
+register_log(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__RegisterLogRequest *r = (const Boltseal__V1__RegisterLogRequest *)msg;
+	const struct catalog_key *k;
+	struct policy_attr attr;
+	struct lcall *l;
+
+	if ((l = lcall_start(call, OP_REGISTER, r->origin)) == NULL)
+		return;
+	if (!catalog_name_valid(r->key_name)) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "key_name: not a key name");
+		return;
+	}
+	snprintf(l->key, sizeof(l->key), "%s", r->key_name);
+	k = catalog_find(l->svc->catalog, l->key);
+	attr = (struct policy_attr){ "request.origin", l->origin };
+	if (!rpc_call_authorize(call, l->key, k != NULL ? bs_purpose_name(k->purpose) : NULL, &attr,
+	    1)) {
+		lcall_free(l);
+		return;
+	}
+	if (check_key(l, k) != 0)
+		return;
+	rpc_call_audit_key(call, l->key, l->key_version);
+	if ((l->rec = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "origin", l->origin, "key",
+	    l->key, "registered_at", (json_int_t)l->now, "updated_at", (json_int_t)l->now, "size",
+	    (json_int_t)0, "root", "", "note", "")) == NULL) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (submit(l, register_work, register_done) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* ---- SignCheckpoint ------------------------------------------------------------------- */
+
+static void
+store_work(struct workq_job *job, void *ctx)
+{
+	struct lcall *l = (struct lcall *)job;
+	struct store_txn *tx = NULL;
+	char hx[BS_HEX_LEN(32)], *b64 = NULL, *text = NULL;
+
+	(void)ctx;
+	bs_hex_encode(l->root, sizeof(l->root), hx);
+	if ((b64 = malloc(BS_B64_ENCODED_LEN(l->note_len) + 1)) == NULL) {
+		l->rc = BS_ERR_NOMEM;
+		return;
+	}
+	(void)bs_b64_encode(l->note, l->note_len, b64);
+	if (json_object_set_new(l->rec, "size", json_integer((json_int_t)l->size)) != 0 ||
+	    json_object_set_new(l->rec, "root", json_string(hx)) != 0 ||
+	    json_object_set_new(l->rec, "note", json_string(b64)) != 0 ||
+	    json_object_set_new(l->rec, "updated_at", json_integer((json_int_t)l->now)) != 0 ||
+	    (text = json_dumps(l->rec, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		free(b64);
+		l->rc = BS_ERR_NOMEM;
+		return;
+	}
+	/* compare-and-set on the version the history was judged against */
+	if ((l->rc = store_begin(l->svc->store, &tx)) == 0) {
+		l->rc = store_row_put(tx, CKPT_NS, l->row, l->rowv, (const uint8_t *)text,
+		    strlen(text), NULL);
+		if (l->rc == 0)
+			l->rc = store_commit(tx);
+		else
+			store_rollback(tx);
+	}
+	free(b64);
+	free(text);
+}
+
+static void
+answer_note(struct lcall *l, const uint8_t *note, size_t len, uint64_t previous)
+{
+	Boltseal__V1__SignCheckpointResponse r = BOLTSEAL__V1__SIGN_CHECKPOINT_RESPONSE__INIT;
+
+	r.note.data = (uint8_t *)(uintptr_t)note;
+	r.note.len = len;
+	r.size = l->size;
+	r.root_hash.data = l->root;
+	r.root_hash.len = sizeof(l->root);
+	r.previous_size = previous;
+	rpc_call_finish_pb(l->call, &r.base);
+	lcall_free(l);
+}
+
+static void
+store_done(struct workq_job *job)
+{
+	struct lcall *l = (struct lcall *)job;
+
+	if (l->rc == BS_ERR_PRECONDITION || l->rc == BS_ERR_NOT_FOUND) {
+		/* the note just signed is dropped: it was never stored, so never given */
+		fail(l, GRPC_STATUS_ABORTED, "another checkpoint of this log was stored meanwhile; "
+		    "ask again with a proof from it");
+		return;
+	}
+	if (l->rc != 0) {
+		fail(l, GRPC_STATUS_UNAVAILABLE, "cannot store the checkpoint");
+		return;
+	}
+	answer_note(l, l->note, l->note_len, l->old_size);
+}
+
+static void
+signed_cb(void *arg, struct keyop_answer *a)
+{
+	struct lcall *l = arg;
+	char line[NOTE_SIG_LINE_MAX];
+	size_t n;
+	int rc = a->rc;
+
+	if (rc == 0 && (a->nsigs != 1 || a->sigs[0].rc != 0 ||
+	    a->sigs[0].sig_len != NOTE_ED25519_SIG_LEN))
+		rc = a->nsigs == 1 && a->sigs[0].rc != 0 ? a->sigs[0].rc : BS_ERR_HSM;
+	svc_note_hsm_result(l->svc, rc);
+	if (rc != 0) {
+		fail(l, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
+		return;
+	}
+	if (note_signature_line(l->origin, l->key_id, a->sigs[0].sig, line, sizeof(line)) != 0 ||
+	    rpc_call_audit_payload(l->call, a->sigs[0].payload_sha256) != 0) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	/* the note: the body, a blank line, the signature line */
+	n = l->body_len + 1 + strlen(line);
+	if ((l->note = malloc(n)) == NULL) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	memcpy(l->note, l->body, l->body_len);
+	l->note[l->body_len] = '\n';
+	memcpy(l->note + l->body_len + 1, line, strlen(line));
+	l->note_len = n;
+	if (submit(l, store_work, store_done) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* A refusal that a split view would cause: audited with both checkpoints. */
+static void
+refuse_history(struct lcall *l, const char *why)
+{
+	char hx[BS_HEX_LEN(32)], sz[24];
+
+	rpc_call_audit_event(l->call, "possible_split_view");
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)l->old_size);
+	(void)!rpc_call_audit_field(l->call, "checkpoint.signed_size", sz);
+	bs_hex_encode(l->old_root, sizeof(l->old_root), hx);
+	(void)!rpc_call_audit_field(l->call, "checkpoint.signed_root", l->old_size > 0 ? hx : "");
+	fail(l, GRPC_STATUS_FAILED_PRECONDITION, why);
+}
+
+/* The stored note of the same checkpoint, for a retry. */
+static void
+answer_stored(struct lcall *l)
+{
+	const char *note = json_string_value(json_object_get(l->rec, "note"));
+	uint8_t *raw;
+	size_t n = 0;
+
+	if (note == NULL || (raw = malloc(strlen(note) + 1)) == NULL) {
+		fail(l, GRPC_STATUS_INTERNAL, "the log's stored note cannot be read");
+		return;
+	}
+	if (bs_b64_decode(note, strlen(note), 0, raw, strlen(note) + 1, &n) != 0) {
+		free(raw);
+		fail(l, GRPC_STATUS_INTERNAL, "the log's stored note cannot be read");
+		return;
+	}
+	answer_note(l, raw, n, l->old_size);
+	free(raw);
+}
+
+static void
+sign_read_done(struct workq_job *job)
+{
+	struct lcall *l = (struct lcall *)job;
+	const struct catalog_key *k;
+	struct policy_attr attr;
+	struct keyop_input in;
+	struct keyop_request r;
+	char msg[400];
+	size_t n;
+
+	if (l->rc != 0 && l->rc != BS_ERR_NOT_FOUND) {
+		fail(l, l->rc == BS_ERR_INVALID ? GRPC_STATUS_INTERNAL : GRPC_STATUS_UNAVAILABLE,
+		    l->rc == BS_ERR_INVALID ? "the log's record cannot be read" :
+		    "cannot read the logs");
+		return;
+	}
+	/* the policy before anything is said of the log: no oracle for the unauthorised */
+	k = l->rc == 0 ? catalog_find(l->svc->catalog, l->key) : NULL;
+	attr = (struct policy_attr){ "request.origin", l->origin };
+	if (!rpc_call_authorize(l->call, l->rc == 0 ? l->key : NULL, k != NULL ?
+	    bs_purpose_name(k->purpose) : NULL, &attr, 1)) {
+		lcall_free(l);
+		return;
+	}
+	if (l->rc == BS_ERR_NOT_FOUND) {
+		snprintf(msg, sizeof(msg), "log '%s' is not registered", l->origin);
+		fail(l, GRPC_STATUS_NOT_FOUND, msg);
+		return;
+	}
+	if (check_key(l, k) != 0)
+		return;
+	rpc_call_audit_key(l->call, l->key, l->key_version);
+	if (l->op == OP_STATUS) {
+		answer_status(l);
+		return;
+	}
+	/* the history: only a proved extension of what was signed */
+	if (l->old_size > 0 && l->size < l->old_size) {
+		snprintf(msg, sizeof(msg), "size %llu is smaller than the last signed checkpoint's "
+		    "(%llu): a log only grows", (unsigned long long)l->size,
+		    (unsigned long long)l->old_size);
+		refuse_history(l, msg);
+		return;
+	}
+	if (l->old_size > 0 && l->size == l->old_size) {
+		if (memcmp(l->root, l->old_root, sizeof(l->root)) != 0) {
+			snprintf(msg, sizeof(msg), "size %llu was signed with another root hash: "
+			    "refusing a second history", (unsigned long long)l->size);
+			refuse_history(l, msg);
+			return;
+		}
+		answer_stored(l);
+		return;
+	}
+	if (l->old_size == 0 ? l->nproof != 0 : merkle_verify_consistency(l->old_size, l->size,
+	    l->old_root, l->root, (const uint8_t (*)[MERKLE_HASH_LEN])l->proof, l->nproof) != 0) {
+		snprintf(msg, sizeof(msg), "the consistency proof does not prove that size %llu "
+		    "extends the last signed checkpoint (size %llu)", (unsigned long long)l->size,
+		    (unsigned long long)l->old_size);
+		refuse_history(l, msg);
+		return;
+	}
+	/* the body: the checkpoint and its extension lines */
+	if (checkpoint_body_format(l->origin, l->size, l->root, l->body, sizeof(l->body), &n) != 0 ||
+	    n + l->ext_len > BODY_MAX) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "the checkpoint body is too long");
+		return;
+	}
+	if (l->ext_len > 0)
+		memcpy(l->body + n, l->ext, l->ext_len);
+	l->body_len = n + l->ext_len;
+	l->body[l->body_len] = '\0';
+	memset(&in, 0, sizeof(in));
+	in.data = (const uint8_t *)l->body;
+	in.len = l->body_len;
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_SIGN;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", l->key);
+	r.key.version = l->key_version;
+	memcpy(r.id, catalog_key_primary(k)->hsm_id, KEYOPS_ID_LEN);
+	r.alg = BS_ALG_ED25519;
+	r.inputs = &in;
+	r.ninputs = 1;
+	if (l->svc->keys == NULL || keyclient_submit(l->svc->keys, &r, signed_cb, l, NULL) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* 1 if s is 1..EXT_LINE_MAX bytes without control characters. */
+static int
+ext_line_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > EXT_LINE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+sign_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__SignCheckpointRequest *r =
+	    (const Boltseal__V1__SignCheckpointRequest *)msg;
+	char hx[BS_HEX_LEN(32)], sz[24];
+	struct lcall *l;
+	size_t i, off = 0;
+
+	if ((l = lcall_start(call, OP_SIGN, r->origin)) == NULL)
+		return;
+	if (r->root_hash.len != MERKLE_HASH_LEN) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "root_hash: 32 bytes (SHA-256)");
+		return;
+	}
+	if (r->size == 0) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "size: at least 1 (an empty log has no "
+		    "checkpoint to sign)");
+		return;
+	}
+	if (r->n_consistency_proof > MERKLE_MAX_PROOF) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: at most 64 hashes");
+		return;
+	}
+	for (i = 0; i < r->n_consistency_proof; i++)
+		if (r->consistency_proof[i].len != MERKLE_HASH_LEN) {
+			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: each hash 32 bytes");
+			return;
+		}
+	if (r->n_extensions > EXT_LINES_MAX) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "extensions: at most 16 lines");
+		return;
+	}
+	for (i = 0; i < r->n_extensions; i++)
+		if (!ext_line_ok(r->extensions[i])) {
+			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "extensions: each line 1..256 bytes "
+			    "without control characters");
+			return;
+		}
+	l->size = r->size;
+	memcpy(l->root, r->root_hash.data, MERKLE_HASH_LEN);
+	if ((r->n_consistency_proof > 0 &&
+	    (l->proof = calloc(r->n_consistency_proof, MERKLE_HASH_LEN)) == NULL) ||
+	    (r->n_extensions > 0 &&
+	    (l->ext = malloc(EXT_LINES_MAX * (EXT_LINE_MAX + 1))) == NULL)) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	for (i = 0; i < r->n_consistency_proof; i++)
+		memcpy(l->proof[i], r->consistency_proof[i].data, MERKLE_HASH_LEN);
+	l->nproof = r->n_consistency_proof;
+	for (i = 0; i < r->n_extensions; i++) {
+		size_t n = strlen(r->extensions[i]);
+
+		memcpy(l->ext + off, r->extensions[i], n);
+		l->ext[off + n] = '\n';
+		off += n + 1;
+	}
+	l->ext_len = off;
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)l->size);
+	bs_hex_encode(l->root, sizeof(l->root), hx);
+	(void)!rpc_call_audit_field(call, "checkpoint.size", sz);
+	(void)!rpc_call_audit_field(call, "checkpoint.root", hx);
+	if (submit(l, read_work, sign_read_done) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* ---- GetLogStatus --------------------------------------------------------------------- */
+
+static void
+get_log_status(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__GetLogStatusRequest *r = (const Boltseal__V1__GetLogStatusRequest *)msg;
+	struct lcall *l;
+
+	if ((l = lcall_start(call, OP_STATUS, r->origin)) == NULL)
+		return;
+	if (submit(l, read_work, sign_read_done) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+#define METHOD(name, req, resp, fn) { name, &boltseal__v1__##req##__descriptor, \
+	&boltseal__v1__##resp##__descriptor, RPC_AUTHZ_POLICY, 0, fn }
+
+static const struct rpc_method methods[] = {
+	METHOD("RegisterLog", register_log_request, log_status, register_log),
+	METHOD("SignCheckpoint", sign_checkpoint_request, sign_checkpoint_response,
+	    sign_checkpoint),
+	METHOD("GetLogStatus", get_log_status_request, log_status, get_log_status),
+};
+
+const struct rpc_service checkpoint_service = {
+	.name = "boltseal.v1.CheckpointService",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
+};
