@@ -49,6 +49,7 @@ extern const struct cli_cmd cli_ota_cmd;     /* group `ota` (boltseal.v1.OtaServ
 extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (boltseal.v1.CommandService;
                                                   `verify` offline) */
 extern const struct cli_cmd cli_vehicles_cmd;  /* group `vehicles` (boltseal.v1.VehicleService) */
+extern const struct cli_cmd cli_checkpoint_cmd;  /* group `checkpoint` (CheckpointService) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

@@ -20,6 +20,7 @@ static const struct cli_cmd *const roots[] = {
 	&cli_audit_cmd,
 	&cli_commands_cmd,
 	&cli_vehicles_cmd,
+	&cli_checkpoint_cmd,
 	&cli_health_cmd,
 	NULL,
 };
