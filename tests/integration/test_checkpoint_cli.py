@@ -3,37 +3,14 @@
 # one with a proof file; the notes printed verify with Go's
 # golang.org/x/mod/sumdb/note (tests/tools/noteverify) under the verifier key
 # `checkpoint status` shows; a fork is refused (exit 1, FAILED_PRECONDITION);
-# usage errors exit 2 before anything is sent.
-import hashlib
+# usage errors exit 2 before anything is sent. The tree and its proofs come
+# from test_checkpoints.py's MerkleTree (checked there against RFC 9162's
+# reference tree).
 import json
 
 import auditutil
 import bsutil
-
-
-def leaf(d):
-    return hashlib.sha256(b"\0" + d).digest()
-
-
-def node(a, b):
-    return hashlib.sha256(b"\1" + a + b).digest()
-
-
-def mth(h):
-    if len(h) == 1:
-        return h[0]
-    k = 1 << ((len(h) - 1).bit_length() - 1)
-    return node(mth(h[:k]), mth(h[k:]))
-
-
-def subproof(m, h, b=True):
-    """RFC 6962 2.1.2 SUBPROOF(m, D[n], b)."""
-    if m == len(h):
-        return [] if b else [mth(h)]
-    k = 1 << ((len(h) - 1).bit_length() - 1)
-    if m <= k:
-        return subproof(m, h[:k], b) + [mth(h[k:])]
-    return subproof(m - k, h[k:], False) + [mth(h[:k])]
+from test_checkpoints import MerkleTree, leaf_hash
 
 
 def test_register_sign_status_with_the_cli(env, pb, tmp_path):
@@ -48,17 +25,17 @@ def test_register_sign_status_with_the_cli(env, pb, tmp_path):
     assert st["origin"] == origin and st["key"] == "log-cli" and st["size"] == 0
     vkey = st["verifier_key"]
     assert vkey.startswith(origin + "+")
-    leaves = [leaf(b"entry %d" % i) for i in range(11)]
+    tree = MerkleTree(b"entry %d" % i for i in range(11))
     rc, note1, err = run("checkpoint", "sign", "--origin", origin, "--size", "4", "--root",
-                         mth(leaves[:4]).hex())
+                         tree.root(4).hex())
     assert rc == 0, err
     code, text, verr = auditutil.go_verify_note(note1.encode(), vkey)
     assert code == 0, verr
     assert text.split("\n")[:2] == [origin, "4"]
     proof = tmp_path / "proof"
-    proof.write_text("\n".join(h.hex() for h in subproof(4, leaves)) + "\n")
+    proof.write_text("\n".join(h.hex() for h in tree.proof(4, 11)) + "\n")
     rc, out, err = run("--json", "checkpoint", "sign", "--origin", origin, "--size", "11",
-                       "--root", mth(leaves).hex(), "--proof", str(proof),
+                       "--root", tree.root(11).hex(), "--proof", str(proof),
                        "--ext", "timestamp 1700000000")
     assert rc == 0, err
     j = json.loads(out)
@@ -67,10 +44,10 @@ def test_register_sign_status_with_the_cli(env, pb, tmp_path):
     assert code == 0, verr
     assert text.split("\n")[1] == "11" and text.split("\n")[3] == "timestamp 1700000000"
     rc, out, err = run("checkpoint", "status", origin)
-    assert rc == 0 and "size 11, root " + mth(leaves).hex() in out and vkey in out, (out, err)
+    assert rc == 0 and "size 11, root " + tree.root(11).hex() in out and vkey in out, (out, err)
     # a second history for size 11: refused by the server
     rc, out, err = run("checkpoint", "sign", "--origin", origin, "--size", "11", "--root",
-                       leaf(b"fork").hex())
+                       leaf_hash(b"fork").hex())
     assert rc not in (0, 2) and "another root" in err, (rc, err)
     # usage errors
     for args, words in ((["--origin", origin, "--size", "12", "--root", "abcd"], "64 hex"),

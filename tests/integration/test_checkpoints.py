@@ -15,13 +15,15 @@
 # - registration rules, bad input (INVALID_ARGUMENT, nothing stored), 200
 #   append-only checkpoints with retries returning the same bytes, forks,
 #   shrinks and bad proofs refused (FAILED_PRECONDITION, audited as
-#   possible_split_view, nothing stored), the state across SIGKILL, and a
-#   policy grant conditioned on request.origin == principal.origin.
+#   possible_split_view, nothing stored), two forks asked at once never
+#   both signed, the state across SIGKILL, and a policy grant conditioned
+#   on request.origin == principal.origin.
 import base64
 import hashlib
 import os
 import random
 import tempfile
+import threading
 import time
 
 import grpc
@@ -37,7 +39,6 @@ from conftest import status_of
 CS = "/boltseal.v1.CheckpointService/"
 M_SIGN = "boltseal.v1.CheckpointService/SignCheckpoint"
 EM_DASH = "\u2014"
-OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -592,8 +593,8 @@ def test_register_and_bad_input(env, pb, cppb):
     assert cp.status(origin) == st
 
     # the limits themselves are accepted: 16 lines, 256 bytes (ASCII or UTF-8)
-    exts = ["Timestamp: 1706845443714164712", "x" * 256, "\u00e9" * 128, "a+b c/d \u2014 \u00fc"] + \
-        ["line %d" % i for i in range(12)]
+    exts = ["Timestamp: 1706845443714164712", "x" * 256, "\u00e9" * 128,
+            "a+b c/d \u2014 \u00fc"] + ["line %d" % i for i in range(12)]
     assert len(exts) == 16
     r = cp.sign(origin, 8, root, exts=exts)
     note = check_signed(r, st.verifier_key, origin, 8, root, exts, previous_size=0)
@@ -732,6 +733,67 @@ def test_forks_shrinks_and_bad_proofs_refused_and_audited(env, pb, cppb):
     assert status_of(e) == FAILED
     assert cp.status(origin) == now
     c.close()
+
+
+# --- 3b. two forks at once: never both signed ------------------------------------------------
+
+def test_concurrent_forks_never_both_signed(env, pb, cppb):
+    """Two clients ask at the same time for two different extensions of the
+    stored checkpoint (each proved from it, inconsistent with each other):
+    one is signed, the other refused (ABORTED by the compare-and-set of
+    docs/checkpoints.md, or FAILED_PRECONDITION when it came second), and
+    the stored state is the one that was answered."""
+    c = env.client()
+    make_key(c, pb, "cp-it-race")
+    origin = "example.com/it/race"
+    vkey = Cp(c.channel, cppb).register(origin, "cp-it-race").verifier_key
+    cps = [Cp(bsutil.local_channel(env.port, env.ca, *env.client_files("ci-ota-release")),
+              cppb) for _ in range(2)]
+    history = leaves(10)
+    base = MerkleTree(history)
+    cps[0].sign(origin, 10, base.root(10))
+    rng = random.Random(7)
+    outcomes = {}
+    for rnd in range(30):
+        n = len(history)
+        same_size = rnd % 2 == 0
+        branches = []
+        for b, tag in enumerate((b"a", b"b")):
+            extra = rng.randint(1, 6) if not same_size or b == 0 else len(branches[0][0]) - n
+            data = history + [b"%s %d %d" % (tag, rnd, i) for i in range(extra)]
+            t = MerkleTree(data)
+            branches.append((data, t, t.proof(n, len(data))))
+        barrier = threading.Barrier(2)
+        results = [None, None]
+
+        def go(i):
+            data, t, proof = branches[i]
+            barrier.wait(10)
+            try:
+                results[i] = cps[i].sign(origin, len(data), t.root(len(data)), proof)
+            except grpc.RpcError as e:
+                results[i] = e
+        ths = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(60)
+        won = [i for i in range(2) if not isinstance(results[i], grpc.RpcError)]
+        assert len(won) == 1, "round %d: %r" % (rnd, results)
+        w = won[0]
+        lost = results[1 - w]
+        assert status_of(lost) in (grpc.StatusCode.ABORTED, FAILED), (rnd, lost)
+        outcomes[status_of(lost).name] = outcomes.get(status_of(lost).name, 0) + 1
+        data, t, _ = branches[w]
+        note = check_signed(results[w], vkey, origin, len(data), t.root(len(data)),
+                            previous_size=n, go=False)
+        now = cps[0].status(origin)
+        assert (now.size, now.root_hash, now.note) == (len(data), t.root(len(data)), note)
+        history = data
+    for x in cps:
+        x.channel.close()
+    c.close()
+    print("the losers of 30 races: %r" % outcomes)
 
 
 # --- 4. SIGKILL -------------------------------------------------------------------------
