@@ -10,6 +10,8 @@
  * strict decoding (RFC 4648 standard alphabet with padding, one spelling
  * per byte string). Ed25519 verification is OpenSSL's (EVP_DigestVerify).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -183,15 +185,23 @@ out:
 	return rc;
 }
 
+/* SHA-256(name || "\n" || alg || pub)[:4]: alg 0x01 (signed note), 0x04 (cosignature/v1). */
 static int
-key_id_ed25519(const char *name, size_t namelen, const uint8_t pub[NOTE_ED25519_PUB_LEN],
+key_id_alg(const char *name, size_t namelen, uint8_t alg, const uint8_t pub[NOTE_ED25519_PUB_LEN],
     uint8_t id[NOTE_KEY_ID_LEN])
 {
 	uint8_t key[1 + NOTE_ED25519_PUB_LEN];
 
-	key[0] = NOTE_ALG_ED25519;
+	key[0] = alg;
 	memcpy(key + 1, pub, NOTE_ED25519_PUB_LEN);
 	return key_hash((const uint8_t *)name, namelen, key, sizeof(key), id);
+}
+
+static int
+key_id_ed25519(const char *name, size_t namelen, const uint8_t pub[NOTE_ED25519_PUB_LEN],
+    uint8_t id[NOTE_KEY_ID_LEN])
+{
+	return key_id_alg(name, namelen, NOTE_ALG_ED25519, pub, id);
 }
 
 int
@@ -213,8 +223,8 @@ note_key_id_ed25519(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN],
 
 /* ---- vkeys and signature lines ------------------------------------------ */
 
-int
-note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
+static int
+vkey_format_alg(const char *name, uint8_t alg, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
     size_t outlen)
 {
 	char buf[NOTE_VKEY_MAX];
@@ -225,7 +235,7 @@ note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char
 	n = name_len(name);
 	if (n == 0 || pub == NULL || out == NULL)
 		return BS_ERR_INVALID;
-	rc = key_id_ed25519(name, n, pub, id);
+	rc = key_id_alg(name, n, alg, pub, id);
 	if (rc != 0)
 		return rc;
 	memcpy(buf, name, n);
@@ -234,13 +244,63 @@ note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char
 	bs_hex_encode(id, NOTE_KEY_ID_LEN, buf + w);
 	w += 2 * NOTE_KEY_ID_LEN;
 	buf[w++] = '+';
-	key[0] = NOTE_ALG_ED25519;
+	key[0] = alg;
 	memcpy(key + 1, pub, NOTE_ED25519_PUB_LEN);
 	w += bs_b64_encode(key, sizeof(key), buf + w);
 	if (outlen < w + 1)
 		return BS_ERR_TOO_BIG;
 	memcpy(out, buf, w);
 	out[w] = '\0';
+	return 0;
+}
+
+int
+note_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
+    size_t outlen)
+{
+	return vkey_format_alg(name, NOTE_ALG_ED25519, pub, out, outlen);
+}
+
+int
+note_cosig_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
+    size_t outlen)
+{
+	return vkey_format_alg(name, NOTE_ALG_COSIG_V1, pub, out, outlen);
+}
+
+int
+note_cosig_key_id(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN],
+    uint8_t id[NOTE_KEY_ID_LEN])
+{
+	uint8_t tmp[NOTE_KEY_ID_LEN];
+	size_t n = name_len(name);
+	int rc;
+
+	if (n == 0 || pub == NULL || id == NULL)
+		return BS_ERR_INVALID;
+	if ((rc = key_id_alg(name, n, NOTE_ALG_COSIG_V1, pub, tmp)) == 0)
+		memcpy(id, tmp, NOTE_KEY_ID_LEN);
+	return rc;
+}
+
+int
+note_cosig_message(const uint8_t *body, size_t body_len, uint64_t ts, uint8_t **out,
+    size_t *out_len)
+{
+	char head[64];
+	uint8_t *m;
+	int h;
+
+	if (body == NULL || out == NULL || out_len == NULL || ts > (uint64_t)INT64_MAX ||
+	    body_len == 0 || body[body_len - 1] != '\n')
+		return BS_ERR_INVALID;
+	h = snprintf(head, sizeof(head), "cosignature/v1\ntime %llu\n", (unsigned long long)ts);
+	if ((m = malloc((size_t)h + body_len)) == NULL)
+		return BS_ERR_NOMEM;
+	memcpy(m, head, (size_t)h);
+	memcpy(m + h, body, body_len);
+	*out = m;
+	*out_len = (size_t)h + body_len;
 	return 0;
 }
 
@@ -289,31 +349,56 @@ note_vkey_parse(const char *vkey, struct note_verifier *out)
 	return 0;
 }
 
-int
-note_signature_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN],
-    const uint8_t sig[NOTE_ED25519_SIG_LEN], char *out, size_t outlen)
+/* "— <name> <base64(blob)>\n" into out. */
+static int
+sig_line_format(const char *name, const uint8_t *blob, size_t bloblen, char *out, size_t outlen)
 {
-	char buf[NOTE_SIG_LINE_MAX];
-	uint8_t blob[SIG_BLOB_LEN];
+	char buf[NOTE_COSIG_LINE_MAX];
 	size_t n, w;
 
 	n = name_len(name);
-	if (n == 0 || key_id == NULL || sig == NULL || out == NULL)
+	if (n == 0 || out == NULL)
 		return BS_ERR_INVALID;
 	memcpy(buf, EM_DASH_SP, EM_DASH_SP_LEN);
 	w = EM_DASH_SP_LEN;
 	memcpy(buf + w, name, n);
 	w += n;
 	buf[w++] = ' ';
-	memcpy(blob, key_id, NOTE_KEY_ID_LEN);
-	memcpy(blob + NOTE_KEY_ID_LEN, sig, NOTE_ED25519_SIG_LEN);
-	w += bs_b64_encode(blob, sizeof(blob), buf + w);
+	w += bs_b64_encode(blob, bloblen, buf + w);
 	buf[w++] = '\n';
 	if (outlen < w + 1)
 		return BS_ERR_TOO_BIG;
 	memcpy(out, buf, w);
 	out[w] = '\0';
 	return 0;
+}
+
+int
+note_signature_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN],
+    const uint8_t sig[NOTE_ED25519_SIG_LEN], char *out, size_t outlen)
+{
+	uint8_t blob[SIG_BLOB_LEN];
+
+	if (key_id == NULL || sig == NULL)
+		return BS_ERR_INVALID;
+	memcpy(blob, key_id, NOTE_KEY_ID_LEN);
+	memcpy(blob + NOTE_KEY_ID_LEN, sig, NOTE_ED25519_SIG_LEN);
+	return sig_line_format(name, blob, sizeof(blob), out, outlen);
+}
+
+int
+note_cosig_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN], uint64_t ts,
+    const uint8_t sig[NOTE_ED25519_SIG_LEN], char *out, size_t outlen)
+{
+	uint8_t blob[NOTE_KEY_ID_LEN + 8 + NOTE_ED25519_SIG_LEN];
+
+	if (key_id == NULL || sig == NULL || ts > (uint64_t)INT64_MAX)
+		return BS_ERR_INVALID;
+	memcpy(blob, key_id, NOTE_KEY_ID_LEN);
+	for (int i = 0; i < 8; i++)
+		blob[NOTE_KEY_ID_LEN + i] = (uint8_t)(ts >> (56 - 8 * i));
+	memcpy(blob + NOTE_KEY_ID_LEN + 8, sig, NOTE_ED25519_SIG_LEN);
+	return sig_line_format(name, blob, sizeof(blob), out, outlen);
 }
 
 /* ---- note_open -------------------------------------------------------------- */

@@ -32,6 +32,7 @@
 #define NOTE_ED25519_SIG_LEN 64
 #define NOTE_ED25519_PUB_LEN 32
 #define NOTE_ALG_ED25519 0x01
+#define NOTE_ALG_COSIG_V1 0x04         /* C2SP tlog-cosignature: Ed25519 cosignature/v1 */
 #define NOTE_NAME_MAX 255               /* bytes, without the NUL */
 #define NOTE_MAX_SIGS 100               /* signature lines, as Go's Open */
 /* "<name>+<8 hex>+<44 base64>" and NUL */
@@ -88,6 +89,26 @@ int note_vkey_parse(const char *vkey, struct note_verifier *out) BS_WUR;
  * name), BS_ERR_TOO_BIG (out untouched) or BS_ERR_CRYPTO.
  */
 int note_signature_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN],
+    const uint8_t sig[NOTE_ED25519_SIG_LEN], char *out, size_t outlen) BS_WUR;
+
+/*
+ * C2SP tlog-cosignature (cosignature/v1, Ed25519, signature type 0x04):
+ * the key id SHA-256(name || "\n" || 0x04 || pub)[:4]; the cosigner's vkey
+ * "<name>+<key id>+<base64(0x04 || pub)>"; the signed message
+ * "cosignature/v1\ntime <ts>\n" followed by the whole checkpoint body
+ * (ending in "\n"; *out malloc'd); the line "— <name>
+ * <base64(key id || ts (8 bytes, big-endian) || signature)>\n". ts at most
+ * 2^63 - 1. Each returns 0, BS_ERR_INVALID, BS_ERR_TOO_BIG (out too small)
+ * or BS_ERR_NOMEM / BS_ERR_CRYPTO.
+ */
+#define NOTE_COSIG_LINE_MAX (4 + NOTE_NAME_MAX + 1 + 104 + 1 + 1)
+int note_cosig_key_id(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN],
+    uint8_t id[NOTE_KEY_ID_LEN]) BS_WUR;
+int note_cosig_vkey_format(const char *name, const uint8_t pub[NOTE_ED25519_PUB_LEN], char *out,
+    size_t outlen) BS_WUR;
+int note_cosig_message(const uint8_t *body, size_t body_len, uint64_t ts, uint8_t **out,
+    size_t *out_len) BS_WUR;
+int note_cosig_line(const char *name, const uint8_t key_id[NOTE_KEY_ID_LEN], uint64_t ts,
     const uint8_t sig[NOTE_ED25519_SIG_LEN], char *out, size_t outlen) BS_WUR;
 
 /*

@@ -49,7 +49,7 @@ static const char *const known_methods[] = {
 	"boltseal.v1.VehicleService/RevokeVehicleIdentity",
 	"boltseal.v1.CommandService/SignCommand", "boltseal.v1.CommandService/InspectCommand",
 	"boltseal.v1.CheckpointService/RegisterLog", "boltseal.v1.CheckpointService/SignCheckpoint",
-	"boltseal.v1.CheckpointService/GetLogStatus",
+	"boltseal.v1.CheckpointService/GetLogStatus", "boltseal.v1.CheckpointService/CosignCheckpoint",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -184,23 +184,23 @@ struct seed {
  * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation |
  * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity |
  * CommandService SignCommand InspectCommand | CheckpointService RegisterLog SignCheckpoint
- * GetLogStatus (these name the log's key).
+ * GetLogStatus CosignCheckpoint (these name the log's key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010000000000000" },
+	    "010011110000010100000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000000000000000" },
+	    "010011000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000011000010000" },
+	    "ecdsa-p256-sha256", "010011000000000000110000100000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01001000000000000000000000000" },
+	    "010010000000000000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010111111111100000" },
+	    "111110000000101111111111000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000000000001000" },
+	    "010010001111000000000000010000" },
 };
 
 static int
@@ -743,7 +743,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.CheckpointService/GetLogStatus");
+	    "boltseal.v1.CheckpointService/CosignCheckpoint");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

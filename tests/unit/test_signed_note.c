@@ -792,11 +792,66 @@ test_checkpoint_in_note(void **state)
 	free(m);
 }
 
+/*
+ * C2SP tlog-cosignature v1: the key id and vkey of a published cosigner
+ * (remora.n621.de), and the layout of Go's sample cosignature
+ * (note_cosigv1_test.go: key id 646846b9, timestamp 1727964367).
+ */
+static void
+test_cosignature_v1(void **state)
+{
+	static const char vkey[] = "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2";
+	static const char sample[] = "ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+"
+	    "8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==";
+	static const char body[] = "example.com/log\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\next\n";
+	uint8_t key[33], blob[76], id[4], *msg = NULL;
+	char out[NOTE_VKEY_MAX + 1], line[NOTE_COSIG_LINE_MAX], want[200];
+	size_t n = 0;
+	int klen, blen;
+
+	(void)state;
+	klen = EVP_DecodeBlock(key, (const unsigned char *)strchr(strchr(vkey, '+') + 1, '+') + 1,
+	    44);
+	assert_int_equal(klen, 33);
+	assert_int_equal(key[0], NOTE_ALG_COSIG_V1);
+	assert_int_equal(note_cosig_key_id("remora.n621.de", key + 1, id), 0);
+	assert_memory_equal(id, "\xda\x77\xad\xe7", 4);
+	assert_int_equal(note_cosig_vkey_format("remora.n621.de", key + 1, out, sizeof(out)), 0);
+	assert_string_equal(out, vkey);
+	/* not the signed-note key id: the type byte differs */
+	assert_int_equal(note_key_id_ed25519("remora.n621.de", key + 1, id), 0);
+	assert_memory_not_equal(id, "\xda\x77\xad\xe7", 4);
+	/* Go's sample: key id || big-endian timestamp || signature, rebuilt byte for byte */
+	blen = EVP_DecodeBlock(blob, (const unsigned char *)sample, (int)strlen(sample));
+	assert_int_equal(blen, 78);                  /* 76 and two bytes of padding */
+	assert_memory_equal(blob, "\x64\x68\x46\xb9", 4);
+	assert_int_equal(note_cosig_line("witness.example", blob, 1727964367, blob + 12, line,
+	    sizeof(line)), 0);
+	snprintf(want, sizeof(want), "\xe2\x80\x94 witness.example %s\n", sample);
+	assert_string_equal(line, want);
+	/* the signed message */
+	assert_int_equal(note_cosig_message((const uint8_t *)body, strlen(body), 1727964367, &msg,
+	    &n), 0);
+	snprintf(want, sizeof(want), "cosignature/v1\ntime 1727964367\n%s", body);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(msg, want, n);
+	free(msg);
+	/* refusals */
+	assert_int_equal(note_cosig_message((const uint8_t *)body, strlen(body) - 1, 1, &msg, &n),
+	    BS_ERR_INVALID);
+	assert_int_equal(note_cosig_message((const uint8_t *)body, strlen(body),
+	    (uint64_t)INT64_MAX + 1, &msg, &n), BS_ERR_INVALID);
+	assert_int_equal(note_cosig_line("bad name", blob, 1, blob + 12, line, sizeof(line)),
+	    BS_ERR_INVALID);
+	assert_int_equal(note_cosig_line("w", blob, 1, blob + 12, line, 10), BS_ERR_TOO_BIG);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_cosignature_v1),
 		cmocka_unit_test(test_key_ids),
 		cmocka_unit_test(test_vkey_roundtrip),
 		cmocka_unit_test(test_vkey_negatives),

@@ -21,6 +21,10 @@
  *   5. work queue: the new state written by compare-and-set on the row's
  *      version read in 2 (another checkpoint stored meanwhile: ABORTED, the
  *      note is dropped), committed before the answer.
+ * CosignCheckpoint is the same for a log registered with its own verifier
+ * key (this service its witness, C2SP tlog-witness): the log's note is
+ * opened with that key and its body parsed in 3, and the signature in 4 is
+ * a C2SP tlog-cosignature/v1 over "cosignature/v1\ntime T\n" and the body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +55,9 @@
 #define NOTE_MAX (BODY_MAX + 1 + NOTE_SIG_LINE_MAX)
 #define ROW_ID_LEN (4 + BS_HEX_LEN(32))
 
-enum op { OP_REGISTER, OP_SIGN, OP_STATUS };
+enum op { OP_REGISTER, OP_SIGN, OP_STATUS, OP_COSIGN };
+
+#define COSIG_NOTE_MAX 16384          /* a witnessed log's note */
 
 /* One call in flight. job first: the work queue hands it back. */
 struct lcall {
@@ -75,6 +81,14 @@ struct lcall {
 	uint64_t rowv;
 	uint64_t old_size;            /* 0: nothing signed yet */
 	uint8_t old_root[MERKLE_HASH_LEN];
+	/* a witnessed log: its verifier key, this witness's name, the note it sent */
+	int witness;
+	char log_vkey[NOTE_VKEY_PARSE_MAX + 1];
+	char witness_name[NOTE_NAME_MAX + 1];
+	uint8_t *msg;
+	size_t msg_len;
+	uint64_t ts;                  /* the cosignature's time */
+	char cosig[NOTE_COSIG_LINE_MAX];
 	/* the key and the note */
 	uint32_t key_version;
 	uint8_t key_id[NOTE_KEY_ID_LEN];
@@ -93,6 +107,7 @@ lcall_free(struct lcall *l)
 	free(l->proof);
 	json_decref(l->rec);
 	free(l->note);
+	free(l->msg);
 	free(l);
 }
 
@@ -167,6 +182,16 @@ read_state(struct lcall *l)
 	    json_integer_value(size) < 0)
 		return -1;
 	snprintf(l->key, sizeof(l->key), "%s", key);
+	l->witness = json_is_string(json_object_get(l->rec, "log_vkey"));
+	if (l->witness) {
+		const char *wn = json_string_value(json_object_get(l->rec, "witness_name"));
+
+		if (wn == NULL || !note_name_valid(wn))
+			return -1;
+		snprintf(l->log_vkey, sizeof(l->log_vkey), "%s",
+		    json_string_value(json_object_get(l->rec, "log_vkey")));
+		snprintf(l->witness_name, sizeof(l->witness_name), "%s", wn);
+	}
 	l->old_size = (uint64_t)json_integer_value(size);
 	if (l->old_size == 0)
 		return root[0] == '\0' ? 0 : -1;
@@ -214,8 +239,10 @@ check_key(struct lcall *l, const struct catalog_key *k)
 	if (k->purpose != BS_PURPOSE_CHECKPOINT || k->alg != BS_ALG_ED25519 ||
 	    (v = catalog_key_primary(k)) == NULL || v->state != BS_KEY_ENABLED ||
 	    checkpoint_ed25519_raw(v->spki, v->spki_len, pub) != 0 ||
+	    (l->witness ? note_cosig_key_id(l->witness_name, pub, l->key_id) != 0 ||
+	    note_cosig_vkey_format(l->witness_name, pub, l->vkey, sizeof(l->vkey)) != 0 :
 	    note_key_id_ed25519(l->origin, pub, l->key_id) != 0 ||
-	    note_vkey_format(l->origin, pub, l->vkey, sizeof(l->vkey)) != 0) {
+	    note_vkey_format(l->origin, pub, l->vkey, sizeof(l->vkey)) != 0)) {
 		snprintf(msg, sizeof(msg), "key '%s' is not an enabled Ed25519 key of purpose "
 		    "checkpoint", l->key);
 		fail(l, GRPC_STATUS_FAILED_PRECONDITION, msg);
@@ -252,6 +279,10 @@ answer_status(struct lcall *l)
 	}
 	r.note.data = raw;
 	r.note.len = n;
+	if (l->witness) {
+		r.log_verifier_key = l->log_vkey;
+		r.witness_name = l->witness_name;
+	}
 	r.registered_at = (int64_t)json_integer_value(json_object_get(l->rec, "registered_at"));
 	r.updated_at = (int64_t)json_integer_value(json_object_get(l->rec, "updated_at"));
 	rpc_call_finish_pb(l->call, &r.base);
@@ -317,6 +348,24 @@ register_log(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	snprintf(l->key, sizeof(l->key), "%s", r->key_name);
+	if (r->log_verifier_key[0] != '\0' || r->witness_name[0] != '\0') {
+		struct note_verifier nv;
+
+		if (strlen(r->log_verifier_key) > NOTE_VKEY_PARSE_MAX ||
+		    note_vkey_parse(r->log_verifier_key, &nv) != 0) {
+			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "log_verifier_key: not an Ed25519 note "
+			    "verifier key (<name>+<key id>+<base64>)");
+			return;
+		}
+		if (!note_name_valid(r->witness_name)) {
+			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "witness_name: required with "
+			    "log_verifier_key, a C2SP key name");
+			return;
+		}
+		l->witness = 1;
+		snprintf(l->log_vkey, sizeof(l->log_vkey), "%s", r->log_verifier_key);
+		snprintf(l->witness_name, sizeof(l->witness_name), "%s", r->witness_name);
+	}
 	k = catalog_find(l->svc->catalog, l->key);
 	attr = (struct policy_attr){ "request.origin", l->origin };
 	if (!rpc_call_authorize(call, l->key, k != NULL ? bs_purpose_name(k->purpose) : NULL, &attr,
@@ -330,6 +379,11 @@ register_log(struct rpc_call *call, const ProtobufCMessage *msg)
 	if ((l->rec = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "origin", l->origin, "key",
 	    l->key, "registered_at", (json_int_t)l->now, "updated_at", (json_int_t)l->now, "size",
 	    (json_int_t)0, "root", "", "note", "")) == NULL) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (l->witness && (json_object_set_new(l->rec, "log_vkey", json_string(l->log_vkey)) != 0 ||
+	    json_object_set_new(l->rec, "witness_name", json_string(l->witness_name)) != 0)) {
 		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
@@ -357,6 +411,8 @@ store_work(struct workq_job *job, void *ctx)
 	    json_object_set_new(l->rec, "root", json_string(hx)) != 0 ||
 	    json_object_set_new(l->rec, "note", json_string(b64)) != 0 ||
 	    json_object_set_new(l->rec, "updated_at", json_integer((json_int_t)l->now)) != 0 ||
+	    (l->op == OP_COSIGN ? json_object_set_new(l->rec, "cosig", json_string(l->cosig)) != 0 ||
+	    json_object_set_new(l->rec, "cosig_time", json_integer((json_int_t)l->ts)) != 0 : 0) ||
 	    (text = json_dumps(l->rec, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		free(b64);
 		l->rc = BS_ERR_NOMEM;
@@ -391,6 +447,21 @@ answer_note(struct lcall *l, const uint8_t *note, size_t len, uint64_t previous)
 }
 
 static void
+answer_cosig(struct lcall *l, const char *line, uint64_t ts, uint64_t previous)
+{
+	Boltseal__V1__CosignCheckpointResponse r = BOLTSEAL__V1__COSIGN_CHECKPOINT_RESPONSE__INIT;
+
+	r.cosignature = (char *)(uintptr_t)line;
+	r.size = l->size;
+	r.root_hash.data = l->root;
+	r.root_hash.len = sizeof(l->root);
+	r.previous_size = previous;
+	r.timestamp = ts;
+	rpc_call_finish_pb(l->call, &r.base);
+	lcall_free(l);
+}
+
+static void
 store_done(struct workq_job *job)
 {
 	struct lcall *l = (struct lcall *)job;
@@ -405,7 +476,10 @@ store_done(struct workq_job *job)
 		fail(l, GRPC_STATUS_UNAVAILABLE, "cannot store the checkpoint");
 		return;
 	}
-	answer_note(l, l->note, l->note_len, l->old_size);
+	if (l->op == OP_COSIGN)
+		answer_cosig(l, l->cosig, l->ts, l->old_size);
+	else
+		answer_note(l, l->note, l->note_len, l->old_size);
 }
 
 static void
@@ -424,21 +498,38 @@ signed_cb(void *arg, struct keyop_answer *a)
 		fail(l, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
 		return;
 	}
-	if (note_signature_line(l->origin, l->key_id, a->sigs[0].sig, line, sizeof(line)) != 0 ||
-	    rpc_call_audit_payload(l->call, a->sigs[0].payload_sha256) != 0) {
+	if (rpc_call_audit_payload(l->call, a->sigs[0].payload_sha256) != 0) {
 		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	/* the note: the body, a blank line, the signature line */
-	n = l->body_len + 1 + strlen(line);
-	if ((l->note = malloc(n)) == NULL) {
-		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
+	if (l->op == OP_COSIGN) {
+		/* the cosignature line; the note kept is the log's with it added */
+		if (note_cosig_line(l->witness_name, l->key_id, l->ts, a->sigs[0].sig, l->cosig,
+		    sizeof(l->cosig)) != 0 || (l->note = malloc(l->msg_len + strlen(l->cosig))) ==
+		    NULL) {
+			fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		memcpy(l->note, l->msg, l->msg_len);
+		memcpy(l->note + l->msg_len, l->cosig, strlen(l->cosig));
+		l->note_len = l->msg_len + strlen(l->cosig);
+	} else {
+		if (note_signature_line(l->origin, l->key_id, a->sigs[0].sig, line, sizeof(line))
+		    != 0) {
+			fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		/* the note: the body, a blank line, the signature line */
+		n = l->body_len + 1 + strlen(line);
+		if ((l->note = malloc(n)) == NULL) {
+			fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		memcpy(l->note, l->body, l->body_len);
+		l->note[l->body_len] = '\n';
+		memcpy(l->note + l->body_len + 1, line, strlen(line));
+		l->note_len = n;
 	}
-	memcpy(l->note, l->body, l->body_len);
-	l->note[l->body_len] = '\n';
-	memcpy(l->note + l->body_len + 1, line, strlen(line));
-	l->note_len = n;
 	if (submit(l, store_work, store_done) != 0)
 		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
@@ -462,8 +553,20 @@ static void
 answer_stored(struct lcall *l)
 {
 	const char *note = json_string_value(json_object_get(l->rec, "note"));
+	const char *cosig = json_string_value(json_object_get(l->rec, "cosig"));
 	uint8_t *raw;
 	size_t n = 0;
+
+	if (l->op == OP_COSIGN) {
+		if (cosig == NULL) {
+			fail(l, GRPC_STATUS_INTERNAL, "the log's stored cosignature cannot be read");
+			return;
+		}
+		snprintf(l->cosig, sizeof(l->cosig), "%s", cosig);
+		answer_cosig(l, l->cosig, (uint64_t)json_integer_value(json_object_get(l->rec,
+		    "cosig_time")), l->old_size);
+		return;
+	}
 
 	if (note == NULL || (raw = malloc(strlen(note) + 1)) == NULL) {
 		fail(l, GRPC_STATUS_INTERNAL, "the log's stored note cannot be read");
@@ -478,14 +581,76 @@ answer_stored(struct lcall *l)
 	free(raw);
 }
 
+/* Ed25519 over data (copied by the key door) with the log's key; signed_cb goes on. */
+static void
+sign_bytes(struct lcall *l, const struct catalog_key *k, const uint8_t *data, size_t len)
+{
+	struct keyop_input in;
+	struct keyop_request r;
+
+	memset(&in, 0, sizeof(in));
+	in.data = data;
+	in.len = len;
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_SIGN;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", l->key);
+	r.key.version = l->key_version;
+	memcpy(r.id, catalog_key_primary(k)->hsm_id, KEYOPS_ID_LEN);
+	r.alg = BS_ALG_ED25519;
+	r.inputs = &in;
+	r.ninputs = 1;
+	if (l->svc->keys == NULL || keyclient_submit(l->svc->keys, &r, signed_cb, l, NULL) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/*
+ * A witnessed log's note: opened with the log's verifier key (its
+ * signature must verify), its body parsed, for the origin registered.
+ * Sets size, root, body_len (the body is msg[0..body_len)). 0, or the call
+ * is answered.
+ */
+static int
+open_log_note(struct lcall *l)
+{
+	struct note_verifier nv;
+	char origin[NOTE_NAME_MAX + 1], hx[BS_HEX_LEN(32)], sz[24];
+	size_t text_len = 0;
+	int rc;
+
+	if (note_vkey_parse(l->log_vkey, &nv) != 0) {
+		fail(l, GRPC_STATUS_INTERNAL, "the log's stored verifier key cannot be read");
+		return -1;
+	}
+	if ((rc = note_open(l->msg, l->msg_len, &nv, 1, &text_len)) != 0) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, rc == BS_ERR_SIG_INVALID ? "note: the log's "
+		    "signature does not verify" : "note: not a signed note with a signature by the "
+		    "log's key");
+		return -1;
+	}
+	if (checkpoint_body_parse(l->msg, text_len, origin, sizeof(origin), &l->size, l->root) != 0 ||
+	    strcmp(origin, l->origin) != 0 || l->size == 0) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "note: not a checkpoint of this origin "
+		    "(origin, size >= 1, base64 root)");
+		return -1;
+	}
+	if (text_len > BODY_MAX) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "note: the checkpoint body is too long");
+		return -1;
+	}
+	l->body_len = text_len;
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)l->size);
+	bs_hex_encode(l->root, sizeof(l->root), hx);
+	(void)!rpc_call_audit_field(l->call, "checkpoint.size", sz);
+	(void)!rpc_call_audit_field(l->call, "checkpoint.root", hx);
+	return 0;
+}
+
 static void
 sign_read_done(struct workq_job *job)
 {
 	struct lcall *l = (struct lcall *)job;
 	const struct catalog_key *k;
 	struct policy_attr attr;
-	struct keyop_input in;
-	struct keyop_request r;
 	char msg[400];
 	size_t n;
 
@@ -515,6 +680,15 @@ sign_read_done(struct workq_job *job)
 		answer_status(l);
 		return;
 	}
+	if (l->witness != (l->op == OP_COSIGN)) {
+		snprintf(msg, sizeof(msg), l->witness ? "log '%s' is witnessed: its checkpoints are "
+		    "cosigned (CosignCheckpoint)" : "log '%s' is signed here: its checkpoints are "
+		    "signed (SignCheckpoint)", l->origin);
+		fail(l, GRPC_STATUS_FAILED_PRECONDITION, msg);
+		return;
+	}
+	if (l->op == OP_COSIGN && open_log_note(l) != 0)
+		return;
 	/* the history: only a proved extension of what was signed */
 	if (l->old_size > 0 && l->size < l->old_size) {
 		snprintf(msg, sizeof(msg), "size %llu is smaller than the last signed checkpoint's "
@@ -541,6 +715,20 @@ sign_read_done(struct workq_job *job)
 		refuse_history(l, msg);
 		return;
 	}
+	if (l->op == OP_COSIGN) {
+		/* cosignature/v1 over the log's whole body (extension lines included) */
+		uint8_t *m = NULL;
+		size_t mlen = 0;
+
+		l->ts = (uint64_t)l->now;
+		if (note_cosig_message(l->msg, l->body_len, l->ts, &m, &mlen) != 0) {
+			fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		sign_bytes(l, k, m, mlen);
+		free(m);
+		return;
+	}
 	/* the body: the checkpoint and its extension lines */
 	if (checkpoint_body_format(l->origin, l->size, l->root, l->body, sizeof(l->body), &n) != 0 ||
 	    n + l->ext_len > BODY_MAX) {
@@ -551,19 +739,7 @@ sign_read_done(struct workq_job *job)
 		memcpy(l->body + n, l->ext, l->ext_len);
 	l->body_len = n + l->ext_len;
 	l->body[l->body_len] = '\0';
-	memset(&in, 0, sizeof(in));
-	in.data = (const uint8_t *)l->body;
-	in.len = l->body_len;
-	memset(&r, 0, sizeof(r));
-	r.type = KEYOP_SIGN;
-	snprintf(r.key.name, sizeof(r.key.name), "%s", l->key);
-	r.key.version = l->key_version;
-	memcpy(r.id, catalog_key_primary(k)->hsm_id, KEYOPS_ID_LEN);
-	r.alg = BS_ALG_ED25519;
-	r.inputs = &in;
-	r.ninputs = 1;
-	if (l->svc->keys == NULL || keyclient_submit(l->svc->keys, &r, signed_cb, l, NULL) != 0)
-		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+	sign_bytes(l, k, (const uint8_t *)l->body, l->body_len);
 }
 
 /* 1 if s is 1..EXT_LINE_MAX bytes without control characters. */
@@ -578,6 +754,29 @@ ext_line_ok(const char *s)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return 0;
 	return 1;
+}
+
+/* The request's consistency proof into l: 0, or the call is answered. */
+static int
+take_proof(struct lcall *l, const ProtobufCBinaryData *p, size_t n)
+{
+	if (n > MERKLE_MAX_PROOF) {
+		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: at most 64 hashes");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (p[i].len != MERKLE_HASH_LEN) {
+			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: each hash 32 bytes");
+			return -1;
+		}
+	if (n > 0 && (l->proof = calloc(n, MERKLE_HASH_LEN)) == NULL) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(l->proof[i], p[i].data, MERKLE_HASH_LEN);
+	l->nproof = n;
+	return 0;
 }
 
 static void
@@ -600,15 +799,8 @@ sign_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
 		    "checkpoint to sign)");
 		return;
 	}
-	if (r->n_consistency_proof > MERKLE_MAX_PROOF) {
-		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: at most 64 hashes");
+	if (take_proof(l, r->consistency_proof, r->n_consistency_proof) != 0)
 		return;
-	}
-	for (i = 0; i < r->n_consistency_proof; i++)
-		if (r->consistency_proof[i].len != MERKLE_HASH_LEN) {
-			fail(l, GRPC_STATUS_INVALID_ARGUMENT, "consistency_proof: each hash 32 bytes");
-			return;
-		}
 	if (r->n_extensions > EXT_LINES_MAX) {
 		fail(l, GRPC_STATUS_INVALID_ARGUMENT, "extensions: at most 16 lines");
 		return;
@@ -621,16 +813,10 @@ sign_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
 		}
 	l->size = r->size;
 	memcpy(l->root, r->root_hash.data, MERKLE_HASH_LEN);
-	if ((r->n_consistency_proof > 0 &&
-	    (l->proof = calloc(r->n_consistency_proof, MERKLE_HASH_LEN)) == NULL) ||
-	    (r->n_extensions > 0 &&
-	    (l->ext = malloc(EXT_LINES_MAX * (EXT_LINE_MAX + 1))) == NULL)) {
+	if (r->n_extensions > 0 && (l->ext = malloc(EXT_LINES_MAX * (EXT_LINE_MAX + 1))) == NULL) {
 		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	for (i = 0; i < r->n_consistency_proof; i++)
-		memcpy(l->proof[i], r->consistency_proof[i].data, MERKLE_HASH_LEN);
-	l->nproof = r->n_consistency_proof;
 	for (i = 0; i < r->n_extensions; i++) {
 		size_t n = strlen(r->extensions[i]);
 
@@ -643,6 +829,46 @@ sign_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
 	bs_hex_encode(l->root, sizeof(l->root), hx);
 	(void)!rpc_call_audit_field(call, "checkpoint.size", sz);
 	(void)!rpc_call_audit_field(call, "checkpoint.root", hx);
+	if (submit(l, read_work, sign_read_done) != 0)
+		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
+}
+
+/* ---- CosignCheckpoint ------------------------------------------------------------------ */
+
+static void
+cosign_checkpoint(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__CosignCheckpointRequest *r =
+	    (const Boltseal__V1__CosignCheckpointRequest *)msg;
+	char origin[NOTE_NAME_MAX + 1];
+	const uint8_t *nl;
+	struct lcall *l;
+	size_t n;
+
+	if (r->note.len == 0 || r->note.len > COSIG_NOTE_MAX) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "note: 1..%d bytes", COSIG_NOTE_MAX);
+		return;
+	}
+	/* the origin, to find the log: the first line, trusted only once the note is opened */
+	nl = memchr(r->note.data, '\n', r->note.len);
+	n = nl != NULL ? (size_t)(nl - r->note.data) : 0;
+	if (n == 0 || n > NOTE_NAME_MAX || memchr(r->note.data, '\0', n) != NULL) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "note: the first line is not an "
+		    "origin");
+		return;
+	}
+	memcpy(origin, r->note.data, n);
+	origin[n] = '\0';
+	if ((l = lcall_start(call, OP_COSIGN, origin)) == NULL)
+		return;
+	if (take_proof(l, r->consistency_proof, r->n_consistency_proof) != 0)
+		return;
+	if ((l->msg = malloc(r->note.len)) == NULL) {
+		fail(l, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	memcpy(l->msg, r->note.data, r->note.len);
+	l->msg_len = r->note.len;
 	if (submit(l, read_work, sign_read_done) != 0)
 		fail(l, GRPC_STATUS_UNAVAILABLE, "server busy or shutting down");
 }
@@ -669,6 +895,8 @@ static const struct rpc_method methods[] = {
 	METHOD("SignCheckpoint", sign_checkpoint_request, sign_checkpoint_response,
 	    sign_checkpoint),
 	METHOD("GetLogStatus", get_log_status_request, log_status, get_log_status),
+	METHOD("CosignCheckpoint", cosign_checkpoint_request, cosign_checkpoint_response,
+	    cosign_checkpoint),
 };
 
 const struct rpc_service checkpoint_service = {
