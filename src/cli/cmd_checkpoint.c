@@ -5,7 +5,9 @@
  * `checkpoint sign --origin O --size N --root HEX [--proof FILE|-]
  * [--ext LINE]...` asks for its next checkpoint's signed note (printed as
  * it is, ready for the log's clients), `checkpoint status ORIGIN` shows the
- * last one and the verifier key.
+ * last one and the verifier key; `checkpoint cosign NOTE|-` asks this
+ * service, as a witness, to cosign a log's signed checkpoint (printing the
+ * cosignature line).
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -24,6 +26,7 @@
 #define PROOF_MAX 64                  /* the server's limit */
 #define PROOF_FILE_MAX (PROOF_MAX * 70 + 1024)
 #define EXT_MAX 16
+#define NOTE_FILE_MAX 16384           /* the server's limit on a note to cosign */
 
 /* A 64-hex-digit hash into out; 0 or a usage error (printed). */
 static int
@@ -95,6 +98,10 @@ print_status(struct cli_ctx *x, const Boltseal__V1__LogStatus *s)
 		out_json_str(&j, "origin", s->origin);
 		out_json_str(&j, "key", s->key_name);
 		out_json_str(&j, "verifier_key", s->verifier_key);
+		if (s->log_verifier_key[0] != '\0') {
+			out_json_str(&j, "log_verifier_key", s->log_verifier_key);
+			out_json_str(&j, "witness_name", s->witness_name);
+		}
 		out_json_uint(&j, "size", s->size);
 		out_json_str(&j, "root", root);
 		out_json_int(&j, "registered_at", s->registered_at);
@@ -108,6 +115,13 @@ print_status(struct cli_ctx *x, const Boltseal__V1__LogStatus *s)
 	out_safe(stdout, s->key_name);
 	printf("\nverifier key:  ");
 	out_safe(stdout, s->verifier_key);
+	if (s->log_verifier_key[0] != '\0') {
+		printf("\nwitnessed log: ");
+		out_safe(stdout, s->log_verifier_key);
+		printf(" (cosigned as ");
+		out_safe(stdout, s->witness_name);
+		putchar(')');
+	}
 	if (s->size == 0)
 		printf("\nsigned:        nothing yet\n");
 	else
@@ -120,14 +134,20 @@ cmd_register(struct cli_ctx *x, const struct args *a)
 {
 	Boltseal__V1__RegisterLogRequest req = BOLTSEAL__V1__REGISTER_LOG_REQUEST__INIT;
 	Boltseal__V1__LogStatus *resp = NULL;
-	const char *key = args_get(a, "key-name");
+	const char *key = args_get(a, "key-name"), *vkey = args_get(a, "log-vkey");
+	const char *wname = args_get(a, "witness-name");
 	int ret;
 
 	if (key == NULL || key[0] == '\0')
 		return out_usage(x->cmd, "--key-name KEY is required (an Ed25519 HSM key of purpose "
 		    "checkpoint)");
+	if ((vkey == NULL) != (wname == NULL))
+		return out_usage(x->cmd, "--log-vkey and --witness-name go together (a log this "
+		    "service witnesses)");
 	req.origin = (char *)a->pos[0];
 	req.key_name = (char *)key;
+	req.log_verifier_key = (char *)(vkey != NULL ? vkey : "");
+	req.witness_name = (char *)(wname != NULL ? wname : "");
 	if ((ret = call_unary(x, "/boltseal.v1.CheckpointService/RegisterLog", &req.base,
 	    &boltseal__v1__log_status__descriptor, (ProtobufCMessage **)&resp)) != 0)
 		return ret;
@@ -225,8 +245,60 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 	return 0;
 }
 
+/* `checkpoint cosign NOTE|- [--proof FILE]`: the log's signed note from a file or stdin */
+static int
+cmd_cosign(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__CosignCheckpointRequest req = BOLTSEAL__V1__COSIGN_CHECKPOINT_REQUEST__INIT;
+	Boltseal__V1__CosignCheckpointResponse *resp = NULL;
+	const char *proof = args_get(a, "proof");
+	uint8_t *note = NULL, (*hashes)[HASH_LEN] = NULL;
+	ProtobufCBinaryData items[PROOF_MAX + 1];
+	size_t len = 0, nproof = 0;
+	struct out_json j;
+	int ret;
+
+	if (input_read_file(x->cmd, a->pos[0], NOTE_FILE_MAX, &note, &len) != 0)
+		return CLI_EXIT_USAGE;
+	if (proof != NULL && (ret = read_proof(x, proof, &hashes, &nproof)) != 0)
+		goto out;
+	for (size_t i = 0; i < nproof; i++) {
+		items[i].data = hashes[i];
+		items[i].len = HASH_LEN;
+	}
+	req.note.data = note;
+	req.note.len = len;
+	req.n_consistency_proof = nproof;
+	req.consistency_proof = items;
+	if ((ret = call_unary(x, "/boltseal.v1.CheckpointService/CosignCheckpoint", &req.base,
+	    &boltseal__v1__cosign_checkpoint_response__descriptor, (ProtobufCMessage **)&resp)) != 0)
+		goto out;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "cosignature", resp->cosignature);
+		out_json_uint(&j, "size", resp->size);
+		out_json_uint(&j, "previous_size", resp->previous_size);
+		out_json_uint(&j, "timestamp", resp->timestamp);
+		out_json_close(&j);
+	} else {
+		/* the line to add to the note's signatures, as signed (UTF-8: the em dash) */
+		fputs(resp->cosignature, stdout);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+out:
+	free(hashes);
+	free(note);
+	return ret;
+}
+
 static const struct args_opt register_opts[] = {
-	{ "key-name", 0, ARGS_VALUE },
+	{ "key-name", 0, ARGS_VALUE }, { "log-vkey", 0, ARGS_VALUE },
+	{ "witness-name", 0, ARGS_VALUE },
+	{ NULL, 0, ARGS_FLAG } };
+
+static const struct args_opt cosign_opts[] = {
+	{ "proof", 0, ARGS_VALUE },
 	{ NULL, 0, ARGS_FLAG } };
 
 static const struct args_opt status_opts[] = {
@@ -240,12 +312,16 @@ static const struct args_opt sign_opts[] = {
 static const struct cli_cmd checkpoint_cmds[] = {
 	{ .name = "register", .run = cmd_register,
 	  .summary = "register a transparency log and the HSM key that signs its checkpoints",
-	  .usage = "ORIGIN --key-name KEY",
+	  .usage = "ORIGIN --key-name KEY [--log-vkey VKEY --witness-name NAME]",
 	  .spec = { register_opts, 1, 1 } },
 	{ .name = "sign", .run = cmd_sign,
 	  .summary = "sign the log's next checkpoint (proved to extend the last); prints the note",
 	  .usage = "--origin O --size N --root HEX [--proof FILE|-] [--ext LINE]...",
 	  .spec = { sign_opts, 0, 0 } },
+	{ .name = "cosign", .run = cmd_cosign,
+	  .summary = "as the log's witness, cosign its signed checkpoint (proved to extend the last)",
+	  .usage = "NOTE|- [--proof FILE|-]",
+	  .spec = { cosign_opts, 1, 1 } },
 	{ .name = "status", .run = cmd_status,
 	  .summary = "the log's last signed checkpoint and its verifier key",
 	  .usage = "ORIGIN",

@@ -8,6 +8,7 @@
 # audited); a note signed by another key, for an unregistered origin, or sent
 # to the wrong kind of log is refused.
 import base64
+import json
 import hashlib
 import time
 
@@ -187,3 +188,39 @@ def test_witness_registration_input(env, pb, cppb):  # noqa: F811
     assert status_of(e.value) == grpc.StatusCode.FAILED_PRECONDITION
     assert "SignCheckpoint" in e.value.details()
 
+
+
+def test_cli_register_witness_and_cosign(env, pb, tmp_path):
+    """`boltseal checkpoint register --log-vkey --witness-name` and
+    `checkpoint cosign NOTE --proof FILE` print what the spec checks."""
+    c = env.client()
+    c.CreateKey(pb.CreateKeyRequest(name="log-witness-cli", purpose=pb.CHECKPOINT,
+                                    algorithm=pb.ED25519), timeout=30)
+    run = bsutil.cli_runner(env)
+    origin = "example.org/cli-witnessed"
+    logkey = ed25519.Ed25519PrivateKey.generate()
+    vkey = log_vkey(origin, logkey)
+    rc, out, err = run("--json", "checkpoint", "register", origin, "--key-name",
+                       "log-witness-cli", "--log-vkey", vkey, "--witness-name", WITNESS)
+    assert rc == 0, err
+    st = json.loads(out)
+    assert st["log_verifier_key"] == vkey and st["witness_name"] == WITNESS
+    tree = MerkleTree(b"cli %d" % i for i in range(9))
+    body = checkpoint_body(origin, 4, tree.root(4))
+    nf = tmp_path / "note4"
+    nf.write_bytes(log_note(origin, logkey, body))
+    rc, line, err = run("checkpoint", "cosign", str(nf))
+    assert rc == 0, err
+    check_cosignature(line, st["verifier_key"], body)
+    body9 = checkpoint_body(origin, 9, tree.root(9))
+    pf = tmp_path / "proof"
+    pf.write_text("".join(h.hex() + "\n" for h in tree.proof(4, 9)))
+    rc, line, err = run("checkpoint", "cosign", "-", "--proof", str(pf),
+                        stdin=log_note(origin, logkey, body9))
+    assert rc == 0, err
+    check_cosignature(line, st["verifier_key"], body9)
+    rc, out, err = run("checkpoint", "status", origin)
+    assert rc == 0 and "witnessed log: " + vkey in out and "size 9" in out, out
+    rc, out, err = run("checkpoint", "register", origin, "--key-name", "log-witness-cli",
+                       "--log-vkey", vkey)
+    assert rc == 2 and "go together" in err, err
