@@ -354,6 +354,8 @@ key_for_job(struct checkpointer *cp, struct sign_job *j, char *err, size_t errle
 	return 0;
 }
 
+static int extends_latest(struct checkpointer *cp, uint64_t size, char *err, size_t errlen);
+
 static void
 cp_start(struct checkpointer *cp)
 {
@@ -371,6 +373,11 @@ cp_start(struct checkpointer *cp)
 	size = audit_log_size(cp->log);
 	if (size == 0 || (cp->have_latest && size <= cp->latest_size))
 		return;
+	if (cp->have_latest && extends_latest(cp, size, err, sizeof(err)) != 0) {
+		/* never signed: a second history of the audit log (a damaged tree in memory) */
+		bs_log(BS_LOG_ERROR, "refusing to sign an audit checkpoint", "error", err, NULL);
+		return;
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return;
 	j->cp = cp;
@@ -432,16 +439,12 @@ checkpointer_flush(struct checkpointer *cp, void (*fn)(void *arg), void *arg)
 	}
 }
 
-/*
- * The latest stored checkpoint must describe a prefix of the log: its size
- * at most the log's, its root the log's root at that size.
- */
+/* The latest stored checkpoint's size and root, from its note. 0 or BS_ERR_MISMATCH. */
 static int
-check_against_log(struct checkpointer *cp, char *err, size_t errlen)
+latest_checkpoint(const struct checkpointer *cp, uint64_t *size, uint8_t root[MERKLE_HASH_LEN],
+    char *err, size_t errlen)
 {
-	uint8_t root[MERKLE_HASH_LEN], have[MERKLE_HASH_LEN];
 	char origin[256];
-	uint64_t size, logsize = audit_log_size(cp->log);
 	size_t text_len = cp->latest_len;
 	const uint8_t *sep = NULL;
 
@@ -451,12 +454,53 @@ check_against_log(struct checkpointer *cp, char *err, size_t errlen)
 			sep = cp->latest + i + 1;
 	if (sep != NULL)
 		text_len = (size_t)(sep - cp->latest);
-	if (checkpoint_body_parse(cp->latest, text_len, origin, sizeof(origin), &size, root) != 0 ||
-	    size != cp->latest_size) {
+	if (checkpoint_body_parse(cp->latest, text_len, origin, sizeof(origin), size, root) != 0 ||
+	    *size != cp->latest_size) {
 		snprintf(err, errlen, "checkpoint %" PRIu64 " in %s is malformed", cp->latest_size,
 		    cp->dir);
 		return BS_ERR_MISMATCH;
 	}
+	return 0;
+}
+
+/*
+ * The checkpoint of size about to be signed extends the latest one signed,
+ * judged by the rule every log's checkpoints are (merkle_judge_history:
+ * CheckpointService's), with the log's own consistency proof. 0 or
+ * BS_ERR_MISMATCH with err.
+ */
+static int
+extends_latest(struct checkpointer *cp, uint64_t size, char *err, size_t errlen)
+{
+	uint8_t old[MERKLE_HASH_LEN], root[MERKLE_HASH_LEN], proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
+	uint64_t old_size;
+	size_t nproof = 0;
+
+	if (latest_checkpoint(cp, &old_size, old, err, errlen) != 0)
+		return BS_ERR_MISMATCH;
+	if (audit_log_root(cp->log, size, root) != 0 ||
+	    audit_log_consistency(cp->log, old_size, size, proof, &nproof) != 0 ||
+	    merkle_judge_history(old_size, old, size, root, (const uint8_t (*)[MERKLE_HASH_LEN])proof,
+	    nproof) != MERKLE_HISTORY_EXTENDS) {
+		snprintf(err, errlen, "the audit log at %" PRIu64 " records is not proved to extend "
+		    "checkpoint %" PRIu64, size, old_size);
+		return BS_ERR_MISMATCH;
+	}
+	return 0;
+}
+
+/*
+ * The latest stored checkpoint must describe a prefix of the log: its size
+ * at most the log's, its root the log's root at that size.
+ */
+static int
+check_against_log(struct checkpointer *cp, char *err, size_t errlen)
+{
+	uint8_t root[MERKLE_HASH_LEN], have[MERKLE_HASH_LEN];
+	uint64_t size, logsize = audit_log_size(cp->log);
+
+	if (latest_checkpoint(cp, &size, root, err, errlen) != 0)
+		return BS_ERR_MISMATCH;
 	if (size > logsize) {
 		snprintf(err, errlen, "the audit log has %" PRIu64 " records but checkpoint %" PRIu64
 		    " covers %" PRIu64 ": records were removed", logsize, size, size);

@@ -561,3 +561,21 @@ out:
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }
+
+enum merkle_history
+merkle_judge_history(uint64_t signed_size, const uint8_t signed_root[MERKLE_HASH_LEN],
+    uint64_t size, const uint8_t root[MERKLE_HASH_LEN], const uint8_t proof[][MERKLE_HASH_LEN],
+    size_t nproof)
+{
+	if (size == 0)
+		return MERKLE_HISTORY_UNPROVED;
+	if (signed_size == 0)
+		return nproof == 0 ? MERKLE_HISTORY_FIRST : MERKLE_HISTORY_UNPROVED;
+	if (size < signed_size)
+		return MERKLE_HISTORY_SMALLER;
+	if (size == signed_size)
+		return CRYPTO_memcmp(root, signed_root, MERKLE_HASH_LEN) == 0 ?
+		    MERKLE_HISTORY_SAME : MERKLE_HISTORY_FORK;
+	return merkle_verify_consistency(signed_size, size, signed_root, root, proof, nproof) == 0 ?
+	    MERKLE_HISTORY_EXTENDS : MERKLE_HISTORY_UNPROVED;
+}

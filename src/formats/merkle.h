@@ -108,4 +108,23 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_ha
 int merkle_verify_consistency(uint64_t size1, uint64_t size2, const uint8_t root1[MERKLE_HASH_LEN],
     const uint8_t root2[MERKLE_HASH_LEN], const uint8_t proof[][MERKLE_HASH_LEN], size_t nproof) BS_WUR;
 
+/*
+ * What a signer of a log's checkpoints may do with (size, root) after the
+ * last checkpoint it signed for that log, (signed_size, signed_root)
+ * (signed_size 0: none yet): the one rule by which boltseal never signs
+ * two histories (CheckpointService, and the audit log's own checkpointer).
+ */
+enum merkle_history {
+	MERKLE_HISTORY_FIRST = 0,       /* nothing signed yet, size >= 1, no proof: sign */
+	MERKLE_HISTORY_EXTENDS,         /* the proof shows size extends signed_size: sign */
+	MERKLE_HISTORY_SAME,            /* the very checkpoint signed last: give it again */
+	MERKLE_HISTORY_SMALLER,         /* refuse: a log only grows */
+	MERKLE_HISTORY_FORK,            /* refuse: the signed size with another root */
+	MERKLE_HISTORY_UNPROVED,        /* refuse: the proof does not verify (or a first
+	                                   checkpoint came with one, or size is 0) */
+};
+enum merkle_history merkle_judge_history(uint64_t signed_size,
+    const uint8_t signed_root[MERKLE_HASH_LEN], uint64_t size, const uint8_t root[MERKLE_HASH_LEN],
+    const uint8_t proof[][MERKLE_HASH_LEN], size_t nproof);
+
 #endif

@@ -8,8 +8,8 @@
 # audited); a note signed by another key, for an unregistered origin, or sent
 # to the wrong kind of log is refused.
 import base64
-import json
 import hashlib
+import json
 import time
 
 import grpc

@@ -757,6 +757,37 @@ test_bad_arguments(void **state)
 	    (const uint8_t(*)[H])p, 1), BS_ERR_INVALID);
 }
 
+/* The signer's rule (merkle_judge_history) on the reference tree's checkpoints. */
+static void
+test_judge_history(void **state)
+{
+	struct merkle_tree *t = ref_tree();
+	uint8_t proof[MERKLE_MAX_PROOF][H], r3[H], r5[H], r8[H], other[H];
+	const uint8_t (*p)[H] = (const uint8_t (*)[H])proof;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(merkle_tree_root(t, 3, r3), 0);
+	assert_int_equal(merkle_tree_root(t, 5, r5), 0);
+	assert_int_equal(merkle_tree_root(t, 8, r8), 0);
+	memcpy(other, r5, H);
+	other[0] ^= 1;
+	/* nothing signed yet: any size >= 1 without a proof */
+	assert_int_equal(merkle_judge_history(0, r3, 3, r3, NULL, 0), MERKLE_HISTORY_FIRST);
+	assert_int_equal(merkle_judge_history(0, r3, 3, r3, p, 1), MERKLE_HISTORY_UNPROVED);
+	assert_int_equal(merkle_judge_history(0, r3, 0, r3, NULL, 0), MERKLE_HISTORY_UNPROVED);
+	/* 3 signed: 5 with its proof extends; the same checkpoint; smaller; a fork */
+	assert_int_equal(merkle_tree_consistency_proof(t, 3, 5, proof, &n), 0);
+	assert_int_equal(merkle_judge_history(3, r3, 5, r5, p, n), MERKLE_HISTORY_EXTENDS);
+	assert_int_equal(merkle_judge_history(3, r3, 5, other, p, n), MERKLE_HISTORY_UNPROVED);
+	assert_int_equal(merkle_judge_history(3, r3, 5, r5, p, n - 1), MERKLE_HISTORY_UNPROVED);
+	assert_int_equal(merkle_judge_history(3, r3, 8, r8, p, n), MERKLE_HISTORY_UNPROVED);
+	assert_int_equal(merkle_judge_history(5, r5, 5, r5, NULL, 0), MERKLE_HISTORY_SAME);
+	assert_int_equal(merkle_judge_history(5, r5, 5, other, NULL, 0), MERKLE_HISTORY_FORK);
+	assert_int_equal(merkle_judge_history(5, r5, 3, r3, NULL, 0), MERKLE_HISTORY_SMALLER);
+	merkle_tree_free(t);
+}
+
 int
 main(void)
 {
@@ -771,6 +802,7 @@ main(void)
 		cmocka_unit_test(test_exhaustive_consistency),
 		cmocka_unit_test(test_larger_tree),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_judge_history),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -690,25 +690,27 @@ sign_read_done(struct workq_job *job)
 	if (l->op == OP_COSIGN && open_log_note(l) != 0)
 		return;
 	/* the history: only a proved extension of what was signed */
-	if (l->old_size > 0 && l->size < l->old_size) {
+	switch (merkle_judge_history(l->old_size, l->old_root, l->size, l->root,
+	    (const uint8_t (*)[MERKLE_HASH_LEN])l->proof, l->nproof)) {
+	case MERKLE_HISTORY_FIRST:
+	case MERKLE_HISTORY_EXTENDS:
+		break;
+	case MERKLE_HISTORY_SAME:
+		answer_stored(l);
+		return;
+	case MERKLE_HISTORY_SMALLER:
 		snprintf(msg, sizeof(msg), "size %llu is smaller than the last signed checkpoint's "
 		    "(%llu): a log only grows", (unsigned long long)l->size,
 		    (unsigned long long)l->old_size);
 		refuse_history(l, msg);
 		return;
-	}
-	if (l->old_size > 0 && l->size == l->old_size) {
-		if (memcmp(l->root, l->old_root, sizeof(l->root)) != 0) {
-			snprintf(msg, sizeof(msg), "size %llu was signed with another root hash: "
-			    "refusing a second history", (unsigned long long)l->size);
-			refuse_history(l, msg);
-			return;
-		}
-		answer_stored(l);
+	case MERKLE_HISTORY_FORK:
+		snprintf(msg, sizeof(msg), "size %llu was signed with another root hash: "
+		    "refusing a second history", (unsigned long long)l->size);
+		refuse_history(l, msg);
 		return;
-	}
-	if (l->old_size == 0 ? l->nproof != 0 : merkle_verify_consistency(l->old_size, l->size,
-	    l->old_root, l->root, (const uint8_t (*)[MERKLE_HASH_LEN])l->proof, l->nproof) != 0) {
+	case MERKLE_HISTORY_UNPROVED:
+	default:
 		snprintf(msg, sizeof(msg), "the consistency proof does not prove that size %llu "
 		    "extends the last signed checkpoint (size %llu)", (unsigned long long)l->size,
 		    (unsigned long long)l->old_size);
