@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import bsutil
 from conftest import status_of
-from test_checkpoints import (CS, EM_DASH, MerkleTree, checkpoint_body, cppb,  # noqa: F401
-                              go_verify, leaf_hash)
+from test_checkpoints import (CS, EM_DASH, Cp, MerkleTree, checkpoint_body,  # noqa: F401
+                              cppb, go_verify, leaf_hash)
 
 ORIGIN = "example.org/foreign-log"
 WITNESS = "witness.boltseal.test"
@@ -65,22 +65,19 @@ def check_cosignature(line, witness_vkey, body):
     return ts
 
 
-class Witness:
+class Witness(Cp):
+    """test_checkpoints.Cp's callables (as raw request -> response: register,
+    sign_call, status), plus CosignCheckpoint."""
+
     def __init__(self, channel, m):
-        self.m = m
-        self.register = channel.unary_unary(
-            CS + "RegisterLog", request_serializer=m.RegisterLogRequest.SerializeToString,
-            response_deserializer=m.LogStatus.FromString)
+        super().__init__(channel, m)
+        self.register = self._register
+        self.sign_call = self._sign
+        self.status = self._status
         self.cosign_call = channel.unary_unary(
             CS + "CosignCheckpoint",
             request_serializer=m.CosignCheckpointRequest.SerializeToString,
             response_deserializer=m.CosignCheckpointResponse.FromString)
-        self.sign_call = channel.unary_unary(
-            CS + "SignCheckpoint", request_serializer=m.SignCheckpointRequest.SerializeToString,
-            response_deserializer=m.SignCheckpointResponse.FromString)
-        self.status = channel.unary_unary(
-            CS + "GetLogStatus", request_serializer=m.GetLogStatusRequest.SerializeToString,
-            response_deserializer=m.LogStatus.FromString)
 
     def cosign(self, note, proof=()):
         return self.cosign_call(self.m.CosignCheckpointRequest(note=note,
