@@ -283,6 +283,14 @@ configure_one(struct rpc_registry *r, const struct rpc_setting_line *l, struct b
 	nv[sv->nnamed].value = v;
 	nv[sv->nnamed].line = l->line;
 	sv->nnamed++;
+	/* the service's own check of the name, with the line (boltsealed -n too) */
+	if (sv->desc->named != NULL) {
+		char why[256] = "";
+
+		if (sv->desc->named(NULL, k, name, v, why, sizeof(why)) != 0)
+			bs_errlist_add(e, l->line, "%s: %s", l->key, why[0] != '\0' ? why :
+			    "not accepted");
+	}
 }
 
 int

@@ -89,7 +89,9 @@ struct rpc_service {
 	 * Optional (required with a per_name setting): after init, once per
 	 * "<section>.<setting>.<NAME> = N" line, in file order (setting: its
 	 * index in settings). 0 or an error (err says why; the daemon does not
-	 * start).
+	 * start). Also called with state NULL when the configuration is read
+	 * (rpc_registry_configure, boltsealed -n): a check of the name and
+	 * value alone, whose refusal is reported with the line.
 	 */
 	int (*named)(void *state, size_t setting, const char *name, unsigned long value,
 	    char *err, size_t errlen);

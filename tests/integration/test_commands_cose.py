@@ -290,3 +290,21 @@ def test_cli_sign_cose_and_inspect(env, cc):
     assert rc not in (0, 2) and "PERMISSION_DENIED" in err.upper().replace(" ", "_"), (rc, err)
     rc, out, err = audit("commands", "inspect", "not base64 at all!")
     assert rc == 2 and "neither a JWS" in err, (rc, err)
+
+
+def test_config_check_refuses_a_bad_command_name(env, tmp_path):
+    """`boltsealed -n` checks commands.max_valid_seconds.<command> names and
+    reports the line, without starting (and without touching the running
+    daemon's store)."""
+    conf = tmp_path / "bad.conf"
+    text = open(env.conf).read()
+    conf.write_text(text + "commands.max_valid_seconds.route.override = 60\n"
+                    "commands.max_valid_seconds.9lives = 60\n")
+    line = len(text.splitlines()) + 2
+    rc, out = bsutil.run_daemon_once(str(conf), env.softhsm_conf, extra_args=["-n"])
+    assert rc not in (0, None), out
+    want = "%s:%d: commands.max_valid_seconds.9lives: '9lives' is not a command name" % (conf, line)
+    assert want in out, out
+    conf.write_text(text + "commands.max_valid_seconds.route.override = 60\n")
+    rc, out = bsutil.run_daemon_once(str(conf), env.softhsm_conf, extra_args=["-n"])
+    assert rc == 0, out

@@ -900,7 +900,12 @@ s_named(void *st, size_t setting, const char *name, unsigned long value, char *e
 {
 	size_t n = strlen(named_seen);
 
-	(void)st;
+	if (strcmp(name, "never") == 0) {         /* refused by the check too */
+		snprintf(err, errlen, "never allowed");
+		return BS_ERR_CONFIG;
+	}
+	if (st == NULL)                             /* the configuration check */
+		return 0;
 	if (fail_named && strcmp(name, "bad") == 0) {
 		snprintf(err, errlen, "no such thing");
 		return BS_ERR_CONFIG;
@@ -942,6 +947,7 @@ test_settings_per_name(void **state)
 		{ "s.beta.y", "6", 5 },
 		{ "s.beta.y", "7", 6 },                 /* twice */
 		{ "s.betax.y", "6", 7 },
+		{ "s.beta.never", "6", 8 },             /* the service's check, with the line */
 	};
 	static const struct rpc_setting_line failing[] = {
 		{ "s.beta.bad", "6", 9 },
@@ -954,8 +960,9 @@ test_settings_per_name(void **state)
 	inits = finis = fail_init = fail_named = 0;
 	named_seen[0] = '\0';
 	assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), 0);
-	assert_int_equal(rpc_registry_configure(r, bad, 6, "b.conf", err, sizeof(err)),
+	assert_int_equal(rpc_registry_configure(r, bad, 7, "b.conf", err, sizeof(err)),
 	    BS_ERR_CONFIG);
+	assert_non_null(strstr(err, "b.conf:8: s.beta.never: never allowed"));
 	assert_non_null(strstr(err, "b.conf:2: unknown key 's.alpha.x' (s has no such setting)"));
 	assert_non_null(strstr(err, "b.conf:3: s.beta.Route: 'Route' is not a name"));
 	assert_non_null(strstr(err, "b.conf:4: s.beta.x: 4 is out of range (5..500)"));

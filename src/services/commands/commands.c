@@ -249,6 +249,8 @@ cmd_named(void *state, size_t setting, const char *name, unsigned long value, ch
 		    "with a letter)", name);
 		return BS_ERR_CONFIG;
 	}
+	if (st == NULL)               /* the configuration check: the name alone */
+		return 0;
 	if (st->nmaxima >= CMD_MAXIMA_MAX) {
 		snprintf(err, errlen, "more than %d commands with a maximum of their own",
 		    CMD_MAXIMA_MAX);
