@@ -105,6 +105,19 @@ struct cmd_state {
 /* Loop thread: the thumbprint of key k's version v into kid. 0 or jose_thumbprint's error. */
 static int
 kid_of(struct cmd_state *st, const struct catalog_key *k, const struct catalog_version *v,
+    char kid[JOSE_THUMBPRINT_LEN + 1]);
+
+int
+commands_kid_of(struct rpc_call *call, const struct catalog_key *k,
+    const struct catalog_version *v, char kid[JOSE_THUMBPRINT_LEN + 1])
+{
+	struct cmd_state *st = rpc_call_service_state(call);
+
+	return st != NULL ? kid_of(st, k, v, kid) : jose_thumbprint(v->spki, v->spki_len, kid);
+}
+
+static int
+kid_of(struct cmd_state *st, const struct catalog_key *k, const struct catalog_version *v,
     char kid[JOSE_THUMBPRINT_LEN + 1])
 {
 	struct kid_entry *e;

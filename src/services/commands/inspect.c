@@ -193,7 +193,7 @@ find_key(struct icall *ic)
 		for (size_t j = 0; j < k->nversions; j++) {
 			const struct catalog_version *v = &k->versions[j];
 
-			if (v->spki == NULL || jose_thumbprint(v->spki, v->spki_len, tp) != 0 ||
+			if (v->spki == NULL || commands_kid_of(ic->call, k, v, tp) != 0 ||
 			    strcmp(tp, ic->kid) != 0)
 				continue;
 			if ((ic->spki = malloc(v->spki_len)) == NULL)
