@@ -104,7 +104,7 @@ def test_witness_cosigns_only_a_consistent_history(env, pb, cppb):  # noqa: F811
     r = w.cosign(log_note(ORIGIN, logkey, body3))
     assert (r.size, r.root_hash, r.previous_size) == (3, tree.root(3), 0)
     ts = check_cosignature(r.cosignature, wvkey, body3)
-    assert ts == r.timestamp and before <= ts <= int(time.time()) + 1
+    assert ts == r.timestamp and before - 5 <= ts <= int(time.time()) + 5   # slack: a clock step
     body20 = checkpoint_body(ORIGIN, 20, tree.root(20))
     note20 = log_note(ORIGIN, logkey, body20)
     r20 = w.cosign(note20, tree.proof(3, 20))
