@@ -19,7 +19,6 @@
 #   both signed, the state across SIGKILL, and a policy grant conditioned
 #   on request.origin == principal.origin.
 import base64
-import hashlib
 import os
 import random
 import tempfile
@@ -46,24 +45,16 @@ NOT_FOUND = grpc.StatusCode.NOT_FOUND
 
 # --- RFC 6962 Merkle tree, written from the RFCs ------------------------------------------
 
-def sha256(b):
-    return hashlib.sha256(b).digest()
-
-
-def leaf_hash(data):
-    return sha256(b"\x00" + data)                     # RFC 6962 2.1
-
-
-def node_hash(left, right):
-    return sha256(b"\x01" + left + right)
-
-
-def _split(n):
-    """The largest power of two smaller than n (n >= 2)."""
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
+# The RFC 6962 hashes, the RFC 9162 consistency check and the reference tree are
+# auditutil's (checked there and in test_audit.py against transparency-dev's vectors).
+sha256 = auditutil.sha256
+leaf_hash = auditutil.leaf_hash
+node_hash = auditutil.node_hash
+verify_consistency = auditutil.verify_consistency
+flip = auditutil.flip
+_split = auditutil._largest_pow2_below
+REF_LEAVES = auditutil.REF_LEAVES
+REF_ROOTS = auditutil.REF_ROOTS
 
 
 class MerkleTree:
@@ -115,66 +106,13 @@ class MerkleTree:
         return self._subproof(m - k, lo + k, hi, False) + [self.mth(lo, lo + k)]
 
 
-def verify_consistency(first, second, first_hash, second_hash, path):
-    """RFC 9162 2.1.4.2 (first == second: an empty path and equal hashes;
-    first == 0 is refused, as transparency-dev does)."""
-    if first == 0 or first > second:
-        return False
-    if first == second:
-        return not path and first_hash == second_hash
-    if not path or any(len(p) != 32 for p in path):
-        return False
-    path = list(path)
-    if first & (first - 1) == 0:                      # an exact power of 2
-        path.insert(0, first_hash)
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == first_hash and sr == second_hash and sn == 0
-
-
-def flip(b, i, mask=0x01):
-    """b with byte i XORed with mask."""
-    b = bytearray(b)
-    b[i] ^= mask
-    return bytes(b)
-
-
 def leaves(n, fmt=b"leaf %d"):
     return [fmt % i for i in range(n)]
 
 
 # --- C2SP signed notes, written from the spec ---------------------------------------------
 
-def parse_vkey(vkey):
-    """(name, key id, 32-byte public key) of an Ed25519 verifier key
-    "<name>+<8 hex>+<base64(0x01 || pub)>"; checks the key id."""
-    parts = vkey.split("+", 2)                      # the base64 may hold '+'
-    assert len(parts) == 3, "vkey is not name+hash+key: %r" % vkey
-    name, hexid, b64 = parts
-    assert name and len(hexid) == 8 and all(ch in "0123456789abcdef" for ch in hexid), vkey
-    raw = base64.b64decode(b64, validate=True)
-    assert base64.b64encode(raw).decode() == b64, "vkey base64 not canonical: %r" % vkey
-    assert len(raw) == 33 and raw[0] == 0x01, "not an Ed25519 vkey: %r" % vkey
-    kid = sha256(name.encode() + b"\n" + raw)[:4]
-    assert kid.hex() == hexid, "vkey key id %s, computed %s" % (hexid, kid.hex())
-    return name, kid, raw[1:]
+parse_vkey = auditutil.parse_vkey
 
 
 def open_note(note, vkey):
@@ -364,19 +302,6 @@ def make_key(client, pb, name, alg=None, purpose=None):
 # --- the reference checks (no daemon) ------------------------------------------------------
 
 # transparency-dev testonly/constants.go (wire-formats.md 3.4)
-REF_LEAVES = [bytes.fromhex(h) for h in (
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f")]
-REF_ROOTS = [bytes.fromhex(h) for h in (
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")]
 _H = {  # full values of the hashes the proof vectors abbreviate
     "leaf1": "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
     "leaf2": "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
