@@ -39,10 +39,12 @@ hash_arg(struct cli_ctx *x, const char *what, const char *hex, uint8_t out[HASH_
 
 /*
  * The proof file: one hash per line in hex (blank lines and surrounding
- * spaces ignored), or "-" for standard input. *out malloc'd.
+ * spaces ignored), or "-" for standard input. *out malloc'd; items[0..*n)
+ * (PROOF_MAX + 1 of them) point into it, ready for the request.
  */
 static int
-read_proof(struct cli_ctx *x, const char *path, uint8_t (**out)[HASH_LEN], size_t *n)
+read_proof(struct cli_ctx *x, const char *path, uint8_t (**out)[HASH_LEN],
+    ProtobufCBinaryData *items, size_t *n)
 {
 	uint8_t *buf = NULL, (*hashes)[HASH_LEN] = NULL;
 	char *line, *save = NULL;
@@ -74,6 +76,10 @@ read_proof(struct cli_ctx *x, const char *path, uint8_t (**out)[HASH_LEN], size_
 		if ((ret = hash_arg(x, "--proof", line, hashes[k])) != 0)
 			goto out;
 		k++;
+	}
+	for (size_t i = 0; i < k; i++) {
+		items[i].data = hashes[i];
+		items[i].len = HASH_LEN;
 	}
 	*out = hashes;
 	*n = k;
@@ -128,15 +134,28 @@ print_status(struct cli_ctx *x, const Boltseal__V1__LogStatus *s)
 		printf("\nsigned:        size %" PRIu64 ", root %s\n", s->size, root);
 }
 
+/* Calls path (answered with a LogStatus) and prints the status. */
+static int
+call_status(struct cli_ctx *x, const char *path, const ProtobufCMessage *req)
+{
+	Boltseal__V1__LogStatus *resp = NULL;
+	int ret;
+
+	if ((ret = call_unary(x, path, req, &boltseal__v1__log_status__descriptor,
+	    (ProtobufCMessage **)&resp)) != 0)
+		return ret;
+	print_status(x, resp);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
 /* `checkpoint register ORIGIN --key-name KEY` */
 static int
 cmd_register(struct cli_ctx *x, const struct args *a)
 {
 	Boltseal__V1__RegisterLogRequest req = BOLTSEAL__V1__REGISTER_LOG_REQUEST__INIT;
-	Boltseal__V1__LogStatus *resp = NULL;
 	const char *key = args_get(a, "key-name"), *vkey = args_get(a, "log-vkey");
 	const char *wname = args_get(a, "witness-name");
-	int ret;
 
 	if (key == NULL || key[0] == '\0')
 		return out_usage(x->cmd, "--key-name KEY is required (an Ed25519 HSM key of purpose "
@@ -148,12 +167,7 @@ cmd_register(struct cli_ctx *x, const struct args *a)
 	req.key_name = (char *)key;
 	req.log_verifier_key = (char *)(vkey != NULL ? vkey : "");
 	req.witness_name = (char *)(wname != NULL ? wname : "");
-	if ((ret = call_unary(x, "/boltseal.v1.CheckpointService/RegisterLog", &req.base,
-	    &boltseal__v1__log_status__descriptor, (ProtobufCMessage **)&resp)) != 0)
-		return ret;
-	print_status(x, resp);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return 0;
+	return call_status(x, "/boltseal.v1.CheckpointService/RegisterLog", &req.base);
 }
 
 /* `checkpoint status ORIGIN` */
@@ -161,16 +175,9 @@ static int
 cmd_status(struct cli_ctx *x, const struct args *a)
 {
 	Boltseal__V1__GetLogStatusRequest req = BOLTSEAL__V1__GET_LOG_STATUS_REQUEST__INIT;
-	Boltseal__V1__LogStatus *resp = NULL;
-	int ret;
 
 	req.origin = (char *)a->pos[0];
-	if ((ret = call_unary(x, "/boltseal.v1.CheckpointService/GetLogStatus", &req.base,
-	    &boltseal__v1__log_status__descriptor, (ProtobufCMessage **)&resp)) != 0)
-		return ret;
-	print_status(x, resp);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return 0;
+	return call_status(x, "/boltseal.v1.CheckpointService/GetLogStatus", &req.base);
 }
 
 /* `checkpoint sign --origin O --size N --root HEX [--proof FILE|-] [--ext LINE]...` */
@@ -201,12 +208,8 @@ cmd_sign(struct cli_ctx *x, const struct args *a)
 			return out_usage(x->cmd, "--ext: at most %d lines", EXT_MAX);
 		exts[next++] = (char *)a->multi[i];
 	}
-	if (proof != NULL && (ret = read_proof(x, proof, &hashes, &nproof)) != 0)
+	if (proof != NULL && (ret = read_proof(x, proof, &hashes, items, &nproof)) != 0)
 		return ret;
-	for (size_t i = 0; i < nproof; i++) {
-		items[i].data = hashes[i];
-		items[i].len = HASH_LEN;
-	}
 	req.origin = (char *)origin;
 	req.size = n;
 	req.root_hash.data = rh;
@@ -260,12 +263,8 @@ cmd_cosign(struct cli_ctx *x, const struct args *a)
 
 	if (input_read_file(x->cmd, a->pos[0], NOTE_FILE_MAX, &note, &len) != 0)
 		return CLI_EXIT_USAGE;
-	if (proof != NULL && (ret = read_proof(x, proof, &hashes, &nproof)) != 0)
+	if (proof != NULL && (ret = read_proof(x, proof, &hashes, items, &nproof)) != 0)
 		goto out;
-	for (size_t i = 0; i < nproof; i++) {
-		items[i].data = hashes[i];
-		items[i].len = HASH_LEN;
-	}
 	req.note.data = note;
 	req.note.len = len;
 	req.n_consistency_proof = nproof;
