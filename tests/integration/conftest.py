@@ -182,6 +182,17 @@ class SecondDaemon:
         self.daemons = []
         self.tag = tag
 
+    def use_policy(self, text):
+        """Writes text as this daemon's policy file (mode 0644) and points the
+        configuration at it."""
+        policy = os.path.join(self.dir, "policy")
+        with open(policy, "w") as f:
+            f.write(text)
+        os.chmod(policy, 0o644)
+        self.settings["policy"] = policy
+        bsutil.write_config(self.conf, self.settings)
+        return policy
+
     def start(self):
         d = bsutil.Daemon(self.conf, self.softhsm_conf, self.log).start()
         self.daemons.append(d)

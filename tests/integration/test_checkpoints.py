@@ -791,12 +791,7 @@ role cp-admin
 
 def test_policy_request_origin(env, second_daemon, pb, cppb):
     sd = second_daemon("cp-policy")
-    policy = os.path.join(sd.dir, "policy")
-    with open(policy, "w") as f:
-        f.write(POLICY)
-    os.chmod(policy, 0o644)
-    sd.settings["policy"] = policy
-    bsutil.write_config(sd.conf, sd.settings)
+    sd.use_policy(POLICY)
     d = sd.start()
     admin = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("admin-alice")),
                           env.stubs)

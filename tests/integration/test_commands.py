@@ -360,12 +360,7 @@ def test_attribute_grant(env, second_daemon, pb, cpb):
     """dispatch may send route.override only to vehicles of its own carrier
     and region; every refusal is PERMISSION_DENIED, audited with its reason."""
     sd = second_daemon("cmd-policy")
-    policy = os.path.join(sd.dir, "policy")
-    with open(policy, "w") as f:
-        f.write(POLICY)
-    os.chmod(policy, 0o644)
-    sd.settings["policy"] = policy
-    bsutil.write_config(sd.conf, sd.settings)
+    sd.use_policy(POLICY)
     d = sd.start()
     admin = bsutil.Client(bsutil.local_channel(sd.port, env.ca, *env.client_files("admin-alice")),
                           env.stubs)
