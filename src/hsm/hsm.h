@@ -71,14 +71,50 @@ int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t i
     const char *label, hsm_handle *priv_out, uint8_t **spki_out, size_t *spki_len_out) BS_WUR;
 
 /*
- * Finds the private key with CKA_ID = id (exactly one). Returns 0,
+ * Generates a secret key of alg on the token: AES_256_GCM an AES-256 key
+ * (CKM_AES_KEY_GEN) with CKA_ENCRYPT and CKA_DECRYPT only; HMAC_SHA256 a
+ * 32-byte generic secret (CKM_GENERIC_SECRET_KEY_GEN) with CKA_SIGN and
+ * CKA_VERIFY only. Both CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
+ * non-extractable, never wrap, unwrap or derive, CKA_ID = id, CKA_LABEL =
+ * label, their protection attributes read back. BS_ERR_EXISTS if an
+ * object with this CKA_ID is on the token, BS_ERR_UNSUPPORTED for another
+ * algorithm.
+ */
+int hsm_generate_secret(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
+    const char *label, hsm_handle *key_out) BS_WUR;
+
+#define HSM_GCM_NONCE 12
+#define HSM_GCM_TAG 16
+
+/*
+ * AES-256-GCM with the secret key key (CKM_AES_GCM, a 96-bit nonce, a
+ * 128-bit tag: SoftHSM returns no tag at all if asked for 0 bits, so the
+ * tag length is always given and the output length checked).
+ * Encrypt: out (capacity pt_len + HSM_GCM_TAG) receives ciphertext || tag.
+ * Decrypt: in is ciphertext || tag (in_len >= HSM_GCM_TAG); out (capacity
+ * in_len - HSM_GCM_TAG) receives the plaintext; a wrong tag is
+ * BS_ERR_SIG_INVALID (nothing is written to out then).
+ * Inputs of at most HSM_SIGN_MAX_INPUT bytes. Also BS_ERR_INVALID (not an
+ * AES key), BS_ERR_HSM.
+ */
+int hsm_aes_gcm_encrypt(struct hsm_session *s, hsm_handle key, const uint8_t nonce[HSM_GCM_NONCE],
+    const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len, uint8_t *out) BS_WUR;
+int hsm_aes_gcm_decrypt(struct hsm_session *s, hsm_handle key, const uint8_t nonce[HSM_GCM_NONCE],
+    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len, uint8_t *out) BS_WUR;
+
+/* len bytes of the token's random generator (C_GenerateRandom). 0 or BS_ERR_HSM. */
+int hsm_random(struct hsm_session *s, uint8_t *buf, size_t len) BS_WUR;
+
+/*
+ * Finds the private key (or else the secret key) with CKA_ID = id (exactly
+ * one). Returns 0,
  * BS_ERR_NOT_FOUND, BS_ERR_EXISTS (two objects share the id), or BS_ERR_HSM.
  */
 int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN],
     hsm_handle *out) BS_WUR;
 
 /*
- * Finds the private key whose CKA_LABEL is label (exactly one) and reads its
+ * Finds the private (or else secret) key whose CKA_LABEL is label (exactly one) and reads its
  * CKA_ID into id. Returns 0, BS_ERR_NOT_FOUND, BS_ERR_EXISTS (several
  * objects), or BS_ERR_HSM (a CKA_ID that is not HSM_KEY_ID_LEN bytes, a
  * PKCS#11 failure).
@@ -87,7 +123,7 @@ int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_
     uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;
 
 /*
- * Lists the CKA_ID of every private key object whose CKA_LABEL starts with
+ * Lists the CKA_ID of every private and secret key object whose CKA_LABEL starts with
  * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (objects
  * whose CKA_ID is not HSM_KEY_ID_LEN bytes long are skipped). Used to
  * reconcile the catalog with the token at start.
@@ -95,7 +131,7 @@ int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_
 int hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix,
     uint8_t **ids_out, size_t *n_out) BS_WUR;
 
-/* Destroys the private and public objects with CKA_ID = id. */
+/* Destroys the private, public and secret key objects with CKA_ID = id. */
 int hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;
 
 /*
@@ -104,6 +140,8 @@ int hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]) BS_
  *   Ed25519:     data is the message; output 64 bytes.
  *   RSA-PSS:     data must be a 32-byte SHA-256 digest (CKM_RSA_PKCS_PSS,
  *                MGF1-SHA256, salt 32); output the modulus length.
+ *   HMAC-SHA256: priv is a generic secret key; data is the message; output
+ *                32 bytes (CKM_SHA256_HMAC, RFC 2104).
  * sig (capacity *sig_len) receives the signature; *sig_len is updated.
  * The key's class and type are checked first (SoftHSM crashes on a
  * mechanism/key mismatch). Returns 0, BS_ERR_INVALID (wrong input length or

@@ -55,6 +55,7 @@
 #define HSM_ED25519_SIG_LEN 64
 #define HSM_RSA_BITS 3072
 #define HSM_FIND_BATCH 64
+#define HSM_SECRET_LEN 32           /* AES-256 and HMAC-SHA-256 keys */
 #define HSM_KTYPE_CACHE 16           /* per-session handle -> key type slots */
 
 struct hsm {
@@ -96,8 +97,10 @@ int hsm_fail_rv(struct hsm_session *s, CK_RV rv);
 int hsm_session_reset(struct hsm_session *s);
 /* C_DestroyObject, and drops every session's key type cache. */
 CK_RV hsm_destroy_object(struct hsm_session *s, CK_OBJECT_HANDLE obj);
-/* Key type of the private key obj (cached per session); BS_ERR_INVALID if not one. */
-int hsm_private_key_type(struct hsm_session *s, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *out);
+/* Key type of the private or secret key obj (cached per session); BS_ERR_INVALID if neither. */
+int hsm_key_type(struct hsm_session *s, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *out);
+/* CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE true and CKA_EXTRACTABLE false, or BS_ERR_HSM. */
+int hsm_check_key_flags(struct hsm_session *s, CK_OBJECT_HANDLE key);
 /* Objects matching tmpl, at most max (BS_ERR_TOO_BIG beyond); *handles_out malloc'd. */
 int hsm_find_objects(struct hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl, size_t max,
     CK_OBJECT_HANDLE **handles_out, size_t *n_out);

@@ -59,9 +59,9 @@ out:
 	return ret;
 }
 
-/* Reads the four boolean protection attributes of a new private key. */
-static int
-check_private_flags(struct hsm_session *s, CK_OBJECT_HANDLE priv)
+/* Reads the four boolean protection attributes of a new private or secret key. */
+int
+hsm_check_key_flags(struct hsm_session *s, CK_OBJECT_HANDLE priv)
 {
 	CK_BBOOL always = CK_FALSE, never = CK_FALSE, sens = CK_FALSE, extr = CK_TRUE;
 	CK_ATTRIBUTE a[] = {
@@ -168,7 +168,7 @@ hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HS
 		ret = hsm_fail_rv(s, rv);
 		goto out;
 	}
-	if ((ret = check_private_flags(s, priv)) != 0)
+	if ((ret = hsm_check_key_flags(s, priv)) != 0)
 		goto out;
 	if ((ret = read_spki(s, pub, alg, &spki, &spki_len)) != 0)
 		goto out;
@@ -189,24 +189,33 @@ out:
 	return ret;
 }
 
-/* The one private key matching attr (BS_ERR_NOT_FOUND if none, BS_ERR_EXISTS if several). */
+/*
+ * The one key object (a private key, or else a secret key: an envelope
+ * key) matching attr: BS_ERR_NOT_FOUND if none, BS_ERR_EXISTS if several.
+ */
 static int
 find_one_private_key(struct hsm_session *s, CK_ATTRIBUTE *attr, hsm_handle *out)
 {
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_SECRET_KEY };
+	CK_OBJECT_CLASS cls;
 	CK_ATTRIBUTE t[2];
 	CK_OBJECT_HANDLE *v = NULL;
 	size_t n = 0;
-	int ret;
+	int ret = BS_ERR_NOT_FOUND;
 
 	s->last_rv = CKR_OK;
-	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
-	t[1] = *attr;
-	ret = hsm_find_objects(s, t, 2, 2, &v, &n);
-	if (ret == BS_ERR_TOO_BIG)
-		ret = BS_ERR_EXISTS;  /* more than one key matches */
-	if (ret != 0)
-		goto out;
+	for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]) && n == 0; c++) {
+		cls = classes[c];
+		t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+		t[1] = *attr;
+		free(v);
+		v = NULL;
+		ret = hsm_find_objects(s, t, 2, 2, &v, &n);
+		if (ret == BS_ERR_TOO_BIG)
+			ret = BS_ERR_EXISTS;  /* more than one key matches */
+		if (ret != 0)
+			goto out;
+	}
 	if (n == 0) {
 		ret = BS_ERR_NOT_FOUND;
 		goto out;
@@ -262,28 +271,25 @@ hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_hand
 	return 0;
 }
 
-int
-hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_t **ids_out,
-    size_t *n_out)
+/* Appends the CKA_ID of every object of class cls labelled label_prefix* to ids. */
+static int
+list_ids(struct hsm_session *s, CK_OBJECT_CLASS cls, const char *label_prefix, uint8_t **ids,
+    size_t *nids)
 {
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE t[1];
 	CK_OBJECT_HANDLE *v = NULL;
-	uint8_t *ids = NULL, *label = NULL, *id = NULL;
-	size_t n = 0, i, nids = 0, plen, llen, idlen;
+	uint8_t *label = NULL, *id = NULL, *grown;
+	size_t n = 0, i, plen = strlen(label_prefix), llen, idlen;
 	int ret;
 
-	if (s == NULL || label_prefix == NULL || ids_out == NULL || n_out == NULL)
-		return BS_ERR_INVALID;
-	s->last_rv = CKR_OK;
-	plen = strlen(label_prefix);
 	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
 	if ((ret = hsm_find_objects(s, t, 1, HSM_LIST_MAX, &v, &n)) != 0)
 		goto out;
-	if ((ids = malloc(n > 0 ? n * HSM_KEY_ID_LEN : 1)) == NULL) {
+	if ((grown = realloc(*ids, (*nids + n + 1) * HSM_KEY_ID_LEN)) == NULL) {
 		ret = BS_ERR_NOMEM;
 		goto out;
 	}
+	*ids = grown;
 	for (i = 0; i < n; i++) {
 		free(label);
 		free(id);
@@ -295,19 +301,36 @@ hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_
 			continue;
 		if (idlen != HSM_KEY_ID_LEN)
 			continue;  /* not one of ours */
-		memcpy(ids + nids * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN);
-		nids++;
+		memcpy(*ids + *nids * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN);
+		(*nids)++;
 	}
-	*ids_out = ids;
-	*n_out = nids;
-	ids = NULL;
 	ret = 0;
 out:
 	free(label);
 	free(id);
-	free(ids);
 	free(v);
 	return ret;
+}
+
+int
+hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_t **ids_out,
+    size_t *n_out)
+{
+	uint8_t *ids = NULL;
+	size_t nids = 0;
+	int ret;
+
+	if (s == NULL || label_prefix == NULL || ids_out == NULL || n_out == NULL)
+		return BS_ERR_INVALID;
+	s->last_rv = CKR_OK;
+	if ((ret = list_ids(s, CKO_PRIVATE_KEY, label_prefix, &ids, &nids)) != 0 ||
+	    (ret = list_ids(s, CKO_SECRET_KEY, label_prefix, &ids, &nids)) != 0) {
+		free(ids);
+		return ret;
+	}
+	*ids_out = ids;
+	*n_out = nids;
+	return 0;
 }
 
 int
@@ -336,7 +359,7 @@ hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 			ret = hsm_fail_rv(s, rv);
 			goto out;
 		}
-		if (cls != CKO_PRIVATE_KEY && cls != CKO_PUBLIC_KEY)
+		if (cls != CKO_PRIVATE_KEY && cls != CKO_PUBLIC_KEY && cls != CKO_SECRET_KEY)
 			continue;
 		rv = hsm_destroy_object(s, v[i]);
 		if (rv != CKR_OK) {

@@ -198,12 +198,12 @@ hsm_destroy_object(struct hsm_session *s, CK_OBJECT_HANDLE obj)
 }
 
 /*
- * Key type of the private key obj: from the session cache, else read from
- * the token (and cached). A handle that is not a private key is
+ * Key type of the private or secret key obj: from the session cache, else
+ * read from the token (and cached). A handle that is neither is
  * BS_ERR_INVALID with CKR_KEY_TYPE_INCONSISTENT.
  */
 int
-hsm_private_key_type(struct hsm_session *s, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *out)
+hsm_key_type(struct hsm_session *s, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *out)
 {
 	unsigned gen = atomic_load(&s->h->destroy_gen);
 	size_t slot = obj % HSM_KTYPE_CACHE;
@@ -226,7 +226,7 @@ hsm_private_key_type(struct hsm_session *s, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *o
 	rv = s->h->fl->C_GetAttributeValue(s->sh, obj, a, 2);
 	if (rv != CKR_OK)
 		return hsm_fail_rv(s, rv);
-	if (cls != CKO_PRIVATE_KEY) {
+	if (cls != CKO_PRIVATE_KEY && cls != CKO_SECRET_KEY) {
 		s->last_rv = CKR_KEY_TYPE_INCONSISTENT;
 		return BS_ERR_INVALID;
 	}

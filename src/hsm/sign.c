@@ -1,6 +1,6 @@
 /*
- * sign.c - hsm_sign: one signature with a private key on the token, the
- * key's type checked against the algorithm first (SoftHSM crashes on a
+ * sign.c - hsm_sign: one signature with a private key on the token (or one
+ * HMAC with a secret key), the key's type checked against the algorithm first (SoftHSM crashes on a
  * mechanism/key mismatch).
  */
 #include <stdint.h>
@@ -53,6 +53,16 @@ hsm_sign(struct hsm_session *s, hsm_handle priv, enum bs_alg alg, const uint8_t 
 		mech.pParameter = &pss;
 		mech.ulParameterLen = sizeof(pss);
 		break;
+	case BS_ALG_HMAC_SHA256:
+		if (data_len > HSM_SIGN_MAX_INPUT) {
+			ret = BS_ERR_TOO_BIG;
+			goto out;
+		}
+		mech.mechanism = CKM_SHA256_HMAC;
+		want_ktype = CKK_GENERIC_SECRET;
+		want = HSM_DIGEST_LEN;
+		break;
+	case BS_ALG_AES_256_GCM:
 	case BS_ALG_NONE:
 	default:
 		ret = BS_ERR_UNSUPPORTED;
@@ -67,7 +77,7 @@ hsm_sign(struct hsm_session *s, hsm_handle priv, enum bs_alg alg, const uint8_t 
 	 * The key must be a private key of the type alg names: SoftHSM 2.6.1
 	 * crashes on CKM_RSA_PKCS_PSS with an EC key instead of refusing it.
 	 */
-	if ((ret = hsm_private_key_type(s, priv, &ktype)) != 0)
+	if ((ret = hsm_key_type(s, priv, &ktype)) != 0)
 		goto out;
 	if (ktype != want_ktype) {
 		s->last_rv = CKR_KEY_TYPE_INCONSISTENT;

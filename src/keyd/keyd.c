@@ -1,6 +1,7 @@
 /*
  * keyd.c - the key side (see keyd.h): handle cache, and the execution of
- * SIGN, GENERATE, DESTROY and PROBE on a worker's PKCS#11 session.
+ * SIGN, GENERATE, DESTROY, PROBE, ENCRYPT and DECRYPT on a worker's PKCS#11
+ * session.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -184,7 +185,8 @@ sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, const struct keyo
 	int is_digest = in->is_digest;
 
 	out->sig_len = sizeof(out->sig);
-	if (is_digest && (alg == BS_ALG_ED25519 || len != SHA256_DIGEST_LENGTH)) {
+	if (is_digest && (alg == BS_ALG_ED25519 || alg == BS_ALG_HMAC_SHA256 ||
+	    len != SHA256_DIGEST_LENGTH)) {
 		out->rc = BS_ERR_INVALID;
 		out->sig_len = 0;
 		return;
@@ -193,7 +195,8 @@ sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, const struct keyo
 		memcpy(out->payload_sha256, data, SHA256_DIGEST_LENGTH);
 	else
 		SHA256(data, len, out->payload_sha256);
-	if (alg != BS_ALG_ED25519) {
+	/* ECDSA and RSA-PSS sign the digest; Ed25519 and HMAC the message itself */
+	if (alg != BS_ALG_ED25519 && alg != BS_ALG_HMAC_SHA256) {
 		data = out->payload_sha256;
 		len = SHA256_DIGEST_LENGTH;
 	}
@@ -202,24 +205,36 @@ sign_one(struct hsm_session *s, hsm_handle h, enum bs_alg alg, const struct keyo
 		out->sig_len = 0;
 }
 
+/* The object of the request's key version, checked against the CKA_ID it names. */
 static int
-do_sign(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
-    struct keyop_answer *a)
+resolve_checked(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    hsm_handle *h)
 {
 	uint8_t id[HSM_KEY_ID_LEN];
-	hsm_handle h;
 	int rc;
 
-	if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
+	if ((rc = resolve(kd, s, &r->key, h, id)) != 0)
 		return rc;
 	if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0) {
 		/* a stale cache entry (objects re-created), or a token that drifted */
 		cache_drop(kd, &r->key, id);
-		if ((rc = resolve(kd, s, &r->key, &h, id)) != 0)
+		if ((rc = resolve(kd, s, &r->key, h, id)) != 0)
 			return rc;
 		if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0)
 			return BS_ERR_MISMATCH;
 	}
+	return 0;
+}
+
+static int
+do_sign(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    struct keyop_answer *a)
+{
+	hsm_handle h;
+	int rc;
+
+	if ((rc = resolve_checked(kd, s, r, &h)) != 0)
+		return rc;
 	if ((a->sigs = calloc(r->ninputs, sizeof(*a->sigs))) == NULL)
 		return BS_ERR_NOMEM;
 	a->nsigs = r->ninputs;
@@ -246,12 +261,94 @@ do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *
 		rc = rc == 0 ? BS_ERR_EXISTS : rc;
 	} else if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1) {
 		rc = BS_ERR_CRYPTO;
+	} else if (bs_alg_is_symmetric(r->alg)) {
+		if ((rc = hsm_generate_secret(s, r->alg, a->id, label, &h)) == 0)
+			cache_put(kd, &r->key, h, a->id);
 	} else if ((rc = hsm_generate_keypair(s, r->alg, a->id, label, &h, &a->spki,
 	    &a->spki_len)) == 0) {
 		cache_put(kd, &r->key, h, a->id);
 	}
 	pthread_mutex_unlock(&kd->gen_mu);
 	return rc;
+}
+
+/* One ENCRYPT item: the plaintext (drawn from the token if asked) sealed under h. */
+static void
+encrypt_one(struct hsm_session *s, hsm_handle h, const struct keyop_item *it,
+    struct keyop_cipher *out)
+{
+	uint8_t dk[KEYOPS_DATAKEY_LEN];
+	const uint8_t *pt = it->data;
+	size_t len = it->len;
+
+	if (it->generate) {
+		if ((out->rc = hsm_random(s, dk, sizeof(dk))) != 0)
+			goto out;
+		pt = dk;
+		len = sizeof(dk);
+		if ((out->key = malloc(sizeof(dk))) == NULL) {
+			out->rc = BS_ERR_NOMEM;
+			goto out;
+		}
+		memcpy(out->key, dk, sizeof(dk));
+		out->key_len = sizeof(dk);
+	}
+	if ((out->data = malloc(len + KEYOPS_TAG_LEN)) == NULL) {
+		out->rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	out->len = len + KEYOPS_TAG_LEN;
+	out->rc = hsm_aes_gcm_encrypt(s, h, it->nonce, it->aad, it->aad_len, pt, len, out->data);
+out:
+	OPENSSL_cleanse(dk, sizeof(dk));
+	if (out->rc != 0) {
+		OPENSSL_clear_free(out->key, out->key_len);
+		free(out->data);
+		out->key = out->data = NULL;
+		out->key_len = out->len = 0;
+	}
+}
+
+/* One DECRYPT item: the plaintext of ct || tag under h, or BS_ERR_SIG_INVALID. */
+static void
+decrypt_one(struct hsm_session *s, hsm_handle h, const struct keyop_item *it,
+    struct keyop_cipher *out)
+{
+	size_t len = it->len - KEYOPS_TAG_LEN;
+
+	if ((out->data = malloc(len > 0 ? len : 1)) == NULL) {
+		out->rc = BS_ERR_NOMEM;
+		return;
+	}
+	out->rc = hsm_aes_gcm_decrypt(s, h, it->nonce, it->aad, it->aad_len, it->data, it->len,
+	    out->data);
+	if (out->rc != 0) {
+		OPENSSL_clear_free(out->data, len > 0 ? len : 1);
+		out->data = NULL;
+		return;
+	}
+	out->len = len;
+}
+
+static int
+do_cipher(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
+    struct keyop_answer *a)
+{
+	hsm_handle h;
+	int rc;
+
+	if ((rc = resolve_checked(kd, s, r, &h)) != 0)
+		return rc;
+	if ((a->ciphers = calloc(r->nitems, sizeof(*a->ciphers))) == NULL)
+		return BS_ERR_NOMEM;
+	a->nciphers = r->nitems;
+	for (size_t i = 0; i < r->nitems; i++) {
+		if (r->type == KEYOP_ENCRYPT)
+			encrypt_one(s, h, &r->items[i], &a->ciphers[i]);
+		else
+			decrypt_one(s, h, &r->items[i], &a->ciphers[i]);
+	}
+	return 0;
 }
 
 /* The objects with the request's CKA_ID (only those: never another generation's). */
@@ -285,6 +382,10 @@ keyd_execute(struct keyd *kd, struct hsm_session *s, const struct keyop_request 
 	case KEYOP_PROBE:
 		a->alive = hsm_session_alive(s);
 		a->rc = 0;
+		break;
+	case KEYOP_ENCRYPT:
+	case KEYOP_DECRYPT:
+		a->rc = do_cipher(kd, s, r, a);
 		break;
 	default:
 		a->rc = BS_ERR_INVALID;

@@ -35,19 +35,67 @@ keyops_name_valid(const char *name)
 static int
 alg_valid(unsigned a)
 {
-	return a == BS_ALG_ECDSA_P256_SHA256 || a == BS_ALG_ED25519 || a == BS_ALG_RSA_3072_PSS_SHA256;
+	return a == BS_ALG_ECDSA_P256_SHA256 || a == BS_ALG_ED25519 ||
+	    a == BS_ALG_RSA_3072_PSS_SHA256 || a == BS_ALG_AES_256_GCM || a == BS_ALG_HMAC_SHA256;
+}
+
+/* The algorithm a request of type t may carry (GENERATE: any). */
+static int
+alg_fits(enum keyop_type t, unsigned a)
+{
+	if (!alg_valid(a))
+		return 0;
+	if (t == KEYOP_SIGN)
+		return a != BS_ALG_AES_256_GCM;
+	if (t == KEYOP_ENCRYPT || t == KEYOP_DECRYPT)
+		return a == BS_ALG_AES_256_GCM;
+	return 1;
 }
 
 static int
 type_valid(unsigned t)
 {
-	return t >= KEYOP_SIGN && t <= KEYOP_PROBE;
+	return t >= KEYOP_SIGN && t <= KEYOP_DECRYPT;
+}
+
+static int
+is_cipher(enum keyop_type t)
+{
+	return t == KEYOP_ENCRYPT || t == KEYOP_DECRYPT;
 }
 
 static int
 has_key(enum keyop_type t)
 {
-	return t == KEYOP_SIGN || t == KEYOP_GENERATE || t == KEYOP_DESTROY;
+	return t == KEYOP_SIGN || t == KEYOP_GENERATE || t == KEYOP_DESTROY || is_cipher(t);
+}
+
+/* A request with an algorithm byte. */
+static int
+has_alg(enum keyop_type t)
+{
+	return t == KEYOP_SIGN || t == KEYOP_GENERATE || is_cipher(t);
+}
+
+/* A request that names the key's objects by CKA_ID. */
+static int
+has_id(enum keyop_type t)
+{
+	return t == KEYOP_SIGN || t == KEYOP_DESTROY || is_cipher(t);
+}
+
+/* The rules of one ENCRYPT/DECRYPT item, on both sides of the wire. */
+static int
+item_valid(enum keyop_type t, const struct keyop_item *it)
+{
+	if (it->aad_len > KEYOPS_CIPHER_MAX || it->len > KEYOPS_CIPHER_MAX)
+		return 0;
+	if (it->generate != 0 && it->generate != 1)
+		return 0;
+	if (t == KEYOP_DECRYPT)
+		return !it->generate && it->len >= KEYOPS_TAG_LEN;
+	/* ENCRYPT: a plaintext of its own, or one drawn by the key side */
+	return it->generate ? it->len == 0 : it->len > 0;
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -62,8 +110,15 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 		return BS_ERR_INVALID;
 	if (has_key(r->type) && (!keyops_name_valid(r->key.name) || r->key.version == 0))
 		return BS_ERR_INVALID;
-	if ((r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE) && !alg_valid(r->alg))
+	if (has_alg(r->type) && !alg_fits(r->type, r->alg))
 		return BS_ERR_INVALID;
+	if (is_cipher(r->type)) {
+		if (r->nitems == 0 || r->nitems > KEYOPS_SIGN_MAX)
+			return BS_ERR_INVALID;
+		for (size_t i = 0; i < r->nitems; i++)
+			if (!item_valid(r->type, &r->items[i]))
+				return BS_ERR_INVALID;
+	}
 	if (r->type == KEYOP_SIGN) {
 		if (r->ninputs == 0 || r->ninputs > KEYOPS_SIGN_MAX)
 			return BS_ERR_INVALID;
@@ -80,10 +135,23 @@ keyops_request_encode(const struct keyop_request *r, uint8_t **out, size_t *outl
 		bytebuf_put(&b, r->key.name, nlen);
 		bytebuf_put_u32(&b, r->key.version);
 	}
-	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
+	if (has_alg(r->type))
 		bytebuf_put_u8(&b, (uint8_t)r->alg);
-	if (r->type == KEYOP_SIGN || r->type == KEYOP_DESTROY)
+	if (has_id(r->type))
 		bytebuf_put(&b, r->id, KEYOPS_ID_LEN);
+	if (is_cipher(r->type)) {
+		bytebuf_put_u32(&b, (uint32_t)r->nitems);
+		for (size_t i = 0; i < r->nitems; i++) {
+			const struct keyop_item *it = &r->items[i];
+
+			bytebuf_put_u8(&b, (uint8_t)it->generate);
+			bytebuf_put(&b, it->nonce, KEYOPS_NONCE_LEN);
+			bytebuf_put_u32(&b, (uint32_t)it->aad_len);
+			bytebuf_put(&b, it->aad, it->aad_len);
+			bytebuf_put_u32(&b, (uint32_t)it->len);
+			bytebuf_put(&b, it->data, it->len);
+		}
+	}
 	if (r->type == KEYOP_SIGN) {
 		bytebuf_put_u32(&b, (uint32_t)r->ninputs);
 		for (size_t i = 0; i < r->ninputs; i++) {
@@ -106,6 +174,7 @@ void
 keyop_request_clear(struct keyop_request *r)
 {
 	free(r->inputs);
+	free(r->items);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -131,13 +200,13 @@ out:
 }
 
 static int
-read_alg(struct byteread *rd, enum bs_alg *alg)
+read_alg(struct byteread *rd, enum keyop_type t, enum bs_alg *alg)
 {
 	uint8_t a;
 	int rc;
 
 	GUARD(byteread_u8(rd, &a));
-	ENSURE(alg_valid(a));
+	ENSURE(alg_fits(t, a));
 	*alg = (enum bs_alg)a;
 out:
 	return rc;
@@ -159,6 +228,43 @@ out:
 	return rc;
 }
 
+/* The u32 n and n ENCRYPT/DECRYPT items of r. */
+static int
+read_items(struct byteread *rd, struct keyop_request *r)
+{
+	const uint8_t *p;
+	uint32_t n, l;
+	uint8_t gen;
+	int rc;
+
+	GUARD(byteread_u32(rd, &n));
+	ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
+	/* each item needs at least 1 + 12 + 4 + 4 bytes: refuse before allocating */
+	ENSURE((size_t)n * 21 <= rd->len - rd->off);
+	if ((r->items = calloc(n, sizeof(*r->items))) == NULL)
+		return BS_ERR_NOMEM;
+	for (r->nitems = 0; r->nitems < n; r->nitems++) {
+		struct keyop_item *it = &r->items[r->nitems];
+
+		GUARD(byteread_u8(rd, &gen));
+		ENSURE(gen <= 1);
+		it->generate = gen;
+		GUARD(byteread_bytes(rd, KEYOPS_NONCE_LEN, &p));
+		memcpy(it->nonce, p, KEYOPS_NONCE_LEN);
+		GUARD(byteread_u32(rd, &l));
+		ENSURE(l <= KEYOPS_CIPHER_MAX);
+		GUARD(byteread_bytes(rd, l, &it->aad));
+		it->aad_len = l;
+		GUARD(byteread_u32(rd, &l));
+		ENSURE(l <= KEYOPS_CIPHER_MAX);
+		GUARD(byteread_bytes(rd, l, &it->data));
+		it->len = l;
+		ENSURE(item_valid(r->type, it));
+	}
+out:
+	return rc;
+}
+
 int
 keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 {
@@ -173,9 +279,9 @@ keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 	GUARD(read_head(&rd, &r->type));
 	if (has_key(r->type))
 		GUARD(read_key(&rd, &r->key));
-	if (r->type == KEYOP_SIGN || r->type == KEYOP_GENERATE)
-		GUARD(read_alg(&rd, &r->alg));
-	if (r->type == KEYOP_SIGN || r->type == KEYOP_DESTROY) {
+	if (has_alg(r->type))
+		GUARD(read_alg(&rd, r->type, &r->alg));
+	if (has_id(r->type)) {
 		GUARD(byteread_bytes(&rd, KEYOPS_ID_LEN, &p));
 		memcpy(r->id, p, KEYOPS_ID_LEN);
 	}
@@ -198,6 +304,8 @@ keyops_request_decode(const uint8_t *buf, size_t len, struct keyop_request *r)
 			r->inputs[r->ninputs].len = ilen;
 		}
 	}
+	if (is_cipher(r->type))
+		GUARD(read_items(&rd, r));
 	GUARD(byteread_end(&rd));
 out:
 	if (rc != 0)
@@ -230,9 +338,20 @@ keyops_answer_encode(const struct keyop_answer *a, uint8_t **out, size_t *outlen
 			    (a->sigs[i].rc == 0 && a->sigs[i].sig_len == 0))
 				return BS_ERR_INVALID;
 	}
-	if (a->rc == 0 && a->type == KEYOP_GENERATE &&
-	    (a->spki_len == 0 || a->spki_len > KEYOPS_SPKI_MAX))
+	if (a->rc == 0 && a->type == KEYOP_GENERATE && a->spki_len > KEYOPS_SPKI_MAX)
 		return BS_ERR_INVALID;
+	if (a->rc == 0 && is_cipher(a->type)) {
+		if (a->nciphers == 0 || a->nciphers > KEYOPS_SIGN_MAX)
+			return BS_ERR_INVALID;
+		for (size_t i = 0; i < a->nciphers; i++) {
+			const struct keyop_cipher *c = &a->ciphers[i];
+
+			if (!rc_valid(c->rc) || c->len > KEYOPS_CIPHER_MAX + KEYOPS_TAG_LEN ||
+			    c->key_len > 255 || (c->rc != 0 && (c->len != 0 || c->key_len != 0)) ||
+			    (a->type == KEYOP_DECRYPT && c->key_len != 0))
+				return BS_ERR_INVALID;
+		}
+	}
 	bytebuf_put_u8(&b, KEYOPS_WIRE_VERSION);
 	bytebuf_put_u8(&b, (uint8_t)a->type);
 	bytebuf_put_u32(&b, (uint32_t)a->rc);
@@ -258,6 +377,19 @@ keyops_answer_encode(const struct keyop_answer *a, uint8_t **out, size_t *outlen
 		case KEYOP_PROBE:
 			bytebuf_put_u8(&b, a->alive ? 1 : 0);
 			break;
+		case KEYOP_ENCRYPT:
+		case KEYOP_DECRYPT:
+			bytebuf_put_u32(&b, (uint32_t)a->nciphers);
+			for (size_t i = 0; i < a->nciphers; i++) {
+				const struct keyop_cipher *c = &a->ciphers[i];
+
+				bytebuf_put_u32(&b, (uint32_t)c->rc);
+				bytebuf_put_u32(&b, (uint32_t)c->len);
+				bytebuf_put(&b, c->data, c->len);
+				bytebuf_put_u8(&b, (uint8_t)c->key_len);
+				bytebuf_put(&b, c->key, c->key_len);
+			}
+			break;
 		case KEYOP_DESTROY:
 		default:
 			break;
@@ -277,7 +409,62 @@ keyop_answer_clear(struct keyop_answer *a)
 	if (a->sigs != NULL)
 		OPENSSL_clear_free(a->sigs, a->nsigs * sizeof(*a->sigs));
 	free(a->spki);
+	for (size_t i = 0; a->ciphers != NULL && i < a->nciphers; i++) {
+		OPENSSL_clear_free(a->ciphers[i].data, a->ciphers[i].len);
+		OPENSSL_clear_free(a->ciphers[i].key, a->ciphers[i].key_len);
+	}
+	free(a->ciphers);
 	memset(a, 0, sizeof(*a));
+}
+
+static int read_rc(struct byteread *rd, int *out);
+
+/* A malloc'd copy of n bytes at p (at least one byte allocated), or NULL. */
+static uint8_t *
+dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *d = malloc(n > 0 ? n : 1);
+
+	if (d != NULL && n > 0)
+		memcpy(d, p, n);
+	return d;
+}
+
+/* The u32 n and n ENCRYPT/DECRYPT results of a. */
+static int
+read_ciphers(struct byteread *rd, struct keyop_answer *a)
+{
+	const uint8_t *p;
+	uint32_t n, l;
+	uint8_t kl;
+	int rc;
+
+	GUARD(byteread_u32(rd, &n));
+	ENSURE(n >= 1 && n <= KEYOPS_SIGN_MAX);
+	ENSURE((size_t)n * 9 <= rd->len - rd->off);   /* 4 + 4 + 1 bytes at least each */
+	if ((a->ciphers = calloc(n, sizeof(*a->ciphers))) == NULL)
+		return BS_ERR_NOMEM;
+	for (a->nciphers = 0; a->nciphers < n; a->nciphers++) {
+		struct keyop_cipher *c = &a->ciphers[a->nciphers];
+
+		GUARD(read_rc(rd, &c->rc));
+		GUARD(byteread_u32(rd, &l));
+		ENSURE(l <= KEYOPS_CIPHER_MAX + KEYOPS_TAG_LEN && (c->rc == 0 || l == 0));
+		GUARD(byteread_bytes(rd, l, &p));
+		if ((c->data = dup_bytes(p, l)) == NULL)
+			return BS_ERR_NOMEM;
+		c->len = l;
+		GUARD(byteread_u8(rd, &kl));
+		ENSURE((c->rc == 0 || kl == 0) && (a->type == KEYOP_ENCRYPT || kl == 0));
+		GUARD(byteread_bytes(rd, kl, &p));
+		if (kl > 0) {
+			if ((c->key = dup_bytes(p, kl)) == NULL)
+				return BS_ERR_NOMEM;
+			c->key_len = kl;
+		}
+	}
+out:
+	return rc;
 }
 
 static int
@@ -335,14 +522,20 @@ keyops_answer_decode(const uint8_t *buf, size_t len, struct keyop_answer *a)
 			GUARD(byteread_bytes(&rd, KEYOPS_ID_LEN, &p));
 			memcpy(a->id, p, KEYOPS_ID_LEN);
 			GUARD(byteread_u16(&rd, &l));
-			ENSURE(l >= 1 && l <= KEYOPS_SPKI_MAX);
+			ENSURE(l <= KEYOPS_SPKI_MAX);    /* 0: a secret key */
 			GUARD(byteread_bytes(&rd, l, &p));
-			if ((a->spki = malloc(l)) == NULL) {
-				rc = BS_ERR_NOMEM;
-				goto out;
+			if (l > 0) {
+				if ((a->spki = malloc(l)) == NULL) {
+					rc = BS_ERR_NOMEM;
+					goto out;
+				}
+				memcpy(a->spki, p, l);
+				a->spki_len = l;
 			}
-			memcpy(a->spki, p, l);
-			a->spki_len = l;
+			break;
+		case KEYOP_ENCRYPT:
+		case KEYOP_DECRYPT:
+			GUARD(read_ciphers(&rd, a));
 			break;
 		case KEYOP_PROBE:
 			GUARD(byteread_u8(&rd, &alive));

@@ -195,9 +195,10 @@ load_version(void *arg, const char *name, const struct store_key_version *sv)
 	k->versions = nv;
 	v = &nv[k->nversions];
 	memset(v, 0, sizeof(*v));
-	if ((v->spki = malloc(sv->spki_len)) == NULL)
+	if ((v->spki = malloc(sv->spki_len > 0 ? sv->spki_len : 1)) == NULL)
 		return BS_ERR_NOMEM;
-	memcpy(v->spki, sv->spki, sv->spki_len);
+	if (sv->spki_len > 0)
+		memcpy(v->spki, sv->spki, sv->spki_len);
 	v->spki_len = sv->spki_len;
 	v->version = sv->version;
 	v->state = sv->state;
@@ -205,6 +206,90 @@ load_version(void *arg, const char *name, const struct store_key_version *sv)
 	memcpy(v->hsm_id, sv->hsm_id, HSM_KEY_ID_LEN);
 	k->nversions++;
 	return 0;
+}
+
+#define MIN_DECRYPT_PREFIX "min-decrypt/"
+
+/* The store counter that holds key name's minimum decryption version. */
+static void
+min_decrypt_counter(const char *name, char out[sizeof(MIN_DECRYPT_PREFIX) + CATALOG_NAME_MAX])
+{
+	snprintf(out, sizeof(MIN_DECRYPT_PREFIX) + CATALOG_NAME_MAX, "%s%s", MIN_DECRYPT_PREFIX,
+	    name);
+}
+
+/* Reads every key's minimum decryption version (a counter exists only once raised). */
+static int
+load_min_decrypt(struct catalog *c, struct store_txn *tx)
+{
+	char cname[sizeof(MIN_DECRYPT_PREFIX) + CATALOG_NAME_MAX];
+	uint64_t v;
+	int rc;
+
+	for (size_t i = 0; i < c->nkeys; i++) {
+		if (c->keys[i].purpose != BS_PURPOSE_ENVELOPE)
+			continue;
+		min_decrypt_counter(c->keys[i].name, cname);
+		rc = store_counter_get(tx, STORE_NS_KEYS, cname, &v);
+		if (rc == BS_ERR_NOT_FOUND)
+			continue;
+		if (rc != 0)
+			return rc;
+		if (v > UINT32_MAX)
+			return BS_ERR_IO;
+		c->keys[i].min_decrypt = (uint32_t)v;
+	}
+	return 0;
+}
+
+int
+catalog_db_raise_min_decrypt(struct catalog *c, const char *name, uint32_t v)
+{
+	char cname[sizeof(MIN_DECRYPT_PREFIX) + CATALOG_NAME_MAX];
+	struct store_txn *tx = NULL;
+	uint32_t latest = 0;
+	uint64_t cur = 0;
+	int rc, absent;
+
+	if (c == NULL || !catalog_name_valid(name) || v == 0)
+		return BS_ERR_INVALID;
+	min_decrypt_counter(name, cname);
+	if ((rc = store_begin(c->st, &tx)) != 0)
+		return rc;
+	if ((rc = store_key_version_latest(tx, STORE_NS_KEYS, name, &latest)) != 0)
+		goto fail;
+	if (v > latest) {
+		rc = BS_ERR_INVALID;
+		goto fail;
+	}
+	rc = store_counter_get(tx, STORE_NS_KEYS, cname, &cur);
+	absent = rc == BS_ERR_NOT_FOUND;
+	if (rc != 0 && !absent)
+		goto fail;
+	if (!absent && v < cur) {
+		rc = BS_ERR_PRECONDITION;
+		goto fail;
+	}
+	if (!absent && v == cur) {
+		store_rollback(tx);
+		return 0;
+	}
+	if ((rc = store_counter_cas(tx, STORE_NS_KEYS, cname,
+	    absent ? STORE_COUNTER_ABSENT : cur, v)) != 0)
+		goto fail;
+	return store_commit(tx);
+fail:
+	store_rollback(tx);
+	return rc;
+}
+
+void
+catalog_mem_set_min_decrypt(struct catalog *c, const char *name, uint32_t v)
+{
+	struct catalog_key *k = find_mut(c, name);
+
+	if (k != NULL && v > k->min_decrypt)
+		k->min_decrypt = v;
 }
 
 /* Loads every key and version of the store into a new catalog over st. */
@@ -230,6 +315,8 @@ load_catalog(struct store *st, const char *where, struct catalog **out, char *er
 		goto out;
 	if ((rc = store_key_foreach(tx, STORE_NS_KEYS, load_key, &l)) == 0)
 		rc = store_key_version_foreach(tx, STORE_NS_KEYS, load_version, &l);
+	if (rc == 0)
+		rc = load_min_decrypt(c, tx);
 	store_rollback(tx);
 out:
 	if (rc == BS_ERR_IO && err != NULL && errlen > 0 && err[0] == '\0')
@@ -366,7 +453,10 @@ check_args(const struct catalog *c, const struct catalog_key *k, const struct ca
 		return BS_ERR_INVALID;
 	if (memchr(k->name, '\0', sizeof(k->name)) == NULL || !catalog_name_valid(k->name))
 		return BS_ERR_INVALID;
-	if (v->version < 1 || v->spki == NULL || v->spki_len == 0 || v->spki_len > INT32_MAX)
+	if (v->version < 1 || v->spki_len > INT32_MAX || (v->spki == NULL && v->spki_len > 0))
+		return BS_ERR_INVALID;
+	/* a key pair has its public key; a secret key has none */
+	if ((v->spki_len == 0) != (bs_alg_is_symmetric(k->alg) != 0))
 		return BS_ERR_INVALID;
 	return 0;
 }
@@ -435,9 +525,10 @@ catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
 		return BS_ERR_EXISTS;
 
 	/* Every allocation happens before anything visible changes. */
-	if ((spki = malloc(v->spki_len)) == NULL)
+	if ((spki = malloc(v->spki_len > 0 ? v->spki_len : 1)) == NULL)
 		return BS_ERR_NOMEM;
-	memcpy(spki, v->spki, v->spki_len);
+	if (v->spki_len > 0)
+		memcpy(spki, v->spki, v->spki_len);
 	if (key == NULL) {
 		if ((rc = grow_keys(c)) != 0)
 			goto out;

@@ -40,6 +40,11 @@ struct catalog_key {
 	int64_t created;
 	struct catalog_version *versions; /* ascending by version, owned */
 	size_t nversions;
+	/*
+	 * Envelope keys: versions below this one no longer decrypt (0 or 1:
+	 * every version does). Only ever raised (catalog_db_raise_min_decrypt).
+	 */
+	uint32_t min_decrypt;
 };
 
 struct catalog;
@@ -95,6 +100,17 @@ int catalog_db_add_version(struct catalog *c, const struct catalog_key *k,
  */
 int catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
     const struct catalog_version *v) BS_WUR;
+
+/*
+ * Durably raises the minimum decryption version of key name to v (worker
+ * threads allowed; a store counter, so it never goes down). v must be
+ * 1..the key's newest version (BS_ERR_INVALID) and not below the current
+ * minimum (BS_ERR_PRECONDITION; equal is a no-op). BS_ERR_NOT_FOUND without
+ * such a key, BS_ERR_IO.
+ */
+int catalog_db_raise_min_decrypt(struct catalog *c, const char *name, uint32_t v) BS_WUR;
+/* Mirrors it in memory (event loop thread); a lower v than the one kept is ignored. */
+void catalog_mem_set_min_decrypt(struct catalog *c, const char *name, uint32_t v);
 
 /*
  * Reconciles the catalog with the token through session s: every catalog

@@ -1093,6 +1093,33 @@ rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *pu
 }
 
 int
+rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, int *grpc_status)
+{
+	struct policy_verdict v;
+
+	switch (call_check(call, NULL, key, purpose, attrs, nattrs, NULL, &v)) {
+	case POLICY_ALLOW:
+		call->authorized = 1;
+		return 1;
+	case POLICY_NEEDS_SECOND_FACTOR:
+		*grpc_status = GRPC_STATUS_UNAUTHENTICATED;
+		break;
+	case POLICY_NEEDS_APPROVALS:
+		*grpc_status = GRPC_STATUS_FAILED_PRECONDITION;
+		break;
+	case POLICY_DENY:
+	default:
+		*grpc_status = GRPC_STATUS_PERMISSION_DENIED;
+		break;
+	}
+	/* the call's record keeps the first refusal's reason */
+	if (call->reason[0] == '\0')
+		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
+	return 0;
+}
+
+int
 rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs)
 {

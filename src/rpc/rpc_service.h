@@ -215,6 +215,16 @@ int rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpo
 int rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs, const char *tested);
 /*
+ * One item of a batch: the verdict on key for the item's attributes,
+ * without answering the call. 1: allowed (the call counts as authorized,
+ * so it may answer OK with the other items' refusals). 0: refused, and
+ * *grpc_status is the item's status (PERMISSION_DENIED, UNAUTHENTICATED for
+ * a second factor, FAILED_PRECONDITION for approvals); the first refusal's
+ * reason goes to the call's audit record.
+ */
+int rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purpose,
+    const struct policy_attr *attrs, size_t nattrs, int *grpc_status) BS_WUR;
+/*
  * The verdict for the same caller on method ("boltseal.v1.KeyService/GetKey";
  * NULL = this call's) without answering (ListKeys filters with it).
  */

@@ -13,6 +13,7 @@ extern const struct rpc_service ota_service;
 extern const struct rpc_service vehicle_service;
 extern const struct rpc_service command_service;
 extern const struct rpc_service checkpoint_service;
+extern const struct rpc_service envelope_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -23,6 +24,7 @@ const struct rpc_service *const services_all[] = {
 	&vehicle_service,
 	&command_service,
 	&checkpoint_service,
+	&envelope_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

@@ -145,7 +145,7 @@ struct store_key_version {
 	enum bs_key_state state;
 	int64_t created;                   /* unix seconds */
 	uint8_t hsm_id[STORE_KEY_ID_LEN];  /* unique over the whole store */
-	const uint8_t *spki;               /* DER, 1..STORE_SPKI_MAX bytes, borrowed */
+	const uint8_t *spki;               /* DER, 0..STORE_SPKI_MAX bytes (0: a secret key), borrowed */
 	size_t spki_len;
 };
 

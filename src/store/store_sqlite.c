@@ -761,7 +761,7 @@ store_key_version_insert(struct store_txn *tx, const char *ns, const char *name,
 	int rc;
 
 	if (!ns_ok(ns) || !key_name_ok(name) || v == NULL || v->version < 1 ||
-	    v->spki == NULL || v->spki_len == 0 || v->spki_len > STORE_SPKI_MAX)
+	    (v->spki == NULL && v->spki_len > 0) || v->spki_len > STORE_SPKI_MAX)
 		return refuse(tx, BS_ERR_INVALID);
 	if ((rc = prepare(tx, ns, "INSERT INTO key_versions "
 	    "(ns, key_name, version, state, created, hsm_id, spki) "
@@ -880,7 +880,7 @@ store_key_version_foreach(struct store_txn *tx, const char *ns, store_key_versio
 		v.spki = sqlite3_column_blob(s, 5);
 		if (column_name(s, 0, name) != 0 || ver < 1 || ver > UINT32_MAX ||
 		    sqlite3_column_bytes(s, 4) != STORE_KEY_ID_LEN ||
-		    sqlite3_column_blob(s, 4) == NULL || v.spki == NULL || n < 1 ||
+		    sqlite3_column_blob(s, 4) == NULL || (v.spki == NULL && n > 0) || n < 0 ||
 		    n > STORE_SPKI_MAX) {
 			rc = malformed(tx, "key_versions");
 			break;

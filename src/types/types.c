@@ -18,7 +18,23 @@ static const struct alg_row algs[] = {
 	{ BS_ALG_ED25519, "ed25519", BOLTSEAL__V1__ALGORITHM__ED25519 },
 	{ BS_ALG_RSA_3072_PSS_SHA256, "rsa-3072-pss-sha256",
 	    BOLTSEAL__V1__ALGORITHM__RSA_3072_PSS_SHA256 },
+	{ BS_ALG_AES_256_GCM, "aes-256-gcm", BOLTSEAL__V1__ALGORITHM__AES_256_GCM },
+	{ BS_ALG_HMAC_SHA256, "hmac-sha256", BOLTSEAL__V1__ALGORITHM__HMAC_SHA256 },
 };
+
+int
+bs_alg_is_symmetric(enum bs_alg alg)
+{
+	return alg == BS_ALG_AES_256_GCM || alg == BS_ALG_HMAC_SHA256;
+}
+
+int
+bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p)
+{
+	if (alg == BS_ALG_NONE || p == BS_PURPOSE_NONE)
+		return 0;
+	return (p == BS_PURPOSE_ENVELOPE) == bs_alg_is_symmetric(alg);
+}
 
 /* Indexed by enum bs_purpose; [0] is NONE. */
 static const char *const purpose_names[] = {

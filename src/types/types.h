@@ -16,6 +16,8 @@ enum bs_alg {
 	BS_ALG_ECDSA_P256_SHA256 = 1,
 	BS_ALG_ED25519 = 2,
 	BS_ALG_RSA_3072_PSS_SHA256 = 3,
+	BS_ALG_AES_256_GCM = 4,          /* secret key: encrypt/decrypt only */
+	BS_ALG_HMAC_SHA256 = 5,          /* secret key: HMAC (sign) only */
 };
 
 enum bs_purpose {
@@ -33,10 +35,20 @@ enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
 
 enum bs_key_state { BS_KEY_STATE_NONE = 0, BS_KEY_ENABLED = 1, BS_KEY_DISABLED = 2 };
 
-/* "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256"; "none" otherwise. */
+/*
+ * "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256", "aes-256-gcm",
+ * "hmac-sha256"; "none" otherwise.
+ */
 const char *bs_alg_name(enum bs_alg alg);
 /* Inverse of bs_alg_name; BS_ALG_NONE if unknown (or NULL). */
 enum bs_alg bs_alg_from_name(const char *name);
+/* 1 for a secret-key algorithm (no public key, no signature to verify). */
+int bs_alg_is_symmetric(enum bs_alg alg);
+/*
+ * 1 if a key of purpose p may have algorithm alg: envelope keys are the
+ * secret-key algorithms, every other purpose the signature algorithms.
+ */
+int bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p);
 
 /* "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin"; "none" otherwise. */
 const char *bs_purpose_name(enum bs_purpose p);

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -183,9 +184,14 @@ test_decoder_refuses_bad_fields(void **state)
 	/* GENERATE "k" v1 ed25519 */
 	static const uint8_t ok[] = { 1, 2, 1, 'k', 0, 0, 0, 1, 2 };
 	static const uint8_t bad_version[] = { 2, 2, 1, 'k', 0, 0, 0, 1, 2 };
-	static const uint8_t bad_type[] = { 1, 5, 1, 'k', 0, 0, 0, 1, 2 };
+	static const uint8_t bad_type[] = { 1, 7, 1, 'k', 0, 0, 0, 1, 2 };
 	static const uint8_t zero_type[] = { 1, 0 };
-	static const uint8_t bad_alg[] = { 1, 2, 1, 'k', 0, 0, 0, 1, 4 };
+	static const uint8_t bad_alg[] = { 1, 2, 1, 'k', 0, 0, 0, 1, 6 };
+	/* SIGN with an AES key, ENCRYPT with an ECDSA key */
+	static const uint8_t sign_aes[] = { 1, 1, 1, 'k', 0, 0, 0, 1, 4, ID16, 0, 0, 0, 1, 0, 0, 0,
+		0, 1, 'a' };
+	static const uint8_t enc_ecdsa[] = { 1, 5, 1, 'k', 0, 0, 0, 1, 1, ID16, 0, 0, 0, 1, 1,
+		ID16, 0, 0, 0, 0, 0, 0, 0, 0 };
 	static const uint8_t none_alg[] = { 1, 2, 1, 'k', 0, 0, 0, 1, 0 };
 	static const uint8_t name_nul[] = { 1, 2, 2, 'k', 0, 0, 0, 0, 1, 2 };
 	static const uint8_t name_empty[] = { 1, 2, 0, 0, 0, 0, 1, 2 };
@@ -210,6 +216,8 @@ test_decoder_refuses_bad_fields(void **state)
 	expect_request(bad_type, sizeof(bad_type), BS_ERR_INVALID);
 	expect_request(zero_type, sizeof(zero_type), BS_ERR_INVALID);
 	expect_request(bad_alg, sizeof(bad_alg), BS_ERR_INVALID);
+	expect_request(sign_aes, sizeof(sign_aes), BS_ERR_INVALID);
+	expect_request(enc_ecdsa, sizeof(enc_ecdsa), BS_ERR_INVALID);
 	expect_request(none_alg, sizeof(none_alg), BS_ERR_INVALID);
 	expect_request(name_nul, sizeof(name_nul), BS_ERR_INVALID);
 	expect_request(name_empty, sizeof(name_empty), BS_ERR_INVALID);
@@ -304,9 +312,14 @@ test_answer_decoder_refuses(void **state)
 		0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
-	/* GENERATE with an empty SPKI */
+	/* GENERATE with an empty SPKI: a secret key's answer */
 	static const uint8_t empty_spki[] = { 1, 2, 0, 0, 0, 0,
 		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
+	/* DECRYPT answers: data on an error; a generated key in a DECRYPT */
+	static const uint8_t data_on_error[] = { 1, 6, 0, 0, 0, 0, 0, 0, 0, 1,
+		0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 1, 'x', 0 };
+	static const uint8_t key_in_decrypt[] = { 1, 6, 0, 0, 0, 0, 0, 0, 0, 1,
+		0, 0, 0, 0, 0, 0, 0, 1, 'x', 1, 'k' };
 	struct keyop_answer a;
 
 	(void)state;
@@ -315,9 +328,103 @@ test_answer_decoder_refuses(void **state)
 	assert_int_equal(keyops_answer_decode(alive2, sizeof(alive2), &a), BS_ERR_INVALID);
 	assert_int_equal(keyops_answer_decode(sig_on_error, sizeof(sig_on_error), &a),
 	    BS_ERR_INVALID);
-	assert_int_equal(keyops_answer_decode(empty_spki, sizeof(empty_spki), &a), BS_ERR_INVALID);
+	assert_int_equal(keyops_answer_decode(empty_spki, sizeof(empty_spki), &a), 0);
+	assert_null(a.spki);
+	assert_int_equal(a.spki_len, 0);
+	keyop_answer_clear(&a);
+	assert_int_equal(keyops_answer_decode(data_on_error, sizeof(data_on_error), &a),
+	    BS_ERR_INVALID);
+	assert_int_equal(keyops_answer_decode(key_in_decrypt, sizeof(key_in_decrypt), &a),
+	    BS_ERR_INVALID);
 	assert_int_equal(keyops_answer_decode(ok_without_sig, sizeof(ok_without_sig), &a),
 	    BS_ERR_INVALID);
+}
+
+/* ENCRYPT and DECRYPT: both directions, every field, and the encoder's refusals. */
+static void
+test_cipher_round_trip(void **state)
+{
+	static const uint8_t aad[] = "aad", pt[] = "plaintext", ct[20] = { 7 };
+	struct keyop_item items[2];
+	struct keyop_cipher ciphers[2];
+	struct keyop_request r, d;
+	struct keyop_answer a, da;
+	uint8_t key[32], *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	memset(items, 0, sizeof(items));
+	memset(items[0].nonce, 0x0a, KEYOPS_NONCE_LEN);
+	items[0].aad = aad;
+	items[0].aad_len = 3;
+	items[0].data = pt;
+	items[0].len = 9;
+	items[1].generate = 1;
+	items[1].aad = aad;
+	items[1].aad_len = 3;
+	memset(&r, 0, sizeof(r));
+	r.type = KEYOP_ENCRYPT;
+	snprintf(r.key.name, sizeof(r.key.name), "kek");
+	r.key.version = 2;
+	r.alg = BS_ALG_AES_256_GCM;
+	memset(r.id, 0x42, sizeof(r.id));
+	r.items = items;
+	r.nitems = 2;
+	assert_int_equal(keyops_request_encode(&r, &buf, &len), 0);
+	assert_int_equal(keyops_request_decode(buf, len, &d), 0);
+	assert_int_equal(d.type, KEYOP_ENCRYPT);
+	assert_int_equal(d.nitems, 2);
+	assert_memory_equal(d.items[0].nonce, items[0].nonce, KEYOPS_NONCE_LEN);
+	assert_int_equal(d.items[0].len, 9);
+	assert_memory_equal(d.items[0].data, pt, 9);
+	assert_int_equal(d.items[1].generate, 1);
+	assert_int_equal(d.items[1].len, 0);
+	assert_memory_equal(d.id, r.id, KEYOPS_ID_LEN);
+	keyop_request_clear(&d);
+	check_strict_request(buf, len);
+	free(buf);
+
+	/* refused: a generated item with data, an ENCRYPT without data, a short DECRYPT, SIGN's alg */
+	items[1].len = 1;
+	items[1].data = pt;
+	assert_int_equal(keyops_request_encode(&r, &buf, &len), BS_ERR_INVALID);
+	items[1].generate = 0;
+	items[1].len = 0;
+	assert_int_equal(keyops_request_encode(&r, &buf, &len), BS_ERR_INVALID);
+	r.type = KEYOP_DECRYPT;
+	r.nitems = 1;
+	items[0].len = KEYOPS_TAG_LEN - 1;
+	assert_int_equal(keyops_request_encode(&r, &buf, &len), BS_ERR_INVALID);
+	items[0].len = 9;
+	r.alg = BS_ALG_ECDSA_P256_SHA256;
+	assert_int_equal(keyops_request_encode(&r, &buf, &len), BS_ERR_INVALID);
+
+	memset(ciphers, 0, sizeof(ciphers));
+	memset(key, 0x33, sizeof(key));
+	ciphers[0].data = (uint8_t *)ct;
+	ciphers[0].len = sizeof(ct);
+	ciphers[0].key = key;
+	ciphers[0].key_len = sizeof(key);
+	ciphers[1].rc = BS_ERR_SIG_INVALID;
+	memset(&a, 0, sizeof(a));
+	a.type = KEYOP_ENCRYPT;
+	a.ciphers = ciphers;
+	a.nciphers = 2;
+	assert_int_equal(keyops_answer_encode(&a, &buf, &len), 0);
+	assert_int_equal(keyops_answer_decode(buf, len, &da), 0);
+	assert_int_equal(da.nciphers, 2);
+	assert_int_equal(da.ciphers[0].len, sizeof(ct));
+	assert_memory_equal(da.ciphers[0].data, ct, sizeof(ct));
+	assert_int_equal(da.ciphers[0].key_len, 32);
+	assert_memory_equal(da.ciphers[0].key, key, 32);
+	assert_int_equal(da.ciphers[1].rc, BS_ERR_SIG_INVALID);
+	assert_null(da.ciphers[1].key);
+	keyop_answer_clear(&da);
+	check_strict_answer(buf, len);
+	free(buf);
+	/* a DECRYPT answer never carries a generated key */
+	a.type = KEYOP_DECRYPT;
+	assert_int_equal(keyops_answer_encode(&a, &buf, &len), BS_ERR_INVALID);
 }
 
 static void
@@ -397,6 +504,7 @@ main(void)
 		cmocka_unit_test(test_decoder_refuses_bad_fields),
 		cmocka_unit_test(test_answers_round_trip),
 		cmocka_unit_test(test_answer_decoder_refuses),
+		cmocka_unit_test(test_cipher_round_trip),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_bytebuf),
 	};

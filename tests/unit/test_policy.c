@@ -34,6 +34,7 @@
 #define KS "boltseal.v1.KeyService/"
 #define AS "boltseal.v1.AuditService/"
 
+#define ES "boltseal.v1.EnvelopeService/"
 static const char *const known_methods[] = {
 	KS "CreateKey", KS "GetKey", KS "ListKeys", KS "RotateKey", KS "GetPublicKey", KS "Sign",
 	KS "Verify", KS "SignBatch", AS "GetCheckpoint", AS "GetInclusionProof",
@@ -50,6 +51,9 @@ static const char *const known_methods[] = {
 	"boltseal.v1.CommandService/SignCommand", "boltseal.v1.CommandService/InspectCommand",
 	"boltseal.v1.CheckpointService/RegisterLog", "boltseal.v1.CheckpointService/SignCheckpoint",
 	"boltseal.v1.CheckpointService/GetLogStatus", "boltseal.v1.CheckpointService/CosignCheckpoint",
+	ES "GenerateDataKey", ES "GenerateDataKeyWithoutPlaintext", ES "Decrypt", ES "ReEncrypt",
+	ES "Encrypt", ES "GenerateDataKeyBatch", ES "DecryptBatch", ES "GenerateDataKeyForVehicle",
+	ES "Tokenize", ES "SetMinDecryptionVersion",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -184,23 +188,25 @@ struct seed {
  * OtaService CreateRepository SignMetadata RotateRoot GetRepository SetDelegation |
  * VehicleService Register Get List UpdateAttributes SetStatus AddIdentity RevokeIdentity |
  * CommandService SignCommand InspectCommand | CheckpointService RegisterLog SignCheckpoint
- * GetLogStatus CosignCheckpoint (these name the log's key).
+ * GetLogStatus CosignCheckpoint (these name the log's key) | EnvelopeService GenerateDataKey
+ * GenerateDataKeyWithoutPlaintext Decrypt ReEncrypt Encrypt GenerateDataKeyBatch DecryptBatch
+ * GenerateDataKeyForVehicle Tokenize SetMinDecryptionVersion (these name .key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "010011110000010100000000000000" },
+	    "0100111100000101000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "010011000000000000000000000000" },
+	    "0100110000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "010011000000000000110000100000" },
+	    "ecdsa-p256-sha256", "0100110000000000001100001000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "010010000000000000000000000000" },
+	    "0100100000000000000000000000001111111110" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "111110000000101111111111000000" },
+	    "1111100000001011111111110000000000000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "010010001111000000000000010000" },
+	    "0100100011110000000000000100000000000000" },
 };
 
 static int
@@ -208,7 +214,7 @@ method_names_key(const char *m)
 {
 	return (strncmp(m, KS, strlen(KS)) == 0 && strcmp(m, KS "ListKeys") != 0) ||
 	    strcmp(m, "boltseal.v1.CommandService/SignCommand") == 0 ||
-	    strncmp(m, "boltseal.v1.CheckpointService/", 30) == 0;
+	    strncmp(m, "boltseal.v1.CheckpointService/", 30) == 0 || strncmp(m, ES, strlen(ES)) == 0;
 }
 
 /* Extra cases beyond the role x method grid. */
@@ -243,6 +249,12 @@ static const struct extra extras[] = {
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "envelope", NULL, NULL, 1 },
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "generic", NULL, NULL, 0 },
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetKey", "cmd-x", "envelope", NULL, NULL, 0 },
+	{ "spiffe://fleet.example/gw/us-east-2", ES "Decrypt", "tlm-x", "generic", NULL, NULL, 0 },
+	{ "spiffe://fleet.example/gw/us-east-2", ES "Decrypt", "cmd-x", "envelope", NULL, NULL, 0 },
+	/* fleet-admin raises the minimum decryption version of envelope keys only */
+	{ "spiffe://fleet.example/admin/alice", ES "SetMinDecryptionVersion", "tlm-x", "envelope",
+	    NULL, NULL, 1 },
+	{ "spiffe://fleet.example/admin/alice", ES "Decrypt", "tlm-x", "envelope", NULL, NULL, 0 },
 	/* fleet-admin: no audit keys, request.purpose required. */
 	{ "spiffe://fleet.example/admin/alice", KS "CreateKey", "audit-2", "audit", "ed25519", "audit", 0 },
 	{ "spiffe://fleet.example/admin/alice", KS "RotateKey", "audit-log", "audit", "ed25519", "audit", 0 },
@@ -743,7 +755,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.CheckpointService/CosignCheckpoint");
+	    "boltseal.v1.EnvelopeService/SetMinDecryptionVersion");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

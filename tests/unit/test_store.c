@@ -230,8 +230,9 @@ test_keys(void **state)
 	assert_int_equal(store_key_version_latest(tx, "nothing", "alpha", &latest),
 	    BS_ERR_NOT_FOUND);
 
-	/* Malformed arguments. */
-	v.spki_len = 0;
+	/* Malformed arguments (an empty SPKI is a secret key's, and fine). */
+	v.spki = NULL;
+	v.spki_len = 1;
 	assert_int_equal(store_key_version_insert(tx, STORE_NS_KEYS, "zeta", &v), BS_ERR_INVALID);
 	make_version(&v, 0, 0x32);
 	assert_int_equal(store_key_version_insert(tx, STORE_NS_KEYS, "zeta", &v), BS_ERR_INVALID);
@@ -664,7 +665,7 @@ test_malformed_row(void **state)
 
 	raw_exec(f->path, "INSERT INTO keys VALUES ('keys', 'a b', 1, 1, 1, 1);"
 	    "INSERT INTO keys VALUES ('other', 'ok', 1, 1, 1, 1);"
-	    "INSERT INTO key_versions VALUES ('other', 'ok', 1, 1, 1,"
+	    "INSERT INTO key_versions VALUES ('other', 'ok', 4294967296, 1, 1,"
 	    " x'41414141414141414141414141414141', x'');");
 	tx = begin(f->st);
 	memset(&s, 0, sizeof(s));

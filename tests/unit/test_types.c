@@ -37,10 +37,23 @@ test_alg(void **state)
 	a = BS_ALG_ED25519;
 	assert_int_equal(bs_alg_from_pb(BOLTSEAL__V1__ALGORITHM__ALGORITHM_UNSPECIFIED, &a),
 	    BS_ERR_INVALID);
-	assert_int_equal(bs_alg_from_pb(4, &a), BS_ERR_INVALID);
+	assert_int_equal(bs_alg_from_pb(6, &a), BS_ERR_INVALID);
 	assert_int_equal(bs_alg_from_pb(-1, &a), BS_ERR_INVALID);
 	assert_int_equal(a, BS_ALG_ED25519);     /* untouched on error */
 	assert_int_equal(bs_alg_to_pb(BS_ALG_NONE), BOLTSEAL__V1__ALGORITHM__ALGORITHM_UNSPECIFIED);
+	/* the secret-key algorithms, and which purposes take them */
+	assert_string_equal(bs_alg_name(BS_ALG_AES_256_GCM), "aes-256-gcm");
+	assert_int_equal(bs_alg_from_name("hmac-sha256"), BS_ALG_HMAC_SHA256);
+	assert_int_equal(bs_alg_from_pb(BOLTSEAL__V1__ALGORITHM__AES_256_GCM, &a), 0);
+	assert_int_equal(a, BS_ALG_AES_256_GCM);
+	assert_true(bs_alg_is_symmetric(BS_ALG_HMAC_SHA256));
+	assert_false(bs_alg_is_symmetric(BS_ALG_ED25519));
+	assert_true(bs_alg_fits_purpose(BS_ALG_AES_256_GCM, BS_PURPOSE_ENVELOPE));
+	assert_true(bs_alg_fits_purpose(BS_ALG_HMAC_SHA256, BS_PURPOSE_ENVELOPE));
+	assert_false(bs_alg_fits_purpose(BS_ALG_ECDSA_P256_SHA256, BS_PURPOSE_ENVELOPE));
+	assert_false(bs_alg_fits_purpose(BS_ALG_AES_256_GCM, BS_PURPOSE_GENERIC));
+	assert_true(bs_alg_fits_purpose(BS_ALG_ED25519, BS_PURPOSE_OTA));
+	assert_false(bs_alg_fits_purpose(BS_ALG_NONE, BS_PURPOSE_OTA));
 }
 
 static void

@@ -206,6 +206,8 @@ keygen_record(struct keygen *g, struct audit_slot **slot, const char *event, con
 	r.event = event;
 	r.fields = fields;
 	r.nfields = sizeof(fields) / sizeof(fields[0]);
+	if (g->ver.spki_len == 0)
+		r.nfields--;          /* a secret key: no public key to name (spki_sha256 is last) */
 	return audit_log_commit_reserved(g->svc->audit, s, &r, done, g);
 }
 /* Work queue: the catalog row, durably. */
@@ -392,9 +394,14 @@ keysvc_create_key(struct rpc_call *call, const ProtobufCMessage *msg)
 		    "key name must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit");
 	} else if (bs_alg_from_pb(r->algorithm, &alg) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-		    "algorithm must be ECDSA_P256_SHA256, ED25519 or RSA_3072_PSS_SHA256");
+		    "algorithm must be ECDSA_P256_SHA256, ED25519, RSA_3072_PSS_SHA256, AES_256_GCM "
+		    "or HMAC_SHA256");
 	} else if (bs_purpose_from_pb(r->purpose, &purpose) != 0) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose must be set");
+	} else if (!bs_alg_fits_purpose(alg, purpose)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose %s does not take %s: "
+		    "ENVELOPE keys are AES_256_GCM or HMAC_SHA256, every other purpose a signature "
+		    "algorithm", bs_purpose_name(purpose), bs_alg_name(alg));
 	} else if (!authorize_create(call, r->name, purpose, alg)) {
 		/* answered */
 	} else if (catalog_find(rpc_call_svc(call)->catalog, r->name) != NULL) {
@@ -523,6 +530,11 @@ keysvc_get_public_key(struct rpc_call *call, const ProtobufCMessage *msg)
 	if (v == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "key '%s' has no version %u", k->name,
 		    r->version);
+		goto out;
+	}
+	if (bs_alg_is_symmetric(k->alg)) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is a secret key (%s): "
+		    "it has no public key", k->name, bs_alg_name(k->alg));
 		goto out;
 	}
 	if (sigverify_spki_to_pem(v->spki, v->spki_len, &pem) != 0) {

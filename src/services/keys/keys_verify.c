@@ -146,6 +146,11 @@ verify_collect(struct rpc_call *call, const Boltseal__V1__VerifyRequest *r, stru
 	}
 	if ((k = keysvc_lookup_key(call, r->key_name)) == NULL)
 		return -1;
+	if (bs_alg_is_symmetric(k->alg)) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is a secret key (%s): "
+		    "it makes no signatures", k->name, bs_alg_name(k->alg));
+		return -1;
+	}
 	j->alg = k->alg;
 	j->cands = calloc(k->nversions > 0 ? k->nversions : 1, sizeof(*j->cands));
 	if (j->cands == NULL)

@@ -157,6 +157,7 @@ key_to_pb(const struct catalog_key *k, Boltseal__V1__Key *pb, Boltseal__V1__KeyV
 	pb->state = bs_key_state_to_pb(k->state);
 	pb->primary_version = primary != NULL ? primary->version : 0;
 	pb->create_time_unix = k->created;
+	pb->min_decryption_version = k->min_decrypt;
 	for (size_t i = 0; i < k->nversions; i++) {
 		boltseal__v1__key_version__init(&vbuf[i]);
 		vbuf[i].version = k->versions[i].version;
