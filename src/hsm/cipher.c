@@ -174,9 +174,16 @@ hsm_aes_gcm_decrypt(struct hsm_session *s, hsm_handle key, const uint8_t nonce[H
 	if ((ret = gcm_init(s, key, &p, 0)) != 0)
 		goto out;
 	rv = s->h->fl->C_Decrypt(s->sh, (CK_BYTE_PTR)(uintptr_t)in, (CK_ULONG)in_len, buf, &out_len);
-	if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE) {
+	/*
+	 * A tag that does not match: CKR_AEAD_DECRYPT_FAILED (PKCS#11 3.0),
+	 * CKR_ENCRYPTED_DATA_INVALID (2.40), and SoftHSM 2.6's CKR_GENERAL_ERROR,
+	 * taken for a refusal only while the session still answers.
+	 */
+	if (rv == CKR_AEAD_DECRYPT_FAILED || rv == CKR_ENCRYPTED_DATA_INVALID ||
+	    rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+	    ((rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED) && hsm_session_alive(s))) {
 		s->last_rv = rv;
-		ret = BS_ERR_SIG_INVALID;    /* the tag does not match: a refusal, not a failure */
+		ret = BS_ERR_SIG_INVALID;    /* a refusal, not a failure of the token */
 		goto out;
 	}
 	if (rv != CKR_OK) {

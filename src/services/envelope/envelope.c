@@ -343,8 +343,8 @@ env_authorize_and_run(struct ecall *c)
 		for (size_t i = 0; i < c->nitems; i++)
 			ok += c->items[i].status == 0;
 		if (ok == 0) {
-			/* nothing to do: the call's own status is the first item's */
-			answer(c);
+			/* no item goes on: the call fails with the first item's status */
+			env_fail(c, c->items[0].status, "item 0: %s", c->items[0].msg);
 			return;
 		}
 	}
