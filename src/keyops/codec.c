@@ -451,9 +451,11 @@ read_ciphers(struct byteread *rd, struct keyop_answer *a)
 		GUARD(byteread_u32(rd, &l));
 		ENSURE(l <= KEYOPS_CIPHER_MAX + KEYOPS_TAG_LEN && (c->rc == 0 || l == 0));
 		GUARD(byteread_bytes(rd, l, &p));
-		if ((c->data = dup_bytes(p, l)) == NULL)
-			return BS_ERR_NOMEM;
-		c->len = l;
+		if (l > 0) {
+			if ((c->data = dup_bytes(p, l)) == NULL)
+				return BS_ERR_NOMEM;
+			c->len = l;
+		}
 		GUARD(byteread_u8(rd, &kl));
 		ENSURE((c->rc == 0 || kl == 0) && (a->type == KEYOP_ENCRYPT || kl == 0));
 		GUARD(byteread_bytes(rd, kl, &p));

@@ -14,6 +14,14 @@
 #   clock). <code> is jose's error code (ERR_JWS_SIGNATURE_VERIFICATION_FAILED,
 #   ERR_JWT_CLAIM_VALIDATION_FAILED, ERR_JWT_EXPIRED, ...); an overall
 #   time-out of verify.mjs reads "TimeoutError: ...".
+#   decrypt(pem, jwe, timeout=30)
+#                 -> the one JSON object decrypt.mjs printed (its compactDecrypt
+#                    of a JWE, with ECDH-ES+A256KW and A256GCM only):
+#     {"ok": true, "header": {...}, "plaintext_hex": "..."}
+#     {"ok": false, "error": "<code>: <message>"}
+#   pem is the recipient's private key as a PKCS#8 PEM (str or bytes);
+#   <code> e.g. ERR_JWE_DECRYPTION_FAILED. decrypter_available() is
+#   available() for decrypt.mjs.
 #
 # Not a test module. Runs under Debian's /usr/bin/python3 (standard library
 # only).
@@ -29,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.environ.get("BS_SRCDIR") or os.path.join(HERE, "..", ".."))
 VERIFIER_DIR = os.path.join(SRCDIR, "tests", "interop", "jose")
 VERIFIER = os.path.join(VERIFIER_DIR, "verify.mjs")
+DECRYPTER = os.path.join(VERIFIER_DIR, "decrypt.mjs")
 
 
 def available():
@@ -75,3 +84,28 @@ def verify(pem, alg, token, audience=None, issuer=None, subject=None, current_da
         # in a JSON answer; this one bounds node itself.
         argv += ["--timeout", str(max(1, min(20, timeout - 5)))]
         return nodejson.run("jose verifier", argv, VERIFIER_DIR, timeout)
+
+
+def decrypter_available():
+    """available(), and decrypt.mjs is there."""
+    ok, why = available()
+    if ok and not os.path.isfile(DECRYPTER):
+        return False, "no %s" % DECRYPTER
+    return ok, why
+
+
+def decrypt(pem, jwe, timeout=30):
+    """Runs decrypt.mjs once on the compact JWE with the PKCS#8 PEM private
+    key and returns the JSON object it printed. Raises RuntimeError when its
+    output is not one JSON object agreeing with its exit code,
+    subprocess.TimeoutExpired after timeout seconds."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    with tempfile.TemporaryDirectory(prefix="bs-jose-") as tmp:
+        keyfile = os.path.join(tmp, "priv.pem")
+        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        argv = ["node", DECRYPTER, "--key", keyfile, "--jwe", jwe,
+                "--timeout", str(max(1, min(20, timeout - 5)))]
+        return nodejson.run("jose decrypter", argv, VERIFIER_DIR, timeout)

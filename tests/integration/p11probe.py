@@ -10,6 +10,16 @@
 #       component, and the CK_RV of C_WrapKey with a fresh AES key
 #       (CKM_AES_KEY_WRAP_PAD); plus a control: the same wrap of an
 #       extractable session key, which must succeed.
+#       Under "secret_keys", the same for every secret key (CKO_SECRET_KEY:
+#       the envelope KEKs and HMAC keys) whose CKA_LABEL starts with
+#       LABEL_PREFIX: its key type (AES, GENERIC_SECRET, ...), CKA_VALUE_LEN,
+#       its boolean attributes (SECRET_BOOL_ATTRS), the CK_RV of reading
+#       CKA_VALUE, the CK_RV of C_WrapKey with the fresh AES key, and for
+#       AES keys the CK_RV of C_SignInit with CKM_SHA256_HMAC and with
+#       CKM_AES_CMAC. Under "secret_controls", the same operations on
+#       extractable, non-sensitive session keys allowed to sign (a generic
+#       secret and an AES key), which must succeed: a refusal above is about
+#       the key's attributes, not the mechanism or the probe.
 #   p11probe.py delete MODULE TOKEN_LABEL PIN_FILE LABEL
 #       destroys the private key object(s) with exactly CKA_LABEL = LABEL;
 #       prints the number destroyed.
@@ -32,6 +42,13 @@ SECRET_ATTRS[CKK_EC_EDWARDS] = ["CKA_VALUE"]
 KEY_TYPES = {PyKCS11.CKK_EC: "EC", PyKCS11.CKK_RSA: "RSA", CKK_EC_EDWARDS: "EC_EDWARDS"}
 BOOL_ATTRS = ["CKA_TOKEN", "CKA_PRIVATE", "CKA_SENSITIVE", "CKA_ALWAYS_SENSITIVE",
               "CKA_NEVER_EXTRACTABLE", "CKA_EXTRACTABLE", "CKA_SIGN"]
+SECRET_KEY_TYPES = {PyKCS11.CKK_AES: "AES", PyKCS11.CKK_GENERIC_SECRET: "GENERIC_SECRET",
+                    getattr(PyKCS11, "CKK_SHA256_HMAC", 0x2b): "SHA256_HMAC"}
+SECRET_BOOL_ATTRS = ["CKA_TOKEN", "CKA_PRIVATE", "CKA_SENSITIVE", "CKA_ALWAYS_SENSITIVE",
+                     "CKA_NEVER_EXTRACTABLE", "CKA_EXTRACTABLE", "CKA_ENCRYPT", "CKA_DECRYPT",
+                     "CKA_SIGN", "CKA_VERIFY", "CKA_WRAP", "CKA_UNWRAP", "CKA_DERIVE"]
+# C_SignInit mechanisms tried on AES keys (which must be encrypt/decrypt only)
+AES_SIGN_MECHS = ["CKM_SHA256_HMAC", "CKM_AES_CMAC"]
 
 
 def rv_name(rv):
@@ -62,6 +79,16 @@ def private_keys(s, prefix):
     return out
 
 
+def secret_keys(s, prefix):
+    out = []
+    for o in s.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY)]):
+        lab = s.getAttributeValue(o, [PyKCS11.CKA_LABEL])[0]
+        lab = lab if isinstance(lab, str) else bytes(lab).decode(errors="replace")
+        if lab.startswith(prefix):
+            out.append((o, lab))
+    return out
+
+
 def read_rv(s, obj, attr_name):
     """CK_RV of C_GetAttributeValue for one attribute (length query)."""
     tmpl = LowLevel.ckattrlist(1)
@@ -75,6 +102,62 @@ def wrap_rv(s, wrapping, obj):
         return "CKR_OK", len(blob)
     except PyKCS11.PyKCS11Error as e:
         return rv_name(e.value), 0
+
+
+def sign_init_rv(s, obj, mech_name):
+    """CK_RV of C_SignInit with mech_name on obj. If it was accepted, the
+    operation is finished (C_Sign) so that the session stays usable."""
+    m = PyKCS11.Mechanism(getattr(PyKCS11, mech_name), None).to_native()
+    rv = s.lib.C_SignInit(s.session, m, obj)
+    if rv == PyKCS11.CKR_OK:
+        sig = PyKCS11.ckbytelist()
+        data = PyKCS11.ckbytelist(b"p11probe")
+        if s.lib.C_Sign(s.session, data, sig) == PyKCS11.CKR_OK and len(sig):
+            s.lib.C_Sign(s.session, data, sig)
+    return rv_name(rv)
+
+
+def describe_secret(s, obj, label, wrapping):
+    attrs = [getattr(PyKCS11, a) for a in SECRET_BOOL_ATTRS] + \
+        [PyKCS11.CKA_KEY_TYPE, PyKCS11.CKA_ID, PyKCS11.CKA_VALUE_LEN]
+    vals = s.getAttributeValue(obj, attrs)
+    info = {"label": label}
+    for name, v in zip(SECRET_BOOL_ATTRS, vals):
+        info[name] = bool(v) if v is not None else None
+    n = len(SECRET_BOOL_ATTRS)
+    ktype = vals[n]
+    info["key_type"] = SECRET_KEY_TYPES.get(ktype, str(ktype))
+    info["id"] = bytes(vals[n + 1]).hex() if vals[n + 1] is not None else None
+    info["value_len"] = vals[n + 2]
+    info["value_read"] = read_rv(s, obj, "CKA_VALUE")
+    info["wrap"] = wrap_rv(s, wrapping, obj)[0]
+    if ktype == PyKCS11.CKK_AES:
+        info["sign_init"] = {m: sign_init_rv(s, obj, m) for m in AES_SIGN_MECHS}
+    return info
+
+
+def secret_controls(s, wrapping):
+    """The probe's operations on session keys that allow them (extractable,
+    not sensitive, CKA_SIGN): each must come out CKR_OK."""
+    common = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY), (PyKCS11.CKA_VALUE_LEN, 32),
+              (PyKCS11.CKA_TOKEN, False), (PyKCS11.CKA_SENSITIVE, False),
+              (PyKCS11.CKA_EXTRACTABLE, True), (PyKCS11.CKA_SIGN, True),
+              (PyKCS11.CKA_VERIFY, True)]
+    gen = s.generateKey(common + [(PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_GENERIC_SECRET)],
+                        PyKCS11.Mechanism(PyKCS11.CKM_GENERIC_SECRET_KEY_GEN, None))
+    aes = s.generateKey(common + [(PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES)],
+                        PyKCS11.MechanismAESGENERATEKEY)
+    try:
+        g_wrap, g_len = wrap_rv(s, wrapping, gen)
+        return {"generic_read": read_rv(s, gen, "CKA_VALUE"),
+                "generic_wrap": g_wrap, "generic_wrap_len": g_len,
+                "generic_sign_init_hmac": sign_init_rv(s, gen, "CKM_SHA256_HMAC"),
+                "aes_read": read_rv(s, aes, "CKA_VALUE"),
+                "aes_wrap": wrap_rv(s, wrapping, aes)[0],
+                "aes_sign_init_cmac": sign_init_rv(s, aes, "CKM_AES_CMAC")}
+    finally:
+        for o in (gen, aes):
+            s.destroyObject(o)
 
 
 def inspect(s, prefix):
@@ -108,10 +191,12 @@ def inspect(s, prefix):
         PyKCS11.MechanismECGENERATEKEYPAIR)
     ctl_rv, ctl_len = wrap_rv(s, aes, priv)
     ctl_read = read_rv(s, priv, "CKA_VALUE")
+    secrets = [describe_secret(s, obj, label, aes) for obj, label in secret_keys(s, prefix)]
+    controls = secret_controls(s, aes)
     for o in (pub, priv, aes):
         s.destroyObject(o)
     return {"keys": keys, "control_wrap": ctl_rv, "control_wrap_len": ctl_len,
-            "control_read": ctl_read}
+            "control_read": ctl_read, "secret_keys": secrets, "secret_controls": controls}
 
 
 def main(argv):

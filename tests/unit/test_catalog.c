@@ -363,6 +363,52 @@ test_persist(void **state)
 	assert_int_equal(catalog_find(f->c, "ota-signer")->nversions, 4);
 }
 
+/* Envelope keys: secret-key versions (no SPKI), and the minimum decryption version. */
+static void
+test_secret_keys_and_min_decrypt(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog_key kek, sig;
+	struct catalog_version v;
+	const struct catalog_key *k;
+
+	make_key(&kek, "tlm-kek", BS_PURPOSE_ENVELOPE, BS_ALG_AES_256_GCM);
+	make_version(&v, 1, 30, BS_KEY_ENABLED);
+	/* a secret key has no public key: an SPKI is refused, none is taken */
+	assert_int_equal(catalog_db_add_version(f->c, &kek, &v), BS_ERR_INVALID);
+	v.spki = NULL;
+	v.spki_len = 0;
+	add_both(f->c, &kek, &v);
+	make_version(&v, 2, 30, BS_KEY_ENABLED);
+	v.spki = NULL;
+	v.spki_len = 0;
+	add_both(f->c, &kek, &v);
+	/* and a key pair needs its public key */
+	make_key(&sig, "sig", BS_PURPOSE_GENERIC, BS_ALG_ED25519);
+	make_version(&v, 1, 31, BS_KEY_ENABLED);
+	v.spki_len = 0;
+	assert_int_equal(catalog_db_add_version(f->c, &sig, &v), BS_ERR_INVALID);
+
+	assert_int_equal(catalog_find(f->c, "tlm-kek")->min_decrypt, 0);
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "tlm-kek", 3), BS_ERR_INVALID);
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "tlm-kek", 0), BS_ERR_INVALID);
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "nope", 1), BS_ERR_NOT_FOUND);
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "tlm-kek", 2), 0);
+	catalog_mem_set_min_decrypt(f->c, "tlm-kek", 2);
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "tlm-kek", 2), 0);   /* the same */
+	assert_int_equal(catalog_db_raise_min_decrypt(f->c, "tlm-kek", 1), BS_ERR_PRECONDITION);
+	catalog_mem_set_min_decrypt(f->c, "tlm-kek", 1);                        /* never down */
+	assert_int_equal(catalog_find(f->c, "tlm-kek")->min_decrypt, 2);
+
+	reopen(f);
+	k = catalog_find(f->c, "tlm-kek");
+	assert_non_null(k);
+	assert_int_equal(k->alg, BS_ALG_AES_256_GCM);
+	assert_int_equal(k->nversions, 2);
+	assert_int_equal(k->versions[1].spki_len, 0);
+	assert_int_equal(k->min_decrypt, 2);
+}
+
 static void
 test_primary(void **state)
 {
@@ -788,6 +834,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_keys_and_min_decrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exists_and_precondition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_pagination, setup, teardown),

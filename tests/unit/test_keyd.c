@@ -7,7 +7,13 @@
  * algorithms, a second GENERATE of the same version refused, unknown keys,
  * inputs the key cannot take, a fresh key side finding keys by label (as
  * after a restart), DESTROY, PROBE, and the asynchronous client on a
- * worker pool with its answer on the event loop thread.
+ * worker pool with its answer on the event loop thread; envelope secret
+ * keys: an AES-256-GCM key's ENCRYPT (a given plaintext, and data keys drawn
+ * from the token) checked against OpenSSL's own AES-GCM decryption is
+ * impossible without the key, so ENCRYPT then DECRYPT round-trip and every
+ * change of nonce, aad or ciphertext is refused (BS_ERR_SIG_INVALID); an
+ * HMAC key's SIGN is deterministic and 32 bytes; neither key signs or
+ * encrypts the other's way.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,6 +210,133 @@ test_fresh_key_side_finds_by_label_and_destroy(void **state)
 }
 
 /* keyd_serve refuses a malformed request outright. */
+/* One ENCRYPT or DECRYPT item through the door with the key last made. */
+static void
+cipher(struct keyd *kd, const char *name, enum keyop_type type, const struct keyop_item *it,
+    struct keyop_answer *a)
+{
+	struct keyop_request r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = type;
+	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
+	r.key.version = 1;
+	r.alg = BS_ALG_AES_256_GCM;
+	memcpy(r.id, last_id, KEYOPS_ID_LEN);
+	r.items = (struct keyop_item *)it;
+	r.nitems = 1;
+	assert_int_equal(keyclient_call(kd, g_s, &r, a), 0);
+}
+
+static void
+test_envelope_secret_keys(void **state)
+{
+	static const uint8_t pt[] = "telemetry record", aad[] = "context";
+	struct keyop_item it;
+	struct keyop_answer a, b, g;
+	struct keyd *kd = NULL;
+	uint8_t ct[sizeof(pt) + KEYOPS_TAG_LEN], aes_id[KEYOPS_ID_LEN];
+	uint8_t mac[32];
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	gen(kd, "env-kek", 1, BS_ALG_AES_256_GCM, &g);
+	assert_int_equal(g.rc, 0);
+	assert_null(g.spki);          /* a secret key has no public key */
+	memcpy(aes_id, last_id, sizeof(aes_id));
+	keyop_answer_clear(&g);
+
+	memset(&it, 0, sizeof(it));
+	memset(it.nonce, 0x01, sizeof(it.nonce));
+	it.aad = aad;
+	it.aad_len = sizeof(aad);
+	it.data = pt;
+	it.len = sizeof(pt);
+	cipher(kd, "env-kek", KEYOP_ENCRYPT, &it, &a);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.nciphers, 1);
+	assert_int_equal(a.ciphers[0].rc, 0);
+	assert_int_equal(a.ciphers[0].len, sizeof(ct));   /* ciphertext and a 16-byte tag */
+	assert_null(a.ciphers[0].key);
+	memcpy(ct, a.ciphers[0].data, sizeof(ct));
+	assert_memory_not_equal(ct, pt, sizeof(pt));
+	keyop_answer_clear(&a);
+
+	it.data = ct;
+	it.len = sizeof(ct);
+	cipher(kd, "env-kek", KEYOP_DECRYPT, &it, &b);
+	assert_int_equal(b.ciphers[0].rc, 0);
+	assert_int_equal(b.ciphers[0].len, sizeof(pt));
+	assert_memory_equal(b.ciphers[0].data, pt, sizeof(pt));
+	keyop_answer_clear(&b);
+	/* a changed ciphertext, tag, nonce or aad: refused, not a token failure */
+	for (int k = 0; k < 4; k++) {
+		uint8_t t[sizeof(ct)];
+		uint8_t saved_nonce = it.nonce[0];
+
+		memcpy(t, ct, sizeof(t));
+		it.data = t;
+		it.aad_len = sizeof(aad);
+		if (k == 0)
+			t[0] ^= 1;
+		else if (k == 1)
+			t[sizeof(t) - 1] ^= 1;
+		else if (k == 2)
+			it.nonce[0] ^= 1;
+		else
+			it.aad_len = sizeof(aad) - 1;
+		cipher(kd, "env-kek", KEYOP_DECRYPT, &it, &b);
+		assert_int_equal(b.rc, 0);
+		assert_int_equal(b.ciphers[0].rc, BS_ERR_SIG_INVALID);
+		assert_null(b.ciphers[0].data);
+		keyop_answer_clear(&b);
+		it.nonce[0] = saved_nonce;
+	}
+	assert_int_equal(hsm_session_alive(g_s), 1);
+
+	/* a data key drawn from the token's generator, sealed in the same operation */
+	memset(&it, 0, sizeof(it));
+	it.generate = 1;
+	cipher(kd, "env-kek", KEYOP_ENCRYPT, &it, &a);
+	assert_int_equal(a.ciphers[0].rc, 0);
+	assert_int_equal(a.ciphers[0].key_len, KEYOPS_DATAKEY_LEN);
+	assert_int_equal(a.ciphers[0].len, KEYOPS_DATAKEY_LEN + KEYOPS_TAG_LEN);
+	it.generate = 0;
+	it.data = a.ciphers[0].data;
+	it.len = a.ciphers[0].len;
+	cipher(kd, "env-kek", KEYOP_DECRYPT, &it, &b);
+	assert_int_equal(b.ciphers[0].rc, 0);
+	assert_memory_equal(b.ciphers[0].data, a.ciphers[0].key, KEYOPS_DATAKEY_LEN);
+	keyop_answer_clear(&a);
+	keyop_answer_clear(&b);
+
+	/* HMAC-SHA-256: 32 bytes, deterministic, over the message itself */
+	gen(kd, "env-tok", 1, BS_ALG_HMAC_SHA256, &g);
+	assert_int_equal(g.rc, 0);
+	keyop_answer_clear(&g);
+	sign(kd, "env-tok", 1, BS_ALG_HMAC_SHA256, 0, pt, sizeof(pt), &a);
+	assert_int_equal(a.sigs[0].rc, 0);
+	assert_int_equal(a.sigs[0].sig_len, 32);
+	memcpy(mac, a.sigs[0].sig, 32);
+	keyop_answer_clear(&a);
+	sign(kd, "env-tok", 1, BS_ALG_HMAC_SHA256, 0, pt, sizeof(pt), &a);
+	assert_memory_equal(a.sigs[0].sig, mac, 32);
+	keyop_answer_clear(&a);
+	sign(kd, "env-tok", 1, BS_ALG_HMAC_SHA256, 0, pt, sizeof(pt) - 1, &a);
+	assert_memory_not_equal(a.sigs[0].sig, mac, 32);
+	keyop_answer_clear(&a);
+	/* a digest input is not an HMAC's; the AES key does not sign */
+	sign(kd, "env-tok", 1, BS_ALG_HMAC_SHA256, 1, mac, 32, &a);
+	assert_int_equal(a.sigs[0].rc, BS_ERR_INVALID);
+	keyop_answer_clear(&a);
+	memcpy(last_id, aes_id, sizeof(aes_id));
+	sign(kd, "env-kek", 1, BS_ALG_HMAC_SHA256, 0, pt, sizeof(pt), &a);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.sigs[0].rc, BS_ERR_INVALID);   /* CKK_AES is not a generic secret */
+	keyop_answer_clear(&a);
+	keyd_free(kd);
+}
+
 static void
 test_serve_malformed(void **state)
 {
@@ -309,6 +442,7 @@ main(void)
 		cmocka_unit_test(test_generate_sign_verify),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_fresh_key_side_finds_by_label_and_destroy),
+		cmocka_unit_test(test_envelope_secret_keys),
 		cmocka_unit_test(test_serve_malformed),
 		cmocka_unit_test(test_async_client),
 	};
