@@ -50,6 +50,7 @@ extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (boltseal.v1.
                                                   `verify` offline) */
 extern const struct cli_cmd cli_vehicles_cmd;  /* group `vehicles` (boltseal.v1.VehicleService) */
 extern const struct cli_cmd cli_checkpoint_cmd;  /* group `checkpoint` (CheckpointService) */
+extern const struct cli_cmd cli_envelope_cmd;  /* group `envelope` (EnvelopeService) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

@@ -100,11 +100,11 @@ cmd_create(struct cli_ctx *x, const struct args *a)
 	int ret;
 
 	if (alg == NULL)
-		return out_usage(x->cmd, "--alg is required "
-		    "(ecdsa-p256-sha256, ed25519, rsa-3072-pss-sha256)");
+		return out_usage(x->cmd, "--alg is required (ecdsa-p256-sha256, ed25519, "
+		    "rsa-3072-pss-sha256; aes-256-gcm, hmac-sha256 for envelope)");
 	if ((al = bs_alg_from_name(alg)) == BS_ALG_NONE)
-		return out_usage(x->cmd, "unknown algorithm '%s' "
-		    "(ecdsa-p256-sha256, ed25519, rsa-3072-pss-sha256)", alg);
+		return out_usage(x->cmd, "unknown algorithm '%s' (ecdsa-p256-sha256, ed25519, "
+		    "rsa-3072-pss-sha256; aes-256-gcm, hmac-sha256 for envelope)", alg);
 	if (purpose != NULL && (pu = bs_purpose_from_name(purpose)) == BS_PURPOSE_NONE)
 		return out_usage(x->cmd, "unknown purpose '%s' (generic, ota, checkpoint, "
 		    "command, envelope, audit, admin)", purpose);
@@ -701,7 +701,8 @@ static const struct args_opt batch_opts[] = {
 static const struct cli_cmd keys_cmds[] = {
 	{ .name = "create", .alias = "create-key", .run = cmd_create,
 	  .summary = "create a key in the HSM (CreateKey)",
-	  .usage = "NAME --alg ecdsa-p256-sha256|ed25519|rsa-3072-pss-sha256\n"
+	  .usage = "NAME --alg ecdsa-p256-sha256|ed25519|rsa-3072-pss-sha256|aes-256-gcm|\n"
+	      "hmac-sha256 "
 	      "[--purpose generic|ota|checkpoint|command|envelope|audit|admin]",
 	  .spec = { create_opts, 1, 1 } },
 	{ .name = "get", .alias = "get-key", .run = cmd_get,

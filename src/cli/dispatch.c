@@ -21,6 +21,7 @@ static const struct cli_cmd *const roots[] = {
 	&cli_commands_cmd,
 	&cli_vehicles_cmd,
 	&cli_checkpoint_cmd,
+	&cli_envelope_cmd,
 	&cli_health_cmd,
 	NULL,
 };

@@ -315,6 +315,8 @@ out_json_key(struct out_json *j, const char *name, const Boltseal__V1__Key *k)
 	out_json_str(j, "state", out_state(k->state));
 	out_json_uint(j, "primary_version", k->primary_version);
 	out_json_int(j, "create_time_unix", k->create_time_unix);
+	if (k->min_decryption_version != 0)
+		out_json_uint(j, "min_decryption_version", k->min_decryption_version);
 	out_json_array(j, "versions");
 	for (i = 0; i < k->n_versions; i++) {
 		const Boltseal__V1__KeyVersion *v = k->versions[i];
@@ -358,6 +360,9 @@ out_key_text(const Boltseal__V1__Key *k)
 	    "primary version: %u\ncreated:         %s\nversions:\n",
 	    out_alg(k->algorithm), out_purpose(k->purpose), out_state(k->state),
 	    k->primary_version, tb);
+	if (k->min_decryption_version != 0)
+		printf("min decryption:  %u (older versions no longer decrypt)\n",
+		    k->min_decryption_version);
 	for (i = 0; i < k->n_versions; i++) {
 		const Boltseal__V1__KeyVersion *v = k->versions[i];
 

@@ -53,7 +53,7 @@ ALLOWED = {
     "ci-ota-release": {"GetKey", "GetPublicKey", "Sign", "Verify", "SignBatch"},
     "log-ota-log": {"GetKey", "GetPublicKey", "Sign"},
     "svc-dispatch": {"GetKey", "GetPublicKey", "Sign"},
-    "gw-eu-west-1": {"GetKey", "GetPublicKey"},
+    "gw-eu-west-1": {"GetKey"},
     "admin-alice": {"CreateKey", "GetKey", "ListKeys", "RotateKey", "GetPublicKey"},
     "audit-ext": {"GetKey", "GetPublicKey", "GetCheckpoint", "GetInclusionProof",
                   "GetConsistencyProof", "ReadRecords"},
@@ -67,7 +67,7 @@ KEYS = {
     "ci-ota": ("OTA", "ECDSA_P256_SHA256"),
     "log-x": ("GENERIC", "ECDSA_P256_SHA256"),
     "cmd-x": ("GENERIC", "ECDSA_P256_SHA256"),
-    "tlm-x": ("ENVELOPE", "ECDSA_P256_SHA256"),
+    "tlm-x": ("ENVELOPE", "AES_256_GCM"),
     "tlm-gen": ("GENERIC", "ECDSA_P256_SHA256"),
     "adm-x": ("GENERIC", "ED25519"),
 }
@@ -149,8 +149,9 @@ def pol(env, tmp_path_factory):
             r = alice.CreateKey(pb.CreateKeyRequest(name=name, purpose=getattr(pb, purpose),
                                                     algorithm=getattr(pb, alg)), timeout=60)
             assert r.key.name == name
-            penv.spki[name] = alice.GetPublicKey(pb.GetPublicKeyRequest(name=name),
-                                                 timeout=15).der
+            if purpose != "ENVELOPE":     # an envelope key is a secret key: no public key
+                penv.spki[name] = alice.GetPublicKey(pb.GetPublicKeyRequest(name=name),
+                                                     timeout=15).der
         yield penv
     finally:
         if penv is not None:

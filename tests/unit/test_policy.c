@@ -202,7 +202,7 @@ static const struct seed seeds[] = {
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
 	    "ecdsa-p256-sha256", "0100110000000000001100001000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "0100100000000000000000000000001111111110" },
+	    "0100000000000000000000000000001111111110" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
 	    "1111100000001011111111110000000000000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
@@ -246,7 +246,7 @@ static const struct extra extras[] = {
 	{ "spiffe://fleet.example/svc/dispatch", KS "Sign", "log-x", "checkpoint", "ed25519", NULL, 0 },
 	{ "spiffe://fleet.example/svc/dispatch", KS "Sign", "cmd-x", "generic", "rsa-3072-pss-sha256", NULL, 1 },
 	/* Every gateway certificate maps to the gateways principal. */
-	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "envelope", NULL, NULL, 1 },
+	{ "spiffe://fleet.example/gw/us-east-2", KS "GetKey", "tlm-x", "envelope", NULL, NULL, 1 },
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetPublicKey", "tlm-x", "generic", NULL, NULL, 0 },
 	{ "spiffe://fleet.example/gw/us-east-2", KS "GetKey", "cmd-x", "envelope", NULL, NULL, 0 },
 	{ "spiffe://fleet.example/gw/us-east-2", ES "Decrypt", "tlm-x", "generic", NULL, NULL, 0 },
