@@ -35,6 +35,7 @@
 #include "audit/checkpoint.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/wipe_alloc.h"
 #include "build_config.h"
 #include "daemon/bs_config.h"
 #include "daemon/privdrop.h"
@@ -1084,6 +1085,11 @@ main(int argc, char **argv)
 	const char *path = NULL;
 	int ch, check_only = 0, test_token = 0, status;
 
+	/*
+	 * Before any libevent call: its buffers (TLS plaintext on its way to
+	 * and from HTTP/2) are wiped when freed, data keys among them.
+	 */
+	event_set_mem_functions(bs_wipe_malloc, bs_wipe_realloc, bs_wipe_free);
 	while ((ch = getopt_long(argc, argv, "c:nthV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -31,6 +31,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/wipe_alloc.h"
 #include "net/server_int.h"
 
 #define RST_RATE_BURST 1000
@@ -52,6 +53,38 @@ send_cb(nghttp2_session *h2, const uint8_t *data, size_t length, int flags, void
 	c->bytes_queued += length;
 	return (ssize_t)length;
 }
+
+/* ---- nghttp2's memory: its frame buffers hold answers in plaintext ---------- */
+
+static void *
+h2_malloc(size_t n, void *ud)
+{
+	(void)ud;
+	return bs_wipe_malloc(n);
+}
+
+static void
+h2_free(void *p, void *ud)
+{
+	(void)ud;
+	bs_wipe_free(p);
+}
+
+static void *
+h2_calloc(size_t n, size_t size, void *ud)
+{
+	(void)ud;
+	return bs_wipe_calloc(n, size);
+}
+
+static void *
+h2_realloc(void *p, size_t n, void *ud)
+{
+	(void)ud;
+	return bs_wipe_realloc(p, n);
+}
+
+static nghttp2_mem wiping_mem = { NULL, h2_malloc, h2_free, h2_calloc, h2_realloc };
 
 /* ---- timers --------------------------------------------------------------- */
 
@@ -343,7 +376,7 @@ conn_start_h2(struct conn *c)
 	 */
 	nghttp2_option_set_stream_reset_rate_limit(opt, RST_RATE_BURST, RST_RATE_PER_S);
 	nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
-	rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
+	rv = nghttp2_session_server_new3(&c->h2, cbs, c, opt, &wiping_mem);
 	nghttp2_session_callbacks_del(cbs);
 	nghttp2_option_del(opt);
 	if (rv != 0)
