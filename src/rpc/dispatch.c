@@ -31,6 +31,7 @@
 #include "audit/auditlog.h"
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/wipe_alloc.h"
 #include "formats/pb_strings.h"
 #include "policy/policy.h"
 #include "rpc/pb_scan.h"
@@ -126,29 +127,18 @@ struct rpc_call {
 
 /* ---- protobuf-c allocator that wipes what it frees ------------------------ */
 
-/* Every block is prefixed by its size so that it can be wiped on free. */
 static void *
 wipe_alloc(void *unused, size_t size)
 {
-	size_t *p;
-
 	(void)unused;
-	if (size > SIZE_MAX - sizeof(size_t) || (p = malloc(sizeof(size_t) + size)) == NULL)
-		return NULL;
-	*p = size;
-	return p + 1;
+	return bs_wipe_malloc(size);
 }
 
 static void
 wipe_free(void *unused, void *ptr)
 {
-	size_t *p = ptr;
-
 	(void)unused;
-	if (p == NULL)
-		return;
-	p--;
-	OPENSSL_clear_free(p, sizeof(size_t) + *p);
+	bs_wipe_free(ptr);
 }
 
 static ProtobufCAllocator wiping_allocator = { wipe_alloc, wipe_free, NULL };
