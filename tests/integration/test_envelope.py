@@ -470,7 +470,7 @@ def test_audit_records_context_and_blob_hash_never_the_key(env, es):
     assert rec["key"] == KEK and rec["key_version"] == 1
     assert rec["fields"]["context"] == '{"day":"2026-12-02","stream":"can","vehicle_id":"env-truck-1"}'
     dec = [x for x in recs if (x.get("method") or "").endswith("EnvelopeService/Decrypt")]
-    assert dec and dec[-1]["result"] == "OK"
+    assert dec and dec[-1]["result"] == "OK" and dec[-1]["payload_sha256"] == [blob_hash]
     # the data key in no form in the audit log or the daemon's log
     forms = [r.plaintext.hex().encode(), base64.b64encode(r.plaintext),
              base64.urlsafe_b64encode(r.plaintext).rstrip(b"="), r.plaintext]

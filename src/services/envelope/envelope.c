@@ -527,14 +527,27 @@ run_keydoor(struct ecall *c)
 
 /* ---- step 5: answers ------------------------------------------------------------------- */
 
+/* Adds the SHA-256 of len bytes at p to the call's payload hashes (nothing for none). */
+static int
+audit_hash(struct ecall *c, const uint8_t *p, size_t len)
+{
+	uint8_t h[SHA256_DIGEST_LENGTH];
+
+	if (p == NULL || len == 0)
+		return 0;
+	SHA256(p, len, h);
+	return rpc_call_audit_payload(c->call, h);
+}
+
 /*
  * The audit record's fields: the key version, the context(s), the blobs'
- * hashes. 0, or BS_ERR_NOMEM (the call cannot be recorded as it should be).
+ * hashes (each item's blob given, then the one made). 0, or BS_ERR_NOMEM
+ * (the call cannot be recorded as it should be).
  */
 static int
 audit_items(struct ecall *c)
 {
-	uint8_t h[SHA256_DIGEST_LENGTH];
+	const struct env_item *named = NULL;
 	json_t *arr = NULL;
 	char *s = NULL;
 	int rc = BS_ERR_NOMEM;
@@ -542,14 +555,17 @@ audit_items(struct ecall *c)
 	for (size_t i = 0; i < c->nitems; i++) {
 		struct env_item *it = &c->items[i];
 
-		if (it->status != 0 || it->out == NULL)
+		if (it->status != 0)
 			continue;
-		SHA256(it->out, it->out_len, h);
-		if (rpc_call_audit_payload(c->call, h) != 0)
+		if (named == NULL && it->kek[0] != '\0')
+			named = it;
+		if (audit_hash(c, it->in, it->in_len) != 0 ||
+		    audit_hash(c, it->out, it->out_len) != 0)
 			return BS_ERR_NOMEM;
 	}
-	if (c->nitems > 0 && c->items[0].kek[0] != '\0')
-		rpc_call_audit_key(c->call, c->items[0].kek, c->items[0].kek_version);
+	/* the key of the first item that went through (a decrypt batch may name several) */
+	if (named != NULL)
+		rpc_call_audit_key(c->call, named->kek, named->kek_version);
 	if (!is_batch(c)) {
 		if ((s = env_ctx_json(&c->items[0].ctx)) == NULL ||
 		    rpc_call_audit_field(c->call, "context", s) != 0)
@@ -840,6 +856,8 @@ item_blob(struct ecall *c, size_t i, const ProtobufCBinaryData *blob)
 	else if (envblob_decode(blob->data, blob->len, &it->blob) != 0)
 		refuse(it, GRPC_STATUS_INVALID_ARGUMENT, "ciphertext_blob is not a boltseal "
 		    "envelope blob (version 1, docs/envelope.md): malformed or truncated");
+	it->in = blob->data;
+	it->in_len = blob->len;
 }
 
 static void

@@ -70,6 +70,8 @@ struct env_item {
 	uint32_t kek_version;
 	uint8_t hsm_id[KEYOPS_ID_LEN];
 	struct envblob blob;     /* the blob: decoded from the request, or being made */
+	const uint8_t *in;       /* the request's blob (borrowed), for the audit record's hash */
+	size_t in_len;
 	uint8_t *aad;            /* owned */
 	size_t aad_len;
 	const uint8_t *pt;       /* Encrypt: the request's plaintext (borrowed) */
