@@ -96,6 +96,22 @@ ctx_parse(struct cli_ctx *x, const struct args *a, struct ctx_args *c)
 	}								\
 } while (0)
 
+/* The --context options and the blob file (a->pos[0], "-": stdin); both freed on error. */
+static int
+blob_input(struct cli_ctx *x, const struct args *a, struct ctx_args *c, uint8_t **blob,
+    size_t *len)
+{
+	int ret;
+
+	if ((ret = ctx_parse(x, a, c)) != 0)
+		return ret;
+	if (input_read_file(x->cmd, a->pos[0], BLOB_MAX, blob, len) != 0) {
+		ctx_free(c);
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 key_required(struct cli_ctx *x, const char *key)
 {
@@ -176,12 +192,8 @@ cmd_decrypt(struct cli_ctx *x, const struct args *a)
 	size_t len = 0;
 	int ret;
 
-	if ((ret = ctx_parse(x, a, &c)) != 0)
+	if ((ret = blob_input(x, a, &c, &blob, &len)) != 0)
 		return ret;
-	if (input_read_file(x->cmd, a->pos[0], BLOB_MAX, &blob, &len) != 0) {
-		ctx_free(&c);
-		return CLI_EXIT_USAGE;
-	}
 	CTX_FILL(&c, ents, ptrs, boltseal__v1__decrypt_request__context_entry__init);
 	req.ciphertext_blob.data = blob;
 	req.ciphertext_blob.len = len;
@@ -279,12 +291,8 @@ cmd_reencrypt(struct cli_ctx *x, const struct args *a)
 	size_t len = 0;
 	int ret;
 
-	if ((ret = ctx_parse(x, a, &c)) != 0)
+	if ((ret = blob_input(x, a, &c, &blob, &len)) != 0)
 		return ret;
-	if (input_read_file(x->cmd, a->pos[0], BLOB_MAX, &blob, &len) != 0) {
-		ctx_free(&c);
-		return CLI_EXIT_USAGE;
-	}
 	CTX_FILL(&c, ents, ptrs, boltseal__v1__re_encrypt_request__source_context_entry__init);
 	req.ciphertext_blob.data = blob;
 	req.ciphertext_blob.len = len;

@@ -3,9 +3,15 @@
  * `make bench` calls).
  *
  *   bs-bench raw  --module SO --token-uri URI --pin-file F --key-id HEX32
- *                 [--threads N] [--seconds S] [--max-ops M]
+ *                 [--gcm [--key-name KEK]] [--threads N] [--seconds S] [--max-ops M]
  *       In-process PKCS#11 baseline: N threads, each with its own logged-in
- *       session, sign a 32-byte digest with ECDSA P-256 (hsm_sign) in a loop.
+ *       session, sign a 32-byte digest with ECDSA P-256 (hsm_sign) in a loop;
+ *       with --gcm, encrypt 32 bytes with AES-256-GCM instead
+ *       (hsm_aes_gcm_encrypt: the secret key with CKA_ID HEX32, a fresh
+ *       12-byte nonce per operation from a per-thread counter, and additional
+ *       data of exactly the form and size EnvelopeService binds to a data
+ *       key: formats/envblob.h's AAD for KEK name KEK (default "bench-kek"),
+ *       version 1, context {"vehicle_id": "bench-truck-00000", "stream": "can"}).
  *   bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N
  *                 [--streams K] [--batch B] [--seconds S] [--max-ops M]
  *       One mTLS connection (bs_client) keeping K unary Sign calls (or, with
@@ -21,6 +27,23 @@
  *       timed loop. Each answer must carry a non-empty three-part base64url
  *       token and a seq >= 1; the first token's ES256 signature is checked
  *       against the key, and no (vehicle, seq) may repeat (distinct_seq).
+ *   bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name KEK
+ *                 --envelope generate|decrypt [--vehicles-prefix P] [--vehicles V]
+ *                 [--streams K] [--batch B] [--seconds S] [--max-ops M]
+ *       The same connection keeping K EnvelopeService calls in flight, KEK a
+ *       key of purpose envelope (AES-256-GCM). Item i's encryption context is
+ *       {"vehicle_id": P%05u of i mod V, "stream": "can"} (default P
+ *       "bench-truck-", V 1). generate: unary GenerateDataKey, or with
+ *       --batch B GenerateDataKeyBatch of B contexts; every answer must carry
+ *       a 32-byte plaintext and a blob that decodes, names KEK and holds 32
+ *       bytes, and each data key must differ from the one before; after the
+ *       timed loop the run's first blob is decrypted (Decrypt) and must give
+ *       back its data key. decrypt: before the timed loop one
+ *       GenerateDataKeyBatch makes BENCH_ENV_BLOBS (1000) data keys (blob i
+ *       under context i), then unary Decrypt, or with --batch B DecryptBatch
+ *       of B items, round robin over the blobs; every plaintext must equal
+ *       the data key remembered for its blob. "items" are data keys made or
+ *       blobs decrypted. All request bodies are packed before the timed loop.
  *   bs-bench mkreq --key-name N --out FILE [--batch B]
  *       Writes one Length-Prefixed-Message framed SignRequest (or
  *       SignBatchRequest) body, for HTTP/2 load generators such as h2load.
@@ -50,8 +73,10 @@
 
 #include "boltseal/client.h"
 #include "boltseal/v1/commands.pb-c.h"
+#include "boltseal/v1/envelope.pb-c.h"
 #include "boltseal/v1/keys.pb-c.h"
 #include "common/bs_error.h"
+#include "formats/envblob.h"
 #include "formats/jose.h"
 #include "formats/sigverify.h"
 #include "hsm/hsm.h"
@@ -70,11 +95,21 @@
 #define BENCH_ES256_SIG_LEN 64      /* r||s */
 #define BENCH_SEQ_BITS 40           /* seqs[] packs vehicle << 40 | seq */
 #define BENCH_SEQ_MAX ((UINT64_C(1) << BENCH_SEQ_BITS) - 1)
+#define BENCH_GCM_PT_LEN 32         /* raw --gcm: a data key's size */
+#define BENCH_GCM_KEK "bench-kek"   /* raw --gcm: the KEK name in the AAD unless --key-name */
+#define BENCH_ENV_STREAM "can"      /* the context's "stream" entry */
+#define BENCH_DATAKEY_LEN 32
+#define BENCH_ENV_BLOBS 1000        /* decrypt: data keys made before the timed loop */
+#define BENCH_ENV_BODY_ITEMS_MAX 2000000UL  /* bodies x items per body packed ahead */
 
 #define PATH_SIGN "/boltseal.v1.KeyService/Sign"
 #define PATH_SIGN_BATCH "/boltseal.v1.KeyService/SignBatch"
 #define PATH_GET_PUBLIC_KEY "/boltseal.v1.KeyService/GetPublicKey"
 #define PATH_SIGN_COMMAND "/boltseal.v1.CommandService/SignCommand"
+#define PATH_ENV_GENERATE "/boltseal.v1.EnvelopeService/GenerateDataKey"
+#define PATH_ENV_GENERATE_BATCH "/boltseal.v1.EnvelopeService/GenerateDataKeyBatch"
+#define PATH_ENV_DECRYPT "/boltseal.v1.EnvelopeService/Decrypt"
+#define PATH_ENV_DECRYPT_BATCH "/boltseal.v1.EnvelopeService/DecryptBatch"
 
 struct opts {
 	const char *mode;
@@ -84,6 +119,7 @@ struct opts {
 	const char *pin_file;
 	const char *key_id_hex;
 	unsigned threads;
+	int gcm;                /* raw: AES-256-GCM encryption instead of ECDSA signing */
 	/* grpc and mkreq */
 	const char *server;
 	const char *ca;
@@ -97,6 +133,7 @@ struct opts {
 	const char *vehicles_prefix;
 	unsigned vehicles;
 	int vehicles_given;     /* --vehicles or --vehicles-prefix seen */
+	const char *envelope;   /* grpc: "generate" or "decrypt" (EnvelopeService) when set */
 	/* all */
 	double seconds;
 	unsigned long max_ops;
@@ -116,12 +153,15 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: bs-bench raw --module SO --token-uri URI --pin-file F --key-id HEX32\n"
-	    "                [--threads N] [--seconds S] [--max-ops M]\n"
+	    "                [--gcm [--key-name KEK]] [--threads N] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N\n"
 	    "                [--streams K] [--batch B] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name N\n"
 	    "                --command NAME [--vehicles-prefix P] [--vehicles V]\n"
 	    "                [--streams K] [--seconds S] [--max-ops M]\n"
+	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name KEK\n"
+	    "                --envelope generate|decrypt [--vehicles-prefix P] [--vehicles V]\n"
+	    "                [--streams K] [--batch B] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench mkreq --key-name N --out FILE [--batch B]\n");
 	exit(2);
 }
@@ -162,6 +202,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "command", required_argument, NULL, 'c' },
 		{ "vehicles-prefix", required_argument, NULL, 'p' },
 		{ "vehicles", required_argument, NULL, 'v' },
+		{ "gcm", no_argument, NULL, 'g' },
+		{ "envelope", required_argument, NULL, 'e' },
 		{ "seconds", required_argument, NULL, 'S' },
 		{ "max-ops", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
@@ -195,6 +237,14 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->key_name = optarg; break;
 		case 'o': o->out = optarg; break;
 		case 'c': o->command = optarg; break;
+		case 'g': o->gcm = 1; break;
+		case 'e':
+			if (strcmp(optarg, "generate") != 0 && strcmp(optarg, "decrypt") != 0) {
+				fprintf(stderr, "bs-bench: --envelope must be generate or decrypt\n");
+				return BS_ERR_INVALID;
+			}
+			o->envelope = optarg;
+			break;
 		case 'p':
 			o->vehicles_prefix = optarg;
 			o->vehicles_given = 1;
