@@ -336,7 +336,11 @@ pct_us(const uint64_t *sorted, size_t n, double p)
 struct raw_shared {
 	struct hsm *h;
 	uint8_t key_id[HSM_KEY_ID_LEN];
-	uint8_t digest[BENCH_DIGEST_LEN];
+	uint8_t digest[BENCH_DIGEST_LEN];  /* --gcm: the plaintext (BENCH_GCM_PT_LEN) */
+	int gcm;
+	uint8_t *aad;                /* --gcm: the additional data (owned by run_raw) */
+	size_t aad_len;
+	atomic_uint next_thread;     /* --gcm: each thread's nonce prefix */
 	uint64_t *lat;               /* max_ops entries */
 	unsigned long max_ops;
 	uint64_t deadline_ns;        /* set by main after the barrier */
@@ -347,14 +351,49 @@ struct raw_shared {
 	atomic_int setup_failed;
 };
 
+/*
+ * One raw operation with the session's key: an ECDSA P-256 signature of the
+ * digest, or (--gcm) AES-256-GCM of BENCH_GCM_PT_LEN bytes under nonce.
+ * 0, or the hsm_* error (also BS_ERR_INTERNAL for a signature of an
+ * unexpected size).
+ */
+static int
+raw_op(const struct raw_shared *sh, struct hsm_session *s, hsm_handle h,
+    const uint8_t nonce[HSM_GCM_NONCE])
+{
+	uint8_t out[128];
+	size_t out_len = sizeof(out);
+	int rv;
+
+	_Static_assert(BENCH_GCM_PT_LEN + HSM_GCM_TAG <= sizeof(out), "GCM output size");
+	_Static_assert(BENCH_GCM_PT_LEN <= BENCH_DIGEST_LEN, "GCM plaintext size");
+	if (sh->gcm)
+		return hsm_aes_gcm_encrypt(s, h, nonce, sh->aad, sh->aad_len, sh->digest,
+		    BENCH_GCM_PT_LEN, out);
+	rv = hsm_sign(s, h, BS_ALG_ECDSA_P256_SHA256, sh->digest, sizeof(sh->digest), out,
+	    &out_len);
+	return rv != 0 ? rv : out_len != 64 ? BS_ERR_INTERNAL : 0;
+}
+
+/* Writes the big-endian 32-bit prefix and 64-bit counter as a 96-bit GCM nonce. */
+static void
+gcm_nonce(uint8_t nonce[HSM_GCM_NONCE], uint32_t prefix, uint64_t counter)
+{
+	for (int i = 0; i < 4; i++)
+		nonce[i] = (uint8_t)(prefix >> (24 - 8 * i));
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(counter >> (56 - 8 * i));
+}
+
 static void *
 raw_thread(void *arg)
 {
 	struct raw_shared *sh = arg;
 	struct hsm_session *s = NULL;
 	hsm_handle priv = 0;
-	uint8_t sig[128];
-	size_t sig_len;
+	uint8_t nonce[HSM_GCM_NONCE];
+	uint32_t prefix = atomic_fetch_add(&sh->next_thread, 1);
+	uint64_t counter = 0;
 	unsigned long idx;
 	uint64_t t0, t1;
 	int rv;
@@ -378,14 +417,15 @@ raw_thread(void *arg)
 		idx = atomic_fetch_add(&sh->next, 1);
 		if (idx >= sh->max_ops)
 			break;
-		sig_len = sizeof(sig);
-		rv = hsm_sign(s, priv, BS_ALG_ECDSA_P256_SHA256, sh->digest, sizeof(sh->digest),
-		    sig, &sig_len);
+		/* a fresh nonce per operation: never (thread, counter) twice in a run */
+		gcm_nonce(nonce, prefix, counter++);
+		rv = raw_op(sh, s, priv, nonce);
 		t1 = now_ns();
 		sh->lat[idx] = t1 - t0;
-		if (rv != 0 || sig_len != 64) {
+		if (rv != 0) {
 			if (atomic_fetch_add(&sh->errors, 1) == 0)
-				fprintf(stderr, "bs-bench: hsm_sign: %s (%s)\n", bs_strerror(rv),
+				fprintf(stderr, "bs-bench: %s: %s (%s)\n", sh->gcm ?
+				    "hsm_aes_gcm_encrypt" : "hsm_sign", bs_strerror(rv),
 				    hsm_rv_name(hsm_session_last_rv(s)));
 		}
 	}
@@ -455,6 +495,47 @@ out:
 	return rv;
 }
 
+/* Writes vehicle i's id, prefix%05u, to id (BENCH_VEHICLE_ID_MAX bytes). */
+static int
+vehicle_id(const char *prefix, unsigned i, char id[BENCH_VEHICLE_ID_MAX])
+{
+	int n = snprintf(id, BENCH_VEHICLE_ID_MAX, "%s%05u", prefix, i);
+
+	return n < 0 || n >= BENCH_VEHICLE_ID_MAX ? BS_ERR_TOO_BIG : 0;
+}
+
+/*
+ * The GCM additional data EnvelopeService binds to a data key (formats/
+ * envblob.h) for KEK kek, version 1, a 32-byte data key and the context
+ * {"vehicle_id": prefix00000, "stream": BENCH_ENV_STREAM}: the same bytes
+ * and size the service gives C_EncryptInit for the bench's own KEK. *aad is
+ * malloc'd; caller frees. 0 or an error.
+ */
+static int
+raw_gcm_aad(const char *kek, const char *prefix, uint8_t **aad, size_t *aad_len)
+{
+	char vid[BENCH_VEHICLE_ID_MAX];
+	struct envctx_entry e[2];
+	struct envblob b;
+	uint8_t *canon = NULL;
+	size_t canon_len = 0;
+	int rv;
+
+	memset(&b, 0, sizeof(b));
+	if (strlen(kek) > ENVBLOB_NAME_MAX || (rv = vehicle_id(prefix, 0, vid)) != 0)
+		return BS_ERR_INVALID;
+	e[0] = (struct envctx_entry){ "vehicle_id", vid };
+	e[1] = (struct envctx_entry){ "stream", BENCH_ENV_STREAM };
+	if ((rv = envctx_canonical(e, 2, &canon, &canon_len)) != 0)
+		return rv;
+	memcpy(b.kek, kek, strlen(kek) + 1);
+	b.kek_version = 1;
+	b.ct_len = BENCH_GCM_PT_LEN;
+	rv = envblob_aad(&b, canon, canon_len, aad, aad_len);
+	free(canon);
+	return rv;
+}
+
 static int
 run_raw(const struct opts *o)
 {
@@ -483,9 +564,16 @@ run_raw(const struct opts *o)
 		fprintf(stderr, "bs-bench: RAND_bytes failed\n");
 		return 1;
 	}
+	sh.gcm = o->gcm;
+	if (o->gcm && raw_gcm_aad(o->key_name != NULL ? o->key_name : BENCH_GCM_KEK,
+	    o->vehicles_prefix, &sh.aad, &sh.aad_len) != 0) {
+		fprintf(stderr, "bs-bench raw: cannot build the GCM additional data (bad --key-name?)\n");
+		return 2;
+	}
 	sh.max_ops = o->max_ops;
 	if ((sh.lat = calloc(o->max_ops, sizeof(*sh.lat))) == NULL) {
 		fprintf(stderr, "bs-bench: cannot allocate %lu latency slots\n", o->max_ops);
+		free(sh.aad);
 		return 1;
 	}
 	if (read_pin(o->pin_file, pin, &pin_len) != 0)
@@ -525,16 +613,23 @@ run_raw(const struct opts *o)
 		n = o->max_ops;
 	secs = (double)(t_end - t_start) / 1e9;
 	qsort(sh.lat, n, sizeof(*sh.lat), cmp_u64);
-	printf("RESULT mode=raw threads=%u ops=%lu errors=%lu secs=%.3f ops_per_s=%.0f "
-	    "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
-	    o->threads, n, atomic_load(&sh.errors), secs, (double)n / secs,
-	    pct_us(sh.lat, n, 50.0), pct_us(sh.lat, n, 99.0), pct_us(sh.lat, n, 99.9));
+	if (o->gcm)
+		printf("RESULT mode=raw op=gcm pt=%d aad=%zu threads=%u ops=%lu errors=%lu secs=%.3f "
+		    "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+		    BENCH_GCM_PT_LEN, sh.aad_len, o->threads, n, atomic_load(&sh.errors), secs,
+		    (double)n / secs, pct_us(sh.lat, n, 50.0), pct_us(sh.lat, n, 99.0),
+		    pct_us(sh.lat, n, 99.9));
+	else
+		printf("RESULT mode=raw op=ecdsa threads=%u ops=%lu errors=%lu secs=%.3f "
+		    "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+		    o->threads, n, atomic_load(&sh.errors), secs, (double)n / secs,
+		    pct_us(sh.lat, n, 50.0), pct_us(sh.lat, n, 99.0), pct_us(sh.lat, n, 99.9));
 	if (atomic_load(&sh.errors) > 0) {
-		fprintf(stderr, "bs-bench raw: %lu signatures failed\n", atomic_load(&sh.errors));
+		fprintf(stderr, "bs-bench raw: %lu operations failed\n", atomic_load(&sh.errors));
 		goto out;
 	}
 	if (n == 0) {
-		fprintf(stderr, "bs-bench raw: no signature completed\n");
+		fprintf(stderr, "bs-bench raw: no operation completed\n");
 		goto out;
 	}
 	ret = 0;
@@ -545,6 +640,7 @@ out:
 	}
 	hsm_close(sh.h);
 	free(sh.lat);
+	free(sh.aad);
 	return ret;
 }
 
@@ -607,8 +703,8 @@ out:
 	return rv;
 }
 
-/* n SignCommandRequest bodies in one allocation: body i is buf[off[i]..off[i] + len[i]). */
-struct cmd_reqs {
+/* n request bodies in one allocation: body i is buf[off[i]..off[i] + len[i]). */
+struct req_bodies {
 	uint8_t *buf;
 	size_t *off;
 	size_t *len;
@@ -616,7 +712,7 @@ struct cmd_reqs {
 };
 
 static void
-cmd_reqs_free(struct cmd_reqs *r)
+req_bodies_free(struct req_bodies *r)
 {
 	free(r->buf);
 	free(r->off);
@@ -624,22 +720,13 @@ cmd_reqs_free(struct cmd_reqs *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Writes vehicle i's id, prefix%05u, to id (BENCH_VEHICLE_ID_MAX bytes). */
-static int
-vehicle_id(const char *prefix, unsigned i, char id[BENCH_VEHICLE_ID_MAX])
-{
-	int n = snprintf(id, BENCH_VEHICLE_ID_MAX, "%s%05u", prefix, i);
-
-	return n < 0 || n >= BENCH_VEHICLE_ID_MAX ? BS_ERR_TOO_BIG : 0;
-}
-
 /*
  * Packs one SignCommandRequest per vehicle (o->vehicles of them): command
  * o->command, args BENCH_CMD_ARGS, valid_seconds 0, key o->key_name, format
- * left at its default (JWS). On success *r owns the bodies (cmd_reqs_free).
+ * left at its default (JWS). On success *r owns the bodies (req_bodies_free).
  */
 static int
-pack_command_requests(const struct opts *o, struct cmd_reqs *r)
+pack_command_requests(const struct opts *o, struct req_bodies *r)
 {
 	static const char args[] = BENCH_CMD_ARGS;
 	Boltseal__V1__SignCommandRequest cr;
@@ -686,8 +773,267 @@ pack_command_requests(const struct opts *o, struct cmd_reqs *r)
 	rv = 0;
 out:
 	if (rv != 0)
-		cmd_reqs_free(r);
+		req_bodies_free(r);
 	return rv;
+}
+
+/* ---- envelope: request bodies, the data keys of a decrypt run --------------------------- */
+
+/*
+ * A map<string, string> entry: protobuf-c generates this layout (the message
+ * base, then key and value) for every map field; which map it belongs to is
+ * only its descriptor.
+ */
+struct pb_map_entry {
+	ProtobufCMessage base;
+	char *key;
+	char *value;
+};
+_Static_assert(sizeof(struct pb_map_entry) ==
+    sizeof(Boltseal__V1__GenerateDataKeyRequest__ContextEntry) &&
+    sizeof(struct pb_map_entry) == sizeof(Boltseal__V1__EncryptionContext__EntriesEntry) &&
+    sizeof(struct pb_map_entry) == sizeof(Boltseal__V1__DecryptRequest__ContextEntry) &&
+    sizeof(struct pb_map_entry) == sizeof(Boltseal__V1__DecryptBatchItem__ContextEntry),
+    "map entry layout");
+
+enum env_kind { ENV_GENERATE, ENV_GENERATE_BATCH, ENV_DECRYPT, ENV_DECRYPT_BATCH };
+
+/*
+ * Data keys and their blobs: blob s is blob[off[s]..off[s] + len[s]),
+ * made under the context of vehicle vehicle[s]; dk[s] is its data key.
+ */
+struct env_keys {
+	uint8_t *blob;
+	size_t *off;
+	size_t *len;
+	uint8_t (*dk)[BENCH_DATAKEY_LEN];
+	unsigned *vehicle;
+	unsigned n;
+};
+
+static void
+env_keys_free(struct env_keys *k)
+{
+	if (k->dk != NULL)
+		OPENSSL_clear_free(k->dk, (size_t)k->n * sizeof(*k->dk));
+	free(k->blob);
+	free(k->off);
+	free(k->len);
+	free(k->vehicle);
+	memset(k, 0, sizeof(*k));
+}
+
+/*
+ * What the bodies of a run are made of: body b holds per items; its item j
+ * is source item s = (b * per + j) mod mod, which names vehicle s mod
+ * vehicles (generate) or is blob s of keys, under its own vehicle's context
+ * (decrypt). The arrays (per entries each) are scratch for one body.
+ */
+struct env_pack {
+	enum env_kind kind;
+	const char *kek;
+	const char *prefix;
+	unsigned vehicles;
+	unsigned per;
+	unsigned mod;
+	const struct env_keys *keys;          /* decrypt only (borrowed) */
+	char (*vid)[BENCH_VEHICLE_ID_MAX];
+	struct pb_map_entry (*ent)[2];
+	void *(*eptr)[2];
+	Boltseal__V1__EncryptionContext *ctx;
+	Boltseal__V1__DecryptBatchItem *item;
+	void **list;
+};
+
+static void
+env_pack_free(struct env_pack *p)
+{
+	free(p->vid);
+	free(p->ent);
+	free(p->eptr);
+	free(p->ctx);
+	free(p->item);
+	free(p->list);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Sets up p for bodies of per items (see struct env_pack). 0 or BS_ERR_NOMEM. */
+static int
+env_pack_init(struct env_pack *p, enum env_kind kind, const char *kek, const char *prefix,
+    unsigned vehicles, unsigned per, unsigned mod, const struct env_keys *keys)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->kek = kek;
+	p->prefix = prefix;
+	p->vehicles = vehicles;
+	p->per = per;
+	p->mod = mod;
+	p->keys = keys;
+	if ((p->vid = calloc(per, sizeof(*p->vid))) == NULL ||
+	    (p->ent = calloc(per, sizeof(*p->ent))) == NULL ||
+	    (p->eptr = calloc(per, sizeof(*p->eptr))) == NULL ||
+	    (p->ctx = calloc(per, sizeof(*p->ctx))) == NULL ||
+	    (p->item = calloc(per, sizeof(*p->item))) == NULL ||
+	    (p->list = calloc(per, sizeof(*p->list))) == NULL) {
+		env_pack_free(p);
+		return BS_ERR_NOMEM;
+	}
+	return 0;
+}
+
+/* Source item j of body b. */
+static unsigned
+env_src(const struct env_pack *p, unsigned long b, unsigned j)
+{
+	return (unsigned)((b * p->per + j) % p->mod);
+}
+
+/*
+ * Body b of p: sets *len to its packed size and, when out is not NULL,
+ * packs it there (*len bytes). 0 or an error.
+ */
+static int
+env_body(struct env_pack *p, unsigned long b, uint8_t *out, size_t *len)
+{
+	Boltseal__V1__GenerateDataKeyRequest gr = BOLTSEAL__V1__GENERATE_DATA_KEY_REQUEST__INIT;
+	Boltseal__V1__GenerateDataKeyBatchRequest gbr =
+	    BOLTSEAL__V1__GENERATE_DATA_KEY_BATCH_REQUEST__INIT;
+	Boltseal__V1__DecryptRequest dr = BOLTSEAL__V1__DECRYPT_REQUEST__INIT;
+	Boltseal__V1__DecryptBatchRequest dbr = BOLTSEAL__V1__DECRYPT_BATCH_REQUEST__INIT;
+	const ProtobufCMessageDescriptor *d;
+	ProtobufCBinaryData blob = { 0, NULL };
+	ProtobufCMessage *m;
+	unsigned j, src, v;
+	int rv;
+
+	switch (p->kind) {
+	case ENV_GENERATE:
+		d = &boltseal__v1__generate_data_key_request__context_entry__descriptor;
+		m = &gr.base;
+		break;
+	case ENV_GENERATE_BATCH:
+		d = &boltseal__v1__encryption_context__entries_entry__descriptor;
+		m = &gbr.base;
+		break;
+	case ENV_DECRYPT:
+		d = &boltseal__v1__decrypt_request__context_entry__descriptor;
+		m = &dr.base;
+		break;
+	case ENV_DECRYPT_BATCH:
+		d = &boltseal__v1__decrypt_batch_item__context_entry__descriptor;
+		m = &dbr.base;
+		break;
+	default:
+		return BS_ERR_INVALID;
+	}
+	for (j = 0; j < p->per; j++) {
+		src = env_src(p, b, j);
+		if (p->keys != NULL) {
+			v = p->keys->vehicle[src];
+			blob.data = p->keys->blob + p->keys->off[src];
+			blob.len = p->keys->len[src];
+		} else {
+			v = src % p->vehicles;
+		}
+		if ((rv = vehicle_id(p->prefix, v, p->vid[j])) != 0)
+			return rv;
+		protobuf_c_message_init(d, &p->ent[j][0]);
+		p->ent[j][0].key = (char *)(uintptr_t)"vehicle_id";
+		p->ent[j][0].value = p->vid[j];
+		protobuf_c_message_init(d, &p->ent[j][1]);
+		p->ent[j][1].key = (char *)(uintptr_t)"stream";
+		p->ent[j][1].value = (char *)(uintptr_t)BENCH_ENV_STREAM;
+		p->eptr[j][0] = &p->ent[j][0];
+		p->eptr[j][1] = &p->ent[j][1];
+		if (p->kind == ENV_GENERATE_BATCH) {
+			boltseal__v1__encryption_context__init(&p->ctx[j]);
+			p->ctx[j].n_entries = 2;
+			p->ctx[j].entries = (Boltseal__V1__EncryptionContext__EntriesEntry **)p->eptr[j];
+			p->list[j] = &p->ctx[j];
+		} else if (p->kind == ENV_DECRYPT_BATCH) {
+			boltseal__v1__decrypt_batch_item__init(&p->item[j]);
+			p->item[j].ciphertext_blob = blob;
+			p->item[j].n_context = 2;
+			p->item[j].context = (Boltseal__V1__DecryptBatchItem__ContextEntry **)p->eptr[j];
+			p->list[j] = &p->item[j];
+		}
+	}
+	gr.key_name = (char *)(uintptr_t)p->kek;
+	gr.n_context = 2;
+	gr.context = (Boltseal__V1__GenerateDataKeyRequest__ContextEntry **)p->eptr[0];
+	gbr.key_name = (char *)(uintptr_t)p->kek;
+	gbr.n_contexts = p->per;
+	gbr.contexts = (Boltseal__V1__EncryptionContext **)p->list;
+	dr.ciphertext_blob = blob;      /* per is 1: the only item's blob */
+	dr.n_context = 2;
+	dr.context = (Boltseal__V1__DecryptRequest__ContextEntry **)p->eptr[0];
+	dbr.n_items = p->per;
+	dbr.items = (Boltseal__V1__DecryptBatchItem **)p->list;
+	*len = protobuf_c_message_get_packed_size(m);
+	if (out != NULL && protobuf_c_message_pack(m, out) != *len)
+		return BS_ERR_INTERNAL;
+	return 0;
+}
+
+/* Packs the n bodies of p into r (req_bodies_free). 0 or an error. */
+static int
+env_pack_bodies(struct env_pack *p, unsigned n, struct req_bodies *r)
+{
+	size_t total = 0, len;
+	unsigned i;
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	if ((r->off = calloc(n, sizeof(*r->off))) == NULL ||
+	    (r->len = calloc(n, sizeof(*r->len))) == NULL) {
+		rv = BS_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((rv = env_body(p, i, NULL, &len)) != 0)
+			goto out;
+		r->off[i] = total;
+		r->len[i] = len;
+		total += len;
+	}
+	if ((r->buf = malloc(total > 0 ? total : 1)) == NULL) {
+		rv = BS_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if ((rv = env_body(p, i, r->buf + r->off[i], &len)) != 0 || len != r->len[i]) {
+			rv = rv != 0 ? rv : BS_ERR_INTERNAL;
+			goto out;
+		}
+	r->n = n;
+	rv = 0;
+out:
+	if (rv != 0)
+		req_bodies_free(r);
+	return rv;
+}
+
+static unsigned long
+gcd_ul(unsigned long a, unsigned long b)
+{
+	while (b != 0) {
+		unsigned long t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * The number of distinct bodies when body b starts at source item b * per
+ * mod mod: the cycle mod / gcd(mod, per) (for per 1: mod).
+ */
+static unsigned
+env_nbodies(unsigned per, unsigned mod)
+{
+	return (unsigned)(mod / gcd_ul(mod, per));
 }
 
 static int
@@ -742,7 +1088,7 @@ struct grpc_bench;
 struct slot {
 	struct grpc_bench *g;
 	uint64_t t0;
-	unsigned vehicle;            /* SignCommand: index of the call's vehicle */
+	unsigned body;               /* index of the call's request body (SignCommand: its vehicle) */
 	int busy;
 };
 
@@ -762,6 +1108,16 @@ struct grpc_bench {
 	const uint8_t *spki;
 	size_t spki_len;
 	const uint8_t *digest;
+	/* EnvelopeService mode (envp != NULL): sigs counts good items */
+	const struct env_pack *envp;
+	const char *kek;
+	uint8_t last_dk[BENCH_DATAKEY_LEN];   /* generate: the data key before */
+	int have_last;
+	uint8_t first_blob[ENVBLOB_MAX];      /* generate: the run's first blob, its key */
+	size_t first_blob_len;
+	uint8_t first_dk[BENCH_DATAKEY_LEN];
+	unsigned first_vehicle;
+	int have_first;
 };
 
 static void
@@ -887,6 +1243,132 @@ count_distinct(uint64_t *seqs, unsigned long n)
 	return d;
 }
 
+/* Counts one bad item, with a message for the first few. */
+static void
+env_bad(struct grpc_bench *g, const char *what, unsigned src)
+{
+	if (g->bad_items++ < 5)
+		fprintf(stderr, "bs-bench grpc: envelope item (source %u): %s\n", src, what);
+}
+
+/*
+ * One data key of a generate run, for source item src: a 32-byte plaintext
+ * unlike the one before, a blob that decodes, names the KEK and holds 32
+ * bytes. The run's first good one is kept for the round trip.
+ */
+static void
+env_check_datakey(struct grpc_bench *g, unsigned src, const ProtobufCBinaryData *pt,
+    const ProtobufCBinaryData *blob)
+{
+	struct envblob b;
+
+	if (pt->len != BENCH_DATAKEY_LEN) {
+		env_bad(g, "the plaintext is not 32 bytes", src);
+		return;
+	}
+	if (blob->len == 0 || envblob_decode(blob->data, blob->len, &b) != 0) {
+		env_bad(g, "the blob is empty or does not decode", src);
+		return;
+	}
+	if (strcmp(b.kek, g->kek) != 0 || b.kek_version < 1 || b.ct_len != BENCH_DATAKEY_LEN) {
+		env_bad(g, "the blob names another key or holds other than 32 bytes", src);
+		return;
+	}
+	if (g->have_last && memcmp(g->last_dk, pt->data, BENCH_DATAKEY_LEN) == 0) {
+		env_bad(g, "the same data key twice in a row", src);
+		return;
+	}
+	memcpy(g->last_dk, pt->data, BENCH_DATAKEY_LEN);
+	g->have_last = 1;
+	if (!g->have_first && blob->len <= sizeof(g->first_blob)) {
+		memcpy(g->first_blob, blob->data, blob->len);
+		g->first_blob_len = blob->len;
+		memcpy(g->first_dk, pt->data, BENCH_DATAKEY_LEN);
+		g->first_vehicle = src % g->envp->vehicles;
+		g->have_first = 1;
+	}
+	g->sigs++;
+}
+
+/* One plaintext of a decrypt run: the data key remembered for blob src. */
+static void
+env_check_plain(struct grpc_bench *g, unsigned src, const ProtobufCBinaryData *pt)
+{
+	if (pt->len != BENCH_DATAKEY_LEN ||
+	    CRYPTO_memcmp(pt->data, g->envp->keys->dk[src], BENCH_DATAKEY_LEN) != 0) {
+		env_bad(g, "the plaintext is not the blob's data key", src);
+		return;
+	}
+	g->verified = 1;
+	g->sigs++;
+}
+
+/* One EnvelopeService answer for body b (see struct env_pack). */
+static void
+on_env_done(struct grpc_bench *g, unsigned b, const struct bs_call_result *res)
+{
+	const struct env_pack *p = g->envp;
+	Boltseal__V1__GenerateDataKeyResponse *gr;
+	Boltseal__V1__GenerateDataKeyBatchResponse *gbr;
+	Boltseal__V1__DecryptResponse *dr;
+	Boltseal__V1__DecryptBatchResponse *dbr;
+	size_t j;
+
+	switch (p->kind) {
+	case ENV_GENERATE:
+		gr = boltseal__v1__generate_data_key_response__unpack(NULL, res->resp_len, res->resp);
+		if (gr == NULL)
+			env_bad(g, "malformed GenerateDataKeyResponse", env_src(p, b, 0));
+		else
+			env_check_datakey(g, env_src(p, b, 0), &gr->plaintext, &gr->ciphertext_blob);
+		boltseal__v1__generate_data_key_response__free_unpacked(gr, NULL);
+		break;
+	case ENV_GENERATE_BATCH:
+		gbr = boltseal__v1__generate_data_key_batch_response__unpack(NULL, res->resp_len,
+		    res->resp);
+		if (gbr == NULL || gbr->n_results != p->per) {
+			env_bad(g, "malformed GenerateDataKeyBatchResponse", env_src(p, b, 0));
+		} else {
+			for (j = 0; j < gbr->n_results; j++) {
+				if (gbr->results[j]->status_code != 0) {
+					env_bad(g, gbr->results[j]->error_message, env_src(p, b, (unsigned)j));
+					continue;
+				}
+				env_check_datakey(g, env_src(p, b, (unsigned)j), &gbr->results[j]->plaintext,
+				    &gbr->results[j]->ciphertext_blob);
+			}
+		}
+		boltseal__v1__generate_data_key_batch_response__free_unpacked(gbr, NULL);
+		break;
+	case ENV_DECRYPT:
+		dr = boltseal__v1__decrypt_response__unpack(NULL, res->resp_len, res->resp);
+		if (dr == NULL)
+			env_bad(g, "malformed DecryptResponse", env_src(p, b, 0));
+		else
+			env_check_plain(g, env_src(p, b, 0), &dr->plaintext);
+		boltseal__v1__decrypt_response__free_unpacked(dr, NULL);
+		break;
+	case ENV_DECRYPT_BATCH:
+		dbr = boltseal__v1__decrypt_batch_response__unpack(NULL, res->resp_len, res->resp);
+		if (dbr == NULL || dbr->n_results != p->per) {
+			env_bad(g, "malformed DecryptBatchResponse", env_src(p, b, 0));
+		} else {
+			for (j = 0; j < dbr->n_results; j++) {
+				if (dbr->results[j]->status_code != 0) {
+					env_bad(g, dbr->results[j]->error_message, env_src(p, b, (unsigned)j));
+					continue;
+				}
+				env_check_plain(g, env_src(p, b, (unsigned)j), &dbr->results[j]->plaintext);
+			}
+		}
+		boltseal__v1__decrypt_batch_response__free_unpacked(dbr, NULL);
+		break;
+	default:
+		env_bad(g, "unknown envelope operation", 0);
+		break;
+	}
+}
+
 static void
 on_done(void *arg, const struct bs_call_result *res)
 {
@@ -906,7 +1388,11 @@ on_done(void *arg, const struct bs_call_result *res)
 		return;
 	}
 	if (g->command) {
-		on_command_done(g, sl->vehicle, res);
+		on_command_done(g, sl->body, res);
+		return;
+	}
+	if (g->envp != NULL) {
+		on_env_done(g, sl->body, res);
 		return;
 	}
 	if (g->batch == 0) {
@@ -986,6 +1472,135 @@ out:
 	return ret;
 }
 
+/*
+ * Decrypt runs: makes n data keys with one GenerateDataKeyBatch of KEK kek,
+ * item s under the context of vehicle s mod vehicles, and remembers each
+ * blob, data key and vehicle in *k (env_keys_free). 0 or an error (said).
+ */
+static int
+env_make_keys(bs_client *c, const char *kek, const char *prefix, unsigned vehicles, unsigned n,
+    struct env_keys *k)
+{
+	Boltseal__V1__GenerateDataKeyBatchResponse *rp = NULL;
+	struct bs_call_result res;
+	struct env_pack p;
+	struct envblob b;
+	uint8_t *req = NULL;
+	size_t req_len = 0, total = 0, i;
+	int rv, ret = BS_ERR_INVALID;
+
+	memset(&res, 0, sizeof(res));
+	memset(k, 0, sizeof(*k));
+	if (env_pack_init(&p, ENV_GENERATE_BATCH, kek, prefix, vehicles, n, n, NULL) != 0)
+		return BS_ERR_NOMEM;
+	if (env_body(&p, 0, NULL, &req_len) != 0 || (req = malloc(req_len)) == NULL ||
+	    env_body(&p, 0, req, &req_len) != 0) {
+		fprintf(stderr, "bs-bench grpc: cannot build the GenerateDataKeyBatch request\n");
+		goto out;
+	}
+	if ((rv = bs_client_unary(c, PATH_ENV_GENERATE_BATCH, req, req_len, &res)) != 0 ||
+	    res.grpc_status != 0) {
+		fprintf(stderr, "bs-bench grpc: GenerateDataKeyBatch of %u (the blobs to decrypt): "
+		    "transport %d, grpc-status %d %s\n", n, rv, res.grpc_status,
+		    res.grpc_message != NULL ? res.grpc_message : "");
+		goto out;
+	}
+	rp = boltseal__v1__generate_data_key_batch_response__unpack(NULL, res.resp_len, res.resp);
+	if (rp == NULL || rp->n_results != n) {
+		fprintf(stderr, "bs-bench grpc: malformed GenerateDataKeyBatchResponse\n");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const Boltseal__V1__DataKeyResult *r = rp->results[i];
+
+		if (r->status_code != 0 || r->plaintext.len != BENCH_DATAKEY_LEN ||
+		    envblob_decode(r->ciphertext_blob.data, r->ciphertext_blob.len, &b) != 0 ||
+		    strcmp(b.kek, kek) != 0) {
+			fprintf(stderr, "bs-bench grpc: data key %zu: status %u %s, or a bad blob\n", i,
+			    r->status_code, r->error_message);
+			goto out;
+		}
+		total += r->ciphertext_blob.len;
+	}
+	if ((k->blob = malloc(total)) == NULL || (k->off = calloc(n, sizeof(*k->off))) == NULL ||
+	    (k->len = calloc(n, sizeof(*k->len))) == NULL ||
+	    (k->dk = calloc(n, sizeof(*k->dk))) == NULL ||
+	    (k->vehicle = calloc(n, sizeof(*k->vehicle))) == NULL) {
+		ret = BS_ERR_NOMEM;
+		goto out;
+	}
+	k->n = n;
+	for (i = 0, total = 0; i < n; i++) {
+		const Boltseal__V1__DataKeyResult *r = rp->results[i];
+
+		k->off[i] = total;
+		k->len[i] = r->ciphertext_blob.len;
+		memcpy(k->blob + total, r->ciphertext_blob.data, r->ciphertext_blob.len);
+		total += r->ciphertext_blob.len;
+		memcpy(k->dk[i], r->plaintext.data, BENCH_DATAKEY_LEN);
+		k->vehicle[i] = (unsigned)(i % vehicles);
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		env_keys_free(k);
+	boltseal__v1__generate_data_key_batch_response__free_unpacked(rp, NULL);
+	if (res.resp != NULL)
+		OPENSSL_cleanse(res.resp, res.resp_len);
+	bs_call_result_clear(&res);
+	free(req);
+	env_pack_free(&p);
+	return ret;
+}
+
+/*
+ * Generate runs, after the timed loop: the run's first blob decrypted
+ * (unary Decrypt, its own context) must give back its data key. 0 or
+ * BS_ERR_INVALID (said).
+ */
+static int
+env_round_trip(bs_client *c, struct grpc_bench *g, const char *prefix)
+{
+	Boltseal__V1__DecryptResponse *rp = NULL;
+	struct bs_call_result res;
+	struct env_pack p;
+	struct env_keys k;
+	size_t off = 0, req_len = 0;
+	uint8_t *req = NULL;
+	int rv, ret = BS_ERR_INVALID;
+
+	memset(&res, 0, sizeof(res));
+	if (!g->have_first)
+		return BS_ERR_INVALID;
+	k = (struct env_keys){ g->first_blob, &off, &g->first_blob_len, &g->first_dk,
+	    &g->first_vehicle, 1 };
+	if (env_pack_init(&p, ENV_DECRYPT, g->kek, prefix, g->envp->vehicles, 1, 1, &k) != 0)
+		return BS_ERR_NOMEM;
+	if (env_body(&p, 0, NULL, &req_len) != 0 || (req = malloc(req_len)) == NULL ||
+	    env_body(&p, 0, req, &req_len) != 0)
+		goto out;
+	if ((rv = bs_client_unary(c, PATH_ENV_DECRYPT, req, req_len, &res)) != 0 ||
+	    res.grpc_status != 0) {
+		fprintf(stderr, "bs-bench grpc: Decrypt of the first data key: transport %d, "
+		    "grpc-status %d %s\n", rv, res.grpc_status,
+		    res.grpc_message != NULL ? res.grpc_message : "");
+		goto out;
+	}
+	rp = boltseal__v1__decrypt_response__unpack(NULL, res.resp_len, res.resp);
+	if (rp == NULL || rp->plaintext.len != BENCH_DATAKEY_LEN ||
+	    CRYPTO_memcmp(rp->plaintext.data, g->first_dk, BENCH_DATAKEY_LEN) != 0) {
+		fprintf(stderr, "bs-bench grpc: the first blob does not decrypt to its data key\n");
+		goto out;
+	}
+	ret = 0;
+out:
+	boltseal__v1__decrypt_response__free_unpacked(rp, NULL);
+	bs_call_result_clear(&res);
+	free(req);
+	env_pack_free(&p);
+	return ret;
+}
+
 /* Splits "127.0.0.1:PORT"; only the loopback address is accepted. */
 static int
 split_server(const char *server, char *port, size_t port_len)
@@ -1007,56 +1622,132 @@ split_server(const char *server, char *port, size_t port_len)
 	return 0;
 }
 
+/*
+ * Envelope runs: the KEK and its bodies into p and bodies (and, for decrypt,
+ * the data keys into keys, made on c). 0 or an error (said).
+ */
 static int
-run_grpc(const struct opts *o)
+env_setup(const struct opts *o, bs_client *c, struct env_pack *p, struct env_keys *keys,
+    struct req_bodies *bodies)
 {
-	struct bs_client_opts co;
-	struct grpc_bench g;
-	struct slot *slots = NULL;
-	struct cmd_reqs cmds;
-	bs_client *c = NULL;
-	uint8_t digest[BENCH_DIGEST_LEN];
-	uint8_t *req = NULL, *spki = NULL;
-	const uint8_t *body;
-	size_t req_len = 0, spki_len = 0, body_len;
-	const char *path;
-	char port[8], err[512];
-	uint64_t t_start, t_end, deadline;
-	unsigned long n, distinct = 0;
-	unsigned i, vehicle = 0;
-	double secs;
-	int rv, ret = 1;
+	int decrypt = strcmp(o->envelope, "decrypt") == 0;
+	enum env_kind kind = decrypt ? (o->batch > 0 ? ENV_DECRYPT_BATCH : ENV_DECRYPT) :
+	    (o->batch > 0 ? ENV_GENERATE_BATCH : ENV_GENERATE);
+	unsigned per = o->batch > 0 ? o->batch : 1;
+	unsigned mod = decrypt ? BENCH_ENV_BLOBS : o->vehicles;
+	unsigned n = env_nbodies(per, mod);
 
-	memset(&g, 0, sizeof(g));
-	memset(&cmds, 0, sizeof(cmds));
+	if ((unsigned long)n * per > BENCH_ENV_BODY_ITEMS_MAX) {
+		fprintf(stderr, "bs-bench grpc: %u bodies of %u items to pack: choose --vehicles and "
+		    "--batch with a larger common divisor\n", n, per);
+		return BS_ERR_TOO_BIG;
+	}
+	if (decrypt && env_make_keys(c, o->key_name, o->vehicles_prefix, o->vehicles,
+	    BENCH_ENV_BLOBS, keys) != 0)
+		return BS_ERR_INVALID;
+	if (env_pack_init(p, kind, o->key_name, o->vehicles_prefix, o->vehicles, per, mod,
+	    decrypt ? keys : NULL) != 0 || env_pack_bodies(p, n, bodies) != 0) {
+		fprintf(stderr, "bs-bench grpc: cannot build the %s requests\n", o->envelope);
+		return BS_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static const char *
+env_path(enum env_kind kind)
+{
+	switch (kind) {
+	case ENV_GENERATE:
+		return PATH_ENV_GENERATE;
+	case ENV_GENERATE_BATCH:
+		return PATH_ENV_GENERATE_BATCH;
+	case ENV_DECRYPT:
+		return PATH_ENV_DECRYPT;
+	case ENV_DECRYPT_BATCH:
+		return PATH_ENV_DECRYPT_BATCH;
+	default:
+		return "";
+	}
+}
+
+/* Refuses option combinations run_grpc does not measure. 0 or 2 (said). */
+static int
+grpc_check_opts(const struct opts *o)
+{
 	if (o->server == NULL || o->ca == NULL || o->cert == NULL || o->key == NULL ||
 	    o->key_name == NULL) {
 		fprintf(stderr, "bs-bench grpc: --server, --ca, --cert, --key and --key-name are required\n");
 		return 2;
 	}
-	if (o->command == NULL && o->vehicles_given) {
-		fprintf(stderr, "bs-bench grpc: --vehicles and --vehicles-prefix need --command\n");
+	if (o->gcm) {
+		fprintf(stderr, "bs-bench grpc: --gcm is for raw; use --envelope\n");
+		return 2;
+	}
+	if (o->command != NULL && o->envelope != NULL) {
+		fprintf(stderr, "bs-bench grpc: --command and --envelope exclude each other\n");
+		return 2;
+	}
+	if (o->command == NULL && o->envelope == NULL && o->vehicles_given) {
+		fprintf(stderr, "bs-bench grpc: --vehicles and --vehicles-prefix need --command or "
+		    "--envelope\n");
 		return 2;
 	}
 	if (o->command != NULL && o->batch > 0) {
 		fprintf(stderr, "bs-bench grpc: --command and --batch exclude each other\n");
 		return 2;
 	}
-	if (o->command != NULL && (strlen(o->command) > BENCH_NAME_MAX ||
-	    strlen(o->key_name) > BENCH_NAME_MAX || strlen(o->vehicles_prefix) > BENCH_NAME_MAX)) {
+	if ((o->command != NULL || o->envelope != NULL) && ((o->command != NULL &&
+	    strlen(o->command) > BENCH_NAME_MAX) || strlen(o->key_name) > BENCH_NAME_MAX ||
+	    strlen(o->vehicles_prefix) > BENCH_NAME_MAX)) {
 		fprintf(stderr, "bs-bench grpc: --command, --key-name and --vehicles-prefix are at "
 		    "most %d characters\n", BENCH_NAME_MAX);
 		return 2;
 	}
+	if (o->envelope != NULL && strlen(o->key_name) > ENVBLOB_NAME_MAX) {
+		fprintf(stderr, "bs-bench grpc: a KEK name is at most %d characters\n",
+		    ENVBLOB_NAME_MAX);
+		return 2;
+	}
+	return 0;
+}
+
+static int
+run_grpc(const struct opts *o)
+{
+	struct bs_client_opts co;
+	struct grpc_bench g;
+	struct slot *slots = NULL;
+	struct req_bodies bodies;
+	struct env_pack envp;
+	struct env_keys envk;
+	bs_client *c = NULL;
+	uint8_t digest[BENCH_DIGEST_LEN];
+	uint8_t *req = NULL, *spki = NULL;
+	const uint8_t *body;
+	size_t req_len = 0, spki_len = 0, body_len;
+	const char *path = NULL;
+	char port[8], err[512];
+	uint64_t t_start, t_end, deadline;
+	unsigned long n, distinct = 0;
+	unsigned i, next = 0;
+	double secs;
+	int rv, ret = 1;
+
+	memset(&g, 0, sizeof(g));
+	memset(&bodies, 0, sizeof(bodies));
+	memset(&envp, 0, sizeof(envp));
+	memset(&envk, 0, sizeof(envk));
+	if ((rv = grpc_check_opts(o)) != 0)
+		return rv;
 	if (split_server(o->server, port, sizeof(port)) != 0)
 		return 2;
 	if (o->command != NULL) {
-		if (pack_command_requests(o, &cmds) != 0) {
+		if (pack_command_requests(o, &bodies) != 0) {
 			fprintf(stderr, "bs-bench grpc: cannot build the SignCommand requests\n");
 			goto out;
 		}
 		path = PATH_SIGN_COMMAND;
-	} else {
+	} else if (o->envelope == NULL) {
 		if (RAND_bytes(digest, sizeof(digest)) != 1 ||
 		    pack_request(o->key_name, o->batch, digest, &req, &req_len) != 0) {
 			fprintf(stderr, "bs-bench grpc: cannot build the request\n");
@@ -1088,10 +1779,19 @@ run_grpc(const struct opts *o)
 		fprintf(stderr, "bs-bench grpc: connect %s: %s (%d)\n", o->server, err, rv);
 		goto out;
 	}
-	if (fetch_spki(c, o->key_name, &spki, &spki_len) != 0)
-		goto out;
-	g.spki = spki;
-	g.spki_len = spki_len;
+	if (o->envelope != NULL) {
+		/* KEKs are secret keys: no public key; every answer is checked instead */
+		if (env_setup(o, c, &envp, &envk, &bodies) != 0)
+			goto out;
+		g.envp = &envp;
+		g.kek = o->key_name;
+		path = env_path(envp.kind);
+	} else {
+		if (fetch_spki(c, o->key_name, &spki, &spki_len) != 0)
+			goto out;
+		g.spki = spki;
+		g.spki_len = spki_len;
+	}
 	for (i = 0; i < o->streams; i++)
 		slots[i].g = &g;
 
@@ -1106,13 +1806,13 @@ run_grpc(const struct opts *o)
 					continue;
 				body = req;
 				body_len = req_len;
-				if (g.command) {
-					/* round robin: call k goes to vehicle k mod V */
-					body = cmds.buf + cmds.off[vehicle];
-					body_len = cmds.len[vehicle];
-					slots[i].vehicle = vehicle;
-					if (++vehicle == cmds.n)
-						vehicle = 0;
+				if (bodies.n > 0) {
+					/* round robin: call k sends body k mod n */
+					body = bodies.buf + bodies.off[next];
+					body_len = bodies.len[next];
+					slots[i].body = next;
+					if (++next == bodies.n)
+						next = 0;
 				}
 				slots[i].busy = 1;
 				slots[i].t0 = now_ns();
@@ -1135,6 +1835,13 @@ run_grpc(const struct opts *o)
 		}
 	}
 	t_end = now_ns();
+	if (g.envp != NULL && (envp.kind == ENV_GENERATE || envp.kind == ENV_GENERATE_BATCH) &&
+	    g.bad_status == 0 && g.have_first) {
+		if (env_round_trip(c, &g, o->vehicles_prefix) == 0)
+			g.verified = 1;
+		else
+			g.bad_items++;
+	}
 
 	n = g.completed < g.max_ops ? g.completed : g.max_ops;
 	secs = (double)(t_end - t_start) / 1e9;
@@ -1144,9 +1851,16 @@ run_grpc(const struct opts *o)
 		printf("RESULT mode=grpc-command command=%s vehicles=%u streams=%u calls=%lu tokens=%lu "
 		    "bad_status=%lu bad_items=%lu distinct_seq=%lu secs=%.3f calls_per_s=%.0f "
 		    "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
-		    o->command, cmds.n, o->streams, g.completed, g.sigs, g.bad_status, g.bad_items,
+		    o->command, bodies.n, o->streams, g.completed, g.sigs, g.bad_status, g.bad_items,
 		    distinct, secs, (double)g.completed / secs, pct_us(g.lat, n, 50.0),
 		    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+	} else if (g.envp != NULL) {
+		printf("RESULT mode=grpc-envelope op=%s streams=%u batch=%u vehicles=%u blobs=%u "
+		    "calls=%lu items=%lu bad_status=%lu bad_items=%lu secs=%.3f calls_per_s=%.0f "
+		    "items_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+		    o->envelope, o->streams, o->batch, o->vehicles, envk.n, g.completed, g.sigs,
+		    g.bad_status, g.bad_items, secs, (double)g.completed / secs, (double)g.sigs / secs,
+		    pct_us(g.lat, n, 50.0), pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
 	} else {
 		printf("RESULT mode=grpc streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
 		    "bad_items=%lu secs=%.3f calls_per_s=%.0f sigs_per_s=%.0f p50_us=%.1f "
@@ -1157,7 +1871,7 @@ run_grpc(const struct opts *o)
 	}
 	if (g.bad_status > 0 || g.bad_items > 0) {
 		fprintf(stderr, "bs-bench grpc: %lu failed calls, %lu bad %s\n", g.bad_status,
-		    g.bad_items, g.command ? "tokens" : "signatures");
+		    g.bad_items, g.command ? "tokens" : g.envp != NULL ? "items" : "signatures");
 		goto out;
 	}
 	if (g.command && distinct != g.nseqs) {
@@ -1174,7 +1888,11 @@ out:
 	bs_client_free(c);
 	free(spki);
 	free(req);
-	cmd_reqs_free(&cmds);
+	req_bodies_free(&bodies);
+	env_pack_free(&envp);
+	env_keys_free(&envk);
+	OPENSSL_cleanse(g.last_dk, sizeof(g.last_dk));
+	OPENSSL_cleanse(g.first_dk, sizeof(g.first_dk));
 	free(slots);
 	free(g.lat);
 	free(g.seqs);
