@@ -444,8 +444,10 @@ read_ciphers(struct byteread *rd, struct keyop_answer *a)
 	ENSURE((size_t)n * 9 <= rd->len - rd->off);   /* 4 + 4 + 1 bytes at least each */
 	if ((a->ciphers = calloc(n, sizeof(*a->ciphers))) == NULL)
 		return BS_ERR_NOMEM;
-	for (a->nciphers = 0; a->nciphers < n; a->nciphers++) {
-		struct keyop_cipher *c = &a->ciphers[a->nciphers];
+	/* all n counted at once: on an error, keyop_answer_clear frees the one half read too */
+	a->nciphers = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct keyop_cipher *c = &a->ciphers[i];
 
 		GUARD(read_rc(rd, &c->rc));
 		GUARD(byteread_u32(rd, &l));
