@@ -190,6 +190,15 @@ int policy_may_call(const struct policy *p, const struct policy_principal *pr,
 size_t policy_principal_count(const struct policy *p);
 
 /*
+ * 1 if some grant of pr's roles that names method has a condition on an
+ * attribute whose name starts with prefix ("vehicle."), on either side;
+ * 0 if none does, so that a service may skip gathering those attributes
+ * (absent attributes can only make conditions false). NULL arguments: 1.
+ */
+int policy_method_tests(const struct policy *p, const struct policy_principal *pr,
+    const char *method, const char *prefix);
+
+/*
  * Warnings about a valid policy that is probably not what its author meant:
  * a uri-prefix that does not end with '/' ('spiffe://fleet.example/gw' also
  * matches 'spiffe://fleet.example/gwevil'). Writes one warning per line

@@ -372,3 +372,39 @@ policy_may_call(const struct policy *p, const struct policy_principal *pr, const
 	}
 	return 0;
 }
+
+/* 1 if attribute name a starts with prefix. */
+static int
+attr_has_prefix(const char *a, const char *prefix)
+{
+	return a != NULL && strncmp(a, prefix, strlen(prefix)) == 0;
+}
+
+int
+policy_method_tests(const struct policy *p, const struct policy_principal *pr,
+    const char *method, const char *prefix)
+{
+	const struct policy_role *r;
+	const struct policy_cond *c;
+
+	if (p == NULL || pr == NULL || method == NULL || prefix == NULL)
+		return 1;     /* unknown: the caller gathers the attributes */
+	for (size_t i = 0; i < pr->nroles; i++) {
+		if (pr->roles[i].role >= p->nroles)
+			continue;
+		r = &p->roles[pr->roles[i].role];
+		for (size_t j = 0; j < r->ngrants; j++) {
+			if (!grant_names_method(&r->grants[j], method))
+				continue;
+			for (size_t k = 0; k < r->grants[j].nconds; k++) {
+				c = &r->grants[j].conds[k];
+				if (attr_has_prefix(c->attr, prefix))
+					return 1;
+				for (size_t o = 0; o < c->nops; o++)
+					if (c->ops[o].is_attr && attr_has_prefix(c->ops[o].s, prefix))
+						return 1;
+			}
+		}
+	}
+	return 0;
+}

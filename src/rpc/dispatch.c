@@ -1110,6 +1110,12 @@ rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purp
 }
 
 int
+rpc_call_policy_tests(struct rpc_call *call, const char *prefix)
+{
+	return policy_method_tests(call->d->policy, call_principal(call), call->path + 1, prefix);
+}
+
+int
 rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs)
 {

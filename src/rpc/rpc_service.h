@@ -225,6 +225,12 @@ int rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char
 int rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs, int *grpc_status) BS_WUR;
 /*
+ * 0 when no grant the caller's roles have for this call's method tests an
+ * attribute starting with prefix ("vehicle."): the handler need not read
+ * what would only feed those attributes. 1 otherwise (and when unsure).
+ */
+int rpc_call_policy_tests(struct rpc_call *call, const char *prefix);
+/*
  * The verdict for the same caller on method ("boltseal.v1.KeyService/GetKey";
  * NULL = this call's) without answering (ListKeys filters with it).
  */

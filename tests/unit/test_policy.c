@@ -784,6 +784,25 @@ static const char reason_policy[] =
     "        methods " KS "ListKeys\n"                          /* 18 */
     "        when request.vehicle_id in [principal.id, \"v\"]\n"; /* 19 */
 
+/* policy_method_tests: which grants test attributes of a prefix, on either side. */
+static void
+test_method_tests(void **state)
+{
+	struct fixture *f = *state;
+	struct policy *p = must_load(f, reason_policy);
+	const struct policy_principal *pr = policy_map(p, "spiffe://t/ci", NULL);
+
+	assert_non_null(pr);
+	assert_int_equal(policy_method_tests(p, pr, KS "Sign", "request."), 1);
+	assert_int_equal(policy_method_tests(p, pr, KS "Sign", "vehicle."), 0);
+	assert_int_equal(policy_method_tests(p, pr, KS "GetKey", "request."), 0);
+	/* an operand that is an attribute counts too */
+	assert_int_equal(policy_method_tests(p, pr, KS "ListKeys", "principal."), 1);
+	assert_int_equal(policy_method_tests(p, pr, KS "Verify", "request."), 0);
+	assert_int_equal(policy_method_tests(p, NULL, KS "Sign", "vehicle."), 1);
+	policy_free(p);
+}
+
 static void
 test_reasons(void **state)
 {
@@ -1676,6 +1695,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_default_deny, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_principal_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tested_attribute, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_method_tests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_several_errors, setup, teardown),
