@@ -452,6 +452,17 @@ def test_gateway_held_to_its_region(env, pb, epb, es):
     refused(gw.GenerateDataKeyBatch, es.m.GenerateDataKeyBatchRequest(key_name=KEK, contexts=[
         es.m.EncryptionContext(entries={"vehicle_id": "env-us-1"})]),
         grpc.StatusCode.PERMISSION_DENIED)
+    # ReEncrypt: the destination context is judged too; one naming another vehicle is judged
+    # without the source vehicle's attributes, so the region condition cannot hold for it
+    m = es.m
+    ok = gw.ReEncrypt(m.ReEncryptRequest(
+        ciphertext_blob=r.ciphertext_blob, source_context={"vehicle_id": "env-eu-1", "stream": "can"},
+        destination_context={"vehicle_id": "env-eu-1", "stream": "archive"}), timeout=30)
+    assert ok.key_name == KEK
+    refused(gw.ReEncrypt, m.ReEncryptRequest(
+        ciphertext_blob=r.ciphertext_blob, source_context={"vehicle_id": "env-eu-1", "stream": "can"},
+        destination_context={"vehicle_id": "env-us-1", "stream": "can"}),
+        grpc.StatusCode.PERMISSION_DENIED)
     # not granted at all: Encrypt
     refused(gw.Encrypt, es.m.EncryptRequest(key_name=KEK, plaintext=b"x",
                                             context={"vehicle_id": "env-eu-1"}),

@@ -107,13 +107,24 @@ ctx_from_map(struct env_ctx *ctx, size_t n, void *const *entries, char msg[ENV_M
 	return env_ctx_set(ctx, n, keys, values, msg);
 }
 
-/* The item's vehicle: its context's vehicle_id entry. */
+/* A context's vehicle_id entry, or NULL. */
+static const char *
+ctx_vehicle(const struct env_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n; i++)
+		if (strcmp(ctx->e[i].key, "vehicle_id") == 0)
+			return ctx->e[i].value;
+	return NULL;
+}
+
+/* The item's vehicle: its context's vehicle_id entry, if it can be a vehicle id. */
 static void
 item_find_vehicle(struct env_item *it)
 {
-	for (size_t i = 0; i < it->ctx.n; i++)
-		if (strcmp(it->ctx.e[i].key, "vehicle_id") == 0 && vehicle_id_valid(it->ctx.e[i].value))
-			it->vehicle = it->ctx.e[i].value;
+	const char *v = ctx_vehicle(&it->ctx);
+
+	if (v != NULL && vehicle_id_valid(v))
+		it->vehicle = v;
 }
 
 /* Item i's context; a refusal fails the item (batch) or the call (-1, answered). */
@@ -208,6 +219,25 @@ authorize(struct ecall *c, struct env_item *it, const char *key, const struct en
 		    "requires a second factor (x-boltseal-otp)" : "this item needs approvals");
 	}
 	return 0;
+}
+
+/*
+ * ReEncrypt's destination: the policy on the destination key with the
+ * destination context. Its vehicle attributes are the source vehicle's
+ * only when both contexts name the same vehicle; a destination naming
+ * another one is judged without them (conditions on vehicle.* fail).
+ */
+static int
+authorize_destination(struct ecall *c, struct env_item *it)
+{
+	const struct env_ctx *dst = c->dst_ctx.n > 0 ? &c->dst_ctx : &it->ctx;
+	const char *a = ctx_vehicle(&it->ctx), *b = ctx_vehicle(dst);
+	struct env_item view;
+
+	memset(&view, 0, sizeof(view));
+	if ((a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0))
+		view.veh = it->veh;
+	return authorize(c, &view, c->kek, dst, 0);
 }
 
 /* A refusal of item it (status, message); for a unary call, the call's. */
@@ -327,12 +357,8 @@ env_authorize_and_run(struct ecall *c)
 		/* before anything is said of the key: no oracle for the unauthorised */
 		if (authorize(c, it, is_open(c) ? it->blob.kek : c->kek, &it->ctx, batch) != 0)
 			return;
-		if (c->op == ENV_REENCRYPT) {
-			const struct env_ctx *dst = c->dst_ctx.n > 0 ? &c->dst_ctx : &it->ctx;
-
-			if (authorize(c, it, c->kek, dst, 0) != 0)
-				return;
-		}
+		if (c->op == ENV_REENCRYPT && authorize_destination(c, it) != 0)
+			return;
 		if (it->status != 0)
 			continue;
 		if (is_open(c))
