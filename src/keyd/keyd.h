@@ -6,7 +6,7 @@
  * network, the policy or the catalog.
  *
  * Objects are found by their label, "boltseal/<name>/v<version>", exactly
- * one private key per label. Today the key side runs in-process on the HSM
+ * one private key (or, for envelope keys, one secret key) per label. Today the key side runs in-process on the HSM
  * pool's threads (keyclient.h); keyd_serve() takes and returns bytes so that
  * it can later answer over a socketpair from its own unprivileged process.
  *
@@ -38,7 +38,10 @@ void keyd_free(struct keyd *kd);
  * BS_ERR_MISMATCH (SIGN) its object is not the one the request names by CKA_ID,
  * BS_ERR_EXISTS GENERATE of a version that exists, BS_ERR_INVALID input not
  * acceptable for the key, BS_ERR_HSM, BS_ERR_CRYPTO, BS_ERR_NOMEM). SIGN
- * answers one result per input, each with its own rc. The caller clears a.
+ * answers one result per input, ENCRYPT and DECRYPT one per item, each with
+ * its own rc (DECRYPT: BS_ERR_SIG_INVALID when the tag does not match).
+ * GENERATE of a secret-key algorithm makes one secret key object and
+ * answers no SPKI. The caller clears a.
  */
 void keyd_execute(struct keyd *kd, struct hsm_session *s, const struct keyop_request *r,
     struct keyop_answer *a);
