@@ -66,7 +66,7 @@ struct bs_call_result {
 int bs_client_unary(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     struct bs_call_result *res);
 
-/* Frees what res holds (not res itself). */
+/* Frees what res holds (not res itself); the answer's bytes are wiped first. */
 void bs_call_result_clear(struct bs_call_result *res);
 
 /*

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cli/cli.h"
 #include "cli/output.h"
 
@@ -63,7 +65,7 @@ call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
 	}
 	*resp = m;
 out:
-	free(buf);
+	OPENSSL_clear_free(buf, len ? len : 1);   /* requests may carry secrets (a payload to encrypt) */
 	bs_call_result_clear(&res);
 	return ret;
 }

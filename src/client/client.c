@@ -40,6 +40,7 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -1363,7 +1364,9 @@ bs_call_result_clear(struct bs_call_result *res)
 	if (res == NULL)
 		return;
 	free(res->grpc_message);
-	free(res->resp);
+	/* answers may carry secrets (EnvelopeService: data keys, plaintexts) */
+	if (res->resp != NULL)
+		OPENSSL_clear_free(res->resp, res->resp_len);
 	res->grpc_message = NULL;
 	res->resp = NULL;
 	res->resp_len = 0;
