@@ -463,10 +463,14 @@ def test_gateway_held_to_its_region(env, pb, epb, es):
         ciphertext_blob=r.ciphertext_blob, source_context={"vehicle_id": "env-eu-1", "stream": "can"},
         destination_context={"vehicle_id": "env-us-1", "stream": "can"}),
         grpc.StatusCode.PERMISSION_DENIED)
-    # not granted at all: Encrypt
-    refused(gw.Encrypt, es.m.EncryptRequest(key_name=KEK, plaintext=b"x",
-                                            context={"vehicle_id": "env-eu-1"}),
-            grpc.StatusCode.PERMISSION_DENIED)
+    # Encrypt is granted on a context entry: request.context.stream == "can"
+    e = gw.Encrypt(es.m.EncryptRequest(key_name=KEK, plaintext=b"x",
+                                       context={"vehicle_id": "env-us-1", "stream": "can"}),
+                   timeout=30)
+    assert e.key_name == KEK
+    for ctx in ({"vehicle_id": "env-eu-1", "stream": "gps"}, {"vehicle_id": "env-eu-1"}):
+        refused(gw.Encrypt, es.m.EncryptRequest(key_name=KEK, plaintext=b"x", context=ctx),
+                grpc.StatusCode.PERMISSION_DENIED)
 
 
 def test_audit_records_context_and_blob_hash_never_the_key(env, es):
