@@ -15,6 +15,8 @@ BS_DEPS_PACKAGES=(
 	golang-go golang-golang-x-mod-dev clang libclang-rt-14-dev
 	libjansson-dev python3-securesystemslib python3-jwcrypto
 	libcbor-dev python3-cbor2
+	liboath-dev oathtool python3-pyotp libqrencode-dev libedit-dev python3-pexpect
+	zbar-tools python3-pil
 )
 
 # bs_missing_deps: prints the packages of BS_DEPS_PACKAGES not installed.

@@ -150,7 +150,8 @@ const char *
 out_state(int pb)
 {
 	/* types.h maps states only towards the protobuf; look the value up that way */
-	static const enum bs_key_state states[] = { BS_KEY_ENABLED, BS_KEY_DISABLED };
+	static const enum bs_key_state states[] = { BS_KEY_ENABLED, BS_KEY_DISABLED,
+		BS_KEY_PENDING_DESTRUCTION, BS_KEY_DESTROYED };
 	size_t i;
 
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)

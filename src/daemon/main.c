@@ -853,6 +853,7 @@ run(struct bs_config *cfg)
 	d.svc.registry = d.registry;
 	d.svc.nworkers = cfg->workers;
 	d.svc.hsm_healthy = 1;
+	d.svc.base = d.base;
 	d.grace_ms = cfg->shutdown_grace_ms;
 
 	lim.max_message_bytes = cfg->max_message_bytes;

@@ -19,18 +19,12 @@
 
 #include "common/hex.h"
 #include "keys/catalog.h"
+#include "keys/catalog_int.h"
 #include "store/store.h"
 
 _Static_assert(HSM_KEY_ID_LEN == STORE_KEY_ID_LEN, "hsm_id sizes differ");
 _Static_assert(CATALOG_NAME_MAX == STORE_KEY_NAME_MAX, "key name sizes differ");
 
-struct catalog {
-	struct store *st;
-	int own_st;                  /* opened by catalog_open, closed with the catalog */
-	struct catalog_key *keys;    /* sorted by name (strcmp), owned */
-	size_t nkeys;
-	size_t cap;
-};
 
 static int
 name_char_ok(char ch)
@@ -104,8 +98,8 @@ lower_bound(const struct catalog *c, const char *name)
 	return lo;
 }
 
-static struct catalog_key *
-find_mut(const struct catalog *c, const char *name)
+struct catalog_key *
+catalog_find_mut(const struct catalog *c, const char *name)
 {
 	size_t i;
 
@@ -177,7 +171,7 @@ static int
 load_version(void *arg, const char *name, const struct store_key_version *sv)
 {
 	struct load *l = arg;
-	struct catalog_key *k = find_mut(l->c, name);
+	struct catalog_key *k = catalog_find_mut(l->c, name);
 	struct catalog_version *nv, *v;
 
 	if (k == NULL) {
@@ -286,7 +280,7 @@ fail:
 void
 catalog_mem_set_min_decrypt(struct catalog *c, const char *name, uint32_t v)
 {
-	struct catalog_key *k = find_mut(c, name);
+	struct catalog_key *k = catalog_find_mut(c, name);
 
 	if (k != NULL && v > k->min_decrypt)
 		k->min_decrypt = v;
@@ -317,6 +311,8 @@ load_catalog(struct store *st, const char *where, struct catalog **out, char *er
 		rc = store_key_version_foreach(tx, STORE_NS_KEYS, load_version, &l);
 	if (rc == 0)
 		rc = load_min_decrypt(c, tx);
+	if (rc == 0)
+		rc = catalog_load_states(c, tx, where, err, errlen);
 	store_rollback(tx);
 out:
 	if (rc == BS_ERR_IO && err != NULL && errlen > 0 && err[0] == '\0')
@@ -375,7 +371,7 @@ catalog_close(struct catalog *c)
 const struct catalog_key *
 catalog_find(const struct catalog *c, const char *name)
 {
-	return find_mut(c, name);
+	return catalog_find_mut(c, name);
 }
 
 const struct catalog_version *
@@ -520,7 +516,7 @@ catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
 
 	if ((rc = check_args(c, k, v)) != 0)
 		return rc;
-	key = find_mut(c, k->name);
+	key = catalog_find_mut(c, k->name);
 	if (key != NULL && catalog_key_version(key, v->version) != NULL)
 		return BS_ERR_EXISTS;
 

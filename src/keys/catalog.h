@@ -26,6 +26,7 @@
 struct catalog_version {
 	uint32_t version;                 /* 1, 2, ... */
 	enum bs_key_state state;
+	int64_t destroy_at;               /* pending: when due; destroyed: when done; else 0 */
 	int64_t created;                  /* unix seconds */
 	uint8_t hsm_id[HSM_KEY_ID_LEN];   /* CKA_ID of the token objects */
 	uint8_t *spki;                    /* DER SubjectPublicKeyInfo, owned */
@@ -37,6 +38,8 @@ struct catalog_key {
 	enum bs_purpose purpose;
 	enum bs_alg alg;
 	enum bs_key_state state;
+	int64_t destroy_at;               /* as for a version */
+	uint64_t state_gen;               /* version of the lifecycle row applied (0: none) */
 	int64_t created;
 	struct catalog_version *versions; /* ascending by version, owned */
 	size_t nversions;
@@ -111,6 +114,74 @@ int catalog_mem_add_version(struct catalog *c, const struct catalog_key *k,
 int catalog_db_raise_min_decrypt(struct catalog *c, const char *name, uint32_t v) BS_WUR;
 /* Mirrors it in memory (event loop thread); a lower v than the one kept is ignored. */
 void catalog_mem_set_min_decrypt(struct catalog *c, const char *name, uint32_t v);
+
+/* ---- lifecycle (catalog_state.c) ------------------------------------------- */
+/*
+ * A key and each of its versions have a state: enabled, disabled, pending
+ * destruction (with the time it is due) or destroyed (final). A version may
+ * be used only while it and its key are both enabled. The states live in
+ * one versioned store row per key (namespace "keys", id "state/NAME"), so
+ * that every change is one compare-and-set and a later snapshot can be
+ * told from an earlier one. Version 0 below names the key itself:
+ *   DISABLE / ENABLE          the key's (or version's) own state;
+ *   SCHEDULE_DESTRUCTION      enabled or disabled -> pending, due at `when`;
+ *                             for the key, every version not destroyed too;
+ *   CANCEL_DESTRUCTION        pending -> disabled (a version), or the key ->
+ *                             disabled with its pending versions enabled
+ *                             again (the disabled key still holds them);
+ *   DESTROYED                 a version pending and due at or before `when`
+ *                             (now) -> destroyed at `when`; the key, once
+ *                             every version is destroyed, the same.
+ * Setting the state a target already has is a no-op; a destroyed target
+ * never changes; a pending one must be cancelled before it is enabled or
+ * disabled.
+ */
+enum catalog_change {
+	CATALOG_DISABLE = 1,
+	CATALOG_ENABLE,
+	CATALOG_SCHEDULE_DESTRUCTION,
+	CATALOG_CANCEL_DESTRUCTION,
+	CATALOG_DESTROYED,
+};
+
+/* A key's lifecycle states as one row holds them (versions 1..nversions). */
+struct catalog_states {
+	uint64_t gen;                     /* the row's version (0: no row yet) */
+	enum bs_key_state key_state;
+	int64_t key_destroy_at;
+	uint32_t nversions;
+	enum bs_key_state *state;         /* [nversions], owned */
+	int64_t *destroy_at;              /* [nversions], owned */
+};
+
+/* 1 if version v of k may be used: k and v are both enabled. */
+int catalog_version_usable(const struct catalog_key *k, const struct catalog_version *v);
+
+/*
+ * NULL if change `what` applies to version (0: the key) of k at time when
+ * (a no-op included), else why not, for the client ("version 2 is pending
+ * destruction: cancel it first"). Static string.
+ */
+const char *catalog_change_refusal(const struct catalog_key *k, uint32_t version,
+    enum catalog_change what, int64_t when);
+
+/*
+ * Durably makes the change (worker threads allowed) and sets *out to the
+ * key's states afterwards (free with catalog_states_clear). Returns 0 (a
+ * no-op included); BS_ERR_NOT_FOUND (no such key or version);
+ * BS_ERR_PRECONDITION (the change does not apply, see
+ * catalog_change_refusal); BS_ERR_INVALID; BS_ERR_IO; BS_ERR_NOMEM.
+ */
+int catalog_db_change_state(struct catalog *c, const char *name, uint32_t version,
+    enum catalog_change what, int64_t when, struct catalog_states *out) BS_WUR;
+void catalog_states_clear(struct catalog_states *s);
+
+/*
+ * Mirrors states s of key name in memory (event loop thread) if s is newer
+ * than what the key has (s->gen above its state_gen); versions s does not
+ * know (made since) keep theirs.
+ */
+void catalog_mem_set_states(struct catalog *c, const char *name, const struct catalog_states *s);
 
 /*
  * Reconciles the catalog with the token through session s: every catalog

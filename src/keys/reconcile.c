@@ -63,6 +63,13 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 			v = &k->versions[j];
 			memcpy(known + nknown * HSM_KEY_ID_LEN, v->hsm_id, HSM_KEY_ID_LEN);
 			nknown++;
+			/*
+			 * A destroyed version's objects are gone by design, or still
+			 * there after a crash between the catalog's change and the
+			 * destruction (the key service destroys them again at start).
+			 */
+			if (v->state == BS_KEY_DESTROYED)
+				continue;
 			rc = hsm_find_private_key(s, v->hsm_id, &h);
 			if (rc == 0)
 				continue;   /* present; its handle is the key side's business */

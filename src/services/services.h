@@ -39,6 +39,7 @@ struct svc_ctx {
 	struct audit_log *audit;   /* NULL when audit = off */
 	struct checkpointer *checkpointer;   /* NULL when audit = off */
 	int tls_ready;             /* every CRL present and current */
+	struct event_base *base;   /* the event loop (service timers); NULL in unit tests */
 };
 
 static inline struct svc_ctx *

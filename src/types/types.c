@@ -154,12 +154,26 @@ bs_sig_format_to_pb(enum bs_sig_format f)
 	    BOLTSEAL__V1__SIGNATURE_FORMAT__DER;
 }
 
+enum bs_key_state
+bs_key_state_from_name(const char *name)
+{
+	static const enum bs_key_state all[] = { BS_KEY_ENABLED, BS_KEY_DISABLED,
+		BS_KEY_PENDING_DESTRUCTION, BS_KEY_DESTROYED };
+
+	for (size_t i = 0; name != NULL && i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(name, bs_key_state_name(all[i])) == 0)
+			return all[i];
+	return BS_KEY_STATE_NONE;
+}
+
 const char *
 bs_key_state_name(enum bs_key_state s)
 {
 	switch (s) {
 	case BS_KEY_ENABLED: return "enabled";
 	case BS_KEY_DISABLED: return "disabled";
+	case BS_KEY_PENDING_DESTRUCTION: return "pending_destruction";
+	case BS_KEY_DESTROYED: return "destroyed";
 	case BS_KEY_STATE_NONE:
 	default: return "none";
 	}
@@ -171,6 +185,8 @@ bs_key_state_to_pb(enum bs_key_state s)
 	switch (s) {
 	case BS_KEY_ENABLED: return BOLTSEAL__V1__KEY_STATE__ENABLED;
 	case BS_KEY_DISABLED: return BOLTSEAL__V1__KEY_STATE__DISABLED;
+	case BS_KEY_PENDING_DESTRUCTION: return BOLTSEAL__V1__KEY_STATE__PENDING_DESTRUCTION;
+	case BS_KEY_DESTROYED: return BOLTSEAL__V1__KEY_STATE__DESTROYED;
 	case BS_KEY_STATE_NONE:
 	default: return BOLTSEAL__V1__KEY_STATE__KEY_STATE_UNSPECIFIED;
 	}

@@ -33,7 +33,13 @@ enum bs_purpose {
 
 enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
 
-enum bs_key_state { BS_KEY_STATE_NONE = 0, BS_KEY_ENABLED = 1, BS_KEY_DISABLED = 2 };
+enum bs_key_state {
+	BS_KEY_STATE_NONE = 0,
+	BS_KEY_ENABLED = 1,
+	BS_KEY_DISABLED = 2,
+	BS_KEY_PENDING_DESTRUCTION = 3,  /* unusable; destroyed when due unless cancelled */
+	BS_KEY_DESTROYED = 4,            /* HSM objects gone; final */
+};
 
 /*
  * "ecdsa-p256-sha256", "ed25519", "rsa-3072-pss-sha256", "aes-256-gcm",
@@ -60,8 +66,10 @@ const char *const *bs_purpose_names(size_t *n);
 /* "der", "raw". */
 const char *bs_sig_format_name(enum bs_sig_format f);
 
-/* "enabled", "disabled"; "none" otherwise. */
+/* "enabled", "disabled", "pending_destruction", "destroyed"; "none" otherwise. */
 const char *bs_key_state_name(enum bs_key_state s);
+/* Inverse of bs_key_state_name; BS_KEY_STATE_NONE if unknown (or NULL). */
+enum bs_key_state bs_key_state_from_name(const char *name);
 
 /*
  * Mappings to and from the protobuf enums (values of Boltseal__V1__Algorithm,

@@ -409,6 +409,126 @@ test_secret_keys_and_min_decrypt(void **state)
 	assert_int_equal(k->min_decrypt, 2);
 }
 
+/* Applies a change durably and mirrors it, as the key service does. */
+static int
+change(struct fixture *f, const char *name, uint32_t v, enum catalog_change what, int64_t when)
+{
+	struct catalog_states s;
+	int rc = catalog_db_change_state(f->c, name, v, what, when, &s);
+
+	if (rc == 0) {
+		catalog_mem_set_states(f->c, name, &s);
+		catalog_states_clear(&s);
+	}
+	return rc;
+}
+
+static void
+test_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog_key k;
+	struct catalog_version v;
+	const struct catalog_key *ck;
+	struct catalog_states old;
+
+	make_key(&k, "life", BS_PURPOSE_GENERIC, BS_ALG_ED25519);
+	for (uint32_t i = 1; i <= 3; i++) {
+		make_version(&v, i, 40, BS_KEY_ENABLED);
+		add_both(f->c, &k, &v);
+	}
+	ck = catalog_find(f->c, "life");
+	assert_true(catalog_version_usable(ck, &ck->versions[2]));
+	/* unknown targets */
+	assert_int_equal(change(f, "nope", 0, CATALOG_DISABLE, 0), BS_ERR_NOT_FOUND);
+	assert_int_equal(change(f, "life", 4, CATALOG_DISABLE, 0), BS_ERR_NOT_FOUND);
+	assert_string_equal(catalog_change_refusal(ck, 4, CATALOG_DISABLE, 0), "no such version");
+
+	/* a version: disable, no-op, enable; the primary skips a disabled newest version */
+	assert_int_equal(change(f, "life", 3, CATALOG_DISABLE, 0), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->versions[2].state, BS_KEY_DISABLED);
+	assert_false(catalog_version_usable(ck, &ck->versions[2]));
+	assert_int_equal(catalog_key_primary(ck)->version, 2);
+	assert_int_equal(change(f, "life", 3, CATALOG_DISABLE, 0), 0);
+	assert_int_equal(change(f, "life", 3, CATALOG_ENABLE, 0), 0);
+	assert_int_equal(catalog_find(f->c, "life")->versions[2].state, BS_KEY_ENABLED);
+
+	/* the key: disabled holds every version */
+	assert_int_equal(change(f, "life", 0, CATALOG_DISABLE, 0), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->state, BS_KEY_DISABLED);
+	assert_false(catalog_version_usable(ck, &ck->versions[0]));
+	assert_int_equal(change(f, "life", 0, CATALOG_ENABLE, 0), 0);
+
+	/* scheduling a version; not due before its time; cancel leaves it disabled */
+	assert_int_equal(change(f, "life", 1, CATALOG_SCHEDULE_DESTRUCTION, 5000), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->versions[0].state, BS_KEY_PENDING_DESTRUCTION);
+	assert_int_equal(ck->versions[0].destroy_at, 5000);
+	assert_int_equal(change(f, "life", 1, CATALOG_SCHEDULE_DESTRUCTION, 6000),
+	    BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 1, CATALOG_ENABLE, 0), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 1, CATALOG_DISABLE, 0), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 1, CATALOG_DESTROYED, 4999), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 1, CATALOG_CANCEL_DESTRUCTION, 0), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->versions[0].state, BS_KEY_DISABLED);
+	assert_int_equal(ck->versions[0].destroy_at, 0);
+	assert_int_equal(change(f, "life", 1, CATALOG_CANCEL_DESTRUCTION, 0), BS_ERR_PRECONDITION);
+
+	/* destroyed when due, and final */
+	assert_int_equal(change(f, "life", 1, CATALOG_SCHEDULE_DESTRUCTION, 5000), 0);
+	assert_int_equal(change(f, "life", 1, CATALOG_DESTROYED, 5000), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->versions[0].state, BS_KEY_DESTROYED);
+	assert_int_equal(ck->versions[0].destroy_at, 5000);
+	assert_int_equal(change(f, "life", 1, CATALOG_ENABLE, 0), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 1, CATALOG_CANCEL_DESTRUCTION, 0), BS_ERR_PRECONDITION);
+
+	/* the whole key: every version not destroyed becomes pending; the key only after them */
+	assert_int_equal(change(f, "life", 0, CATALOG_SCHEDULE_DESTRUCTION, 7000), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->state, BS_KEY_PENDING_DESTRUCTION);
+	assert_int_equal(ck->versions[1].state, BS_KEY_PENDING_DESTRUCTION);
+	assert_int_equal(ck->versions[2].destroy_at, 7000);
+	assert_int_equal(change(f, "life", 2, CATALOG_CANCEL_DESTRUCTION, 0), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 0, CATALOG_DESTROYED, 7000), BS_ERR_PRECONDITION);
+	/* cancelling the key: the key disabled, its versions enabled again */
+	assert_int_equal(change(f, "life", 0, CATALOG_CANCEL_DESTRUCTION, 0), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->state, BS_KEY_DISABLED);
+	assert_int_equal(ck->versions[1].state, BS_KEY_ENABLED);
+	assert_int_equal(ck->versions[0].state, BS_KEY_DESTROYED);
+	assert_int_equal(change(f, "life", 0, CATALOG_SCHEDULE_DESTRUCTION, 7000), 0);
+	assert_int_equal(change(f, "life", 2, CATALOG_DESTROYED, 7000), 0);
+	assert_int_equal(change(f, "life", 3, CATALOG_DESTROYED, 7000), 0);
+	assert_int_equal(change(f, "life", 0, CATALOG_DESTROYED, 7000), 0);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->state, BS_KEY_DESTROYED);
+	assert_null(catalog_key_primary(ck));
+	assert_string_equal(catalog_change_refusal(ck, 0, CATALOG_ENABLE, 0),
+	    "the key is destroyed");
+
+	/* an older snapshot never overwrites a newer one */
+	assert_int_equal(catalog_db_change_state(f->c, "life", 0, CATALOG_DISABLE, 0, &old),
+	    BS_ERR_PRECONDITION);
+	memset(&old, 0, sizeof(old));
+	old.gen = 1;
+	old.key_state = BS_KEY_ENABLED;
+	catalog_mem_set_states(f->c, "life", &old);
+	assert_int_equal(catalog_find(f->c, "life")->state, BS_KEY_DESTROYED);
+
+	/* the states survive a restart */
+	reopen(f);
+	ck = catalog_find(f->c, "life");
+	assert_int_equal(ck->state, BS_KEY_DESTROYED);
+	assert_int_equal(ck->destroy_at, 7000);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(ck->versions[i].state, BS_KEY_DESTROYED);
+	assert_true(ck->state_gen > 1);
+}
+
 static void
 test_primary(void **state)
 {
@@ -830,6 +950,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_purpose_names),
+		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),

@@ -53,7 +53,8 @@ static const char *const known_methods[] = {
 	"boltseal.v1.CheckpointService/GetLogStatus", "boltseal.v1.CheckpointService/CosignCheckpoint",
 	ES "GenerateDataKey", ES "GenerateDataKeyWithoutPlaintext", ES "Decrypt", ES "ReEncrypt",
 	ES "Encrypt", ES "GenerateDataKeyBatch", ES "DecryptBatch", ES "GenerateDataKeyForVehicle",
-	ES "Tokenize", ES "SetMinDecryptionVersion",
+	ES "Tokenize", ES "SetMinDecryptionVersion", KS "DisableKey", KS "EnableKey",
+	KS "ScheduleKeyDestruction", KS "CancelKeyDestruction",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -190,23 +191,24 @@ struct seed {
  * CommandService SignCommand InspectCommand | CheckpointService RegisterLog SignCheckpoint
  * GetLogStatus CosignCheckpoint (these name the log's key) | EnvelopeService GenerateDataKey
  * GenerateDataKeyWithoutPlaintext Decrypt ReEncrypt Encrypt GenerateDataKeyBatch DecryptBatch
- * GenerateDataKeyForVehicle Tokenize SetMinDecryptionVersion (these name .key).
+ * GenerateDataKeyForVehicle Tokenize SetMinDecryptionVersion (these name .key) | KeyService
+ * DisableKey EnableKey ScheduleKeyDestruction CancelKeyDestruction.
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "0100111100000101000000000000000000000000" },
+	    "01001111000001010000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "0100110000000000000000000000000000000000" },
+	    "01001100000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "0100110000000000001100001000000000000000" },
+	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "0100000000000000000000000000001111111110" },
+	    "01000000000000000000000000000011111111100000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "1111100000001011111111110000000000000000" },
+	    "11111000000010111111111100000000000000000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "0100100011110000000000000100000000000000" },
+	    "01001000111100000000000001000000000000000000" },
 };
 
 static int
@@ -755,7 +757,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.EnvelopeService/SetMinDecryptionVersion");
+	    "boltseal.v1.KeyService/CancelKeyDestruction");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

@@ -237,7 +237,7 @@ check_key(struct lcall *l, const struct catalog_key *k)
 		return -1;
 	}
 	if (k->purpose != BS_PURPOSE_CHECKPOINT || k->alg != BS_ALG_ED25519 ||
-	    (v = catalog_key_primary(k)) == NULL || v->state != BS_KEY_ENABLED ||
+	    (v = catalog_key_primary(k)) == NULL || !catalog_version_usable(k, v) ||
 	    checkpoint_ed25519_raw(v->spki, v->spki_len, pub) != 0 ||
 	    (l->witness ? note_cosig_key_id(l->witness_name, pub, l->key_id) != 0 ||
 	    note_cosig_vkey_format(l->witness_name, pub, l->vkey, sizeof(l->vkey)) != 0 :

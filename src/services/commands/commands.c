@@ -808,7 +808,7 @@ seq_next(struct ccall *c)
 		return;
 	}
 	/* the key as it was checked, still (a number was used up: a gap, never a repeat) */
-	if (v == NULL || k->purpose != BS_PURPOSE_COMMAND || v->state != BS_KEY_ENABLED) {
+	if (v == NULL || k->purpose != BS_PURPOSE_COMMAND || !catalog_version_usable(k, v)) {
 		fail(c, GRPC_STATUS_ABORTED, "the key changed while the command was being signed; "
 		    "ask again");
 		return;
@@ -940,7 +940,7 @@ read_done(struct workq_job *job)
 	}
 	if (k->purpose != BS_PURPOSE_COMMAND ||
 	    (k->alg != BS_ALG_ECDSA_P256_SHA256 && k->alg != BS_ALG_ED25519) ||
-	    v->state != BS_KEY_ENABLED || kid_of(c->st, k, v, c->kid) != 0) {
+	    !catalog_version_usable(k, v) || kid_of(c->st, k, v, c->kid) != 0) {
 		snprintf(msg, sizeof(msg), "key '%s' is not an enabled ECDSA P-256 or Ed25519 key of "
 		    "purpose command", c->key);
 		fail(c, GRPC_STATUS_FAILED_PRECONDITION, msg);

@@ -204,7 +204,7 @@ find_key(struct icall *ic)
 			ic->version = v->version;
 			ic->alg = k->alg;
 			ic->key_created = v->created;
-			ic->key_enabled = v->state == BS_KEY_ENABLED && k->state == BS_KEY_ENABLED;
+			ic->key_enabled = catalog_version_usable(k, v);
 			return 0;
 		}
 	}

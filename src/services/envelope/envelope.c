@@ -273,6 +273,11 @@ check_seal_key(struct ecall *c, struct env_item *it, const char *name, size_t le
 		    name, bs_purpose_name(k->purpose), bs_alg_name(k->alg));
 		return;
 	}
+	if (k->state != BS_KEY_ENABLED) {
+		refuse(it, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is %s", name,
+		    bs_key_state_name(k->state));
+		return;
+	}
 	if ((v = catalog_key_primary(k)) == NULL) {
 		refuse(it, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' has no enabled version", name);
 		return;
@@ -308,9 +313,10 @@ check_open_key(struct ecall *c, struct env_item *it)
 		    it->blob.kek_version, it->blob.kek, k->min_decrypt);
 		return;
 	}
-	if (v->state != BS_KEY_ENABLED) {
-		refuse(it, GRPC_STATUS_FAILED_PRECONDITION, "version %u of key '%s' is disabled",
-		    it->blob.kek_version, it->blob.kek);
+	if (!catalog_version_usable(k, v)) {
+		refuse(it, GRPC_STATUS_FAILED_PRECONDITION, "version %u of key '%s' is %s",
+		    it->blob.kek_version, it->blob.kek, bs_key_state_name(k->state != BS_KEY_ENABLED ?
+		    k->state : v->state));
 		return;
 	}
 	snprintf(it->kek, sizeof(it->kek), "%s", it->blob.kek);

@@ -150,7 +150,7 @@ env_tokenize(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	v = r->key_version != 0 ? catalog_key_version(k, r->key_version) : catalog_key_primary(k);
-	if (v == NULL || v->state != BS_KEY_ENABLED) {
+	if (v == NULL || !catalog_version_usable(k, v)) {
 		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' has no enabled "
 		    "version %u", r->key_name, r->key_version);
 		return;

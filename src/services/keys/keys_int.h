@@ -20,6 +20,7 @@ struct catalog_key;
 struct catalog_version;
 struct policy_attr;
 struct svc_ctx;
+struct event;
 
 /* The handlers (keys_manage.c, keys_sign.c, keys_verify.c). */
 void keysvc_create_key(struct rpc_call *call, const ProtobufCMessage *msg);
@@ -30,6 +31,24 @@ void keysvc_get_public_key(struct rpc_call *call, const ProtobufCMessage *msg);
 void keysvc_sign(struct rpc_call *call, const ProtobufCMessage *msg);
 void keysvc_sign_batch(struct rpc_call *call, const ProtobufCMessage *msg);
 void keysvc_verify(struct rpc_call *call, const ProtobufCMessage *msg);
+/* keys_lifecycle.c */
+void keysvc_disable_key(struct rpc_call *call, const ProtobufCMessage *msg);
+void keysvc_enable_key(struct rpc_call *call, const ProtobufCMessage *msg);
+void keysvc_schedule_key_destruction(struct rpc_call *call, const ProtobufCMessage *msg);
+void keysvc_cancel_key_destruction(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* The service's state (its "keys" settings and the destroyer's timer). */
+struct keysvc_state {
+	struct svc_ctx *svc;
+	unsigned min_pending_days;      /* keys.min_pending_days */
+	unsigned long check_ms;         /* keys.destruction_check_ms */
+	struct event *timer;
+	unsigned busy;                  /* destructions in flight */
+	int due;                        /* a pass is wanted */
+};
+/* Arms the destroyer (keys_lifecycle.c) and removes leftover objects. 0 or an error (err). */
+int keysvc_destroyer_start(struct keysvc_state *st, char *err, size_t errlen);
+void keysvc_destroyer_stop(struct keysvc_state *st);
 
 /* Fails call with the gRPC status err maps to and "what: description". */
 void keysvc_fail_err(struct rpc_call *call, int err, const char *what);

@@ -77,8 +77,13 @@ keysvc_signing_version(struct rpc_call *call, const struct catalog_key *k)
 		    bs_purpose_name(k->purpose));
 		return NULL;
 	}
+	if (k->state != BS_KEY_ENABLED) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is %s", k->name,
+		    bs_key_state_name(k->state));
+		return NULL;
+	}
 	v = catalog_key_primary(k);
-	if (k->state != BS_KEY_ENABLED || v == NULL) {
+	if (v == NULL) {
 		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' has no enabled version",
 		    k->name);
 		return NULL;

@@ -151,6 +151,11 @@ verify_collect(struct rpc_call *call, const Boltseal__V1__VerifyRequest *r, stru
 		    "it makes no signatures", k->name, bs_alg_name(k->alg));
 		return -1;
 	}
+	if (k->state != BS_KEY_ENABLED) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is %s", k->name,
+		    bs_key_state_name(k->state));
+		return -1;
+	}
 	j->alg = k->alg;
 	j->cands = calloc(k->nversions > 0 ? k->nversions : 1, sizeof(*j->cands));
 	if (j->cands == NULL)
@@ -165,7 +170,8 @@ verify_collect(struct rpc_call *call, const Boltseal__V1__VerifyRequest *r, stru
 		}
 		if (v->state != BS_KEY_ENABLED) {
 			rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
-			    "key '%s' version %u is disabled", k->name, r->key_version);
+			    "key '%s' version %u is %s", k->name, r->key_version,
+			    bs_key_state_name(v->state));
 			return -1;
 		}
 		if (add_cand(j, v->version, v->spki, v->spki_len) != 0)

@@ -158,11 +158,13 @@ key_to_pb(const struct catalog_key *k, Boltseal__V1__Key *pb, Boltseal__V1__KeyV
 	pb->primary_version = primary != NULL ? primary->version : 0;
 	pb->create_time_unix = k->created;
 	pb->min_decryption_version = k->min_decrypt;
+	pb->destroy_time_unix = k->destroy_at;
 	for (size_t i = 0; i < k->nversions; i++) {
 		boltseal__v1__key_version__init(&vbuf[i]);
 		vbuf[i].version = k->versions[i].version;
 		vbuf[i].state = bs_key_state_to_pb(k->versions[i].state);
 		vbuf[i].create_time_unix = k->versions[i].created;
+		vbuf[i].destroy_time_unix = k->versions[i].destroy_at;
 		vptr[i] = &vbuf[i];
 	}
 	pb->n_versions = k->nversions;
@@ -226,9 +228,61 @@ static const struct rpc_method methods[] = {
 	{ "SignBatch", &boltseal__v1__sign_batch_request__descriptor,
 	    &boltseal__v1__sign_batch_response__descriptor,
 	    RPC_AUTHZ_POLICY, 0, keysvc_sign_batch },
+	{ "DisableKey", &boltseal__v1__set_key_state_request__descriptor,
+	    &boltseal__v1__set_key_state_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, keysvc_disable_key },
+	{ "EnableKey", &boltseal__v1__set_key_state_request__descriptor,
+	    &boltseal__v1__set_key_state_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, keysvc_enable_key },
+	{ "ScheduleKeyDestruction", &boltseal__v1__schedule_key_destruction_request__descriptor,
+	    &boltseal__v1__set_key_state_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, keysvc_schedule_key_destruction },
+	{ "CancelKeyDestruction", &boltseal__v1__set_key_state_request__descriptor,
+	    &boltseal__v1__set_key_state_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, keysvc_cancel_key_destruction },
 };
+/* keys.* settings, in this order (values[] of init). */
+static const struct rpc_setting settings[] = {
+	/* the shortest waiting period ScheduleKeyDestruction accepts (AWS KMS: 7) */
+	{ "min_pending_days", 0, 30, 7, 0 },
+	/* how often the destroyer looks for destructions that are due */
+	{ "destruction_check_ms", 100, 3600000, 60000, 0 },
+};
+static int
+init(void *env, const unsigned long *values, void **state, char *err, size_t errlen)
+{
+	struct keysvc_state *st = calloc(1, sizeof(*st));
+	int rc;
+
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BS_ERR_NOMEM;
+	}
+	st->svc = env;
+	st->min_pending_days = (unsigned)values[0];
+	st->check_ms = values[1];
+	if ((rc = keysvc_destroyer_start(st, err, errlen)) != 0) {
+		free(st);
+		return rc;
+	}
+	*state = st;
+	return 0;
+}
+static void
+fini(void *state)
+{
+	struct keysvc_state *st = state;
+
+	keysvc_destroyer_stop(st);
+	free(st);
+}
 const struct rpc_service keyservice_service = {
 	.name = "boltseal.v1.KeyService",
 	.methods = methods,
 	.nmethods = sizeof(methods) / sizeof(methods[0]),
+	.section = "keys",
+	.settings = settings,
+	.nsettings = sizeof(settings) / sizeof(settings[0]),
+	.init = init,
+	.fini = fini,
 };

@@ -1062,7 +1062,7 @@ role_key_version(struct ota_call *o, const struct role_key *rk, const struct cat
 		return NULL;
 	}
 	v = catalog_key_version(k, rk->version);
-	if (v == NULL || v->state != BS_KEY_ENABLED) {
+	if (v == NULL || !catalog_version_usable(k, v)) {
 		snprintf(o->err, sizeof(o->err), "version %u of key '%s' is not enabled",
 		    (unsigned)rk->version, rk->name);
 		return NULL;
