@@ -76,6 +76,8 @@ enum policy_decision {
 struct policy_verdict {
 	enum policy_decision decision;
 	unsigned approvals;             /* M, for POLICY_NEEDS_APPROVALS; 0 otherwise */
+	int mfa;                        /* POLICY_NEEDS_APPROVALS: the grant also requires mfa */
+	char approver_role[POLICY_ID_MAX]; /* POLICY_NEEDS_APPROVALS: whose members approve */
 	char reason[POLICY_REASON_MAX]; /* precise, for the audit log; "" when allowed */
 };
 
@@ -185,6 +187,13 @@ int policy_authorize(const struct policy *p, const struct policy_principal *pr,
  */
 int policy_may_call(const struct policy *p, const struct policy_principal *pr,
     const char *method);
+
+/*
+ * 1 if the principal called id exists in p and one of its roles is role
+ * (approvers are judged so, against the policy in force when an approved
+ * call runs); 0 otherwise (also for NULL arguments).
+ */
+int policy_principal_has_role(const struct policy *p, const char *id, const char *role);
 
 /* Number of principals in p (0 for NULL). */
 size_t policy_principal_count(const struct policy *p);

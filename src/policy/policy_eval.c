@@ -13,6 +13,7 @@
 #include <fnmatch.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "policy/policy_int.h"
@@ -240,7 +241,10 @@ verdict_needs(struct policy_verdict *v, const struct policy_role *r,
 	if (g->approvals_line != 0) {
 		v->decision = POLICY_NEEDS_APPROVALS;
 		v->approvals = g->approvals;
-		policy_sb_printf(&sb, "%u approval%s%s", g->approvals, g->approvals == 1 ? "" : "s",
+		v->mfa = g->mfa_line != 0;
+		snprintf(v->approver_role, sizeof(v->approver_role), "%s", g->approver_role);
+		policy_sb_printf(&sb, "%u approval%s of %s%s", g->approvals,
+		    g->approvals == 1 ? "" : "s", g->approver_role,
 		    g->mfa_line != 0 ? " and a second factor" : "");
 	} else {
 		v->decision = POLICY_NEEDS_SECOND_FACTOR;
@@ -280,6 +284,8 @@ policy_evaluate(const struct policy *p, const struct policy_principal *pr,
 		return POLICY_DENY;
 	v->decision = POLICY_DENY;
 	v->approvals = 0;
+	v->mfa = 0;
+	v->approver_role[0] = '\0';
 	v->reason[0] = '\0';
 	sb = (struct policy_sbuf){ v->reason, sizeof(v->reason), 0 };
 	if (p == NULL || pr == NULL || req == NULL || req->method == NULL) {

@@ -45,6 +45,7 @@ struct policy_grant {
 	unsigned mfa_line;      /* the 'require mfa' line, 0 = no second factor needed */
 	unsigned approvals_line; /* the 'require approvals N' line, 0 = none needed */
 	unsigned approvals;     /* N (1..POLICY_APPROVALS_MAX) when approvals_line != 0 */
+	char *approver_role;    /* 'of ROLE': members of this role approve (owned) */
 	char **methods;         /* full names; a service wildcard is expanded at load */
 	size_t nmethods;
 	char **keys;            /* fnmatch globs; none = only calls without a key */

@@ -52,6 +52,24 @@ policy_principal_id(const struct policy_principal *pr)
 	return pr != NULL ? pr->id : "";
 }
 
+int
+policy_principal_has_role(const struct policy *p, const char *id, const char *role)
+{
+	if (p == NULL || id == NULL || role == NULL)
+		return 0;
+	for (size_t i = 0; i < p->nprincipals; i++) {
+		const struct policy_principal *pr = &p->principals[i];
+
+		if (strcmp(pr->id, id) != 0)
+			continue;
+		for (size_t j = 0; j < pr->nroles; j++)
+			if (strcmp(pr->roles[j].name, role) == 0)
+				return 1;
+		return 0;
+	}
+	return 0;
+}
+
 size_t
 policy_principal_count(const struct policy *p)
 {

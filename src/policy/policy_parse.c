@@ -757,7 +757,7 @@ count_parse(const char *s, unsigned *out)
 	return 0;
 }
 
-/* require mfa | require approvals N: one requirement per line, each once a grant. */
+/* require mfa | require approvals N of ROLE: one requirement per line, each once a grant. */
 static void
 kw_require(struct parser *ps)
 {
@@ -770,7 +770,7 @@ kw_require(struct parser *ps)
 		return;
 	g = cur_grant(ps);
 	if (ps->ntoks < 2) {
-		perr(ps, ps->line, "'require' needs 'mfa' or 'approvals N'");
+		perr(ps, ps->line, "'require' needs 'mfa' or 'approvals N of ROLE'");
 		return;
 	}
 	what = ps->toks[1].s;
@@ -786,8 +786,9 @@ kw_require(struct parser *ps)
 		}
 		g->mfa_line = ps->line;
 	} else if (strcmp(what, "approvals") == 0) {
-		if (ps->ntoks != 3) {
-			perr(ps, ps->line, "'require approvals' needs exactly one number (1 to %d)",
+		if (ps->ntoks != 5 || strcmp(ps->toks[3].s, "of") != 0) {
+			perr(ps, ps->line, "'require approvals' needs a number (1 to %d), 'of' and "
+			    "the role whose members approve: require approvals N of ROLE",
 			    POLICY_APPROVALS_MAX);
 			return;
 		}
@@ -806,10 +807,15 @@ kw_require(struct parser *ps)
 			    "%u)", g->approvals_line);
 			return;
 		}
+		if ((g->approver_role = strdup(ps->toks[4].s)) == NULL) {
+			ps->nomem = 1;
+			return;
+		}
 		g->approvals_line = ps->line;
 		g->approvals = n;
 	} else
-		perr(ps, ps->line, "unknown requirement %s (expected 'mfa' or 'approvals N')",
+		perr(ps, ps->line, "unknown requirement %s (expected 'mfa' or 'approvals N of "
+		    "ROLE')",
 		    policy_quote(what, '\'', q, sizeof(q)));
 }
 
@@ -1051,6 +1057,12 @@ check_all(struct parser *ps)
 			if (g->purposes_line != 0 && g->keys_line == 0)
 				perr(ps, g->purposes_line, "'purposes' without 'keys' in the same "
 				    "grant (a grant without keys only matches calls that name no key)");
+			for (k = 0; g->approver_role != NULL && k < p->nroles; k++)
+				if (strcmp(p->roles[k].name, g->approver_role) == 0)
+					break;
+			if (g->approver_role != NULL && k == p->nroles)
+				perr(ps, g->approvals_line, "undefined approver role '%s'",
+				    g->approver_role);
 		}
 	}
 }
@@ -1105,6 +1117,7 @@ grant_free(struct policy_grant *g)
 	free_strs(g->methods, g->nmethods);
 	free_strs(g->keys, g->nkeys);
 	free_strs(g->purposes, g->npurposes);
+	free(g->approver_role);
 	for (i = 0; i < g->nconds; i++)
 		cond_free(&g->conds[i]);
 	free(g->conds);

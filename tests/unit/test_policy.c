@@ -1433,16 +1433,16 @@ test_require_parse(void **state)
 	    "    grant\n"                                       /* 9 */
 	    "        methods " KS "GetKey\n"                    /* 10 */
 	    "        keys k-*\n"                                /* 11 */
-	    "        require approvals 1\n"                     /* 12 */
+	    "        require approvals 1 of r\n"                /* 12 */
 	    "    grant\n"                                       /* 13 */
 	    "        methods " KS "RotateKey\n"                 /* 14 */
 	    "        keys k-*\n"                                /* 15 */
-	    "\trequire   approvals   16   # the most\n"         /* 16 */
+	    "\trequire   approvals   16 of  r  # the most\n"   /* 16 */
 	    "        require mfa\n"                             /* 17 */
 	    "    grant\n"                                       /* 18 */
 	    "        methods " KS "CreateKey\n"                 /* 19 */
 	    "        keys k-*\n"                                /* 20 */
-	    "        require \"approvals\" \"10\"\n"            /* 21 */
+	    "        require \"approvals\" \"10\" of \"r\"\n"   /* 21 */
 	    "        when request.ok present\n"                 /* 22 */
 	    "    grant\n"                                       /* 23 */
 	    "        methods " KS "Verify\n"                    /* 24 */
@@ -1460,11 +1460,17 @@ test_require_parse(void **state)
 	assert_string_equal(v.reason, "role r grant at policy line 5 requires a second factor");
 	assert_int_equal(verdict(p, KS "GetKey", "k-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 1);
-	assert_string_equal(v.reason, "role r grant at policy line 9 requires 1 approval");
+	assert_string_equal(v.reason, "role r grant at policy line 9 requires 1 approval of r");
 	assert_int_equal(verdict(p, KS "RotateKey", "k-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 16);
-	assert_string_equal(v.reason, "role r grant at policy line 13 requires 16 approvals and a "
-	    "second factor");
+	assert_string_equal(v.approver_role, "r");
+	assert_true(v.mfa);
+	assert_int_equal(policy_principal_has_role(p, "p", "r"), 1);
+	assert_int_equal(policy_principal_has_role(p, "p", "x"), 0);
+	assert_int_equal(policy_principal_has_role(p, "q", "r"), 0);
+	assert_int_equal(policy_principal_has_role(NULL, "p", "r"), 0);
+	assert_string_equal(v.reason, "role r grant at policy line 13 requires 16 approvals of r and "
+	    "a second factor");
 	assert_int_equal(verdict(p, KS "CreateKey", "k-1", "x", &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 10);
 	/* The same requirement in two grants is fine; the first is named. */
@@ -1483,49 +1489,53 @@ static void
 test_require_errors(void **state)
 {
 	static const struct req_case cases[] = {
-		{ "        require\n", 8, "'require' needs 'mfa' or 'approvals N'" },
+		{ "        require\n", 8, "'require' needs 'mfa' or 'approvals N of ROLE'" },
 		{ "        require otp\n", 8, "unknown requirement 'otp' (expected 'mfa' or "
-		    "'approvals N')" },
+		    "'approvals N of ROLE')" },
 		{ "        require MFA\n", 8, "unknown requirement 'MFA' (expected 'mfa' or "
-		    "'approvals N')" },
+		    "'approvals N of ROLE')" },
 		{ "        require \"\"\n", 8, "unknown requirement '' (expected 'mfa' or "
-		    "'approvals N')" },
+		    "'approvals N of ROLE')" },
 		{ "        require mfa approvals 2\n", 8, "'require mfa' takes no value (one "
 		    "requirement per line)" },
 		{ "        require mfa yes\n", 8, "'require mfa' takes no value (one requirement "
 		    "per line)" },
-		{ "        require approvals\n", 8, "'require approvals' needs exactly one number "
+		{ "        require approvals\n", 8, "'require approvals' needs a number (1 to 16), "
+		    "'of' and the role whose members approve: require approvals N of ROLE" },
+		{ "        require approvals 2 3\n", 8, "'require approvals' needs a number (1 to 16), "
+		    "'of' and the role whose members approve: require approvals N of ROLE" },
+		{ "        require approvals 2 mfa\n", 8, "'require approvals' needs a number (1 to 16), "
+		    "'of' and the role whose members approve: require approvals N of ROLE" },
+		{ "        require approvals 0 of r\n", 8, "approvals count '0' is out of range (1 to 16)" },
+		{ "        require approvals 17 of r\n", 8, "approvals count '17' is out of range "
 		    "(1 to 16)" },
-		{ "        require approvals 2 3\n", 8, "'require approvals' needs exactly one "
-		    "number (1 to 16)" },
-		{ "        require approvals 2 mfa\n", 8, "'require approvals' needs exactly one "
-		    "number (1 to 16)" },
-		{ "        require approvals 0\n", 8, "approvals count '0' is out of range (1 to 16)" },
-		{ "        require approvals 17\n", 8, "approvals count '17' is out of range "
-		    "(1 to 16)" },
-		{ "        require approvals 99999999999999999999999\n", 8, "approvals count "
+		{ "        require approvals 99999999999999999999999 of r\n", 8, "approvals count "
 		    "'99999999999999999999999' is out of range (1 to 16)" },
-		{ "        require approvals -1\n", 8, "bad approvals count '-1' (a number from 1 "
+		{ "        require approvals -1 of r\n", 8, "bad approvals count '-1' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals +2\n", 8, "bad approvals count '+2' (a number from 1 "
+		{ "        require approvals +2 of r\n", 8, "bad approvals count '+2' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals 02\n", 8, "bad approvals count '02' (a number from 1 "
+		{ "        require approvals 02 of r\n", 8, "bad approvals count '02' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals 2x\n", 8, "bad approvals count '2x' (a number from 1 "
+		{ "        require approvals 2x of r\n", 8, "bad approvals count '2x' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals 0x2\n", 8, "bad approvals count '0x2' (a number from 1 "
+		{ "        require approvals 0x2 of r\n", 8, "bad approvals count '0x2' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals \"\"\n", 8, "bad approvals count '' (a number from 1 "
+		{ "        require approvals \"\" of r\n", 8, "bad approvals count '' (a number from 1 "
 		    "to 16)" },
-		{ "        require approvals two\n", 8, "bad approvals count 'two' (a number from 1 "
+		{ "        require approvals two of r\n", 8, "bad approvals count 'two' (a number from 1 "
 		    "to 16)" },
+		{ "        require approvals 2 of nobody\n", 8, "undefined approver role 'nobody'" },
+		{ "        require approvals 2 by r\n", 8, "'require approvals' needs a number (1 to "
+		    "16), 'of' and the role whose members approve: require approvals N of ROLE" },
 		/* duplicates within one grant, also with another value */
 		{ "        require mfa\n        require mfa\n", 9, "duplicate 'require mfa' in the "
 		    "grant (first on line 8)" },
-		{ "        require approvals 2\n        require mfa\n        require approvals 2\n",
-		    10, "duplicate 'require approvals' in the grant (first on line 8)" },
-		{ "        require approvals 2\n        require approvals 3\n", 9, "duplicate "
-		    "'require approvals' in the grant (first on line 8)" },
+		{ "        require approvals 2 of r\n        require mfa\n"
+		    "        require approvals 2 of r\n", 10, "duplicate 'require approvals' in the "
+		    "grant (first on line 8)" },
+		{ "        require approvals 2 of r\n        require approvals 3 of r\n", 9,
+		    "duplicate 'require approvals' in the grant (first on line 8)" },
 		/* in the wrong place */
 		{ "role r2\n    require mfa\n", 9, "'require' must follow a 'grant' line in role "
 		    "'r2'" },
@@ -1554,13 +1564,13 @@ test_require_errors(void **state)
 
 	/* Outside any block, and several problems in one pass. */
 	p = sentinel;
-	snprintf(text, sizeof(text), "require mfa\n%s        require approvals 0\n"
+	snprintf(text, sizeof(text), "require mfa\n%s        require approvals 0 of r\n"
 	    "        require bogus\n", BASE);
 	assert_int_equal(parse_mem(text, strlen(text), &p, err, sizeof(err)), BS_ERR_CONFIG);
 	assert_string_equal(err,
 	    "mem:1: 'require' outside a grant (grants live in 'role NAME' blocks)\n"
 	    "mem:9: approvals count '0' is out of range (1 to 16)\n"
-	    "mem:10: unknown requirement 'bogus' (expected 'mfa' or 'approvals N')");
+	    "mem:10: unknown requirement 'bogus' (expected 'mfa' or 'approvals N of ROLE')");
 	assert_ptr_equal(p, sentinel);
 }
 
@@ -1583,16 +1593,16 @@ static const char verdict_policy[] =
     "    grant\n"                                           /* 9 */
     "        methods " KS "Sign\n"                          /* 10 */
     "        keys appr-* both-* few-*\n"                    /* 11 */
-    "        require approvals 3\n"                         /* 12 */
+    "        require approvals 3 of a\n"                    /* 12 */
     "    grant\n"                                           /* 13 */
     "        methods " KS "Sign\n"                          /* 14 */
     "        keys few-* combo-*\n"                          /* 15 */
-    "        require approvals 2\n"                         /* 16 */
+    "        require approvals 2 of a\n"                    /* 16 */
     "        require mfa\n"                                 /* 17 */
     "    grant\n"                                           /* 18 */
     "        methods " KS "Sign\n"                          /* 19 */
     "        keys combo-* two-*\n"                          /* 20 */
-    "        require approvals 2\n"                         /* 21 */
+    "        require approvals 2 of a\n"                    /* 21 */
     "role b\n"                                              /* 22 */
     "    grant\n"                                           /* 23 */
     "        methods " KS "Sign\n"                          /* 24 */
@@ -1622,21 +1632,21 @@ test_verdicts(void **state)
 	assert_string_equal(v.reason, "role a grant at policy line 5 requires a second factor");
 	assert_int_equal(verdict(p, KS "Sign", "appr-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 3);
-	assert_string_equal(v.reason, "role a grant at policy line 9 requires 3 approvals");
+	assert_string_equal(v.reason, "role a grant at policy line 9 requires 3 approvals of a");
 	assert_int_equal(verdict(p, KS "Sign", "two-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 2);
-	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals");
+	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals of a");
 
 	/* Precedence among matching grants. */
 	assert_int_equal(verdict(p, KS "Sign", "both-1", NULL, &v), POLICY_NEEDS_SECOND_FACTOR);
 	assert_string_equal(v.reason, "role a grant at policy line 5 requires a second factor");
 	assert_int_equal(verdict(p, KS "Sign", "few-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 2);
-	assert_string_equal(v.reason, "role a grant at policy line 13 requires 2 approvals and a "
+	assert_string_equal(v.reason, "role a grant at policy line 13 requires 2 approvals of a and a "
 	    "second factor");
 	assert_int_equal(verdict(p, KS "Sign", "combo-1", NULL, &v), POLICY_NEEDS_APPROVALS);
 	assert_int_equal(v.approvals, 2);
-	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals");
+	assert_string_equal(v.reason, "role a grant at policy line 18 requires 2 approvals of a");
 
 	/* Requirements only count when the grant matches: the old deny reasons. */
 	assert_int_equal(verdict(p, KS "Sign", "zzz-1", NULL, &v), POLICY_DENY);
@@ -1656,7 +1666,7 @@ test_verdicts(void **state)
 	assert_int_equal(authorize(p, pr, KS "Sign", "mfa-1", "generic", NULL, 0, reason), 0);
 	assert_string_equal(reason, "role a grant at policy line 5 requires a second factor");
 	assert_int_equal(authorize(p, pr, KS "Sign", "few-1", "generic", NULL, 0, reason), 0);
-	assert_string_equal(reason, "role a grant at policy line 13 requires 2 approvals and a "
+	assert_string_equal(reason, "role a grant at policy line 13 requires 2 approvals of a and a "
 	    "second factor");
 	assert_int_equal(authorize(p, pr, KS "Sign", "zzz-1", "generic", NULL, 0, reason), 0);
 	assert_string_equal(reason, "role a grant at policy line 5 (first of 5 grants for the "
