@@ -323,6 +323,8 @@ on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *nam
 			st->have_timeout = 1;
 		else
 			st->timeout_bad = 1;
+	} else if (HDR_IS("x-boltseal-otp")) {
+		rpc_call_set_otp(st->call, (const char *)value, valuelen);
 	} else if (HDR_IS("grpc-encoding")) {
 		/* only identity is supported; a compressed message is refused when it arrives */
 		st->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);

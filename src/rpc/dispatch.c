@@ -66,6 +66,8 @@ struct rpc_dispatcher {
 	struct rpc_ratelimit *rl;          /* NULL: no rate limit */
 	struct event *rl_timer;            /* writes due summaries; NULL without a base */
 	uint64_t (*clock_ns)(void);
+
+	struct rpc_second_factor sf;       /* sf.check NULL: no checker registered */
 };
 
 struct rpc_call {
@@ -113,6 +115,18 @@ struct rpc_call {
 	char reason[POLICY_REASON_MAX];  /* precise reason for the record ("" = text) */
 	uint8_t *resp;
 	size_t resp_len;
+
+	/* the second factor: the x-boltseal-otp header, and whether it was verified */
+	char otp[RPC_OTP_MAX + 1];
+	int otp_given;                   /* the header was sent (maybe malformed) */
+	int otp_bad;                     /* longer than RPC_OTP_MAX */
+	int sf_pending;                  /* the checker runs; the handler waits */
+	int sf_ok;                       /* verified for this call */
+
+	/* an approved call (rpc_call_spawn): its approvers' principal ids */
+	char **approvers;
+	size_t napprovers;
+	char proposal[64];
 
 	/* what the audit record names */
 	char audit_key[128];
@@ -363,6 +377,10 @@ call_free(struct rpc_call *call)
 	if (call->req != NULL)
 		protobuf_c_message_free_unpacked(call->req, &wiping_allocator);
 	OPENSSL_clear_free(call->resp, call->resp_len);
+	OPENSSL_cleanse(call->otp, sizeof(call->otp));
+	for (size_t i = 0; i < call->napprovers; i++)
+		free(call->approvers[i]);
+	free(call->approvers);
 	free(call->payload);
 	for (size_t i = 0; i < call->nfields; i++) {
 		free((char *)call->fields[i].name);
@@ -817,9 +835,158 @@ rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
 		goto out;
 	}
 	call->handler_pending = 1;
+	if (call->otp_given && call->d->sf.check != NULL && !call->sf_ok &&
+	    call->m->authz == RPC_AUTHZ_POLICY) {
+		/* the caller sent a code: checked before the handler runs */
+		call->sf_pending = 1;
+		call->d->sf.check(call->d->sf.arg, call, call->principal,
+		    call->otp_bad ? "" : call->otp);
+		goto out;
+	}
 	call->m->handler(call, call->req);
 out:
 	unpin(call);
+}
+
+void
+rpc_call_set_otp(struct rpc_call *call, const char *value, size_t len)
+{
+	call->otp_given = 1;
+	call->otp_bad = len > RPC_OTP_MAX || memchr(value, '\0', len) != NULL;
+	if (!call->otp_bad) {
+		memcpy(call->otp, value, len);
+		call->otp[len] = '\0';
+	}
+}
+
+void
+rpc_dispatcher_set_second_factor(struct rpc_dispatcher *d, const struct rpc_second_factor *sf)
+{
+	if (sf != NULL)
+		d->sf = *sf;
+	else
+		memset(&d->sf, 0, sizeof(d->sf));
+}
+
+void
+rpc_call_second_factor_done(struct rpc_call *call, int ok, int grpc_status, const char *message,
+    const char *reason)
+{
+	if (!call->sf_pending)
+		return;
+	call->hold++;
+	call->sf_pending = 0;
+	OPENSSL_cleanse(call->otp, sizeof(call->otp));
+	if (ok && !call->abandoned && !call->decided) {
+		call->sf_ok = 1;
+		call->m->handler(call, call->req);
+	} else if (!call->decided) {
+		refuse(call, 200, ok ? GRPC_STATUS_CANCELLED : grpc_status,
+		    ok ? "cancelled" : message, reason);
+	}
+	unpin(call);
+}
+
+int
+rpc_call_second_factor_verified(const struct rpc_call *call)
+{
+	return call->sf_ok;
+}
+
+int
+rpc_call_second_factor_given(const struct rpc_call *call)
+{
+	return call->otp_given;
+}
+
+/* ---- approved calls ------------------------------------------------------------ */
+
+struct spawn_ctx {
+	void (*done)(void *arg, const struct rpc_answer *a);
+	void *arg;
+	struct rpc_call *call;
+};
+
+static void
+spawn_answer(void *stream, const struct rpc_answer *a)
+{
+	struct spawn_ctx *sc = stream;
+	struct rpc_call *call = sc->call;
+
+	sc->done(sc->arg, a);
+	free(sc);
+	rpc_call_detach(call);
+}
+
+static const struct rpc_transport spawn_transport = { spawn_answer };
+
+int
+rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
+    const char *proposal, const char *const *approvers, size_t n,
+    void (*done)(void *arg, const struct rpc_answer *a), void *arg)
+{
+	struct rpc_peer peer = { parent->identity, parent->cert_sha256, parent->peer };
+	struct spawn_ctx *sc;
+	struct rpc_call *sub = NULL;
+
+	if ((sc = calloc(1, sizeof(*sc))) == NULL)
+		return BS_ERR_NOMEM;
+	sc->done = done;
+	sc->arg = arg;
+	if (rpc_call_new(parent->d, &peer, &spawn_transport, sc, &sub) != 0) {
+		free(sc);
+		return BS_ERR_NOMEM;
+	}
+	sc->call = sub;
+	sub->sf_ok = parent->sf_ok;
+	snprintf(sub->proposal, sizeof(sub->proposal), "%s", proposal != NULL ? proposal : "");
+	if (n > 0 && (sub->approvers = calloc(n, sizeof(*sub->approvers))) == NULL)
+		n = 0;      /* no approvals counted: the call is refused if it needs them */
+	for (size_t i = 0; i < n; i++) {
+		if ((sub->approvers[i] = strdup(approvers[i])) == NULL)
+			break;
+		sub->napprovers++;
+	}
+	/* the answer (refusals included) reaches done through spawn_answer */
+	sub->hold++;
+	if (rpc_call_admit(sub, path))
+		rpc_call_request(sub, msg, len);
+	unpin(sub);
+	return 0;
+}
+
+/*
+ * The approvals of call that count for role: distinct approvers, other than
+ * the caller's principal, who hold role in the policy in force. Their ids go
+ * to names (comma separated).
+ */
+static unsigned
+count_approvals(struct rpc_call *call, const char *role, char *names, size_t nameslen)
+{
+	const struct policy_principal *pr = call_principal(call);
+	const char *self = pr != NULL ? policy_principal_id(pr) : "";
+	unsigned n = 0;
+	size_t used = 0;
+
+	if (nameslen > 0)
+		names[0] = '\0';
+	for (size_t i = 0; i < call->napprovers; i++) {
+		const char *id = call->approvers[i];
+		int dup = 0;
+
+		for (size_t j = 0; j < i; j++)
+			dup |= strcmp(call->approvers[j], id) == 0;
+		if (dup || strcmp(id, self) == 0 ||
+		    !policy_principal_has_role(call->d->policy, id, role))
+			continue;
+		n++;
+		if (used < nameslen) {
+			int w = snprintf(names + used, nameslen - used, "%s%s", used > 0 ? "," : "", id);
+
+			used += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return n;
 }
 
 void
@@ -1043,6 +1210,43 @@ call_check(struct rpc_call *call, const char *method, const char *key, const cha
 	return policy_evaluate(call->d->policy, pr, call->identity, &req, v);
 }
 
+/* A verdict that needs approvals: 1 if this (spawned) call carries enough, else answered. */
+static int
+approvals_met(struct rpc_call *call, const struct policy_verdict *v)
+{
+	char names[512];
+	unsigned n = count_approvals(call, v->approver_role, names, sizeof(names));
+
+	if (v->mfa && !call->sf_ok) {
+		snprintf(call->reason, sizeof(call->reason), "%s", v->reason);
+		rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, RPC_SF_NEEDED_MESSAGE, NULL, 0);
+		return 0;
+	}
+	if (call->proposal[0] != '\0' && n >= v->approvals) {
+		if (rpc_call_audit_field(call, "proposal", call->proposal) != 0 ||
+		    rpc_call_audit_field(call, "approvals", names) != 0) {
+			rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return 0;
+		}
+		call->reason[0] = '\0';
+		call->authorized = 1;
+		return 1;
+	}
+	if (snprintf(call->reason, sizeof(call->reason), "%s%s", v->reason,
+	    call->proposal[0] != '\0' ? " (approvals that count fall short)" : "") < 0)
+		call->reason[0] = '\0';
+	if (call->proposal[0] != '\0')
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "this call needs %u approvals "
+		    "of role %s; proposal %s has %u that count (distinct principals other than the "
+		    "proposer who hold that role now)", v->approvals, v->approver_role,
+		    call->proposal, n);
+	else
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "this call needs %u approvals "
+		    "of role %s: submit it as a proposal (boltseal.v1.AdminService/Propose)",
+		    v->approvals, v->approver_role);
+	return 0;
+}
+
 int
 rpc_call_authorize(struct rpc_call *call, const char *key, const char *purpose,
     const struct policy_attr *attrs, size_t nattrs)
@@ -1064,16 +1268,16 @@ rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *pu
 		call->authorized = 1;
 		return 1;
 	case POLICY_NEEDS_SECOND_FACTOR:
-		/* this server cannot verify a second factor yet: refused, distinctly */
+		if (call->sf_ok) {
+			call->reason[0] = '\0';
+			call->authorized = 1;
+			return 1;
+		}
 		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
-		rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
-		    "this call requires a second factor (x-boltseal-otp)", NULL, 0);
+		rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, RPC_SF_NEEDED_MESSAGE, NULL, 0);
 		return 0;
 	case POLICY_NEEDS_APPROVALS:
-		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
-		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "this call needs %u approvals",
-		    v.approvals);
-		return 0;
+		return approvals_met(call, &v);
 	case POLICY_DENY:
 	default:
 		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
@@ -1093,6 +1297,10 @@ rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purp
 		call->authorized = 1;
 		return 1;
 	case POLICY_NEEDS_SECOND_FACTOR:
+		if (call->sf_ok) {
+			call->authorized = 1;
+			return 1;
+		}
 		*grpc_status = GRPC_STATUS_UNAUTHENTICATED;
 		break;
 	case POLICY_NEEDS_APPROVALS:
@@ -1120,8 +1328,9 @@ rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs)
 {
 	struct policy_verdict v;
+	enum policy_decision dec = call_check(call, method, key, purpose, attrs, nattrs, NULL, &v);
 
-	return call_check(call, method, key, purpose, attrs, nattrs, NULL, &v) == POLICY_ALLOW;
+	return dec == POLICY_ALLOW || (dec == POLICY_NEEDS_SECOND_FACTOR && call->sf_ok);
 }
 
 void

@@ -185,6 +185,17 @@ int rpc_call_admit(struct rpc_call *call, const char *path) BS_WUR;
  */
 void rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len);
 
+/*
+ * The request's x-boltseal-otp header (len bytes at value, borrowed): the
+ * caller's second-factor code. When a checker is registered
+ * (rpc_dispatcher_set_second_factor) it is checked after the decode and
+ * before the handler runs; the handler then sees the factor verified, or
+ * the call is refused. Codes longer than RPC_OTP_MAX are kept as given but
+ * malformed (the checker refuses them). Wiped when no longer needed.
+ */
+#define RPC_OTP_MAX 16
+void rpc_call_set_otp(struct rpc_call *call, const char *value, size_t len);
+
 /* The call's deadline passed: the handler is cancelled, DEADLINE_EXCEEDED answered. */
 void rpc_call_deadline(struct rpc_call *call);
 

@@ -199,9 +199,11 @@ void *rpc_call_service_state(const struct rpc_call *call);
  * Asks the policy for its verdict on key (NULL for calls that name no key)
  * of purpose, given the request attributes. 1: allowed, go on. 0: refused
  * and answered, so the handler must just return: PERMISSION_DENIED (no grant
- * matches), UNAUTHENTICATED "this call requires a second factor" or
- * FAILED_PRECONDITION "this call needs N approvals" (only grants with
- * requirements match; this server cannot satisfy them yet). The precise
+ * matches), UNAUTHENTICATED RPC_SF_NEEDED_MESSAGE (only grants that
+ * require a second factor match, and the call has none verified) or
+ * FAILED_PRECONDITION "this call needs N approvals of role R" (only grants
+ * with approvals match, and the call is not an approved one carrying
+ * enough: see rpc_call_spawn). The precise
  * reason goes to the audit log only. A handler that answers OK without an
  * allowed verdict gets INTERNAL instead.
  */
@@ -236,6 +238,58 @@ int rpc_call_policy_tests(struct rpc_call *call, const char *prefix);
  */
 int rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs);
+
+/* ---- second factor and approvals ---------------------------------------------- */
+
+/* The message of UNAUTHENTICATED when a grant needs a second factor the call lacks. */
+#define RPC_SF_NEEDED_MESSAGE "this call requires a second factor: send your current TOTP " \
+	"code in the x-boltseal-otp request metadata"
+
+struct rpc_dispatcher;
+
+/*
+ * A checker of second-factor codes (AdminService registers one at start).
+ * check runs on the loop for a call that sent x-boltseal-otp (principal:
+ * the caller's principal id, "" if none; code: what was sent, "" when
+ * malformed; both borrowed for the call only), before its handler, and must
+ * end, now or later, with exactly one rpc_call_second_factor_done.
+ */
+struct rpc_second_factor {
+	void (*check)(void *arg, struct rpc_call *call, const char *principal, const char *code);
+	void *arg;
+};
+/* Registers sf (copied; NULL: none, and codes are ignored). */
+void rpc_dispatcher_set_second_factor(struct rpc_dispatcher *d, const struct rpc_second_factor *sf);
+/*
+ * The checker's verdict: ok 1 runs the handler with the factor verified
+ * (grants that 'require mfa' then allow); ok 0 answers grpc_status with
+ * message for the client and reason for the audit record (NULL: message).
+ */
+void rpc_call_second_factor_done(struct rpc_call *call, int ok, int grpc_status,
+    const char *message, const char *reason);
+/* 1 if this call's second factor was verified. */
+int rpc_call_second_factor_verified(const struct rpc_call *call);
+/* 1 if the call sent an x-boltseal-otp header. */
+int rpc_call_second_factor_given(const struct rpc_call *call);
+
+/*
+ * Runs method path ("/boltseal.v1.KeyService/ScheduleKeyDestruction") on
+ * the serialized request msg (len bytes, borrowed for the call only) as a
+ * call of parent's caller, carrying the approvals of proposal (its id) by
+ * the principals approvers (n ids, copied): AdminService executes an
+ * approved proposal so. The call is admitted, decoded, handled and audited
+ * like any other (its record names the proposal and the approvers that
+ * counted); a verdict "needs N approvals of ROLE" is met when at least N
+ * distinct approvers, other than the caller's principal, hold ROLE in the
+ * policy in force now. A second factor verified for parent counts for it.
+ * done(arg, answer) runs exactly once with its answer (borrowed for the
+ * callback), possibly before rpc_call_spawn returns. 0, or BS_ERR_NOMEM
+ * (done is not called).
+ */
+struct rpc_answer;
+int rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
+    const char *proposal, const char *const *approvers, size_t n,
+    void (*done)(void *arg, const struct rpc_answer *a), void *arg) BS_WUR;
 
 /* What the call's audit record names: key and version (-1 none), target, event. */
 void rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version);
