@@ -52,6 +52,7 @@
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
 #include "policy/policy.h"
+#include "services/admin/admin_int.h"
 #include "services/services.h"
 #include "types/types.h"
 
@@ -419,13 +420,15 @@ check_config(const char *path, struct bs_config *cfg)
 }
 
 /*
- * The audit signing key: created in the HSM on first start (Ed25519,
- * purpose audit, non-extractable like every key); an existing key of that
- * name must have that purpose and algorithm. *created = 1 if made now.
+ * A key the daemon itself needs (the audit signing key: Ed25519, purpose
+ * audit; the key that seals second-factor seeds: AES-256-GCM, purpose
+ * admin): created in the HSM on first start, non-extractable like every
+ * key; an existing key of that name must have that purpose and algorithm.
+ * *created = 1 if made now.
  */
 static int
-ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, const char *name,
-    int *created, char *err, size_t errlen)
+ensure_daemon_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, const char *name,
+    enum bs_purpose purpose, enum bs_alg alg, int *created, char *err, size_t errlen)
 {
 	const struct catalog_key *k = catalog_find(cat, name);
 	struct catalog_key nk;
@@ -436,9 +439,9 @@ ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, co
 
 	*created = 0;
 	if (k != NULL) {
-		if (k->purpose != BS_PURPOSE_AUDIT || k->alg != BS_ALG_ED25519) {
-			snprintf(err, errlen, "key '%s' exists but is not an Ed25519 key of purpose "
-			    "audit", name);
+		if (k->purpose != purpose || k->alg != alg) {
+			snprintf(err, errlen, "key '%s' exists but is not an %s key of purpose %s",
+			    name, bs_alg_name(alg), bs_purpose_name(purpose));
 			return BS_ERR_CONFIG;
 		}
 		return 0;
@@ -446,8 +449,8 @@ ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, co
 	memset(&nk, 0, sizeof(nk));
 	memset(&v, 0, sizeof(v));
 	snprintf(nk.name, sizeof(nk.name), "%s", name);
-	nk.purpose = BS_PURPOSE_AUDIT;
-	nk.alg = BS_ALG_ED25519;
+	nk.purpose = purpose;
+	nk.alg = alg;
 	nk.state = BS_KEY_ENABLED;
 	nk.created = (int64_t)time(NULL);
 	v.version = 1;
@@ -458,7 +461,7 @@ ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, co
 	r.type = KEYOP_GENERATE;
 	snprintf(r.key.name, sizeof(r.key.name), "%s", name);
 	r.key.version = 1;
-	r.alg = BS_ALG_ED25519;
+	r.alg = alg;
 	if ((rc = keyclient_call(kd, s, &r, &a)) == 0 && (rc = a.rc) == 0) {
 		memcpy(v.hsm_id, a.id, HSM_KEY_ID_LEN);
 		v.spki = a.spki;
@@ -478,7 +481,7 @@ ensure_audit_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, co
 		rc = catalog_mem_add_version(cat, &nk, &v);
 	free(v.spki);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot create the audit key '%s': %s", name, bs_strerror(rc));
+		snprintf(err, errlen, "cannot create the key '%s': %s", name, bs_strerror(rc));
 		return rc;
 	}
 	*created = 1;
@@ -801,12 +804,39 @@ run(struct bs_config *cfg)
 	}
 	if (cfg->audit && record_audit_key(d.svc.audit, cat, audit_key, &key_recorded) != 0)
 		goto out;
-	if (cfg->audit && ensure_audit_key(kd, cat, rs, audit_key, &key_created, err,
-	    sizeof(err)) != 0) {
+	if (cfg->audit && ensure_daemon_key(kd, cat, rs, audit_key, BS_PURPOSE_AUDIT,
+	    BS_ALG_ED25519, &key_created, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "audit key unusable; refusing to start", "error", err, NULL);
 		if (key_recorded)
 			audit_key_undone(d.svc.audit, audit_key, err);
 		goto out;
+	}
+	{
+		/* the key that seals second-factor seeds (AdminService) */
+		int made = 0;
+		struct audit_record kr;
+
+		if (ensure_daemon_key(kd, cat, rs, ADMIN_MFA_KEY, BS_PURPOSE_ADMIN,
+		    BS_ALG_AES_256_GCM, &made, err, sizeof(err)) != 0) {
+			bs_log(BS_LOG_ERROR, "second-factor key unusable; refusing to start", "error",
+			    err, NULL);
+			goto out;
+		}
+		memset(&kr, 0, sizeof(kr));
+		kr.type = AUDIT_KEY;
+		kr.key = ADMIN_MFA_KEY;
+		kr.key_version = 1;
+		kr.result = "OK";
+		kr.event = "key_created";
+		kr.reason = "second-factor sealing key created by the daemon on first start";
+		if (made && d.svc.audit != NULL && audit_log_write_wait(d.svc.audit, &kr) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot record the creation of the second-factor key; "
+			    "refusing to start", NULL);
+			goto out;
+		}
+		if (made)
+			bs_log(BS_LOG_INFO, "second-factor sealing key created", "key", ADMIN_MFA_KEY,
+			    NULL);
 	}
 	hsm_session_close(rs);
 	rs = NULL;
@@ -894,6 +924,7 @@ run(struct bs_config *cfg)
 			goto out;
 		}
 		rpc_dispatcher_set_policy(d.disp, d.policy);
+		d.svc.disp = d.disp;
 	}
 	if (rpc_registry_start(d.registry, &d.svc, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "a service cannot start", "error", err, NULL);

@@ -124,14 +124,14 @@ void catalog_mem_set_min_decrypt(struct catalog *c, const char *name, uint32_t v
  * that every change is one compare-and-set and a later snapshot can be
  * told from an earlier one. Version 0 below names the key itself:
  *   DISABLE / ENABLE          the key's (or version's) own state;
- *   SCHEDULE_DESTRUCTION      enabled or disabled -> pending, due at `when`;
- *                             for the key, every version not destroyed too;
- *   CANCEL_DESTRUCTION        pending -> disabled (a version), or the key ->
- *                             disabled with its pending versions enabled
- *                             again (the disabled key still holds them);
+ *   SCHEDULE_DESTRUCTION      enabled or disabled -> pending, due at `when`
+ *                             (the key's own state: its versions keep theirs,
+ *                             and a pending key makes every one unusable);
+ *   CANCEL_DESTRUCTION        pending -> disabled;
  *   DESTROYED                 a version pending and due at or before `when`
- *                             (now) -> destroyed at `when`; the key, once
- *                             every version is destroyed, the same.
+ *                             (now), or any version not destroyed of a key
+ *                             pending and due -> destroyed at `when`; the
+ *                             key, once every version is destroyed, the same.
  * Setting the state a target already has is a no-op; a destroyed target
  * never changes; a pending one must be cancelled before it is enabled or
  * disabled.

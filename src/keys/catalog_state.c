@@ -88,6 +88,7 @@ step(enum bs_key_state *st, int64_t *at, enum catalog_change what, int64_t when,
 		*at = 0;
 		return NULL;
 	case CATALOG_DESTROYED:
+		/* a version is also due when its key is (transition() checks that first) */
 		if (*st != BS_KEY_PENDING_DESTRUCTION || *at > when)
 			return "not due for destruction";
 		*st = BS_KEY_DESTROYED;
@@ -102,8 +103,6 @@ step(enum bs_key_state *st, int64_t *at, enum catalog_change what, int64_t when,
 static const char *
 transition(struct catalog_states *s, uint32_t version, enum catalog_change what, int64_t when)
 {
-	const char *why;
-
 	if (version > s->nversions)
 		return "no such version";
 	if (version != 0) {
@@ -111,6 +110,13 @@ transition(struct catalog_states *s, uint32_t version, enum catalog_change what,
 			return "the key is destroyed";
 		if (what != CATALOG_DESTROYED && s->key_state == BS_KEY_PENDING_DESTRUCTION)
 			return "the key is pending destruction: cancel it first";
+		if (what == CATALOG_DESTROYED && s->key_state == BS_KEY_PENDING_DESTRUCTION &&
+		    s->key_destroy_at <= when && s->state[version - 1] != BS_KEY_DESTROYED) {
+			/* the key is due: each of its versions goes, whatever its own state */
+			s->state[version - 1] = BS_KEY_DESTROYED;
+			s->destroy_at[version - 1] = when;
+			return NULL;
+		}
 		return step(&s->state[version - 1], &s->destroy_at[version - 1], what, when, 0);
 	}
 	if (what == CATALOG_DESTROYED) {
@@ -118,21 +124,8 @@ transition(struct catalog_states *s, uint32_t version, enum catalog_change what,
 			if (s->state[i] != BS_KEY_DESTROYED)
 				return "a version is not destroyed yet";
 	}
-	if ((why = step(&s->key_state, &s->key_destroy_at, what, when, 1)) != NULL)
-		return why;
-	for (uint32_t i = 0; i < s->nversions; i++) {
-		if (what == CATALOG_SCHEDULE_DESTRUCTION && s->state[i] != BS_KEY_DESTROYED &&
-		    s->state[i] != BS_KEY_PENDING_DESTRUCTION) {
-			s->state[i] = BS_KEY_PENDING_DESTRUCTION;
-			s->destroy_at[i] = when;
-		} else if (what == CATALOG_CANCEL_DESTRUCTION &&
-		    s->state[i] == BS_KEY_PENDING_DESTRUCTION) {
-			/* the key is disabled now, which holds every version */
-			s->state[i] = BS_KEY_ENABLED;
-			s->destroy_at[i] = 0;
-		}
-	}
-	return NULL;
+	/* the key's own state only: its versions keep theirs (a cancel restores them as they were) */
+	return step(&s->key_state, &s->key_destroy_at, what, when, 1);
 }
 
 /* The states of k in memory. */

@@ -1318,6 +1318,12 @@ rpc_call_authorize_item(struct rpc_call *call, const char *key, const char *purp
 }
 
 int
+rpc_call_granted(struct rpc_call *call, const char *method)
+{
+	return policy_may_call(call->d->policy, call_principal(call), method);
+}
+
+int
 rpc_call_policy_tests(struct rpc_call *call, const char *prefix)
 {
 	return policy_method_tests(call->d->policy, call_principal(call), call->path + 1, prefix);

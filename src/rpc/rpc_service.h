@@ -239,6 +239,13 @@ int rpc_call_policy_tests(struct rpc_call *call, const char *prefix);
 int rpc_call_may(struct rpc_call *call, const char *method, const char *key,
     const char *purpose, const struct policy_attr *attrs, size_t nattrs);
 
+/*
+ * 1 if some role of the caller names method ("boltseal.v1.KeyService/Sign")
+ * at all, whatever its keys, conditions and requirements (AdminService
+ * takes proposals only of methods the proposer is granted).
+ */
+int rpc_call_granted(struct rpc_call *call, const char *method);
+
 /* ---- second factor and approvals ---------------------------------------------- */
 
 /* The message of UNAUTHENTICATED when a grant needs a second factor the call lacks. */

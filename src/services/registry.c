@@ -14,6 +14,7 @@ extern const struct rpc_service vehicle_service;
 extern const struct rpc_service command_service;
 extern const struct rpc_service checkpoint_service;
 extern const struct rpc_service envelope_service;
+extern const struct rpc_service adminservice_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -25,6 +26,7 @@ const struct rpc_service *const services_all[] = {
 	&command_service,
 	&checkpoint_service,
 	&envelope_service,
+	&adminservice_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

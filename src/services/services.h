@@ -23,6 +23,7 @@ struct audit_log;
 struct checkpointer;
 struct rpc_registry;
 struct store;
+struct rpc_dispatcher;
 
 /* Shared state the handlers use; owned by main, loop thread only. */
 struct svc_ctx {
@@ -40,6 +41,7 @@ struct svc_ctx {
 	struct checkpointer *checkpointer;   /* NULL when audit = off */
 	int tls_ready;             /* every CRL present and current */
 	struct event_base *base;   /* the event loop (service timers); NULL in unit tests */
+	struct rpc_dispatcher *disp;   /* the RPC layer (AdminService registers its checker) */
 };
 
 static inline struct svc_ctx *

@@ -33,6 +33,9 @@ bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p)
 {
 	if (alg == BS_ALG_NONE || p == BS_PURPOSE_NONE)
 		return 0;
+	/* admin keys sign (approvals, later) or seal (second-factor seeds) */
+	if (p == BS_PURPOSE_ADMIN)
+		return 1;
 	return (p == BS_PURPOSE_ENVELOPE) == bs_alg_is_symmetric(alg);
 }
 

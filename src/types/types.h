@@ -52,7 +52,9 @@ enum bs_alg bs_alg_from_name(const char *name);
 int bs_alg_is_symmetric(enum bs_alg alg);
 /*
  * 1 if a key of purpose p may have algorithm alg: envelope keys are the
- * secret-key algorithms, every other purpose the signature algorithms.
+ * secret-key algorithms, admin keys any algorithm (the daemon seals
+ * second-factor seeds with one), every other purpose the signature
+ * algorithms.
  */
 int bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p);
 

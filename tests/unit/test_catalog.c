@@ -486,21 +486,25 @@ test_lifecycle(void **state)
 	assert_int_equal(change(f, "life", 1, CATALOG_ENABLE, 0), BS_ERR_PRECONDITION);
 	assert_int_equal(change(f, "life", 1, CATALOG_CANCEL_DESTRUCTION, 0), BS_ERR_PRECONDITION);
 
-	/* the whole key: every version not destroyed becomes pending; the key only after them */
+	/* the whole key: the key pending, its versions as they were; the key only after them */
+	assert_int_equal(change(f, "life", 3, CATALOG_DISABLE, 0), 0);
 	assert_int_equal(change(f, "life", 0, CATALOG_SCHEDULE_DESTRUCTION, 7000), 0);
 	ck = catalog_find(f->c, "life");
 	assert_int_equal(ck->state, BS_KEY_PENDING_DESTRUCTION);
-	assert_int_equal(ck->versions[1].state, BS_KEY_PENDING_DESTRUCTION);
-	assert_int_equal(ck->versions[2].destroy_at, 7000);
+	assert_int_equal(ck->versions[1].state, BS_KEY_ENABLED);
+	assert_false(catalog_version_usable(ck, &ck->versions[1]));
 	assert_int_equal(change(f, "life", 2, CATALOG_CANCEL_DESTRUCTION, 0), BS_ERR_PRECONDITION);
+	assert_int_equal(change(f, "life", 2, CATALOG_DESTROYED, 6999), BS_ERR_PRECONDITION);
 	assert_int_equal(change(f, "life", 0, CATALOG_DESTROYED, 7000), BS_ERR_PRECONDITION);
-	/* cancelling the key: the key disabled, its versions enabled again */
+	/* cancelling the key: the key disabled, a version disabled before stays so */
 	assert_int_equal(change(f, "life", 0, CATALOG_CANCEL_DESTRUCTION, 0), 0);
 	ck = catalog_find(f->c, "life");
 	assert_int_equal(ck->state, BS_KEY_DISABLED);
 	assert_int_equal(ck->versions[1].state, BS_KEY_ENABLED);
+	assert_int_equal(ck->versions[2].state, BS_KEY_DISABLED);
 	assert_int_equal(ck->versions[0].state, BS_KEY_DESTROYED);
 	assert_int_equal(change(f, "life", 0, CATALOG_SCHEDULE_DESTRUCTION, 7000), 0);
+	/* due with the key: enabled and disabled versions alike */
 	assert_int_equal(change(f, "life", 2, CATALOG_DESTROYED, 7000), 0);
 	assert_int_equal(change(f, "life", 3, CATALOG_DESTROYED, 7000), 0);
 	assert_int_equal(change(f, "life", 0, CATALOG_DESTROYED, 7000), 0);

@@ -299,15 +299,17 @@ objects_destroyed(void *arg, struct keyop_answer *a)
 			    "refused C_DestroyObject; retried at the next start");
 			return;
 		}
-	} else {
+	} else if (a->rc == 0 || !d->again) {
 		bs_log(BS_LOG_INFO, d->again ? "leftover objects of a destroyed key version removed" :
 		    "key version destroyed", "key", d->name, "version", v, NULL);
 	}
-	if (d->again) {
-		destroy_free(d);
+	if (d->again && a->rc != 0) {
+		destroy_free(d);     /* nothing was left over */
 		return;
 	}
-	destroy_record(d, "OK", NULL);
+	/* at start, objects that were left: the interrupted destruction is recorded now */
+	destroy_record(d, "OK", d->again ? "objects left by an interrupted destruction removed at "
+	    "start" : NULL);
 }
 
 static void
@@ -421,8 +423,12 @@ destroyer_next(struct keysvc_state *st)
 		for (size_t j = 0; j < k->nversions && started < DESTROY_PER_PASS; j++) {
 			const struct catalog_version *v = &k->versions[j];
 
-			if (v->state == BS_KEY_PENDING_DESTRUCTION && v->destroy_at <= now &&
-			    destroy_start(st, k, v, now, 0) == 0)
+			int due = v->state == BS_KEY_PENDING_DESTRUCTION && v->destroy_at <= now;
+
+			/* every version of a key that is due goes too */
+			due |= v->state != BS_KEY_DESTROYED &&
+			    k->state == BS_KEY_PENDING_DESTRUCTION && k->destroy_at <= now;
+			if (due && destroy_start(st, k, v, now, 0) == 0)
 				started++;
 		}
 		if (started < DESTROY_PER_PASS && k->state == BS_KEY_PENDING_DESTRUCTION &&

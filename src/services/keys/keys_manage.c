@@ -425,7 +425,10 @@ keysvc_rotate_key(struct rpc_call *call, const ProtobufCMessage *msg)
 
 		k = keysvc_lookup_key_attrs(call, r->name, attrs, peek != NULL ? 1 : 0);
 	}
-	if (k != NULL) {
+	if (k != NULL && (k->state == BS_KEY_PENDING_DESTRUCTION || k->state == BS_KEY_DESTROYED)) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is %s: it takes no new "
+		    "version", k->name, bs_key_state_name(k->state));
+	} else if (k != NULL) {
 		uint32_t next = k->nversions > 0 ? k->versions[k->nversions - 1].version + 1 : 1;
 
 		rpc_call_audit_key(call, k->name, next);
@@ -535,6 +538,12 @@ keysvc_get_public_key(struct rpc_call *call, const ProtobufCMessage *msg)
 	if (bs_alg_is_symmetric(k->alg)) {
 		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' is a secret key (%s): "
 		    "it has no public key", k->name, bs_alg_name(k->alg));
+		goto out;
+	}
+	if (!catalog_version_usable(k, v)) {
+		rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "key '%s' version %u is %s",
+		    k->name, v->version, bs_key_state_name(k->state != BS_KEY_ENABLED ? k->state :
+		    v->state));
 		goto out;
 	}
 	if (sigverify_spki_to_pem(v->spki, v->spki_len, &pem) != 0) {
