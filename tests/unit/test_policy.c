@@ -35,6 +35,7 @@
 #define AS "boltseal.v1.AuditService/"
 
 #define ES "boltseal.v1.EnvelopeService/"
+#define ADM "boltseal.v1.AdminService/"
 static const char *const known_methods[] = {
 	KS "CreateKey", KS "GetKey", KS "ListKeys", KS "RotateKey", KS "GetPublicKey", KS "Sign",
 	KS "Verify", KS "SignBatch", AS "GetCheckpoint", AS "GetInclusionProof",
@@ -55,6 +56,9 @@ static const char *const known_methods[] = {
 	ES "Encrypt", ES "GenerateDataKeyBatch", ES "DecryptBatch", ES "GenerateDataKeyForVehicle",
 	ES "Tokenize", ES "SetMinDecryptionVersion", KS "DisableKey", KS "EnableKey",
 	KS "ScheduleKeyDestruction", KS "CancelKeyDestruction",
+	ADM "EnrollSecondFactor", ADM "ActivateSecondFactor", ADM "GetSecondFactor",
+	ADM "ResetSecondFactor", ADM "Propose", ADM "ListProposals", ADM "GetProposal",
+	ADM "Approve", ADM "Reject", ADM "Execute",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -192,23 +196,25 @@ struct seed {
  * GetLogStatus CosignCheckpoint (these name the log's key) | EnvelopeService GenerateDataKey
  * GenerateDataKeyWithoutPlaintext Decrypt ReEncrypt Encrypt GenerateDataKeyBatch DecryptBatch
  * GenerateDataKeyForVehicle Tokenize SetMinDecryptionVersion (these name .key) | KeyService
- * DisableKey EnableKey ScheduleKeyDestruction CancelKeyDestruction.
+ * DisableKey EnableKey ScheduleKeyDestruction CancelKeyDestruction | AdminService
+ * EnrollSecondFactor ActivateSecondFactor GetSecondFactor ResetSecondFactor Propose
+ * ListProposals GetProposal Approve Reject Execute (these name no key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010000000000000000000000000000" },
+	    "010011110000010100000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000000000000000000000000000000" },
+	    "010011000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000" },
+	    "ecdsa-p256-sha256", "010011000000000000110000100000000000000000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01000000000000000000000000000011111111100000" },
+	    "010000000000000000000000000000111111111000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010111111111100000000000000000000" },
+	    "111110000000100111111111000000000000000000001100111111" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000000000001000000000000000000" },
+	    "010010001111000000000000010000000000000000000000000000" },
 };
 
 static int
@@ -287,7 +293,7 @@ test_example_file(void **state)
 	snprintf(path, sizeof(path), "%s/etc/policy.example", BS_SRCDIR);
 	if (policy_load(path, &schema, &p, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	assert_int_equal(policy_principal_count(p), 6);
+	assert_int_equal(policy_principal_count(p), 8);
 
 	for (i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		pr = policy_map(p, seeds[i].uri, NULL);
@@ -757,7 +763,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.KeyService/CancelKeyDestruction");
+	    "boltseal.v1.AdminService/Execute");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');
