@@ -902,7 +902,7 @@ rpc_call_second_factor_given(const struct rpc_call *call)
 /* ---- approved calls ------------------------------------------------------------ */
 
 struct spawn_ctx {
-	void (*done)(void *arg, const struct rpc_answer *a);
+	void (*done)(void *arg, const struct rpc_answer *a, int authorized);
 	void *arg;
 	struct rpc_call *call;
 };
@@ -913,7 +913,7 @@ spawn_answer(void *stream, const struct rpc_answer *a)
 	struct spawn_ctx *sc = stream;
 	struct rpc_call *call = sc->call;
 
-	sc->done(sc->arg, a);
+	sc->done(sc->arg, a, call->authorized);
 	free(sc);
 	rpc_call_detach(call);
 }
@@ -923,7 +923,7 @@ static const struct rpc_transport spawn_transport = { spawn_answer };
 int
 rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
     const char *proposal, const char *const *approvers, size_t n,
-    void (*done)(void *arg, const struct rpc_answer *a), void *arg)
+    void (*done)(void *arg, const struct rpc_answer *a, int authorized), void *arg)
 {
 	struct rpc_peer peer = { parent->identity, parent->cert_sha256, parent->peer };
 	struct spawn_ctx *sc;

@@ -289,14 +289,17 @@ int rpc_call_second_factor_given(const struct rpc_call *call);
  * counted); a verdict "needs N approvals of ROLE" is met when at least N
  * distinct approvers, other than the caller's principal, hold ROLE in the
  * policy in force now. A second factor verified for parent counts for it.
- * done(arg, answer) runs exactly once with its answer (borrowed for the
- * callback), possibly before rpc_call_spawn returns. 0, or BS_ERR_NOMEM
- * (done is not called).
+ * done(arg, answer, authorized) runs exactly once with its answer (borrowed
+ * for the callback), possibly before rpc_call_spawn returns; authorized is
+ * 0 when the call was refused before its handler did any work (admission,
+ * decode, or a verdict it did not meet: too few approvals, no second
+ * factor), 1 when the policy let it through. 0, or BS_ERR_NOMEM (done is
+ * not called).
  */
 struct rpc_answer;
 int rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
     const char *proposal, const char *const *approvers, size_t n,
-    void (*done)(void *arg, const struct rpc_answer *a), void *arg) BS_WUR;
+    void (*done)(void *arg, const struct rpc_answer *a, int authorized), void *arg) BS_WUR;
 
 /* What the call's audit record names: key and version (-1 none), target, event. */
 void rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version);

@@ -481,6 +481,11 @@ prop_done(struct admin_job *j)
 		goto out;
 	}
 	if (p->stage == 1 || p->kind == K_GET || p->kind == K_PROPOSE) {
+		if (p->kind == K_EXECUTE && p->stage == 1 && p->status > 0) {
+			/* the call was refused by the policy; the proposal is pending again */
+			rpc_call_fail(call, p->status, "%s", p->msg);
+			goto out;
+		}
 		if (p->kind == K_EXECUTE && p->stage == 1 && p->status == -1) {
 			/* marked: now run it */
 			if ((pp = boltseal__v1__proposal__unpack(NULL, p->row_len, p->row)) == NULL) {
@@ -517,9 +522,14 @@ out:
 	prop_free(p);
 }
 
-/* The executed call answered: keep its result (stage 1 again), then answer. */
+/*
+ * The executed call answered: keep its result (stage 1 again), then answer.
+ * A call the policy refused (too few approvals so far, no second factor)
+ * did nothing: the proposal is unmarked and stays pending, and Execute
+ * answers that refusal.
+ */
 static void
-executed(void *arg, const struct rpc_answer *a)
+executed(void *arg, const struct rpc_answer *a, int authorized)
 {
 	struct prop *p = arg;
 	Boltseal__V1__Proposal *pp = boltseal__v1__proposal__unpack(NULL, p->row_len, p->row);
@@ -528,6 +538,20 @@ executed(void *arg, const struct rpc_answer *a)
 	if (pp == NULL) {
 		rpc_call_fail(p->aj.call, GRPC_STATUS_INTERNAL, "the proposal is unreadable");
 		prop_free(p);
+		return;
+	}
+	if (!authorized && a->grpc_status != GRPC_STATUS_OK) {
+		pp->execute_time_unix = 0;
+		rc = repack(p, pp);
+		boltseal__v1__proposal__free_unpacked(pp, NULL);
+		if (rc != 0) {
+			rpc_call_fail(p->aj.call, GRPC_STATUS_INTERNAL, "cannot unmark the proposal");
+			prop_free(p);
+			return;
+		}
+		p->status = a->grpc_status;
+		snprintf(p->msg, sizeof(p->msg), "%s", a->message != NULL ? a->message : "");
+		(void)admin_submit(&p->aj);
 		return;
 	}
 	pp->state = BOLTSEAL__V1__PROPOSAL_STATE__EXECUTED;
