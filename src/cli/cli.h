@@ -2,7 +2,8 @@
  * cli.h - what the parts of the `boltseal` CLI share: the context of one
  * run (settings, output mode, the connection), the row of the nested
  * command tables, the tables of each service (cmd_keys.c, cmd_audit.c,
- * cmd_health.c, cmd_ota.c, cmd_commands.c, cmd_vehicles.c), call_unary,
+ * cmd_health.c, cmd_ota.c, cmd_commands.c, cmd_vehicles.c, cmd_admin.c)
+ * and of the console (console.c), call_unary,
  * the one way a command calls the server, and cli_load_spki, the one
  * reader of public-key files.
  */
@@ -51,6 +52,13 @@ extern const struct cli_cmd cli_commands_cmd;  /* group `commands` (boltseal.v1.
 extern const struct cli_cmd cli_vehicles_cmd;  /* group `vehicles` (boltseal.v1.VehicleService) */
 extern const struct cli_cmd cli_checkpoint_cmd;  /* group `checkpoint` (CheckpointService) */
 extern const struct cli_cmd cli_envelope_cmd;  /* group `envelope` (EnvelopeService) */
+/* cmd_admin.c: AdminService, and the key lifecycle commands that join `keys` */
+extern const struct cli_cmd cli_mfa_cmd;        /* group `mfa` (the second factor) */
+extern const struct cli_cmd cli_proposals_cmd;  /* group `proposals` (approvals) */
+extern const struct cli_cmd cli_propose_cmd;    /* group `propose` (submit a proposal) */
+extern const struct cli_cmd cli_keys_lifecycle_cmd;  /* more of group `keys`: disable, enable,
+                                                        schedule-/cancel-destruction */
+extern const struct cli_cmd cli_console_cmd;    /* `console` (console.c) */
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

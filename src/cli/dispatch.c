@@ -4,9 +4,11 @@
  * (`keys`, `audit`) whose command is the next word, or a command
  * (`health`). A command of a group is also found at the top level by its
  * alias, the spelling it had before the groups (`sign` = `keys sign`,
- * `list-keys` = `keys list`). Options may come
- * before a group's command word: they are checked against every option of
- * the group, then parsed for the command.
+ * `list-keys` = `keys list`). A group may be spread over several rows of
+ * the top level with its name, each with its own table (the key lifecycle
+ * commands of cmd_admin.c join `keys`); the first row gives the group's
+ * summary. Options may come before a group's command word: they are checked
+ * against every option of the group, then parsed for the command.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,10 @@
 
 static const struct cli_cmd *const roots[] = {
 	&cli_keys_cmd,
+	&cli_keys_lifecycle_cmd,
+	&cli_mfa_cmd,
+	&cli_proposals_cmd,
+	&cli_propose_cmd,
 	&cli_ota_cmd,
 	&cli_audit_cmd,
 	&cli_commands_cmd,
@@ -23,22 +29,68 @@ static const struct cli_cmd *const roots[] = {
 	&cli_checkpoint_cmd,
 	&cli_envelope_cmd,
 	&cli_health_cmd,
+	&cli_console_cmd,
 	NULL,
 };
 
-#define LIST_WIDTH 21  /* column of the summaries in the command lists ("ota refresh-timestamp",
-                          "vehicles decommission") */
+#define LIST_WIDTH 25  /* column of the summaries in the command lists
+                          ("keys schedule-destruction") */
 
-/* The row of table named word; NULL if none. */
-static const struct cli_cmd *
-find_row(const struct cli_cmd *table, const char *word)
+/* A walk over the commands of a group, in every top-level row of its name. */
+struct group_walk {
+	const char *name;
+	size_t root;                /* the next root to look at */
+	const struct cli_cmd *row;  /* the next row of the current table, or NULL */
+};
+
+static void
+walk_init(struct group_walk *w, const struct cli_cmd *g)
 {
+	w->name = g->name;
+	w->root = 0;
+	w->row = NULL;
+}
+
+/* The next command of the walk's group; NULL after the last. */
+static const struct cli_cmd *
+walk_next(struct group_walk *w)
+{
+	for (;;) {
+		if (w->row != NULL && w->row->name != NULL)
+			return w->row++;
+		while (roots[w->root] != NULL && (roots[w->root]->sub == NULL ||
+		    strcmp(roots[w->root]->name, w->name) != 0))
+			w->root++;
+		if (roots[w->root] == NULL)
+			return NULL;
+		w->row = roots[w->root++]->sub;
+	}
+}
+
+/* The command of group g named word; NULL if none. */
+static const struct cli_cmd *
+find_row(const struct cli_cmd *g, const char *word)
+{
+	struct group_walk w;
 	const struct cli_cmd *r;
 
-	for (r = table; r->name != NULL; r++)
+	walk_init(&w, g);
+	while ((r = walk_next(&w)) != NULL)
 		if (strcmp(r->name, word) == 0)
 			return r;
 	return NULL;
+}
+
+/* Whether roots[i] continues a group named by an earlier root. */
+static int
+continues_group(size_t i)
+{
+	size_t k;
+
+	for (k = 0; k < i; k++)
+		if (strcmp(roots[k]->name, roots[i]->name) == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -68,12 +120,14 @@ find_top(const char *word, const struct cli_cmd **group)
 static void
 join_names(const struct cli_cmd *g, char *buf, size_t len)
 {
+	struct group_walk w;
 	const struct cli_cmd *r;
 	size_t n = 0;
 
 	buf[0] = '\0';
-	for (r = g->sub; r->name != NULL && n < len; r++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", r == g->sub ? "" : ", ", r->name);
+	walk_init(&w, g);
+	while ((r = walk_next(&w)) != NULL && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n == 0 ? "" : ", ", r->name);
 }
 
 /* Prints "WORDS USAGE" and a newline; the usage's continuation lines start with indent. */
@@ -129,12 +183,14 @@ print_cmd_help(FILE *f, const struct cli_cmd *g, const struct cli_cmd *c, const 
 static void
 print_group_help(FILE *f, const struct cli_cmd *g)
 {
+	struct group_walk w;
 	const struct cli_cmd *c;
 	char words[64];
 
 	fprintf(f, "usage: %s [global options] %s %s\n\n%s\n\nCommands:\n", CLI_PROGNAME,
 	    g->name, g->usage, g->summary);
-	for (c = g->sub; c->name != NULL; c++) {
+	walk_init(&w, g);
+	while ((c = walk_next(&w)) != NULL) {
 		snprintf(words, sizeof(words), "  %s %s", g->name, c->name);
 		print_synopsis(f, words, c, "        ");
 		fprintf(f, "      %s\n", c->summary);
@@ -148,17 +204,21 @@ print_group_help(FILE *f, const struct cli_cmd *g)
 void
 dispatch_print_commands(FILE *f)
 {
+	struct group_walk w;
 	const struct cli_cmd *c;
 	char words[64];
 	size_t i;
 
 	fprintf(f, "Commands:\n");
 	for (i = 0; roots[i] != NULL; i++) {
+		if (continues_group(i))
+			continue;
 		if (roots[i]->sub == NULL) {
 			fprintf(f, "  %-*s %s\n", LIST_WIDTH, roots[i]->name, roots[i]->summary);
 			continue;
 		}
-		for (c = roots[i]->sub; c->name != NULL; c++) {
+		walk_init(&w, roots[i]);
+		while ((c = walk_next(&w)) != NULL) {
 			snprintf(words, sizeof(words), "%s %s", roots[i]->name, c->name);
 			fprintf(f, "  %-*s %s\n", LIST_WIDTH, words, c->summary);
 		}
@@ -185,7 +245,7 @@ dispatch_help(int argc, char **argv)
 		print_cmd_help(stdout, g, c, argv[0], 1);
 	} else if (c->sub == NULL) {
 		print_cmd_help(stdout, NULL, c, c->name, 0);
-	} else if (argc > 1 && (sub = find_row(c->sub, argv[1])) != NULL) {
+	} else if (argc > 1 && (sub = find_row(c, argv[1])) != NULL) {
 		snprintf(words, sizeof(words), "%s %s", c->name, argv[1]);
 		print_cmd_help(stdout, c, sub, words, 0);
 	} else {
@@ -226,6 +286,7 @@ find_in_group(const struct cli_cmd *g, int argc, char **argv, const struct cli_c
 {
 	struct args_opt all[ARGS_MAX_OPTS + 1];
 	struct args_spec spec = { all, 0, 0 };
+	struct group_walk w;
 	const struct cli_cmd *c;
 	const struct args_opt *o;
 	struct args ga;
@@ -234,7 +295,8 @@ find_in_group(const struct cli_cmd *g, int argc, char **argv, const struct cli_c
 
 	*row = NULL;
 	memset(all, 0, sizeof(all));
-	for (c = g->sub; c->name != NULL; c++)
+	walk_init(&w, g);
+	while ((c = walk_next(&w)) != NULL)
 		for (o = c->spec.opts; o != NULL && o->name != NULL; o++) {
 			if (args_find(all, o->name, strlen(o->name)) >= 0)
 				continue;
@@ -256,7 +318,7 @@ find_in_group(const struct cli_cmd *g, int argc, char **argv, const struct cli_c
 		join_names(g, names, sizeof(names));
 		return out_usage(g->name, "missing command (one of: %s)", names);
 	}
-	if ((*row = find_row(g->sub, argv[ga.stop])) == NULL)
+	if ((*row = find_row(g, argv[ga.stop])) == NULL)
 		return unknown_command(g, argv[ga.stop]);
 	*at = ga.stop;
 	return 0;
@@ -296,6 +358,35 @@ dispatch_parse(int argc, char **argv, struct dispatch *d)
 	}
 	d->cmd = c;
 	return 0;
+}
+
+const char *
+dispatch_word(const char *group, size_t idx)
+{
+	struct group_walk w;
+	const struct cli_cmd *c, *g = NULL;
+	size_t i;
+
+	if (group != NULL) {
+		for (i = 0; roots[i] != NULL && g == NULL; i++)
+			if (roots[i]->sub != NULL && strcmp(roots[i]->name, group) == 0)
+				g = roots[i];
+		if (g == NULL)
+			return NULL;
+		walk_init(&w, g);
+		while ((c = walk_next(&w)) != NULL)
+			if (idx-- == 0)
+				return c->name;
+		return NULL;
+	}
+	for (i = 0; roots[i] != NULL; i++)
+		if (!continues_group(i) && idx-- == 0)
+			return roots[i]->name;
+	for (i = 0; roots[i] != NULL; i++)
+		for (c = roots[i]->sub; c != NULL && c->name != NULL; c++)
+			if (c->alias != NULL && idx-- == 0)
+				return c->alias;
+	return NULL;
 }
 
 void

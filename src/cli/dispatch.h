@@ -31,6 +31,14 @@ int dispatch_parse(int argc, char **argv, struct dispatch *d) BS_WUR;
 
 void dispatch_free(struct dispatch *d);
 
+/*
+ * The idx-th word (from 0) that may come next on a command line: with
+ * group NULL, the first word (every top-level command and group, then the
+ * earlier spellings); with a group's name, its commands. NULL past the
+ * last, or when group names no group. The strings are static.
+ */
+const char *dispatch_word(const char *group, size_t idx);
+
 /* Prints the command list and the kept spellings (for `boltseal --help`). */
 void dispatch_print_commands(FILE *f);
 

@@ -880,9 +880,12 @@ rpc_call_second_factor_done(struct rpc_call *call, int ok, int grpc_status, cons
 	if (ok && !call->abandoned && !call->decided) {
 		call->sf_ok = 1;
 		call->m->handler(call, call->req);
-	} else if (!call->decided) {
-		refuse(call, 200, ok ? GRPC_STATUS_CANCELLED : grpc_status,
-		    ok ? "cancelled" : message, reason);
+	} else {
+		/* the handler never runs: the call is over once answered */
+		call->handler_pending = 0;
+		if (!call->decided)
+			refuse(call, 200, ok ? GRPC_STATUS_CANCELLED : grpc_status,
+			    ok ? "cancelled" : message, reason);
 	}
 	unpin(call);
 }

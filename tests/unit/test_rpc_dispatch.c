@@ -144,6 +144,12 @@ static const char policy_text[] =
     "principal tester\n"
     "    uri " OK_URI "\n"
     "    roles signer\n"
+    "principal approver1\n"
+    "    uri spiffe://t.example/a1\n"
+    "    roles signer\n"
+    "principal approver2\n"
+    "    uri spiffe://t.example/a2\n"
+    "    roles signer\n"
     "principal bystander\n"
     "    uri " NOGRANT_URI "\n"
     "    roles health-only\n"
@@ -158,7 +164,7 @@ static const char policy_text[] =
     "    grant\n"
     "        methods t.v1.T/Sign\n"
     "        keys quorum-*\n"
-    "        require approvals 2\n"
+    "        require approvals 2 of signer\n"
     "    grant\n"
     "        methods t.v1.T/Unchecked t.v1.T/Park boltseal.test.v1.EchoService/Echo\n"
     "role health-only\n";
@@ -571,12 +577,154 @@ test_verdicts_with_requirements_are_refused_distinctly(void **state)
 
 	run_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", &fs);
 	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
-	assert_string_equal(fs.message, "this call requires a second factor (x-boltseal-otp)");
+	assert_string_equal(fs.message, RPC_SF_NEEDED_MESSAGE);
 	run_call(f, OK_URI, "/t.v1.T/Sign", "quorum-key", &fs);
 	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_FAILED_PRECONDITION);
-	assert_string_equal(fs.message, "this call needs 2 approvals");
+	assert_string_equal(fs.message, "this call needs 2 approvals of role signer: submit it as a "
+	    "proposal (boltseal.v1.AdminService/Propose)");
 	assert_int_equal(handler_runs, 2);
 	assert_int_equal(key_work_runs, 0);
+}
+
+/* ---- second factor and approved calls ---------------------------------------------- */
+
+static int sf_checks;
+static char sf_principal[64];
+
+/* A checker that accepts "123456" only; answers at once. */
+static void
+fake_check(void *arg, struct rpc_call *call, const char *principal, const char *code)
+{
+	(void)arg;
+	sf_checks++;
+	snprintf(sf_principal, sizeof(sf_principal), "%s", principal);
+	if (strcmp(code, "123456") == 0)
+		rpc_call_second_factor_done(call, 1, 0, NULL, NULL);
+	else
+		rpc_call_second_factor_done(call, 0, GRPC_STATUS_UNAUTHENTICATED,
+		    "second factor: wrong code", "second factor of the test: wrong");
+}
+
+/* Sends text to path as uri with an x-boltseal-otp code (NULL: none). */
+static void
+run_otp_call(struct fixture *f, const char *uri, const char *path, const char *text,
+    const char *otp, struct fake_stream *fs)
+{
+	struct rpc_call *call = begin(f, uri, fs);
+	uint8_t buf[512];
+	size_t n = pack_req(text, buf, sizeof(buf));
+
+	if (otp != NULL)
+		rpc_call_set_otp(call, otp, strlen(otp));
+	if (rpc_call_admit(call, path))
+		rpc_call_request(call, buf, n);
+	assert_int_equal(fs->answers, 1);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+}
+
+static void
+test_second_factor_checked_before_the_handler(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc_second_factor sf = { fake_check, NULL };
+	struct fake_stream fs;
+
+	sf_checks = 0;
+	rpc_dispatcher_set_second_factor(f->d, &sf);
+	/* a valid code: the grant that requires mfa allows */
+	run_otp_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", "123456", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(sf_checks, 1);
+	assert_string_equal(sf_principal, "tester");
+	assert_int_equal(key_work_runs, 1);
+	/* a wrong one: refused before the handler runs */
+	run_otp_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", "000000", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_string_equal(fs.message, "second factor: wrong code");
+	assert_int_equal(handler_runs, 1);
+	/* none: the grant's requirement answers */
+	run_otp_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", NULL, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	assert_string_equal(fs.message, RPC_SF_NEEDED_MESSAGE);
+	assert_int_equal(sf_checks, 2);
+	/* a code too long is handed over as malformed (""), never cut to fit */
+	run_otp_call(f, OK_URI, "/t.v1.T/Sign", "mfa-key", "12345678901234567890", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_UNAUTHENTICATED);
+	/* the health-like method is not checked; a second factor never opens approvals */
+	run_otp_call(f, OK_URI, "/t.v1.T/Health", "x", "123456", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(sf_checks, 3);
+	run_otp_call(f, OK_URI, "/t.v1.T/Sign", "quorum-key", "123456", &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_FAILED_PRECONDITION);
+	assert_int_equal(key_work_runs, 1);
+}
+
+static int spawn_answers, spawn_authorized, spawn_status;
+static char spawn_message[RPC_MESSAGE_MAX];
+
+static void
+spawn_done(void *arg, const struct rpc_answer *a, int authorized)
+{
+	(void)arg;
+	spawn_answers++;
+	spawn_authorized = authorized;
+	spawn_status = a->grpc_status;
+	snprintf(spawn_message, sizeof(spawn_message), "%s", a->message);
+}
+
+/* Runs Sign(text) as parked's caller with the approvers; returns its status. */
+static int
+spawn_sign(struct fixture *f, const char *text, const char *const *who, size_t n)
+{
+	uint8_t buf[512];
+	size_t len = pack_req(text, buf, sizeof(buf));
+	int before = spawn_answers;
+
+	assert_int_equal(rpc_call_spawn(parked, "/t.v1.T/Sign", buf, len, "p-1", who, n,
+	    spawn_done, NULL), 0);
+	assert_int_equal(spawn_answers, before + 1);
+	return spawn_status;
+}
+
+static void
+test_spawned_call_counts_distinct_approvers_of_the_role(void **state)
+{
+	struct fixture *f = *state;
+	const char *self_and_bystander[] = { "tester", "bystander" };
+	const char *one_twice[] = { "approver1", "approver1" };
+	const char *two[] = { "approver1", "approver2" };
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[64];
+	size_t n = pack_req("", buf, sizeof(buf));
+
+	/* the parent: a call of tester's that is still open */
+	assert_true(rpc_call_admit(call, "/t.v1.T/Park"));
+	rpc_call_request(call, buf, n);
+	assert_non_null(parked);
+	spawn_answers = 0;
+
+	/* the caller and a principal without the role do not count */
+	assert_int_equal(spawn_sign(f, "quorum-key", self_and_bystander, 2),
+	    GRPC_STATUS_FAILED_PRECONDITION);
+	assert_int_equal(spawn_authorized, 0);
+	assert_non_null(strstr(spawn_message, "proposal p-1 has 0 that count"));
+	/* one person twice counts once */
+	assert_int_equal(spawn_sign(f, "quorum-key", one_twice, 2),
+	    GRPC_STATUS_FAILED_PRECONDITION);
+	assert_non_null(strstr(spawn_message, "has 1 that count"));
+	assert_int_equal(key_work_runs, 0);
+	/* two members of the role: it runs */
+	assert_int_equal(spawn_sign(f, "quorum-key", two, 2), GRPC_STATUS_OK);
+	assert_int_equal(spawn_authorized, 1);
+	assert_int_equal(key_work_runs, 1);
+	/* approvals never open what the policy denies */
+	assert_int_equal(spawn_sign(f, "other-key", two, 2), GRPC_STATUS_PERMISSION_DENIED);
+	assert_int_equal(spawn_authorized, 0);
+	rpc_call_finish(parked, GRPC_STATUS_OK, "", NULL, 0);
+	rpc_call_detach(call);
+	pump_until_idle(f);
 }
 
 static void
@@ -1505,6 +1653,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_verdict_denies_before_key_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verdicts_with_requirements_are_refused_distinctly,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_factor_checked_before_the_handler, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_spawned_call_counts_distinct_approvers_of_the_role,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unchecked_success_becomes_internal, setup,
 		    teardown),
