@@ -66,6 +66,24 @@ struct bs_call_result {
 int bs_client_unary(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     struct bs_call_result *res);
 
+/*
+ * Custom request metadata (gRPC "custom metadata": ASCII headers, e.g. the
+ * second-factor code x-boltseal-otp). name: lowercase letters, digits, '-',
+ * '_' or '.', not starting with "grpc-" and not a header the client sets
+ * itself; value: printable ASCII. At most BS_CLIENT_MD_MAX per call. Each is
+ * sent as a never-indexed literal (RFC 7541, section 6.2.3), so a secret
+ * value is kept out of both sides' HPACK tables.
+ */
+#define BS_CLIENT_MD_MAX 8
+struct bs_metadata {
+	const char *name;
+	const char *value;
+};
+
+/* bs_client_unary with n metadata entries md (copied before this returns). */
+int bs_client_unary_md(bs_client *c, const char *path, const struct bs_metadata *md, size_t n,
+    const uint8_t *req, size_t req_len, struct bs_call_result *res);
+
 /* Frees what res holds (not res itself); the answer's bytes are wiped first. */
 void bs_call_result_clear(struct bs_call_result *res);
 
@@ -79,6 +97,10 @@ void bs_call_result_clear(struct bs_call_result *res);
 typedef void (*bs_call_cb)(void *arg, const struct bs_call_result *res);
 int bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     bs_call_cb cb, void *arg);
+
+/* bs_client_start with n metadata entries md (see bs_client_unary_md). */
+int bs_client_start_md(bs_client *c, const char *path, const struct bs_metadata *md, size_t n,
+    const uint8_t *req, size_t req_len, bs_call_cb cb, void *arg);
 
 /*
  * Runs I/O until no call is pending, or until at least one call completed

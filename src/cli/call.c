@@ -1,7 +1,7 @@
 /*
  * call.c - the `boltseal` CLI's calls to the server: connect once with the
- * resolved settings, then one unary call per request (see call_unary in
- * cli.h).
+ * resolved settings, then one unary call per request (see call_unary and
+ * call_unary_otp in cli.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,15 +36,20 @@ ensure_connected(struct cli_ctx *x)
 	return 0;
 }
 
-int
-call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
-    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp)
+/*
+ * The call of call_unary and call_unary_otp: with status NULL a non-OK
+ * status is printed, else it goes to *status and *msg.
+ */
+static int
+call(struct cli_ctx *x, const char *path, const ProtobufCMessage *req, const char *otp,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp, int *status, char **msg)
 {
 	struct bs_call_result res;
+	struct bs_metadata md = { "x-boltseal-otp", otp };
 	uint8_t *buf = NULL;
 	size_t len;
 	ProtobufCMessage *m;
-	int ret;
+	int ret, rv;
 
 	memset(&res, 0, sizeof(res));
 	if ((ret = ensure_connected(x)) != 0)
@@ -55,8 +60,15 @@ call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
 		return CLI_EXIT_CONN;
 	}
 	protobuf_c_message_pack(req, buf);
-	ret = out_call_status(x->cmd, bs_client_unary(x->client, path, buf, len, &res), &res);
-	if (ret != 0)
+	rv = bs_client_unary_md(x->client, path, &md, otp != NULL ? 1 : 0, buf, len, &res);
+	if (rv == 0 && res.grpc_status != 0 && status != NULL) {
+		*status = res.grpc_status;
+		*msg = res.grpc_message;
+		res.grpc_message = NULL;
+		ret = CLI_EXIT_STATUS;
+		goto out;
+	}
+	if ((ret = out_call_status(x->cmd, rv, &res)) != 0)
 		goto out;
 	if ((m = protobuf_c_message_unpack(rdesc, NULL, res.resp_len, res.resp)) == NULL) {
 		out_err(x->cmd, "malformed %s from server", rdesc->short_name);
@@ -68,4 +80,21 @@ out:
 	OPENSSL_clear_free(buf, len ? len : 1);   /* requests may carry secrets (a payload to encrypt) */
 	bs_call_result_clear(&res);
 	return ret;
+}
+
+int
+call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp)
+{
+	return call(x, path, req, NULL, rdesc, resp, NULL, NULL);
+}
+
+int
+call_unary_otp(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
+    const char *otp, const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+    int *status, char **msg)
+{
+	*status = 0;
+	*msg = NULL;
+	return call(x, path, req, otp, rdesc, resp, status, msg);
 }

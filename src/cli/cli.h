@@ -3,8 +3,9 @@
  * run (settings, output mode, the connection), the row of the nested
  * command tables, the tables of each service (cmd_keys.c, cmd_audit.c,
  * cmd_health.c, cmd_ota.c, cmd_commands.c, cmd_vehicles.c, cmd_admin.c)
- * and of the console (console.c), call_unary,
- * the one way a command calls the server, and cli_load_spki, the one
+ * and of the console (console.c), call_unary (and call_unary_otp, with a
+ * second-factor code), the one way a command calls the server, and
+ * cli_load_spki, the one
  * reader of public-key files.
  */
 #ifndef BS_CLI_CLI_H
@@ -25,6 +26,7 @@ struct cli_ctx {
 	int json;               /* --json: one JSON object on stdout */
 	const char *cmd;        /* the command words as typed ("keys sign", "sign"), for messages */
 	bs_client *client;      /* connected by the first call_unary */
+	const char *otp;        /* the global --otp (a second-factor code), or NULL */
 };
 
 /*
@@ -68,6 +70,18 @@ extern const struct cli_cmd cli_console_cmd;    /* `console` (console.c) */
  */
 int call_unary(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp) BS_WUR;
+
+/*
+ * call_unary with the second-factor code otp (6-8 digits; NULL: none) in
+ * the request metadata x-boltseal-otp. Unlike call_unary, a non-OK status
+ * is not printed: it returns CLI_EXIT_STATUS with the status in *status and
+ * the server's message in *msg (NULL if none; the caller frees it), so the
+ * caller can ask for a code and try again. Connection errors are printed
+ * and return CLI_EXIT_CONN.
+ */
+int call_unary_otp(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
+    const char *otp, const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+    int *status, char **msg) BS_WUR;
 
 /*
  * Reads the public-key file path (PEM "PUBLIC KEY" or DER

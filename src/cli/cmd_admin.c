@@ -179,7 +179,10 @@ call_sf(struct cli_ctx *x, const struct args *a, enum sf_mode mode, const char *
 			shared_code_sent = 1;
 		if (ret != CLI_EXIT_STATUS)
 			break;
-		out_status(x->cmd, -1, st, m);
+		if (code == NULL && code_would_help(st, m) && isatty(STDIN_FILENO))
+			out_err(x->cmd, "this call needs your second factor");
+		else
+			out_status(x->cmd, -1, st, m);
 		if (!isatty(STDIN_FILENO)) {
 			code_hint(x, st, m);
 			break;
@@ -909,9 +912,10 @@ cmd_proposals_reject(struct cli_ctx *x, const struct args *a)
 
 /*
  * Execute runs the call as the proposer's, with the second factor this call
- * carries: the code is sent (asked for on a terminal), since the grant of
- * the proposed method may require it. Exit 0 if the executed call answered
- * OK, CLI_EXIT_STATUS (its status printed) if not.
+ * carries: when the grant of the proposed method requires it, the server
+ * refuses (the proposal stays pending) and the code is asked for. Exit 0 if
+ * the executed call answered OK, CLI_EXIT_STATUS (its status printed) if
+ * not.
  */
 static int
 cmd_proposals_execute(struct cli_ctx *x, const struct args *a)
@@ -924,7 +928,7 @@ cmd_proposals_execute(struct cli_ctx *x, const struct args *a)
 	if ((ret = id_arg(x, a->pos[0])) != 0)
 		return ret;
 	req.id = (char *)a->pos[0];
-	ret = call_sf(x, a, SF_ALWAYS, AS "Execute", &req.base,
+	ret = call_sf(x, a, SF_MAYBE, AS "Execute", &req.base,
 	    &boltseal__v1__execute_response__descriptor, (ProtobufCMessage **)&resp, NULL, NULL);
 	if (ret != 0)
 		return ret;

@@ -19,6 +19,7 @@
 
 static const struct args_opt global_opts[] = {
 	SETTINGS_OPTS,
+	{ "otp", 0, ARGS_VALUE },
 	{ "version", 'V', ARGS_EXIT },
 	{ NULL, 0, ARGS_FLAG },
 };
@@ -37,6 +38,8 @@ usage(FILE *f)
 	    "  --server-name NAME   name to verify in the server certificate (default: host)\n"
 	    "  --config FILE        \"key = value\" settings file (env BOLTSEAL_CONFIG)\n"
 	    "  --timeout MS         per-call deadline in milliseconds (default 30000)\n"
+	    "  --otp CODE           second-factor code for the first call that needs one\n"
+	    "                       (env BOLTSEAL_OTP; asked for on a terminal if missing)\n"
 	    "  --json               print one JSON object instead of text\n"
 	    "  --help, --version\n"
 	    "\n", CLI_PROGNAME, SETTINGS_DEFAULT_SERVER);
@@ -87,6 +90,7 @@ main(int argc, char **argv)
 		goto out;
 	x.json = g.json || d.args.json;
 	x.cmd = d.words;
+	x.otp = args_get(&g, "otp");
 	if (!d.cmd->offline && (ret = settings_resolve(&g, &x.s)) != 0)
 		goto out;
 	ret = d.cmd->run(&x, &d.args);

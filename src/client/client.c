@@ -1185,11 +1185,49 @@ bs_client_free(bs_client *c)
 	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, \
 	  NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE }
 
+/*
+ * Whether md[0..n) is metadata a caller may add (see bs_metadata in
+ * client.h): names the gRPC protocol or this client owns are refused.
+ */
+static int
+md_valid(const struct bs_metadata *md, size_t n)
+{
+	static const char *const own[] = { "te", "content-type", "user-agent", "host", NULL };
+	const unsigned char *p;
+	size_t i, j;
+
+	if (n > BS_CLIENT_MD_MAX || (n > 0 && md == NULL))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (md[i].name == NULL || md[i].value == NULL || md[i].name[0] == '\0' ||
+		    strncmp(md[i].name, "grpc-", 5) == 0)
+			return 0;
+		for (j = 0; own[j] != NULL; j++)
+			if (strcmp(md[i].name, own[j]) == 0)
+				return 0;
+		for (p = (const unsigned char *)md[i].name; *p != '\0'; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+			    *p == '_' || *p == '.'))
+				return 0;
+		for (p = (const unsigned char *)md[i].value; *p != '\0'; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				return 0;
+	}
+	return 1;
+}
+
 int
 bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     bs_call_cb cb, void *arg)
 {
-	nghttp2_nv nv[9] = {
+	return bs_client_start_md(c, path, NULL, 0, req, req_len, cb, arg);
+}
+
+int
+bs_client_start_md(bs_client *c, const char *path, const struct bs_metadata *md, size_t n,
+    const uint8_t *req, size_t req_len, bs_call_cb cb, void *arg)
+{
+	nghttp2_nv nv[9 + BS_CLIENT_MD_MAX] = {
 		NV_STATIC(":method", "POST"),
 		NV_STATIC(":scheme", "https"),
 		NV_STATIC(":path", ""),
@@ -1206,8 +1244,10 @@ bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_l
 	uint8_t *nb;
 	int32_t sid;
 
+	size_t nnv = 9, i;
+
 	if (c == NULL || path == NULL || path[0] != '/' || (req == NULL && req_len > 0) ||
-	    req_len > UINT32_MAX)
+	    req_len > UINT32_MAX || !md_valid(md, n))
 		return BS_CLIENT_ERR_ARG;
 	if (c->broken)
 		return c->broken;
@@ -1240,9 +1280,17 @@ bs_client_start(bs_client *c, const char *path, const uint8_t *req, size_t req_l
 	nv[3].valuelen = strlen(c->authority);
 	nv[4].value = (uint8_t *)c->grpc_timeout;
 	nv[4].valuelen = strlen(c->grpc_timeout);
+	for (i = 0; i < n; i++, nnv++) {
+		/* nghttp2 copies both; never indexed: the value may be a secret */
+		nv[nnv].name = (uint8_t *)(uintptr_t)md[i].name;
+		nv[nnv].namelen = strlen(md[i].name);
+		nv[nnv].value = (uint8_t *)(uintptr_t)md[i].value;
+		nv[nnv].valuelen = strlen(md[i].value);
+		nv[nnv].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+	}
 	dp.source.ptr = k;
 	dp.read_callback = cb_read_req;
-	sid = nghttp2_submit_request(c->h2, NULL, nv, sizeof(nv) / sizeof(nv[0]), &dp, k);
+	sid = nghttp2_submit_request(c->h2, NULL, nv, nnv, &dp, k);
 	if (sid < 0) {
 		call_put(c, k);
 		return sid == NGHTTP2_ERR_NOMEM ? BS_CLIENT_ERR_NOMEM : BS_CLIENT_ERR_HTTP2;
@@ -1328,6 +1376,13 @@ int
 bs_client_unary(bs_client *c, const char *path, const uint8_t *req, size_t req_len,
     struct bs_call_result *res)
 {
+	return bs_client_unary_md(c, path, NULL, 0, req, req_len, res);
+}
+
+int
+bs_client_unary_md(bs_client *c, const char *path, const struct bs_metadata *md, size_t n,
+    const uint8_t *req, size_t req_len, struct bs_call_result *res)
+{
 	struct unary_ctx u;
 	int rv;
 
@@ -1338,7 +1393,7 @@ bs_client_unary(bs_client *c, const char *path, const uint8_t *req, size_t req_l
 	u.res = res;
 	u.done = 0;
 	u.nomem = 0;
-	if ((rv = bs_client_start(c, path, req, req_len, unary_cb, &u)) != 0) {
+	if ((rv = bs_client_start_md(c, path, md, n, req, req_len, unary_cb, &u)) != 0) {
 		if (c != NULL && c->broken)
 			res->grpc_message = strdup(c->broken_msg);
 		else if (rv == BS_CLIENT_ERR_HTTP2 && c != NULL && c->goaway)

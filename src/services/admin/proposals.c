@@ -432,7 +432,8 @@ decide(struct prop *p, Boltseal__V1__Proposal *pp)
 		Boltseal__V1__ProposalVote **old = pp->approvals;
 		size_t nold = pp->n_approvals;
 
-		memcpy(votes, old, nold * sizeof(*votes));
+		if (nold > 0)   /* old is NULL before the first vote */
+			memcpy(votes, old, nold * sizeof(*votes));
 		votes[nold] = &vote;
 		pp->approvals = votes;
 		pp->n_approvals = nold + 1;
