@@ -28,7 +28,10 @@
 # no-grpc-status (HTTP 503, no grpc-status), compressed (LPM flag 1),
 # bad-length (LPM prefix longer than the data), no-message (OK without
 # DATA), close (drops the connection), silent (never answers), no-alpn
-# (TLS without ALPN h2).
+# (TLS without ALPN h2), headers (INVALID_ARGUMENT whose message reports the
+# request's x-boltseal-otp and whether it came as a never-indexed HPACK
+# literal, RFC 7541 6.2.3: "otp=CODE;never-indexed", "otp=CODE;indexable" or
+# "otp=none").
 #
 # --selftest BOLTSEAL runs the `boltseal` CLI binary against both servers
 # (started in this process) and checks outputs and exit codes; it exits 0
@@ -235,7 +238,8 @@ class Fake:
 
 
 RAW_MODES = ("trailers-only", "rst-refused", "rst-internal", "goaway", "no-grpc-status",
-             "compressed", "bad-length", "no-message", "close", "silent", "no-alpn")
+             "compressed", "bad-length", "no-message", "close", "silent", "no-alpn",
+             "headers")
 
 
 def _hpack(headers):
@@ -252,9 +256,20 @@ def _frame(ftype, flags, sid, payload):
     return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
 
 
-def _raw_answer(mode, sid):
+def _otp_seen(fields):
+    """What mode "headers" reports of the request's fields (name, value, flags)."""
+    for n, v, f in fields:
+        if n == "x-boltseal-otp":
+            return "otp=%s;%s" % (v, "never-indexed" if f & 1 else "indexable")
+    return "otp=none"
+
+
+def _raw_answer(mode, sid, fields=()):
     HDR, DAT, RST, GOA = 1, 0, 3, 7
     ok_hdrs = [(":status", "200"), ("content-type", "application/grpc")]
+    if mode == "headers":
+        return _frame(HDR, 0x5, sid, _hpack(ok_hdrs + [
+            ("grpc-status", "3"), ("grpc-message", _otp_seen(fields))]))
     if mode == "trailers-only":
         return _frame(HDR, 0x5, sid, _hpack(ok_hdrs + [
             ("grpc-status", "5"), ("grpc-message", "key%20%27x%27%zz%4 %C3%A9%0Aend%")]))
@@ -331,6 +346,8 @@ def raw_conn(ctx, conn, mode):
         conn.close()
         return
     buf = b""
+    hpack = None
+    fields = {}
 
     def need(n):
         nonlocal buf
@@ -349,7 +366,14 @@ def raw_conn(ctx, conn, mode):
             hdr = need(9)
             ln = int.from_bytes(hdr[:3], "big")
             ftype, flags, sid = hdr[3], hdr[4], int.from_bytes(hdr[5:9], "big") & 0x7fffffff
-            need(ln)
+            payload = need(ln)
+            if ftype == 1 and mode == "headers":   # one HEADERS frame (END_HEADERS) per request
+                import h2raw
+                hpack = hpack or h2raw.HpackDecoder()
+                pad = payload[0] if flags & 0x8 else 0
+                block = payload[(1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0):
+                                len(payload) - pad]
+                fields[sid] = hpack.decode(block, with_flags=True)
             if ftype == 4 and not flags & 1:
                 s.sendall(_frame(4, 1, 0, b""))
             if ftype in (0, 1) and flags & 1:   # END_STREAM: the request is complete
@@ -357,7 +381,7 @@ def raw_conn(ctx, conn, mode):
                     _close_gently(s)
                     return
                 if mode != "silent":
-                    s.sendall(_raw_answer(mode, sid))
+                    s.sendall(_raw_answer(mode, sid, fields.pop(sid, ())))
     except (EOFError, OSError):
         pass
     s.close()
@@ -448,6 +472,16 @@ def selftest(a):
         rc, _, err = run(ls.getsockname()[1], "--timeout", "500", "get-key", "x")
         check("raw " + mode, rc == want_rc and want in err, "rc=%d %s" % (rc, err))
         ls.close()
+    # the second-factor code travels as a never-indexed literal, only when given
+    ls = socket.create_server(("127.0.0.1", 0))
+    ra = argparse.Namespace(pki=pki, cert=None, key=None, raw="headers", port=0)
+    threading.Thread(target=raw_loop, args=(raw_context(ra), ls, "headers"), daemon=True).start()
+    hport = ls.getsockname()[1]
+    rc, _, err = run(hport, "--otp", "123456", "keys", "disable", "x")
+    check("otp never indexed", rc == 4 and "otp=123456;never-indexed" in err, "rc=%d %s" % (rc, err))
+    rc, _, err = run(hport, "keys", "disable", "x")
+    check("no otp unless given", rc == 4 and "otp=none" in err, "rc=%d %s" % (rc, err))
+    ls.close()
     print("%d failed" % len(fails))
     return 1 if fails else 0
 

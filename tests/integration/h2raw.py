@@ -104,7 +104,10 @@ class HpackDecoder:
         if self.lib.nghttp2_hd_inflate_new(ctypes.byref(self.inf)) != 0:
             raise RuntimeError("nghttp2_hd_inflate_new failed")
 
-    def decode(self, block):
+    def decode(self, block, with_flags=False):
+        """The header fields of block as (name, value) pairs, or with
+        with_flags as (name, value, nghttp2_nv flags): NGHTTP2_NV_FLAG_NO_INDEX
+        (1) marks a field sent as a never-indexed literal."""
         out = []
         buf = ctypes.create_string_buffer(block, len(block))
         base = ctypes.addressof(buf)
@@ -119,8 +122,9 @@ class HpackDecoder:
                 raise ValueError("HPACK decoding failed (%d)" % rv)
             off += rv
             if flags.value & 0x02:
-                out.append((ctypes.string_at(nv.name, nv.namelen).decode("latin-1"),
-                            ctypes.string_at(nv.value, nv.valuelen).decode("latin-1")))
+                f = (ctypes.string_at(nv.name, nv.namelen).decode("latin-1"),
+                     ctypes.string_at(nv.value, nv.valuelen).decode("latin-1"))
+                out.append(f + (nv.flags,) if with_flags else f)
             if flags.value & 0x01:
                 self.lib.nghttp2_hd_inflate_end_headers(self.inf)
                 return out
