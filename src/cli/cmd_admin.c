@@ -1206,7 +1206,7 @@ const struct cli_cmd cli_mfa_cmd = {
 
 static const struct cli_cmd proposals_cmds[] = {
 	{ .name = "list", .run = cmd_proposals_list,
-	  .summary = "proposals, newest first: pending ones, or --all (ListProposals)",
+	  .summary = "proposals, oldest first: pending ones, or --all (ListProposals)",
 	  .usage = "[--all]", .spec = { list_opts, 0, 0 } },
 	{ .name = "show", .run = cmd_proposals_show,
 	  .summary = "a proposal: its request field by field, hash, votes, result (GetProposal)",
