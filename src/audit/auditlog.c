@@ -124,6 +124,8 @@ type_name(enum audit_type t)
 		return "recovery";
 	case AUDIT_KEY:
 		return "key";
+	case AUDIT_POLICY:
+		return "policy";
 	default:
 		return "unknown";
 	}

@@ -39,6 +39,7 @@ enum audit_type {
 	AUDIT_RELOAD,        /* SIGHUP reload applied or refused */
 	AUDIT_RECOVERY,      /* the log repaired itself (torn tail, unrecorded refusals) */
 	AUDIT_KEY,           /* key lifecycle change made by the daemon itself */
+	AUDIT_POLICY,        /* the policy file became a new policy version */
 };
 
 /* A service-defined field of a record (see docs/audit.md, "fields"). */

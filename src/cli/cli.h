@@ -61,6 +61,34 @@ extern const struct cli_cmd cli_propose_cmd;    /* group `propose` (submit a pro
 extern const struct cli_cmd cli_keys_lifecycle_cmd;  /* more of group `keys`: disable, enable,
                                                         schedule-/cancel-destruction */
 extern const struct cli_cmd cli_console_cmd;    /* `console` (console.c) */
+extern const struct cli_cmd cli_policy_cmd;     /* group `policy` (cmd_policy.c) */
+
+/*
+ * cmd_admin.c, shared with cmd_policy.c. cli_call_sf: call_unary with the
+ * second factor (see cmd_admin.c): CLI_SF_MAYBE sends a code only if given
+ * and asks for one when the server wants it, CLI_SF_ALWAYS from the start;
+ * a non-OK status is printed, and goes to *status and *msg (may be NULL;
+ * *msg: the caller frees it). cli_approvals_hint: after a refusal for want
+ * of approvals, prints how to propose the call (propose_cmd: the words
+ * after the program name). cli_propose: submits msg as a proposal of
+ * method (full name) with --description and --ttl and prints it.
+ */
+enum cli_sf_mode { CLI_SF_MAYBE, CLI_SF_ALWAYS };
+int cli_call_sf(struct cli_ctx *x, const struct args *a, enum cli_sf_mode mode, const char *path,
+    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rdesc,
+    ProtobufCMessage **resp, int *status, char **msg) BS_WUR;
+void cli_approvals_hint(struct cli_ctx *x, int status, const char *msg, const char *propose_cmd);
+int cli_propose(struct cli_ctx *x, const struct args *a, const char *method,
+    const ProtobufCMessage *msg) BS_WUR;
+
+/*
+ * cmd_policy.c: `propose policy-set` (a row of cmd_admin.c's table), and
+ * what `proposals show` adds for a SetPolicy proposal: the diff from the
+ * version it replaces to the proposed text (req: the request bytes whose
+ * hash was checked). 0, or an exit status with the error printed.
+ */
+int cli_propose_policy_set(struct cli_ctx *x, const struct args *a);
+int cli_policy_print_change(struct cli_ctx *x, const uint8_t *req, size_t len) BS_WUR;
 
 /*
  * Calls path (e.g. "/boltseal.v1.KeyService/Sign") with req, connecting

@@ -8,7 +8,7 @@
  *                                             build a request, submit it
  *   keys disable|enable|schedule-destruction|cancel-destruction
  *                                             rows that join group `keys`
- * A call a grant may put behind the second factor goes through call_sf:
+ * A call a grant may put behind the second factor goes through cli_call_sf:
  * the code comes from the command's --otp, the global --otp or
  * BOLTSEAL_OTP (these two sent once per process: a code is accepted only
  * once), or the terminal, asked for without echo (console.c); a refusal
@@ -45,6 +45,7 @@
 #define KS "/boltseal.v1.KeyService/"
 #define KS_NAME "boltseal.v1.KeyService/"
 #define RESET_METHOD "boltseal.v1.AdminService/ResetSecondFactor"
+#define SET_POLICY_METHOD "boltseal.v1.AdminService/SetPolicy"
 #define CODE_MIN 6
 #define CODE_MAX 8
 #define SHA_HEX 64
@@ -139,19 +140,13 @@ code_hint(struct cli_ctx *x, int status, const char *msg)
 	    "or BOLTSEAL_OTP, or run on a terminal to be asked for it\n", CLI_PROGNAME, x->cmd);
 }
 
-/* How call_sf gets the code. */
-enum sf_mode {
-	SF_MAYBE,   /* only if given; asked for when the server wants it */
-	SF_ALWAYS,  /* from the start (asked for on a terminal if not given) */
-};
-
 /*
  * Calls path like call_unary, with the second factor as mode says (see the
  * top of this file). A non-OK status is printed under x->cmd; *status and
  * *msg (may be NULL) get it for hints (*msg: the caller frees it).
  */
-static int
-call_sf(struct cli_ctx *x, const struct args *a, enum sf_mode mode, const char *path,
+int
+cli_call_sf(struct cli_ctx *x, const struct args *a, enum cli_sf_mode mode, const char *path,
     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rdesc,
     ProtobufCMessage **resp, int *status, char **msg)
 {
@@ -163,7 +158,7 @@ call_sf(struct cli_ctx *x, const struct args *a, enum sf_mode mode, const char *
 	memset(asked, 0, sizeof(asked));
 	if ((ret = code_given(x, a, &code, &shared)) != 0)
 		return ret;
-	if (code == NULL && mode == SF_ALWAYS && isatty(STDIN_FILENO)) {
+	if (code == NULL && mode == CLI_SF_ALWAYS && isatty(STDIN_FILENO)) {
 		if (code_ask(x, asked) != 0) {
 			ret = CLI_EXIT_USAGE;
 			goto out;
@@ -206,57 +201,6 @@ out:
 }
 
 /* ---- printing --------------------------------------------------------------------- */
-
-/* UTC ISO 8601, or "-" for an unset time. */
-static void
-fmt_time(int64_t t, char *buf, size_t len)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "-");
-}
-
-/* "label" padded to the value column, then s shown with out_safe, then a newline. */
-static void
-line(const char *label, const char *s)
-{
-	printf("%-17s", label);
-	out_safe(stdout, s != NULL ? s : "");
-	putchar('\n');
-}
-
-static void
-line_time(const char *label, int64_t t)
-{
-	char tb[32];
-
-	fmt_time(t, tb, sizeof(tb));
-	line(label, tb);
-}
-
-/* Multi-line text, each line indented by two spaces (control characters as '?'). */
-static void
-text_block(const char *text)
-{
-	const char *p = text, *nl;
-	char *one;
-	size_t n;
-
-	while (p != NULL && *p != '\0') {
-		nl = strchr(p, '\n');
-		n = nl != NULL ? (size_t)(nl - p) : strlen(p);
-		if ((one = strndup(p, n)) == NULL)
-			return;
-		fputs("  ", stdout);
-		out_safe(stdout, one);
-		putchar('\n');
-		free(one);
-		p = nl != NULL ? nl + 1 : NULL;
-	}
-}
 
 static const char *
 proposal_state(int s)
@@ -350,7 +294,7 @@ print_response_text(const Boltseal__V1__Proposal *p)
 		out_key_text(((Boltseal__V1__SetKeyStateResponse *)m)->key);
 	} else if (pb_text_render(m, &text) == 0) {
 		printf("response:        %s\n", d->name);
-		text_block(text);
+		out_text_block(text);
 		OPENSSL_clear_free(text, strlen(text) + 1);
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -363,16 +307,16 @@ print_proposal_text(const Boltseal__V1__Proposal *p)
 	char who[512];
 	size_t i;
 
-	line("id:", p->id);
-	line("method:", p->method);
-	line("state:", proposal_state(p->state));
+	out_field("id:", p->id);
+	out_field("method:", p->method);
+	out_field("state:", proposal_state(p->state));
 	if (p->description[0] != '\0')
-		line("description:", p->description);
+		out_field("description:", p->description);
 	snprintf(who, sizeof(who), "%s (%s)", p->proposer, p->proposer_identity);
-	line("proposer:", who);
-	line_time("created:", p->create_time_unix);
-	line_time("expires:", p->expire_time_unix);
-	line("request_sha256:", p->request_sha256);
+	out_field("proposer:", who);
+	out_field_time("created:", p->create_time_unix);
+	out_field_time("expires:", p->expire_time_unix);
+	out_field("request_sha256:", p->request_sha256);
 	if (!hash_matches(p))
 		printf("                 WARNING: not the hash of the request shown; do not "
 		    "approve\n");
@@ -380,12 +324,12 @@ print_proposal_text(const Boltseal__V1__Proposal *p)
 	if (p->request_text[0] == '\0')
 		printf("  (no field set)\n");
 	else
-		text_block(p->request_text);
+		out_text_block(p->request_text);
 	printf("approvals:       %zu\n", p->n_approvals);
 	for (i = 0; i < p->n_approvals; i++) {
 		char tb[32];
 
-		fmt_time(p->approvals[i]->time_unix, tb, sizeof(tb));
+		out_time(p->approvals[i]->time_unix, tb, sizeof(tb));
 		snprintf(who, sizeof(who), "%s (%s) at %s", p->approvals[i]->principal,
 		    p->approvals[i]->identity, tb);
 		fputs("  ", stdout);
@@ -395,17 +339,17 @@ print_proposal_text(const Boltseal__V1__Proposal *p)
 	if (p->rejection != NULL) {
 		snprintf(who, sizeof(who), "%s (%s)", p->rejection->principal,
 		    p->rejection->identity);
-		line("rejected by:", who);
-		line_time("rejected:", p->rejection->time_unix);
+		out_field("rejected by:", who);
+		out_field_time("rejected:", p->rejection->time_unix);
 		if (p->rejection_reason[0] != '\0')
-			line("reason:", p->rejection_reason);
+			out_field("reason:", p->rejection_reason);
 	}
 	if (p->execute_time_unix != 0)
-		line_time("executed:", p->execute_time_unix);
+		out_field_time("executed:", p->execute_time_unix);
 	if (p->state == BOLTSEAL__V1__PROPOSAL_STATE__EXECUTED) {
-		line("result:", grpc_status_name((int)p->result_status));
+		out_field("result:", grpc_status_name((int)p->result_status));
 		if (p->result_message[0] != '\0')
-			line("result message:", p->result_message);
+			out_field("result message:", p->result_message);
 		if (p->result_status == GRPC_STATUS_OK)
 			print_response_text(p);
 	}
@@ -509,12 +453,12 @@ print_sf_status(struct cli_ctx *x, const Boltseal__V1__SecondFactorStatus *s)
 		printf("(no status in response)\n");
 		return;
 	}
-	line("principal:", s->principal);
-	line("state:", s->state);
+	out_field("principal:", s->principal);
+	out_field("state:", s->state);
 	snprintf(n, sizeof(n), "%u", s->failures);
-	line("failures:", n);
-	line_time("enrolled:", s->enrolled_unix);
-	line_time("last used:", s->last_used_unix);
+	out_field("failures:", n);
+	out_field_time("enrolled:", s->enrolled_unix);
+	out_field_time("last used:", s->last_used_unix);
 }
 
 /* ---- mfa ---------------------------------------------------------------------------- */
@@ -600,11 +544,11 @@ cmd_mfa_enroll(struct cli_ctx *x, const struct args *a)
 			print_qr(resp->qr_text);
 			printf("\n");
 		}
-		line("principal:", resp->principal);
+		out_field("principal:", resp->principal);
 		if (uri_out == NULL)
-			line("otpauth URI:", resp->otpauth_uri);
+			out_field("otpauth URI:", resp->otpauth_uri);
 		else
-			line("otpauth URI:", "written to --uri-out (mode 0600)");
+			out_field("otpauth URI:", "written to --uri-out (mode 0600)");
 		printf("Scan the code (or enter the URI) in your authenticator app; it is not shown "
 		    "again.\nThen: %s mfa activate\n", CLI_PROGNAME);
 	}
@@ -677,8 +621,8 @@ cmd_mfa_status(struct cli_ctx *x, const struct args *a)
 }
 
 /* After a FAILED_PRECONDITION asking for approvals: how to propose it instead. */
-static void
-approvals_hint(struct cli_ctx *x, int status, const char *msg, const char *propose_cmd)
+void
+cli_approvals_hint(struct cli_ctx *x, int status, const char *msg, const char *propose_cmd)
 {
 	if (status != GRPC_STATUS_FAILED_PRECONDITION || msg == NULL ||
 	    strstr(msg, "approvals") == NULL)
@@ -699,12 +643,12 @@ cmd_mfa_reset(struct cli_ctx *x, const struct args *a)
 	int st = 0, ret;
 
 	req.principal = (char *)a->pos[0];
-	ret = call_sf(x, a, SF_MAYBE, AS "ResetSecondFactor", &req.base,
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, AS "ResetSecondFactor", &req.base,
 	    &boltseal__v1__reset_second_factor_response__descriptor, (ProtobufCMessage **)&resp,
 	    &st, &msg);
 	if (ret != 0) {
 		snprintf(hint, sizeof(hint), "propose mfa-reset %s", a->pos[0]);
-		approvals_hint(x, st, msg, hint);
+		cli_approvals_hint(x, st, msg, hint);
 		free(msg);
 		return ret;
 	}
@@ -759,7 +703,7 @@ print_list_text(Boltseal__V1__ListProposalsResponse *const *pages, size_t npages
 			const Boltseal__V1__Proposal *p = pages[i]->proposals[k];
 			size_t w = strlen(p->proposer);
 
-			fmt_time(p->expire_time_unix, tb, sizeof(tb));
+			out_time(p->expire_time_unix, tb, sizeof(tb));
 			out_safe(stdout, p->id);
 			printf(" %-9s ", proposal_state(p->state));
 			out_safe(stdout, p->proposer);
@@ -848,10 +792,13 @@ cmd_proposals_show(struct cli_ctx *x, const struct args *a)
 	if (resp->proposal != NULL && !hash_matches(resp->proposal)) {
 		out_err(x->cmd, "request_sha256 is not the hash of the request bytes shown");
 		ret = CLI_EXIT_CONN;
-	} else if (!x->json && resp->proposal != NULL &&
-	    resp->proposal->state == BOLTSEAL__V1__PROPOSAL_STATE__PENDING) {
-		printf("\nTo approve what is shown above: %s proposals approve %s --hash %s\n",
-		    CLI_PROGNAME, resp->proposal->id, resp->proposal->request_sha256);
+	} else if (!x->json && resp->proposal != NULL) {
+		if (strcmp(resp->proposal->method, SET_POLICY_METHOD) == 0)
+			ret = cli_policy_print_change(x, resp->proposal->request.data,
+			    resp->proposal->request.len);
+		if (ret == 0 && resp->proposal->state == BOLTSEAL__V1__PROPOSAL_STATE__PENDING)
+			printf("\nTo approve what is shown above: %s proposals approve %s --hash %s\n",
+			    CLI_PROGNAME, resp->proposal->id, resp->proposal->request_sha256);
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
@@ -869,7 +816,7 @@ cmd_proposals_approve(struct cli_ctx *x, const struct args *a)
 		return ret;
 	req.id = (char *)a->pos[0];
 	req.request_sha256 = sha;
-	ret = call_sf(x, a, SF_ALWAYS, AS "Approve", &req.base,
+	ret = cli_call_sf(x, a, CLI_SF_ALWAYS, AS "Approve", &req.base,
 	    &boltseal__v1__approve_response__descriptor, (ProtobufCMessage **)&resp, NULL, NULL);
 	if (ret != 0)
 		return ret;
@@ -898,7 +845,7 @@ cmd_proposals_reject(struct cli_ctx *x, const struct args *a)
 	req.id = (char *)a->pos[0];
 	req.request_sha256 = sha;
 	req.reason = (char *)(reason != NULL ? reason : "");
-	ret = call_sf(x, a, SF_ALWAYS, AS "Reject", &req.base,
+	ret = cli_call_sf(x, a, CLI_SF_ALWAYS, AS "Reject", &req.base,
 	    &boltseal__v1__reject_response__descriptor, (ProtobufCMessage **)&resp, NULL, NULL);
 	if (ret != 0)
 		return ret;
@@ -928,7 +875,7 @@ cmd_proposals_execute(struct cli_ctx *x, const struct args *a)
 	if ((ret = id_arg(x, a->pos[0])) != 0)
 		return ret;
 	req.id = (char *)a->pos[0];
-	ret = call_sf(x, a, SF_MAYBE, AS "Execute", &req.base,
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, AS "Execute", &req.base,
 	    &boltseal__v1__execute_response__descriptor, (ProtobufCMessage **)&resp, NULL, NULL);
 	if (ret != 0)
 		return ret;
@@ -938,12 +885,12 @@ cmd_proposals_execute(struct cli_ctx *x, const struct args *a)
 	} else if (x->json) {
 		print_proposal(x, p);
 	} else {
-		line("id:", p->id);
-		line("method:", p->method);
-		line("state:", proposal_state(p->state));
-		line("result:", grpc_status_name((int)p->result_status));
+		out_field("id:", p->id);
+		out_field("method:", p->method);
+		out_field("state:", proposal_state(p->state));
+		out_field("result:", grpc_status_name((int)p->result_status));
 		if (p->result_message[0] != '\0')
-			line("result message:", p->result_message);
+			out_field("result message:", p->result_message);
 		if (p->result_status == GRPC_STATUS_OK)
 			print_response_text(p);
 	}
@@ -1040,13 +987,14 @@ run_lifecycle(struct cli_ctx *x, const struct args *a, const char *word)
 	if ((ret = lc_build(x, a, op, a->pos[0], &r)) != 0)
 		return ret;
 	snprintf(path, sizeof(path), KS "%s", op->method);
-	ret = call_sf(x, a, SF_MAYBE, path, r.msg, &boltseal__v1__set_key_state_response__descriptor,
-	    (ProtobufCMessage **)&resp, &st, &msg);
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, path, r.msg,
+	    &boltseal__v1__set_key_state_response__descriptor, (ProtobufCMessage **)&resp, &st,
+	    &msg);
 	if (ret != 0) {
 		snprintf(hint, sizeof(hint), "propose keys %s %s%s%s%s%s", op->word, a->pos[0],
 		    v != NULL ? " --version " : "", v != NULL ? v : "", d != NULL ? " --days " : "",
 		    d != NULL ? d : "");
-		approvals_hint(x, st, msg, hint);
+		cli_approvals_hint(x, st, msg, hint);
 		free(msg);
 		return ret;
 	}
@@ -1083,8 +1031,9 @@ cmd_keys_cancel(struct cli_ctx *x, const struct args *a)
  * Packs msg and submits it as a proposal of method (full name) with
  * --description and --ttl; prints the proposal and what the approvers run.
  */
-static int
-propose(struct cli_ctx *x, const struct args *a, const char *method, const ProtobufCMessage *msg)
+int
+cli_propose(struct cli_ctx *x, const struct args *a, const char *method,
+    const ProtobufCMessage *msg)
 {
 	Boltseal__V1__ProposeRequest req = BOLTSEAL__V1__PROPOSE_REQUEST__INIT;
 	Boltseal__V1__ProposeResponse *resp = NULL;
@@ -1141,7 +1090,7 @@ cmd_propose_keys(struct cli_ctx *x, const struct args *a)
 	if ((ret = lc_build(x, a, op, a->pos[1], &r)) != 0)
 		return ret;
 	snprintf(method, sizeof(method), KS_NAME "%s", op->method);
-	return propose(x, a, method, r.msg);
+	return cli_propose(x, a, method, r.msg);
 }
 
 /* `propose mfa-reset PRINCIPAL` */
@@ -1151,7 +1100,7 @@ cmd_propose_mfa_reset(struct cli_ctx *x, const struct args *a)
 	Boltseal__V1__ResetSecondFactorRequest req = BOLTSEAL__V1__RESET_SECOND_FACTOR_REQUEST__INIT;
 
 	req.principal = (char *)a->pos[0];
-	return propose(x, a, RESET_METHOD, &req.base);
+	return cli_propose(x, a, RESET_METHOD, &req.base);
 }
 
 /* ---- the tables ------------------------------------------------------------------- */
@@ -1177,6 +1126,9 @@ static const struct args_opt propose_keys_opts[] = {
 	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt propose_opts[] = {
 	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt propose_policy_opts[] = {
+	{ "base-version", 0, ARGS_VALUE }, { "description", 0, ARGS_VALUE },
+	{ "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
 static const struct cli_cmd mfa_cmds[] = {
 	{ .name = "enroll", .run = cmd_mfa_enroll,
@@ -1242,13 +1194,17 @@ static const struct cli_cmd propose_cmds[] = {
 	  .summary = "propose the reset of a principal's second factor (ResetSecondFactor)",
 	  .usage = "PRINCIPAL [--description TEXT] [--ttl SECONDS]",
 	  .spec = { propose_opts, 1, 1 } },
+	{ .name = "policy-set", .run = cli_propose_policy_set,
+	  .summary = "propose a new authorization policy (SetPolicy); approvers see its diff",
+	  .usage = "FILE [--base-version N] [--description TEXT] [--ttl SECONDS]",
+	  .spec = { propose_policy_opts, 1, 1 } },
 	{ .name = NULL },
 };
 
 const struct cli_cmd cli_propose_cmd = {
 	.name = "propose",
 	.summary = "submit a call for approvals (AdminService/Propose)",
-	.usage = "keys|mfa-reset ARGS",
+	.usage = "keys|mfa-reset|policy-set ARGS",
 	.sub = propose_cmds,
 };
 

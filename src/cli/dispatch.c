@@ -22,6 +22,7 @@ static const struct cli_cmd *const roots[] = {
 	&cli_mfa_cmd,
 	&cli_proposals_cmd,
 	&cli_propose_cmd,
+	&cli_policy_cmd,
 	&cli_ota_cmd,
 	&cli_audit_cmd,
 	&cli_commands_cmd,

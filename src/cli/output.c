@@ -56,6 +56,15 @@ out_safe(FILE *f, const char *s)
 		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
 }
 
+void
+out_safe_text(FILE *f, const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		fputc((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f ? '?' : *p, f);
+}
+
 char *
 out_b64(const uint8_t *data, size_t len)
 {
@@ -122,6 +131,56 @@ out_call_status(const char *cmd, int rv, const struct bs_call_result *res)
 		return CLI_EXIT_STATUS;
 	}
 	return 0;
+}
+
+/* ---- fields of text output ----------------------------------------------------------- */
+
+void
+out_time(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "-");
+}
+
+void
+out_field(const char *label, const char *s)
+{
+	printf("%-17s", label);
+	out_safe(stdout, s != NULL ? s : "");
+	putchar('\n');
+}
+
+void
+out_field_time(const char *label, int64_t t)
+{
+	char tb[32];
+
+	out_time(t, tb, sizeof(tb));
+	out_field(label, tb);
+}
+
+void
+out_text_block(const char *text)
+{
+	const char *p = text, *nl;
+	char *one;
+	size_t n;
+
+	while (p != NULL && *p != '\0') {
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if ((one = strndup(p, n)) == NULL)
+			return;
+		fputs("  ", stdout);
+		out_safe(stdout, one);
+		putchar('\n');
+		free(one);
+		p = nl != NULL ? nl + 1 : NULL;
+	}
 }
 
 /* ---- enum names ------------------------------------------------------------------- */

@@ -36,6 +36,8 @@ int out_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 
 /* Prints server-supplied text with control characters shown as '?'. */
 void out_safe(FILE *f, const char *s);
+/* out_safe for multi-line text: newlines and tabs kept. */
+void out_safe_text(FILE *f, const char *s);
 
 /* Standard base64 (padded) of data in a new string the caller frees; exits on OOM. */
 char *out_b64(const uint8_t *data, size_t len);
@@ -60,6 +62,15 @@ int out_call_status(const char *cmd, int rv, const struct bs_call_result *res);
  * name, MESSAGE the server's text shown with out_safe (omitted if empty).
  */
 void out_status(const char *cmd, long item, int status, const char *msg);
+
+/* A time in unix seconds as UTC ISO 8601 ("2026-12-03T07:44:31Z"), or "-" when t <= 0. */
+void out_time(int64_t t, char *buf, size_t len);
+/* "label" padded to the value column (17), then s shown with out_safe, then a newline. */
+void out_field(const char *label, const char *s);
+/* out_field of out_time(t). */
+void out_field_time(const char *label, int64_t t);
+/* Multi-line text, each line indented by two spaces (control characters as '?'). */
+void out_text_block(const char *text);
 
 /* Names of boltseal.v1 enum values as printed; "none" for unspecified or unknown values. */
 const char *out_alg(int pb);

@@ -10,6 +10,11 @@
  * TLS/HTTP/2 listener.
  * SIGHUP: reload the CA bundle, CRLs, server certificate/key and policy as
  * one unit; if any part fails, keep the old set and say why.
+ * Policy versions (services/admin/policy_versions.h): the policy in force
+ * is the newest stored version; the policy file becomes a new version
+ * (at start-up or on a reload) only when it changed since it was last
+ * seen, so a policy set through AdminService/SetPolicy stays in force
+ * until the file is edited.
  * SIGTERM/SIGINT: stop accepting, let in-flight calls finish (bounded by
  * shutdown_grace_ms), write the stop record, stop the pool, C_Finalize,
  * exit 0.
@@ -19,10 +24,12 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -53,6 +60,7 @@
 #include "rpc/rpc_service.h"
 #include "policy/policy.h"
 #include "services/admin/admin_int.h"
+#include "services/admin/policy_versions.h"
 #include "services/services.h"
 #include "types/types.h"
 
@@ -63,7 +71,11 @@ struct daemon {
 	struct server *srv;
 	struct rpc_registry *registry;
 	struct rpc_dispatcher *disp;
-	struct policy *policy;      /* current policy; replaced whole on SIGHUP */
+	struct policy *policy;      /* the policy in force; replaced whole */
+	uint64_t policy_version;    /* its stored version */
+	char policy_file_sha[POLICY_SHA_HEX + 1];  /* the policy file as last seen */
+	struct file_version_job *file_job;  /* a changed policy file being stored */
+	const char *reload_again;   /* a reload asked for while file_job ran */
 	struct svc_ctx svc;
 	const struct bs_config *cfg;
 	struct tls_material *tls;
@@ -85,8 +97,8 @@ ignore_done(void *arg, int rc)
 
 /* Writes a daemon-level audit record (start, stop, reload...) without waiting. */
 static void
-audit_event(struct daemon *d, enum audit_type type, const char *result, const char *event,
-    const char *reason, audit_done_fn done)
+audit_event_fields(struct daemon *d, enum audit_type type, const char *result, const char *event,
+    const char *reason, const struct audit_field *fields, size_t nfields, audit_done_fn done)
 {
 	struct audit_record r;
 
@@ -101,10 +113,61 @@ audit_event(struct daemon *d, enum audit_type type, const char *result, const ch
 	r.result = result;
 	r.event = event;
 	r.reason = reason;
+	r.fields = fields;
+	r.nfields = nfields;
 	if (done == NULL)
 		done = ignore_done;
 	if (audit_log_append(d->svc.audit, &r, done, d) != 0)
 		done(d, BS_ERR_UNAVAILABLE);
+}
+
+static void
+audit_event(struct daemon *d, enum audit_type type, const char *result, const char *event,
+    const char *reason, audit_done_fn done)
+{
+	audit_event_fields(d, type, result, event, reason, NULL, 0, done);
+}
+
+/* The record of a policy file that became version v (docs/audit.md, policy_set). */
+static void
+audit_file_version(struct daemon *d, const char *why, const Boltseal__V1__PolicyVersion *v,
+    const char *diff)
+{
+	char ver[24], reason[256];
+	struct audit_field f[4] = { { "version", ver }, { "source", "file" },
+		{ "sha256", v->sha256 }, { "diff", diff != NULL ? diff : "(not available)" } };
+
+	snprintf(ver, sizeof(ver), "%" PRIu64, v->version);
+	snprintf(reason, sizeof(reason), "%s: the policy file changed: version %s in force", why,
+	    ver);
+	bs_log(BS_LOG_INFO, "policy file stored as a new version", "version", ver, "sha256",
+	    v->sha256, NULL);
+	audit_event_fields(d, AUDIT_POLICY, "OK", "policy_set", reason, f, 4, ignore_done);
+}
+
+/*
+ * Puts p, stored as version, in force unless that version or a newer one is
+ * already (a file version and a SetPolicy can finish in either order).
+ * Takes p either way. svc_ctx.policy_adopt; loop thread.
+ */
+static int
+policy_adopt(void *arg, struct policy *p, uint64_t version)
+{
+	struct daemon *d = arg;
+	char ver[24];
+
+	if (version <= d->policy_version) {
+		policy_free(p);
+		return -1;
+	}
+	if (d->disp != NULL)
+		rpc_dispatcher_set_policy(d->disp, p);
+	policy_free(d->policy);
+	d->policy = p;
+	d->policy_version = version;
+	snprintf(ver, sizeof(ver), "%" PRIu64, version);
+	bs_log(BS_LOG_INFO, "policy version in force", "version", ver, NULL);
+	return 0;
 }
 
 /*
@@ -155,22 +218,21 @@ build_registry(const struct bs_config *cfg, struct rpc_registry **out, char *err
 	return 0;
 }
 
-/* The policy schema: every method the server serves, every purpose. */
+/*
+ * Loads the policy file against the schema of what the server serves; its
+ * text goes to *text (*len bytes; the caller frees it) unless text is NULL.
+ */
 static int
-load_policy(const char *path, const struct rpc_registry *reg, struct policy **out, char *err,
-    size_t errlen)
+load_policy(const char *path, const struct rpc_registry *reg, struct policy **out, char **text,
+    size_t *len, char *err, size_t errlen)
 {
-	const char *methods[128];
-	struct policy_schema schema;
-	size_t n = 0;
+	struct rpc_policy_schema sc;
 
-	for (size_t i = 0; i < rpc_registry_count(reg) && n < sizeof(methods) / sizeof(methods[0]);
-	    i++)
-		methods[n++] = rpc_registry_name(reg, i);
-	schema.methods = methods;
-	schema.nmethods = n;
-	schema.purposes = bs_purpose_names(&schema.npurposes);
-	return policy_load(path, &schema, out, err, errlen);
+	if (rpc_registry_policy_schema(reg, &sc) != 0) {
+		snprintf(err, errlen, "too many methods for a policy schema");
+		return BS_ERR_TOO_BIG;
+	}
+	return policy_load_text(path, &sc.schema, out, text, len, err, errlen);
 }
 
 /* Re-reads CRL freshness; health and the log follow every change. */
@@ -314,46 +376,29 @@ conn_untrusted(void *arg, const char *identity, const uint8_t cert_sha256[32], c
 }
 
 /*
- * Builds the new TLS material and policy from the configured files; swaps
- * both only if both loaded. New handshakes and every later call use the
- * new set; every established connection is verified again against the new
- * CAs and CRLs, and closed if it no longer verifies. why says what
- * triggered the reload (for the log and the audit record).
+ * Puts the reloaded TLS material (and pol, stored as version, unless NULL:
+ * the policy file did not change) in force; logs and audits the reload.
+ * New handshakes and every later call use the new set; every established
+ * connection is verified again against the new CAs and CRLs, and closed if
+ * it no longer verifies.
  */
 static void
-reload(struct daemon *d, const char *why)
+reload_apply(struct daemon *d, const char *why, const uint8_t sig[32], struct tls_material *tls,
+    struct policy *pol, uint64_t version)
 {
-	const struct bs_config *cfg = d->cfg;
-	struct tls_material *tls = NULL;
-	struct policy *pol = NULL;
-	char err[2048], reason[2400], closed[16];
-	uint8_t sig[32];
+	char reason[2400], closed[16];
 	unsigned nclosed;
 
-	err[0] = '\0';
-	tls_trust_files_signature(cfg->tls_client_ca, cfg->tls_crl, sig);
-	memcpy(d->trust_sig_tried, sig, sizeof(sig));
-	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
-	    sizeof(err)) != 0 || load_policy(cfg->policy, d->registry, &pol, err, sizeof(err)) != 0) {
-		snprintf(reason, sizeof(reason), "%s: reload refused, previous configuration kept: %s",
-		    why, err);
-		bs_log(BS_LOG_ERROR, "reload failed; keeping the previous TLS material and policy",
-		    "trigger", why, "error", err, NULL);
-		audit_event(d, AUDIT_RELOAD, "FAILED_PRECONDITION", "reload_refused", reason,
-		    ignore_done);
-		tls_material_free(tls);
-		return;
-	}
-	memcpy(d->trust_sig, sig, sizeof(sig));
+	memcpy(d->trust_sig, sig, 32);
 	server_set_tls_ctx(d->srv, tls_material_ctx(tls));
 	tls_material_free(d->tls);
 	d->tls = tls;
-	rpc_dispatcher_set_policy(d->disp, pol);
-	policy_free(d->policy);
-	d->policy = pol;
+	if (pol != NULL)
+		(void)policy_adopt(d, pol, version);
 	crl_recheck(d);
-	snprintf(reason, sizeof(reason), "%s: TLS material and policy reloaded (%zu principals)%s%s",
-	    why, policy_principal_count(pol), d->svc.tls_ready ? "" :
+	snprintf(reason, sizeof(reason), "%s: TLS material and policy reloaded (policy version %"
+	    PRIu64 "%s, %zu principals)%s%s", why, d->policy_version, pol != NULL ? "" :
+	    ", file unchanged", policy_principal_count(d->policy), d->svc.tls_ready ? "" :
 	    "; revocation data not ready: ", d->crl_problem);
 	bs_log(BS_LOG_INFO, "reloaded TLS material and policy", "trigger", why, NULL);
 	audit_event(d, AUDIT_RELOAD, "OK", "reload", reason, ignore_done);
@@ -363,6 +408,163 @@ reload(struct daemon *d, const char *why)
 		bs_log(BS_LOG_WARN, "live connections closed after the trust change", "count",
 		    closed, NULL);
 	}
+}
+
+static void
+reload_refused(struct daemon *d, const char *why, const char *err)
+{
+	char reason[2400];
+
+	snprintf(reason, sizeof(reason), "%s: reload refused, previous configuration kept: %s",
+	    why, err);
+	bs_log(BS_LOG_ERROR, "reload failed; keeping the previous TLS material and policy",
+	    "trigger", why, "error", err, NULL);
+	audit_event(d, AUDIT_RELOAD, "FAILED_PRECONDITION", "reload_refused", reason, ignore_done);
+}
+
+/* A changed policy file stored as a new version (worker), then the reload applied (loop). */
+struct file_version_job {
+	struct workq_job job;           /* first */
+	struct daemon *d;
+	const char *why;
+	uint8_t sig[32];
+	struct tls_material *tls;
+	struct policy *pol;
+	char *text;
+	Boltseal__V1__PolicyVersion v;
+	char sha[POLICY_SHA_HEX + 1];
+	char file_sha[POLICY_SHA_HEX + 1];
+	char *diff;
+	int rc;
+};
+
+static void
+file_version_free(struct file_version_job *j)
+{
+	tls_material_free(j->tls);
+	policy_free(j->pol);
+	free(j->text);
+	free(j->diff);
+	free(j);
+}
+
+/* Worker: appends the file's text as the next version, and its diff from the one before. */
+static void
+file_version_work(struct workq_job *job, void *ctx)
+{
+	struct file_version_job *j = (struct file_version_job *)job;
+	Boltseal__V1__PolicyVersion *prev = NULL;
+
+	(void)ctx;
+	j->rc = policy_versions_append(j->d->svc.store, POLICY_ANY_BASE, &j->v, j->file_sha, &prev,
+	    NULL);
+	if (j->rc == 0 && prev != NULL)
+		j->diff = policy_diff(prev->policy_text, strlen(prev->policy_text), prev->version,
+		    j->text, strlen(j->text), j->v.version, POLICY_DIFF_MAX);
+	policy_version_free(prev);
+}
+
+/* Loop: the file version is stored (or not): apply or refuse the reload. */
+static void
+file_version_done(struct workq_job *job)
+{
+	struct file_version_job *j = (struct file_version_job *)job;
+	struct daemon *d = j->d;
+	const char *again;
+	char err[256];
+
+	d->file_job = NULL;
+	if (j->rc != 0) {
+		snprintf(err, sizeof(err), "cannot store the changed policy file as a new version: %s",
+		    bs_strerror(j->rc));
+		reload_refused(d, j->why, err);
+	} else if (!d->stopping) {
+		snprintf(d->policy_file_sha, sizeof(d->policy_file_sha), "%s", j->sha);
+		audit_file_version(d, j->why, &j->v, j->diff);
+		reload_apply(d, j->why, j->sig, j->tls, j->pol, j->v.version);
+		j->tls = NULL;
+		j->pol = NULL;
+	}
+	file_version_free(j);
+	if ((again = d->reload_again) != NULL && !d->stopping) {
+		d->reload_again = NULL;
+		reload(d, again);
+	}
+}
+
+/*
+ * Builds the new TLS material and policy from the configured files; puts
+ * both in force only if both loaded (see reload_apply). A policy file that
+ * changed since it was last seen is stored as a new version first (on the
+ * work queue: the loop never touches the store); until then, and if that
+ * fails, the previous set stays. One reload at a time: one asked for
+ * meanwhile runs after. why says what triggered it (log, audit record).
+ */
+static void
+reload(struct daemon *d, const char *why)
+{
+	const struct bs_config *cfg = d->cfg;
+	struct tls_material *tls = NULL;
+	struct policy *pol = NULL;
+	struct file_version_job *j;
+	char err[2048], sha[POLICY_SHA_HEX + 1], *text = NULL;
+	uint8_t sig[32];
+	size_t len = 0;
+
+	if (d->file_job != NULL) {
+		d->reload_again = why;
+		return;
+	}
+	err[0] = '\0';
+	tls_trust_files_signature(cfg->tls_client_ca, cfg->tls_crl, sig);
+	memcpy(d->trust_sig_tried, sig, sizeof(sig));
+	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
+	    sizeof(err)) != 0 || load_policy(cfg->policy, d->registry, &pol, &text, &len, err,
+	    sizeof(err)) != 0) {
+		reload_refused(d, why, err);
+		tls_material_free(tls);
+		return;
+	}
+	policy_sha256_hex(text, len, sha);
+	if (strcmp(sha, d->policy_file_sha) == 0) {
+		/* the file as last seen: the version in force stays (it may be a SetPolicy one) */
+		policy_free(pol);
+		free(text);
+		reload_apply(d, why, sig, tls, NULL, 0);
+		return;
+	}
+	if (len > POLICY_STORED_TEXT_MAX || (j = calloc(1, sizeof(*j))) == NULL) {
+		snprintf(err, sizeof(err), len > POLICY_STORED_TEXT_MAX ? "the policy file is over "
+		    "%u bytes, more than a stored policy version holds" : "out of memory",
+		    POLICY_STORED_TEXT_MAX);
+		reload_refused(d, why, err);
+		tls_material_free(tls);
+		policy_free(pol);
+		free(text);
+		return;
+	}
+	j->d = d;
+	j->why = why;
+	memcpy(j->sig, sig, sizeof(sig));
+	j->tls = tls;
+	j->pol = pol;
+	j->text = text;
+	memcpy(j->sha, sha, sizeof(sha));
+	memcpy(j->file_sha, sha, sizeof(sha));
+	boltseal__v1__policy_version__init(&j->v);
+	j->v.policy_text = j->text;
+	j->v.sha256 = j->sha;
+	j->v.source = BOLTSEAL__V1__POLICY_SOURCE__POLICY_SOURCE_FILE;
+	j->v.set_time_unix = (int64_t)time(NULL);
+	j->v.file_sha256 = j->file_sha;
+	j->job.work = file_version_work;
+	j->job.done = file_version_done;
+	if (workq_submit(d->svc.work, &j->job) != 0) {
+		reload_refused(d, why, "cannot store the changed policy file: the work queue is full");
+		file_version_free(j);
+		return;
+	}
+	d->file_job = j;
 }
 
 /* SIGHUP: reload (see reload()). */
@@ -681,6 +883,83 @@ say_stderr(const char *msg)
 	fprintf(stderr, "user: %s\n", msg);
 }
 
+/*
+ * Start-up (before the loop runs; the store may be used here): the policy
+ * file (d->policy, its text) against the stored versions. A file that
+ * changed since it was last seen (or the first start) is stored as the next
+ * version and stays in force; otherwise the newest stored version is put in
+ * force (a SetPolicy one, if that came last). Returns 0, or -1 (logged):
+ * the store failed, or the version in force does not load in this build
+ * (edit the policy file to replace it).
+ */
+static int
+policy_start(struct daemon *d, char *text, size_t len)
+{
+	Boltseal__V1__PolicyVersion *cur = NULL, *prev = NULL, v;
+	struct rpc_policy_schema sc;
+	struct policy *pol = NULL;
+	char sha[POLICY_SHA_HEX + 1], fsha[POLICY_SHA_HEX + 1], ver[24], err[4096], *diff = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	policy_sha256_hex(text, len, sha);
+	rc = policy_versions_get(d->svc.store, 0, &cur, &n);
+	if (rc != 0 && rc != BS_ERR_NOT_FOUND) {
+		bs_log(BS_LOG_ERROR, "cannot read the stored policy versions", "error",
+		    bs_strerror(rc), NULL);
+		return -1;
+	}
+	memcpy(d->policy_file_sha, sha, sizeof(sha));
+	if (cur != NULL && strcmp(cur->file_sha256, sha) == 0) {
+		snprintf(ver, sizeof(ver), "%" PRIu64, cur->version);
+		if (strcmp(cur->sha256, sha) != 0) {
+			/* a SetPolicy version came after the file: it stays in force */
+			if (rpc_registry_policy_schema(d->registry, &sc) != 0 ||
+			    policy_parse("stored policy", cur->policy_text, strlen(cur->policy_text),
+			    &sc.schema, &pol, err, sizeof(err)) != 0) {
+				bs_log(BS_LOG_ERROR, "the policy in force does not load in this build; "
+				    "refusing to start (edit the policy file: a changed file becomes "
+				    "the next version)", "version", ver, "error", err, NULL);
+				policy_version_free(cur);
+				return -1;
+			}
+			policy_free(d->policy);
+			d->policy = pol;
+		}
+		d->policy_version = cur->version;
+		bs_log(BS_LOG_INFO, "policy version in force", "version", ver, "source",
+		    cur->source == BOLTSEAL__V1__POLICY_SOURCE__POLICY_SOURCE_API ? "SetPolicy" :
+		    "file", NULL);
+		policy_version_free(cur);
+		return 0;
+	}
+	policy_version_free(cur);
+	if (len > POLICY_STORED_TEXT_MAX) {
+		bs_log(BS_LOG_ERROR, "the policy file is too large to be kept as a policy version; "
+		    "refusing to start", "limit_bytes", "61440", NULL);
+		return -1;
+	}
+	boltseal__v1__policy_version__init(&v);
+	v.policy_text = text;
+	v.sha256 = sha;
+	v.source = BOLTSEAL__V1__POLICY_SOURCE__POLICY_SOURCE_FILE;
+	v.set_time_unix = (int64_t)time(NULL);
+	v.file_sha256 = sha;
+	if ((rc = policy_versions_append(d->svc.store, POLICY_ANY_BASE, &v, fsha, &prev, NULL)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot store the policy file as a policy version", "error",
+		    bs_strerror(rc), NULL);
+		return -1;
+	}
+	if (prev != NULL)
+		diff = policy_diff(prev->policy_text, strlen(prev->policy_text), prev->version, text,
+		    len, v.version, POLICY_DIFF_MAX);
+	d->policy_version = v.version;
+	audit_file_version(d, "start-up", &v, prev != NULL ? diff : "(first version)");
+	policy_version_free(prev);
+	free(diff);
+	return 0;
+}
+
 static int
 run(struct bs_config *cfg)
 {
@@ -695,8 +974,8 @@ run(struct bs_config *cfg)
 	struct store *store = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
-	char *pin = NULL, *report = NULL;
-	size_t pin_len = 0;
+	char *pin = NULL, *report = NULL, *policy_text = NULL;
+	size_t pin_len = 0, policy_len = 0;
 	int rc, status = 1, key_created = 0, key_recorded = 0, listen_fd = -1;
 	struct server_limits lim;
 	struct timeval crl_tv = { CRL_CHECK_MS / 1000, (CRL_CHECK_MS % 1000) * 1000 };
@@ -717,7 +996,8 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "service settings are invalid", "error", err, NULL);
 		goto out;
 	}
-	if (load_policy(cfg->policy, d.registry, &d.policy, err, sizeof(err)) != 0) {
+	if (load_policy(cfg->policy, d.registry, &d.policy, &policy_text, &policy_len, err,
+	    sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "policy is invalid", "error", err, NULL);
 		goto out;
 	}
@@ -884,7 +1164,13 @@ run(struct bs_config *cfg)
 	d.svc.nworkers = cfg->workers;
 	d.svc.hsm_healthy = 1;
 	d.svc.base = d.base;
+	d.svc.policy_adopt = policy_adopt;
+	d.svc.policy_arg = &d;
 	d.grace_ms = cfg->shutdown_grace_ms;
+	if (policy_start(&d, policy_text, policy_len) != 0)
+		goto out;
+	free(policy_text);
+	policy_text = NULL;
 
 	lim.max_message_bytes = cfg->max_message_bytes;
 	lim.max_concurrent_streams = cfg->max_concurrent_streams;
@@ -1007,6 +1293,7 @@ out:
 	hsm_close(h);
 	tls_material_free(d.tls);
 	policy_free(d.policy);
+	free(policy_text);
 	rpc_registry_free(d.registry);
 	free(report);
 	if (status == 0)
@@ -1047,7 +1334,7 @@ check_files(const struct bs_config *cfg, int test_token)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (load_policy(cfg->policy, reg, &pol, err, sizeof(err)) != 0) {
+	if (load_policy(cfg->policy, reg, &pol, NULL, NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s%s", err, err[0] != '\0' && err[strlen(err) - 1] != '\n' ? "\n" : "");
 		status = 1;
 	} else if (policy_lint(pol, err, sizeof(err)) > 0) {

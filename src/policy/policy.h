@@ -119,6 +119,14 @@ int policy_parse(const char *name, const char *text, size_t len,
 int policy_load(const char *path, const struct policy_schema *schema, struct policy **out,
     char *err, size_t errlen) BS_WUR;
 
+/*
+ * policy_load that also hands back the file's text as read (*text, NUL
+ * terminated, *len bytes; the caller frees it) on success, so that the text
+ * that was checked is the text that is kept (policy versions).
+ */
+int policy_load_text(const char *path, const struct policy_schema *schema, struct policy **out,
+    char **text, size_t *len, char *err, size_t errlen) BS_WUR;
+
 /* Frees p and everything in it (principals included). NULL is a no-op. */
 void policy_free(struct policy *p);
 

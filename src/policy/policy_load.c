@@ -42,6 +42,13 @@ int
 policy_load(const char *path, const struct policy_schema *schema, struct policy **out,
     char *err, size_t errlen)
 {
+	return policy_load_text(path, schema, out, NULL, NULL, err, errlen);
+}
+
+int
+policy_load_text(const char *path, const struct policy_schema *schema, struct policy **out,
+    char **text, size_t *text_len, char *err, size_t errlen)
+{
 	struct bs_errlist errs;
 	char *buf = NULL;
 	size_t len = 0;
@@ -49,7 +56,8 @@ policy_load(const char *path, const struct policy_schema *schema, struct policy 
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (path == NULL || schema == NULL || out == NULL || (err == NULL && errlen > 0))
+	if (path == NULL || schema == NULL || out == NULL || (err == NULL && errlen > 0) ||
+	    (text == NULL) != (text_len == NULL))
 		return BS_ERR_INVALID;
 	bs_errlist_init(&errs, path, BS_ERRLIST_KEEP);
 	if ((rc = read_policy_file(&errs, &buf, &len)) != 0) {
@@ -64,6 +72,11 @@ policy_load(const char *path, const struct policy_schema *schema, struct policy 
 		goto out;
 	}
 	rc = policy_parse(path, buf, len, schema, out, err, errlen);
+	if (rc == 0 && text != NULL) {
+		*text = buf;
+		*text_len = len;
+		buf = NULL;
+	}
 out:
 	bs_errlist_clear(&errs);
 	free(buf);

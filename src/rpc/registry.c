@@ -13,6 +13,7 @@
 #include "common/errlist.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_service.h"
+#include "types/types.h"
 
 struct entry {
 	char *path;                        /* "/boltseal.v1.KeyService/Sign" */
@@ -151,6 +152,19 @@ const char *
 rpc_registry_name(const struct rpc_registry *r, size_t i)
 {
 	return i < r->n ? r->e[i].path + 1 : NULL;
+}
+
+int
+rpc_registry_policy_schema(const struct rpc_registry *r, struct rpc_policy_schema *out)
+{
+	if (r->n > RPC_SCHEMA_METHODS_MAX)
+		return BS_ERR_TOO_BIG;
+	for (size_t i = 0; i < r->n; i++)
+		out->methods[i] = r->e[i].path + 1;
+	out->schema.methods = out->methods;
+	out->schema.nmethods = r->n;
+	out->schema.purposes = bs_purpose_names(&out->schema.npurposes);
+	return 0;
 }
 
 int

@@ -21,6 +21,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/bs_error.h"
+#include "policy/policy.h"
 #include "rpc/rpc_status.h"
 
 struct rpc_call;
@@ -165,6 +166,18 @@ int rpc_registry_has_service(const struct rpc_registry *r, const char *name);
 /* Number of methods, and the i-th full name "boltseal.v1.KeyService/Sign" (for the policy). */
 size_t rpc_registry_count(const struct rpc_registry *r);
 const char *rpc_registry_name(const struct rpc_registry *r, size_t i);
+
+/*
+ * The names a policy served by r may use (policy_parse's schema): every
+ * method r serves (names borrowed from r) and every key purpose. Returns 0,
+ * or BS_ERR_TOO_BIG if r serves more than RPC_SCHEMA_METHODS_MAX methods.
+ */
+#define RPC_SCHEMA_METHODS_MAX 256
+struct rpc_policy_schema {
+	const char *methods[RPC_SCHEMA_METHODS_MAX];
+	struct policy_schema schema;    /* points into methods */
+};
+int rpc_registry_policy_schema(const struct rpc_registry *r, struct rpc_policy_schema *out) BS_WUR;
 
 /* ---- the request context ------------------------------------------------- */
 

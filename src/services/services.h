@@ -24,6 +24,7 @@ struct checkpointer;
 struct rpc_registry;
 struct store;
 struct rpc_dispatcher;
+struct policy;
 
 /* Shared state the handlers use; owned by main, loop thread only. */
 struct svc_ctx {
@@ -42,6 +43,14 @@ struct svc_ctx {
 	int tls_ready;             /* every CRL present and current */
 	struct event_base *base;   /* the event loop (service timers); NULL in unit tests */
 	struct rpc_dispatcher *disp;   /* the RPC layer (AdminService registers its checker) */
+	/*
+	 * Puts p, stored as policy version, in force unless that version or a
+	 * newer one is already; takes p either way. Returns 0 if it did, -1 if
+	 * not. Set by the daemon; NULL where no daemon holds the policy
+	 * (SetPolicy then answers UNAVAILABLE).
+	 */
+	int (*policy_adopt)(void *arg, struct policy *p, uint64_t version);
+	void *policy_arg;
 };
 
 static inline struct svc_ctx *

@@ -77,9 +77,11 @@ URI_OF = {"admin-alice": "spiffe://fleet.example/admin/alice",
 
 ADMIN_METHODS = {m: (m + "Request", m + "Response") for m in (
     "EnrollSecondFactor", "ActivateSecondFactor", "GetSecondFactor", "ResetSecondFactor",
-    "Propose", "ListProposals", "GetProposal", "Approve", "Reject", "Execute")}
+    "Propose", "ListProposals", "GetProposal", "Approve", "Reject", "Execute",
+    "GetPolicy", "SetPolicy")}
 KEY_METHODS = {
     "CreateKey": ("CreateKeyRequest", "CreateKeyResponse"),
+    "ListKeys": ("ListKeysRequest", "ListKeysResponse"),
     "GetKey": ("GetKeyRequest", "GetKeyResponse"),
     "DisableKey": ("SetKeyStateRequest", "SetKeyStateResponse"),
     "EnableKey": ("SetKeyStateRequest", "SetKeyStateResponse"),
@@ -901,15 +903,21 @@ def test_expired_proposal_is_not_executed(admins, apb, pb):
     assert vinfo(d.key("ex-key"), 1).state == pb.ENABLED
 
 
+def approved_destruction(d, key):
+    """A new key, its destruction proposed by alice and approved by bob and carol."""
+    d.create_key(key)
+    p = d.propose("alice", SCHEDULE, d.schedule_request(key))
+    d.approve("bob", p)
+    p = d.approve("carol", p)
+    assert [v.principal for v in p.approvals] == ["bob", "carol"]
+    return p
+
+
 # --- 9. an approver removed from the policy ------------------------------------------------
 
 def test_approver_removed_from_policy_no_longer_counts(admins, apb, pb):
     d = admins("admin-reload")
-    d.create_key("rl-key")
-    p = d.propose("alice", SCHEDULE, d.schedule_request("rl-key"))
-    d.approve("bob", p)
-    p = d.approve("carol", p)
-    assert [v.principal for v in p.approvals] == ["bob", "carol"]
+    p = approved_destruction(d, "rl-key")
 
     # carol leaves fleet-admin (she audits now)
     d.write_policy(seed_policy(carol_roles="auditor"))
@@ -933,10 +941,7 @@ def test_approver_removed_from_policy_no_longer_counts(admins, apb, pb):
 
 def test_proposal_and_factors_survive_a_restart(admins, apb, pb):
     d = admins("admin-restart")
-    d.create_key("rs-key")
-    p = d.propose("alice", SCHEDULE, d.schedule_request("rs-key"))
-    d.approve("bob", p)
-    p = d.approve("carol", p)
+    p = approved_destruction(d, "rs-key")
     used = d.totp("carol").at(d.last["carol"] * STEP)
     d.restart()
     assert d.get(p.id, "bob") == p

@@ -74,6 +74,10 @@ static const struct rpc_method methods[] = {
 	    &boltseal__v1__reject_response__descriptor, RPC_AUTHZ_POLICY, 0, admin_reject },
 	{ "Execute", &boltseal__v1__execute_request__descriptor,
 	    &boltseal__v1__execute_response__descriptor, RPC_AUTHZ_POLICY, 0, admin_execute },
+	{ "GetPolicy", &boltseal__v1__get_policy_request__descriptor,
+	    &boltseal__v1__get_policy_response__descriptor, RPC_AUTHZ_POLICY, 0, admin_get_policy },
+	{ "SetPolicy", &boltseal__v1__set_policy_request__descriptor,
+	    &boltseal__v1__set_policy_response__descriptor, RPC_AUTHZ_POLICY, 0, admin_set_policy },
 };
 
 /* admin.* settings, in this order (values[] of init). */

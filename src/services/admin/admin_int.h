@@ -2,7 +2,8 @@
  * admin_int.h - what the files of the AdminService share (not a public
  * header): the service state, the handlers, and the store work helper.
  * mfa.c holds the second factor (enrolment, activation, status, reset and
- * the checker the RPC layer calls), proposals.c the approvals. Event loop
+ * the checker the RPC layer calls), proposals.c the approvals, policy_api.c
+ * the policy's versions (GetPolicy, SetPolicy). Event loop
  * thread unless a comment says otherwise.
  */
 #ifndef BS_ADMIN_INT_H
@@ -61,5 +62,9 @@ void admin_get_proposal(struct rpc_call *call, const ProtobufCMessage *msg);
 void admin_approve(struct rpc_call *call, const ProtobufCMessage *msg);
 void admin_reject(struct rpc_call *call, const ProtobufCMessage *msg);
 void admin_execute(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* policy_api.c */
+void admin_get_policy(struct rpc_call *call, const ProtobufCMessage *msg);
+void admin_set_policy(struct rpc_call *call, const ProtobufCMessage *msg);
 
 #endif

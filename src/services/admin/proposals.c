@@ -38,7 +38,7 @@
 
 #define ID_LEN 28
 #define SHA_HEX (2 * SHA256_DIGEST_LENGTH)
-#define REQUEST_MAX (16 * 1024)
+#define REQUEST_MAX (24 * 1024)    /* a SetPolicy text (POLICY_API_TEXT_MAX) fits */
 #define RESPONSE_KEEP_MAX (32 * 1024)
 #define DESCRIPTION_MAX 512
 #define TTL_MAX 604800u
@@ -631,14 +631,18 @@ prop_new(struct rpc_call *call, enum prop_kind kind)
 	return p;
 }
 
-/* Proposals may name any served method but the AdminService's own (its resets excepted). */
+/*
+ * Proposals may name any served method but the AdminService's own, factor
+ * resets and policy changes excepted.
+ */
 static int
 proposable(const char *method)
 {
 	static const char admin[] = "boltseal.v1.AdminService/";
 
 	return strncmp(method, admin, sizeof(admin) - 1) != 0 ||
-	    strcmp(method, "boltseal.v1.AdminService/ResetSecondFactor") == 0;
+	    strcmp(method, "boltseal.v1.AdminService/ResetSecondFactor") == 0 ||
+	    strcmp(method, "boltseal.v1.AdminService/SetPolicy") == 0;
 }
 
 void
