@@ -391,18 +391,6 @@ out_json_key(struct out_json *j, const char *name, const Boltseal__V1__Key *k)
 	out_json_close(j);
 }
 
-/* UTC ISO 8601, or "-" for an unset time. */
-static void
-fmt_time(int64_t t, char *buf, size_t len)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "-");
-}
-
 void
 out_key_text(const Boltseal__V1__Key *k)
 {
@@ -413,7 +401,7 @@ out_key_text(const Boltseal__V1__Key *k)
 		printf("(no key in response)\n");
 		return;
 	}
-	fmt_time(k->create_time_unix, tb, sizeof(tb));
+	out_time(k->create_time_unix, tb, sizeof(tb));
 	fputs("name:            ", stdout);
 	out_safe(stdout, k->name);
 	printf("\nalgorithm:       %s\npurpose:         %s\nstate:           %s\n"
@@ -426,7 +414,7 @@ out_key_text(const Boltseal__V1__Key *k)
 	for (i = 0; i < k->n_versions; i++) {
 		const Boltseal__V1__KeyVersion *v = k->versions[i];
 
-		fmt_time(v->create_time_unix, tb, sizeof(tb));
+		out_time(v->create_time_unix, tb, sizeof(tb));
 		printf("  %-6u %-9s %s\n", v->version, out_state(v->state), tb);
 	}
 }

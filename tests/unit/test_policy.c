@@ -58,7 +58,7 @@ static const char *const known_methods[] = {
 	KS "ScheduleKeyDestruction", KS "CancelKeyDestruction",
 	ADM "EnrollSecondFactor", ADM "ActivateSecondFactor", ADM "GetSecondFactor",
 	ADM "ResetSecondFactor", ADM "Propose", ADM "ListProposals", ADM "GetProposal",
-	ADM "Approve", ADM "Reject", ADM "Execute",
+	ADM "Approve", ADM "Reject", ADM "Execute", ADM "GetPolicy", ADM "SetPolicy",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -198,23 +198,23 @@ struct seed {
  * GenerateDataKeyForVehicle Tokenize SetMinDecryptionVersion (these name .key) | KeyService
  * DisableKey EnableKey ScheduleKeyDestruction CancelKeyDestruction | AdminService
  * EnrollSecondFactor ActivateSecondFactor GetSecondFactor ResetSecondFactor Propose
- * ListProposals GetProposal Approve Reject Execute (these name no key).
+ * ListProposals GetProposal Approve Reject Execute GetPolicy SetPolicy (these name no key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "010011110000010100000000000000000000000000000000000000" },
+	    "01001111000001010000000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "010011000000000000000000000000000000000000000000000000" },
+	    "01001100000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "010011000000000000110000100000000000000000000000000000" },
+	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "010000000000000000000000000000111111111000000000000000" },
+	    "01000000000000000000000000000011111111100000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "111110000000100111111111000000000000000000001100111111" },
+	    "11111000000010011111111100000000000000000000110011111110" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "010010001111000000000000010000000000000000000000000000" },
+	    "01001000111100000000000001000000000000000000000000000010" },
 };
 
 static int
@@ -763,7 +763,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.AdminService/Execute");
+	    "boltseal.v1.AdminService/SetPolicy");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');
