@@ -107,7 +107,7 @@ cmd_create(struct cli_ctx *x, const struct args *a)
 		    "rsa-3072-pss-sha256; aes-256-gcm, hmac-sha256 for envelope)", alg);
 	if (purpose != NULL && (pu = bs_purpose_from_name(purpose)) == BS_PURPOSE_NONE)
 		return out_usage(x->cmd, "unknown purpose '%s' (generic, ota, checkpoint, "
-		    "command, envelope, audit, admin)", purpose);
+		    "command, envelope, audit, admin, ca)", purpose);
 	req.name = (char *)a->pos[0];
 	req.algorithm = bs_alg_to_pb(al);
 	req.purpose = bs_purpose_to_pb(pu);
@@ -703,7 +703,7 @@ static const struct cli_cmd keys_cmds[] = {
 	  .summary = "create a key in the HSM (CreateKey)",
 	  .usage = "NAME --alg ecdsa-p256-sha256|ed25519|rsa-3072-pss-sha256|aes-256-gcm|\n"
 	      "hmac-sha256 "
-	      "[--purpose generic|ota|checkpoint|command|envelope|audit|admin]",
+	      "[--purpose generic|ota|checkpoint|command|envelope|audit|admin|ca]",
 	  .spec = { create_opts, 1, 1 } },
 	{ .name = "get", .alias = "get-key", .run = cmd_get,
 	  .summary = "print a key and its versions (GetKey)",

@@ -36,18 +36,22 @@ bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p)
 	/* admin keys sign (approvals, later) or seal (second-factor seeds) */
 	if (p == BS_PURPOSE_ADMIN)
 		return 1;
+	/* X.509 CAs sign with ecdsa-with-SHA256, which every verifier knows */
+	if (p == BS_PURPOSE_CA)
+		return alg == BS_ALG_ECDSA_P256_SHA256;
 	return (p == BS_PURPOSE_ENVELOPE) == bs_alg_is_symmetric(alg);
 }
 
 /* Indexed by enum bs_purpose; [0] is NONE. */
 static const char *const purpose_names[] = {
-	"none", "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin",
+	"none", "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin", "ca",
 };
 static const Boltseal__V1__KeyPurpose purpose_pb[] = {
 	BOLTSEAL__V1__KEY_PURPOSE__PURPOSE_UNSPECIFIED, BOLTSEAL__V1__KEY_PURPOSE__GENERIC,
 	BOLTSEAL__V1__KEY_PURPOSE__OTA, BOLTSEAL__V1__KEY_PURPOSE__CHECKPOINT,
 	BOLTSEAL__V1__KEY_PURPOSE__COMMAND, BOLTSEAL__V1__KEY_PURPOSE__ENVELOPE,
 	BOLTSEAL__V1__KEY_PURPOSE__AUDIT, BOLTSEAL__V1__KEY_PURPOSE__ADMIN,
+	BOLTSEAL__V1__KEY_PURPOSE__CA,
 };
 #define NPURPOSES (sizeof(purpose_names) / sizeof(purpose_names[0]))
 

@@ -29,6 +29,7 @@ enum bs_purpose {
 	BS_PURPOSE_ENVELOPE = 5,
 	BS_PURPOSE_AUDIT = 6,
 	BS_PURPOSE_ADMIN = 7,
+	BS_PURPOSE_CA = 8,               /* X.509 certificate authority (CertificateService) */
 };
 
 enum bs_sig_format { BS_SIGFMT_DER = 0, BS_SIGFMT_RAW = 1 };
@@ -53,12 +54,15 @@ int bs_alg_is_symmetric(enum bs_alg alg);
 /*
  * 1 if a key of purpose p may have algorithm alg: envelope keys are the
  * secret-key algorithms, admin keys any algorithm (the daemon seals
- * second-factor seeds with one), every other purpose the signature
- * algorithms.
+ * second-factor seeds with one), ca keys ECDSA P-256 only, every other
+ * purpose the signature algorithms.
  */
 int bs_alg_fits_purpose(enum bs_alg alg, enum bs_purpose p);
 
-/* "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin"; "none" otherwise. */
+/*
+ * "generic", "ota", "checkpoint", "command", "envelope", "audit", "admin",
+ * "ca"; "none" otherwise.
+ */
 const char *bs_purpose_name(enum bs_purpose p);
 /* Inverse; BS_PURPOSE_NONE if unknown (or NULL). */
 enum bs_purpose bs_purpose_from_name(const char *name);

@@ -199,7 +199,7 @@ static void
 test_purpose_names(void **state)
 {
 	static const char *const names[] = { "generic", "ota", "checkpoint", "command",
-		"envelope", "audit", "admin" };
+		"envelope", "audit", "admin", "ca" };
 	size_t i;
 
 	(void)state;

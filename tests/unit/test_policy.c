@@ -63,7 +63,7 @@ static const char *const known_methods[] = {
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
 static const char *const known_purposes[] = {
-	"generic", "ota", "checkpoint", "command", "envelope", "audit", "admin",
+	"generic", "ota", "checkpoint", "command", "envelope", "audit", "admin", "ca",
 };
 
 static const struct policy_schema schema = {

@@ -64,9 +64,10 @@ test_purpose(void **state)
 	enum bs_purpose p = BS_PURPOSE_NONE;
 
 	(void)state;
-	assert_int_equal(n, 7);
+	assert_int_equal(n, 8);
 	assert_string_equal(names[0], "generic");
 	assert_string_equal(names[6], "admin");
+	assert_string_equal(names[7], "ca");
 	for (size_t i = 0; i < n; i++) {
 		enum bs_purpose q = bs_purpose_from_name(names[i]);
 
@@ -81,7 +82,12 @@ test_purpose(void **state)
 	assert_string_equal(bs_purpose_name((enum bs_purpose)42), "none");
 	assert_int_equal(bs_purpose_from_pb(BOLTSEAL__V1__KEY_PURPOSE__PURPOSE_UNSPECIFIED, &p),
 	    BS_ERR_INVALID);
-	assert_int_equal(bs_purpose_from_pb(8, &p), BS_ERR_INVALID);
+	assert_int_equal(bs_purpose_from_pb(9, &p), BS_ERR_INVALID);
+	/* CA keys: ECDSA P-256 only */
+	assert_int_equal(bs_alg_fits_purpose(BS_ALG_ECDSA_P256_SHA256, BS_PURPOSE_CA), 1);
+	assert_int_equal(bs_alg_fits_purpose(BS_ALG_ED25519, BS_PURPOSE_CA), 0);
+	assert_int_equal(bs_alg_fits_purpose(BS_ALG_RSA_3072_PSS_SHA256, BS_PURPOSE_CA), 0);
+	assert_int_equal(bs_alg_fits_purpose(BS_ALG_AES_256_GCM, BS_PURPOSE_CA), 0);
 }
 
 static void

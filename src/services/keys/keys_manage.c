@@ -400,8 +400,8 @@ keysvc_create_key(struct rpc_call *call, const ProtobufCMessage *msg)
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose must be set");
 	} else if (!bs_alg_fits_purpose(alg, purpose)) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "purpose %s does not take %s: "
-		    "ENVELOPE keys are AES_256_GCM or HMAC_SHA256, every other purpose a signature "
-		    "algorithm", bs_purpose_name(purpose), bs_alg_name(alg));
+		    "ENVELOPE keys are AES_256_GCM or HMAC_SHA256, CA keys ECDSA_P256_SHA256, every "
+		    "other purpose a signature algorithm", bs_purpose_name(purpose), bs_alg_name(alg));
 	} else if (!authorize_create(call, r->name, purpose, alg)) {
 		/* answered */
 	} else if (catalog_find(rpc_call_svc(call)->catalog, r->name) != NULL) {
