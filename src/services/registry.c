@@ -15,6 +15,7 @@ extern const struct rpc_service command_service;
 extern const struct rpc_service checkpoint_service;
 extern const struct rpc_service envelope_service;
 extern const struct rpc_service adminservice_service;
+extern const struct rpc_service certificate_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -27,6 +28,7 @@ const struct rpc_service *const services_all[] = {
 	&checkpoint_service,
 	&envelope_service,
 	&adminservice_service,
+	&certificate_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

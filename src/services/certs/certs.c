@@ -1,0 +1,484 @@
+/*
+ * certs.c - boltseal.v1.CertificateService (certs.proto, docs/identity.md):
+ * certificate authorities whose keys stay in the HSM. CreateAuthority
+ * builds a self-signed CA certificate for a key of purpose ca with
+ * OpenSSL's X509 API, has the HSM sign the SHA-256 of its TBSCertificate
+ * through the key door, assembles and checks the result
+ * (formats/x509_signed.h) and keeps it (store namespace "certs", row
+ * "ca/KEY", created once); GetAuthority returns it.
+ *
+ * One call: loop (checks, the TBS) -> HSM (signature) -> loop (assembly)
+ * -> worker (store) -> loop (answer). Reads go loop -> worker -> loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "boltseal/v1/certs.pb-c.h"
+#include "common/hex.h"
+#include "common/utf8.h"
+#include "exec/workq.h"
+#include "formats/ecdsa_sig.h"
+#include "formats/x509_signed.h"
+#include "keyops/keyclient.h"
+#include "keyops/keyops.h"
+#include "keys/catalog.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_status.h"
+#include "services/services.h"
+#include "store/store.h"
+#include "types/types.h"
+
+#define CERTS_NS "certs"
+#define CN_MAX 64
+#define LIFETIME_DEFAULT 3650u
+#define LIFETIME_MAX 7300u
+#define BACKDATE_S 60                   /* notBefore: a minute back, for clocks a little behind */
+#define SERIAL_LEN 16
+#define ORG "boltseal"
+
+enum op { OP_CREATE, OP_GET };
+
+struct ccall {
+	struct workq_job job;           /* first */
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	enum op op;
+	char key[CATALOG_NAME_MAX + 1];
+	char row[CATALOG_NAME_MAX + 8];
+	uint32_t version;
+	X509 *tmpl;                     /* CREATE: the certificate being made */
+	EVP_PKEY *pub;                  /* CREATE: the CA key's public half */
+	uint8_t *tbs;
+	size_t tbs_len;
+	Boltseal__V1__Authority *got;   /* GET: the row read */
+	uint8_t *row_data;              /* CREATE: the packed Authority to store */
+	size_t row_len;
+	Boltseal__V1__Authority a;      /* CREATE: the answer */
+	char *pem;
+	char serial[2 * SERIAL_LEN + 3];
+	char subject[256];
+	char sha[65];
+	int rc;
+};
+
+static void
+ccall_free(struct ccall *c)
+{
+	X509_free(c->tmpl);
+	EVP_PKEY_free(c->pub);
+	OPENSSL_free(c->tbs);
+	if (c->got != NULL)
+		boltseal__v1__authority__free_unpacked(c->got, NULL);
+	free(c->row_data);
+	OPENSSL_free(c->pem);
+	free(c);
+}
+
+static void
+fail(struct ccall *c, int status, const char *msg)
+{
+	rpc_call_fail(c->call, status, "%s", msg);
+	ccall_free(c);
+}
+
+static int
+submit(struct ccall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	c->job.work = work;
+	c->job.done = done;
+	return workq_submit(c->svc->work, &c->job);
+}
+
+/* 1 if s is 1..CN_MAX bytes of UTF-8 without control characters. */
+static int
+cn_valid(const char *s)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t n = strlen(s), i = 0, k;
+	uint32_t cp;
+
+	if (n == 0 || n > CN_MAX)
+		return 0;
+	while (i < n) {
+		if ((k = bs_utf8_decode(p + i, n - i, &cp)) == 0 || cp < 0x20 ||
+		    (cp >= 0x7f && cp < 0xa0))
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
+/* A new call for key (its row id made), or NULL (answered). */
+static struct ccall *
+ccall_start(struct rpc_call *call, enum op op, const char *key)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct ccall *c;
+
+	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
+		return NULL;
+	}
+	if (key[0] == '\0' || strlen(key) > CATALOG_NAME_MAX) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "key_name: 1 to %d bytes",
+		    CATALOG_NAME_MAX);
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	c->call = call;
+	c->svc = svc;
+	c->op = op;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	snprintf(c->row, sizeof(c->row), "ca/%s", key);
+	rpc_call_audit_target(call, key);
+	return c;
+}
+
+/* ---- CreateAuthority -------------------------------------------------------------- */
+
+static int
+add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+{
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, value);
+	int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
+
+	X509_EXTENSION_free(e);
+	return ok ? 0 : BS_ERR_CRYPTO;
+}
+
+/* The self-signed CA certificate to be, for the key's public half c->pub. */
+static int
+build_ca(struct ccall *c, const char *cn, unsigned days)
+{
+	uint8_t serial[SERIAL_LEN];
+	X509_NAME *n = NULL;
+	X509V3_CTX v3;
+	BIGNUM *bn = NULL;
+	X509 *x;
+	int rc = BS_ERR_CRYPTO;
+
+	if ((x = X509_new()) == NULL || (n = X509_NAME_new()) == NULL)
+		goto out;
+	if (RAND_bytes(serial, sizeof(serial)) != 1)
+		goto out;
+	serial[0] &= 0x7f;   /* positive (RFC 5280 4.1.2.2), at most 20 octets */
+	serial[0] |= 0x40;   /* and 16 octets long */
+	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
+	    X509_set_version(x, X509_VERSION_3) != 1 ||
+	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)ORG, -1, -1,
+	    0) != 1 ||
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+	    0) != 1 ||
+	    X509_set_subject_name(x, n) != 1 || X509_set_issuer_name(x, n) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE_S) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) == NULL ||
+	    X509_set_pubkey(x, c->pub) != 1)
+		goto out;
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	if (add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
+	    add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
+	    add_ext(x, &v3, NID_subject_key_identifier, "hash") != 0 ||
+	    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") != 0)
+		goto out;
+	bs_hex_encode(serial, sizeof(serial), c->serial);
+	c->tmpl = x;
+	x = NULL;
+	rc = 0;
+out:
+	BN_free(bn);
+	X509_NAME_free(n);
+	X509_free(x);
+	return rc;
+}
+
+/* Worker: the certificate's row, created once. */
+static void
+store_work(struct workq_job *job, void *ctx)
+{
+	struct ccall *c = (struct ccall *)job;
+	struct store_txn *tx;
+
+	(void)ctx;
+	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
+		return;
+	c->rc = store_row_put(tx, CERTS_NS, c->row, 0, c->row_data, c->row_len, NULL);
+	if (c->rc == 0)
+		c->rc = store_commit(tx);
+	else
+		store_rollback(tx);
+}
+
+static void
+store_done(struct workq_job *job)
+{
+	struct ccall *c = (struct ccall *)job;
+	Boltseal__V1__CreateAuthorityResponse r = BOLTSEAL__V1__CREATE_AUTHORITY_RESPONSE__INIT;
+
+	if (c->rc == BS_ERR_EXISTS) {
+		fail(c, GRPC_STATUS_ALREADY_EXISTS, "this key has its CA certificate already "
+		    "(GetAuthority)");
+		return;
+	}
+	if (c->rc != 0) {
+		rpc_call_fail(c->call, rpc_status_from_err(c->rc), "cannot keep the certificate: %s",
+		    bs_strerror(c->rc));
+		ccall_free(c);
+		return;
+	}
+	rpc_call_audit_event(c->call, "ca_created");
+	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
+	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	r.authority = &c->a;
+	rpc_call_finish_pb(c->call, &r.base);
+	ccall_free(c);
+}
+
+/* The finished certificate into c->a (and its packed row). */
+static int
+describe(struct ccall *c, X509 *x)
+{
+	unsigned char *der = NULL;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+	BIO *b = BIO_new(BIO_s_mem());
+	BUF_MEM *m = NULL;
+	int n, rc = BS_ERR_NOMEM;
+
+	if (b == NULL || PEM_write_bio_X509(b, x) != 1 || BIO_get_mem_ptr(b, &m) != 1 ||
+	    (c->pem = OPENSSL_strndup(m->data, m->length)) == NULL ||
+	    (n = i2d_X509(x, &der)) <= 0)
+		goto out;
+	SHA256(der, (size_t)n, md);
+	bs_hex_encode(md, sizeof(md), c->sha);
+	/* the subject in RFC 2253 form, through the same memory BIO */
+	(void)BIO_reset(b);
+	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0 ||
+	    BIO_get_mem_ptr(b, &m) != 1 || m->length >= sizeof(c->subject))
+		goto out;
+	memcpy(c->subject, m->data, m->length);
+	c->subject[m->length] = '\0';
+	boltseal__v1__authority__init(&c->a);
+	c->a.key_name = c->key;
+	c->a.key_version = c->version;
+	c->a.certificate_pem = c->pem;
+	c->a.serial_hex = c->serial;
+	c->a.subject = c->subject;
+	c->a.sha256 = c->sha;
+	{
+		struct tm tm;
+
+		if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
+			goto out;
+		c->a.not_before_unix = (int64_t)timegm(&tm);
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+			goto out;
+		c->a.not_after_unix = (int64_t)timegm(&tm);
+	}
+	c->row_len = boltseal__v1__authority__get_packed_size(&c->a);
+	if (c->row_len > STORE_DATA_MAX) {
+		rc = BS_ERR_TOO_BIG;
+		goto out;
+	}
+	if ((c->row_data = malloc(c->row_len)) == NULL)
+		goto out;
+	boltseal__v1__authority__pack(&c->a, c->row_data);
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	BIO_free(b);
+	return rc;
+}
+
+/* The HSM answered: assemble, check, describe, keep. */
+static void
+signed_cb(void *arg, struct keyop_answer *ans)
+{
+	struct ccall *c = arg;
+	uint8_t der[ECDSA_P256_DER_MAX];
+	size_t dlen = 0;
+	X509 *x = NULL;
+	int rc = ans->rc;
+
+	if (rc == 0 && (ans->nsigs != 1 || ans->sigs[0].rc != 0 ||
+	    ans->sigs[0].sig_len != ECDSA_P256_RAW_LEN))
+		rc = ans->nsigs == 1 && ans->sigs[0].rc != 0 ? ans->sigs[0].rc : BS_ERR_HSM;
+	svc_note_hsm_result(c->svc, rc);
+	if (rc != 0) {
+		fail(c, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
+		return;
+	}
+	if (rpc_call_audit_payload(c->call, ans->sigs[0].payload_sha256) != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (ecdsa_sig_raw_to_der(ans->sigs[0].sig, der, sizeof(der), &dlen) != 0 ||
+	    (rc = x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->pub, &x)) != 0) {
+		/* the HSM's signature does not verify with the catalog's public key */
+		fail(c, GRPC_STATUS_INTERNAL, "the CA certificate's signature does not verify");
+		return;
+	}
+	rc = describe(c, x);
+	X509_free(x);
+	if (rc != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (submit(c, store_work, store_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+static void
+create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__CreateAuthorityRequest *r =
+	    (const Boltseal__V1__CreateAuthorityRequest *)msg;
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	struct keyop_request kr;
+	struct keyop_input in;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+	const unsigned char *p;
+	unsigned days = r->lifetime_days != 0 ? r->lifetime_days : LIFETIME_DEFAULT;
+	struct ccall *c;
+
+	if ((c = ccall_start(call, OP_CREATE, r->key_name)) == NULL)
+		return;
+	k = catalog_find(c->svc->catalog, c->key);
+	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
+	    NULL, 0)) {
+		ccall_free(c);
+		return;
+	}
+	if (!cn_valid(r->common_name) || days > LIFETIME_MAX) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "common_name: 1 to 64 bytes of UTF-8 without "
+		    "control characters; lifetime_days: 0 (3650) to 7300");
+		return;
+	}
+	if (k == NULL) {
+		fail(c, GRPC_STATUS_NOT_FOUND, "no such key");
+		return;
+	}
+	if (k->purpose != BS_PURPOSE_CA || k->alg != BS_ALG_ECDSA_P256_SHA256) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "not a CA key (purpose CA, "
+		    "ECDSA_P256_SHA256)");
+		return;
+	}
+	if ((v = catalog_key_primary(k)) == NULL || !catalog_version_usable(k, v)) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the key has no usable version");
+		return;
+	}
+	c->version = v->version;
+	rpc_call_audit_key(call, c->key, v->version);
+	p = v->spki;
+	if ((c->pub = d2i_PUBKEY(NULL, &p, (long)v->spki_len)) == NULL ||
+	    build_ca(c, r->common_name, days) != 0 ||
+	    x509_tbs_ecdsa(c->tmpl, &c->tbs, &c->tbs_len) != 0) {
+		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
+		return;
+	}
+	SHA256(c->tbs, c->tbs_len, md);
+	memset(&kr, 0, sizeof(kr));
+	in.is_digest = 1;
+	in.data = md;
+	in.len = sizeof(md);
+	kr.type = KEYOP_SIGN;
+	snprintf(kr.key.name, sizeof(kr.key.name), "%s", c->key);
+	kr.key.version = v->version;
+	kr.alg = BS_ALG_ECDSA_P256_SHA256;
+	memcpy(kr.id, v->hsm_id, sizeof(kr.id));
+	kr.inputs = &in;
+	kr.ninputs = 1;
+	if (keyclient_submit(c->svc->keys, &kr, signed_cb, c, NULL) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/* ---- GetAuthority -------------------------------------------------------------------- */
+
+static void
+read_work(struct workq_job *job, void *ctx)
+{
+	struct ccall *c = (struct ccall *)job;
+	struct store_txn *tx;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t ver;
+
+	(void)ctx;
+	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+		return;
+	c->rc = store_row_get(tx, CERTS_NS, c->row, &data, &len, &ver);
+	store_rollback(tx);
+	if (c->rc == 0 && (c->got = boltseal__v1__authority__unpack(NULL, len, data)) == NULL)
+		c->rc = BS_ERR_INTERNAL;
+	free(data);
+}
+
+static void
+read_done(struct workq_job *job)
+{
+	struct ccall *c = (struct ccall *)job;
+	Boltseal__V1__GetAuthorityResponse r = BOLTSEAL__V1__GET_AUTHORITY_RESPONSE__INIT;
+
+	if (c->rc == BS_ERR_NOT_FOUND) {
+		fail(c, GRPC_STATUS_NOT_FOUND, "no CA certificate for this key (CreateAuthority)");
+		return;
+	}
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot read the certificate");
+		return;
+	}
+	r.authority = c->got;
+	rpc_call_finish_pb(c->call, &r.base);
+	ccall_free(c);
+}
+
+static void
+get_authority(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__GetAuthorityRequest *r = (const Boltseal__V1__GetAuthorityRequest *)msg;
+	const struct catalog_key *k;
+	struct ccall *c;
+
+	if ((c = ccall_start(call, OP_GET, r->key_name)) == NULL)
+		return;
+	k = catalog_find(c->svc->catalog, c->key);
+	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
+	    NULL, 0)) {
+		ccall_free(c);
+		return;
+	}
+	if (submit(c, read_work, read_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+static const struct rpc_method methods[] = {
+	{ "CreateAuthority", &boltseal__v1__create_authority_request__descriptor,
+	    &boltseal__v1__create_authority_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    create_authority },
+	{ "GetAuthority", &boltseal__v1__get_authority_request__descriptor,
+	    &boltseal__v1__get_authority_response__descriptor, RPC_AUTHZ_POLICY, 0, get_authority },
+};
+
+const struct rpc_service certificate_service = {
+	.name = "boltseal.v1.CertificateService",
+	.methods = methods,
+	.nmethods = sizeof(methods) / sizeof(methods[0]),
+};
