@@ -62,6 +62,7 @@ extern const struct cli_cmd cli_keys_lifecycle_cmd;  /* more of group `keys`: di
                                                         schedule-/cancel-destruction */
 extern const struct cli_cmd cli_console_cmd;    /* `console` (console.c) */
 extern const struct cli_cmd cli_policy_cmd;     /* group `policy` (cmd_policy.c) */
+extern const struct cli_cmd cli_ca_cmd;         /* group `ca` (cmd_certs.c) */
 
 /*
  * cmd_admin.c, shared with cmd_policy.c. cli_call_sf: call_unary with the
@@ -88,6 +89,8 @@ int cli_propose(struct cli_ctx *x, const struct args *a, const char *method,
  * hash was checked). 0, or an exit status with the error printed.
  */
 int cli_propose_policy_set(struct cli_ctx *x, const struct args *a);
+/* cmd_certs.c: `propose ca-create` (a row of cmd_admin.c's table). */
+int cli_propose_ca_create(struct cli_ctx *x, const struct args *a);
 int cli_policy_print_change(struct cli_ctx *x, const uint8_t *req, size_t len) BS_WUR;
 
 /*

@@ -1126,6 +1126,9 @@ static const struct args_opt propose_keys_opts[] = {
 	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt propose_opts[] = {
 	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt propose_ca_opts[] = {
+	{ "common-name", 0, ARGS_VALUE }, { "days", 0, ARGS_VALUE },
+	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 static const struct args_opt propose_policy_opts[] = {
 	{ "base-version", 0, ARGS_VALUE }, { "description", 0, ARGS_VALUE },
 	{ "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
@@ -1194,6 +1197,10 @@ static const struct cli_cmd propose_cmds[] = {
 	  .summary = "propose the reset of a principal's second factor (ResetSecondFactor)",
 	  .usage = "PRINCIPAL [--description TEXT] [--ttl SECONDS]",
 	  .spec = { propose_opts, 1, 1 } },
+	{ .name = "ca-create", .run = cli_propose_ca_create,
+	  .summary = "propose a CA certificate for a ca key (CreateAuthority)",
+	  .usage = "KEY --common-name CN [--days N] [--description TEXT] [--ttl SECONDS]",
+	  .spec = { propose_ca_opts, 1, 1 } },
 	{ .name = "policy-set", .run = cli_propose_policy_set,
 	  .summary = "propose a new authorization policy (SetPolicy); approvers see its diff",
 	  .usage = "FILE [--base-version N] [--description TEXT] [--ttl SECONDS]",
@@ -1204,7 +1211,7 @@ static const struct cli_cmd propose_cmds[] = {
 const struct cli_cmd cli_propose_cmd = {
 	.name = "propose",
 	.summary = "submit a call for approvals (AdminService/Propose)",
-	.usage = "keys|mfa-reset|policy-set ARGS",
+	.usage = "keys|mfa-reset|ca-create|policy-set ARGS",
 	.sub = propose_cmds,
 };
 

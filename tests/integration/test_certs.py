@@ -146,3 +146,32 @@ def test_refusals(env, certs, certpb):
     code, msg = status(c.CreateKey, pb.CreateKeyRequest(name="ca-ed", purpose=pb.CA,
                                                         algorithm=pb.ED25519))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "CA keys ECDSA_P256_SHA256" in msg, msg
+
+
+def cli(env, *args):
+    cert, key = env.client_files("ci-ota-release")
+    e = {k: v for k, v in os.environ.items() if not k.startswith("BOLTSEAL_")}
+    p = subprocess.run([os.path.join(bsutil.BUILDDIR, "boltseal"), "--server",
+                        "127.0.0.1:%d" % env.port, "--ca", env.ca, "--cert", cert, "--key", key]
+                       + list(args), env=e, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_ca_commands(env, tmp_path):
+    rc, out, err = cli(env, "create-key", "ca-cli", "--alg", "ecdsa-p256-sha256", "--purpose", "ca")
+    assert rc == 0, (rc, out, err)
+    rc, out, err = cli(env, "ca", "create", "ca-cli")
+    assert rc == 2 and "--common-name" in err, (rc, out, err)
+    rc, out, err = cli(env, "ca", "create", "ca-cli", "--common-name", "cli CA", "--days", "10")
+    assert rc == 0 and "subject:         CN=cli CA,O=boltseal" in out, (rc, out, err)
+    assert "-----BEGIN CERTIFICATE-----" in out
+    path = str(tmp_path / "ca-cli.pem")
+    rc, out, err = cli(env, "ca", "show", "ca-cli", "--out", path)
+    assert rc == 0 and "serial:" in out and "BEGIN" not in out, (rc, out, err)
+    rc, vout = openssl("verify", "-x509_strict", "-CAfile", path, path)
+    assert rc == 0, vout
+    rc, out, err = cli(env, "--json", "ca", "show", "ca-cli")
+    assert rc == 0 and '"key_version":1' in out.replace(" ", ""), out
+    rc, out, err = cli(env, "ca", "show", "ca-missing")
+    assert rc == 4 and "NOT_FOUND" in err, (rc, out, err)
