@@ -5,7 +5,12 @@
 # python3-cryptography (its public key is the HSM key's, its signature
 # verifies, its extensions are those of a CA). Refusals: not a CA key,
 # unknown key, bad names and lifetimes, a second certificate; the audit
-# record.
+# record. Then issuance: profiles, client certificates from CSRs that ask
+# for more than the profile gives (a CA, another identity) and get exactly
+# the profile's fields, verified by `openssl verify -purpose sslclient`;
+# refusals (lifetime, unregistered or suspended vehicle, no proof of
+# possession, RSA, unknown profile, malformed profiles).
+import base64
 import datetime
 import os
 import subprocess
@@ -14,7 +19,7 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 import bsutil
 
@@ -175,3 +180,170 @@ def test_cli_ca_commands(env, tmp_path):
     assert rc == 0 and '"key_version":1' in out.replace(" ", ""), out
     rc, out, err = cli(env, "ca", "show", "ca-missing")
     assert rc == 4 and "NOT_FOUND" in err, (rc, out, err)
+
+
+# --- issuance from a CSR, as the profile says -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vpb(env):
+    outdir = os.path.join(env.workdir, "certs-vehicle-stubs")
+    os.makedirs(outdir, exist_ok=True)
+    bsutil.run(["protoc", "--python_out=" + outdir, "-I" + os.path.join(bsutil.SRCDIR, "proto"),
+                "boltseal/v1/vehicles.proto"])
+    return bsutil._load_module("bs_it_certs_vehicles_pb2",
+                               os.path.join(outdir, "boltseal", "v1", "vehicles_pb2.py"))
+
+
+def vehicle_call(env, vpb, meth, req_cls):
+    return env.client().channel.unary_unary(
+        "/boltseal.v1.VehicleService/" + meth, request_serializer=req_cls.SerializeToString,
+        response_deserializer=vpb.Vehicle.FromString)
+
+
+def csr(key, cn="anything", ca=False, san="spiffe://fleet.example/admin/alice"):
+    """A CSR asking for more than any profile gives: a CA, another identity."""
+    b = (x509.CertificateSigningRequestBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, cn)]))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(x509.SubjectAlternativeName(
+             [x509.UniformResourceIdentifier(san)]), critical=False))
+    algo = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return b.sign(key, algo).public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="module")
+def issuing(env, certs, certpb, vpb):
+    """CA key ca-fleet with its certificate; profiles vehicles (VEHICLE, 168 h) and services
+    (SERVICE, 720 h); vehicle TRUCK-7 registered and active, TRUCK-8 suspended."""
+    pb = env.stubs.pb
+    make_key(env, "ca-fleet", pb.CA)
+    ca = certs.create(certpb.CreateAuthorityRequest(key_name="ca-fleet",
+                                                    common_name="fleet CA"), timeout=30)
+    set_profile = env.client().channel.unary_unary(
+        CS + "SetProfile", request_serializer=certpb.SetProfileRequest.SerializeToString,
+        response_deserializer=certpb.SetProfileResponse.FromString)
+    for name, kind, prefix, hours in (("vehicles", certpb.VEHICLE,
+                                       "spiffe://fleet.example/vehicle/", 168),
+                                      ("services", certpb.SERVICE,
+                                       "spiffe://fleet.example/svc/", 720)):
+        p = set_profile(certpb.SetProfileRequest(profile=certpb.Profile(
+            name=name, ca_key_name="ca-fleet", kind=kind, uri_prefix=prefix,
+            max_lifetime_hours=hours)), timeout=30).profile
+        assert p.name == name and p.max_lifetime_hours == hours
+    reg = vehicle_call(env, vpb, "RegisterVehicle", vpb.RegisterVehicleRequest)
+    for vid in ("TRUCK-7", "TRUCK-8"):
+        k = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        reg(vpb.RegisterVehicleRequest(id=vid, identity=vpb.VehicleIdentity(public_key=k)),
+            timeout=30)
+    vehicle_call(env, vpb, "SetVehicleStatus", vpb.SetVehicleStatusRequest)(
+        vpb.SetVehicleStatusRequest(id="TRUCK-8", status=vpb.VEHICLE_SUSPENDED,
+                                    reason="test"), timeout=30)
+    issue = env.client().channel.unary_unary(
+        CS + "IssueCertificate",
+        request_serializer=certpb.IssueCertificateRequest.SerializeToString,
+        response_deserializer=certpb.IssueCertificateResponse.FromString)
+    return ca.authority, issue, set_profile
+
+
+def test_issue_from_csr_as_the_profile_says(env, certpb, issuing, tmp_path):
+    ca, issue, _ = issuing
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = issue(certpb.IssueCertificateRequest(profile="vehicles", subject_id="TRUCK-7",
+                                             csr_pem=csr(key, ca=True)), timeout=30).certificate
+    assert r.subject_uri == "spiffe://fleet.example/vehicle/TRUCK-7" and r.profile == "vehicles"
+    assert r.ca_certificate_pem == ca.certificate_pem and r.ca_key_name == "ca-fleet"
+    leaf = x509.load_pem_x509_certificate(r.certificate_pem.encode())
+    cacert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+    # the CSR's key; everything else the profile's, whatever the CSR asked
+    assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+    assert leaf.subject.rfc4514_string() == "CN=TRUCK-7,O=boltseal"
+    assert leaf.issuer == cacert.subject
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [r.subject_uri]
+    assert len(list(san)) == 1
+    bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and not bc.value.ca
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert ku.critical and ku.value.digital_signature and not ku.value.key_cert_sign
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == cacert.extensions.get_extension_for_class(
+        x509.SubjectKeyIdentifier).value.digest
+    life = leaf.not_valid_after - leaf.not_valid_before
+    assert datetime.timedelta(hours=168) <= life <= datetime.timedelta(hours=168, minutes=2)
+    cacert.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes,
+                               ec.ECDSA(leaf.signature_hash_algorithm))
+    assert r.sha256 == leaf.fingerprint(hashes.SHA256()).hex()
+    # OpenSSL: the chain verifies, for TLS client authentication
+    ca_path, leaf_path = str(tmp_path / "ca.pem"), str(tmp_path / "leaf.pem")
+    with open(ca_path, "w") as f:
+        f.write(ca.certificate_pem)
+    with open(leaf_path, "w") as f:
+        f.write(r.certificate_pem)
+    rc, out = openssl("verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", ca_path,
+                      leaf_path)
+    assert rc == 0 and ": OK" in out, out
+    # audited
+    recs = bsutil.wait_audit(env.state_dir, lambda x: x.get("event") == "certificate_issued",
+                             count=1)
+    f = recs[-1]["fields"]
+    assert f["serial"] == r.serial_hex and f["cert_sha256"] == r.sha256, f
+    assert f["subject_uri"] == r.subject_uri and recs[-1]["key"] == "ca-fleet", recs[-1]
+
+    # a shorter lifetime when asked; a service profile needs no registered subject; Ed25519
+    ed = ed25519_key()
+    s = issue(certpb.IssueCertificateRequest(profile="services", subject_id="svc-dispatch",
+                                             csr_pem=csr(ed), lifetime_hours=2),
+              timeout=30).certificate
+    leaf = x509.load_pem_x509_certificate(s.certificate_pem.encode())
+    assert leaf.not_valid_after - leaf.not_valid_before <= datetime.timedelta(hours=2, minutes=2)
+    assert s.subject_uri == "spiffe://fleet.example/svc/svc-dispatch"
+
+
+def ed25519_key():
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def test_issue_refusals(env, certpb, issuing):
+    _, issue, set_profile = issuing
+    key = ec.generate_private_key(ec.SECP256R1())
+    good = csr(key)
+
+    def refused(code, words, **kw):
+        req = dict(profile="vehicles", subject_id="TRUCK-7", csr_pem=good)
+        req.update(kw)
+        c, msg = status(issue, certpb.IssueCertificateRequest(**req))
+        assert c == code and words in msg, (kw, c, msg)
+
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "lifetime_hours", lifetime_hours=169)
+    refused(grpc.StatusCode.FAILED_PRECONDITION, "not registered", subject_id="TRUCK-99")
+    refused(grpc.StatusCode.FAILED_PRECONDITION, "not active", subject_id="TRUCK-8")
+    refused(grpc.StatusCode.NOT_FOUND, "no profile", profile="nobody")
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "subject_id", subject_id="-bad")
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "not a PEM", csr_pem="hello")
+    # a CSR whose signature does not verify with its key: no proof of possession
+    der = bytearray(x509.load_pem_x509_csr(good.encode()).public_bytes(
+        serialization.Encoding.DER))
+    der[-3] ^= 0x01       # in the signature's last bytes
+    bad = "-----BEGIN CERTIFICATE REQUEST-----\n%s\n-----END CERTIFICATE REQUEST-----\n" % \
+        base64.encodebytes(bytes(der)).decode().strip()
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "proof of possession", csr_pem=bad)
+    # an RSA key is refused
+    rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused(grpc.StatusCode.INVALID_ARGUMENT, "ECDSA P-256 or Ed25519", csr_pem=csr(rk))
+    # profiles: malformed, or naming a key that is not a CA key
+    for p in (dict(name="Bad_Name"), dict(uri_prefix="spiffe://x/y"),
+              dict(uri_prefix="no-scheme/"), dict(uri_prefix="spiffe://a,b/"),
+              dict(max_lifetime_hours=0), dict(max_lifetime_hours=8761), dict(kind=0)):
+        prof = dict(name="p1", ca_key_name="ca-fleet", kind=certpb.SERVICE,
+                    uri_prefix="spiffe://fleet.example/p1/", max_lifetime_hours=1)
+        prof.update(p)
+        c, msg = status(set_profile, certpb.SetProfileRequest(profile=certpb.Profile(**prof)))
+        assert c == grpc.StatusCode.INVALID_ARGUMENT, (p, c, msg)
+    make_key(env, "not-ca", env.stubs.pb.GENERIC)
+    c, msg = status(set_profile, certpb.SetProfileRequest(profile=certpb.Profile(
+        name="p2", ca_key_name="not-ca", kind=certpb.SERVICE,
+        uri_prefix="spiffe://fleet.example/p2/", max_lifetime_hours=1)))
+    assert c == grpc.StatusCode.FAILED_PRECONDITION and "not a CA key" in msg, msg

@@ -61,6 +61,8 @@ static const char *const known_methods[] = {
 	ADM "Approve", ADM "Reject", ADM "Execute", ADM "GetPolicy", ADM "SetPolicy",
 	"boltseal.v1.CertificateService/CreateAuthority",
 	"boltseal.v1.CertificateService/GetAuthority",
+	"boltseal.v1.CertificateService/SetProfile",
+	"boltseal.v1.CertificateService/IssueCertificate",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -201,24 +203,25 @@ struct seed {
  * DisableKey EnableKey ScheduleKeyDestruction CancelKeyDestruction | AdminService
  * EnrollSecondFactor ActivateSecondFactor GetSecondFactor ResetSecondFactor Propose
  * ListProposals GetProposal Approve Reject Execute GetPolicy SetPolicy (these name no key) |
- * CertificateService CreateAuthority GetAuthority (these name .key; the seed grants them for
- * purpose ca only).
+ * CertificateService CreateAuthority GetAuthority SetProfile (these name .key; the seed grants
+ * them for purpose ca only) IssueCertificate (names a profile; without request.profile the grid sees the
+ * second-factor grant).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "0100111100000101000000000000000000000000000000000000000000" },
+	    "010011110000010100000000000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "0100110000000000000000000000000000000000000000000000000000" },
+	    "010011000000000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "0100110000000000001100001000000000000000000000000000000000" },
+	    "ecdsa-p256-sha256", "010011000000000000110000100000000000000000000000000000000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "0100000000000000000000000000001111111110000000000000000000" },
+	    "010000000000000000000000000000111111111000000000000000000000" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "1111100000001001111111110000000000000000000011001111111000" },
+	    "111110000000100111111111000000000000000000001100111111100000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "0100100011110000000000000100000000000000000000000000001000" },
+	    "010010001111000000000000010000000000000000000000000000100000" },
 };
 
 static int
@@ -227,7 +230,8 @@ method_names_key(const char *m)
 	return (strncmp(m, KS, strlen(KS)) == 0 && strcmp(m, KS "ListKeys") != 0) ||
 	    strcmp(m, "boltseal.v1.CommandService/SignCommand") == 0 ||
 	    strncmp(m, "boltseal.v1.CheckpointService/", 30) == 0 || strncmp(m, ES, strlen(ES)) == 0 ||
-	    strncmp(m, "boltseal.v1.CertificateService/", 31) == 0;
+	    (strncmp(m, "boltseal.v1.CertificateService/", 31) == 0 &&
+	    strcmp(m, "boltseal.v1.CertificateService/IssueCertificate") != 0);
 }
 
 /* Extra cases beyond the role x method grid. */
@@ -768,7 +772,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.CertificateService/GetAuthority");
+	    "boltseal.v1.CertificateService/IssueCertificate");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

@@ -5,7 +5,8 @@
  * OpenSSL's X509 API, has the HSM sign the SHA-256 of its TBSCertificate
  * through the key door, assembles and checks the result
  * (formats/x509_signed.h) and keeps it (store namespace "certs", row
- * "ca/KEY", created once); GetAuthority returns it.
+ * "ca/KEY", created once); GetAuthority returns it. Profiles and issued
+ * certificates: issue.c.
  *
  * One call: loop (checks, the TBS) -> HSM (signature) -> loop (assembly)
  * -> worker (store) -> loop (answer). Reads go loop -> worker -> loop.
@@ -36,17 +37,14 @@
 #include "keys/catalog.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_status.h"
+#include "services/certs/certs_int.h"
 #include "services/services.h"
 #include "store/store.h"
 #include "types/types.h"
 
-#define CERTS_NS "certs"
 #define CN_MAX 64
 #define LIFETIME_DEFAULT 3650u
 #define LIFETIME_MAX 7300u
-#define BACKDATE_S 60                   /* notBefore: a minute back, for clocks a little behind */
-#define SERIAL_LEN 16
-#define ORG "boltseal"
 
 enum op { OP_CREATE, OP_GET };
 
@@ -67,7 +65,7 @@ struct ccall {
 	size_t row_len;
 	Boltseal__V1__Authority a;      /* CREATE: the answer */
 	char *pem;
-	char serial[2 * SERIAL_LEN + 3];
+	char serial[CERTS_SERIAL_HEX + 1];
 	char subject[256];
 	char sha[65];
 	int rc;
@@ -151,8 +149,8 @@ ccall_start(struct rpc_call *call, enum op op, const char *key)
 
 /* ---- CreateAuthority -------------------------------------------------------------- */
 
-static int
-add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+int
+certs_add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
 {
 	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, value);
 	int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
@@ -161,47 +159,147 @@ add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
 	return ok ? 0 : BS_ERR_CRYPTO;
 }
 
+int
+certs_set_serial(X509 *x, char hex[CERTS_SERIAL_HEX + 1])
+{
+	uint8_t serial[CERTS_SERIAL_LEN];
+	BIGNUM *bn;
+	int ok;
+
+	if (RAND_bytes(serial, sizeof(serial)) != 1)
+		return BS_ERR_CRYPTO;
+	serial[0] &= 0x7f;   /* positive (RFC 5280 4.1.2.2), at most 20 octets */
+	serial[0] |= 0x40;   /* and CERTS_SERIAL_LEN octets long */
+	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL)
+		return BS_ERR_CRYPTO;
+	ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+	BN_free(bn);
+	if (!ok)
+		return BS_ERR_CRYPTO;
+	bs_hex_encode(serial, sizeof(serial), hex);
+	return 0;
+}
+
+int
+certs_sign_tbs(struct svc_ctx *svc, const char *key, const struct catalog_version *v,
+    const uint8_t *tbs, size_t len, keyclient_done_fn done, void *arg)
+{
+	struct keyop_request kr;
+	struct keyop_input in;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+
+	SHA256(tbs, len, md);
+	memset(&kr, 0, sizeof(kr));
+	in.is_digest = 1;
+	in.data = md;
+	in.len = sizeof(md);
+	kr.type = KEYOP_SIGN;
+	snprintf(kr.key.name, sizeof(kr.key.name), "%s", key);
+	kr.key.version = v->version;
+	kr.alg = BS_ALG_ECDSA_P256_SHA256;
+	memcpy(kr.id, v->hsm_id, sizeof(kr.id));
+	kr.inputs = &in;
+	kr.ninputs = 1;
+	return keyclient_submit(svc->keys, &kr, done, arg, NULL);
+}
+
+int
+certs_sig_der(struct svc_ctx *svc, struct rpc_call *call, struct keyop_answer *a, uint8_t *der,
+    size_t *len, const char **msg)
+{
+	int rc = a->rc;
+
+	if (rc == 0 && (a->nsigs != 1 || a->sigs[0].rc != 0 ||
+	    a->sigs[0].sig_len != ECDSA_P256_RAW_LEN))
+		rc = a->nsigs == 1 && a->sigs[0].rc != 0 ? a->sigs[0].rc : BS_ERR_HSM;
+	svc_note_hsm_result(svc, rc);
+	if (rc != 0) {
+		*msg = "the HSM could not sign";
+		return GRPC_STATUS_UNAVAILABLE;
+	}
+	if (rpc_call_audit_payload(call, a->sigs[0].payload_sha256) != 0) {
+		*msg = "out of memory";
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	if (ecdsa_sig_raw_to_der(a->sigs[0].sig, der, ECDSA_P256_DER_MAX, len) != 0) {
+		*msg = "the HSM's signature is malformed";
+		return GRPC_STATUS_INTERNAL;
+	}
+	return 0;
+}
+
+int
+certs_pem_sha(X509 *x, char **pem, char sha[65])
+{
+	unsigned char *der = NULL;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+	BIO *b = BIO_new(BIO_s_mem());
+	BUF_MEM *m = NULL;
+	int n, rc = BS_ERR_NOMEM;
+
+	*pem = NULL;
+	if (b == NULL || PEM_write_bio_X509(b, x) != 1 || BIO_get_mem_ptr(b, &m) != 1 ||
+	    (*pem = OPENSSL_strndup(m->data, m->length)) == NULL || (n = i2d_X509(x, &der)) <= 0)
+		goto out;
+	SHA256(der, (size_t)n, md);
+	bs_hex_encode(md, sizeof(md), sha);
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	BIO_free(b);
+	if (rc != 0) {
+		OPENSSL_free(*pem);
+		*pem = NULL;
+	}
+	return rc;
+}
+
+int
+certs_validity(X509 *x, int64_t *not_before, int64_t *not_after)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
+		return BS_ERR_INVALID;
+	*not_before = (int64_t)timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return BS_ERR_INVALID;
+	*not_after = (int64_t)timegm(&tm);
+	return 0;
+}
+
 /* The self-signed CA certificate to be, for the key's public half c->pub. */
 static int
 build_ca(struct ccall *c, const char *cn, unsigned days)
 {
-	uint8_t serial[SERIAL_LEN];
 	X509_NAME *n = NULL;
 	X509V3_CTX v3;
-	BIGNUM *bn = NULL;
 	X509 *x;
 	int rc = BS_ERR_CRYPTO;
 
 	if ((x = X509_new()) == NULL || (n = X509_NAME_new()) == NULL)
 		goto out;
-	if (RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7f;   /* positive (RFC 5280 4.1.2.2), at most 20 octets */
-	serial[0] |= 0x40;   /* and 16 octets long */
-	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
-	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
+	if (certs_set_serial(x, c->serial) != 0 ||
 	    X509_set_version(x, X509_VERSION_3) != 1 ||
-	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)ORG, -1, -1,
-	    0) != 1 ||
+	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)CERTS_ORG, -1,
+	    -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
 	    0) != 1 ||
 	    X509_set_subject_name(x, n) != 1 || X509_set_issuer_name(x, n) != 1 ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE_S) == NULL ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -CERTS_BACKDATE_S) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) == NULL ||
 	    X509_set_pubkey(x, c->pub) != 1)
 		goto out;
 	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	if (add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
-	    add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
-	    add_ext(x, &v3, NID_subject_key_identifier, "hash") != 0 ||
-	    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") != 0)
+	if (certs_add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") != 0 ||
+	    certs_add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign") != 0 ||
+	    certs_add_ext(x, &v3, NID_subject_key_identifier, "hash") != 0 ||
+	    certs_add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") != 0)
 		goto out;
-	bs_hex_encode(serial, sizeof(serial), c->serial);
 	c->tmpl = x;
 	x = NULL;
 	rc = 0;
 out:
-	BN_free(bn);
 	X509_NAME_free(n);
 	X509_free(x);
 	return rc;
@@ -256,20 +354,13 @@ store_done(struct workq_job *job)
 static int
 describe(struct ccall *c, X509 *x)
 {
-	unsigned char *der = NULL;
-	uint8_t md[SHA256_DIGEST_LENGTH];
 	BIO *b = BIO_new(BIO_s_mem());
 	BUF_MEM *m = NULL;
-	int n, rc = BS_ERR_NOMEM;
+	int rc = BS_ERR_NOMEM;
 
-	if (b == NULL || PEM_write_bio_X509(b, x) != 1 || BIO_get_mem_ptr(b, &m) != 1 ||
-	    (c->pem = OPENSSL_strndup(m->data, m->length)) == NULL ||
-	    (n = i2d_X509(x, &der)) <= 0)
+	if (b == NULL || certs_pem_sha(x, &c->pem, c->sha) != 0)
 		goto out;
-	SHA256(der, (size_t)n, md);
-	bs_hex_encode(md, sizeof(md), c->sha);
-	/* the subject in RFC 2253 form, through the same memory BIO */
-	(void)BIO_reset(b);
+	/* the subject in RFC 2253 form */
 	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0 ||
 	    BIO_get_mem_ptr(b, &m) != 1 || m->length >= sizeof(c->subject))
 		goto out;
@@ -282,16 +373,8 @@ describe(struct ccall *c, X509 *x)
 	c->a.serial_hex = c->serial;
 	c->a.subject = c->subject;
 	c->a.sha256 = c->sha;
-	{
-		struct tm tm;
-
-		if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
-			goto out;
-		c->a.not_before_unix = (int64_t)timegm(&tm);
-		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
-			goto out;
-		c->a.not_after_unix = (int64_t)timegm(&tm);
-	}
+	if (certs_validity(x, &c->a.not_before_unix, &c->a.not_after_unix) != 0)
+		goto out;
 	c->row_len = boltseal__v1__authority__get_packed_size(&c->a);
 	if (c->row_len > STORE_DATA_MAX) {
 		rc = BS_ERR_TOO_BIG;
@@ -302,7 +385,6 @@ describe(struct ccall *c, X509 *x)
 	boltseal__v1__authority__pack(&c->a, c->row_data);
 	rc = 0;
 out:
-	OPENSSL_free(der);
 	BIO_free(b);
 	return rc;
 }
@@ -314,23 +396,15 @@ signed_cb(void *arg, struct keyop_answer *ans)
 	struct ccall *c = arg;
 	uint8_t der[ECDSA_P256_DER_MAX];
 	size_t dlen = 0;
+	const char *msg = NULL;
 	X509 *x = NULL;
-	int rc = ans->rc;
+	int st, rc;
 
-	if (rc == 0 && (ans->nsigs != 1 || ans->sigs[0].rc != 0 ||
-	    ans->sigs[0].sig_len != ECDSA_P256_RAW_LEN))
-		rc = ans->nsigs == 1 && ans->sigs[0].rc != 0 ? ans->sigs[0].rc : BS_ERR_HSM;
-	svc_note_hsm_result(c->svc, rc);
-	if (rc != 0) {
-		fail(c, GRPC_STATUS_UNAVAILABLE, "the HSM could not sign");
+	if ((st = certs_sig_der(c->svc, c->call, ans, der, &dlen, &msg)) != 0) {
+		fail(c, st, msg);
 		return;
 	}
-	if (rpc_call_audit_payload(c->call, ans->sigs[0].payload_sha256) != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
-	if (ecdsa_sig_raw_to_der(ans->sigs[0].sig, der, sizeof(der), &dlen) != 0 ||
-	    (rc = x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->pub, &x)) != 0) {
+	if (x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->pub, &x) != 0) {
 		/* the HSM's signature does not verify with the catalog's public key */
 		fail(c, GRPC_STATUS_INTERNAL, "the CA certificate's signature does not verify");
 		return;
@@ -352,9 +426,6 @@ create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 	    (const Boltseal__V1__CreateAuthorityRequest *)msg;
 	const struct catalog_key *k;
 	const struct catalog_version *v;
-	struct keyop_request kr;
-	struct keyop_input in;
-	uint8_t md[SHA256_DIGEST_LENGTH];
 	const unsigned char *p;
 	unsigned days = r->lifetime_days != 0 ? r->lifetime_days : LIFETIME_DEFAULT;
 	struct ccall *c;
@@ -394,19 +465,7 @@ create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
 		return;
 	}
-	SHA256(c->tbs, c->tbs_len, md);
-	memset(&kr, 0, sizeof(kr));
-	in.is_digest = 1;
-	in.data = md;
-	in.len = sizeof(md);
-	kr.type = KEYOP_SIGN;
-	snprintf(kr.key.name, sizeof(kr.key.name), "%s", c->key);
-	kr.key.version = v->version;
-	kr.alg = BS_ALG_ECDSA_P256_SHA256;
-	memcpy(kr.id, v->hsm_id, sizeof(kr.id));
-	kr.inputs = &in;
-	kr.ninputs = 1;
-	if (keyclient_submit(c->svc->keys, &kr, signed_cb, c, NULL) != 0)
+	if (certs_sign_tbs(c->svc, c->key, v, c->tbs, c->tbs_len, signed_cb, c) != 0)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
@@ -475,6 +534,12 @@ static const struct rpc_method methods[] = {
 	    create_authority },
 	{ "GetAuthority", &boltseal__v1__get_authority_request__descriptor,
 	    &boltseal__v1__get_authority_response__descriptor, RPC_AUTHZ_POLICY, 0, get_authority },
+	{ "SetProfile", &boltseal__v1__set_profile_request__descriptor,
+	    &boltseal__v1__set_profile_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    certs_set_profile },
+	{ "IssueCertificate", &boltseal__v1__issue_certificate_request__descriptor,
+	    &boltseal__v1__issue_certificate_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    certs_issue },
 };
 
 const struct rpc_service certificate_service = {

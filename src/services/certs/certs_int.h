@@ -1,0 +1,62 @@
+/*
+ * certs_int.h - what the files of the CertificateService share (not a
+ * public header): certs.c (authorities, the method table), issue.c
+ * (profiles and issued certificates), and the helpers of both: serials,
+ * extensions, HSM signatures of a TBSCertificate, describing a finished
+ * certificate. Event loop thread unless a comment says otherwise.
+ */
+#ifndef BS_CERTS_INT_H
+#define BS_CERTS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "boltseal/v1/certs.pb-c.h"
+#include "keyops/keyclient.h"
+#include "keys/catalog.h"
+#include "rpc/rpc_service.h"
+
+struct svc_ctx;
+
+#define CERTS_NS "certs"                 /* store rows: ca/KEY, profile/NAME, serial/HEX */
+#define CERTS_SERIAL_LEN 16
+#define CERTS_SERIAL_HEX (2 * CERTS_SERIAL_LEN)
+#define CERTS_BACKDATE_S 60              /* notBefore: a minute back, for clocks a little behind */
+#define CERTS_ORG "boltseal"
+
+/* A random positive serial of CERTS_SERIAL_LEN octets into x, and its hex. 0 or BS_ERR_CRYPTO. */
+int certs_set_serial(X509 *x, char hex[CERTS_SERIAL_HEX + 1]) BS_WUR;
+
+/* Adds extension nid = value (X509V3_EXT_conf_nid syntax). 0 or BS_ERR_CRYPTO. */
+int certs_add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value) BS_WUR;
+
+/*
+ * Has the HSM sign the SHA-256 of tbs with version v of the CA key `key`
+ * (ECDSA P-256); done(arg, answer) runs later (certs_sig_der reads it).
+ * 0, or the key door's refusal (done will not run).
+ */
+int certs_sign_tbs(struct svc_ctx *svc, const char *key, const struct catalog_version *v,
+    const uint8_t *tbs, size_t len, keyclient_done_fn done, void *arg) BS_WUR;
+
+/*
+ * The HSM's answer as a DER ECDSA signature (der: ECDSA_P256_DER_MAX bytes),
+ * noting the HSM's health; the payload hash goes to call's audit record.
+ * 0, or a gRPC status to answer with (the message in msg).
+ */
+int certs_sig_der(struct svc_ctx *svc, struct rpc_call *call, struct keyop_answer *a,
+    uint8_t *der, size_t *len, const char **msg);
+
+/* x's PEM (*pem: OPENSSL_free) and the hex SHA-256 of its DER. 0 or BS_ERR_NOMEM. */
+int certs_pem_sha(X509 *x, char **pem, char sha[65]) BS_WUR;
+
+/* x's validity in unix seconds. 0 or BS_ERR_INVALID. */
+int certs_validity(X509 *x, int64_t *not_before, int64_t *not_after) BS_WUR;
+
+/* issue.c */
+void certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg);
+void certs_issue(struct rpc_call *call, const ProtobufCMessage *msg);
+
+#endif

@@ -1,0 +1,579 @@
+/*
+ * issue.c - CertificateService/SetProfile and IssueCertificate (certs.proto,
+ * docs/identity.md). A profile (store row "profile/NAME") decides what an
+ * issued certificate says: its CA, its URI SAN, its longest lifetime and
+ * whether the subject must be an active registered vehicle. The CSR
+ * (PKCS#10, RFC 2986) contributes its public key only, after its own
+ * signature (proof of possession) verified; its subject, extensions and
+ * anything else it asks for are ignored. Each issued certificate is kept
+ * under its serial ("serial/HEX", created once) and audited.
+ *
+ * IssueCertificate: loop (CSR, policy) -> worker (profile, CA, vehicle)
+ * -> loop (the TBS) -> HSM (signature) -> loop (assembly, check) -> worker
+ * (the serial's row) -> loop (answer).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "exec/workq.h"
+#include "formats/ecdsa_sig.h"
+#include "formats/x509_signed.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_status.h"
+#include "services/certs/certs_int.h"
+#include "services/services.h"
+#include "services/vehicles/registry.h"
+#include "store/store.h"
+#include "types/types.h"
+
+#define PROFILE_NAME_MAX 32
+#define URI_PREFIX_MAX 200
+#define LIFETIME_HOURS_MAX 8760u
+#define CSR_MAX (16 * 1024)
+
+struct icall {
+	struct workq_job job;           /* first */
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	int rc;
+	char row[PROFILE_NAME_MAX + 40];
+	uint8_t *row_data;              /* to store */
+	size_t row_len;
+	/* IssueCertificate */
+	char profile[PROFILE_NAME_MAX + 1];
+	char subject[VEHICLE_ID_MAX + 1];
+	unsigned hours;                 /* asked for; 0: the profile's maximum */
+	EVP_PKEY *subject_key;          /* from the CSR */
+	Boltseal__V1__Profile *prof;    /* read */
+	Boltseal__V1__Authority *ca;    /* read */
+	int vehicle_status;             /* read (VEHICLE profiles) */
+	X509 *ca_cert;
+	EVP_PKEY *ca_pub;
+	uint8_t *tbs;
+	size_t tbs_len;
+	char serial[CERTS_SERIAL_HEX + 1];
+	char uri[URI_PREFIX_MAX + VEHICLE_ID_MAX + 1];
+	char sha[65];
+	char *pem;
+	Boltseal__V1__IssuedCertificate out;
+};
+
+static void
+icall_free(struct icall *c)
+{
+	free(c->row_data);
+	EVP_PKEY_free(c->subject_key);
+	if (c->prof != NULL)
+		boltseal__v1__profile__free_unpacked(c->prof, NULL);
+	if (c->ca != NULL)
+		boltseal__v1__authority__free_unpacked(c->ca, NULL);
+	X509_free(c->ca_cert);
+	EVP_PKEY_free(c->ca_pub);
+	OPENSSL_free(c->tbs);
+	OPENSSL_free(c->pem);
+	free(c);
+}
+
+static void fail(struct icall *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Answers the call with status and the formatted message, and frees c. */
+static void
+fail(struct icall *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_call_fail(c->call, status, "%s", msg);
+	icall_free(c);
+}
+
+static struct icall *
+icall_new(struct rpc_call *call)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct icall *c;
+
+	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	c->call = call;
+	c->svc = svc;
+	boltseal__v1__issued_certificate__init(&c->out);
+	return c;
+}
+
+static int
+submit(struct icall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	c->job.work = work;
+	c->job.done = done;
+	return workq_submit(c->svc->work, &c->job);
+}
+
+/* 1..PROFILE_NAME_MAX of [a-z0-9-]. */
+static int
+profile_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > PROFILE_NAME_MAX)
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/*
+ * A URI prefix: 1..URI_PREFIX_MAX characters a URI may hold unescaped
+ * (no ',' or spaces, which OpenSSL's extension syntax would split on), with
+ * a scheme ("x://"), ending with '/'.
+ */
+static int
+uri_prefix_valid(const char *s)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789:/._~%+-";
+	size_t n = strlen(s);
+
+	return n > 0 && n <= URI_PREFIX_MAX && strspn(s, ok) == n && strstr(s, "://") != NULL &&
+	    strstr(s, "://") != s && s[n - 1] == '/';
+}
+
+/* The worker's writer: row c->row := c->row_data, created (create) or replaced. */
+static void
+put_work(struct workq_job *job, void *ctx, int create)
+{
+	struct icall *c = (struct icall *)job;
+	struct store_txn *tx;
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	uint64_t ver = 0;
+
+	(void)ctx;
+	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
+		return;
+	if (!create) {
+		c->rc = store_row_get(tx, CERTS_NS, c->row, &old, &olen, &ver);
+		free(old);
+		if (c->rc == BS_ERR_NOT_FOUND) {
+			ver = 0;
+			c->rc = 0;
+		}
+	}
+	if (c->rc == 0)
+		c->rc = store_row_put(tx, CERTS_NS, c->row, ver, c->row_data, c->row_len, NULL);
+	if (c->rc == 0)
+		c->rc = store_commit(tx);
+	else
+		store_rollback(tx);
+}
+
+/* ---- SetProfile ---------------------------------------------------------------------- */
+
+static void
+profile_work(struct workq_job *job, void *ctx)
+{
+	put_work(job, ctx, 0);
+}
+
+static void
+profile_done(struct workq_job *job)
+{
+	struct icall *c = (struct icall *)job;
+	Boltseal__V1__SetProfileResponse r = BOLTSEAL__V1__SET_PROFILE_RESPONSE__INIT;
+
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot keep the profile: %s",
+		    bs_strerror(c->rc));
+		return;
+	}
+	r.profile = c->prof;
+	rpc_call_finish_pb(c->call, &r.base);
+	icall_free(c);
+}
+
+void
+certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__SetProfileRequest *r = (const Boltseal__V1__SetProfileRequest *)msg;
+	const Boltseal__V1__Profile *p = r->profile;
+	const struct catalog_key *k;
+	char hours[16];
+	struct icall *c;
+
+	if ((c = icall_new(call)) == NULL)
+		return;
+	if (p == NULL || !profile_name_valid(p->name) || p->ca_key_name[0] == '\0' ||
+	    strlen(p->ca_key_name) > CATALOG_NAME_MAX || p->kind < BOLTSEAL__V1__PROFILE_KIND__VEHICLE ||
+	    p->kind > BOLTSEAL__V1__PROFILE_KIND__SERVICE || !uri_prefix_valid(p->uri_prefix) ||
+	    p->max_lifetime_hours == 0 || p->max_lifetime_hours > LIFETIME_HOURS_MAX) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: name 1..32 of [a-z0-9-], "
+		    "ca_key_name, kind VEHICLE, GATEWAY or SERVICE, uri_prefix like "
+		    "\"spiffe://fleet.example/vehicle/\" (a scheme, no ',' or spaces, ending with "
+		    "'/'), max_lifetime_hours 1..8760");
+		return;
+	}
+	rpc_call_audit_target(call, p->name);
+	k = catalog_find(c->svc->catalog, p->ca_key_name);
+	if (!rpc_call_authorize(call, p->ca_key_name, k != NULL ? bs_purpose_name(k->purpose) :
+	    NULL, NULL, 0)) {
+		icall_free(c);
+		return;
+	}
+	if (k == NULL || k->purpose != BS_PURPOSE_CA) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "ca_key_name: %s", k == NULL ? "no such key" :
+		    "not a CA key");
+		return;
+	}
+	snprintf(c->row, sizeof(c->row), "profile/%s", p->name);
+	c->row_len = boltseal__v1__profile__get_packed_size(p);
+	if ((c->row_data = malloc(c->row_len > 0 ? c->row_len : 1)) == NULL ||
+	    (boltseal__v1__profile__pack(p, c->row_data),
+	    (c->prof = boltseal__v1__profile__unpack(NULL, c->row_len, c->row_data)) == NULL)) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	snprintf(hours, sizeof(hours), "%u", p->max_lifetime_hours);
+	rpc_call_audit_event(call, "profile_set");
+	if (rpc_call_audit_field(call, "ca_key", p->ca_key_name) != 0 ||
+	    rpc_call_audit_field(call, "uri_prefix", p->uri_prefix) != 0 ||
+	    rpc_call_audit_field(call, "max_lifetime_hours", hours) != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (submit(c, profile_work, profile_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/* ---- IssueCertificate: reading -------------------------------------------------------- */
+
+/* Worker: the profile, its CA's certificate, and (VEHICLE) the vehicle's status. */
+static void
+read_work(struct workq_job *job, void *ctx)
+{
+	struct icall *c = (struct icall *)job;
+	struct store_txn *tx;
+	char row[CATALOG_NAME_MAX + 8];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t ver, rv;
+	json_t *rec = NULL;
+
+	(void)ctx;
+	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+		return;
+	snprintf(row, sizeof(row), "profile/%s", c->profile);
+	if ((c->rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver)) != 0)
+		goto out;
+	c->prof = boltseal__v1__profile__unpack(NULL, len, data);
+	free(data);
+	data = NULL;
+	if (c->prof == NULL) {
+		c->rc = BS_ERR_INTERNAL;
+		goto out;
+	}
+	snprintf(row, sizeof(row), "ca/%s", c->prof->ca_key_name);
+	c->rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver);
+	if (c->rc == 0 && (c->ca = boltseal__v1__authority__unpack(NULL, len, data)) == NULL)
+		c->rc = BS_ERR_INTERNAL;
+	free(data);
+	if (c->rc != 0) {
+		c->rc = c->rc == BS_ERR_NOT_FOUND ? BS_ERR_PRECONDITION : c->rc;
+		goto out;
+	}
+	if (c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE) {
+		int rc = vehicle_read(tx, c->subject, 0, &rec, &rv);
+
+		c->vehicle_status = rc == 0 ? vehicle_status_of(rec) : 0;
+		json_decref(rec);
+		if (rc != 0 && rc != BS_ERR_NOT_FOUND)
+			c->rc = rc;
+	}
+out:
+	store_rollback(tx);
+}
+
+/* The leaf to be: what the profile says, the CSR's key. */
+static int
+build_leaf(struct icall *c, unsigned hours, X509 **out)
+{
+	X509_NAME *n = NULL;
+	X509V3_CTX v3;
+	X509 *x;
+	time_t now = time(NULL), end;
+	int64_t ca_nb, ca_na;
+	char san[sizeof(c->uri) + 8];
+	int rc = BS_ERR_CRYPTO;
+
+	*out = NULL;
+	if (certs_validity(c->ca_cert, &ca_nb, &ca_na) != 0)
+		return BS_ERR_INVALID;
+	end = now + (time_t)hours * 3600;
+	if ((int64_t)end > ca_na)
+		end = (time_t)ca_na;   /* never past the CA's own end */
+	snprintf(c->uri, sizeof(c->uri), "%s%s", c->prof->uri_prefix, c->subject);
+	snprintf(san, sizeof(san), "URI:%s", c->uri);
+	if ((x = X509_new()) == NULL || (n = X509_NAME_new()) == NULL)
+		goto out;
+	if (certs_set_serial(x, c->serial) != 0 || X509_set_version(x, X509_VERSION_3) != 1 ||
+	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)CERTS_ORG, -1,
+	    -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)c->subject,
+	    -1, -1, 0) != 1 ||
+	    X509_set_subject_name(x, n) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(c->ca_cert)) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -CERTS_BACKDATE_S) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(x), 0, (long)(end - now), &now) == NULL ||
+	    X509_set_pubkey(x, c->subject_key) != 1)
+		goto out;
+	X509V3_set_ctx(&v3, c->ca_cert, x, NULL, NULL, 0);
+	if (certs_add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
+	    certs_add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") != 0 ||
+	    certs_add_ext(x, &v3, NID_ext_key_usage, "clientAuth") != 0 ||
+	    certs_add_ext(x, &v3, NID_subject_alt_name, san) != 0 ||
+	    certs_add_ext(x, &v3, NID_subject_key_identifier, "hash") != 0 ||
+	    certs_add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") != 0)
+		goto out;
+	*out = x;
+	x = NULL;
+	rc = 0;
+out:
+	X509_NAME_free(n);
+	X509_free(x);
+	return rc;
+}
+
+static void issued_cb(void *arg, struct keyop_answer *a);
+
+/* Loop: what was read decides; then the TBS goes to the HSM. */
+static void
+read_done(struct workq_job *job)
+{
+	struct icall *c = (struct icall *)job;
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	unsigned hours;
+	X509 *leaf = NULL;
+	BIO *b;
+	int rc;
+
+	if (c->rc == BS_ERR_NOT_FOUND) {
+		fail(c, GRPC_STATUS_NOT_FOUND, "no profile '%s'", c->profile);
+		return;
+	}
+	if (c->rc == BS_ERR_PRECONDITION) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the profile's CA key '%s' has no CA "
+		    "certificate (CreateAuthority)", c->prof->ca_key_name);
+		return;
+	}
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot read the profile: %s", bs_strerror(c->rc));
+		return;
+	}
+	if (c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE &&
+	    c->vehicle_status != VEHICLE_ACTIVE) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, c->vehicle_status == 0 ?
+		    "vehicle '%s' is not registered" : "vehicle '%s' is not active", c->subject);
+		return;
+	}
+	hours = c->hours != 0 ? c->hours : c->prof->max_lifetime_hours;
+	if (hours > c->prof->max_lifetime_hours) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "lifetime_hours: longer than profile '%s' "
+		    "allows", c->profile);
+		return;
+	}
+	k = catalog_find(c->svc->catalog, c->prof->ca_key_name);
+	v = k != NULL ? catalog_key_version(k, c->ca->key_version) : NULL;
+	if (k == NULL || k->purpose != BS_PURPOSE_CA || v == NULL || !catalog_version_usable(k, v)) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' (the version that signed "
+		    "its certificate) is not usable", c->prof->ca_key_name);
+		return;
+	}
+	rpc_call_audit_key(c->call, c->prof->ca_key_name, v->version);
+	if ((b = BIO_new_mem_buf(c->ca->certificate_pem, -1)) == NULL ||
+	    (c->ca_cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (c->ca_pub = X509_get_pubkey(c->ca_cert)) == NULL) {
+		BIO_free(b);
+		fail(c, GRPC_STATUS_INTERNAL, "the kept CA certificate does not parse");
+		return;
+	}
+	BIO_free(b);
+	rc = build_leaf(c, hours, &leaf);
+	if (rc == 0)
+		rc = x509_tbs_ecdsa(leaf, &c->tbs, &c->tbs_len);
+	X509_free(leaf);
+	if (rc != 0) {
+		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
+		return;
+	}
+	if (certs_sign_tbs(c->svc, c->prof->ca_key_name, v, c->tbs, c->tbs_len, issued_cb, c) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/* ---- IssueCertificate: signed, kept, answered ------------------------------------------ */
+
+static void
+serial_work(struct workq_job *job, void *ctx)
+{
+	put_work(job, ctx, 1);
+}
+
+static void
+serial_done(struct workq_job *job)
+{
+	struct icall *c = (struct icall *)job;
+	Boltseal__V1__IssueCertificateResponse r = BOLTSEAL__V1__ISSUE_CERTIFICATE_RESPONSE__INIT;
+	char na[24];
+
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot record the certificate: %s",
+		    bs_strerror(c->rc));
+		return;
+	}
+	snprintf(na, sizeof(na), "%lld", (long long)c->out.not_after_unix);
+	rpc_call_audit_event(c->call, "certificate_issued");
+	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
+	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0 ||
+	    rpc_call_audit_field(c->call, "profile", c->profile) != 0 ||
+	    rpc_call_audit_field(c->call, "subject_uri", c->uri) != 0 ||
+	    rpc_call_audit_field(c->call, "not_after", na) != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	c->out.ca_certificate_pem = c->ca->certificate_pem;
+	r.certificate = &c->out;
+	rpc_call_finish_pb(c->call, &r.base);
+	icall_free(c);
+}
+
+static void
+issued_cb(void *arg, struct keyop_answer *a)
+{
+	struct icall *c = arg;
+	uint8_t der[ECDSA_P256_DER_MAX];
+	size_t dlen = 0;
+	const char *msg = NULL;
+	X509 *x = NULL;
+	int st;
+
+	if ((st = certs_sig_der(c->svc, c->call, a, der, &dlen, &msg)) != 0) {
+		fail(c, st, "%s", msg);
+		return;
+	}
+	if (x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->ca_pub, &x) != 0) {
+		fail(c, GRPC_STATUS_INTERNAL, "the certificate's signature does not verify with the "
+		    "CA's key");
+		return;
+	}
+	st = certs_pem_sha(x, &c->pem, c->sha) != 0 ||
+	    certs_validity(x, &c->out.not_before_unix, &c->out.not_after_unix) != 0;
+	X509_free(x);
+	if (st) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	c->out.certificate_pem = c->pem;
+	c->out.serial_hex = c->serial;
+	c->out.subject_uri = c->uri;
+	c->out.sha256 = c->sha;
+	c->out.profile = c->profile;
+	c->out.subject_id = c->subject;
+	c->out.ca_key_name = c->prof->ca_key_name;
+	/* the record kept under the serial: all of it but the CA's certificate */
+	snprintf(c->row, sizeof(c->row), "serial/%s", c->serial);
+	c->row_len = boltseal__v1__issued_certificate__get_packed_size(&c->out);
+	if ((c->row_data = malloc(c->row_len)) == NULL) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	boltseal__v1__issued_certificate__pack(&c->out, c->row_data);
+	if (submit(c, serial_work, serial_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/* The CSR's key, if its self-signature verifies and it is P-256 or Ed25519; else NULL. */
+static EVP_PKEY *
+csr_key(const char *pem, const char **why)
+{
+	X509_REQ *req = NULL;
+	EVP_PKEY *k = NULL;
+	char group[32];
+	size_t glen = 0;
+	BIO *b;
+
+	*why = "csr_pem: not a PEM certificate request";
+	if (strlen(pem) > CSR_MAX || (b = BIO_new_mem_buf(pem, -1)) == NULL)
+		return NULL;
+	req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (req == NULL || (k = X509_REQ_get_pubkey(req)) == NULL)
+		goto bad;
+	*why = "csr_pem: its signature does not verify with its key (no proof of possession)";
+	if (X509_REQ_verify(req, k) != 1)
+		goto bad;
+	*why = "csr_pem: the key must be ECDSA P-256 or Ed25519";
+	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ||
+	    (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
+	    EVP_PKEY_get_group_name(k, group, sizeof(group), &glen) == 1 &&
+	    strcmp(group, "prime256v1") == 0)) {
+		X509_REQ_free(req);
+		return k;
+	}
+bad:
+	EVP_PKEY_free(k);
+	X509_REQ_free(req);
+	return NULL;
+}
+
+void
+certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__IssueCertificateRequest *r =
+	    (const Boltseal__V1__IssueCertificateRequest *)msg;
+	struct policy_attr attrs[2];
+	const char *why = NULL;
+	struct icall *c;
+
+	if ((c = icall_new(call)) == NULL)
+		return;
+	if (!profile_name_valid(r->profile) || !vehicle_id_valid(r->subject_id) ||
+	    r->lifetime_hours > LIFETIME_HOURS_MAX) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: 1..32 of [a-z0-9-]; subject_id: 1..64 "
+		    "of [A-Za-z0-9._-], starting alphanumeric; lifetime_hours: 0..8760");
+		return;
+	}
+	snprintf(c->profile, sizeof(c->profile), "%s", r->profile);
+	snprintf(c->subject, sizeof(c->subject), "%s", r->subject_id);
+	c->hours = r->lifetime_hours;
+	rpc_call_audit_target(call, c->subject);
+	attrs[0] = (struct policy_attr){ "request.profile", c->profile };
+	attrs[1] = (struct policy_attr){ "request.subject_id", c->subject };
+	if (!rpc_call_authorize(call, NULL, NULL, attrs, 2)) {
+		icall_free(c);
+		return;
+	}
+	if ((c->subject_key = csr_key(r->csr_pem, &why)) == NULL) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+		return;
+	}
+	if (submit(c, read_work, read_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
