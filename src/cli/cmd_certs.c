@@ -3,6 +3,10 @@
  * docs/cli.md "Certificate authorities", docs/identity.md):
  *   ca create KEY --common-name CN [--days N]   the CA certificate of a ca key
  *   ca show KEY [--out FILE]                    the kept certificate
+ *   ca profile NAME --ca KEY --kind K --uri-prefix P --max-hours N
+ *                                               create or replace a profile
+ *   ca issue PROFILE SUBJECT --csr FILE [--hours N] [--out FILE] [--ca-out FILE]
+ *                                               a client certificate
  *   propose ca-create KEY --common-name CN ...  (a row of cmd_admin.c)
  */
 #include <stdio.h>
@@ -11,6 +15,7 @@
 
 #include "boltseal/v1/certs.pb-c.h"
 #include "cli/cli.h"
+#include "cli/input.h"
 #include "cli/output.h"
 
 #define CS "/boltseal.v1.CertificateService/"
@@ -123,6 +128,127 @@ cmd_ca_show(struct cli_ctx *x, const struct args *a)
 	return ret;
 }
 
+static int
+cmd_ca_profile(struct cli_ctx *x, const struct args *a)
+{
+	static const struct { const char *word; int kind; } kinds[] = {
+		{ "vehicle", BOLTSEAL__V1__PROFILE_KIND__VEHICLE },
+		{ "gateway", BOLTSEAL__V1__PROFILE_KIND__GATEWAY },
+		{ "service", BOLTSEAL__V1__PROFILE_KIND__SERVICE },
+	};
+	Boltseal__V1__SetProfileRequest req = BOLTSEAL__V1__SET_PROFILE_REQUEST__INIT;
+	Boltseal__V1__Profile p = BOLTSEAL__V1__PROFILE__INIT;
+	Boltseal__V1__SetProfileResponse *resp = NULL;
+	const char *ca = args_get(a, "ca"), *kind = args_get(a, "kind");
+	const char *prefix = args_get(a, "uri-prefix"), *hours = args_get(a, "max-hours");
+	unsigned long h = 0;
+	size_t i;
+	int ret;
+
+	if (ca == NULL || kind == NULL || prefix == NULL || hours == NULL)
+		return out_usage(x->cmd, "--ca KEY, --kind, --uri-prefix and --max-hours are required");
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i].word) == 0)
+			p.kind = kinds[i].kind;
+	if (p.kind == 0)
+		return out_usage(x->cmd, "--kind must be vehicle, gateway or service");
+	if (args_uint(hours, 1, 8760, &h) != 0)
+		return out_usage(x->cmd, "--max-hours must be 1 to 8760");
+	p.name = (char *)a->pos[0];
+	p.ca_key_name = (char *)ca;
+	p.uri_prefix = (char *)prefix;
+	p.max_lifetime_hours = (uint32_t)h;
+	req.profile = &p;
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "SetProfile", &req.base,
+	    &boltseal__v1__set_profile_response__descriptor, (ProtobufCMessage **)&resp, NULL,
+	    NULL);
+	if (ret != 0)
+		return ret;
+	if (x->json) {
+		struct out_json j;
+
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "name", resp->profile != NULL ? resp->profile->name : "");
+		out_json_close(&j);
+	} else {
+		printf("profile %s: %s certificates under %s, URI %sSUBJECT, at most %lu hours\n",
+		    a->pos[0], kind, ca, prefix, h);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+static int
+cmd_ca_issue(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__IssueCertificateRequest req = BOLTSEAL__V1__ISSUE_CERTIFICATE_REQUEST__INIT;
+	Boltseal__V1__IssueCertificateResponse *resp = NULL;
+	const Boltseal__V1__IssuedCertificate *c;
+	const char *csr = args_get(a, "csr"), *hours = args_get(a, "hours");
+	const char *out = args_get(a, "out"), *ca_out = args_get(a, "ca-out");
+	unsigned long h = 0;
+	uint8_t *pem = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (csr == NULL)
+		return out_usage(x->cmd, "--csr FILE is required (a PEM PKCS#10 request; '-': stdin)");
+	if (hours != NULL && args_uint(hours, 1, 8760, &h) != 0)
+		return out_usage(x->cmd, "--hours must be 1 to 8760");
+	if ((ret = input_read_file(x->cmd, csr, 16 * 1024, &pem, &len)) != 0)
+		return ret;
+	req.profile = (char *)a->pos[0];
+	req.subject_id = (char *)a->pos[1];
+	req.csr_pem = (char *)pem;
+	req.lifetime_hours = (uint32_t)h;
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "IssueCertificate", &req.base,
+	    &boltseal__v1__issue_certificate_response__descriptor, (ProtobufCMessage **)&resp,
+	    NULL, NULL);
+	free(pem);
+	if (ret != 0)
+		return ret;
+	if ((c = resp->certificate) == NULL) {
+		out_err(x->cmd, "malformed IssueCertificateResponse from server (no certificate)");
+		ret = CLI_EXIT_CONN;
+		goto done;
+	}
+	if (out != NULL && (ret = out_write_file(x->cmd, out, (const uint8_t *)c->certificate_pem,
+	    strlen(c->certificate_pem))) != 0)
+		goto done;
+	if (ca_out != NULL && (ret = out_write_file(x->cmd, ca_out,
+	    (const uint8_t *)c->ca_certificate_pem, strlen(c->ca_certificate_pem))) != 0)
+		goto done;
+	if (x->json) {
+		struct out_json j;
+
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "serial_hex", c->serial_hex);
+		out_json_str(&j, "subject_uri", c->subject_uri);
+		out_json_int(&j, "not_before_unix", c->not_before_unix);
+		out_json_int(&j, "not_after_unix", c->not_after_unix);
+		out_json_str(&j, "sha256", c->sha256);
+		out_json_str(&j, "certificate_pem", c->certificate_pem);
+		out_json_str(&j, "ca_certificate_pem", c->ca_certificate_pem);
+		out_json_close(&j);
+	} else if (out == NULL || strcmp(out, "-") != 0) {
+		out_field("subject uri:", c->subject_uri);
+		out_field("serial:", c->serial_hex);
+		out_field_time("not before:", c->not_before_unix);
+		out_field_time("not after:", c->not_after_unix);
+		out_field("sha256:", c->sha256);
+		out_field("ca key:", c->ca_key_name);
+		if (out == NULL) {
+			printf("\n");
+			out_safe_text(stdout, c->certificate_pem);
+		}
+	}
+done:
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 int
 cli_propose_ca_create(struct cli_ctx *x, const struct args *a)
 {
@@ -138,6 +264,12 @@ static const struct args_opt create_opts[] = {
 	{ "common-name", 0, ARGS_VALUE }, { "days", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE },
 	{ NULL, 0, ARGS_FLAG } };
 static const struct args_opt show_opts[] = { { "out", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt profile_opts[] = {
+	{ "ca", 0, ARGS_VALUE }, { "kind", 0, ARGS_VALUE }, { "uri-prefix", 0, ARGS_VALUE },
+	{ "max-hours", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt issue_opts[] = {
+	{ "csr", 0, ARGS_VALUE }, { "hours", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE },
+	{ "ca-out", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
 static const struct cli_cmd ca_cmds[] = {
 	{ .name = "create", .run = cmd_ca_create,
@@ -147,12 +279,21 @@ static const struct cli_cmd ca_cmds[] = {
 	{ .name = "show", .run = cmd_ca_show,
 	  .summary = "a CA key's certificate; --out writes the PEM to a file (GetAuthority)",
 	  .usage = "KEY [--out FILE]", .spec = { show_opts, 1, 1 } },
+	{ .name = "profile", .run = cmd_ca_profile,
+	  .summary = "create or replace an issuing profile; needs approvals under the seed policy "
+	      "(SetProfile)",
+	  .usage = "NAME --ca KEY --kind vehicle|gateway|service --uri-prefix URI --max-hours N\n"
+	      "[--otp CODE]", .spec = { profile_opts, 1, 1 } },
+	{ .name = "issue", .run = cmd_ca_issue,
+	  .summary = "a client certificate for a CSR's key, as the profile says (IssueCertificate)",
+	  .usage = "PROFILE SUBJECT --csr FILE [--hours N] [--out FILE] [--ca-out FILE]\n"
+	      "[--otp CODE]", .spec = { issue_opts, 2, 2 } },
 	{ .name = NULL },
 };
 
 const struct cli_cmd cli_ca_cmd = {
 	.name = "ca",
-	.summary = "certificate authorities whose keys stay in the HSM: create, show "
+	.summary = "certificate authorities whose keys stay in the HSM: create, show, profile, issue "
 	    "(boltseal.v1.CertificateService)",
 	.usage = "COMMAND [ARGS]",
 	.sub = ca_cmds,

@@ -347,3 +347,32 @@ def test_issue_refusals(env, certpb, issuing):
         name="p2", ca_key_name="not-ca", kind=certpb.SERVICE,
         uri_prefix="spiffe://fleet.example/p2/", max_lifetime_hours=1)))
     assert c == grpc.StatusCode.FAILED_PRECONDITION and "not a CA key" in msg, msg
+
+
+def test_cli_profile_and_issue_with_an_openssl_csr(env, issuing, tmp_path):
+    key, req = str(tmp_path / "gw.key"), str(tmp_path / "gw.csr")
+    rc, out = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", key, "-out", req, "-subj", "/CN=root/O=evil",
+                      "-addext", "basicConstraints=critical,CA:TRUE")
+    assert rc == 0, out
+    rc, out, err = cli(env, "ca", "profile", "gateways", "--ca", "ca-fleet", "--kind", "gateway",
+                       "--uri-prefix", "spiffe://fleet.example/gw/", "--max-hours", "48")
+    assert rc == 0 and "profile gateways" in out, (rc, out, err)
+    leaf, ca = str(tmp_path / "gw.pem"), str(tmp_path / "ca.pem")
+    rc, out, err = cli(env, "ca", "issue", "gateways", "eu-west-9", "--csr", req, "--out", leaf,
+                       "--ca-out", ca)
+    assert rc == 0 and "subject uri:     spiffe://fleet.example/gw/eu-west-9" in out, (rc, out, err)
+    rc, out = openssl("verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", ca, leaf)
+    assert rc == 0, out
+    rc, out = openssl("x509", "-in", leaf, "-noout", "-text")
+    assert "CA:FALSE" in out and "URI:spiffe://fleet.example/gw/eu-west-9" in out, out
+    assert "evil" not in out, out
+    # the leaf's key is the CSR's: the private key matches the certificate
+    rc1, a = openssl("x509", "-in", leaf, "-noout", "-pubkey")
+    rc2, b = openssl("pkey", "-in", key, "-pubout")
+    assert rc1 == 0 and rc2 == 0 and a == b
+    rc, out, err = cli(env, "ca", "issue", "gateways", "eu-west-9", "--csr", req, "--hours", "49")
+    assert rc == 4 and "INVALID_ARGUMENT" in err, (rc, out, err)
+    rc, out, err = cli(env, "ca", "profile", "x", "--ca", "ca-fleet", "--kind", "truck",
+                       "--uri-prefix", "a://b/", "--max-hours", "1")
+    assert rc == 2 and "--kind" in err, (rc, out, err)
