@@ -104,3 +104,52 @@ x509_signed_cert(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t s
 	*out = x;
 	return 0;
 }
+
+int
+x509_crl_tbs_ecdsa(X509_CRL *crl, uint8_t **tbs, size_t *len)
+{
+	EVP_PKEY *tmp = NULL;
+	unsigned char *der = NULL;
+	int n, rc = BS_ERR_CRYPTO;
+
+	*tbs = NULL;
+	*len = 0;
+	if ((tmp = EVP_EC_gen("P-256")) == NULL)
+		return BS_ERR_CRYPTO;
+	if (X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0)
+		goto out;
+	if ((n = i2d_re_X509_CRL_tbs(crl, &der)) <= 0)
+		goto out;
+	*tbs = der;
+	*len = (size_t)n;
+	rc = 0;
+out:
+	EVP_PKEY_free(tmp);
+	return rc;
+}
+
+int
+x509_signed_crl(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
+    EVP_PKEY *issuer_key, X509_CRL **out)
+{
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	X509_CRL *crl;
+	int rc;
+
+	*out = NULL;
+	if ((rc = x509_signed_wrap(tbs, tbslen, sig, siglen, &der, &len)) != 0)
+		return rc;
+	p = der;
+	crl = d2i_X509_CRL(NULL, &p, (long)len);
+	rc = crl == NULL || (size_t)(p - der) != len ? BS_ERR_INVALID :
+	    X509_CRL_verify(crl, issuer_key) == 1 ? 0 : BS_ERR_SIG_INVALID;
+	OPENSSL_free(der);
+	if (rc != 0) {
+		X509_CRL_free(crl);
+		return rc;
+	}
+	*out = crl;
+	return 0;
+}

@@ -6,7 +6,8 @@
  * algorithm (RFC 5758, section 3.2), the HSM signs its SHA-256, and
  * x509_signed_wrap puts TBS, algorithm and signature together
  * (Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
- * signatureValue }; a CertificateList has the same outer shape).
+ * signatureValue }; a CertificateList, the CRL, has the same outer shape
+ * and is made the same way).
  */
 #ifndef BS_X509_SIGNED_H
 #define BS_X509_SIGNED_H
@@ -45,5 +46,12 @@ int x509_signed_wrap(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size
  */
 int x509_signed_cert(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
     EVP_PKEY *issuer_key, X509 **out) BS_WUR;
+
+/* x509_tbs_ecdsa for a CRL (TBSCertList, RFC 5280 section 5.1). */
+int x509_crl_tbs_ecdsa(X509_CRL *crl, uint8_t **tbs, size_t *len) BS_WUR;
+
+/* x509_signed_cert for a CRL: wrapped, parsed, its signature checked with issuer_key. */
+int x509_signed_crl(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
+    EVP_PKEY *issuer_key, X509_CRL **out) BS_WUR;
 
 #endif

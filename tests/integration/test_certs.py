@@ -376,3 +376,74 @@ def test_cli_profile_and_issue_with_an_openssl_csr(env, issuing, tmp_path):
     rc, out, err = cli(env, "ca", "profile", "x", "--ca", "ca-fleet", "--kind", "truck",
                        "--uri-prefix", "a://b/", "--max-hours", "1")
     assert rc == 2 and "--kind" in err, (rc, out, err)
+
+
+# --- revocation and CRLs ---------------------------------------------------------------------
+
+def test_revocation_and_crls(env, certpb, issuing, tmp_path):
+    ca, issue, _ = issuing
+    ch = env.client().channel
+    revoke = ch.unary_unary(CS + "RevokeCertificate",
+                            request_serializer=certpb.RevokeCertificateRequest.SerializeToString,
+                            response_deserializer=certpb.RevokeCertificateResponse.FromString)
+    get_crl = ch.unary_unary(CS + "GetCrl",
+                             request_serializer=certpb.GetCrlRequest.SerializeToString,
+                             response_deserializer=certpb.GetCrlResponse.FromString)
+    leaves = []
+    for sid in ("svc-a", "svc-b"):
+        r = issue(certpb.IssueCertificateRequest(
+            profile="services", subject_id=sid,
+            csr_pem=csr(ec.generate_private_key(ec.SECP256R1()))), timeout=30).certificate
+        leaves.append(r)
+    first = get_crl(certpb.GetCrlRequest(ca_key_name="ca-fleet"), timeout=30).crl
+    again = get_crl(certpb.GetCrlRequest(ca_key_name="ca-fleet"), timeout=30).crl
+    assert again == first and first.revoked == 0       # kept while fresh
+
+    rv = revoke(certpb.RevokeCertificateRequest(serial_hex=leaves[0].serial_hex, reason=1),
+                timeout=30)
+    assert rv.certificate.revoked_at_unix > 0 and rv.certificate.revocation_reason == 1
+    crl = rv.crl
+    assert crl.crl_number == first.crl_number + 1 and crl.revoked == 1, crl
+    assert crl.next_update_unix - crl.this_update_unix == 86400
+    # python3-cryptography: signed by the CA, lists exactly the revoked one, with its reason
+    cacert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+    c = x509.load_pem_x509_crl(crl.crl_pem.encode())
+    assert c.is_signature_valid(cacert.public_key()) and c.issuer == cacert.subject
+    ent = c.get_revoked_certificate_by_serial_number(int(leaves[0].serial_hex, 16))
+    assert ent is not None and len(list(c)) == 1
+    assert ent.extensions.get_extension_for_class(x509.CRLReason).value.reason == \
+        x509.ReasonFlags.key_compromise
+    assert c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == \
+        crl.crl_number
+    # OpenSSL: the CRL verifies; the revoked leaf is refused with it, the other is not
+    paths = {}
+    for name, text in (("ca", ca.certificate_pem), ("crl", crl.crl_pem),
+                       ("a", leaves[0].certificate_pem), ("b", leaves[1].certificate_pem)):
+        paths[name] = str(tmp_path / (name + ".pem"))
+        with open(paths[name], "w") as f:
+            f.write(text)
+    rc, out = openssl("crl", "-in", paths["crl"], "-CAfile", paths["ca"], "-noout")
+    assert rc == 0 and "verify OK" in out, out
+    rc, out = openssl("verify", "-crl_check", "-CAfile", paths["ca"], "-CRLfile", paths["crl"],
+                      paths["a"])
+    assert rc != 0 and "certificate revoked" in out, out
+    rc, out = openssl("verify", "-crl_check", "-CAfile", paths["ca"], "-CRLfile", paths["crl"],
+                      paths["b"])
+    assert rc == 0, out
+    assert get_crl(certpb.GetCrlRequest(ca_key_name="ca-fleet"), timeout=30).crl == crl
+    recs = bsutil.wait_audit(env.state_dir, lambda x: x.get("event") == "certificate_revoked",
+                             count=1)
+    assert recs[-1]["fields"]["serial"] == leaves[0].serial_hex, recs[-1]
+
+    # refusals
+    for req, code, words in (
+            (dict(serial_hex=leaves[0].serial_hex), grpc.StatusCode.FAILED_PRECONDITION,
+             "revoked already"),
+            (dict(serial_hex="4" + "0" * 31), grpc.StatusCode.NOT_FOUND, "no certificate"),
+            (dict(serial_hex=leaves[1].serial_hex, reason=2), grpc.StatusCode.INVALID_ARGUMENT,
+             "reason"),
+            (dict(serial_hex="XYZ"), grpc.StatusCode.INVALID_ARGUMENT, "serial_hex")):
+        code_, msg = status(revoke, certpb.RevokeCertificateRequest(**req))
+        assert code_ == code and words in msg, (req, code_, msg)
+    code_, msg = status(get_crl, certpb.GetCrlRequest(ca_key_name="ca-none"))
+    assert code_ == grpc.StatusCode.FAILED_PRECONDITION, msg

@@ -4,7 +4,8 @@
  * HSM: the assembled DER is byte for byte what OpenSSL's own X509_sign
  * writes for the same TBS and signature; a self-signed CA and a leaf it
  * issues verify as a chain (X509_verify_cert, what `openssl verify` does);
- * a wrong key or a flipped signature bit is refused; bad input is refused.
+ * a wrong key or a flipped signature bit is refused; bad input is refused;
+ * a CRL, the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -175,6 +176,66 @@ test_wrong_key_or_bad_signature_refused(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* A CRL: the same bytes as OpenSSL's own signing; then made outside and checked. */
+static void
+test_crl(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+	X509 *ca = make_cert("crl ca", NULL, k, 1);
+	X509_CRL *crl = X509_CRL_new(), *out = NULL;
+	X509_REVOKED *rv = X509_REVOKED_new();
+	ASN1_INTEGER *serial = ASN1_INTEGER_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	const ASN1_BIT_STRING *sig;
+	unsigned char *tbs = NULL, *want = NULL;
+	uint8_t *got = NULL, *tbs2 = NULL, s2[80];
+	size_t glen = 0, len2 = 0, n;
+	int tlen, wlen;
+
+	(void)state;
+	assert_non_null(crl);
+	assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+	assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)), 1);
+	assert_non_null(X509_gmtime_adj(t, 0));
+	assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
+	assert_non_null(X509_gmtime_adj(t, 86400));
+	assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
+	assert_int_equal(ASN1_INTEGER_set(serial, 4242), 1);
+	assert_int_equal(X509_REVOKED_set_serialNumber(rv, serial), 1);
+	assert_non_null(X509_gmtime_adj(t, -60));
+	assert_int_equal(X509_REVOKED_set_revocationDate(rv, t), 1);
+	assert_int_equal(X509_CRL_add0_revoked(crl, rv), 1);
+	assert_int_equal(X509_CRL_sort(crl), 1);
+	/* OpenSSL's own signature, wrapped again: the same DER */
+	assert_true(X509_CRL_sign(crl, k, EVP_sha256()) > 0);
+	X509_CRL_get0_signature(crl, &sig, NULL);
+	assert_true((tlen = i2d_re_X509_CRL_tbs(crl, &tbs)) > 0);
+	assert_true((wlen = i2d_X509_CRL(crl, &want)) > 0);
+	assert_int_equal(x509_signed_wrap(tbs, (size_t)tlen, ASN1_STRING_get0_data(sig),
+	    (size_t)ASN1_STRING_length(sig), &got, &glen), 0);
+	assert_int_equal(glen, (size_t)wlen);
+	assert_memory_equal(got, want, glen);
+	/* made outside: checked with the right key only */
+	assert_int_equal(x509_crl_tbs_ecdsa(crl, &tbs2, &len2), 0);
+	n = hsm_sign(k, tbs2, len2, s2, sizeof(s2));
+	assert_int_equal(x509_signed_crl(tbs2, len2, s2, n, other, &out), BS_ERR_SIG_INVALID);
+	assert_null(out);
+	assert_int_equal(x509_signed_crl(tbs2, len2, s2, n, k, &out), 0);
+	assert_int_equal(ASN1_INTEGER_get(X509_REVOKED_get0_serialNumber(
+	    sk_X509_REVOKED_value(X509_CRL_get_REVOKED(out), 0))), 4242);
+	X509_CRL_free(out);
+	OPENSSL_free(tbs);
+	OPENSSL_free(tbs2);
+	OPENSSL_free(want);
+	OPENSSL_free(got);
+	ASN1_TIME_free(t);
+	ASN1_INTEGER_free(serial);
+	X509_CRL_free(crl);
+	X509_free(ca);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -182,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_same_der_as_openssl),
 		cmocka_unit_test(test_chain_verifies),
 		cmocka_unit_test(test_wrong_key_or_bad_signature_refused),
+		cmocka_unit_test(test_crl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

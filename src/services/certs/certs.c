@@ -6,7 +6,7 @@
  * through the key door, assembles and checks the result
  * (formats/x509_signed.h) and keeps it (store namespace "certs", row
  * "ca/KEY", created once); GetAuthority returns it. Profiles and issued
- * certificates: issue.c.
+ * certificates: issue.c; revocation and CRLs: revoke.c.
  *
  * One call: loop (checks, the TBS) -> HSM (signature) -> loop (assembly)
  * -> worker (store) -> loop (answer). Reads go loop -> worker -> loop.
@@ -540,6 +540,11 @@ static const struct rpc_method methods[] = {
 	{ "IssueCertificate", &boltseal__v1__issue_certificate_request__descriptor,
 	    &boltseal__v1__issue_certificate_response__descriptor, RPC_AUTHZ_POLICY, 0,
 	    certs_issue },
+	{ "RevokeCertificate", &boltseal__v1__revoke_certificate_request__descriptor,
+	    &boltseal__v1__revoke_certificate_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    certs_revoke },
+	{ "GetCrl", &boltseal__v1__get_crl_request__descriptor,
+	    &boltseal__v1__get_crl_response__descriptor, RPC_AUTHZ_POLICY, 0, certs_get_crl },
 };
 
 const struct rpc_service certificate_service = {

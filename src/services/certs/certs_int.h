@@ -21,7 +21,7 @@
 
 struct svc_ctx;
 
-#define CERTS_NS "certs"                 /* store rows: ca/KEY, profile/NAME, serial/HEX */
+#define CERTS_NS "certs"   /* rows ca/KEY, profile/NAME, serial/HEX, crl/KEY; counter crlnum/KEY */
 #define CERTS_SERIAL_LEN 16
 #define CERTS_SERIAL_HEX (2 * CERTS_SERIAL_LEN)
 #define CERTS_BACKDATE_S 60              /* notBefore: a minute back, for clocks a little behind */
@@ -58,5 +58,9 @@ int certs_validity(X509 *x, int64_t *not_before, int64_t *not_after) BS_WUR;
 /* issue.c */
 void certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg);
 void certs_issue(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* revoke.c */
+void certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg);
+void certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg);
 
 #endif

@@ -1,0 +1,600 @@
+/*
+ * revoke.c - CertificateService/RevokeCertificate and GetCrl (certs.proto,
+ * docs/identity.md): a revoked certificate's record ("serial/HEX") is
+ * marked, and a CRL of its CA (RFC 5280 section 5: v2, CRL number,
+ * authority key identifier, a reason code per entry) is made at once,
+ * signed by the CA key in the HSM (formats/x509_signed.h), checked, and
+ * kept ("crl/KEY", its number in the counter "crlnum/KEY"). GetCrl answers
+ * the kept CRL, or makes a new one when there is none or it is past half
+ * its validity.
+ *
+ * One CRL: worker (the CA, every revoked certificate of it, the number)
+ * -> loop (the TBSCertList) -> HSM (signature) -> loop (assembly, check)
+ * -> worker (kept, number raised) -> loop (answer). The revoked entries
+ * are found by walking every issued certificate's row (fine for thousands;
+ * an index per CA is the next step at fleet scale).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/hex.h"
+#include "exec/workq.h"
+#include "formats/ecdsa_sig.h"
+#include "formats/x509_signed.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_status.h"
+#include "services/certs/certs_int.h"
+#include "services/services.h"
+#include "store/store.h"
+#include "types/types.h"
+
+#define CRL_VALIDITY_S 86400
+#define CRL_PEM_MAX (STORE_DATA_MAX - 1024)
+
+struct entry {
+	uint8_t serial[CERTS_SERIAL_LEN];
+	int64_t revoked_at;
+	uint32_t reason;
+};
+
+struct rcall {
+	struct workq_job job;           /* first */
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	int revoke;                     /* RevokeCertificate (else GetCrl) */
+	int already;                    /* revoke: it was revoked before */
+	int rc;
+	int stage;                      /* worker: 0 read (and revoke), 1 keep the CRL */
+	char key[CATALOG_NAME_MAX + 1];
+	char serial[CERTS_SERIAL_HEX + 1];
+	uint32_t reason;
+	int64_t now;
+	Boltseal__V1__IssuedCertificate *cert;  /* revoke: the record, marked */
+	Boltseal__V1__Authority *ca;
+	Boltseal__V1__Crl *kept;        /* the CA's kept CRL, if any */
+	uint64_t kept_ver;
+	uint64_t number;                /* the kept CRL number (0: none) */
+	struct entry *entries;
+	size_t n, cap;
+	size_t seen;                    /* rows of the current page */
+	char last[STORE_ID_MAX + 1];    /* the page's last row id */
+	X509 *ca_cert;
+	EVP_PKEY *ca_pub;
+	uint8_t *tbs;
+	size_t tbs_len;
+	char *pem;
+	Boltseal__V1__Crl crl;          /* the new CRL */
+};
+
+static void
+rcall_free(struct rcall *c)
+{
+	if (c->cert != NULL)
+		boltseal__v1__issued_certificate__free_unpacked(c->cert, NULL);
+	if (c->ca != NULL)
+		boltseal__v1__authority__free_unpacked(c->ca, NULL);
+	if (c->kept != NULL)
+		boltseal__v1__crl__free_unpacked(c->kept, NULL);
+	free(c->entries);
+	X509_free(c->ca_cert);
+	EVP_PKEY_free(c->ca_pub);
+	OPENSSL_free(c->tbs);
+	OPENSSL_free(c->pem);
+	free(c);
+}
+
+static void fail(struct rcall *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Answers the call with status and the formatted message, and frees c. */
+static void
+fail(struct rcall *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_call_fail(c->call, status, "%s", msg);
+	rcall_free(c);
+}
+
+static int
+submit(struct rcall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	c->job.work = work;
+	c->job.done = done;
+	return workq_submit(c->svc->work, &c->job);
+}
+
+/* ---- worker: reading (and marking) --------------------------------------------------- */
+
+/* store_row_foreach: the revoked certificates of c->key. */
+static int
+collect(void *arg, const char *id, const uint8_t *data, size_t len, uint64_t version)
+{
+	struct rcall *c = arg;
+	Boltseal__V1__IssuedCertificate *ic;
+	struct entry *ne;
+	int rc = 0;
+
+	(void)version;
+	c->seen++;
+	snprintf(c->last, sizeof(c->last), "%s", id);
+	if ((ic = boltseal__v1__issued_certificate__unpack(NULL, len, data)) == NULL)
+		return BS_ERR_INTERNAL;
+	if (ic->revoked_at_unix > 0 && strcmp(ic->ca_key_name, c->key) == 0) {
+		if (c->n == c->cap) {
+			c->cap = c->cap > 0 ? 2 * c->cap : 64;
+			if ((ne = realloc(c->entries, c->cap * sizeof(*ne))) == NULL) {
+				rc = BS_ERR_NOMEM;
+				goto out;
+			}
+			c->entries = ne;
+		}
+		if (strlen(ic->serial_hex) != CERTS_SERIAL_HEX || bs_hex_decode(ic->serial_hex,
+		    CERTS_SERIAL_HEX, c->entries[c->n].serial, CERTS_SERIAL_LEN, 0) != 0) {
+			rc = BS_ERR_INTERNAL;
+			goto out;
+		}
+		c->entries[c->n].revoked_at = ic->revoked_at_unix;
+		c->entries[c->n].reason = ic->revocation_reason;
+		c->n++;
+	}
+out:
+	boltseal__v1__issued_certificate__free_unpacked(ic, NULL);
+	return rc;
+}
+
+/* Reads row (ns CERTS_NS) into *out with desc's unpacker; 0, NOT_FOUND, INTERNAL, store errors. */
+static int
+read_pb(struct store_txn *tx, const char *row, const ProtobufCMessageDescriptor *desc,
+    ProtobufCMessage **out, uint64_t *ver)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_row_get(tx, CERTS_NS, row, &data, &len, &v)) != 0)
+		return rc;
+	*out = protobuf_c_message_unpack(desc, NULL, len, data);
+	free(data);
+	if (ver != NULL)
+		*ver = v;
+	return *out != NULL ? 0 : BS_ERR_INTERNAL;
+}
+
+/* Revoke: marks the certificate (its own transaction). */
+static int
+mark(struct rcall *c)
+{
+	struct store_txn *tx;
+	char row[CERTS_SERIAL_HEX + 8];
+	uint8_t *buf = NULL;
+	uint64_t ver = 0;
+	size_t n;
+	int rc;
+
+	snprintf(row, sizeof(row), "serial/%s", c->serial);
+	if ((rc = store_begin(c->svc->store, &tx)) != 0)
+		return rc;
+	rc = read_pb(tx, row, &boltseal__v1__issued_certificate__descriptor,
+	    (ProtobufCMessage **)&c->cert, &ver);
+	if (rc == 0 && c->cert->revoked_at_unix > 0) {
+		c->already = 1;
+		rc = BS_ERR_PRECONDITION;
+	}
+	if (rc == 0) {
+		c->cert->revoked_at_unix = c->now;
+		c->cert->revocation_reason = c->reason;
+		n = boltseal__v1__issued_certificate__get_packed_size(c->cert);
+		if ((buf = malloc(n)) == NULL)
+			rc = BS_ERR_NOMEM;
+		else {
+			boltseal__v1__issued_certificate__pack(c->cert, buf);
+			rc = store_row_put(tx, CERTS_NS, row, ver, buf, n, NULL);
+		}
+	}
+	free(buf);
+	if (rc == 0)
+		return store_commit(tx);
+	store_rollback(tx);
+	return rc;
+}
+
+/* Stage 0: (revoke,) then everything a new CRL needs. */
+static void
+read_work(struct workq_job *job, void *ctx)
+{
+	struct rcall *c = (struct rcall *)job;
+	struct store_txn *tx;
+	char row[CATALOG_NAME_MAX + 16];
+	int rc;
+
+	(void)ctx;
+	if (c->revoke) {
+		if ((c->rc = mark(c)) != 0)
+			return;
+		snprintf(c->key, sizeof(c->key), "%s", c->cert->ca_key_name);
+	}
+	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+		return;
+	snprintf(row, sizeof(row), "ca/%s", c->key);
+	if ((rc = read_pb(tx, row, &boltseal__v1__authority__descriptor,
+	    (ProtobufCMessage **)&c->ca, NULL)) != 0) {
+		c->rc = rc == BS_ERR_NOT_FOUND ? BS_ERR_PRECONDITION : rc;
+		goto out;
+	}
+	snprintf(row, sizeof(row), "crl/%s", c->key);
+	rc = read_pb(tx, row, &boltseal__v1__crl__descriptor, (ProtobufCMessage **)&c->kept,
+	    &c->kept_ver);
+	if (rc != 0 && rc != BS_ERR_NOT_FOUND) {
+		c->rc = rc;
+		goto out;
+	}
+	snprintf(row, sizeof(row), "crlnum/%s", c->key);
+	rc = store_counter_get(tx, CERTS_NS, row, &c->number);
+	if (rc == BS_ERR_NOT_FOUND)
+		c->number = 0;
+	else if (rc != 0) {
+		c->rc = rc;
+		goto out;
+	}
+	/* every issued certificate, a page at a time */
+	c->last[0] = '\0';
+	do {
+		c->seen = 0;
+		if ((rc = store_row_foreach(tx, CERTS_NS, "serial/", c->last, STORE_LIST_MAX, collect,
+		    c)) != 0) {
+			c->rc = rc;
+			goto out;
+		}
+	} while (c->seen == STORE_LIST_MAX);
+	c->rc = 0;
+out:
+	store_rollback(tx);
+}
+
+/* ---- loop: the CRL to be ----------------------------------------------------------------- */
+
+static int
+add_revoked(X509_CRL *crl, const struct entry *e)
+{
+	X509_REVOKED *r = X509_REVOKED_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_ENUMERATED *why = NULL;
+	BIGNUM *bn = BN_bin2bn(e->serial, sizeof(e->serial), NULL);
+	ASN1_INTEGER *serial = bn != NULL ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	int ok = r != NULL && t != NULL && serial != NULL &&
+	    X509_REVOKED_set_serialNumber(r, serial) == 1 &&
+	    ASN1_TIME_set(t, (time_t)e->revoked_at) != NULL &&
+	    X509_REVOKED_set_revocationDate(r, t) == 1;
+
+	if (ok && e->reason != 0)
+		ok = (why = ASN1_ENUMERATED_new()) != NULL &&
+		    ASN1_ENUMERATED_set(why, (long)e->reason) == 1 &&
+		    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, why, 0, 0) == 1;
+	if (ok)
+		ok = X509_CRL_add0_revoked(crl, r) == 1;
+	if (ok)
+		r = NULL;
+	X509_REVOKED_free(r);
+	ASN1_TIME_free(t);
+	ASN1_ENUMERATED_free(why);
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	return ok ? 0 : BS_ERR_CRYPTO;
+}
+
+/* The TBSCertList of the CA's next CRL into c->tbs. */
+static int
+build_crl(struct rcall *c)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_INTEGER *num = ASN1_INTEGER_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *aki = NULL;
+	int rc = BS_ERR_CRYPTO;
+
+	if (crl == NULL || t == NULL || num == NULL ||
+	    X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
+	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(c->ca_cert)) != 1 ||
+	    ASN1_TIME_set(t, (time_t)c->now) == NULL || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
+	    ASN1_TIME_set(t, (time_t)(c->now + CRL_VALIDITY_S)) == NULL ||
+	    X509_CRL_set1_nextUpdate(crl, t) != 1)
+		goto out;
+	for (size_t i = 0; i < c->n; i++)
+		if (add_revoked(crl, &c->entries[i]) != 0)
+			goto out;
+	if (X509_CRL_sort(crl) != 1 || ASN1_INTEGER_set_uint64(num, c->number + 1) != 1 ||
+	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1)
+		goto out;
+	X509V3_set_ctx(&v3, c->ca_cert, NULL, NULL, crl, 0);
+	if ((aki = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier,
+	    "keyid:always")) == NULL || X509_CRL_add_ext(crl, aki, -1) != 1)
+		goto out;
+	rc = x509_crl_tbs_ecdsa(crl, &c->tbs, &c->tbs_len);
+out:
+	X509_EXTENSION_free(aki);
+	ASN1_INTEGER_free(num);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	return rc;
+}
+
+static void crl_signed(void *arg, struct keyop_answer *a);
+static void answer(struct rcall *c, const Boltseal__V1__Crl *crl);
+
+/* Loop, after stage 0: answer the kept CRL, or make a new one. */
+static void
+read_done(struct workq_job *job)
+{
+	struct rcall *c = (struct rcall *)job;
+	const struct catalog_key *k;
+	const struct catalog_version *v;
+	BIO *b;
+
+	if (c->rc == BS_ERR_NOT_FOUND) {
+		fail(c, GRPC_STATUS_NOT_FOUND, "no certificate with serial %s", c->serial);
+		return;
+	}
+	if (c->rc == BS_ERR_PRECONDITION && c->already) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "certificate %s is revoked already",
+		    c->serial);
+		return;
+	}
+	if (c->rc == BS_ERR_PRECONDITION) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' has no CA certificate",
+		    c->key);
+		return;
+	}
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot read the CA's state: %s",
+		    bs_strerror(c->rc));
+		return;
+	}
+	/* the kept CRL while fresh, unless a revocation is missing from it (one whose CRL failed) */
+	if (!c->revoke && c->kept != NULL && c->kept->revoked == c->n &&
+	    c->now < c->kept->this_update_unix + CRL_VALIDITY_S / 2) {
+		answer(c, c->kept);
+		return;
+	}
+	k = catalog_find(c->svc->catalog, c->key);
+	v = k != NULL ? catalog_key_version(k, c->ca->key_version) : NULL;
+	if (k == NULL || k->purpose != BS_PURPOSE_CA || v == NULL || !catalog_version_usable(k, v)) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' (the version that signed "
+		    "its certificate) is not usable", c->key);
+		return;
+	}
+	rpc_call_audit_key(c->call, c->key, v->version);
+	if ((b = BIO_new_mem_buf(c->ca->certificate_pem, -1)) == NULL ||
+	    (c->ca_cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (c->ca_pub = X509_get_pubkey(c->ca_cert)) == NULL) {
+		BIO_free(b);
+		fail(c, GRPC_STATUS_INTERNAL, "the kept CA certificate does not parse");
+		return;
+	}
+	BIO_free(b);
+	if (build_crl(c) != 0) {
+		fail(c, GRPC_STATUS_INTERNAL, "cannot build the CRL");
+		return;
+	}
+	if (certs_sign_tbs(c->svc, c->key, v, c->tbs, c->tbs_len, crl_signed, c) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/* ---- the signed CRL: kept, answered ----------------------------------------------------- */
+
+/* Stage 1 (worker): the new CRL replaces the kept one; its number is raised. */
+static void
+keep_work(struct workq_job *job, void *ctx)
+{
+	struct rcall *c = (struct rcall *)job;
+	struct store_txn *tx;
+	char row[CATALOG_NAME_MAX + 16];
+	uint8_t *buf;
+	size_t n = boltseal__v1__crl__get_packed_size(&c->crl);
+	int rc;
+
+	(void)ctx;
+	if ((buf = malloc(n)) == NULL) {
+		c->rc = BS_ERR_NOMEM;
+		return;
+	}
+	boltseal__v1__crl__pack(&c->crl, buf);
+	if ((rc = store_begin(c->svc->store, &tx)) == 0) {
+		snprintf(row, sizeof(row), "crl/%s", c->key);
+		rc = store_row_put(tx, CERTS_NS, row, c->kept != NULL ? c->kept_ver : 0, buf, n, NULL);
+		snprintf(row, sizeof(row), "crlnum/%s", c->key);
+		if (rc == 0)
+			rc = store_counter_cas(tx, CERTS_NS, row, c->number == 0 ?
+			    STORE_COUNTER_ABSENT : c->number, c->number + 1);
+		if (rc == 0)
+			rc = store_commit(tx);
+		else
+			store_rollback(tx);
+	}
+	free(buf);
+	c->rc = rc;
+}
+
+static void
+keep_done(struct workq_job *job)
+{
+	struct rcall *c = (struct rcall *)job;
+
+	if (c->rc == BS_ERR_PRECONDITION || c->rc == BS_ERR_EXISTS) {
+		fail(c, GRPC_STATUS_ABORTED, "another CRL of this CA was made meanwhile; ask again");
+		return;
+	}
+	if (c->rc != 0) {
+		fail(c, rpc_status_from_err(c->rc), "cannot keep the CRL: %s", bs_strerror(c->rc));
+		return;
+	}
+	answer(c, &c->crl);
+}
+
+static void
+crl_signed(void *arg, struct keyop_answer *a)
+{
+	struct rcall *c = arg;
+	uint8_t der[ECDSA_P256_DER_MAX];
+	size_t dlen = 0;
+	const char *msg = NULL;
+	X509_CRL *crl = NULL;
+	BIO *b = NULL;
+	BUF_MEM *m = NULL;
+	int st;
+
+	if ((st = certs_sig_der(c->svc, c->call, a, der, &dlen, &msg)) != 0) {
+		fail(c, st, "%s", msg);
+		return;
+	}
+	if (x509_signed_crl(c->tbs, c->tbs_len, der, dlen, c->ca_pub, &crl) != 0) {
+		fail(c, GRPC_STATUS_INTERNAL, "the CRL's signature does not verify with the CA's key");
+		return;
+	}
+	st = (b = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_X509_CRL(b, crl) != 1 ||
+	    BIO_get_mem_ptr(b, &m) != 1 || m->length > CRL_PEM_MAX ||
+	    (c->pem = OPENSSL_strndup(m->data, m->length)) == NULL;
+	BIO_free(b);
+	X509_CRL_free(crl);
+	if (st) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the CRL is too large or memory ran out");
+		return;
+	}
+	boltseal__v1__crl__init(&c->crl);
+	c->crl.ca_key_name = c->key;
+	c->crl.crl_pem = c->pem;
+	c->crl.crl_number = c->number + 1;
+	c->crl.this_update_unix = c->now;
+	c->crl.next_update_unix = c->now + CRL_VALIDITY_S;
+	c->crl.revoked = (uint32_t)c->n;
+	c->stage = 1;
+	if (submit(c, keep_work, keep_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+static void
+answer(struct rcall *c, const Boltseal__V1__Crl *crl)
+{
+	char num[24], n[16];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)crl->crl_number);
+	snprintf(n, sizeof(n), "%u", crl->revoked);
+	if (crl == &c->crl) {
+		rpc_call_audit_event(c->call, c->revoke ? "certificate_revoked" : "crl_made");
+		if (rpc_call_audit_field(c->call, "crl_number", num) != 0 ||
+		    rpc_call_audit_field(c->call, "crl_entries", n) != 0 ||
+		    (c->revoke && rpc_call_audit_field(c->call, "serial", c->serial) != 0)) {
+			fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+	}
+	if (c->revoke) {
+		Boltseal__V1__RevokeCertificateResponse r =
+		    BOLTSEAL__V1__REVOKE_CERTIFICATE_RESPONSE__INIT;
+
+		r.certificate = c->cert;
+		r.crl = (Boltseal__V1__Crl *)crl;
+		rpc_call_finish_pb(c->call, &r.base);
+	} else {
+		Boltseal__V1__GetCrlResponse r = BOLTSEAL__V1__GET_CRL_RESPONSE__INIT;
+
+		r.crl = (Boltseal__V1__Crl *)crl;
+		rpc_call_finish_pb(c->call, &r.base);
+	}
+	rcall_free(c);
+}
+
+/* ---- the RPCs ------------------------------------------------------------------------------ */
+
+static struct rcall *
+rcall_new(struct rpc_call *call, int revoke)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct rcall *c;
+
+	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	c->call = call;
+	c->svc = svc;
+	c->revoke = revoke;
+	c->now = (int64_t)time(NULL);
+	return c;
+}
+
+void
+certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__RevokeCertificateRequest *r =
+	    (const Boltseal__V1__RevokeCertificateRequest *)msg;
+	struct policy_attr attr;
+	struct rcall *c;
+	size_t n = strlen(r->serial_hex);
+
+	if ((c = rcall_new(call, 1)) == NULL)
+		return;
+	if (n != CERTS_SERIAL_HEX || strspn(r->serial_hex, "0123456789abcdef") != n ||
+	    (!(r->reason <= 5 && r->reason != 2) && r->reason != 9)) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "serial_hex: %d lower-case hex digits; reason: "
+		    "0, 1, 3, 4, 5 or 9 (RFC 5280 CRLReason)", CERTS_SERIAL_HEX);
+		return;
+	}
+	snprintf(c->serial, sizeof(c->serial), "%s", r->serial_hex);
+	c->reason = r->reason;
+	rpc_call_audit_target(call, c->serial);
+	attr = (struct policy_attr){ "request.serial_hex", c->serial };
+	if (!rpc_call_authorize(call, NULL, NULL, &attr, 1)) {
+		rcall_free(c);
+		return;
+	}
+	if (submit(c, read_work, read_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+void
+certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__GetCrlRequest *r = (const Boltseal__V1__GetCrlRequest *)msg;
+	const struct catalog_key *k;
+	struct rcall *c;
+
+	if ((c = rcall_new(call, 0)) == NULL)
+		return;
+	if (r->ca_key_name[0] == '\0' || strlen(r->ca_key_name) > CATALOG_NAME_MAX) {
+		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "ca_key_name: 1 to %d bytes", CATALOG_NAME_MAX);
+		return;
+	}
+	snprintf(c->key, sizeof(c->key), "%s", r->ca_key_name);
+	rpc_call_audit_target(call, c->key);
+	k = catalog_find(c->svc->catalog, c->key);
+	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
+	    NULL, 0)) {
+		rcall_free(c);
+		return;
+	}
+	if (submit(c, read_work, read_done) != 0)
+		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
