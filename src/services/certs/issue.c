@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "exec/workq.h"
+#include "formats/csr.h"
 #include "formats/ecdsa_sig.h"
 #include "formats/x509_signed.h"
 #include "rpc/rpc.h"
@@ -40,7 +41,6 @@
 #define PROFILE_NAME_MAX 32
 #define URI_PREFIX_MAX 200
 #define LIFETIME_HOURS_MAX 8760u
-#define CSR_MAX (16 * 1024)
 
 struct icall {
 	struct workq_job job;           /* first */
@@ -509,40 +509,6 @@ issued_cb(void *arg, struct keyop_answer *a)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
-/* The CSR's key, if its self-signature verifies and it is P-256 or Ed25519; else NULL. */
-static EVP_PKEY *
-csr_key(const char *pem, const char **why)
-{
-	X509_REQ *req = NULL;
-	EVP_PKEY *k = NULL;
-	char group[32];
-	size_t glen = 0;
-	BIO *b;
-
-	*why = "csr_pem: not a PEM certificate request";
-	if (strlen(pem) > CSR_MAX || (b = BIO_new_mem_buf(pem, -1)) == NULL)
-		return NULL;
-	req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
-	BIO_free(b);
-	if (req == NULL || (k = X509_REQ_get_pubkey(req)) == NULL)
-		goto bad;
-	*why = "csr_pem: its signature does not verify with its key (no proof of possession)";
-	if (X509_REQ_verify(req, k) != 1)
-		goto bad;
-	*why = "csr_pem: the key must be ECDSA P-256 or Ed25519";
-	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ||
-	    (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
-	    EVP_PKEY_get_group_name(k, group, sizeof(group), &glen) == 1 &&
-	    strcmp(group, "prime256v1") == 0)) {
-		X509_REQ_free(req);
-		return k;
-	}
-bad:
-	EVP_PKEY_free(k);
-	X509_REQ_free(req);
-	return NULL;
-}
-
 void
 certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 {
@@ -570,7 +536,7 @@ certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 		icall_free(c);
 		return;
 	}
-	if ((c->subject_key = csr_key(r->csr_pem, &why)) == NULL) {
+	if (csr_public_key(r->csr_pem, strlen(r->csr_pem), &c->subject_key, &why) != 0) {
 		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
 		return;
 	}
