@@ -79,17 +79,29 @@ cmd_ca_create(struct cli_ctx *x, const struct args *a)
 	Boltseal__V1__CreateAuthorityRequest req;
 	Boltseal__V1__CreateAuthorityResponse *resp = NULL;
 	const char *d = args_get(a, "days");
-	char hint[512], *msg = NULL;
+	char hint[512], cn[200], *msg = NULL;
+	const char *p;
+	size_t o = 0;
 	int st = 0, ret;
 
 	if ((ret = build_create(x, a, &req)) != 0)
 		return ret;
+	/* the common name quoted for a POSIX shell: ' becomes '\'' */
+	for (p = req.common_name; *p != '\0' && o + 5 < sizeof(cn); p++) {
+		if (*p == '\'') {
+			memcpy(cn + o, "'\\''", 4);
+			o += 4;
+		} else {
+			cn[o++] = *p;
+		}
+	}
+	cn[o] = '\0';
 	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "CreateAuthority", &req.base,
 	    &boltseal__v1__create_authority_response__descriptor, (ProtobufCMessage **)&resp, &st,
 	    &msg);
 	if (ret != 0) {
 		snprintf(hint, sizeof(hint), "propose ca-create %s --common-name '%s'%s%s", a->pos[0],
-		    req.common_name, d != NULL ? " --days " : "", d != NULL ? d : "");
+		    cn, d != NULL ? " --days " : "", d != NULL ? d : "");
 		cli_approvals_hint(x, st, msg, hint);
 		free(msg);
 		return ret;

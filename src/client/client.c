@@ -1192,7 +1192,9 @@ bs_client_free(bs_client *c)
 static int
 md_valid(const struct bs_metadata *md, size_t n)
 {
-	static const char *const own[] = { "te", "content-type", "user-agent", "host", NULL };
+	static const char *const own[] = { "te", "content-type", "user-agent", "host",
+		"content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+		"upgrade", NULL };
 	const unsigned char *p;
 	size_t i, j;
 
@@ -1212,6 +1214,10 @@ md_valid(const struct bs_metadata *md, size_t n)
 		for (p = (const unsigned char *)md[i].value; *p != '\0'; p++)
 			if (*p < 0x20 || *p > 0x7e)
 				return 0;
+		/* no leading or trailing space (RFC 9113 section 8.2.1) */
+		p = (const unsigned char *)md[i].value;
+		if (p[0] == ' ' || (p[0] != '\0' && p[strlen(md[i].value) - 1] == ' '))
+			return 0;
 	}
 	return 1;
 }

@@ -898,7 +898,8 @@ policy_start(struct daemon *d, char *text, size_t len)
 	Boltseal__V1__PolicyVersion *cur = NULL, *prev = NULL, v;
 	struct rpc_policy_schema sc;
 	struct policy *pol = NULL;
-	char sha[POLICY_SHA_HEX + 1], fsha[POLICY_SHA_HEX + 1], ver[24], err[4096], *diff = NULL;
+	char sha[POLICY_SHA_HEX + 1], fsha[POLICY_SHA_HEX + 1], ver[24], *diff = NULL;
+	char err[4096] = "too many methods for a policy schema";
 	uint64_t n = 0;
 	int rc;
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -14,7 +15,7 @@ csr_public_key(const char *pem, size_t len, EVP_PKEY **out, const char **why)
 {
 	X509_REQ *req = NULL;
 	EVP_PKEY *k = NULL;
-	char group[32];
+	char group[32], enc[32];
 	size_t glen = 0;
 	BIO *b;
 
@@ -33,7 +34,10 @@ csr_public_key(const char *pem, size_t len, EVP_PKEY **out, const char **why)
 	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ||
 	    (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
 	    EVP_PKEY_get_group_name(k, group, sizeof(group), &glen) == 1 &&
-	    strcmp(group, "prime256v1") == 0)) {
+	    strcmp(group, "prime256v1") == 0 &&
+	    /* the named curve, not its parameters spelled out (RFC 5480 2.1.1) */
+	    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc),
+	    NULL) == 1 && strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) == 0)) {
 		X509_REQ_free(req);
 		*out = k;
 		*why = NULL;

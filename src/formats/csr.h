@@ -2,7 +2,8 @@
  * csr.h - the public key of a PKCS#10 certificate request (RFC 2986), the
  * one thing boltseal's CA takes from a CSR: the request must parse (PEM),
  * its self-signature must verify with its own key (proof of possession),
- * and the key must be ECDSA P-256 or Ed25519. Its subject, attributes and
+ * and the key must be ECDSA P-256 (as the named curve, RFC 5480) or
+ * Ed25519. Its subject, attributes and
  * requested extensions are never read.
  */
 #ifndef BS_CSR_H

@@ -1,6 +1,7 @@
 /*
  * test_csr.c - the CSR check of the certificate service (formats/csr.h):
- * P-256 and Ed25519 requests give their key; a P-384 or RSA key, a
+ * P-256 and Ed25519 requests give their key; a P-384 key, a P-256 key
+ * with explicit curve parameters, a
  * signature that does not verify (proof of possession), garbage, an empty
  * or over-long input are refused with a reason.
  */
@@ -13,7 +14,9 @@
 
 #include <cmocka.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -42,6 +45,26 @@ make_csr(EVP_PKEY *key, EVP_PKEY *signer)
 	return out;
 }
 
+/* A P-256 key whose encoding carries the explicit curve parameters. */
+static EVP_PKEY *
+explicit_p256(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *k = NULL;
+	OSSL_PARAM p[3];
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"P-256", 0);
+	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING,
+	    (char *)OSSL_PKEY_EC_ENCODING_EXPLICIT, 0);
+	p[2] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_PKEY_CTX_set_params(ctx, p), 1);
+	assert_int_equal(EVP_PKEY_keygen(ctx, &k), 1);
+	EVP_PKEY_CTX_free(ctx);
+	return k;
+}
+
 static void
 want(const char *pem, size_t len, int ok, const char *reason)
 {
@@ -67,7 +90,7 @@ test_csr(void **state)
 {
 	EVP_PKEY *p256 = EVP_EC_gen("P-256"), *p384 = EVP_EC_gen("P-384");
 	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	EVP_PKEY *other = EVP_EC_gen("P-256");
+	EVP_PKEY *other = EVP_EC_gen("P-256"), *explicit;
 	char *pem, *big;
 
 	(void)state;
@@ -80,6 +103,12 @@ test_csr(void **state)
 	pem = make_csr(p384, p384);
 	want(pem, strlen(pem), 0, "ECDSA P-256 or Ed25519");
 	free(pem);
+	/* P-256 with its parameters spelled out instead of the named curve (RFC 5480) */
+	explicit = explicit_p256();
+	pem = make_csr(explicit, explicit);
+	want(pem, strlen(pem), 0, "ECDSA P-256 or Ed25519");
+	free(pem);
+	EVP_PKEY_free(explicit);
 	/* signed by another key than the one it carries */
 	pem = make_csr(p256, other);
 	want(pem, strlen(pem), 0, "proof of possession");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "policy/policy.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_status.h"
@@ -148,12 +149,11 @@ set_done(struct polreq *q)
 	q->pol = NULL;
 	snprintf(ver, sizeof(ver), "%" PRIu64, q->v.version);
 	rpc_call_audit_event(call, "policy_set");
+	/* the version is stored and in force: the answer is OK whatever happens here */
 	if (rpc_call_audit_field(call, "version", ver) != 0 ||
-	    rpc_call_audit_field(call, "sha256", q->sha) != 0 ||
-	    rpc_call_audit_field(call, "diff", q->diff != NULL ? q->diff : "(not available)") != 0) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
+	    rpc_call_audit_field(call, "diff", q->diff != NULL ? q->diff : "(not available)") != 0)
+		bs_log(BS_LOG_ERROR, "out of memory: the policy_set record lacks its version or diff",
+		    "version", ver, NULL);
 	q->v.policy_text = (char *)"";   /* the caller sent it; kept small for proposals' results */
 	r.policy = &q->v;
 	r.n_warnings = split_lines(q->lint, warnings, WARNINGS_MAX);
@@ -215,7 +215,7 @@ admin_set_policy(struct rpc_call *call, const ProtobufCMessage *msg)
 	struct polreq *q;
 	size_t len = strlen(r->policy_text);
 	char base[24];
-	char err[4096];
+	char err[4096] = "too many methods for a policy schema";
 
 	rpc_call_audit_target(call, "policy");
 	snprintf(base, sizeof(base), "%" PRIu64, r->base_version);
@@ -257,6 +257,11 @@ admin_set_policy(struct rpc_call *call, const ProtobufCMessage *msg)
 	(void)policy_lint(q->pol, q->lint, sizeof(q->lint));
 	snprintf(q->me, sizeof(q->me), "%s", me != NULL ? me : "");
 	policy_sha256_hex(q->text, len, q->sha);
+	if (rpc_call_audit_field(call, "sha256", q->sha) != 0) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		polreq_free(q);
+		return;
+	}
 	q->version = r->base_version;
 	boltseal__v1__policy_version__init(&q->v);
 	q->v.policy_text = q->text;

@@ -340,11 +340,6 @@ store_done(struct workq_job *job)
 		return;
 	}
 	rpc_call_audit_event(c->call, "ca_created");
-	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
-	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
 	r.authority = &c->a;
 	rpc_call_finish_pb(c->call, &r.base);
 	ccall_free(c);
@@ -411,6 +406,12 @@ signed_cb(void *arg, struct keyop_answer *ans)
 	}
 	rc = describe(c, x);
 	X509_free(x);
+	/* the record's facts before the commit (its event once committed): nothing fails after */
+	if (rc == 0) {
+		if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
+		    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0)
+			rc = BS_ERR_NOMEM;
+	}
 	if (rc != 0) {
 		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;

@@ -58,6 +58,7 @@ struct icall {
 	Boltseal__V1__Profile *prof;    /* read */
 	Boltseal__V1__Authority *ca;    /* read */
 	int vehicle_status;             /* read (VEHICLE profiles) */
+	int no_ca;                      /* read: the profile's CA has no certificate */
 	X509 *ca_cert;
 	EVP_PKEY *ca_pub;
 	uint8_t *tbs;
@@ -205,6 +206,7 @@ profile_done(struct workq_job *job)
 		    bs_strerror(c->rc));
 		return;
 	}
+	rpc_call_audit_event(c->call, "profile_set");
 	r.profile = c->prof;
 	rpc_call_finish_pb(c->call, &r.base);
 	icall_free(c);
@@ -215,7 +217,9 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__SetProfileRequest *r = (const Boltseal__V1__SetProfileRequest *)msg;
 	const Boltseal__V1__Profile *p = r->profile;
+	Boltseal__V1__Profile clean;
 	const struct catalog_key *k;
+	struct policy_attr attr;
 	char hours[16];
 	struct icall *c;
 
@@ -233,8 +237,9 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	rpc_call_audit_target(call, p->name);
 	k = catalog_find(c->svc->catalog, p->ca_key_name);
+	attr = (struct policy_attr){ "request.profile", p->name };
 	if (!rpc_call_authorize(call, p->ca_key_name, k != NULL ? bs_purpose_name(k->purpose) :
-	    NULL, NULL, 0)) {
+	    NULL, &attr, 1)) {
 		icall_free(c);
 		return;
 	}
@@ -244,15 +249,21 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	snprintf(c->row, sizeof(c->row), "profile/%s", p->name);
-	c->row_len = boltseal__v1__profile__get_packed_size(p);
+	/* what was checked, and nothing else (no unknown fields kept) */
+	boltseal__v1__profile__init(&clean);
+	clean.name = p->name;
+	clean.ca_key_name = p->ca_key_name;
+	clean.kind = p->kind;
+	clean.uri_prefix = p->uri_prefix;
+	clean.max_lifetime_hours = p->max_lifetime_hours;
+	c->row_len = boltseal__v1__profile__get_packed_size(&clean);
 	if ((c->row_data = malloc(c->row_len > 0 ? c->row_len : 1)) == NULL ||
-	    (boltseal__v1__profile__pack(p, c->row_data),
+	    (boltseal__v1__profile__pack(&clean, c->row_data),
 	    (c->prof = boltseal__v1__profile__unpack(NULL, c->row_len, c->row_data)) == NULL)) {
 		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	snprintf(hours, sizeof(hours), "%u", p->max_lifetime_hours);
-	rpc_call_audit_event(call, "profile_set");
 	if (rpc_call_audit_field(call, "ca_key", p->ca_key_name) != 0 ||
 	    rpc_call_audit_field(call, "uri_prefix", p->uri_prefix) != 0 ||
 	    rpc_call_audit_field(call, "max_lifetime_hours", hours) != 0) {
@@ -296,7 +307,7 @@ read_work(struct workq_job *job, void *ctx)
 		c->rc = BS_ERR_INTERNAL;
 	free(data);
 	if (c->rc != 0) {
-		c->rc = c->rc == BS_ERR_NOT_FOUND ? BS_ERR_PRECONDITION : c->rc;
+		c->no_ca = c->rc == BS_ERR_NOT_FOUND;
 		goto out;
 	}
 	if (c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE) {
@@ -326,6 +337,9 @@ build_leaf(struct icall *c, unsigned hours, X509 **out)
 	*out = NULL;
 	if (certs_validity(c->ca_cert, &ca_nb, &ca_na) != 0)
 		return BS_ERR_INVALID;
+	/* a CA not yet or no longer valid issues nothing */
+	if (ca_nb > (int64_t)now || ca_na <= (int64_t)now + CERTS_BACKDATE_S)
+		return BS_ERR_PRECONDITION;
 	end = now + (time_t)hours * 3600;
 	if ((int64_t)end > ca_na)
 		end = (time_t)ca_na;   /* never past the CA's own end */
@@ -375,13 +389,13 @@ read_done(struct workq_job *job)
 	BIO *b;
 	int rc;
 
-	if (c->rc == BS_ERR_NOT_FOUND) {
-		fail(c, GRPC_STATUS_NOT_FOUND, "no profile '%s'", c->profile);
-		return;
-	}
-	if (c->rc == BS_ERR_PRECONDITION) {
+	if (c->rc == BS_ERR_NOT_FOUND && c->no_ca) {
 		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the profile's CA key '%s' has no CA "
 		    "certificate (CreateAuthority)", c->prof->ca_key_name);
+		return;
+	}
+	if (c->rc == BS_ERR_NOT_FOUND) {
+		fail(c, GRPC_STATUS_NOT_FOUND, "no profile '%s'", c->profile);
 		return;
 	}
 	if (c->rc != 0) {
@@ -420,6 +434,11 @@ read_done(struct workq_job *job)
 	if (rc == 0)
 		rc = x509_tbs_ecdsa(leaf, &c->tbs, &c->tbs_len);
 	X509_free(leaf);
+	if (rc == BS_ERR_PRECONDITION) {
+		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA certificate of '%s' is not valid "
+		    "now (expired, or not yet valid)", c->prof->ca_key_name);
+		return;
+	}
 	if (rc != 0) {
 		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
 		return;
@@ -441,23 +460,13 @@ serial_done(struct workq_job *job)
 {
 	struct icall *c = (struct icall *)job;
 	Boltseal__V1__IssueCertificateResponse r = BOLTSEAL__V1__ISSUE_CERTIFICATE_RESPONSE__INIT;
-	char na[24];
 
 	if (c->rc != 0) {
 		fail(c, rpc_status_from_err(c->rc), "cannot record the certificate: %s",
 		    bs_strerror(c->rc));
 		return;
 	}
-	snprintf(na, sizeof(na), "%lld", (long long)c->out.not_after_unix);
 	rpc_call_audit_event(c->call, "certificate_issued");
-	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
-	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0 ||
-	    rpc_call_audit_field(c->call, "profile", c->profile) != 0 ||
-	    rpc_call_audit_field(c->call, "subject_uri", c->uri) != 0 ||
-	    rpc_call_audit_field(c->call, "not_after", na) != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
 	c->out.ca_certificate_pem = c->ca->certificate_pem;
 	r.certificate = &c->out;
 	rpc_call_finish_pb(c->call, &r.base);
@@ -472,6 +481,7 @@ issued_cb(void *arg, struct keyop_answer *a)
 	size_t dlen = 0;
 	const char *msg = NULL;
 	X509 *x = NULL;
+	char na[24];
 	int st;
 
 	if ((st = certs_sig_der(c->svc, c->call, a, der, &dlen, &msg)) != 0) {
@@ -505,6 +515,16 @@ issued_cb(void *arg, struct keyop_answer *a)
 		return;
 	}
 	boltseal__v1__issued_certificate__pack(&c->out, c->row_data);
+	/* the record's facts before the commit (its event once committed): nothing fails after */
+	snprintf(na, sizeof(na), "%lld", (long long)c->out.not_after_unix);
+	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
+	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0 ||
+	    rpc_call_audit_field(c->call, "profile", c->profile) != 0 ||
+	    rpc_call_audit_field(c->call, "subject_uri", c->uri) != 0 ||
+	    rpc_call_audit_field(c->call, "not_after", na) != 0) {
+		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
 	if (submit(c, serial_work, serial_done) != 0)
 		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }

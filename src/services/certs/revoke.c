@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/hex.h"
+#include "common/log.h"
 #include "exec/workq.h"
 #include "formats/ecdsa_sig.h"
 #include "formats/x509_signed.h"
@@ -363,6 +364,13 @@ read_done(struct workq_job *job)
 		    c->key);
 		return;
 	}
+	if (c->revoke && c->cert != NULL && !c->already && c->cert->revoked_at_unix == c->now) {
+		/* marked (committed): the record says so, whatever the CRL's fate */
+		rpc_call_audit_event(c->call, "certificate_revoked");
+		if (rpc_call_audit_field(c->call, "serial", c->serial) != 0)
+			bs_log(BS_LOG_ERROR, "out of memory: a revocation's record lacks its serial",
+			    "serial", c->serial, NULL);
+	}
 	if (c->rc != 0) {
 		fail(c, rpc_status_from_err(c->rc), "cannot read the CA's state: %s",
 		    bs_strerror(c->rc));
@@ -498,13 +506,13 @@ answer(struct rcall *c, const Boltseal__V1__Crl *crl)
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)crl->crl_number);
 	snprintf(n, sizeof(n), "%u", crl->revoked);
 	if (crl == &c->crl) {
-		rpc_call_audit_event(c->call, c->revoke ? "certificate_revoked" : "crl_made");
+		/* kept already: the answer is OK whatever happens here */
+		if (!c->revoke)
+			rpc_call_audit_event(c->call, "crl_made");
 		if (rpc_call_audit_field(c->call, "crl_number", num) != 0 ||
-		    rpc_call_audit_field(c->call, "crl_entries", n) != 0 ||
-		    (c->revoke && rpc_call_audit_field(c->call, "serial", c->serial) != 0)) {
-			fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-			return;
-		}
+		    rpc_call_audit_field(c->call, "crl_entries", n) != 0)
+			bs_log(BS_LOG_ERROR, "out of memory: a CRL's record lacks its number", "crl_number",
+			    num, NULL);
 	}
 	if (c->revoke) {
 		Boltseal__V1__RevokeCertificateResponse r =
