@@ -2,7 +2,8 @@
  * x509_signed.c - certificates signed outside OpenSSL (see x509_signed.h).
  * The signature algorithm fields are set by signing once with a throwaway
  * P-256 key (OpenSSL offers no other way to set them in the TBS); the outer
- * SEQUENCE is written with OpenSSL's ASN.1 helpers.
+ * SEQUENCE is written with OpenSSL's ASN.1 helpers; certificates and CRLs differ
+ * only in the OpenSSL functions of struct signed_kind.
  */
 #include <limits.h>
 #include <string.h>
@@ -21,8 +22,82 @@ static const uint8_t ALG_ECDSA_SHA256[] = {
 	0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
 };
 
-int
-x509_tbs_ecdsa(X509 *x, uint8_t **tbs, size_t *len)
+/* What differs between a certificate and a CRL: signing with a key, the TBS's DER. */
+struct signed_kind {
+	int (*sign)(void *obj, EVP_PKEY *k);
+	int (*i2d_tbs)(void *obj, unsigned char **out);
+	void *(*d2i)(const unsigned char **p, long len);
+	int (*verify)(void *obj, EVP_PKEY *k);
+	void (*free_obj)(void *obj);
+};
+
+static int
+cert_sign(void *o, EVP_PKEY *k)
+{
+	return X509_sign(o, k, EVP_sha256());
+}
+
+static int
+cert_i2d_tbs(void *o, unsigned char **out)
+{
+	return i2d_re_X509_tbs(o, out);
+}
+
+static void *
+cert_d2i(const unsigned char **p, long len)
+{
+	return d2i_X509(NULL, p, len);
+}
+
+static int
+cert_verify(void *o, EVP_PKEY *k)
+{
+	return X509_verify(o, k);
+}
+
+static void
+cert_free(void *o)
+{
+	X509_free(o);
+}
+
+static int
+crl_sign(void *o, EVP_PKEY *k)
+{
+	return X509_CRL_sign(o, k, EVP_sha256());
+}
+
+static int
+crl_i2d_tbs(void *o, unsigned char **out)
+{
+	return i2d_re_X509_CRL_tbs(o, out);
+}
+
+static void *
+crl_d2i(const unsigned char **p, long len)
+{
+	return d2i_X509_CRL(NULL, p, len);
+}
+
+static int
+crl_verify(void *o, EVP_PKEY *k)
+{
+	return X509_CRL_verify(o, k);
+}
+
+static void
+crl_free(void *o)
+{
+	X509_CRL_free(o);
+}
+
+static const struct signed_kind CERT = { cert_sign, cert_i2d_tbs, cert_d2i, cert_verify,
+	cert_free };
+static const struct signed_kind CRL = { crl_sign, crl_i2d_tbs, crl_d2i, crl_verify, crl_free };
+
+/* The TBS of obj with ecdsa-with-SHA256 set, by signing once with a throwaway key. */
+static int
+tbs_ecdsa(const struct signed_kind *kind, void *obj, uint8_t **tbs, size_t *len)
 {
 	EVP_PKEY *tmp = NULL;
 	unsigned char *der = NULL;
@@ -32,9 +107,9 @@ x509_tbs_ecdsa(X509 *x, uint8_t **tbs, size_t *len)
 	*len = 0;
 	if ((tmp = EVP_EC_gen("P-256")) == NULL)
 		return BS_ERR_CRYPTO;
-	if (X509_sign(x, tmp, EVP_sha256()) <= 0)
+	if (kind->sign(obj, tmp) <= 0)
 		goto out;
-	if ((n = i2d_re_X509_tbs(x, &der)) <= 0)
+	if ((n = kind->i2d_tbs(obj, &der)) <= 0)
 		goto out;
 	*tbs = der;
 	*len = (size_t)n;
@@ -42,6 +117,18 @@ x509_tbs_ecdsa(X509 *x, uint8_t **tbs, size_t *len)
 out:
 	EVP_PKEY_free(tmp);
 	return rc;
+}
+
+int
+x509_tbs_ecdsa(X509 *x, uint8_t **tbs, size_t *len)
+{
+	return tbs_ecdsa(&CERT, x, tbs, len);
+}
+
+int
+x509_crl_tbs_ecdsa(X509_CRL *crl, uint8_t **tbs, size_t *len)
+{
+	return tbs_ecdsa(&CRL, crl, tbs, len);
 }
 
 int
@@ -79,52 +166,42 @@ x509_signed_wrap(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t s
 	return 0;
 }
 
-int
-x509_signed_cert(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
-    EVP_PKEY *issuer_key, X509 **out)
+/* Wrapped, parsed (the whole of it), its signature checked with issuer_key. */
+static int
+signed_obj(const struct signed_kind *kind, const uint8_t *tbs, size_t tbslen, const uint8_t *sig,
+    size_t siglen, EVP_PKEY *issuer_key, void **out)
 {
 	const unsigned char *p;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	X509 *x;
+	void *obj;
 	int rc;
 
 	*out = NULL;
 	if ((rc = x509_signed_wrap(tbs, tbslen, sig, siglen, &der, &len)) != 0)
 		return rc;
 	p = der;
-	x = d2i_X509(NULL, &p, (long)len);
-	rc = x == NULL || (size_t)(p - der) != len ? BS_ERR_INVALID :
-	    X509_verify(x, issuer_key) == 1 ? 0 : BS_ERR_SIG_INVALID;
+	obj = kind->d2i(&p, (long)len);
+	rc = obj == NULL || (size_t)(p - der) != len ? BS_ERR_INVALID :
+	    kind->verify(obj, issuer_key) == 1 ? 0 : BS_ERR_SIG_INVALID;
 	OPENSSL_free(der);
 	if (rc != 0) {
-		X509_free(x);
+		if (obj != NULL)
+			kind->free_obj(obj);
 		return rc;
 	}
-	*out = x;
+	*out = obj;
 	return 0;
 }
 
 int
-x509_crl_tbs_ecdsa(X509_CRL *crl, uint8_t **tbs, size_t *len)
+x509_signed_cert(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
+    EVP_PKEY *issuer_key, X509 **out)
 {
-	EVP_PKEY *tmp = NULL;
-	unsigned char *der = NULL;
-	int n, rc = BS_ERR_CRYPTO;
+	void *o = NULL;
+	int rc = signed_obj(&CERT, tbs, tbslen, sig, siglen, issuer_key, &o);
 
-	*tbs = NULL;
-	*len = 0;
-	if ((tmp = EVP_EC_gen("P-256")) == NULL)
-		return BS_ERR_CRYPTO;
-	if (X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0)
-		goto out;
-	if ((n = i2d_re_X509_CRL_tbs(crl, &der)) <= 0)
-		goto out;
-	*tbs = der;
-	*len = (size_t)n;
-	rc = 0;
-out:
-	EVP_PKEY_free(tmp);
+	*out = o;
 	return rc;
 }
 
@@ -132,24 +209,9 @@ int
 x509_signed_crl(const uint8_t *tbs, size_t tbslen, const uint8_t *sig, size_t siglen,
     EVP_PKEY *issuer_key, X509_CRL **out)
 {
-	const unsigned char *p;
-	uint8_t *der = NULL;
-	size_t len = 0;
-	X509_CRL *crl;
-	int rc;
+	void *o = NULL;
+	int rc = signed_obj(&CRL, tbs, tbslen, sig, siglen, issuer_key, &o);
 
-	*out = NULL;
-	if ((rc = x509_signed_wrap(tbs, tbslen, sig, siglen, &der, &len)) != 0)
-		return rc;
-	p = der;
-	crl = d2i_X509_CRL(NULL, &p, (long)len);
-	rc = crl == NULL || (size_t)(p - der) != len ? BS_ERR_INVALID :
-	    X509_CRL_verify(crl, issuer_key) == 1 ? 0 : BS_ERR_SIG_INVALID;
-	OPENSSL_free(der);
-	if (rc != 0) {
-		X509_CRL_free(crl);
-		return rc;
-	}
-	*out = crl;
-	return 0;
+	*out = o;
+	return rc;
 }

@@ -11,6 +11,7 @@
  * One call: loop (checks, the TBS) -> HSM (signature) -> loop (assembly)
  * -> worker (store) -> loop (answer). Reads go loop -> worker -> loop.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +50,7 @@
 enum op { OP_CREATE, OP_GET };
 
 struct ccall {
-	struct workq_job job;           /* first */
-	struct rpc_call *call;
-	struct svc_ctx *svc;
+	struct certs_call base;         /* first */
 	enum op op;
 	char key[CATALOG_NAME_MAX + 1];
 	char row[CATALOG_NAME_MAX + 8];
@@ -72,8 +71,10 @@ struct ccall {
 };
 
 static void
-ccall_free(struct ccall *c)
+ccall_free(void *arg)
 {
+	struct ccall *c = arg;
+
 	X509_free(c->tmpl);
 	EVP_PKEY_free(c->pub);
 	OPENSSL_free(c->tbs);
@@ -84,19 +85,75 @@ ccall_free(struct ccall *c)
 	free(c);
 }
 
-static void
-fail(struct ccall *c, int status, const char *msg)
+void *
+certs_call_new(struct rpc_call *call, size_t size, void (*free_fn)(void *c))
 {
-	rpc_call_fail(c->call, status, "%s", msg);
-	ccall_free(c);
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct certs_call *c;
+
+	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
+		return NULL;
+	}
+	if ((c = calloc(1, size)) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	c->call = call;
+	c->svc = svc;
+	c->free_fn = free_fn;
+	return c;
 }
 
-static int
-submit(struct ccall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+void
+certs_fail(void *arg, int status, const char *fmt, ...)
 {
+	struct certs_call *c = arg;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_call_fail(c->call, status, "%s", msg);
+	c->free_fn(c);
+}
+
+int
+certs_submit(void *arg, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
+{
+	struct certs_call *c = arg;
+
 	c->job.work = work;
 	c->job.done = done;
 	return workq_submit(c->svc->work, &c->job);
+}
+
+int
+certs_ca_signer(void *arg, const char *key, const Boltseal__V1__Authority *ca,
+    const struct catalog_version **v, X509 **cert, EVP_PKEY **pub)
+{
+	struct certs_call *c = arg;
+	const struct catalog_key *k = catalog_find(c->svc->catalog, key);
+	BIO *b;
+
+	*v = k != NULL ? catalog_key_version(k, ca->key_version) : NULL;
+	if (k == NULL || k->purpose != BS_PURPOSE_CA || *v == NULL ||
+	    !catalog_version_usable(k, *v)) {
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' (the version that "
+		    "signed its certificate) is not usable", key);
+		return 0;
+	}
+	rpc_call_audit_key(c->call, key, (*v)->version);
+	if ((b = BIO_new_mem_buf(ca->certificate_pem, -1)) == NULL ||
+	    (*cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (*pub = X509_get_pubkey(*cert)) == NULL) {
+		BIO_free(b);
+		certs_fail(c, GRPC_STATUS_INTERNAL, "the kept CA certificate does not parse");
+		return 0;
+	}
+	BIO_free(b);
+	return 1;
 }
 
 /* 1 if s is 1..CN_MAX bytes of UTF-8 without control characters. */
@@ -122,24 +179,15 @@ cn_valid(const char *s)
 static struct ccall *
 ccall_start(struct rpc_call *call, enum op op, const char *key)
 {
-	struct svc_ctx *svc = rpc_call_svc(call);
 	struct ccall *c;
 
-	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
-		return NULL;
-	}
 	if (key[0] == '\0' || strlen(key) > CATALOG_NAME_MAX) {
 		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "key_name: 1 to %d bytes",
 		    CATALOG_NAME_MAX);
 		return NULL;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if ((c = certs_call_new(call, sizeof(*c), ccall_free)) == NULL)
 		return NULL;
-	}
-	c->call = call;
-	c->svc = svc;
 	c->op = op;
 	snprintf(c->key, sizeof(c->key), "%s", key);
 	snprintf(c->row, sizeof(c->row), "ca/%s", key);
@@ -313,7 +361,7 @@ store_work(struct workq_job *job, void *ctx)
 	struct store_txn *tx;
 
 	(void)ctx;
-	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
+	if ((c->rc = store_begin(c->base.svc->store, &tx)) != 0)
 		return;
 	c->rc = store_row_put(tx, CERTS_NS, c->row, 0, c->row_data, c->row_len, NULL);
 	if (c->rc == 0)
@@ -329,19 +377,18 @@ store_done(struct workq_job *job)
 	Boltseal__V1__CreateAuthorityResponse r = BOLTSEAL__V1__CREATE_AUTHORITY_RESPONSE__INIT;
 
 	if (c->rc == BS_ERR_EXISTS) {
-		fail(c, GRPC_STATUS_ALREADY_EXISTS, "this key has its CA certificate already "
+		certs_fail(c, GRPC_STATUS_ALREADY_EXISTS, "this key has its CA certificate already "
 		    "(GetAuthority)");
 		return;
 	}
 	if (c->rc != 0) {
-		rpc_call_fail(c->call, rpc_status_from_err(c->rc), "cannot keep the certificate: %s",
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot keep the certificate: %s",
 		    bs_strerror(c->rc));
-		ccall_free(c);
 		return;
 	}
-	rpc_call_audit_event(c->call, "ca_created");
+	rpc_call_audit_event(c->base.call, "ca_created");
 	r.authority = &c->a;
-	rpc_call_finish_pb(c->call, &r.base);
+	rpc_call_finish_pb(c->base.call, &r.base);
 	ccall_free(c);
 }
 
@@ -395,29 +442,29 @@ signed_cb(void *arg, struct keyop_answer *ans)
 	X509 *x = NULL;
 	int st, rc;
 
-	if ((st = certs_sig_der(c->svc, c->call, ans, der, &dlen, &msg)) != 0) {
-		fail(c, st, msg);
+	if ((st = certs_sig_der(c->base.svc, c->base.call, ans, der, &dlen, &msg)) != 0) {
+		certs_fail(c, st, "%s", msg);
 		return;
 	}
 	if (x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->pub, &x) != 0) {
 		/* the HSM's signature does not verify with the catalog's public key */
-		fail(c, GRPC_STATUS_INTERNAL, "the CA certificate's signature does not verify");
+		certs_fail(c, GRPC_STATUS_INTERNAL, "the CA certificate's signature does not verify");
 		return;
 	}
 	rc = describe(c, x);
 	X509_free(x);
 	/* the record's facts before the commit (its event once committed): nothing fails after */
 	if (rc == 0) {
-		if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
-		    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0)
+		if (rpc_call_audit_field(c->base.call, "serial", c->serial) != 0 ||
+		    rpc_call_audit_field(c->base.call, "cert_sha256", c->sha) != 0)
 			rc = BS_ERR_NOMEM;
 	}
 	if (rc != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	if (submit(c, store_work, store_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, store_work, store_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 static void
@@ -433,28 +480,28 @@ create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 
 	if ((c = ccall_start(call, OP_CREATE, r->key_name)) == NULL)
 		return;
-	k = catalog_find(c->svc->catalog, c->key);
+	k = catalog_find(c->base.svc->catalog, c->key);
 	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
 	    NULL, 0)) {
 		ccall_free(c);
 		return;
 	}
 	if (!cn_valid(r->common_name) || days > LIFETIME_MAX) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "common_name: 1 to 64 bytes of UTF-8 without "
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "common_name: 1 to 64 bytes of UTF-8 without "
 		    "control characters; lifetime_days: 0 (3650) to 7300");
 		return;
 	}
 	if (k == NULL) {
-		fail(c, GRPC_STATUS_NOT_FOUND, "no such key");
+		certs_fail(c, GRPC_STATUS_NOT_FOUND, "no such key");
 		return;
 	}
 	if (k->purpose != BS_PURPOSE_CA || k->alg != BS_ALG_ECDSA_P256_SHA256) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "not a CA key (purpose CA, "
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "not a CA key (purpose CA, "
 		    "ECDSA_P256_SHA256)");
 		return;
 	}
 	if ((v = catalog_key_primary(k)) == NULL || !catalog_version_usable(k, v)) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the key has no usable version");
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the key has no usable version");
 		return;
 	}
 	c->version = v->version;
@@ -463,11 +510,11 @@ create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 	if ((c->pub = d2i_PUBKEY(NULL, &p, (long)v->spki_len)) == NULL ||
 	    build_ca(c, r->common_name, days) != 0 ||
 	    x509_tbs_ecdsa(c->tmpl, &c->tbs, &c->tbs_len) != 0) {
-		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
+		certs_fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
 		return;
 	}
-	if (certs_sign_tbs(c->svc, c->key, v, c->tbs, c->tbs_len, signed_cb, c) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_sign_tbs(c->base.svc, c->key, v, c->tbs, c->tbs_len, signed_cb, c) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 /* ---- GetAuthority -------------------------------------------------------------------- */
@@ -482,7 +529,7 @@ read_work(struct workq_job *job, void *ctx)
 	uint64_t ver;
 
 	(void)ctx;
-	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
 	c->rc = store_row_get(tx, CERTS_NS, c->row, &data, &len, &ver);
 	store_rollback(tx);
@@ -498,15 +545,15 @@ read_done(struct workq_job *job)
 	Boltseal__V1__GetAuthorityResponse r = BOLTSEAL__V1__GET_AUTHORITY_RESPONSE__INIT;
 
 	if (c->rc == BS_ERR_NOT_FOUND) {
-		fail(c, GRPC_STATUS_NOT_FOUND, "no CA certificate for this key (CreateAuthority)");
+		certs_fail(c, GRPC_STATUS_NOT_FOUND, "no CA certificate for this key (CreateAuthority)");
 		return;
 	}
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot read the certificate");
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot read the certificate");
 		return;
 	}
 	r.authority = c->got;
-	rpc_call_finish_pb(c->call, &r.base);
+	rpc_call_finish_pb(c->base.call, &r.base);
 	ccall_free(c);
 }
 
@@ -519,14 +566,14 @@ get_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 
 	if ((c = ccall_start(call, OP_GET, r->key_name)) == NULL)
 		return;
-	k = catalog_find(c->svc->catalog, c->key);
+	k = catalog_find(c->base.svc->catalog, c->key);
 	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
 	    NULL, 0)) {
 		ccall_free(c);
 		return;
 	}
-	if (submit(c, read_work, read_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 static const struct rpc_method methods[] = {

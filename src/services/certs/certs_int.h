@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "boltseal/v1/certs.pb-c.h"
+#include "exec/workq.h"
 #include "keyops/keyclient.h"
 #include "keys/catalog.h"
 #include "rpc/rpc_service.h"
@@ -26,6 +27,31 @@ struct svc_ctx;
 #define CERTS_SERIAL_HEX (2 * CERTS_SERIAL_LEN)
 #define CERTS_BACKDATE_S 60              /* notBefore: a minute back, for clocks a little behind */
 #define CERTS_ORG "boltseal"
+
+/*
+ * The first member of every call's state (struct ccall, icall, rcall): its
+ * work-queue job, the call, the service context, and how to free it all.
+ */
+struct certs_call {
+	struct workq_job job;           /* first */
+	struct rpc_call *call;
+	struct svc_ctx *svc;
+	void (*free_fn)(void *c);
+};
+
+/*
+ * A zeroed call state of size bytes (a struct starting with struct
+ * certs_call) for call, freed with free_fn; or NULL, the call answered
+ * (service not started, out of memory).
+ */
+void *certs_call_new(struct rpc_call *call, size_t size, void (*free_fn)(void *c));
+
+/* Answers c's call with status and the formatted message, then frees c. */
+void certs_fail(void *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Runs work on a worker, then done on the loop. 0, or the queue's refusal. */
+int certs_submit(void *c, void (*work)(struct workq_job *, void *),
+    void (*done)(struct workq_job *)) BS_WUR;
 
 /* A random positive serial of CERTS_SERIAL_LEN octets into x, and its hex. 0 or BS_ERR_CRYPTO. */
 int certs_set_serial(X509 *x, char hex[CERTS_SERIAL_HEX + 1]) BS_WUR;
@@ -48,6 +74,16 @@ int certs_sign_tbs(struct svc_ctx *svc, const char *key, const struct catalog_ve
  */
 int certs_sig_der(struct svc_ctx *svc, struct rpc_call *call, struct keyop_answer *a,
     uint8_t *der, size_t *len, const char **msg);
+
+/*
+ * The CA `key` as kept (ca) ready to sign: the key version that signed its
+ * certificate, usable (*v), and the certificate and its public key parsed
+ * (*cert, *pub: the caller frees them), the version named in c's audit
+ * record. Returns 1, or 0 with c answered (FAILED_PRECONDITION, INTERNAL)
+ * and freed.
+ */
+int certs_ca_signer(void *c, const char *key, const Boltseal__V1__Authority *ca,
+    const struct catalog_version **v, X509 **cert, EVP_PKEY **pub) BS_WUR;
 
 /* x's PEM (*pem: OPENSSL_free) and the hex SHA-256 of its DER. 0 or BS_ERR_NOMEM. */
 int certs_pem_sha(X509 *x, char **pem, char sha[65]) BS_WUR;

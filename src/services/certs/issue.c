@@ -12,7 +12,6 @@
  * -> loop (the TBS) -> HSM (signature) -> loop (assembly, check) -> worker
  * (the serial's row) -> loop (answer).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +42,7 @@
 #define LIFETIME_HOURS_MAX 8760u
 
 struct icall {
-	struct workq_job job;           /* first */
-	struct rpc_call *call;
-	struct svc_ctx *svc;
+	struct certs_call base;         /* first */
 	int rc;
 	char row[PROFILE_NAME_MAX + 40];
 	uint8_t *row_data;              /* to store */
@@ -71,8 +68,10 @@ struct icall {
 };
 
 static void
-icall_free(struct icall *c)
+icall_free(void *arg)
 {
+	struct icall *c = arg;
+
 	free(c->row_data);
 	EVP_PKEY_free(c->subject_key);
 	if (c->prof != NULL)
@@ -86,49 +85,15 @@ icall_free(struct icall *c)
 	free(c);
 }
 
-static void fail(struct icall *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Answers the call with status and the formatted message, and frees c. */
-static void
-fail(struct icall *c, int status, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	rpc_call_fail(c->call, status, "%s", msg);
-	icall_free(c);
-}
 
 static struct icall *
 icall_new(struct rpc_call *call)
 {
-	struct svc_ctx *svc = rpc_call_svc(call);
-	struct icall *c;
+	struct icall *c = certs_call_new(call, sizeof(*c), icall_free);
 
-	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
-		return NULL;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return NULL;
-	}
-	c->call = call;
-	c->svc = svc;
-	boltseal__v1__issued_certificate__init(&c->out);
+	if (c != NULL)
+		boltseal__v1__issued_certificate__init(&c->out);
 	return c;
-}
-
-static int
-submit(struct icall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
-{
-	c->job.work = work;
-	c->job.done = done;
-	return workq_submit(c->svc->work, &c->job);
 }
 
 /* 1..PROFILE_NAME_MAX of [a-z0-9-]. */
@@ -169,7 +134,7 @@ put_work(struct workq_job *job, void *ctx, int create)
 	uint64_t ver = 0;
 
 	(void)ctx;
-	if ((c->rc = store_begin(c->svc->store, &tx)) != 0)
+	if ((c->rc = store_begin(c->base.svc->store, &tx)) != 0)
 		return;
 	if (!create) {
 		c->rc = store_row_get(tx, CERTS_NS, c->row, &old, &olen, &ver);
@@ -202,13 +167,13 @@ profile_done(struct workq_job *job)
 	Boltseal__V1__SetProfileResponse r = BOLTSEAL__V1__SET_PROFILE_RESPONSE__INIT;
 
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot keep the profile: %s",
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot keep the profile: %s",
 		    bs_strerror(c->rc));
 		return;
 	}
-	rpc_call_audit_event(c->call, "profile_set");
+	rpc_call_audit_event(c->base.call, "profile_set");
 	r.profile = c->prof;
-	rpc_call_finish_pb(c->call, &r.base);
+	rpc_call_finish_pb(c->base.call, &r.base);
 	icall_free(c);
 }
 
@@ -229,14 +194,14 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 	    strlen(p->ca_key_name) > CATALOG_NAME_MAX || p->kind < BOLTSEAL__V1__PROFILE_KIND__VEHICLE ||
 	    p->kind > BOLTSEAL__V1__PROFILE_KIND__SERVICE || !uri_prefix_valid(p->uri_prefix) ||
 	    p->max_lifetime_hours == 0 || p->max_lifetime_hours > LIFETIME_HOURS_MAX) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: name 1..32 of [a-z0-9-], "
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: name 1..32 of [a-z0-9-], "
 		    "ca_key_name, kind VEHICLE, GATEWAY or SERVICE, uri_prefix like "
 		    "\"spiffe://fleet.example/vehicle/\" (a scheme, no ',' or spaces, ending with "
 		    "'/'), max_lifetime_hours 1..8760");
 		return;
 	}
 	rpc_call_audit_target(call, p->name);
-	k = catalog_find(c->svc->catalog, p->ca_key_name);
+	k = catalog_find(c->base.svc->catalog, p->ca_key_name);
 	attr = (struct policy_attr){ "request.profile", p->name };
 	if (!rpc_call_authorize(call, p->ca_key_name, k != NULL ? bs_purpose_name(k->purpose) :
 	    NULL, &attr, 1)) {
@@ -244,7 +209,7 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	if (k == NULL || k->purpose != BS_PURPOSE_CA) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "ca_key_name: %s", k == NULL ? "no such key" :
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "ca_key_name: %s", k == NULL ? "no such key" :
 		    "not a CA key");
 		return;
 	}
@@ -260,18 +225,18 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 	if ((c->row_data = malloc(c->row_len > 0 ? c->row_len : 1)) == NULL ||
 	    (boltseal__v1__profile__pack(&clean, c->row_data),
 	    (c->prof = boltseal__v1__profile__unpack(NULL, c->row_len, c->row_data)) == NULL)) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	snprintf(hours, sizeof(hours), "%u", p->max_lifetime_hours);
 	if (rpc_call_audit_field(call, "ca_key", p->ca_key_name) != 0 ||
 	    rpc_call_audit_field(call, "uri_prefix", p->uri_prefix) != 0 ||
 	    rpc_call_audit_field(call, "max_lifetime_hours", hours) != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	if (submit(c, profile_work, profile_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, profile_work, profile_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 /* ---- IssueCertificate: reading -------------------------------------------------------- */
@@ -289,7 +254,7 @@ read_work(struct workq_job *job, void *ctx)
 	json_t *rec = NULL;
 
 	(void)ctx;
-	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
 	snprintf(row, sizeof(row), "profile/%s", c->profile);
 	if ((c->rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver)) != 0)
@@ -382,69 +347,53 @@ static void
 read_done(struct workq_job *job)
 {
 	struct icall *c = (struct icall *)job;
-	const struct catalog_key *k;
 	const struct catalog_version *v;
 	unsigned hours;
 	X509 *leaf = NULL;
-	BIO *b;
 	int rc;
 
 	if (c->rc == BS_ERR_NOT_FOUND && c->no_ca) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the profile's CA key '%s' has no CA "
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the profile's CA key '%s' has no CA "
 		    "certificate (CreateAuthority)", c->prof->ca_key_name);
 		return;
 	}
 	if (c->rc == BS_ERR_NOT_FOUND) {
-		fail(c, GRPC_STATUS_NOT_FOUND, "no profile '%s'", c->profile);
+		certs_fail(c, GRPC_STATUS_NOT_FOUND, "no profile '%s'", c->profile);
 		return;
 	}
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot read the profile: %s", bs_strerror(c->rc));
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot read the profile: %s", bs_strerror(c->rc));
 		return;
 	}
 	if (c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE &&
 	    c->vehicle_status != VEHICLE_ACTIVE) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, c->vehicle_status == 0 ?
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, c->vehicle_status == 0 ?
 		    "vehicle '%s' is not registered" : "vehicle '%s' is not active", c->subject);
 		return;
 	}
 	hours = c->hours != 0 ? c->hours : c->prof->max_lifetime_hours;
 	if (hours > c->prof->max_lifetime_hours) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "lifetime_hours: longer than profile '%s' "
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "lifetime_hours: longer than profile '%s' "
 		    "allows", c->profile);
 		return;
 	}
-	k = catalog_find(c->svc->catalog, c->prof->ca_key_name);
-	v = k != NULL ? catalog_key_version(k, c->ca->key_version) : NULL;
-	if (k == NULL || k->purpose != BS_PURPOSE_CA || v == NULL || !catalog_version_usable(k, v)) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' (the version that signed "
-		    "its certificate) is not usable", c->prof->ca_key_name);
+	if (!certs_ca_signer(c, c->prof->ca_key_name, c->ca, &v, &c->ca_cert, &c->ca_pub))
 		return;
-	}
-	rpc_call_audit_key(c->call, c->prof->ca_key_name, v->version);
-	if ((b = BIO_new_mem_buf(c->ca->certificate_pem, -1)) == NULL ||
-	    (c->ca_cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
-	    (c->ca_pub = X509_get_pubkey(c->ca_cert)) == NULL) {
-		BIO_free(b);
-		fail(c, GRPC_STATUS_INTERNAL, "the kept CA certificate does not parse");
-		return;
-	}
-	BIO_free(b);
 	rc = build_leaf(c, hours, &leaf);
 	if (rc == 0)
 		rc = x509_tbs_ecdsa(leaf, &c->tbs, &c->tbs_len);
 	X509_free(leaf);
 	if (rc == BS_ERR_PRECONDITION) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA certificate of '%s' is not valid "
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA certificate of '%s' is not valid "
 		    "now (expired, or not yet valid)", c->prof->ca_key_name);
 		return;
 	}
 	if (rc != 0) {
-		fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
+		certs_fail(c, GRPC_STATUS_INTERNAL, "cannot build the certificate");
 		return;
 	}
-	if (certs_sign_tbs(c->svc, c->prof->ca_key_name, v, c->tbs, c->tbs_len, issued_cb, c) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_sign_tbs(c->base.svc, c->prof->ca_key_name, v, c->tbs, c->tbs_len, issued_cb, c) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 /* ---- IssueCertificate: signed, kept, answered ------------------------------------------ */
@@ -462,14 +411,14 @@ serial_done(struct workq_job *job)
 	Boltseal__V1__IssueCertificateResponse r = BOLTSEAL__V1__ISSUE_CERTIFICATE_RESPONSE__INIT;
 
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot record the certificate: %s",
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot record the certificate: %s",
 		    bs_strerror(c->rc));
 		return;
 	}
-	rpc_call_audit_event(c->call, "certificate_issued");
+	rpc_call_audit_event(c->base.call, "certificate_issued");
 	c->out.ca_certificate_pem = c->ca->certificate_pem;
 	r.certificate = &c->out;
-	rpc_call_finish_pb(c->call, &r.base);
+	rpc_call_finish_pb(c->base.call, &r.base);
 	icall_free(c);
 }
 
@@ -484,12 +433,12 @@ issued_cb(void *arg, struct keyop_answer *a)
 	char na[24];
 	int st;
 
-	if ((st = certs_sig_der(c->svc, c->call, a, der, &dlen, &msg)) != 0) {
-		fail(c, st, "%s", msg);
+	if ((st = certs_sig_der(c->base.svc, c->base.call, a, der, &dlen, &msg)) != 0) {
+		certs_fail(c, st, "%s", msg);
 		return;
 	}
 	if (x509_signed_cert(c->tbs, c->tbs_len, der, dlen, c->ca_pub, &x) != 0) {
-		fail(c, GRPC_STATUS_INTERNAL, "the certificate's signature does not verify with the "
+		certs_fail(c, GRPC_STATUS_INTERNAL, "the certificate's signature does not verify with the "
 		    "CA's key");
 		return;
 	}
@@ -497,7 +446,7 @@ issued_cb(void *arg, struct keyop_answer *a)
 	    certs_validity(x, &c->out.not_before_unix, &c->out.not_after_unix) != 0;
 	X509_free(x);
 	if (st) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	c->out.certificate_pem = c->pem;
@@ -511,22 +460,22 @@ issued_cb(void *arg, struct keyop_answer *a)
 	snprintf(c->row, sizeof(c->row), "serial/%s", c->serial);
 	c->row_len = boltseal__v1__issued_certificate__get_packed_size(&c->out);
 	if ((c->row_data = malloc(c->row_len)) == NULL) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	boltseal__v1__issued_certificate__pack(&c->out, c->row_data);
 	/* the record's facts before the commit (its event once committed): nothing fails after */
 	snprintf(na, sizeof(na), "%lld", (long long)c->out.not_after_unix);
-	if (rpc_call_audit_field(c->call, "serial", c->serial) != 0 ||
-	    rpc_call_audit_field(c->call, "cert_sha256", c->sha) != 0 ||
-	    rpc_call_audit_field(c->call, "profile", c->profile) != 0 ||
-	    rpc_call_audit_field(c->call, "subject_uri", c->uri) != 0 ||
-	    rpc_call_audit_field(c->call, "not_after", na) != 0) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+	if (rpc_call_audit_field(c->base.call, "serial", c->serial) != 0 ||
+	    rpc_call_audit_field(c->base.call, "cert_sha256", c->sha) != 0 ||
+	    rpc_call_audit_field(c->base.call, "profile", c->profile) != 0 ||
+	    rpc_call_audit_field(c->base.call, "subject_uri", c->uri) != 0 ||
+	    rpc_call_audit_field(c->base.call, "not_after", na) != 0) {
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	if (submit(c, serial_work, serial_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, serial_work, serial_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 void
@@ -542,7 +491,7 @@ certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	if (!profile_name_valid(r->profile) || !vehicle_id_valid(r->subject_id) ||
 	    r->lifetime_hours > LIFETIME_HOURS_MAX) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: 1..32 of [a-z0-9-]; subject_id: 1..64 "
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "profile: 1..32 of [a-z0-9-]; subject_id: 1..64 "
 		    "of [A-Za-z0-9._-], starting alphanumeric; lifetime_hours: 0..8760");
 		return;
 	}
@@ -557,9 +506,9 @@ certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	if (csr_public_key(r->csr_pem, strlen(r->csr_pem), &c->subject_key, &why) != 0) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
 		return;
 	}
-	if (submit(c, read_work, read_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }

@@ -14,7 +14,6 @@
  * are found by walking every issued certificate's row (fine for thousands;
  * an index per CA is the next step at fleet scale).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +49,7 @@ struct entry {
 };
 
 struct rcall {
-	struct workq_job job;           /* first */
-	struct rpc_call *call;
-	struct svc_ctx *svc;
+	struct certs_call base;         /* first */
 	int revoke;                     /* RevokeCertificate (else GetCrl) */
 	int already;                    /* revoke: it was revoked before */
 	int rc;
@@ -79,8 +76,10 @@ struct rcall {
 };
 
 static void
-rcall_free(struct rcall *c)
+rcall_free(void *arg)
 {
+	struct rcall *c = arg;
+
 	if (c->cert != NULL)
 		boltseal__v1__issued_certificate__free_unpacked(c->cert, NULL);
 	if (c->ca != NULL)
@@ -95,30 +94,6 @@ rcall_free(struct rcall *c)
 	free(c);
 }
 
-static void fail(struct rcall *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Answers the call with status and the formatted message, and frees c. */
-static void
-fail(struct rcall *c, int status, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	rpc_call_fail(c->call, status, "%s", msg);
-	rcall_free(c);
-}
-
-static int
-submit(struct rcall *c, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
-{
-	c->job.work = work;
-	c->job.done = done;
-	return workq_submit(c->svc->work, &c->job);
-}
 
 /* ---- worker: reading (and marking) --------------------------------------------------- */
 
@@ -191,7 +166,7 @@ mark(struct rcall *c)
 	int rc;
 
 	snprintf(row, sizeof(row), "serial/%s", c->serial);
-	if ((rc = store_begin(c->svc->store, &tx)) != 0)
+	if ((rc = store_begin(c->base.svc->store, &tx)) != 0)
 		return rc;
 	rc = read_pb(tx, row, &boltseal__v1__issued_certificate__descriptor,
 	    (ProtobufCMessage **)&c->cert, &ver);
@@ -232,7 +207,7 @@ read_work(struct workq_job *job, void *ctx)
 			return;
 		snprintf(c->key, sizeof(c->key), "%s", c->cert->ca_key_name);
 	}
-	if ((c->rc = store_begin_read(c->svc->store, &tx)) != 0)
+	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
 	snprintf(row, sizeof(row), "ca/%s", c->key);
 	if ((rc = read_pb(tx, row, &boltseal__v1__authority__descriptor,
@@ -346,33 +321,31 @@ static void
 read_done(struct workq_job *job)
 {
 	struct rcall *c = (struct rcall *)job;
-	const struct catalog_key *k;
 	const struct catalog_version *v;
-	BIO *b;
 
 	if (c->rc == BS_ERR_NOT_FOUND) {
-		fail(c, GRPC_STATUS_NOT_FOUND, "no certificate with serial %s", c->serial);
+		certs_fail(c, GRPC_STATUS_NOT_FOUND, "no certificate with serial %s", c->serial);
 		return;
 	}
 	if (c->rc == BS_ERR_PRECONDITION && c->already) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "certificate %s is revoked already",
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "certificate %s is revoked already",
 		    c->serial);
 		return;
 	}
 	if (c->rc == BS_ERR_PRECONDITION) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' has no CA certificate",
+		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' has no CA certificate",
 		    c->key);
 		return;
 	}
 	if (c->revoke && c->cert != NULL && !c->already && c->cert->revoked_at_unix == c->now) {
 		/* marked (committed): the record says so, whatever the CRL's fate */
-		rpc_call_audit_event(c->call, "certificate_revoked");
-		if (rpc_call_audit_field(c->call, "serial", c->serial) != 0)
+		rpc_call_audit_event(c->base.call, "certificate_revoked");
+		if (rpc_call_audit_field(c->base.call, "serial", c->serial) != 0)
 			bs_log(BS_LOG_ERROR, "out of memory: a revocation's record lacks its serial",
 			    "serial", c->serial, NULL);
 	}
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot read the CA's state: %s",
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot read the CA's state: %s",
 		    bs_strerror(c->rc));
 		return;
 	}
@@ -382,28 +355,14 @@ read_done(struct workq_job *job)
 		answer(c, c->kept);
 		return;
 	}
-	k = catalog_find(c->svc->catalog, c->key);
-	v = k != NULL ? catalog_key_version(k, c->ca->key_version) : NULL;
-	if (k == NULL || k->purpose != BS_PURPOSE_CA || v == NULL || !catalog_version_usable(k, v)) {
-		fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the CA key '%s' (the version that signed "
-		    "its certificate) is not usable", c->key);
+	if (!certs_ca_signer(c, c->key, c->ca, &v, &c->ca_cert, &c->ca_pub))
 		return;
-	}
-	rpc_call_audit_key(c->call, c->key, v->version);
-	if ((b = BIO_new_mem_buf(c->ca->certificate_pem, -1)) == NULL ||
-	    (c->ca_cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
-	    (c->ca_pub = X509_get_pubkey(c->ca_cert)) == NULL) {
-		BIO_free(b);
-		fail(c, GRPC_STATUS_INTERNAL, "the kept CA certificate does not parse");
-		return;
-	}
-	BIO_free(b);
 	if (build_crl(c) != 0) {
-		fail(c, GRPC_STATUS_INTERNAL, "cannot build the CRL");
+		certs_fail(c, GRPC_STATUS_INTERNAL, "cannot build the CRL");
 		return;
 	}
-	if (certs_sign_tbs(c->svc, c->key, v, c->tbs, c->tbs_len, crl_signed, c) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_sign_tbs(c->base.svc, c->key, v, c->tbs, c->tbs_len, crl_signed, c) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 /* ---- the signed CRL: kept, answered ----------------------------------------------------- */
@@ -425,7 +384,7 @@ keep_work(struct workq_job *job, void *ctx)
 		return;
 	}
 	boltseal__v1__crl__pack(&c->crl, buf);
-	if ((rc = store_begin(c->svc->store, &tx)) == 0) {
+	if ((rc = store_begin(c->base.svc->store, &tx)) == 0) {
 		snprintf(row, sizeof(row), "crl/%s", c->key);
 		rc = store_row_put(tx, CERTS_NS, row, c->kept != NULL ? c->kept_ver : 0, buf, n, NULL);
 		snprintf(row, sizeof(row), "crlnum/%s", c->key);
@@ -447,11 +406,11 @@ keep_done(struct workq_job *job)
 	struct rcall *c = (struct rcall *)job;
 
 	if (c->rc == BS_ERR_PRECONDITION || c->rc == BS_ERR_EXISTS) {
-		fail(c, GRPC_STATUS_ABORTED, "another CRL of this CA was made meanwhile; ask again");
+		certs_fail(c, GRPC_STATUS_ABORTED, "another CRL of this CA was made meanwhile; ask again");
 		return;
 	}
 	if (c->rc != 0) {
-		fail(c, rpc_status_from_err(c->rc), "cannot keep the CRL: %s", bs_strerror(c->rc));
+		certs_fail(c, rpc_status_from_err(c->rc), "cannot keep the CRL: %s", bs_strerror(c->rc));
 		return;
 	}
 	answer(c, &c->crl);
@@ -469,12 +428,12 @@ crl_signed(void *arg, struct keyop_answer *a)
 	BUF_MEM *m = NULL;
 	int st;
 
-	if ((st = certs_sig_der(c->svc, c->call, a, der, &dlen, &msg)) != 0) {
-		fail(c, st, "%s", msg);
+	if ((st = certs_sig_der(c->base.svc, c->base.call, a, der, &dlen, &msg)) != 0) {
+		certs_fail(c, st, "%s", msg);
 		return;
 	}
 	if (x509_signed_crl(c->tbs, c->tbs_len, der, dlen, c->ca_pub, &crl) != 0) {
-		fail(c, GRPC_STATUS_INTERNAL, "the CRL's signature does not verify with the CA's key");
+		certs_fail(c, GRPC_STATUS_INTERNAL, "the CRL's signature does not verify with the CA's key");
 		return;
 	}
 	st = (b = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_X509_CRL(b, crl) != 1 ||
@@ -483,7 +442,7 @@ crl_signed(void *arg, struct keyop_answer *a)
 	BIO_free(b);
 	X509_CRL_free(crl);
 	if (st) {
-		fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the CRL is too large or memory ran out");
+		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the CRL is too large or memory ran out");
 		return;
 	}
 	boltseal__v1__crl__init(&c->crl);
@@ -494,8 +453,8 @@ crl_signed(void *arg, struct keyop_answer *a)
 	c->crl.next_update_unix = c->now + CRL_VALIDITY_S;
 	c->crl.revoked = (uint32_t)c->n;
 	c->stage = 1;
-	if (submit(c, keep_work, keep_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, keep_work, keep_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 static void
@@ -508,9 +467,9 @@ answer(struct rcall *c, const Boltseal__V1__Crl *crl)
 	if (crl == &c->crl) {
 		/* kept already: the answer is OK whatever happens here */
 		if (!c->revoke)
-			rpc_call_audit_event(c->call, "crl_made");
-		if (rpc_call_audit_field(c->call, "crl_number", num) != 0 ||
-		    rpc_call_audit_field(c->call, "crl_entries", n) != 0)
+			rpc_call_audit_event(c->base.call, "crl_made");
+		if (rpc_call_audit_field(c->base.call, "crl_number", num) != 0 ||
+		    rpc_call_audit_field(c->base.call, "crl_entries", n) != 0)
 			bs_log(BS_LOG_ERROR, "out of memory: a CRL's record lacks its number", "crl_number",
 			    num, NULL);
 	}
@@ -520,12 +479,12 @@ answer(struct rcall *c, const Boltseal__V1__Crl *crl)
 
 		r.certificate = c->cert;
 		r.crl = (Boltseal__V1__Crl *)crl;
-		rpc_call_finish_pb(c->call, &r.base);
+		rpc_call_finish_pb(c->base.call, &r.base);
 	} else {
 		Boltseal__V1__GetCrlResponse r = BOLTSEAL__V1__GET_CRL_RESPONSE__INIT;
 
 		r.crl = (Boltseal__V1__Crl *)crl;
-		rpc_call_finish_pb(c->call, &r.base);
+		rpc_call_finish_pb(c->base.call, &r.base);
 	}
 	rcall_free(c);
 }
@@ -535,21 +494,12 @@ answer(struct rcall *c, const Boltseal__V1__Crl *crl)
 static struct rcall *
 rcall_new(struct rpc_call *call, int revoke)
 {
-	struct svc_ctx *svc = rpc_call_svc(call);
-	struct rcall *c;
+	struct rcall *c = certs_call_new(call, sizeof(*c), rcall_free);
 
-	if (svc->store == NULL || svc->work == NULL || svc->keys == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "certificate service not started");
-		return NULL;
+	if (c != NULL) {
+		c->revoke = revoke;
+		c->now = (int64_t)time(NULL);
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-		return NULL;
-	}
-	c->call = call;
-	c->svc = svc;
-	c->revoke = revoke;
-	c->now = (int64_t)time(NULL);
 	return c;
 }
 
@@ -566,7 +516,7 @@ certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	if (n != CERTS_SERIAL_HEX || strspn(r->serial_hex, "0123456789abcdef") != n ||
 	    (!(r->reason <= 5 && r->reason != 2) && r->reason != 9)) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "serial_hex: %d lower-case hex digits; reason: "
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "serial_hex: %d lower-case hex digits; reason: "
 		    "0, 1, 3, 4, 5 or 9 (RFC 5280 CRLReason)", CERTS_SERIAL_HEX);
 		return;
 	}
@@ -578,8 +528,8 @@ certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg)
 		rcall_free(c);
 		return;
 	}
-	if (submit(c, read_work, read_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
 
 void
@@ -592,17 +542,17 @@ certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg)
 	if ((c = rcall_new(call, 0)) == NULL)
 		return;
 	if (r->ca_key_name[0] == '\0' || strlen(r->ca_key_name) > CATALOG_NAME_MAX) {
-		fail(c, GRPC_STATUS_INVALID_ARGUMENT, "ca_key_name: 1 to %d bytes", CATALOG_NAME_MAX);
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "ca_key_name: 1 to %d bytes", CATALOG_NAME_MAX);
 		return;
 	}
 	snprintf(c->key, sizeof(c->key), "%s", r->ca_key_name);
 	rpc_call_audit_target(call, c->key);
-	k = catalog_find(c->svc->catalog, c->key);
+	k = catalog_find(c->base.svc->catalog, c->key);
 	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
 	    NULL, 0)) {
 		rcall_free(c);
 		return;
 	}
-	if (submit(c, read_work, read_done) != 0)
-		fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
