@@ -353,21 +353,60 @@ out:
 	return rc;
 }
 
+int
+certs_put_row(struct svc_ctx *svc, const char *row, const uint8_t *data, size_t len, int create)
+{
+	struct store_txn *tx;
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	uint64_t ver = 0;
+	int rc;
+
+	if ((rc = store_begin(svc->store, &tx)) != 0)
+		return rc;
+	if (!create) {
+		rc = store_row_get(tx, CERTS_NS, row, &old, &olen, &ver);
+		free(old);
+		if (rc == BS_ERR_NOT_FOUND) {
+			ver = 0;
+			rc = 0;
+		}
+	}
+	if (rc == 0)
+		rc = store_row_put(tx, CERTS_NS, row, ver, data, len, NULL);
+	if (rc == 0)
+		return store_commit(tx);
+	store_rollback(tx);
+	return rc;
+}
+
+int
+certs_read_pb(struct store_txn *tx, const char *row, const ProtobufCMessageDescriptor *desc,
+    ProtobufCMessage **out, uint64_t *ver)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_row_get(tx, CERTS_NS, row, &data, &len, &v)) != 0)
+		return rc;
+	*out = protobuf_c_message_unpack(desc, NULL, len, data);
+	free(data);
+	if (ver != NULL)
+		*ver = v;
+	return *out != NULL ? 0 : BS_ERR_INTERNAL;
+}
+
 /* Worker: the certificate's row, created once. */
 static void
 store_work(struct workq_job *job, void *ctx)
 {
 	struct ccall *c = (struct ccall *)job;
-	struct store_txn *tx;
 
 	(void)ctx;
-	if ((c->rc = store_begin(c->base.svc->store, &tx)) != 0)
-		return;
-	c->rc = store_row_put(tx, CERTS_NS, c->row, 0, c->row_data, c->row_len, NULL);
-	if (c->rc == 0)
-		c->rc = store_commit(tx);
-	else
-		store_rollback(tx);
+	c->rc = certs_put_row(c->base.svc, c->row, c->row_data, c->row_len, 1);
 }
 
 static void
@@ -524,18 +563,13 @@ read_work(struct workq_job *job, void *ctx)
 {
 	struct ccall *c = (struct ccall *)job;
 	struct store_txn *tx;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t ver;
 
 	(void)ctx;
 	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
-	c->rc = store_row_get(tx, CERTS_NS, c->row, &data, &len, &ver);
+	c->rc = certs_read_pb(tx, c->row, &boltseal__v1__authority__descriptor,
+	    (ProtobufCMessage **)&c->got, NULL);
 	store_rollback(tx);
-	if (c->rc == 0 && (c->got = boltseal__v1__authority__unpack(NULL, len, data)) == NULL)
-		c->rc = BS_ERR_INTERNAL;
-	free(data);
 }
 
 static void

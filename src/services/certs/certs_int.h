@@ -21,6 +21,7 @@
 #include "rpc/rpc_service.h"
 
 struct svc_ctx;
+struct store_txn;
 
 #define CERTS_NS "certs"   /* rows ca/KEY, profile/NAME, serial/HEX, crl/KEY; counter crlnum/KEY */
 #define CERTS_SERIAL_LEN 16
@@ -52,6 +53,23 @@ void certs_fail(void *c, int status, const char *fmt, ...) __attribute__((format
 /* Runs work on a worker, then done on the loop. 0, or the queue's refusal. */
 int certs_submit(void *c, void (*work)(struct workq_job *, void *),
     void (*done)(struct workq_job *)) BS_WUR;
+
+/*
+ * Worker thread. Reads row (namespace CERTS_NS) in tx and unpacks it as
+ * desc into *out (free with protobuf_c_message_free_unpacked); *ver (may
+ * be NULL) gets its version. 0, BS_ERR_NOT_FOUND, BS_ERR_INTERNAL (does
+ * not unpack), the store's errors.
+ */
+int certs_read_pb(struct store_txn *tx, const char *row, const ProtobufCMessageDescriptor *desc,
+    ProtobufCMessage **out, uint64_t *ver) BS_WUR;
+
+/*
+ * Worker thread. Writes row := data in its own transaction: created (create:
+ * BS_ERR_EXISTS if it exists) or created-or-replaced. 0 once durable, or
+ * the store's errors.
+ */
+int certs_put_row(struct svc_ctx *svc, const char *row, const uint8_t *data, size_t len,
+    int create) BS_WUR;
 
 /* A random positive serial of CERTS_SERIAL_LEN octets into x, and its hex. 0 or BS_ERR_CRYPTO. */
 int certs_set_serial(X509 *x, char hex[CERTS_SERIAL_HEX + 1]) BS_WUR;

@@ -125,31 +125,11 @@ uri_prefix_valid(const char *s)
 
 /* The worker's writer: row c->row := c->row_data, created (create) or replaced. */
 static void
-put_work(struct workq_job *job, void *ctx, int create)
+put_work(struct workq_job *job, int create)
 {
 	struct icall *c = (struct icall *)job;
-	struct store_txn *tx;
-	uint8_t *old = NULL;
-	size_t olen = 0;
-	uint64_t ver = 0;
 
-	(void)ctx;
-	if ((c->rc = store_begin(c->base.svc->store, &tx)) != 0)
-		return;
-	if (!create) {
-		c->rc = store_row_get(tx, CERTS_NS, c->row, &old, &olen, &ver);
-		free(old);
-		if (c->rc == BS_ERR_NOT_FOUND) {
-			ver = 0;
-			c->rc = 0;
-		}
-	}
-	if (c->rc == 0)
-		c->rc = store_row_put(tx, CERTS_NS, c->row, ver, c->row_data, c->row_len, NULL);
-	if (c->rc == 0)
-		c->rc = store_commit(tx);
-	else
-		store_rollback(tx);
+	c->rc = certs_put_row(c->base.svc, c->row, c->row_data, c->row_len, create);
 }
 
 /* ---- SetProfile ---------------------------------------------------------------------- */
@@ -157,7 +137,8 @@ put_work(struct workq_job *job, void *ctx, int create)
 static void
 profile_work(struct workq_job *job, void *ctx)
 {
-	put_work(job, ctx, 0);
+	(void)ctx;
+	put_work(job, 0);
 }
 
 static void
@@ -248,30 +229,19 @@ read_work(struct workq_job *job, void *ctx)
 	struct icall *c = (struct icall *)job;
 	struct store_txn *tx;
 	char row[CATALOG_NAME_MAX + 8];
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t ver, rv;
+	uint64_t rv;
 	json_t *rec = NULL;
 
 	(void)ctx;
 	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
 	snprintf(row, sizeof(row), "profile/%s", c->profile);
-	if ((c->rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver)) != 0)
+	if ((c->rc = certs_read_pb(tx, row, &boltseal__v1__profile__descriptor,
+	    (ProtobufCMessage **)&c->prof, NULL)) != 0)
 		goto out;
-	c->prof = boltseal__v1__profile__unpack(NULL, len, data);
-	free(data);
-	data = NULL;
-	if (c->prof == NULL) {
-		c->rc = BS_ERR_INTERNAL;
-		goto out;
-	}
 	snprintf(row, sizeof(row), "ca/%s", c->prof->ca_key_name);
-	c->rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver);
-	if (c->rc == 0 && (c->ca = boltseal__v1__authority__unpack(NULL, len, data)) == NULL)
-		c->rc = BS_ERR_INTERNAL;
-	free(data);
-	if (c->rc != 0) {
+	if ((c->rc = certs_read_pb(tx, row, &boltseal__v1__authority__descriptor,
+	    (ProtobufCMessage **)&c->ca, NULL)) != 0) {
 		c->no_ca = c->rc == BS_ERR_NOT_FOUND;
 		goto out;
 	}
@@ -401,7 +371,8 @@ read_done(struct workq_job *job)
 static void
 serial_work(struct workq_job *job, void *ctx)
 {
-	put_work(job, ctx, 1);
+	(void)ctx;
+	put_work(job, 1);
 }
 
 static void

@@ -134,26 +134,6 @@ out:
 	return rc;
 }
 
-/* Reads row (ns CERTS_NS) into *out with desc's unpacker; 0, NOT_FOUND, INTERNAL, store errors. */
-static int
-read_pb(struct store_txn *tx, const char *row, const ProtobufCMessageDescriptor *desc,
-    ProtobufCMessage **out, uint64_t *ver)
-{
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t v = 0;
-	int rc;
-
-	*out = NULL;
-	if ((rc = store_row_get(tx, CERTS_NS, row, &data, &len, &v)) != 0)
-		return rc;
-	*out = protobuf_c_message_unpack(desc, NULL, len, data);
-	free(data);
-	if (ver != NULL)
-		*ver = v;
-	return *out != NULL ? 0 : BS_ERR_INTERNAL;
-}
-
 /* Revoke: marks the certificate (its own transaction). */
 static int
 mark(struct rcall *c)
@@ -168,7 +148,7 @@ mark(struct rcall *c)
 	snprintf(row, sizeof(row), "serial/%s", c->serial);
 	if ((rc = store_begin(c->base.svc->store, &tx)) != 0)
 		return rc;
-	rc = read_pb(tx, row, &boltseal__v1__issued_certificate__descriptor,
+	rc = certs_read_pb(tx, row, &boltseal__v1__issued_certificate__descriptor,
 	    (ProtobufCMessage **)&c->cert, &ver);
 	if (rc == 0 && c->cert->revoked_at_unix > 0) {
 		c->already = 1;
@@ -210,13 +190,13 @@ read_work(struct workq_job *job, void *ctx)
 	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
 	snprintf(row, sizeof(row), "ca/%s", c->key);
-	if ((rc = read_pb(tx, row, &boltseal__v1__authority__descriptor,
+	if ((rc = certs_read_pb(tx, row, &boltseal__v1__authority__descriptor,
 	    (ProtobufCMessage **)&c->ca, NULL)) != 0) {
 		c->rc = rc == BS_ERR_NOT_FOUND ? BS_ERR_PRECONDITION : rc;
 		goto out;
 	}
 	snprintf(row, sizeof(row), "crl/%s", c->key);
-	rc = read_pb(tx, row, &boltseal__v1__crl__descriptor, (ProtobufCMessage **)&c->kept,
+	rc = certs_read_pb(tx, row, &boltseal__v1__crl__descriptor, (ProtobufCMessage **)&c->kept,
 	    &c->kept_ver);
 	if (rc != 0 && rc != BS_ERR_NOT_FOUND) {
 		c->rc = rc;
