@@ -28,58 +28,15 @@
 
 /* ---- store ----------------------------------------------------------------- */
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int
 checkpoint_store_write(const char *dir, uint64_t size, const uint8_t *note, size_t len)
 {
-	char path[4096], tmp[4200];
-	int fd = -1, rc = BS_ERR_IO;
-	size_t off = 0;
+	char name[64];
 
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return BS_ERR_IO;
-	snprintf(path, sizeof(path), "%s/%0*" PRIu64 NOTE_SUFFIX, dir, SIZE_DIGITS, size);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return BS_ERR_IO;
-	while (off < len) {
-		ssize_t w = write(fd, note + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto out;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0)
-		goto out;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0 || fsync_dir(dir) != 0)
-		goto out;
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc != 0)
-		(void)unlink(tmp);
-	return rc;
+	snprintf(name, sizeof(name), "%0*" PRIu64 NOTE_SUFFIX, SIZE_DIGITS, size);
+	return bs_file_replace(dir, name, note, len, 0600) == 0 ? 0 : BS_ERR_IO;
 }
 
 /* 1 and *size if name is "<20 digits>.note". */

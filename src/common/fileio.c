@@ -105,3 +105,62 @@ bs_file_read_checked(const char *path, unsigned flags, size_t cap, char **out, s
 	close(fd);
 	return rc;
 }
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+bs_file_replace(const char *dir, const char *name, const void *data, size_t len, mode_t mode)
+{
+	char path[4096], tmp[4200];
+	const uint8_t *p = data;
+	int fd, rc = BS_ERR_IO, saved;
+	size_t off = 0;
+
+	if (name[0] == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return BS_ERR_INVALID;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return BS_ERR_IO;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)) < 0)
+		return BS_ERR_IO;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto out;
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0)
+		goto out;
+	rc = close(fd);
+	fd = -1;
+	if (rc != 0 || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
+		rc = BS_ERR_IO;
+		goto out;
+	}
+	rc = 0;
+out:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0)
+		(void)unlink(tmp);
+	errno = saved;
+	return rc;
+}

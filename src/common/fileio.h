@@ -51,6 +51,17 @@ int bs_file_read_checked(const char *path, unsigned flags, size_t cap, char **ou
     char *why, size_t whylen) BS_WUR;
 
 /*
+ * Replaces dir/name with len bytes of data durably: written to
+ * dir/.name.tmp (a dot file, which directory readers such as tls_crl's skip),
+ * fsync'd, renamed over dir/name, and the directory fsync'd; mode for a new
+ * file. Readers see the old file or the new one, never a part. name is a
+ * plain file name (no '/'). Returns 0, BS_ERR_INVALID (name) or BS_ERR_IO
+ * (errno says why; the temporary file is removed).
+ */
+int bs_file_replace(const char *dir, const char *name, const void *data, size_t len,
+    mode_t mode) BS_WUR;
+
+/*
  * The user the daemon switches to after start-up (privdrop.h): files it
  * owns also pass BS_FILE_OWNED while the process still runs as root.
  */

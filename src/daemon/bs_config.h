@@ -34,6 +34,7 @@ struct bs_config {
 	char *pin_file;             /* user PIN file, mode 0600 or stricter */
 	int pin_fd;                 /* or a file descriptor to read the PIN from; -1 = unset */
 	char *state_dir;            /* catalog database lives here (required) */
+	char *ca_crl_dir;           /* the CRLs of boltseal's own CAs are written here; NULL = not */
 	char *log_level;            /* debug|info|warn|error, default info */
 	unsigned workers;           /* HSM worker threads, default = online cores */
 	unsigned queue_max;         /* waiting HSM jobs before RESOURCE_EXHAUSTED, default 1024 */

@@ -78,6 +78,7 @@ static const struct keydef keydefs[] = {
 	{ "pin_file", KT_PATH, S(pin_file), 0, 0, 0 },
 	{ "pin_fd", KT_FD, S(pin_fd), 0, INT_MAX, 0 },
 	{ "state_dir", KT_PATH, S(state_dir), 0, 0, 1 },
+	{ "ca_crl_dir", KT_PATH, S(ca_crl_dir), 0, 0, 0 },
 	{ "log_level", KT_LOGLEVEL, S(log_level), 0, 0, 0 },
 	{ "workers", KT_UINT, S(workers), 1, 256, 0 },
 	{ "queue_max", KT_UINT, S(queue_max), 1, 1000000, 0 },

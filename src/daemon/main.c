@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -567,6 +568,16 @@ reload(struct daemon *d, const char *why)
 	d->file_job = j;
 }
 
+/* svc_ctx.trust_changed: a service wrote a trusted file (a CRL); reload now. */
+static void
+trust_changed(void *arg, const char *why)
+{
+	struct daemon *d = arg;
+
+	if (!d->stopping && d->srv != NULL)
+		reload(d, why);
+}
+
 /* SIGHUP: reload (see reload()). */
 static void
 hup_cb(evutil_socket_t sig, short what, void *arg)
@@ -694,21 +705,12 @@ ensure_daemon_key(struct keyd *kd, struct catalog *cat, struct hsm_session *s, c
 static int
 write_vkey(const char *dir, const char *vkey)
 {
-	char path[4200], tmp[4300];
-	FILE *f;
-	int ok;
+	char line[512];
+	int n = snprintf(line, sizeof(line), "%s\n", vkey);
 
-	snprintf(path, sizeof(path), "%s/vkey", dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL)
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return -1;
-	ok = fprintf(f, "%s\n", vkey) > 0;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		(void)unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return bs_file_replace(dir, "vkey", line, (size_t)n, 0644) == 0 ? 0 : -1;
 }
 
 static void
@@ -870,6 +872,47 @@ check_reload_files(const struct bs_config *cfg, void (*say)(const char *msg))
 	return bad ? -1 : 0;
 }
 
+/*
+ * ca_crl_dir, if set: a directory the daemon may write (after its switch
+ * to `user`: one owned by that user). 0, or BS_ERR_CONFIG with err. *warn
+ * (warnlen bytes; may be NULL) says when tls_crl does not name it, so the
+ * TLS layer would not read what is written there.
+ */
+static int
+check_ca_crl_dir(const struct bs_config *cfg, char *err, size_t errlen, char *warn, size_t warnlen)
+{
+	const char *dir = cfg->ca_crl_dir;
+	char *a, *b;
+	struct stat st;
+	int same;
+
+	if (warn != NULL)
+		warn[0] = '\0';
+	if (dir == NULL)
+		return 0;
+	if (priv.active && privdrop_check_dir(&priv, "ca_crl_dir", dir, err, errlen) != 0)
+		return BS_ERR_CONFIG;
+	if (stat(dir, &st) != 0 || (S_ISDIR(st.st_mode) && !priv.active &&
+	    access(dir, W_OK | X_OK) != 0)) {
+		snprintf(err, errlen, "ca_crl_dir %s: %s", dir, strerror(errno));
+		return BS_ERR_CONFIG;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "ca_crl_dir %s: not a directory", dir);
+		return BS_ERR_CONFIG;
+	}
+	a = realpath(dir, NULL);
+	b = realpath(cfg->tls_crl, NULL);
+	same = a != NULL && b != NULL && strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	if (!same && warn != NULL)
+		snprintf(warn, warnlen, "ca_crl_dir %s is not tls_crl (%s): the TLS layer does not "
+		    "read the CRLs written there, so certificates of boltseal's CAs cannot be checked "
+		    "against them", dir, cfg->tls_crl);
+	return 0;
+}
+
 static void
 say_log(const char *msg)
 {
@@ -974,7 +1017,7 @@ run(struct bs_config *cfg)
 	struct catalog *cat = NULL;
 	struct store *store = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
-	char err[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
+	char err[4096], warn[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL, *policy_text = NULL;
 	size_t pin_len = 0, policy_len = 0;
 	int rc, status = 1, key_created = 0, key_recorded = 0, listen_fd = -1;
@@ -1032,7 +1075,8 @@ run(struct bs_config *cfg)
 
 		if (check_reload_files(cfg, say_log) != 0)
 			goto out;
-		if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0 ||
+		if (privdrop_check_dir(&priv, "state_dir", cfg->state_dir, err, sizeof(err)) != 0 ||
+		    check_ca_crl_dir(cfg, err, sizeof(err), NULL, 0) != 0 ||
 		    privdrop_apply(&priv, err, sizeof(err)) != 0) {
 			bs_log(BS_LOG_ERROR, "cannot give up root; refusing to start", "error", err,
 			    NULL);
@@ -1044,6 +1088,13 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_WARN, "running as root: set 'user' in the configuration so that the "
 		    "daemon gives root up after start-up", NULL);
 	}
+	if (check_ca_crl_dir(cfg, err, sizeof(err), warn, sizeof(warn)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot use ca_crl_dir; refusing to start", "error", err, NULL);
+		goto out;
+	}
+	if (warn[0] != '\0')
+		bs_log(BS_LOG_WARN, "CRLs written where the TLS layer does not look", "warning", warn,
+		    NULL);
 
 	snprintf(dbpath, sizeof(dbpath), "%s/catalog.db", cfg->state_dir);
 	/* one store for the catalog and the services' state (catalog.db) */
@@ -1167,6 +1218,8 @@ run(struct bs_config *cfg)
 	d.svc.base = d.base;
 	d.svc.policy_adopt = policy_adopt;
 	d.svc.policy_arg = &d;
+	d.svc.trust_changed = trust_changed;
+	d.svc.trust_arg = &d;
 	d.grace_ms = cfg->shutdown_grace_ms;
 	if (policy_start(&d, policy_text, policy_len) != 0)
 		goto out;
@@ -1326,7 +1379,7 @@ check_files(const struct bs_config *cfg, int test_token)
 	struct rpc_registry *reg = NULL;
 	struct policy *pol = NULL;
 	struct tls_material *tls = NULL;
-	char err[8192], hsm_err[HSM_ERR_LEN], *pin = NULL;
+	char err[8192], warn[8192], hsm_err[HSM_ERR_LEN], *pin = NULL;
 	struct hsm *h = NULL;
 	size_t pin_len = 0;
 	int status = 0;
@@ -1343,11 +1396,17 @@ check_files(const struct bs_config *cfg, int test_token)
 	}
 	if (check_reload_files(cfg, say_stderr) != 0)
 		status = 1;
-	if (privdrop_check_dir(&priv, cfg->state_dir, err, sizeof(err)) != 0) {
+	if (privdrop_check_dir(&priv, "state_dir", cfg->state_dir, err, sizeof(err)) != 0) {
 		fprintf(stderr, "user: %s\n", err);
 		status = 1;
 	} else if (!priv.active && geteuid() == 0) {
 		fprintf(stderr, "user: warning: not set; the daemon would keep running as root\n");
+	}
+	if (check_ca_crl_dir(cfg, err, sizeof(err), warn, sizeof(warn)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		status = 1;
+	} else if (warn[0] != '\0') {
+		fprintf(stderr, "warning: %s\n", warn);
 	}
 	if (tls_material_load(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, cfg->tls_crl, &tls, err,
 	    sizeof(err)) != 0) {

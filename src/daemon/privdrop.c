@@ -134,19 +134,20 @@ privdrop_check_readable(const struct privdrop *p, const char *path, char *err, s
 }
 
 int
-privdrop_check_dir(const struct privdrop *p, const char *dir, char *err, size_t errlen)
+privdrop_check_dir(const struct privdrop *p, const char *what, const char *dir, char *err,
+    size_t errlen)
 {
 	struct stat st;
 
 	if (!p->active)
 		return 0;
 	if (stat(dir, &st) != 0) {
-		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", what, dir, strerror(errno));
 		return BS_ERR_CONFIG;
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != p->uid) {
-		snprintf(err, errlen, "state_dir %s must be a directory owned by %s (uid %u), "
-		    "the user the daemon switches to; it is owned by uid %u (chown -R %s %s)", dir,
+		snprintf(err, errlen, "%s %s must be a directory owned by %s (uid %u), "
+		    "the user the daemon switches to; it is owned by uid %u (chown -R %s %s)", what, dir,
 		    p->name, (unsigned)p->uid, (unsigned)st.st_uid, p->name, dir);
 		return BS_ERR_CONFIG;
 	}

@@ -33,10 +33,11 @@ struct privdrop {
 int privdrop_resolve(const char *user, struct privdrop *p, char *err, size_t errlen) BS_WUR;
 
 /*
- * With p->active: dir must be a directory owned by p's user (the daemon
- * creates its files there after the switch). 0 or BS_ERR_CONFIG with why.
+ * With p->active: dir (the setting `what`, named in err) must be a
+ * directory owned by p's user (the daemon creates its files there after the
+ * switch). 0 or BS_ERR_CONFIG with why.
  */
-int privdrop_check_dir(const struct privdrop *p, const char *dir, char *err,
+int privdrop_check_dir(const struct privdrop *p, const char *what, const char *dir, char *err,
     size_t errlen) BS_WUR;
 
 /*

@@ -51,6 +51,14 @@ struct svc_ctx {
 	 */
 	int (*policy_adopt)(void *arg, struct policy *p, uint64_t version);
 	void *policy_arg;
+	/*
+	 * A service changed a file the TLS layer trusts (a CRL written to
+	 * ca_crl_dir): the daemon reloads its TLS material now, as on SIGHUP,
+	 * and re-checks the open connections, instead of at its next look.
+	 * why is recorded. NULL where no daemon serves TLS (unit tests).
+	 */
+	void (*trust_changed)(void *arg, const char *why);
+	void *trust_arg;
 };
 
 static inline struct svc_ctx *

@@ -29,6 +29,7 @@
 
 #include "boltseal/v1/certs.pb-c.h"
 #include "common/hex.h"
+#include "common/log.h"
 #include "common/utf8.h"
 #include "exec/workq.h"
 #include "formats/ecdsa_sig.h"
@@ -101,6 +102,22 @@ certs_call_new(struct rpc_call *call, size_t size, void (*free_fn)(void *c))
 	}
 	c->call = call;
 	c->svc = svc;
+	c->st = rpc_call_service_state(call);
+	c->free_fn = free_fn;
+	return c;
+}
+
+void *
+certs_task_new(struct certs_state *st, size_t size, void (*free_fn)(void *c))
+{
+	struct certs_call *c;
+
+	if ((c = calloc(1, size)) == NULL) {
+		bs_log(BS_LOG_ERROR, "out of memory: a CRL is not refreshed", NULL);
+		return NULL;
+	}
+	c->svc = st->svc;
+	c->st = st;
 	c->free_fn = free_fn;
 	return c;
 }
@@ -115,7 +132,11 @@ certs_fail(void *arg, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	rpc_call_fail(c->call, status, "%s", msg);
+	if (c->call != NULL)
+		rpc_call_fail(c->call, status, "%s", msg);
+	else
+		bs_log(BS_LOG_ERROR, "the CRL publisher failed", "status", grpc_status_name(status),
+		    "error", msg, NULL);
 	c->free_fn(c);
 }
 
@@ -144,7 +165,8 @@ certs_ca_signer(void *arg, const char *key, const Boltseal__V1__Authority *ca,
 		    "signed its certificate) is not usable", key);
 		return 0;
 	}
-	rpc_call_audit_key(c->call, key, (*v)->version);
+	if (c->call != NULL)
+		rpc_call_audit_key(c->call, key, (*v)->version);
 	if ((b = BIO_new_mem_buf(ca->certificate_pem, -1)) == NULL ||
 	    (*cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
 	    (*pub = X509_get_pubkey(*cert)) == NULL) {
@@ -265,7 +287,7 @@ certs_sig_der(struct svc_ctx *svc, struct rpc_call *call, struct keyop_answer *a
 		*msg = "the HSM could not sign";
 		return GRPC_STATUS_UNAVAILABLE;
 	}
-	if (rpc_call_audit_payload(call, a->sigs[0].payload_sha256) != 0) {
+	if (call != NULL && rpc_call_audit_payload(call, a->sigs[0].payload_sha256) != 0) {
 		*msg = "out of memory";
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
@@ -426,6 +448,9 @@ store_done(struct workq_job *job)
 		return;
 	}
 	rpc_call_audit_event(c->base.call, "ca_created");
+	/* its first CRL at once, so that the TLS layer can trust the CA from now on */
+	if (c->base.st != NULL && c->base.st->timer != NULL)
+		certs_crl_refresh(c->base.st, c->key);
 	r.authority = &c->a;
 	rpc_call_finish_pb(c->base.call, &r.base);
 	ccall_free(c);
@@ -629,8 +654,55 @@ static const struct rpc_method methods[] = {
 	    &boltseal__v1__get_crl_response__descriptor, RPC_AUTHZ_POLICY, 0, certs_get_crl },
 };
 
+/* certs.* settings, in this order (values[] of init). */
+static const struct rpc_setting settings[] = {
+	/* each CA's CRL is made again when the kept one is this old (and on every revocation) */
+	{ "crl_interval_s", 10, 86400, 3600, 0 },
+	/* a CRL's nextUpdate - thisUpdate; at least twice crl_interval_s */
+	{ "crl_validity_s", 20, 30 * 86400, 86400, 0 },
+};
+
+static int
+init(void *env, const unsigned long *values, void **state, char *err, size_t errlen)
+{
+	struct certs_state *st;
+	int rc;
+
+	if (values[1] < 2 * values[0]) {
+		snprintf(err, errlen, "certs.crl_validity_s (%lu) must be at least twice "
+		    "certs.crl_interval_s (%lu), so that a CRL is replaced well before it expires",
+		    values[1], values[0]);
+		return BS_ERR_CONFIG;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return BS_ERR_NOMEM;
+	}
+	st->svc = env;
+	st->crl_interval_s = (int64_t)values[0];
+	st->crl_validity_s = (int64_t)values[1];
+	if ((rc = certs_publisher_start(st, err, errlen)) != 0) {
+		free(st);
+		return rc;
+	}
+	*state = st;
+	return 0;
+}
+
+static void
+fini(void *state)
+{
+	certs_publisher_stop(state);
+	free(state);
+}
+
 const struct rpc_service certificate_service = {
 	.name = "boltseal.v1.CertificateService",
 	.methods = methods,
 	.nmethods = sizeof(methods) / sizeof(methods[0]),
+	.section = "certs",
+	.settings = settings,
+	.nsettings = sizeof(settings) / sizeof(settings[0]),
+	.init = init,
+	.fini = fini,
 };

@@ -29,14 +29,27 @@ struct store_txn;
 #define CERTS_BACKDATE_S 60              /* notBefore: a minute back, for clocks a little behind */
 #define CERTS_ORG "boltseal"
 
+struct event;
+
+/* The service's state: its "certs" settings and the CRL publisher's timer. */
+struct certs_state {
+	struct svc_ctx *svc;
+	int64_t crl_interval_s;         /* certs.crl_interval_s: each CA's CRL is remade this often */
+	int64_t crl_validity_s;         /* certs.crl_validity_s: nextUpdate - thisUpdate */
+	struct event *timer;            /* the publisher (crl_publish.c); NULL without a loop */
+	unsigned inflight;              /* CRLs the publisher is making or writing */
+};
+
 /*
  * The first member of every call's state (struct ccall, icall, rcall): its
- * work-queue job, the call, the service context, and how to free it all.
+ * work-queue job, the call (NULL for the daemon's own work: the CRL
+ * publisher), the service context and state, and how to free it all.
  */
 struct certs_call {
 	struct workq_job job;           /* first */
 	struct rpc_call *call;
 	struct svc_ctx *svc;
+	struct certs_state *st;
 	void (*free_fn)(void *c);
 };
 
@@ -47,7 +60,16 @@ struct certs_call {
  */
 void *certs_call_new(struct rpc_call *call, size_t size, void (*free_fn)(void *c));
 
-/* Answers c's call with status and the formatted message, then frees c. */
+/*
+ * A zeroed state of size bytes for the daemon's own work (no call), freed
+ * with free_fn; NULL when out of memory (logged).
+ */
+void *certs_task_new(struct certs_state *st, size_t size, void (*free_fn)(void *c));
+
+/*
+ * Answers c's call with status and the formatted message (without a call:
+ * logs it as the publisher's error), then frees c.
+ */
 void certs_fail(void *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Runs work on a worker, then done on the loop. 0, or the queue's refusal. */
@@ -87,7 +109,8 @@ int certs_sign_tbs(struct svc_ctx *svc, const char *key, const struct catalog_ve
 
 /*
  * The HSM's answer as a DER ECDSA signature (der: ECDSA_P256_DER_MAX bytes),
- * noting the HSM's health; the payload hash goes to call's audit record.
+ * noting the HSM's health; the payload hash goes to call's audit record (call
+ * may be NULL).
  * 0, or a gRPC status to answer with (the message in msg).
  */
 int certs_sig_der(struct svc_ctx *svc, struct rpc_call *call, struct keyop_answer *a,
@@ -116,5 +139,26 @@ void certs_issue(struct rpc_call *call, const ProtobufCMessage *msg);
 /* revoke.c */
 void certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg);
 void certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg);
+/*
+ * The publisher's pass over CA `key`: a new CRL when the kept one is
+ * crl_interval_s old (or missing), and the kept one written to ca_crl_dir
+ * when the file there differs. Counted in st->inflight until it ends.
+ */
+void certs_crl_refresh(struct certs_state *st, const char *key);
+
+/* crl_publish.c */
+#define CERTS_CRL_FILE_SUFFIX ".crl.pem"
+/* Arms the publisher (a first pass at once). 0 or an error (err). */
+int certs_publisher_start(struct certs_state *st, char *err, size_t errlen);
+void certs_publisher_stop(struct certs_state *st);
+/*
+ * Worker thread. Makes ca_crl_dir/KEY.crl.pem hold pem (len bytes) unless
+ * it does already: *wrote says whether it was written. 0, or BS_ERR_IO
+ * with err. Nothing to do (0) without ca_crl_dir.
+ */
+int certs_crl_file_sync(const struct svc_ctx *svc, const char *key, const char *pem, size_t len,
+    int *wrote, char *err, size_t errlen) BS_WUR;
+/* Loop: after a CRL file was written, the daemon reloads what its TLS layer trusts. */
+void certs_crl_file_written(struct svc_ctx *svc, const char *key);
 
 #endif

@@ -5,8 +5,11 @@
  * authority key identifier, a reason code per entry) is made at once,
  * signed by the CA key in the HSM (formats/x509_signed.h), checked, and
  * kept ("crl/KEY", its number in the counter "crlnum/KEY"). GetCrl answers
- * the kept CRL, or makes a new one when there is none or it is past half
- * its validity.
+ * the kept CRL, or makes a new one when there is none or it is
+ * certs.crl_interval_s old. The same path serves the CRL publisher
+ * (crl_publish.c; no call): a new CRL when the kept one is that old, and
+ * with ca_crl_dir the kept CRL written there for the TLS layer, after every
+ * new CRL (a revocation's included) and whenever the file differs.
  *
  * One CRL: worker (the CA, every revoked certificate of it, the number)
  * -> loop (the TBSCertList) -> HSM (signature) -> loop (assembly, check)
@@ -27,6 +30,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "audit/auditlog.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "exec/workq.h"
@@ -39,7 +43,6 @@
 #include "store/store.h"
 #include "types/types.h"
 
-#define CRL_VALIDITY_S 86400
 #define CRL_PEM_MAX (STORE_DATA_MAX - 1024)
 
 struct entry {
@@ -50,7 +53,13 @@ struct entry {
 
 struct rcall {
 	struct certs_call base;         /* first */
-	int revoke;                     /* RevokeCertificate (else GetCrl) */
+	int revoke;                     /* RevokeCertificate (else GetCrl, or the publisher) */
+	int task;                       /* the publisher's (no call) */
+	int fresh;                      /* task: the kept CRL is current; only its file looked at */
+	int wrote;                      /* the CRL file was (re)written */
+	char file_err[512];             /* why it could not be */
+	uint32_t ca_version;            /* the CA key version that signs */
+	uint8_t payload[32];            /* task: what the HSM signed */
 	int already;                    /* revoke: it was revoked before */
 	int rc;
 	int stage;                      /* worker: 0 read (and revoke), 1 keep the CRL */
@@ -91,7 +100,29 @@ rcall_free(void *arg)
 	EVP_PKEY_free(c->ca_pub);
 	OPENSSL_free(c->tbs);
 	OPENSSL_free(c->pem);
+	if (c->task)
+		c->base.st->inflight--;
 	free(c);
+}
+
+/* Worker: the CA's CRL file after crl became the kept one (or was found current). */
+static void
+sync_file(struct rcall *c, const Boltseal__V1__Crl *crl)
+{
+	if (certs_crl_file_sync(c->base.svc, c->key, crl->crl_pem, strlen(crl->crl_pem), &c->wrote,
+	    c->file_err, sizeof(c->file_err)) != 0)
+		c->wrote = 0;
+}
+
+/* Loop: what the file sync gave, logged, and the TLS layer told. */
+static void
+file_synced(struct rcall *c)
+{
+	if (c->file_err[0] != '\0')
+		bs_log(BS_LOG_ERROR, "the CRL file for the TLS layer is not current (retried at the "
+		    "publisher's next pass)", "ca_key", c->key, "error", c->file_err, NULL);
+	else if (c->wrote)
+		certs_crl_file_written(c->base.svc, c->key);
 }
 
 
@@ -202,6 +233,13 @@ read_work(struct workq_job *job, void *ctx)
 		c->rc = rc;
 		goto out;
 	}
+	if (c->task && c->kept != NULL &&
+	    c->now < c->kept->this_update_unix + c->base.st->crl_interval_s) {
+		c->fresh = 1;
+		c->rc = 0;
+		sync_file(c, c->kept);
+		goto out;
+	}
 	snprintf(row, sizeof(row), "crlnum/%s", c->key);
 	rc = store_counter_get(tx, CERTS_NS, row, &c->number);
 	if (rc == BS_ERR_NOT_FOUND)
@@ -271,7 +309,7 @@ build_crl(struct rcall *c)
 	    X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
 	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(c->ca_cert)) != 1 ||
 	    ASN1_TIME_set(t, (time_t)c->now) == NULL || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
-	    ASN1_TIME_set(t, (time_t)(c->now + CRL_VALIDITY_S)) == NULL ||
+	    ASN1_TIME_set(t, (time_t)(c->now + c->base.st->crl_validity_s)) == NULL ||
 	    X509_CRL_set1_nextUpdate(crl, t) != 1)
 		goto out;
 	for (size_t i = 0; i < c->n; i++)
@@ -303,6 +341,13 @@ read_done(struct workq_job *job)
 	struct rcall *c = (struct rcall *)job;
 	const struct catalog_version *v;
 
+	if (c->task && (c->fresh || c->rc == BS_ERR_PRECONDITION)) {
+		/* current already, or a CA key without its certificate yet: nothing to make */
+		if (c->fresh)
+			file_synced(c);
+		rcall_free(c);
+		return;
+	}
 	if (c->rc == BS_ERR_NOT_FOUND) {
 		certs_fail(c, GRPC_STATUS_NOT_FOUND, "no certificate with serial %s", c->serial);
 		return;
@@ -330,13 +375,14 @@ read_done(struct workq_job *job)
 		return;
 	}
 	/* the kept CRL while fresh, unless a revocation is missing from it (one whose CRL failed) */
-	if (!c->revoke && c->kept != NULL && c->kept->revoked == c->n &&
-	    c->now < c->kept->this_update_unix + CRL_VALIDITY_S / 2) {
+	if (!c->revoke && !c->task && c->kept != NULL && c->kept->revoked == c->n &&
+	    c->now < c->kept->this_update_unix + c->base.st->crl_interval_s) {
 		answer(c, c->kept);
 		return;
 	}
 	if (!certs_ca_signer(c, c->key, c->ca, &v, &c->ca_cert, &c->ca_pub))
 		return;
+	c->ca_version = v->version;
 	if (build_crl(c) != 0) {
 		certs_fail(c, GRPC_STATUS_INTERNAL, "cannot build the CRL");
 		return;
@@ -378,6 +424,8 @@ keep_work(struct workq_job *job, void *ctx)
 	}
 	free(buf);
 	c->rc = rc;
+	if (rc == 0)
+		sync_file(c, &c->crl);
 }
 
 static void
@@ -393,6 +441,7 @@ keep_done(struct workq_job *job)
 		certs_fail(c, rpc_status_from_err(c->rc), "cannot keep the CRL: %s", bs_strerror(c->rc));
 		return;
 	}
+	file_synced(c);
 	answer(c, &c->crl);
 }
 
@@ -412,6 +461,7 @@ crl_signed(void *arg, struct keyop_answer *a)
 		certs_fail(c, st, "%s", msg);
 		return;
 	}
+	memcpy(c->payload, a->sigs[0].payload_sha256, sizeof(c->payload));
 	if (x509_signed_crl(c->tbs, c->tbs_len, der, dlen, c->ca_pub, &crl) != 0) {
 		certs_fail(c, GRPC_STATUS_INTERNAL, "the CRL's signature does not verify with the CA's key");
 		return;
@@ -430,11 +480,53 @@ crl_signed(void *arg, struct keyop_answer *a)
 	c->crl.crl_pem = c->pem;
 	c->crl.crl_number = c->number + 1;
 	c->crl.this_update_unix = c->now;
-	c->crl.next_update_unix = c->now + CRL_VALIDITY_S;
+	c->crl.next_update_unix = c->now + c->base.st->crl_validity_s;
 	c->crl.revoked = (uint32_t)c->n;
 	c->stage = 1;
 	if (certs_submit(c, keep_work, keep_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+static void
+task_recorded(void *arg, int rc)
+{
+	struct rcall *c = arg;
+
+	if (rc != 0)
+		bs_log(BS_LOG_ERROR, "the record of a CRL made by the publisher is not written",
+		    "ca_key", c->key, NULL);
+	rcall_free(c);
+}
+
+/* The publisher's new CRL (kept): its audit record, as the daemon's own key use. */
+static void
+task_record(struct rcall *c, const char *num, const char *n)
+{
+	struct audit_log *audit = c->base.svc->audit;
+	const uint8_t (*payload)[32] = &c->payload;
+	struct audit_field f[] = { { "crl_number", num }, { "crl_entries", n } };
+	struct audit_record r;
+
+	if (audit == NULL) {
+		rcall_free(c);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.type = AUDIT_KEY;
+	r.key = c->key;
+	r.key_version = c->ca_version;
+	r.result = "OK";
+	r.reason = "CRL refreshed by the daemon (certs.crl_interval_s)";
+	r.event = "crl_made";
+	r.payload_sha256 = payload;
+	r.npayload = 1;
+	r.fields = f;
+	r.nfields = sizeof(f) / sizeof(f[0]);
+	if (audit_log_append(audit, &r, task_recorded, c) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot queue the record of a CRL made by the publisher",
+		    "ca_key", c->key, NULL);
+		rcall_free(c);
+	}
 }
 
 static void
@@ -444,6 +536,11 @@ answer(struct rcall *c, const Boltseal__V1__Crl *crl)
 
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)crl->crl_number);
 	snprintf(n, sizeof(n), "%u", crl->revoked);
+	if (c->task) {
+		bs_log(BS_LOG_INFO, "CRL refreshed", "ca_key", c->key, "crl_number", num, NULL);
+		task_record(c, num, n);
+		return;
+	}
 	if (crl == &c->crl) {
 		/* kept already: the answer is OK whatever happens here */
 		if (!c->revoke)
@@ -510,6 +607,21 @@ certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	if (certs_submit(c, read_work, read_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+void
+certs_crl_refresh(struct certs_state *st, const char *key)
+{
+	struct rcall *c = certs_task_new(st, sizeof(struct rcall), rcall_free);
+
+	if (c == NULL)
+		return;
+	c->task = 1;
+	st->inflight++;
+	c->now = (int64_t)time(NULL);
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "the work queue is full");
 }
 
 void
