@@ -3,7 +3,9 @@
  * refuses what is not a regular file, a mode its flags forbid, and (as far
  * as a test can arrange) a foreign owner, with a message saying which;
  * the capped read refuses a file one byte over its cap; the checked read
- * does both and says which went wrong.
+ * does both and says which went wrong; the durable replace writes a new
+ * file and replaces an old one whole, leaves no temporary file, keeps the
+ * old file when it cannot write, and refuses a name with a '/'.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +106,39 @@ test_capped_read(void **state)
 	assert_null(buf);
 }
 
+static void
+test_replace(void **state)
+{
+	char path[128], *buf = NULL;
+	size_t len = 0;
+	int fd;
+	struct stat st;
+
+	(void)state;
+	(void)umask(022);
+	snprintf(path, sizeof(path), "%s/replaced", dir);
+	assert_int_equal(bs_file_replace(dir, "replaced", "first\n", 6, 0640), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(bs_file_replace(dir, "replaced", "second, longer\n", 15, 0640), 0);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	assert_int_equal(bs_read_fd_capped(fd, 100, &buf, &len), 0);
+	close(fd);
+	assert_int_equal(len, 15);
+	assert_memory_equal(buf, "second, longer\n", 15);
+	free(buf);
+	/* no temporary file left behind */
+	snprintf(path, sizeof(path), "%s/.replaced.tmp", dir);
+	assert_int_not_equal(access(path, F_OK), 0);
+	/* refused names; an unwritable place keeps nothing and says so */
+	assert_int_equal(bs_file_replace(dir, "a/b", "x", 1, 0600), BS_ERR_INVALID);
+	assert_int_equal(bs_file_replace(dir, "..", "x", 1, 0600), BS_ERR_INVALID);
+	assert_int_equal(bs_file_replace(dir, "", "x", 1, 0600), BS_ERR_INVALID);
+	snprintf(path, sizeof(path), "%s/missing-dir", dir);
+	assert_int_equal(bs_file_replace(path, "f", "x", 1, 0600), BS_ERR_IO);
+	assert_int_equal(errno, ENOENT);
+}
+
 static int
 setup(void **state)
 {
@@ -113,7 +150,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	const char *names[] = { "ok", "groupread", "groupwrite", "ten" };
+	const char *names[] = { "ok", "groupread", "groupwrite", "ten", "replaced" };
 	char path[128];
 
 	(void)state;
@@ -130,6 +167,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checked_open),
 		cmocka_unit_test(test_capped_read),
+		cmocka_unit_test(test_replace),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
