@@ -7,6 +7,8 @@
  *                                               create or replace a profile
  *   ca issue PROFILE SUBJECT --csr FILE [--hours N] [--out FILE] [--ca-out FILE]
  *                                               a client certificate
+ *   ca renew --csr FILE [--hours N] [--out FILE] [--ca-out FILE]
+ *                                               the certificate of --cert, renewed
  *   propose ca-create KEY --common-name CN ...  (a row of cmd_admin.c)
  */
 #include <stdio.h>
@@ -191,24 +193,78 @@ cmd_ca_profile(struct cli_ctx *x, const struct args *a)
 	return 0;
 }
 
+/*
+ * An issued certificate: --out and --ca-out files, then its fields (and,
+ * without --out, its PEM) or --json. 0 or the exit code of a file error.
+ */
+static int
+print_issued(struct cli_ctx *x, const Boltseal__V1__IssuedCertificate *c, const char *out,
+    const char *ca_out)
+{
+	int ret;
+
+	if (out != NULL && (ret = out_write_file(x->cmd, out, (const uint8_t *)c->certificate_pem,
+	    strlen(c->certificate_pem))) != 0)
+		return ret;
+	if (ca_out != NULL && (ret = out_write_file(x->cmd, ca_out,
+	    (const uint8_t *)c->ca_certificate_pem, strlen(c->ca_certificate_pem))) != 0)
+		return ret;
+	if (x->json) {
+		struct out_json j;
+
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "serial_hex", c->serial_hex);
+		out_json_str(&j, "subject_uri", c->subject_uri);
+		out_json_int(&j, "not_before_unix", c->not_before_unix);
+		out_json_int(&j, "not_after_unix", c->not_after_unix);
+		out_json_str(&j, "sha256", c->sha256);
+		out_json_str(&j, "renewed_from_serial_hex", c->renewed_from_serial_hex);
+		out_json_str(&j, "certificate_pem", c->certificate_pem);
+		out_json_str(&j, "ca_certificate_pem", c->ca_certificate_pem);
+		out_json_close(&j);
+	} else if (out == NULL || strcmp(out, "-") != 0) {
+		out_field("subject uri:", c->subject_uri);
+		out_field("serial:", c->serial_hex);
+		out_field_time("not before:", c->not_before_unix);
+		out_field_time("not after:", c->not_after_unix);
+		out_field("sha256:", c->sha256);
+		out_field("ca key:", c->ca_key_name);
+		if (c->renewed_from_serial_hex[0] != '\0')
+			out_field("renewed from:", c->renewed_from_serial_hex);
+		if (out == NULL) {
+			printf("\n");
+			out_safe_text(stdout, c->certificate_pem);
+		}
+	}
+	return 0;
+}
+
+/* --csr FILE and --hours N of issue and renew. 0 or an exit code (said). */
+static int
+read_csr(struct cli_ctx *x, const struct args *a, uint8_t **pem, unsigned long *h)
+{
+	const char *csr = args_get(a, "csr"), *hours = args_get(a, "hours");
+	size_t len = 0;
+
+	*h = 0;
+	if (csr == NULL)
+		return out_usage(x->cmd, "--csr FILE is required (a PEM PKCS#10 request; '-': stdin)");
+	if (hours != NULL && args_uint(hours, 1, 8760, h) != 0)
+		return out_usage(x->cmd, "--hours must be 1 to 8760");
+	return input_read_file(x->cmd, csr, 16 * 1024, pem, &len);
+}
+
 static int
 cmd_ca_issue(struct cli_ctx *x, const struct args *a)
 {
 	Boltseal__V1__IssueCertificateRequest req = BOLTSEAL__V1__ISSUE_CERTIFICATE_REQUEST__INIT;
 	Boltseal__V1__IssueCertificateResponse *resp = NULL;
-	const Boltseal__V1__IssuedCertificate *c;
-	const char *csr = args_get(a, "csr"), *hours = args_get(a, "hours");
-	const char *out = args_get(a, "out"), *ca_out = args_get(a, "ca-out");
 	unsigned long h = 0;
 	uint8_t *pem = NULL;
-	size_t len = 0;
 	int ret;
 
-	if (csr == NULL)
-		return out_usage(x->cmd, "--csr FILE is required (a PEM PKCS#10 request; '-': stdin)");
-	if (hours != NULL && args_uint(hours, 1, 8760, &h) != 0)
-		return out_usage(x->cmd, "--hours must be 1 to 8760");
-	if ((ret = input_read_file(x->cmd, csr, 16 * 1024, &pem, &len)) != 0)
+	if ((ret = read_csr(x, a, &pem, &h)) != 0)
 		return ret;
 	req.profile = (char *)a->pos[0];
 	req.subject_id = (char *)a->pos[1];
@@ -220,43 +276,40 @@ cmd_ca_issue(struct cli_ctx *x, const struct args *a)
 	free(pem);
 	if (ret != 0)
 		return ret;
-	if ((c = resp->certificate) == NULL) {
+	if (resp->certificate == NULL) {
 		out_err(x->cmd, "malformed IssueCertificateResponse from server (no certificate)");
 		ret = CLI_EXIT_CONN;
-		goto done;
+	} else {
+		ret = print_issued(x, resp->certificate, args_get(a, "out"), args_get(a, "ca-out"));
 	}
-	if (out != NULL && (ret = out_write_file(x->cmd, out, (const uint8_t *)c->certificate_pem,
-	    strlen(c->certificate_pem))) != 0)
-		goto done;
-	if (ca_out != NULL && (ret = out_write_file(x->cmd, ca_out,
-	    (const uint8_t *)c->ca_certificate_pem, strlen(c->ca_certificate_pem))) != 0)
-		goto done;
-	if (x->json) {
-		struct out_json j;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
 
-		out_json_init(&j);
-		out_json_object(&j, NULL);
-		out_json_str(&j, "serial_hex", c->serial_hex);
-		out_json_str(&j, "subject_uri", c->subject_uri);
-		out_json_int(&j, "not_before_unix", c->not_before_unix);
-		out_json_int(&j, "not_after_unix", c->not_after_unix);
-		out_json_str(&j, "sha256", c->sha256);
-		out_json_str(&j, "certificate_pem", c->certificate_pem);
-		out_json_str(&j, "ca_certificate_pem", c->ca_certificate_pem);
-		out_json_close(&j);
-	} else if (out == NULL || strcmp(out, "-") != 0) {
-		out_field("subject uri:", c->subject_uri);
-		out_field("serial:", c->serial_hex);
-		out_field_time("not before:", c->not_before_unix);
-		out_field_time("not after:", c->not_after_unix);
-		out_field("sha256:", c->sha256);
-		out_field("ca key:", c->ca_key_name);
-		if (out == NULL) {
-			printf("\n");
-			out_safe_text(stdout, c->certificate_pem);
-		}
+static int
+cmd_ca_renew(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__RenewCertificateRequest req = BOLTSEAL__V1__RENEW_CERTIFICATE_REQUEST__INIT;
+	Boltseal__V1__RenewCertificateResponse *resp = NULL;
+	unsigned long h = 0;
+	uint8_t *pem = NULL;
+	int ret;
+
+	if ((ret = read_csr(x, a, &pem, &h)) != 0)
+		return ret;
+	req.csr_pem = (char *)pem;
+	req.lifetime_hours = (uint32_t)h;
+	ret = call_unary(x, CS "RenewCertificate", &req.base,
+	    &boltseal__v1__renew_certificate_response__descriptor, (ProtobufCMessage **)&resp);
+	free(pem);
+	if (ret != 0)
+		return ret;
+	if (resp->certificate == NULL) {
+		out_err(x->cmd, "malformed RenewCertificateResponse from server (no certificate)");
+		ret = CLI_EXIT_CONN;
+	} else {
+		ret = print_issued(x, resp->certificate, args_get(a, "out"), args_get(a, "ca-out"));
 	}
-done:
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
 }
@@ -283,6 +336,10 @@ static const struct args_opt issue_opts[] = {
 	{ "csr", 0, ARGS_VALUE }, { "hours", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE },
 	{ "ca-out", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
+static const struct args_opt renew_opts[] = {
+	{ "csr", 0, ARGS_VALUE }, { "hours", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE },
+	{ "ca-out", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+
 static const struct cli_cmd ca_cmds[] = {
 	{ .name = "create", .run = cmd_ca_create,
 	  .summary = "the self-signed CA certificate of a ca key, signed in the HSM; needs "
@@ -300,12 +357,18 @@ static const struct cli_cmd ca_cmds[] = {
 	  .summary = "a client certificate for a CSR's key, as the profile says (IssueCertificate)",
 	  .usage = "PROFILE SUBJECT --csr FILE [--hours N] [--out FILE] [--ca-out FILE]\n"
 	      "[--otp CODE]", .spec = { issue_opts, 2, 2 } },
+	{ .name = "renew", .run = cmd_ca_renew,
+	  .summary = "renew the certificate this client connects with (--cert), for the CSR's key "
+	      "(RenewCertificate)",
+	  .usage = "--csr FILE [--hours N] [--out FILE] [--ca-out FILE]",
+	  .spec = { renew_opts, 0, 0 } },
 	{ .name = NULL },
 };
 
 const struct cli_cmd cli_ca_cmd = {
 	.name = "ca",
-	.summary = "certificate authorities whose keys stay in the HSM: create, show, profile, issue "
+	.summary = "certificate authorities whose keys stay in the HSM: create, show, profile, issue, "
+	    "renew "
 	    "(boltseal.v1.CertificateService)",
 	.usage = "COMMAND [ARGS]",
 	.sub = ca_cmds,

@@ -38,12 +38,12 @@ METHODS = [KS + m for m in ("CreateKey", "GetKey", "ListKeys", "RotateKey", "Get
           [AS + m for m in ("GetCheckpoint", "GetInclusionProof", "GetConsistencyProof",
                             "ReadRecords")]
 
-# dev identity -> (principal id, its role, the key its calls name)
+# dev identity -> (principal id, its roles as a refusal names them, the key its calls name)
 IDENTITIES = {
     "ci-ota-release": ("ci-ota-release", "ci-signer", "ci-x"),
     "log-ota-log": ("log-ota-log", "log-signer", "log-x"),
-    "svc-dispatch": ("svc-dispatch", "command-issuer", "cmd-x"),
-    "gw-eu-west-1": ("gateways", "telemetry-gateway", "tlm-x"),
+    "svc-dispatch": ("svc-dispatch", "command-issuer,own-certificate", "cmd-x"),
+    "gw-eu-west-1": ("gateways", "telemetry-gateway,own-certificate", "tlm-x"),
     "admin-alice": ("alice", "fleet-admin", "adm-x"),
     "audit-ext": ("auditor-ext", "auditor", "audit-log"),
 }

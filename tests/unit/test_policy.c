@@ -63,6 +63,7 @@ static const char *const known_methods[] = {
 	"boltseal.v1.CertificateService/GetAuthority",
 	"boltseal.v1.CertificateService/SetProfile",
 	"boltseal.v1.CertificateService/IssueCertificate",
+	"boltseal.v1.CertificateService/RenewCertificate",
 	"boltseal.v1.CertificateService/RevokeCertificate",
 	"boltseal.v1.CertificateService/GetCrl",
 };
@@ -207,23 +208,26 @@ struct seed {
  * ListProposals GetProposal Approve Reject Execute GetPolicy SetPolicy (these name no key) |
  * CertificateService CreateAuthority GetAuthority SetProfile (these name .key; the seed grants
  * them for purpose ca only) IssueCertificate (names a profile; without request.profile the grid sees the
- * second-factor grant) RevokeCertificate (names a serial; the second factor) GetCrl (names .key).
+ * second-factor grant) RenewCertificate (names no key; role own-certificate) RevokeCertificate
+ * (names a serial; the second factor) GetCrl (names .key).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010000000000000000000000000000000000000000000000" },
+	    "010011110000010100000000000000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000000000000000000000000000000000000000000000000" },
+	    "010011000000000000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000000000000000000000" },
+	    "ecdsa-p256-sha256", "010011000000000000110000100000000000000000000000000000000000100" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01000000000000000000000000000011111111100000000000000000000000" },
+	    "010000000000000000000000000000111111111000000000000000000000100" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010011111111100000000000000000000110011111110000000" },
+	    "111110000000100111111111000000000000000000001100111111100000000" },
+	{ "vehicles", "spiffe://fleet.example/vehicle/TRUCK-7", "ota-fw", "ota", "ecdsa-p256-sha256",
+	    "000000000000000000000000000000000000000000000000000000000000100" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000000000001000000000000000000000000000010000000" },
+	    "010010001111000000000000010000000000000000000000000000100000000" },
 };
 
 static int
@@ -234,6 +238,7 @@ method_names_key(const char *m)
 	    strncmp(m, "boltseal.v1.CheckpointService/", 30) == 0 || strncmp(m, ES, strlen(ES)) == 0 ||
 	    (strncmp(m, "boltseal.v1.CertificateService/", 31) == 0 &&
 	    strcmp(m, "boltseal.v1.CertificateService/IssueCertificate") != 0 &&
+	    strcmp(m, "boltseal.v1.CertificateService/RenewCertificate") != 0 &&
 	    strcmp(m, "boltseal.v1.CertificateService/RevokeCertificate") != 0);
 }
 
@@ -305,7 +310,7 @@ test_example_file(void **state)
 	snprintf(path, sizeof(path), "%s/etc/policy.example", BS_SRCDIR);
 	if (policy_load(path, &schema, &p, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	assert_int_equal(policy_principal_count(p), 8);
+	assert_int_equal(policy_principal_count(p), 9);
 
 	for (i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		pr = policy_map(p, seeds[i].uri, NULL);

@@ -4,7 +4,10 @@
  * identity keys (P-256 and Ed25519 accepted with their key id, RSA, P-384
  * and garbage refused, thumbprint and validity checked); a record written,
  * changed (the next version, compare-and-set) and read back at every
- * version; the immutable fields refused by vehicle_write; a scan in pages.
+ * version; the immutable fields refused by vehicle_write; a scan in pages;
+ * certificates noted on identities (the same key's entry updated, expired
+ * entries dropped for room, never the first, a revoked key refused, the cap)
+ * and revocations (by thumbprint, or every entry of a compromised key).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -269,12 +272,87 @@ test_scan(void **state)
 	store_rollback(tx);
 }
 
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SHA_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static const json_t *
+ident_at(const json_t *rec, size_t i)
+{
+	return json_array_get(json_object_get(rec, "identities"), i);
+}
+
+static void
+test_certificates_noted(void **state)
+{
+	json_t *rec = new_record("TRUCK-1");
+	char why[160], sha[65];
+	uint8_t *k, *k2;
+	size_t n, n2, i;
+	const char *kid;
+
+	(void)state;
+	k = new_spki("EC", "P-256", &n);
+	/* a new key: a new entry; the same key again: its entry names the newer certificate */
+	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_A, 100, 200, 150, why, sizeof(why)), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "identities")), 2);
+	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_B, 190, 400, 195, why, sizeof(why)), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "identities")), 2);
+	assert_string_equal(json_string_value(json_object_get(ident_at(rec, 1), "cert_sha256")), SHA_B);
+	assert_int_equal(json_integer_value(json_object_get(ident_at(rec, 1), "not_after")), 400);
+	/* revocation by thumbprint: only the current entry names SHA_B */
+	assert_int_equal(vehicle_note_revocation(rec, SHA_A, NULL, 300, "x"), 0);
+	assert_int_equal(vehicle_note_revocation(rec, SHA_B, NULL, 300, "certificate 01 revoked"), 1);
+	assert_int_equal(json_integer_value(json_object_get(ident_at(rec, 1), "revoked_at")), 300);
+	assert_int_equal(vehicle_note_revocation(rec, SHA_B, NULL, 301, "again"), 0);
+	/* a revoked key gets no new certificate */
+	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_C, 300, 500, 310, why, sizeof(why)),
+	    BS_ERR_PRECONDITION);
+	assert_non_null(strstr(why, "is revoked"));
+	json_decref(rec);
+
+	/* the cap: 8 in force; expired certificates' entries make room (never the first) */
+	rec = new_record("TRUCK-2");
+	for (i = 1; i < VEHICLE_IDENTITIES_MAX; i++) {
+		k2 = new_spki("EC", "P-256", &n2);
+		snprintf(sha, sizeof(sha), "%064zx", i);
+		assert_int_equal(vehicle_note_certificate(rec, k2, n2, sha, 100, i == 1 ? 200 : 1000,
+		    150, why, sizeof(why)), 0);
+		OPENSSL_free(k2);
+	}
+	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_C, 150, 900, 150, why, sizeof(why)),
+	    BS_ERR_PRECONDITION);
+	assert_non_null(strstr(why, "identities in force"));
+	json_decref(rec);
+	rec = new_record("TRUCK-2");
+	for (i = 1; i < VEHICLE_IDENTITIES_MAX; i++) {
+		k2 = new_spki("EC", "P-256", &n2);
+		snprintf(sha, sizeof(sha), "%064zx", i);
+		assert_int_equal(vehicle_note_certificate(rec, k2, n2, sha, 100, i == 1 ? 200 : 1000,
+		    150, why, sizeof(why)), 0);
+		OPENSSL_free(k2);
+	}
+	/* at 250 the first certificate (not_after 200) has expired: its entry goes */
+	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_C, 250, 900, 250, why, sizeof(why)), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "identities")), VEHICLE_IDENTITIES_MAX);
+	assert_string_equal(json_string_value(json_object_get(ident_at(rec, 0), "cert_sha256")), "");
+	for (i = 0; i < VEHICLE_IDENTITIES_MAX; i++)
+		assert_int_not_equal(json_integer_value(json_object_get(ident_at(rec, i), "not_after")),
+		    200);
+	/* key compromise: every entry of the key, whatever its certificate */
+	kid = json_string_value(json_object_get(ident_at(rec, VEHICLE_IDENTITIES_MAX - 1), "key_id"));
+	assert_int_equal(vehicle_note_revocation(rec, "none", kid, 260, "key compromise"), 1);
+	json_decref(rec);
+	OPENSSL_free(k);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_identities),
+		cmocka_unit_test(test_certificates_noted),
 		cmocka_unit_test_setup_teardown(test_versions_and_immutables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 	};

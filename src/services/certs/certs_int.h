@@ -23,7 +23,8 @@
 struct svc_ctx;
 struct store_txn;
 
-#define CERTS_NS "certs"   /* rows ca/KEY, profile/NAME, serial/HEX, crl/KEY; counter crlnum/KEY */
+/* rows ca/KEY, profile/NAME, serial/HEX, thumb/SHA256HEX (a serial), crl/KEY; counter crlnum/KEY */
+#define CERTS_NS "certs"
 #define CERTS_SERIAL_LEN 16
 #define CERTS_SERIAL_HEX (2 * CERTS_SERIAL_LEN)
 #define CERTS_BACKDATE_S 60              /* notBefore: a minute back, for clocks a little behind */
@@ -135,6 +136,7 @@ int certs_validity(X509 *x, int64_t *not_before, int64_t *not_after) BS_WUR;
 /* issue.c */
 void certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg);
 void certs_issue(struct rpc_call *call, const ProtobufCMessage *msg);
+void certs_renew(struct rpc_call *call, const ProtobufCMessage *msg);
 
 /* revoke.c */
 void certs_revoke(struct rpc_call *call, const ProtobufCMessage *msg);

@@ -6,12 +6,20 @@
  * (PKCS#10, RFC 2986) contributes its public key only, after its own
  * signature (proof of possession) verified; its subject, extensions and
  * anything else it asks for are ignored. Each issued certificate is kept
- * under its serial ("serial/HEX", created once) and audited.
+ * under its serial ("serial/HEX", created once), found by its thumbprint
+ * ("thumb/SHA256HEX": the serial), noted in the vehicle's registry record
+ * for a VEHICLE profile (registry.h, vehicle_note_certificate), all in one
+ * transaction, and audited.
+ *
+ * RenewCertificate is IssueCertificate for the caller's own certificate:
+ * the one its mutual-TLS connection presented (found by thumbprint) names
+ * the profile and the subject; it must not be revoked or expired.
  *
  * IssueCertificate: loop (CSR, policy) -> worker (profile, CA, vehicle)
  * -> loop (the TBS) -> HSM (signature) -> loop (assembly, check) -> worker
- * (the serial's row) -> loop (answer).
+ * (the rows) -> loop (answer).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +33,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/hex.h"
 #include "exec/workq.h"
 #include "formats/csr.h"
 #include "formats/ecdsa_sig.h"
@@ -65,6 +74,12 @@ struct icall {
 	char sha[65];
 	char *pem;
 	Boltseal__V1__IssuedCertificate out;
+	/* RenewCertificate */
+	int renew;
+	char presented[65];             /* the connection's certificate (hex SHA-256) */
+	char renewed_from[CERTS_SERIAL_HEX + 1];
+	char why[256];                  /* a refusal found on a worker */
+	int why_status;
 };
 
 static void
@@ -123,22 +138,16 @@ uri_prefix_valid(const char *s)
 	    strstr(s, "://") != s && s[n - 1] == '/';
 }
 
-/* The worker's writer: row c->row := c->row_data, created (create) or replaced. */
-static void
-put_work(struct workq_job *job, int create)
-{
-	struct icall *c = (struct icall *)job;
-
-	c->rc = certs_put_row(c->base.svc, c->row, c->row_data, c->row_len, create);
-}
-
 /* ---- SetProfile ---------------------------------------------------------------------- */
 
+/* Worker: the profile's row, created or replaced. */
 static void
 profile_work(struct workq_job *job, void *ctx)
 {
+	struct icall *c = (struct icall *)job;
+
 	(void)ctx;
-	put_work(job, 0);
+	c->rc = certs_put_row(c->base.svc, c->row, c->row_data, c->row_len, 0);
 }
 
 static void
@@ -222,6 +231,71 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 
 /* ---- IssueCertificate: reading -------------------------------------------------------- */
 
+static int refuse(struct icall *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Worker, refusing: c->why and the status to answer. Returns BS_ERR_PRECONDITION. */
+static int
+refuse(struct icall *c, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	c->why_status = status;
+	return BS_ERR_PRECONDITION;
+}
+
+/*
+ * Worker, RenewCertificate: the presented certificate's record names the
+ * profile and the subject. 0, a refusal (c->why), or the store's errors.
+ */
+static int
+renewal_read(struct icall *c, struct store_txn *tx)
+{
+	Boltseal__V1__IssuedCertificate *ic = NULL;
+	char row[80], serial[CERTS_SERIAL_HEX + 8];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t ver;
+	int rc;
+
+	snprintf(row, sizeof(row), "thumb/%s", c->presented);
+	rc = store_row_get(tx, CERTS_NS, row, &data, &len, &ver);
+	if (rc == BS_ERR_NOT_FOUND)
+		return refuse(c, GRPC_STATUS_FAILED_PRECONDITION, "the certificate this connection "
+		    "presented (sha256 %s) was not issued by this service: only its certificates "
+		    "renew (IssueCertificate makes the first)", c->presented);
+	if (rc != 0)
+		return rc;
+	if (len != CERTS_SERIAL_HEX) {
+		free(data);
+		return BS_ERR_INTERNAL;
+	}
+	memcpy(c->renewed_from, data, CERTS_SERIAL_HEX);
+	c->renewed_from[CERTS_SERIAL_HEX] = '\0';
+	free(data);
+	snprintf(serial, sizeof(serial), "serial/%s", c->renewed_from);
+	if ((rc = certs_read_pb(tx, serial, &boltseal__v1__issued_certificate__descriptor,
+	    (ProtobufCMessage **)&ic, NULL)) != 0)
+		return rc == BS_ERR_NOT_FOUND ? BS_ERR_INTERNAL : rc;
+	if (ic->revoked_at_unix != 0)
+		rc = refuse(c, GRPC_STATUS_PERMISSION_DENIED, "certificate %s is revoked: it cannot "
+		    "renew", c->renewed_from);
+	else if (ic->not_after_unix <= (int64_t)time(NULL))
+		rc = refuse(c, GRPC_STATUS_PERMISSION_DENIED, "certificate %s has expired: it cannot "
+		    "renew", c->renewed_from);
+	else if (strlen(ic->profile) > PROFILE_NAME_MAX || !vehicle_id_valid(ic->subject_id))
+		rc = BS_ERR_INTERNAL;
+	else {
+		snprintf(c->profile, sizeof(c->profile), "%s", ic->profile);
+		snprintf(c->subject, sizeof(c->subject), "%s", ic->subject_id);
+	}
+	boltseal__v1__issued_certificate__free_unpacked(ic, NULL);
+	return rc;
+}
+
 /* Worker: the profile, its CA's certificate, and (VEHICLE) the vehicle's status. */
 static void
 read_work(struct workq_job *job, void *ctx)
@@ -235,6 +309,8 @@ read_work(struct workq_job *job, void *ctx)
 	(void)ctx;
 	if ((c->rc = store_begin_read(c->base.svc->store, &tx)) != 0)
 		return;
+	if (c->renew && (c->rc = renewal_read(c, tx)) != 0)
+		goto out;
 	snprintf(row, sizeof(row), "profile/%s", c->profile);
 	if ((c->rc = certs_read_pb(tx, row, &boltseal__v1__profile__descriptor,
 	    (ProtobufCMessage **)&c->prof, NULL)) != 0)
@@ -322,6 +398,17 @@ read_done(struct workq_job *job)
 	X509 *leaf = NULL;
 	int rc;
 
+	if (c->why[0] != '\0') {
+		certs_fail(c, c->why_status, "%s", c->why);
+		return;
+	}
+	if (c->renew) {
+		rpc_call_audit_target(c->base.call, c->subject);
+		if (rpc_call_audit_field(c->base.call, "renewed_from", c->renewed_from) != 0) {
+			certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+	}
 	if (c->rc == BS_ERR_NOT_FOUND && c->no_ca) {
 		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "the profile's CA key '%s' has no CA "
 		    "certificate (CreateAuthority)", c->prof->ca_key_name);
@@ -368,28 +455,111 @@ read_done(struct workq_job *job)
 
 /* ---- IssueCertificate: signed, kept, answered ------------------------------------------ */
 
-static void
-serial_work(struct workq_job *job, void *ctx)
+/* Worker, in c's record transaction: the vehicle's registry record notes the certificate. */
+static int
+note_vehicle(struct icall *c, struct store_txn *tx, int64_t now)
 {
+	json_t *prev = NULL, *rec = NULL;
+	X509 *x = NULL;
+	uint8_t *spki = NULL;
+	uint64_t rowv = 0;
+	int len = 0, rc;
+	BIO *b = BIO_new_mem_buf(c->pem, -1);
+
+	if (b == NULL || (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) <= 0) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	rc = vehicle_read(tx, c->subject, 0, &prev, &rowv);
+	if (rc == BS_ERR_NOT_FOUND || (rc == 0 && vehicle_status_of(prev) != VEHICLE_ACTIVE)) {
+		rc = refuse(c, GRPC_STATUS_FAILED_PRECONDITION, "vehicle '%s' is no longer registered "
+		    "and active", c->subject);
+		goto out;
+	}
+	if (rc != 0)
+		goto out;
+	if ((rec = json_deep_copy(prev)) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	rc = vehicle_note_certificate(rec, spki, (size_t)len, c->sha, c->out.not_before_unix,
+	    c->out.not_after_unix, now, c->why, sizeof(c->why));
+	if (rc == BS_ERR_PRECONDITION || rc == BS_ERR_INVALID) {
+		c->why_status = GRPC_STATUS_FAILED_PRECONDITION;
+		rc = BS_ERR_PRECONDITION;
+		goto out;
+	}
+	if (rc == 0 && (rc = vehicle_write(tx, prev, rec, rowv, now)) == BS_ERR_PRECONDITION)
+		rc = refuse(c, GRPC_STATUS_ABORTED, "vehicle '%s' changed meanwhile; ask again",
+		    c->subject);
+out:
+	json_decref(prev);
+	json_decref(rec);
+	OPENSSL_free(spki);
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
+/* Worker: the serial's row, the thumbprint's, and (VEHICLE) the registry, at once. */
+static void
+record_work(struct workq_job *job, void *ctx)
+{
+	struct icall *c = (struct icall *)job;
+	struct store_txn *tx;
+	char thumb[80];
+	int rc;
+
 	(void)ctx;
-	put_work(job, 1);
+	if ((rc = store_begin(c->base.svc->store, &tx)) != 0) {
+		c->rc = rc;
+		return;
+	}
+	snprintf(thumb, sizeof(thumb), "thumb/%s", c->sha);
+	rc = store_row_put(tx, CERTS_NS, c->row, 0, c->row_data, c->row_len, NULL);
+	if (rc == 0)
+		rc = store_row_put(tx, CERTS_NS, thumb, 0, (const uint8_t *)c->serial,
+		    CERTS_SERIAL_HEX, NULL);
+	if (rc == 0 && c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE)
+		rc = note_vehicle(c, tx, (int64_t)time(NULL));
+	if (rc == 0)
+		rc = store_commit(tx);
+	else
+		store_rollback(tx);
+	c->rc = rc;
 }
 
 static void
-serial_done(struct workq_job *job)
+recorded_done(struct workq_job *job)
 {
 	struct icall *c = (struct icall *)job;
-	Boltseal__V1__IssueCertificateResponse r = BOLTSEAL__V1__ISSUE_CERTIFICATE_RESPONSE__INIT;
 
+	if (c->why[0] != '\0') {
+		certs_fail(c, c->why_status, "%s", c->why);
+		return;
+	}
 	if (c->rc != 0) {
 		certs_fail(c, rpc_status_from_err(c->rc), "cannot record the certificate: %s",
 		    bs_strerror(c->rc));
 		return;
 	}
-	rpc_call_audit_event(c->base.call, "certificate_issued");
+	if (c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE)
+		vehicle_registry_changed(c->subject);
 	c->out.ca_certificate_pem = c->ca->certificate_pem;
-	r.certificate = &c->out;
-	rpc_call_finish_pb(c->base.call, &r.base);
+	if (c->renew) {
+		Boltseal__V1__RenewCertificateResponse r = BOLTSEAL__V1__RENEW_CERTIFICATE_RESPONSE__INIT;
+
+		rpc_call_audit_event(c->base.call, "certificate_renewed");
+		r.certificate = &c->out;
+		rpc_call_finish_pb(c->base.call, &r.base);
+	} else {
+		Boltseal__V1__IssueCertificateResponse r = BOLTSEAL__V1__ISSUE_CERTIFICATE_RESPONSE__INIT;
+
+		rpc_call_audit_event(c->base.call, "certificate_issued");
+		r.certificate = &c->out;
+		rpc_call_finish_pb(c->base.call, &r.base);
+	}
 	icall_free(c);
 }
 
@@ -427,6 +597,8 @@ issued_cb(void *arg, struct keyop_answer *a)
 	c->out.profile = c->profile;
 	c->out.subject_id = c->subject;
 	c->out.ca_key_name = c->prof->ca_key_name;
+	if (c->renew)
+		c->out.renewed_from_serial_hex = c->renewed_from;
 	/* the record kept under the serial: all of it but the CA's certificate */
 	snprintf(c->row, sizeof(c->row), "serial/%s", c->serial);
 	c->row_len = boltseal__v1__issued_certificate__get_packed_size(&c->out);
@@ -445,8 +617,30 @@ issued_cb(void *arg, struct keyop_answer *a)
 		certs_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	if (certs_submit(c, serial_work, serial_done) != 0)
+	if (certs_submit(c, record_work, recorded_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+/*
+ * The CSR's key (proof of possession checked) into c->subject_key, an EC
+ * point uncompressed (the form the registry keeps). 0, or 1 with c
+ * answered (INVALID_ARGUMENT) and freed.
+ */
+static int
+csr_key(struct icall *c, const char *pem)
+{
+	const char *why = NULL;
+
+	if (csr_public_key(pem, strlen(pem), &c->subject_key, &why) != 0) {
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+		return 1;
+	}
+	if (EVP_PKEY_get_base_id(c->subject_key) == EVP_PKEY_EC &&
+	    EVP_PKEY_set_utf8_string_param(c->subject_key, "point-format", "uncompressed") != 1) {
+		certs_fail(c, GRPC_STATUS_INTERNAL, "cannot take the CSR's key");
+		return 1;
+	}
+	return 0;
 }
 
 void
@@ -455,7 +649,6 @@ certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 	const Boltseal__V1__IssueCertificateRequest *r =
 	    (const Boltseal__V1__IssueCertificateRequest *)msg;
 	struct policy_attr attrs[2];
-	const char *why = NULL;
 	struct icall *c;
 
 	if ((c = icall_new(call)) == NULL)
@@ -476,10 +669,39 @@ certs_issue(struct rpc_call *call, const ProtobufCMessage *msg)
 		icall_free(c);
 		return;
 	}
-	if (csr_public_key(r->csr_pem, strlen(r->csr_pem), &c->subject_key, &why) != 0) {
-		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+	if (csr_key(c, r->csr_pem))
+		return;
+	if (certs_submit(c, read_work, read_done) != 0)
+		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
+}
+
+void
+certs_renew(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__RenewCertificateRequest *r =
+	    (const Boltseal__V1__RenewCertificateRequest *)msg;
+	const uint8_t *presented = rpc_call_cert_sha256(call);
+	struct icall *c;
+
+	if ((c = icall_new(call)) == NULL)
+		return;
+	if (r->lifetime_hours > LIFETIME_HOURS_MAX) {
+		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "lifetime_hours: 0..8760");
 		return;
 	}
+	if (!rpc_call_authorize(call, NULL, NULL, NULL, 0)) {
+		icall_free(c);
+		return;
+	}
+	if (presented == NULL) {
+		certs_fail(c, GRPC_STATUS_UNAUTHENTICATED, "no client certificate on this connection");
+		return;
+	}
+	bs_hex_encode(presented, 32, c->presented);
+	c->renew = 1;
+	c->hours = r->lifetime_hours;
+	if (csr_key(c, r->csr_pem))
+		return;
 	if (certs_submit(c, read_work, read_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }

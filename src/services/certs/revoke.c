@@ -27,6 +27,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -40,6 +41,7 @@
 #include "rpc/rpc_status.h"
 #include "services/certs/certs_int.h"
 #include "services/services.h"
+#include "services/vehicles/registry.h"
 #include "store/store.h"
 #include "types/types.h"
 
@@ -61,6 +63,7 @@ struct rcall {
 	uint32_t ca_version;            /* the CA key version that signs */
 	uint8_t payload[32];            /* task: what the HSM signed */
 	int already;                    /* revoke: it was revoked before */
+	int vehicle_changed;            /* revoke: the vehicle's registry record noted it */
 	int rc;
 	int stage;                      /* worker: 0 read (and revoke), 1 keep the CRL */
 	char key[CATALOG_NAME_MAX + 1];
@@ -165,6 +168,58 @@ out:
 	return rc;
 }
 
+/*
+ * Revoke, in mark's transaction: a VEHICLE profile's certificate is marked
+ * revoked in the vehicle's registry record too (its identity entry; with
+ * reason keyCompromise, every entry of that key). 0 or the store's errors.
+ */
+static int
+note_vehicle(struct rcall *c, struct store_txn *tx)
+{
+	Boltseal__V1__Profile *p = NULL;
+	json_t *prev = NULL, *rec = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	uint8_t *spki = NULL, h[32];
+	char row[80], kid[65], why[96];
+	uint64_t rowv = 0;
+	int rc, n, len;
+
+	snprintf(row, sizeof(row), "profile/%s", c->cert->profile);
+	rc = certs_read_pb(tx, row, &boltseal__v1__profile__descriptor, (ProtobufCMessage **)&p, NULL);
+	if (rc != 0 || p->kind != BOLTSEAL__V1__PROFILE_KIND__VEHICLE)
+		goto out;
+	if ((rc = vehicle_read(tx, c->cert->subject_id, 0, &prev, &rowv)) != 0)
+		goto out;
+	if ((b = BIO_new_mem_buf(c->cert->certificate_pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) <= 0 ||
+	    (rec = json_deep_copy(prev)) == NULL) {
+		rc = BS_ERR_NOMEM;
+		goto out;
+	}
+	SHA256(spki, (size_t)len, h);
+	bs_hex_encode(h, sizeof(h), kid);
+	snprintf(why, sizeof(why), "certificate %s revoked (CRLReason %u)", c->serial, c->reason);
+	n = vehicle_note_revocation(rec, c->cert->sha256, c->reason == 1 ? kid : NULL, c->now, why);
+	rc = n < 0 ? n : 0;
+	if (n > 0 && (rc = vehicle_write(tx, prev, rec, rowv, c->now)) == 0)
+		c->vehicle_changed = 1;
+	else if (rc == BS_ERR_PRECONDITION)
+		rc = BS_ERR_UNAVAILABLE;  /* the vehicle changed meanwhile: nothing kept, ask again */
+out:
+	if (rc == BS_ERR_NOT_FOUND)
+		rc = 0;           /* no such profile or vehicle any more: nothing to note */
+	if (p != NULL)
+		boltseal__v1__profile__free_unpacked(p, NULL);
+	json_decref(prev);
+	json_decref(rec);
+	OPENSSL_free(spki);
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
 /* Revoke: marks the certificate (its own transaction). */
 static int
 mark(struct rcall *c)
@@ -196,6 +251,8 @@ mark(struct rcall *c)
 			rc = store_row_put(tx, CERTS_NS, row, ver, buf, n, NULL);
 		}
 	}
+	if (rc == 0)
+		rc = note_vehicle(c, tx);
 	free(buf);
 	if (rc == 0)
 		return store_commit(tx);
@@ -364,6 +421,8 @@ read_done(struct workq_job *job)
 	}
 	if (c->revoke && c->cert != NULL && !c->already && c->cert->revoked_at_unix == c->now) {
 		/* marked (committed): the record says so, whatever the CRL's fate */
+		if (c->vehicle_changed)
+			vehicle_registry_changed(c->cert->subject_id);
 		rpc_call_audit_event(c->base.call, "certificate_revoked");
 		if (rpc_call_audit_field(c->base.call, "serial", c->serial) != 0)
 			bs_log(BS_LOG_ERROR, "out of memory: a revocation's record lacks its serial",

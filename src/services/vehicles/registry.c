@@ -141,6 +141,79 @@ vehicle_identity_new(const uint8_t *spki, size_t len, const char *cert_sha256,
 	return *out != NULL ? 0 : BS_ERR_NOMEM;
 }
 
+int
+vehicle_note_certificate(json_t *rec, const uint8_t *spki, size_t len, const char *cert_sha256,
+    int64_t not_before, int64_t not_after, int64_t now, char *why, size_t whylen)
+{
+	json_t *ids = json_object_get(rec, "identities"), *nid = NULL, *id;
+	const char *kid;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(ids)) {
+		snprintf(why, whylen, "the vehicle's record has no identities");
+		return BS_ERR_INVALID;
+	}
+	if ((rc = vehicle_identity_new(spki, len, cert_sha256, not_before, not_after, &nid, why,
+	    whylen)) != 0)
+		return rc;
+	kid = json_string_value(json_object_get(nid, "key_id"));
+	/* the key known already: its entry now names the newest certificate */
+	json_array_foreach(ids, i, id) {
+		if (!json_equal(json_object_get(id, "key_id"), json_object_get(nid, "key_id")))
+			continue;
+		json_decref(nid);
+		if (json_integer_value(json_object_get(id, "revoked_at")) != 0) {
+			snprintf(why, whylen, "the identity key %.16s... of this vehicle is revoked", kid);
+			return BS_ERR_PRECONDITION;
+		}
+		return json_object_set_new(id, "cert_sha256", json_string(cert_sha256)) != 0 ||
+		    json_object_set_new(id, "not_before", json_integer(not_before)) != 0 ||
+		    json_object_set_new(id, "not_after", json_integer(not_after)) != 0 ?
+		    BS_ERR_NOMEM : 0;
+	}
+	/* room: certificates' identities that have expired go (the first identity stays) */
+	for (i = json_array_size(ids); i-- > 1;) {
+		int64_t na;
+
+		id = json_array_get(ids, i);
+		na = json_integer_value(json_object_get(id, "not_after"));
+		if (json_string_length(json_object_get(id, "cert_sha256")) > 0 && na != 0 && na <= now)
+			(void)json_array_remove(ids, i);
+	}
+	if (json_array_size(ids) >= VEHICLE_IDENTITIES_MAX) {
+		json_decref(nid);
+		snprintf(why, whylen, "the vehicle has %d identities in force, the most it may have",
+		    VEHICLE_IDENTITIES_MAX);
+		return BS_ERR_PRECONDITION;
+	}
+	return json_array_append_new(ids, nid) != 0 ? BS_ERR_NOMEM : 0;
+}
+
+int
+vehicle_note_revocation(json_t *rec, const char *cert_sha256, const char *key_id, int64_t now,
+    const char *reason)
+{
+	json_t *id;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(json_object_get(rec, "identities"), i, id) {
+		const char *cs = json_string_value(json_object_get(id, "cert_sha256"));
+		const char *kid = json_string_value(json_object_get(id, "key_id"));
+
+		if (json_integer_value(json_object_get(id, "revoked_at")) != 0 ||
+		    !((cs != NULL && strcmp(cs, cert_sha256) == 0) ||
+		    (key_id != NULL && kid != NULL && strcmp(kid, key_id) == 0)))
+			continue;
+		if (json_object_set_new(id, "revoked_at", json_integer(now)) != 0 ||
+		    json_object_set_new(id, "revoked_reason", json_string(reason)) != 0)
+			return BS_ERR_NOMEM;
+		n++;
+	}
+	return n;
+}
+
 static void
 current_id(const char *id, char out[STORE_ID_MAX + 1])
 {

@@ -58,6 +58,27 @@ int vehicle_identity_new(const uint8_t *spki, size_t len, const char *cert_sha25
     int64_t not_before, int64_t not_after, json_t **out, char *err, size_t errlen) BS_WUR;
 
 /*
+ * A certificate issued to the vehicle of rec (CertificateService) for the
+ * key spki, noted in its identities: the key's entry names the certificate
+ * (thumbprint, validity) if the key is known, else a new entry is added,
+ * after the entries of certificates expired by now are dropped (never the
+ * first identity). 0; BS_ERR_PRECONDITION (the key's identity is revoked,
+ * or VEHICLE_IDENTITIES_MAX are in force) or BS_ERR_INVALID (spki), with
+ * why; BS_ERR_NOMEM. After a failure rec may be changed: discard it.
+ */
+int vehicle_note_certificate(json_t *rec, const uint8_t *spki, size_t len, const char *cert_sha256,
+    int64_t not_before, int64_t not_after, int64_t now, char *why, size_t whylen) BS_WUR;
+
+/*
+ * A revoked certificate noted in rec: every identity not yet revoked whose
+ * cert_sha256 is cert_sha256, or (key_id not NULL: the key is compromised)
+ * whose key_id is key_id, gets revoked_at = now and reason. The number
+ * marked (0: none), or BS_ERR_NOMEM.
+ */
+int vehicle_note_revocation(json_t *rec, const char *cert_sha256, const char *key_id, int64_t now,
+    const char *reason) BS_WUR;
+
+/*
  * Reads a vehicle: the current record (version 0) or that version's. 0 and
  * *rec (json_decref it) and *row_version (the current row's, for
  * vehicle_write); BS_ERR_NOT_FOUND; BS_ERR_INVALID for a row this module
