@@ -9,6 +9,8 @@
  *                                               a client certificate
  *   ca renew --csr FILE [--hours N] [--out FILE] [--ca-out FILE]
  *                                               the certificate of --cert, renewed
+ *   ca revoke SERIAL [--reason R]               revoked, and the CA's new CRL
+ *   ca crl KEY [--out FILE]                     the CA's current CRL
  *   propose ca-create KEY --common-name CN ...  (a row of cmd_admin.c)
  */
 #include <stdio.h>
@@ -314,6 +316,109 @@ cmd_ca_renew(struct cli_ctx *x, const struct args *a)
 	return ret;
 }
 
+/* RFC 5280 CRLReason by name (the values RevokeCertificate takes). */
+static const struct {
+	const char *word;
+	uint32_t code;
+} reasons[] = {
+	{ "unspecified", 0 }, { "key-compromise", 1 }, { "affiliation-changed", 3 },
+	{ "superseded", 4 }, { "cessation-of-operation", 5 }, { "privilege-withdrawn", 9 },
+};
+
+static void
+print_crl(struct cli_ctx *x, const Boltseal__V1__Crl *c, int pem)
+{
+	if (x->json) {
+		struct out_json j;
+
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_str(&j, "ca_key_name", c->ca_key_name);
+		out_json_int(&j, "crl_number", (int64_t)c->crl_number);
+		out_json_int(&j, "this_update_unix", c->this_update_unix);
+		out_json_int(&j, "next_update_unix", c->next_update_unix);
+		out_json_int(&j, "revoked", c->revoked);
+		out_json_str(&j, "crl_pem", c->crl_pem);
+		out_json_close(&j);
+		return;
+	}
+	printf("crl number:   %llu\n", (unsigned long long)c->crl_number);
+	out_field_time("this update:", c->this_update_unix);
+	out_field_time("next update:", c->next_update_unix);
+	printf("entries:      %u\n", c->revoked);
+	if (pem) {
+		printf("\n");
+		out_safe_text(stdout, c->crl_pem);
+	}
+}
+
+static int
+cmd_ca_revoke(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__RevokeCertificateRequest req = BOLTSEAL__V1__REVOKE_CERTIFICATE_REQUEST__INIT;
+	Boltseal__V1__RevokeCertificateResponse *resp = NULL;
+	const char *why = args_get(a, "reason");
+	size_t i;
+	int ret;
+
+	if (why != NULL) {
+		for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+			if (strcmp(why, reasons[i].word) == 0)
+				break;
+		if (i == sizeof(reasons) / sizeof(reasons[0]))
+			return out_usage(x->cmd, "--reason must be unspecified, key-compromise, "
+			    "affiliation-changed, superseded, cessation-of-operation or "
+			    "privilege-withdrawn");
+		req.reason = reasons[i].code;
+	}
+	req.serial_hex = (char *)a->pos[0];
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "RevokeCertificate", &req.base,
+	    &boltseal__v1__revoke_certificate_response__descriptor, (ProtobufCMessage **)&resp,
+	    NULL, NULL);
+	if (ret != 0)
+		return ret;
+	if (resp->certificate == NULL || resp->crl == NULL) {
+		out_err(x->cmd, "malformed RevokeCertificateResponse from server");
+		ret = CLI_EXIT_CONN;
+	} else if (x->json) {
+		print_crl(x, resp->crl, 0);
+	} else {
+		printf("revoked %s (%s); CRL of %s:\n", resp->certificate->serial_hex,
+		    resp->certificate->subject_uri, resp->crl->ca_key_name);
+		print_crl(x, resp->crl, 0);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int
+cmd_ca_crl(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__GetCrlRequest req = BOLTSEAL__V1__GET_CRL_REQUEST__INIT;
+	Boltseal__V1__GetCrlResponse *resp = NULL;
+	const char *out = args_get(a, "out");
+	int ret;
+
+	req.ca_key_name = (char *)a->pos[0];
+	ret = call_unary(x, CS "GetCrl", &req.base, &boltseal__v1__get_crl_response__descriptor,
+	    (ProtobufCMessage **)&resp);
+	if (ret != 0)
+		return ret;
+	if (resp->crl == NULL) {
+		out_err(x->cmd, "malformed GetCrlResponse from server (no CRL)");
+		ret = CLI_EXIT_CONN;
+	} else if (out != NULL) {
+		ret = out_write_file(x->cmd, out, (const uint8_t *)resp->crl->crl_pem,
+		    strlen(resp->crl->crl_pem));
+		if (ret == 0 && strcmp(out, "-") != 0)
+			print_crl(x, resp->crl, 0);
+	} else {
+		print_crl(x, resp->crl, 1);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 int
 cli_propose_ca_create(struct cli_ctx *x, const struct args *a)
 {
@@ -340,6 +445,9 @@ static const struct args_opt renew_opts[] = {
 	{ "csr", 0, ARGS_VALUE }, { "hours", 0, ARGS_VALUE }, { "out", 0, ARGS_VALUE },
 	{ "ca-out", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
+static const struct args_opt revoke_opts[] = {
+	{ "reason", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+
 static const struct cli_cmd ca_cmds[] = {
 	{ .name = "create", .run = cmd_ca_create,
 	  .summary = "the self-signed CA certificate of a ca key, signed in the HSM; needs "
@@ -362,13 +470,22 @@ static const struct cli_cmd ca_cmds[] = {
 	      "(RenewCertificate)",
 	  .usage = "--csr FILE [--hours N] [--out FILE] [--ca-out FILE]",
 	  .spec = { renew_opts, 0, 0 } },
+	{ .name = "revoke", .run = cmd_ca_revoke,
+	  .summary = "revoke an issued certificate by serial; its CA's new CRL is made at once and "
+	      "reaches the TLS layer (RevokeCertificate)",
+	  .usage = "SERIAL [--reason unspecified|key-compromise|affiliation-changed|superseded|\n"
+	      "cessation-of-operation|privilege-withdrawn] [--otp CODE]",
+	  .spec = { revoke_opts, 1, 1 } },
+	{ .name = "crl", .run = cmd_ca_crl,
+	  .summary = "a CA's current CRL; --out writes the PEM to a file (GetCrl)",
+	  .usage = "KEY [--out FILE]", .spec = { show_opts, 1, 1 } },
 	{ .name = NULL },
 };
 
 const struct cli_cmd cli_ca_cmd = {
 	.name = "ca",
 	.summary = "certificate authorities whose keys stay in the HSM: create, show, profile, issue, "
-	    "renew "
+	    "renew, revoke, crl "
 	    "(boltseal.v1.CertificateService)",
 	.usage = "COMMAND [ARGS]",
 	.sub = ca_cmds,
