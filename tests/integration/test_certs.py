@@ -447,3 +447,32 @@ def test_revocation_and_crls(env, certpb, issuing, tmp_path):
         assert code_ == code and words in msg, (req, code_, msg)
     code_, msg = status(get_crl, certpb.GetCrlRequest(ca_key_name="ca-none"))
     assert code_ == grpc.StatusCode.FAILED_PRECONDITION, msg
+
+
+def test_cli_revoke_and_crl(env, issuing, tmp_path):
+    """After the API's revocation test: `ca revoke` by serial, `ca crl`, checked by openssl."""
+    key, req = str(tmp_path / "gw.key"), str(tmp_path / "gw.csr")
+    rc, out = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", key, "-out", req, "-subj", "/CN=x")
+    assert rc == 0, out
+    leaf, ca = str(tmp_path / "gw.pem"), str(tmp_path / "ca.pem")
+    rc, out, err = cli(env, "ca", "issue", "gateways", "eu-west-8", "--csr", req, "--out", leaf,
+                       "--ca-out", ca)
+    assert rc == 0, (rc, out, err)
+
+    # revoked through the CLI by serial; its CRL through the CLI, checked by openssl
+    serial = openssl("x509", "-in", leaf, "-noout", "-serial")[1].strip().split("=")[1].lower()
+    rc, out, err = cli(env, "ca", "revoke", serial, "--reason", "key-cmpromise")
+    assert rc == 2 and "--reason must be" in err, (rc, out, err)
+    rc, out, err = cli(env, "ca", "revoke", serial, "--reason", "superseded")
+    assert rc == 0 and ("revoked %s (spiffe://fleet.example/gw/eu-west-8)" % serial) in out, \
+        (rc, out, err)
+    rc, out, err = cli(env, "ca", "revoke", serial)
+    assert rc == 4 and "revoked already" in err, (rc, out, err)
+    crl = str(tmp_path / "ca.crl")
+    rc, out, err = cli(env, "ca", "crl", "ca-fleet", "--out", crl)
+    assert rc == 0 and "crl number:" in out, (rc, out, err)
+    rc, out = openssl("crl", "-in", crl, "-CAfile", ca, "-noout", "-text")
+    assert "verify OK" in out and serial.upper() in out and "Superseded" in out, out
+    rc, out = openssl("verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, leaf)
+    assert rc != 0 and "revoked" in out, out
