@@ -63,6 +63,7 @@ extern const struct cli_cmd cli_keys_lifecycle_cmd;  /* more of group `keys`: di
 extern const struct cli_cmd cli_console_cmd;    /* `console` (console.c) */
 extern const struct cli_cmd cli_policy_cmd;     /* group `policy` (cmd_policy.c) */
 extern const struct cli_cmd cli_ca_cmd;         /* group `ca` (cmd_certs.c) */
+extern const struct cli_cmd cli_telemetry_cmd;  /* group `telemetry` (cmd_telemetry.c) */
 
 /*
  * cmd_admin.c, shared with cmd_policy.c. cli_call_sf: call_unary with the

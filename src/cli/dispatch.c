@@ -24,6 +24,7 @@ static const struct cli_cmd *const roots[] = {
 	&cli_propose_cmd,
 	&cli_policy_cmd,
 	&cli_ca_cmd,
+	&cli_telemetry_cmd,
 	&cli_ota_cmd,
 	&cli_audit_cmd,
 	&cli_commands_cmd,

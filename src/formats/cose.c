@@ -544,6 +544,12 @@ scan_item(const uint8_t *in, size_t len, size_t *off, int depth)
 static int
 load(const uint8_t *in, size_t len, cbor_item_t **out)
 {
+	return cose_cbor_load(in, len, out);
+}
+
+int
+cose_cbor_load(const uint8_t *in, size_t len, struct cbor_item_t **out)
+{
 	struct cbor_load_result r;
 	cbor_item_t *item;
 	size_t off = 0;

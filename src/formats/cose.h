@@ -136,6 +136,17 @@ struct cose_sign1 {
  */
 int cose_sign1_decode(const uint8_t *in, size_t len, struct cose_sign1 *out) BS_WUR;
 
+/*
+ * The one CBOR item of untrusted in[0..len) as libcbor's item (the caller
+ * cbor_decref()s it), after the strict walk described at the top of
+ * cose.c: well-formed, exactly one item, definite lengths and shortest
+ * heads, no declared size beyond the input, bounded nesting. (For other
+ * deterministic-CBOR decoders: formats/tlm_batch.c.) 0, BS_ERR_INVALID,
+ * BS_ERR_NOMEM.
+ */
+struct cbor_item_t;
+int cose_cbor_load(const uint8_t *in, size_t len, struct cbor_item_t **out) BS_WUR;
+
 /* Frees what cose_sign1_decode put in *s; NULL-safe, leaves *s zeroed. */
 void cose_sign1_free(struct cose_sign1 *s);
 

@@ -16,6 +16,7 @@ extern const struct rpc_service checkpoint_service;
 extern const struct rpc_service envelope_service;
 extern const struct rpc_service adminservice_service;
 extern const struct rpc_service certificate_service;
+extern const struct rpc_service telemetry_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -29,6 +30,7 @@ const struct rpc_service *const services_all[] = {
 	&envelope_service,
 	&adminservice_service,
 	&certificate_service,
+	&telemetry_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

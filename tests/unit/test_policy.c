@@ -66,6 +66,8 @@ static const char *const known_methods[] = {
 	"boltseal.v1.CertificateService/RenewCertificate",
 	"boltseal.v1.CertificateService/RevokeCertificate",
 	"boltseal.v1.CertificateService/GetCrl",
+	"boltseal.v1.TelemetryService/VerifyTelemetryBatch",
+	"boltseal.v1.TelemetryService/VerifyTelemetryBatches",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -209,25 +211,26 @@ struct seed {
  * CertificateService CreateAuthority GetAuthority SetProfile (these name .key; the seed grants
  * them for purpose ca only) IssueCertificate (names a profile; without request.profile the grid sees the
  * second-factor grant) RenewCertificate (names no key; role own-certificate) RevokeCertificate
- * (names a serial; the second factor) GetCrl (names .key).
+ * (names a serial; the second factor) GetCrl (names .key) | TelemetryService
+ * VerifyTelemetryBatch VerifyTelemetryBatches (name no key; telemetry-gateway).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "010011110000010100000000000000000000000000000000000000000000000" },
+	    "01001111000001010000000000000000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "010011000000000000000000000000000000000000000000000000000000000" },
+	    "01001100000000000000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "010011000000000000110000100000000000000000000000000000000000100" },
+	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000000000000000000010000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "010000000000000000000000000000111111111000000000000000000000100" },
+	    "01000000000000000000000000000011111111100000000000000000000010011" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "111110000000100111111111000000000000000000001100111111100000000" },
+	    "11111000000010011111111100000000000000000000110011111110000000000" },
 	{ "vehicles", "spiffe://fleet.example/vehicle/TRUCK-7", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "000000000000000000000000000000000000000000000000000000000000100" },
+	    "00000000000000000000000000000000000000000000000000000000000010000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "010010001111000000000000010000000000000000000000000000100000000" },
+	    "01001000111100000000000001000000000000000000000000000010000000000" },
 };
 
 static int
@@ -780,7 +783,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.CertificateService/GetCrl");
+	    "boltseal.v1.TelemetryService/VerifyTelemetryBatches");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');
