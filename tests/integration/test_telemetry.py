@@ -9,7 +9,7 @@
 # tampered token or samples, out of clock skew, too long a window, unknown
 # or suspended vehicle, before its certificate was issued, after its
 # certificate was revoked (while a batch from before the revocation still
-# verifies). A gateway's batch of batches; the CLI; the audit record.
+# verifies), after an identity's notAfter, after RevokeVehicleIdentity. A gateway's batch of batches; the CLI; the audit record.
 import hashlib
 import os
 import subprocess
@@ -238,6 +238,32 @@ def test_certificate_validity_at_the_batch_time(fleet):
     assert code == "ACCEPTED", why
 
 
+def test_identity_validity_from_the_registry(fleet):
+    """An identity added with a validity: a window after its notAfter is
+    KEY_EXPIRED, a key revoked with RevokeVehicleIdentity is KEY_REVOKED."""
+    v = fleet.v
+    old = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    fleet.rpc("VehicleService", "AddVehicleIdentity", v.AddVehicleIdentityRequest(
+        id="TLM-1", identity=v.VehicleIdentity(public_key=spki(old), not_before=now - 3600,
+                                              not_after=now - 10)), v.Vehicle)
+    code, why = fleet.code(fleet.sign("TLM-1", 500, key=old))
+    assert code == "KEY_EXPIRED" and "notAfter" in why, why
+    # inside its validity: accepted
+    assert fleet.code(fleet.sign("TLM-1", 501, start=(now - 100) * 1000,
+                                 end=(now - 50) * 1000, key=old))[0] == "ACCEPTED"
+    other = ec.generate_private_key(ec.SECP256R1())
+    kid = hashlib.sha256(spki(other)).hexdigest()
+    fleet.rpc("VehicleService", "AddVehicleIdentity", v.AddVehicleIdentityRequest(
+        id="TLM-1", identity=v.VehicleIdentity(public_key=spki(other))), v.Vehicle)
+    assert fleet.code(fleet.sign("TLM-1", 502, key=other))[0] == "ACCEPTED"
+    time.sleep(1.1)
+    fleet.rpc("VehicleService", "RevokeVehicleIdentity", v.RevokeVehicleIdentityRequest(
+        id="TLM-1", key_id=kid, reason="lost"), v.Vehicle)
+    code, why = fleet.code(fleet.sign("TLM-1", 503, key=other))
+    assert code == "KEY_REVOKED" and "lost" in why, why
+
+
 def test_gateway_batch_of_batches_and_cli(fleet, env):
     t = fleet.t
     toks = [fleet.sign("TLM-2", s) for s in range(100, 110)]
@@ -265,15 +291,15 @@ def test_gateway_batch_of_batches_and_cli(fleet, env):
         f.write(b"t,speed\n1,80\n")
     now = now_ms()
     rc, out, err = run("telemetry", "sign", "--signing-key", fleet.key_file(fleet.keys["TLM-1"]),
-                       "--vehicle", "TLM-1", "--seq", "400", "--start-ms", str(now - 1000),
+                       "--vehicle", "TLM-1", "--seq", "1000", "--start-ms", str(now - 1000),
                        "--end-ms", str(now), "--samples", os.path.join(d, "w.csv"),
                        "--count", "1", "--out", os.path.join(d, "a.tok"))
     assert rc == 0, err
     rc, out, err = run("telemetry", "verify", os.path.join(d, "a.tok"), "--samples",
                        os.path.join(d, "w.csv"))
-    assert rc == 0 and out.startswith("ACCEPTED TLM-1 seq 400"), (rc, out, err)
+    assert rc == 0 and out.startswith("ACCEPTED TLM-1 seq 1000"), (rc, out, err)
     rc, out, err = run("telemetry", "verify", os.path.join(d, "a.tok"), os.path.join(d, "a.tok"))
-    assert rc == 1 and out.count("REPLAYED TLM-1 seq 400") == 2, (rc, out, err)
+    assert rc == 1 and out.count("REPLAYED TLM-1 seq 1000") == 2, (rc, out, err)
     rc, out, err = run("telemetry", "sign", "--signing-key", fleet.key_file(fleet.keys["TLM-1"]),
                        "--vehicle", "bad id", "--seq", "1", "--start-ms", "1", "--end-ms", "2")
     assert rc == 2 and "window the format does not allow" in err, (rc, out, err)
