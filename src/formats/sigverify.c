@@ -100,18 +100,10 @@ int
 sigverify_spki_alg(const uint8_t *spki, size_t spki_len, enum bs_alg *alg_out)
 {
 	EVP_PKEY *pkey = NULL;
-	enum bs_alg alg = BS_ALG_NONE;
 	int rc;
 
-	if (alg_out == NULL)
-		return BS_ERR_INVALID;
-	if ((rc = spki_parse(spki, spki_len, &pkey)) != 0)
-		goto out;
-	if ((rc = pkey_alg(pkey, &alg)) != 0)
-		goto out;
-	*alg_out = alg;
-out:
-	EVP_PKEY_free(pkey);
+	if ((rc = sigverify_key_parse(spki, spki_len, &pkey, alg_out)) == 0)
+		EVP_PKEY_free(pkey);
 	return rc;
 }
 
@@ -204,42 +196,42 @@ ecdsa_to_der(const uint8_t *sig, size_t sig_len, enum bs_sig_format fmt,
 }
 
 int
-sigverify_verify(const uint8_t *spki, size_t spki_len, enum bs_alg alg, int is_digest,
-    const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len,
-    enum bs_sig_format fmt)
+sigverify_key_parse(const uint8_t *spki, size_t spki_len, EVP_PKEY **pkey, enum bs_alg *alg)
+{
+	EVP_PKEY *k = NULL;
+	int rc;
+
+	if (pkey == NULL || alg == NULL)
+		return BS_ERR_INVALID;
+	if ((rc = spki_parse(spki, spki_len, &k)) != 0 || (rc = pkey_alg(k, alg)) != 0) {
+		EVP_PKEY_free(k);
+		ERR_clear_error();
+		return rc;
+	}
+	*pkey = k;
+	return 0;
+}
+
+int
+sigverify_verify_key(EVP_PKEY *pkey, enum bs_alg alg, int is_digest, const uint8_t *data,
+    size_t data_len, const uint8_t *sig, size_t sig_len, enum bs_sig_format fmt)
 {
 	static const uint8_t empty[1];
-	EVP_PKEY *pkey = NULL;
-	enum bs_alg key_alg = BS_ALG_NONE;
 	uint8_t der[ECDSA_P256_DER_MAX];
 	size_t der_len = 0;
 	int rc;
 
-	if ((data == NULL && data_len > 0) || (sig == NULL && sig_len > 0)) {
-		rc = BS_ERR_INVALID;
-		goto out;
-	}
+	if (pkey == NULL || (data == NULL && data_len > 0) || (sig == NULL && sig_len > 0))
+		return BS_ERR_INVALID;
 	if (data == NULL)
 		data = empty;
 	if (sig == NULL)
 		sig = empty;
-	if ((rc = spki_parse(spki, spki_len, &pkey)) != 0)
-		goto out;
-	if ((rc = pkey_alg(pkey, &key_alg)) != 0) {
-		rc = BS_ERR_INVALID;
-		goto out;
-	}
-	if (key_alg != alg) {
-		rc = BS_ERR_INVALID;
-		goto out;
-	}
-	if (is_digest && (alg == BS_ALG_ED25519 || data_len != SHA256_LEN)) {
-		rc = BS_ERR_INVALID;
-		goto out;
-	}
+	if (is_digest && (alg == BS_ALG_ED25519 || data_len != SHA256_LEN))
+		return BS_ERR_INVALID;
 	if (alg == BS_ALG_ECDSA_P256_SHA256) {
 		if ((rc = ecdsa_to_der(sig, sig_len, fmt, der, &der_len)) != 0)
-			goto out;
+			return rc;
 		sig = der;
 		sig_len = der_len;
 	}
@@ -247,8 +239,25 @@ sigverify_verify(const uint8_t *spki, size_t spki_len, enum bs_alg alg, int is_d
 		rc = verify_digest(pkey, alg, data, sig, sig_len);
 	else
 		rc = verify_message(pkey, alg, data, data_len, sig, sig_len);
-out:
 	ERR_clear_error();
+	return rc;
+}
+
+int
+sigverify_verify(const uint8_t *spki, size_t spki_len, enum bs_alg alg, int is_digest,
+    const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len,
+    enum bs_sig_format fmt)
+{
+	EVP_PKEY *pkey = NULL;
+	enum bs_alg key_alg = BS_ALG_NONE;
+	int rc;
+
+	if ((data == NULL && data_len > 0) || (sig == NULL && sig_len > 0))
+		return BS_ERR_INVALID;
+	if (sigverify_key_parse(spki, spki_len, &pkey, &key_alg) != 0)
+		return BS_ERR_INVALID;
+	rc = key_alg != alg ? BS_ERR_INVALID :
+	    sigverify_verify_key(pkey, alg, is_digest, data, data_len, sig, sig_len, fmt);
 	EVP_PKEY_free(pkey);
 	return rc;
 }

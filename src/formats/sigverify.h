@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "common/bs_error.h"
 #include "types/types.h"
 
@@ -33,6 +35,19 @@ int sigverify_spki_alg(const uint8_t *spki, size_t spki_len, enum bs_alg *alg_ou
 int sigverify_verify(const uint8_t *spki, size_t spki_len, enum bs_alg alg, int is_digest,
     const uint8_t *data, size_t data_len, const uint8_t *sig, size_t sig_len,
     enum bs_sig_format fmt) BS_WUR;
+
+/*
+ * The two halves of sigverify_verify, for a caller that verifies many
+ * signatures of one key: the DER SPKI parsed once into *pkey (EVP_PKEY_free
+ * it; safe to share between threads for verifying) with its algorithm (0,
+ * BS_ERR_INVALID, BS_ERR_UNSUPPORTED as sigverify_spki_alg), then each
+ * signature checked with it (the results of sigverify_verify; alg must be
+ * the key's).
+ */
+int sigverify_key_parse(const uint8_t *spki, size_t spki_len, EVP_PKEY **pkey,
+    enum bs_alg *alg) BS_WUR;
+int sigverify_verify_key(EVP_PKEY *pkey, enum bs_alg alg, int is_digest, const uint8_t *data,
+    size_t data_len, const uint8_t *sig, size_t sig_len, enum bs_sig_format fmt) BS_WUR;
 
 /*
  * Converts DER SPKI to PEM ("-----BEGIN PUBLIC KEY-----"). *pem_out is

@@ -7,8 +7,9 @@
  *   1. each token decoded (formats/tlm_batch.h), its window and clock checked;
  *   2. in one read transaction, each vehicle's registry record read once
  *      (registry.h); per batch: the vehicle active, the kid one of its
- *      identity keys, the signature (OpenSSL, formats/sigverify.h), the
- *      identity valid and not revoked at the window, the samples' hash;
+ *      identity keys, the signature (OpenSSL, formats/sigverify.h; the
+ *      parsed keys cached by key id, which is their hash), the identity
+ *      valid and not revoked at the window, the samples' hash;
  *   3. in one write transaction, the sequence numbers of the batches that
  *      passed: each vehicle's replay window (store row "seq/VID" of namespace
  *      "telemetry": the highest sequence seen and a bitmap of the 64 below
@@ -24,7 +25,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "boltseal/v1/telemetry.pb-c.h"
@@ -42,12 +46,26 @@
 #define TLM_NS "telemetry"
 #define REPLAY_WINDOW 64
 #define SPKI_MAX 512
+#define KEY_CACHE_SLOTS 4096        /* identity keys kept parsed, direct-mapped by key id */
+
+/*
+ * A parsed identity key. The key id is the SHA-256 of the key's DER SPKI,
+ * so a slot can never hold another key under an id: no invalidation is
+ * needed (validity and revocation are read from the registry every time).
+ */
+struct key_slot {
+	uint8_t kid[TLM_KID_LEN];
+	EVP_PKEY *pkey;                 /* NULL: empty */
+	enum bs_alg alg;
+};
 
 struct tlm_state {
 	struct svc_ctx *svc;
 	int64_t max_skew_ms;
 	int64_t max_window_ms;
 	size_t batch_max;
+	pthread_mutex_t cache_lock;     /* the worker threads share the cache */
+	struct key_slot *cache;
 };
 
 /* One batch's verdict in the making. */
@@ -175,17 +193,60 @@ identity_of(const json_t *rec, const char *kid)
 	return NULL;
 }
 
+/*
+ * The parsed key of identity kid, whose base64 SPKI the registry holds: from
+ * the cache, or parsed and cached. *pkey is a reference (EVP_PKEY_free it).
+ * 0 or BS_ERR_INVALID (not a usable key, or not the key kid names).
+ */
+static int
+key_get(struct tlm_state *st, const uint8_t kid[TLM_KID_LEN], const char *b64, EVP_PKEY **pkey,
+    enum bs_alg *alg)
+{
+	struct key_slot *slot = &st->cache[(kid[0] | (size_t)kid[1] << 8) % KEY_CACHE_SLOTS];
+	uint8_t spki[SPKI_MAX], h[SHA256_DIGEST_LENGTH];
+	size_t len = 0;
+	EVP_PKEY *k = NULL, *old;
+
+	pthread_mutex_lock(&st->cache_lock);
+	if (slot->pkey != NULL && memcmp(slot->kid, kid, TLM_KID_LEN) == 0 &&
+	    EVP_PKEY_up_ref(slot->pkey) == 1) {
+		*pkey = slot->pkey;
+		*alg = slot->alg;
+		pthread_mutex_unlock(&st->cache_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&st->cache_lock);
+	if (b64 == NULL || bs_b64_decode(b64, strlen(b64), 0, spki, sizeof(spki), &len) != 0 ||
+	    len > sizeof(spki))
+		return BS_ERR_INVALID;
+	SHA256(spki, len, h);
+	if (memcmp(h, kid, TLM_KID_LEN) != 0 || sigverify_key_parse(spki, len, &k, alg) != 0)
+		return BS_ERR_INVALID;
+	if (EVP_PKEY_up_ref(k) != 1) {
+		EVP_PKEY_free(k);
+		return BS_ERR_NOMEM;
+	}
+	pthread_mutex_lock(&st->cache_lock);
+	old = slot->pkey;
+	memcpy(slot->kid, kid, TLM_KID_LEN);
+	slot->pkey = k;
+	slot->alg = *alg;
+	pthread_mutex_unlock(&st->cache_lock);
+	EVP_PKEY_free(old);
+	*pkey = k;
+	return 0;
+}
+
 static void
 check_identity(struct tjob *j, struct item *it)
 {
 	const struct vehicle *v = &j->veh[it->vehicle];
 	const struct tlm_window *w = &it->b.w;
 	const json_t *id;
-	const char *b64;
-	uint8_t spki[SPKI_MAX], h[SHA256_DIGEST_LENGTH];
-	size_t spki_len = 0;
+	uint8_t h[SHA256_DIGEST_LENGTH];
 	int64_t nb, na, rv;
-	enum bs_alg alg;
+	EVP_PKEY *key = NULL;
+	enum bs_alg alg = BS_ALG_NONE;
 	int rc;
 
 	if (v->rec == NULL) {
@@ -203,16 +264,17 @@ check_identity(struct tjob *j, struct item *it)
 		    "identity key of vehicle '%s'", it->key_id, w->vehicle_id);
 		return;
 	}
-	b64 = json_string_value(json_object_get(id, "public_key"));
-	if (b64 == NULL || bs_b64_decode(b64, strlen(b64), 0, spki, sizeof(spki), &spki_len) != 0 ||
-	    spki_len > sizeof(spki) || sigverify_spki_alg(spki, spki_len, &alg) != 0 ||
+	if (key_get(j->st, it->b.kid, json_string_value(json_object_get(id, "public_key")), &key,
+	    &alg) != 0 ||
 	    alg != (it->b.alg == TLM_ALG_ES256 ? BS_ALG_ECDSA_P256_SHA256 : BS_ALG_ED25519)) {
+		EVP_PKEY_free(key);
 		refuse(it, BOLTSEAL__V1__TELEMETRY_VERDICT_CODE__BAD_SIGNATURE, "the token's alg does "
 		    "not fit the identity key's type");
 		return;
 	}
-	rc = sigverify_verify(spki, spki_len, alg, 0, it->b.tbs, it->b.tbs_len, it->b.sig,
-	    TLM_SIG_LEN, BS_SIGFMT_RAW);
+	rc = sigverify_verify_key(key, alg, 0, it->b.tbs, it->b.tbs_len, it->b.sig, TLM_SIG_LEN,
+	    BS_SIGFMT_RAW);
+	EVP_PKEY_free(key);
 	if (rc != 0) {
 		refuse(it, BOLTSEAL__V1__TELEMETRY_VERDICT_CODE__BAD_SIGNATURE, "the signature does not "
 		    "verify with identity key %.16s...", it->key_id);
@@ -549,7 +611,11 @@ init(void *env, const unsigned long *values, void **state, char *err, size_t err
 {
 	struct tlm_state *st = calloc(1, sizeof(*st));
 
-	if (st == NULL) {
+	if (st == NULL || (st->cache = calloc(KEY_CACHE_SLOTS, sizeof(*st->cache))) == NULL ||
+	    pthread_mutex_init(&st->cache_lock, NULL) != 0) {
+		if (st != NULL)
+			free(st->cache);
+		free(st);
 		snprintf(err, errlen, "out of memory");
 		return BS_ERR_NOMEM;
 	}
@@ -564,7 +630,13 @@ init(void *env, const unsigned long *values, void **state, char *err, size_t err
 static void
 fini(void *state)
 {
-	free(state);
+	struct tlm_state *st = state;
+
+	for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
+		EVP_PKEY_free(st->cache[i].pkey);
+	free(st->cache);
+	pthread_mutex_destroy(&st->cache_lock);
+	free(st);
 }
 
 const struct rpc_service telemetry_service = {
