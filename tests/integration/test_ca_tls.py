@@ -185,8 +185,9 @@ def test_revocation_closes_the_live_connection(env, second_daemon, certpb, tmp_p
         later, crl2 = wait_file(path, lambda k, c: k > num, 25)
         assert len(list(crl2)) == 1
         rec = bsutil.wait_audit(sd.state_dir, lambda r: r["type"] == "key" and
-                                r.get("event") == "crl_made" and r.get("key") == "ca-svc")[-1]
-        assert rec["fields"]["crl_number"] == str(later), rec
+                                r.get("event") == "crl_made" and r.get("key") == "ca-svc" and
+                                r["fields"]["crl_number"] == str(later))[-1]
+        assert rec["fields"]["crl_entries"] == "1", rec
         assert rec["payload_sha256"], rec
     finally:
         admin.close()

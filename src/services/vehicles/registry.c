@@ -146,7 +146,6 @@ vehicle_note_certificate(json_t *rec, const uint8_t *spki, size_t len, const cha
     int64_t not_before, int64_t not_after, int64_t now, char *why, size_t whylen)
 {
 	json_t *ids = json_object_get(rec, "identities"), *nid = NULL, *id;
-	const char *kid;
 	size_t i;
 	int rc;
 
@@ -157,14 +156,14 @@ vehicle_note_certificate(json_t *rec, const uint8_t *spki, size_t len, const cha
 	if ((rc = vehicle_identity_new(spki, len, cert_sha256, not_before, not_after, &nid, why,
 	    whylen)) != 0)
 		return rc;
-	kid = json_string_value(json_object_get(nid, "key_id"));
 	/* the key known already: its entry now names the newest certificate */
 	json_array_foreach(ids, i, id) {
 		if (!json_equal(json_object_get(id, "key_id"), json_object_get(nid, "key_id")))
 			continue;
 		json_decref(nid);
 		if (json_integer_value(json_object_get(id, "revoked_at")) != 0) {
-			snprintf(why, whylen, "the identity key %.16s... of this vehicle is revoked", kid);
+			snprintf(why, whylen, "the identity key %.16s... of this vehicle is revoked",
+			    json_string_value(json_object_get(id, "key_id")));
 			return BS_ERR_PRECONDITION;
 		}
 		return json_object_set_new(id, "cert_sha256", json_string(cert_sha256)) != 0 ||
