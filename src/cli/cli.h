@@ -92,6 +92,8 @@ int cli_propose(struct cli_ctx *x, const struct args *a, const char *method,
 int cli_propose_policy_set(struct cli_ctx *x, const struct args *a);
 /* cmd_certs.c: `propose ca-create` (a row of cmd_admin.c's table). */
 int cli_propose_ca_create(struct cli_ctx *x, const struct args *a);
+/* cmd_certs.c: `propose profile-set`. */
+int cli_propose_profile_set(struct cli_ctx *x, const struct args *a);
 int cli_policy_print_change(struct cli_ctx *x, const uint8_t *req, size_t len) BS_WUR;
 
 /*

@@ -1129,6 +1129,10 @@ static const struct args_opt propose_opts[] = {
 static const struct args_opt propose_ca_opts[] = {
 	{ "common-name", 0, ARGS_VALUE }, { "days", 0, ARGS_VALUE },
 	{ "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+static const struct args_opt propose_profile_opts[] = {
+	{ "ca", 0, ARGS_VALUE }, { "kind", 0, ARGS_VALUE }, { "uri-prefix", 0, ARGS_VALUE },
+	{ "max-hours", 0, ARGS_VALUE }, { "description", 0, ARGS_VALUE }, { "ttl", 0, ARGS_VALUE },
+	{ NULL, 0, ARGS_FLAG } };
 static const struct args_opt propose_policy_opts[] = {
 	{ "base-version", 0, ARGS_VALUE }, { "description", 0, ARGS_VALUE },
 	{ "ttl", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
@@ -1201,6 +1205,11 @@ static const struct cli_cmd propose_cmds[] = {
 	  .summary = "propose a CA certificate for a ca key (CreateAuthority)",
 	  .usage = "KEY --common-name CN [--days N] [--description TEXT] [--ttl SECONDS]",
 	  .spec = { propose_ca_opts, 1, 1 } },
+	{ .name = "profile-set", .run = cli_propose_profile_set,
+	  .summary = "propose an issuing profile, new or changed (SetProfile)",
+	  .usage = "NAME --ca KEY --kind vehicle|gateway|service --uri-prefix URI --max-hours N\n"
+	      "[--description TEXT] [--ttl SECONDS]",
+	  .spec = { propose_profile_opts, 1, 1 } },
 	{ .name = "policy-set", .run = cli_propose_policy_set,
 	  .summary = "propose a new authorization policy (SetPolicy); approvers see its diff",
 	  .usage = "FILE [--base-version N] [--description TEXT] [--ttl SECONDS]",
@@ -1211,7 +1220,7 @@ static const struct cli_cmd propose_cmds[] = {
 const struct cli_cmd cli_propose_cmd = {
 	.name = "propose",
 	.summary = "submit a call for approvals (AdminService/Propose)",
-	.usage = "keys|mfa-reset|ca-create|policy-set ARGS",
+	.usage = "keys|mfa-reset|ca-create|profile-set|policy-set ARGS",
 	.sub = propose_cmds,
 };
 

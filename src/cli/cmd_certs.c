@@ -12,6 +12,7 @@
  *   ca revoke SERIAL [--reason R]               revoked, and the CA's new CRL
  *   ca crl KEY [--out FILE]                     the CA's current CRL
  *   propose ca-create KEY --common-name CN ...  (a row of cmd_admin.c)
+ *   propose profile-set NAME --ca KEY ...       (a row of cmd_admin.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,25 @@ build_create(struct cli_ctx *x, const struct args *a, Boltseal__V1__CreateAuthor
 	return 0;
 }
 
+/* s quoted for a POSIX shell into out (cap bytes): '...' with ' as '\''; cut short if long. */
+static void
+shell_quote(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	out[o++] = '\'';
+	for (; *s != '\0' && o + 6 < cap; s++) {
+		if (*s == '\'') {
+			memcpy(out + o, "'\\''", 4);
+			o += 4;
+		} else {
+			out[o++] = *s;
+		}
+	}
+	out[o++] = '\'';
+	out[o] = '\0';
+}
+
 static int
 cmd_ca_create(struct cli_ctx *x, const struct args *a)
 {
@@ -84,27 +104,16 @@ cmd_ca_create(struct cli_ctx *x, const struct args *a)
 	Boltseal__V1__CreateAuthorityResponse *resp = NULL;
 	const char *d = args_get(a, "days");
 	char hint[512], cn[200], *msg = NULL;
-	const char *p;
-	size_t o = 0;
 	int st = 0, ret;
 
 	if ((ret = build_create(x, a, &req)) != 0)
 		return ret;
-	/* the common name quoted for a POSIX shell: ' becomes '\'' */
-	for (p = req.common_name; *p != '\0' && o + 5 < sizeof(cn); p++) {
-		if (*p == '\'') {
-			memcpy(cn + o, "'\\''", 4);
-			o += 4;
-		} else {
-			cn[o++] = *p;
-		}
-	}
-	cn[o] = '\0';
+	shell_quote(req.common_name, cn, sizeof(cn));
 	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "CreateAuthority", &req.base,
 	    &boltseal__v1__create_authority_response__descriptor, (ProtobufCMessage **)&resp, &st,
 	    &msg);
 	if (ret != 0) {
-		snprintf(hint, sizeof(hint), "propose ca-create %s --common-name '%s'%s%s", a->pos[0],
+		snprintf(hint, sizeof(hint), "propose ca-create %s --common-name %s%s%s", a->pos[0],
 		    cn, d != NULL ? " --days " : "", d != NULL ? d : "");
 		cli_approvals_hint(x, st, msg, hint);
 		free(msg);
@@ -144,42 +153,67 @@ cmd_ca_show(struct cli_ctx *x, const struct args *a)
 	return ret;
 }
 
+/*
+ * The SetProfileRequest of `ca profile NAME ...` and `propose profile-set
+ * NAME ...` into *req and *p (p's strings borrowed from a). 0, or the
+ * usage error printed.
+ */
 static int
-cmd_ca_profile(struct cli_ctx *x, const struct args *a)
+build_profile(struct cli_ctx *x, const struct args *a, Boltseal__V1__SetProfileRequest *req,
+    Boltseal__V1__Profile *p)
 {
 	static const struct { const char *word; int kind; } kinds[] = {
 		{ "vehicle", BOLTSEAL__V1__PROFILE_KIND__VEHICLE },
 		{ "gateway", BOLTSEAL__V1__PROFILE_KIND__GATEWAY },
 		{ "service", BOLTSEAL__V1__PROFILE_KIND__SERVICE },
 	};
-	Boltseal__V1__SetProfileRequest req = BOLTSEAL__V1__SET_PROFILE_REQUEST__INIT;
-	Boltseal__V1__Profile p = BOLTSEAL__V1__PROFILE__INIT;
-	Boltseal__V1__SetProfileResponse *resp = NULL;
 	const char *ca = args_get(a, "ca"), *kind = args_get(a, "kind");
 	const char *prefix = args_get(a, "uri-prefix"), *hours = args_get(a, "max-hours");
 	unsigned long h = 0;
-	size_t i;
-	int ret;
 
+	boltseal__v1__set_profile_request__init(req);
+	boltseal__v1__profile__init(p);
 	if (ca == NULL || kind == NULL || prefix == NULL || hours == NULL)
 		return out_usage(x->cmd, "--ca KEY, --kind, --uri-prefix and --max-hours are required");
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (strcmp(kind, kinds[i].word) == 0)
-			p.kind = kinds[i].kind;
-	if (p.kind == 0)
+			p->kind = kinds[i].kind;
+	if (p->kind == 0)
 		return out_usage(x->cmd, "--kind must be vehicle, gateway or service");
 	if (args_uint(hours, 1, 8760, &h) != 0)
 		return out_usage(x->cmd, "--max-hours must be 1 to 8760");
-	p.name = (char *)a->pos[0];
-	p.ca_key_name = (char *)ca;
-	p.uri_prefix = (char *)prefix;
-	p.max_lifetime_hours = (uint32_t)h;
-	req.profile = &p;
-	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "SetProfile", &req.base,
-	    &boltseal__v1__set_profile_response__descriptor, (ProtobufCMessage **)&resp, NULL,
-	    NULL);
-	if (ret != 0)
+	p->name = (char *)a->pos[0];
+	p->ca_key_name = (char *)ca;
+	p->uri_prefix = (char *)prefix;
+	p->max_lifetime_hours = (uint32_t)h;
+	req->profile = p;
+	return 0;
+}
+
+static int
+cmd_ca_profile(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__SetProfileRequest req;
+	Boltseal__V1__Profile p;
+	Boltseal__V1__SetProfileResponse *resp = NULL;
+	char hint[1400], qn[200], qca[200], qk[64], qu[600], *msg = NULL;
+	int ret, st = 0;
+
+	if ((ret = build_profile(x, a, &req, &p)) != 0)
 		return ret;
+	ret = cli_call_sf(x, a, CLI_SF_MAYBE, CS "SetProfile", &req.base,
+	    &boltseal__v1__set_profile_response__descriptor, (ProtobufCMessage **)&resp, &st, &msg);
+	if (ret != 0) {
+		shell_quote(p.name, qn, sizeof(qn));
+		shell_quote(p.ca_key_name, qca, sizeof(qca));
+		shell_quote(args_get(a, "kind"), qk, sizeof(qk));
+		shell_quote(p.uri_prefix, qu, sizeof(qu));
+		snprintf(hint, sizeof(hint), "propose profile-set %s --ca %s --kind %s --uri-prefix %s "
+		    "--max-hours %u", qn, qca, qk, qu, p.max_lifetime_hours);
+		cli_approvals_hint(x, st, msg, hint);
+		free(msg);
+		return ret;
+	}
 	if (x->json) {
 		struct out_json j;
 
@@ -188,11 +222,23 @@ cmd_ca_profile(struct cli_ctx *x, const struct args *a)
 		out_json_str(&j, "name", resp->profile != NULL ? resp->profile->name : "");
 		out_json_close(&j);
 	} else {
-		printf("profile %s: %s certificates under %s, URI %sSUBJECT, at most %lu hours\n",
-		    a->pos[0], kind, ca, prefix, h);
+		printf("profile %s: %s certificates under %s, URI %sSUBJECT, at most %u hours\n",
+		    p.name, args_get(a, "kind"), p.ca_key_name, p.uri_prefix, p.max_lifetime_hours);
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return 0;
+}
+
+int
+cli_propose_profile_set(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__SetProfileRequest req;
+	Boltseal__V1__Profile p;
+	int ret;
+
+	if ((ret = build_profile(x, a, &req, &p)) != 0)
+		return ret;
+	return cli_propose(x, a, "boltseal.v1.CertificateService/SetProfile", &req.base);
 }
 
 /*
