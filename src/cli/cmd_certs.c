@@ -11,12 +11,16 @@
  *                                               the certificate of --cert, renewed
  *   ca revoke SERIAL [--reason R]               revoked, and the CA's new CRL
  *   ca crl KEY [--out FILE]                     the CA's current CRL
+ *   ca profiles                                 the profiles
+ *   ca list [--ca KEY] [--subject ID] [--expired] [--all]
+ *                                               issued certificates, a page or --all
  *   propose ca-create KEY --common-name CN ...  (a row of cmd_admin.c)
  *   propose profile-set NAME --ca KEY ...       (a row of cmd_admin.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "boltseal/v1/certs.pb-c.h"
 #include "cli/cli.h"
@@ -25,6 +29,7 @@
 
 #define CS "/boltseal.v1.CertificateService/"
 #define CREATE_METHOD "boltseal.v1.CertificateService/CreateAuthority"
+#define CERTS_TOKEN_MAX 64
 
 static void
 print_authority(struct cli_ctx *x, const Boltseal__V1__Authority *a, int pem)
@@ -465,6 +470,135 @@ cmd_ca_crl(struct cli_ctx *x, const struct args *a)
 	return ret;
 }
 
+static const char *
+kind_word(int kind)
+{
+	switch (kind) {
+	case BOLTSEAL__V1__PROFILE_KIND__VEHICLE:
+		return "vehicle";
+	case BOLTSEAL__V1__PROFILE_KIND__GATEWAY:
+		return "gateway";
+	case BOLTSEAL__V1__PROFILE_KIND__SERVICE:
+		return "service";
+	default:
+		return "?";
+	}
+}
+
+static int
+cmd_ca_profiles(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__ListProfilesRequest req = BOLTSEAL__V1__LIST_PROFILES_REQUEST__INIT;
+	Boltseal__V1__ListProfilesResponse *resp = NULL;
+	struct out_json j;
+	int ret;
+
+	(void)a;
+	if ((ret = call_unary(x, CS "ListProfiles", &req.base,
+	    &boltseal__v1__list_profiles_response__descriptor, (ProtobufCMessage **)&resp)) != 0)
+		return ret;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_array(&j, "profiles");
+	} else {
+		printf("%-20s %-8s %-16s %-6s %s\n", "NAME", "KIND", "CA", "HOURS", "URI PREFIX");
+	}
+	for (size_t i = 0; i < resp->n_profiles; i++) {
+		const Boltseal__V1__Profile *p = resp->profiles[i];
+
+		if (x->json) {
+			out_json_object(&j, NULL);
+			out_json_str(&j, "name", p->name);
+			out_json_str(&j, "kind", kind_word(p->kind));
+			out_json_str(&j, "ca_key_name", p->ca_key_name);
+			out_json_str(&j, "uri_prefix", p->uri_prefix);
+			out_json_int(&j, "max_lifetime_hours", p->max_lifetime_hours);
+			out_json_close(&j);
+		} else {
+			printf("%-20s %-8s %-16s %-6u ", p->name, kind_word(p->kind), p->ca_key_name,
+			    p->max_lifetime_hours);
+			out_safe_text(stdout, p->uri_prefix);
+			printf("\n");
+		}
+	}
+	if (x->json) {
+		out_json_close(&j);
+		out_json_close(&j);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+static int
+cmd_ca_list(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__ListCertificatesRequest req = BOLTSEAL__V1__LIST_CERTIFICATES_REQUEST__INIT;
+	Boltseal__V1__ListCertificatesResponse *resp = NULL;
+	int all = args_get(a, "all") != NULL, ret = 0;
+	int64_t now = (int64_t)time(NULL);
+	char token[CERTS_TOKEN_MAX + 1] = "";
+	struct out_json j;
+
+	req.ca_key_name = (char *)(args_get(a, "ca") != NULL ? args_get(a, "ca") : "");
+	req.subject_id = (char *)(args_get(a, "subject") != NULL ? args_get(a, "subject") : "");
+	req.include_expired = args_get(a, "expired") != NULL;
+	if (x->json) {
+		out_json_init(&j);
+		out_json_object(&j, NULL);
+		out_json_array(&j, "certificates");
+	} else {
+		printf("%-32s %-10s %-20s %s\n", "SERIAL", "STATE", "NOT AFTER (UTC)", "SUBJECT URI");
+	}
+	do {
+		req.page_token = token;
+		if ((ret = call_unary(x, CS "ListCertificates", &req.base,
+		    &boltseal__v1__list_certificates_response__descriptor,
+		    (ProtobufCMessage **)&resp)) != 0)
+			return ret;
+		for (size_t i = 0; i < resp->n_certificates; i++) {
+			const Boltseal__V1__IssuedCertificate *c = resp->certificates[i];
+			const char *state = c->revoked_at_unix != 0 ? "revoked" :
+			    c->not_after_unix <= now ? "expired" : "valid";
+			char when[32];
+			time_t na = (time_t)c->not_after_unix;
+			struct tm tm;
+
+			if (x->json) {
+				out_json_object(&j, NULL);
+				out_json_str(&j, "serial_hex", c->serial_hex);
+				out_json_str(&j, "state", state);
+				out_json_str(&j, "subject_uri", c->subject_uri);
+				out_json_str(&j, "profile", c->profile);
+				out_json_str(&j, "ca_key_name", c->ca_key_name);
+				out_json_str(&j, "sha256", c->sha256);
+				out_json_int(&j, "not_before_unix", c->not_before_unix);
+				out_json_int(&j, "not_after_unix", c->not_after_unix);
+				out_json_int(&j, "revoked_at_unix", c->revoked_at_unix);
+				out_json_str(&j, "renewed_from_serial_hex", c->renewed_from_serial_hex);
+				out_json_close(&j);
+				continue;
+			}
+			if (gmtime_r(&na, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S",
+			    &tm) == 0)
+				snprintf(when, sizeof(when), "%lld", (long long)c->not_after_unix);
+			printf("%-32s %-10s %-20s ", c->serial_hex, state, when);
+			out_safe_text(stdout, c->subject_uri);
+			printf("\n");
+		}
+		snprintf(token, sizeof(token), "%s", resp->next_page_token);
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	} while (all && token[0] != '\0');
+	if (x->json) {
+		out_json_close(&j);
+		out_json_str(&j, "next_page_token", token);
+		out_json_close(&j);
+	} else if (token[0] != '\0') {
+		printf("more: --all lists every page\n");
+	}
+	return 0;
+}
+
 int
 cli_propose_ca_create(struct cli_ctx *x, const struct args *a)
 {
@@ -493,6 +627,10 @@ static const struct args_opt renew_opts[] = {
 
 static const struct args_opt revoke_opts[] = {
 	{ "reason", 0, ARGS_VALUE }, { "otp", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
+
+static const struct args_opt list_opts[] = {
+	{ "ca", 0, ARGS_VALUE }, { "subject", 0, ARGS_VALUE }, { "expired", 0, ARGS_FLAG },
+	{ "all", 0, ARGS_FLAG }, { NULL, 0, ARGS_FLAG } };
 
 static const struct cli_cmd ca_cmds[] = {
 	{ .name = "create", .run = cmd_ca_create,
@@ -525,13 +663,20 @@ static const struct cli_cmd ca_cmds[] = {
 	{ .name = "crl", .run = cmd_ca_crl,
 	  .summary = "a CA's current CRL; --out writes the PEM to a file (GetCrl)",
 	  .usage = "KEY [--out FILE]", .spec = { show_opts, 1, 1 } },
+	{ .name = "profiles", .run = cmd_ca_profiles,
+	  .summary = "the issuing profiles (ListProfiles)", .usage = "",
+	  .spec = { NULL, 0, 0 } },
+	{ .name = "list", .run = cmd_ca_list,
+	  .summary = "issued certificates in serial order: valid and revoked ones, --expired too; "
+	      "one page, or --all (ListCertificates)",
+	  .usage = "[--ca KEY] [--subject ID] [--expired] [--all]", .spec = { list_opts, 0, 0 } },
 	{ .name = NULL },
 };
 
 const struct cli_cmd cli_ca_cmd = {
 	.name = "ca",
 	.summary = "certificate authorities whose keys stay in the HSM: create, show, profile, issue, "
-	    "renew, revoke, crl "
+	    "renew, revoke, crl, profiles, list "
 	    "(boltseal.v1.CertificateService)",
 	.usage = "COMMAND [ARGS]",
 	.sub = ca_cmds,

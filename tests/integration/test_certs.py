@@ -476,3 +476,53 @@ def test_cli_revoke_and_crl(env, issuing, tmp_path):
     assert "verify OK" in out and serial.upper() in out and "Superseded" in out, out
     rc, out = openssl("verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, leaf)
     assert rc != 0 and "revoked" in out, out
+
+
+def test_list_profiles_and_certificates(env, certpb, issuing):
+    """ListProfiles and ListCertificates (by CA, by subject, pages), and the CLI's tables."""
+    ch = env.client().channel
+
+    def call(meth, req, resp):
+        return ch.unary_unary(CS + meth, request_serializer=req.SerializeToString,
+                              response_deserializer=resp.FromString)(req, timeout=30)
+    profs = call("ListProfiles", certpb.ListProfilesRequest(), certpb.ListProfilesResponse)
+    names = [p.name for p in profs.profiles]
+    assert names == sorted(names) and {"vehicles", "services", "gateways"} <= set(names), names
+    ca, issue, _ = issuing
+    mine = [issue(certpb.IssueCertificateRequest(
+        profile="services", subject_id="lister", csr_pem=csr(
+            ec.generate_private_key(ec.SECP256R1()))), timeout=30).certificate
+        for _ in range(3)]
+    r = call("ListCertificates", certpb.ListCertificatesRequest(subject_id="lister"),
+             certpb.ListCertificatesResponse)
+    assert sorted(c.serial_hex for c in r.certificates) == sorted(c.serial_hex for c in mine)
+    assert r.next_page_token == "" and all(c.ca_certificate_pem == "" for c in r.certificates)
+    # pages of one, in serial order
+    seen, token = [], ""
+    for _ in range(10):
+        r = call("ListCertificates", certpb.ListCertificatesRequest(
+            subject_id="lister", page_size=1, page_token=token), certpb.ListCertificatesResponse)
+        seen += [c.serial_hex for c in r.certificates]
+        token = r.next_page_token
+        if not token:
+            break
+    assert seen == sorted(c.serial_hex for c in mine), seen
+    every = call("ListCertificates", certpb.ListCertificatesRequest(ca_key_name="ca-fleet",
+                                                                    page_size=1000),
+                 certpb.ListCertificatesResponse)
+    assert len(every.certificates) >= 6 and {c.ca_key_name for c in every.certificates} == \
+        {"ca-fleet"}
+    assert any(c.revoked_at_unix > 0 for c in every.certificates)   # revoked ones are listed
+    code_, msg = status(ch.unary_unary(
+        CS + "ListCertificates",
+        request_serializer=certpb.ListCertificatesRequest.SerializeToString,
+        response_deserializer=certpb.ListCertificatesResponse.FromString),
+        certpb.ListCertificatesRequest(page_token="zz"))
+    assert code_ == grpc.StatusCode.INVALID_ARGUMENT, msg
+    rc, out, err = cli(env, "ca", "list", "--subject", "lister")
+    assert rc == 0 and out.count("spiffe://fleet.example/svc/lister") == 3 and \
+        out.count(" valid ") == 3, (rc, out, err)
+    rc, out, err = cli(env, "ca", "profiles")
+    assert rc == 0 and "vehicles" in out and "spiffe://fleet.example/vehicle/" in out, (rc, out, err)
+    rc, out, err = cli(env, "--json", "ca", "list", "--subject", "lister", "--all")
+    assert rc == 0 and out.count('"state":"valid"') + out.count('"state": "valid"') == 3, out

@@ -68,6 +68,8 @@ static const char *const known_methods[] = {
 	"boltseal.v1.CertificateService/GetCrl",
 	"boltseal.v1.TelemetryService/VerifyTelemetryBatch",
 	"boltseal.v1.TelemetryService/VerifyTelemetryBatches",
+	"boltseal.v1.CertificateService/ListProfiles",
+	"boltseal.v1.CertificateService/ListCertificates",
 };
 #define NMETHODS (sizeof(known_methods) / sizeof(known_methods[0]))
 
@@ -212,25 +214,26 @@ struct seed {
  * them for purpose ca only) IssueCertificate (names a profile; without request.profile the grid sees the
  * second-factor grant) RenewCertificate (names no key; role own-certificate) RevokeCertificate
  * (names a serial; the second factor) GetCrl (names .key) | TelemetryService
- * VerifyTelemetryBatch VerifyTelemetryBatches (name no key; telemetry-gateway).
+ * VerifyTelemetryBatch VerifyTelemetryBatches (name no key; telemetry-gateway) |
+ * CertificateService ListProfiles ListCertificates (name no key; fleet-admin, auditor).
  * ListKeys, the AuditService, OtaService, VehicleService methods and InspectCommand name no key; the
  * others (KeyService, CommandService/SignCommand) name .key.
  */
 static const struct seed seeds[] = {
 	{ "ci-ota-release", "spiffe://fleet.example/ci/ota-release", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "01001111000001010000000000000000000000000000000000000000000000000" },
+	    "0100111100000101000000000000000000000000000000000000000000000000000" },
 	{ "log-ota-log", "spiffe://fleet.example/log/ota-log", "log-ckpt", "checkpoint", "ed25519",
-	    "01001100000000000000000000000000000000000000000000000000000000000" },
+	    "0100110000000000000000000000000000000000000000000000000000000000000" },
 	{ "svc-dispatch", "spiffe://fleet.example/svc/dispatch", "cmd-main", "command",
-	    "ecdsa-p256-sha256", "01001100000000000011000010000000000000000000000000000000000010000" },
+	    "ecdsa-p256-sha256", "0100110000000000001100001000000000000000000000000000000000001000000" },
 	{ "gateways", "spiffe://fleet.example/gw/eu-west-1", "tlm-env", "envelope", "ecdsa-p256-sha256",
-	    "01000000000000000000000000000011111111100000000000000000000010011" },
+	    "0100000000000000000000000000001111111110000000000000000000001001100" },
 	{ "alice", "spiffe://fleet.example/admin/alice", "ota-next", "ota", "ecdsa-p256-sha256",
-	    "11111000000010011111111100000000000000000000110011111110000000000" },
+	    "1111100000001001111111110000000000000000000011001111111000000000011" },
 	{ "vehicles", "spiffe://fleet.example/vehicle/TRUCK-7", "ota-fw", "ota", "ecdsa-p256-sha256",
-	    "00000000000000000000000000000000000000000000000000000000000010000" },
+	    "0000000000000000000000000000000000000000000000000000000000001000000" },
 	{ "auditor-ext", "spiffe://fleet.example/audit/ext", "audit-log", "audit", "ed25519",
-	    "01001000111100000000000001000000000000000000000000000010000000000" },
+	    "0100100011110000000000000100000000000000000000000000001000000000011" },
 };
 
 static int
@@ -242,6 +245,8 @@ method_names_key(const char *m)
 	    (strncmp(m, "boltseal.v1.CertificateService/", 31) == 0 &&
 	    strcmp(m, "boltseal.v1.CertificateService/IssueCertificate") != 0 &&
 	    strcmp(m, "boltseal.v1.CertificateService/RenewCertificate") != 0 &&
+	    strcmp(m, "boltseal.v1.CertificateService/ListProfiles") != 0 &&
+	    strcmp(m, "boltseal.v1.CertificateService/ListCertificates") != 0 &&
 	    strcmp(m, "boltseal.v1.CertificateService/RevokeCertificate") != 0);
 }
 
@@ -783,7 +788,7 @@ test_default_deny(void **state)
 		assert_int_equal(policy_may_call(p, pr, known_methods[i]), 0);
 	}
 	assert_string_equal(reason, "no role of principal 'nobody' (empty) grants "
-	    "boltseal.v1.TelemetryService/VerifyTelemetryBatches");
+	    "boltseal.v1.CertificateService/ListCertificates");
 	/* NULL arguments deny. */
 	assert_int_equal(policy_authorize(p, NULL, NULL, NULL, reason), 0);
 	assert_true(reason[0] != '\0');

@@ -655,6 +655,12 @@ static const struct rpc_method methods[] = {
 	    certs_revoke },
 	{ "GetCrl", &boltseal__v1__get_crl_request__descriptor,
 	    &boltseal__v1__get_crl_response__descriptor, RPC_AUTHZ_POLICY, 0, certs_get_crl },
+	{ "ListProfiles", &boltseal__v1__list_profiles_request__descriptor,
+	    &boltseal__v1__list_profiles_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    certs_list_profiles },
+	{ "ListCertificates", &boltseal__v1__list_certificates_request__descriptor,
+	    &boltseal__v1__list_certificates_response__descriptor, RPC_AUTHZ_POLICY, 0,
+	    certs_list_certificates },
 };
 
 /* certs.* settings, in this order (values[] of init). */

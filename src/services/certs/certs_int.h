@@ -148,6 +148,10 @@ void certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg);
  */
 void certs_crl_refresh(struct certs_state *st, const char *key);
 
+/* list.c */
+void certs_list_profiles(struct rpc_call *call, const ProtobufCMessage *msg);
+void certs_list_certificates(struct rpc_call *call, const ProtobufCMessage *msg);
+
 /* crl_publish.c */
 #define CERTS_CRL_FILE_SUFFIX ".crl.pem"
 /* Arms the publisher (a first pass at once). 0 or an error (err). */
