@@ -5,26 +5,12 @@
 # command proposes exactly the SetProfile request, bob and carol approve
 # with their codes, alice executes, and the profile is in force (an
 # issuance under it gets past "no profile" to the CA's missing certificate).
-import os
-import subprocess
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import bsutil
 from test_admin import admins, apb  # noqa: F401  (fixtures, used by name)
-
-
-def cli(d, ident, *args):
-    cert, key = d.env.client_files(ident)
-    e = {k: v for k, v in os.environ.items() if not k.startswith("BOLTSEAL_")}
-    p = subprocess.run([os.path.join(bsutil.BUILDDIR, "boltseal"), "--server",
-                        "127.0.0.1:%d" % d.inst.port, "--ca", d.env.ca, "--cert", cert,
-                        "--key", key] + list(args),
-                       env=e, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=60)
-    return p.returncode, p.stdout, p.stderr
+from test_policy_versions import cli
 
 
 def test_profile_change_needs_approvals(admins, apb, tmp_path):

@@ -282,13 +282,35 @@ ident_at(const json_t *rec, size_t i)
 	return json_array_get(json_object_get(rec, "identities"), i);
 }
 
+/*
+ * A record with VEHICLE_IDENTITIES_MAX identities: the registered one, then
+ * certificates' (the first of which ends at 200, the others at 1000).
+ */
+static json_t *
+full_record(void)
+{
+	json_t *rec = new_record("TRUCK-2");
+	char why[160], sha[65];
+	uint8_t *k;
+	size_t n;
+
+	for (size_t i = 1; i < VEHICLE_IDENTITIES_MAX; i++) {
+		k = new_spki("EC", "P-256", &n);
+		snprintf(sha, sizeof(sha), "%064zx", i);
+		assert_int_equal(vehicle_note_certificate(rec, k, n, sha, 100, i == 1 ? 200 : 1000,
+		    150, why, sizeof(why)), 0);
+		OPENSSL_free(k);
+	}
+	return rec;
+}
+
 static void
 test_certificates_noted(void **state)
 {
 	json_t *rec = new_record("TRUCK-1");
-	char why[160], sha[65];
-	uint8_t *k, *k2;
-	size_t n, n2, i;
+	char why[160];
+	uint8_t *k;
+	size_t n, i;
 	const char *kid;
 
 	(void)state;
@@ -312,26 +334,12 @@ test_certificates_noted(void **state)
 	json_decref(rec);
 
 	/* the cap: 8 in force; expired certificates' entries make room (never the first) */
-	rec = new_record("TRUCK-2");
-	for (i = 1; i < VEHICLE_IDENTITIES_MAX; i++) {
-		k2 = new_spki("EC", "P-256", &n2);
-		snprintf(sha, sizeof(sha), "%064zx", i);
-		assert_int_equal(vehicle_note_certificate(rec, k2, n2, sha, 100, i == 1 ? 200 : 1000,
-		    150, why, sizeof(why)), 0);
-		OPENSSL_free(k2);
-	}
+	rec = full_record();
 	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_C, 150, 900, 150, why, sizeof(why)),
 	    BS_ERR_PRECONDITION);
 	assert_non_null(strstr(why, "identities in force"));
 	json_decref(rec);
-	rec = new_record("TRUCK-2");
-	for (i = 1; i < VEHICLE_IDENTITIES_MAX; i++) {
-		k2 = new_spki("EC", "P-256", &n2);
-		snprintf(sha, sizeof(sha), "%064zx", i);
-		assert_int_equal(vehicle_note_certificate(rec, k2, n2, sha, 100, i == 1 ? 200 : 1000,
-		    150, why, sizeof(why)), 0);
-		OPENSSL_free(k2);
-	}
+	rec = full_record();
 	/* at 250 the first certificate (not_after 200) has expired: its entry goes */
 	assert_int_equal(vehicle_note_certificate(rec, k, n, SHA_C, 250, 900, 250, why, sizeof(why)), 0);
 	assert_int_equal(json_array_size(json_object_get(rec, "identities")), VEHICLE_IDENTITIES_MAX);

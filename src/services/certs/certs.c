@@ -325,6 +325,21 @@ out:
 }
 
 int
+certs_pem_spki(const char *pem, uint8_t **spki, size_t *len)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	int n = x != NULL ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), spki) : 0;
+
+	X509_free(x);
+	BIO_free(b);
+	if (n <= 0)
+		return BS_ERR_NOMEM;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
 certs_validity(X509 *x, int64_t *not_before, int64_t *not_after)
 {
 	struct tm tm;

@@ -130,6 +130,13 @@ int certs_ca_signer(void *c, const char *key, const Boltseal__V1__Authority *ca,
 /* x's PEM (*pem: OPENSSL_free) and the hex SHA-256 of its DER. 0 or BS_ERR_NOMEM. */
 int certs_pem_sha(X509 *x, char **pem, char sha[65]) BS_WUR;
 
+/*
+ * The DER SubjectPublicKeyInfo of the certificate in pem (*spki: the
+ * caller OPENSSL_free()s it, *len bytes). 0, or BS_ERR_NOMEM (it does not
+ * parse, or memory ran out).
+ */
+int certs_pem_spki(const char *pem, uint8_t **spki, size_t *len) BS_WUR;
+
 /* x's validity in unix seconds. 0 or BS_ERR_INVALID. */
 int certs_validity(X509 *x, int64_t *not_before, int64_t *not_after) BS_WUR;
 

@@ -460,17 +460,13 @@ static int
 note_vehicle(struct icall *c, struct store_txn *tx, int64_t now)
 {
 	json_t *prev = NULL, *rec = NULL;
-	X509 *x = NULL;
 	uint8_t *spki = NULL;
 	uint64_t rowv = 0;
-	int len = 0, rc;
-	BIO *b = BIO_new_mem_buf(c->pem, -1);
+	size_t len = 0;
+	int rc;
 
-	if (b == NULL || (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
-	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) <= 0) {
-		rc = BS_ERR_NOMEM;
+	if ((rc = certs_pem_spki(c->pem, &spki, &len)) != 0)
 		goto out;
-	}
 	rc = vehicle_read(tx, c->subject, 0, &prev, &rowv);
 	if (rc == BS_ERR_NOT_FOUND || (rc == 0 && vehicle_status_of(prev) != VEHICLE_ACTIVE)) {
 		rc = refuse(c, GRPC_STATUS_FAILED_PRECONDITION, "vehicle '%s' is no longer registered "
@@ -483,7 +479,7 @@ note_vehicle(struct icall *c, struct store_txn *tx, int64_t now)
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	rc = vehicle_note_certificate(rec, spki, (size_t)len, c->sha, c->out.not_before_unix,
+	rc = vehicle_note_certificate(rec, spki, len, c->sha, c->out.not_before_unix,
 	    c->out.not_after_unix, now, c->why, sizeof(c->why));
 	if (rc == BS_ERR_PRECONDITION || rc == BS_ERR_INVALID) {
 		c->why_status = GRPC_STATUS_FAILED_PRECONDITION;
@@ -497,8 +493,6 @@ out:
 	json_decref(prev);
 	json_decref(rec);
 	OPENSSL_free(spki);
-	X509_free(x);
-	BIO_free(b);
 	return rc;
 }
 

@@ -178,12 +178,11 @@ note_vehicle(struct rcall *c, struct store_txn *tx)
 {
 	Boltseal__V1__Profile *p = NULL;
 	json_t *prev = NULL, *rec = NULL;
-	X509 *x = NULL;
-	BIO *b = NULL;
 	uint8_t *spki = NULL, h[32];
 	char row[80], kid[65], why[96];
 	uint64_t rowv = 0;
-	int rc, n, len;
+	size_t len = 0;
+	int rc, n;
 
 	snprintf(row, sizeof(row), "profile/%s", c->cert->profile);
 	rc = certs_read_pb(tx, row, &boltseal__v1__profile__descriptor, (ProtobufCMessage **)&p, NULL);
@@ -191,14 +190,13 @@ note_vehicle(struct rcall *c, struct store_txn *tx)
 		goto out;
 	if ((rc = vehicle_read(tx, c->cert->subject_id, 0, &prev, &rowv)) != 0)
 		goto out;
-	if ((b = BIO_new_mem_buf(c->cert->certificate_pem, -1)) == NULL ||
-	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
-	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki)) <= 0 ||
-	    (rec = json_deep_copy(prev)) == NULL) {
+	if ((rc = certs_pem_spki(c->cert->certificate_pem, &spki, &len)) != 0)
+		goto out;
+	if ((rec = json_deep_copy(prev)) == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
-	SHA256(spki, (size_t)len, h);
+	SHA256(spki, len, h);
 	bs_hex_encode(h, sizeof(h), kid);
 	snprintf(why, sizeof(why), "certificate %s revoked (CRLReason %u)", c->serial, c->reason);
 	n = vehicle_note_revocation(rec, c->cert->sha256, c->reason == 1 ? kid : NULL, c->now, why);
@@ -215,8 +213,6 @@ out:
 	json_decref(prev);
 	json_decref(rec);
 	OPENSSL_free(spki);
-	X509_free(x);
-	BIO_free(b);
 	return rc;
 }
 
