@@ -496,6 +496,28 @@ out:
 	return rc;
 }
 
+/*
+ * Worker, in the record transaction of a renewal: the certificate presented
+ * is still not revoked (a revocation may have landed since it was read).
+ */
+static int
+still_renewable(struct icall *c, struct store_txn *tx)
+{
+	Boltseal__V1__IssuedCertificate *ic = NULL;
+	char row[CERTS_SERIAL_HEX + 8];
+	int rc;
+
+	snprintf(row, sizeof(row), "serial/%s", c->renewed_from);
+	if ((rc = certs_read_pb(tx, row, &boltseal__v1__issued_certificate__descriptor,
+	    (ProtobufCMessage **)&ic, NULL)) != 0)
+		return rc == BS_ERR_NOT_FOUND ? BS_ERR_INTERNAL : rc;
+	if (ic->revoked_at_unix != 0)
+		rc = refuse(c, GRPC_STATUS_PERMISSION_DENIED, "certificate %s was revoked meanwhile: "
+		    "it cannot renew", c->renewed_from);
+	boltseal__v1__issued_certificate__free_unpacked(ic, NULL);
+	return rc;
+}
+
 /* Worker: the serial's row, the thumbprint's, and (VEHICLE) the registry, at once. */
 static void
 record_work(struct workq_job *job, void *ctx)
@@ -515,6 +537,8 @@ record_work(struct workq_job *job, void *ctx)
 	if (rc == 0)
 		rc = store_row_put(tx, CERTS_NS, thumb, 0, (const uint8_t *)c->serial,
 		    CERTS_SERIAL_HEX, NULL);
+	if (rc == 0 && c->renew)
+		rc = still_renewable(c, tx);
 	if (rc == 0 && c->prof->kind == BOLTSEAL__V1__PROFILE_KIND__VEHICLE)
 		rc = note_vehicle(c, tx, (int64_t)time(NULL));
 	if (rc == 0)
