@@ -141,6 +141,22 @@ certs_fail(void *arg, int status, const char *fmt, ...)
 }
 
 int
+certs_authorize_key(void *arg, const char *key, const struct policy_attr *attrs, size_t nattrs,
+    const struct catalog_key **k)
+{
+	struct certs_call *c = arg;
+	const struct catalog_key *found = catalog_find(c->svc->catalog, key);
+
+	if (k != NULL)
+		*k = found;
+	if (rpc_call_authorize(c->call, key, found != NULL ? bs_purpose_name(found->purpose) : NULL,
+	    attrs, nattrs))
+		return 1;
+	c->free_fn(c);
+	return 0;
+}
+
+int
 certs_submit(void *arg, void (*work)(struct workq_job *, void *), void (*done)(struct workq_job *))
 {
 	struct certs_call *c = arg;
@@ -559,12 +575,8 @@ create_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 
 	if ((c = ccall_start(call, OP_CREATE, r->key_name)) == NULL)
 		return;
-	k = catalog_find(c->base.svc->catalog, c->key);
-	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
-	    NULL, 0)) {
-		ccall_free(c);
+	if (!certs_authorize_key(c, c->key, NULL, 0, &k))
 		return;
-	}
 	if (!cn_valid(r->common_name) || days > LIFETIME_MAX) {
 		certs_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "common_name: 1 to 64 bytes of UTF-8 without "
 		    "control characters; lifetime_days: 0 (3650) to 7300");
@@ -635,17 +647,12 @@ static void
 get_authority(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__GetAuthorityRequest *r = (const Boltseal__V1__GetAuthorityRequest *)msg;
-	const struct catalog_key *k;
 	struct ccall *c;
 
 	if ((c = ccall_start(call, OP_GET, r->key_name)) == NULL)
 		return;
-	k = catalog_find(c->base.svc->catalog, c->key);
-	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
-	    NULL, 0)) {
-		ccall_free(c);
+	if (!certs_authorize_key(c, c->key, NULL, 0, NULL))
 		return;
-	}
 	if (certs_submit(c, read_work, read_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }

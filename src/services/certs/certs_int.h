@@ -22,6 +22,7 @@
 
 struct svc_ctx;
 struct store_txn;
+struct policy_attr;
 
 /* rows ca/KEY, profile/NAME, serial/HEX, thumb/SHA256HEX (a serial), crl/KEY; counter crlnum/KEY */
 #define CERTS_NS "certs"
@@ -72,6 +73,15 @@ void *certs_task_new(struct certs_state *st, size_t size, void (*free_fn)(void *
  * logs it as the publisher's error), then frees c.
  */
 void certs_fail(void *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * The policy's verdict on c's call naming key (its purpose from the
+ * catalog when the key exists) with the request attributes attrs. 1: go
+ * on, *k (may be NULL) the catalog's key or NULL; 0: refused, answered,
+ * and c freed.
+ */
+int certs_authorize_key(void *c, const char *key, const struct policy_attr *attrs, size_t nattrs,
+    const struct catalog_key **k) BS_WUR;
 
 /* Runs work on a worker, then done on the loop. 0, or the queue's refusal. */
 int certs_submit(void *c, void (*work)(struct workq_job *, void *),

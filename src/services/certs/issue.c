@@ -191,13 +191,9 @@ certs_set_profile(struct rpc_call *call, const ProtobufCMessage *msg)
 		return;
 	}
 	rpc_call_audit_target(call, p->name);
-	k = catalog_find(c->base.svc->catalog, p->ca_key_name);
 	attr = (struct policy_attr){ "request.profile", p->name };
-	if (!rpc_call_authorize(call, p->ca_key_name, k != NULL ? bs_purpose_name(k->purpose) :
-	    NULL, &attr, 1)) {
-		icall_free(c);
+	if (!certs_authorize_key(c, p->ca_key_name, &attr, 1, &k))
 		return;
-	}
 	if (k == NULL || k->purpose != BS_PURPOSE_CA) {
 		certs_fail(c, GRPC_STATUS_FAILED_PRECONDITION, "ca_key_name: %s", k == NULL ? "no such key" :
 		    "not a CA key");

@@ -683,7 +683,6 @@ void
 certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg)
 {
 	const Boltseal__V1__GetCrlRequest *r = (const Boltseal__V1__GetCrlRequest *)msg;
-	const struct catalog_key *k;
 	struct rcall *c;
 
 	if ((c = rcall_new(call, 0)) == NULL)
@@ -694,12 +693,8 @@ certs_get_crl(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	snprintf(c->key, sizeof(c->key), "%s", r->ca_key_name);
 	rpc_call_audit_target(call, c->key);
-	k = catalog_find(c->base.svc->catalog, c->key);
-	if (!rpc_call_authorize(call, c->key, k != NULL ? bs_purpose_name(k->purpose) : NULL,
-	    NULL, 0)) {
-		rcall_free(c);
+	if (!certs_authorize_key(c, c->key, NULL, 0, NULL))
 		return;
-	}
 	if (certs_submit(c, read_work, read_done) != 0)
 		certs_fail(c, GRPC_STATUS_UNAVAILABLE, "server busy");
 }
