@@ -1,5 +1,6 @@
 /*
  * cmd_audit.c - `boltseal audit ...`: commands on the daemon's audit log.
+ * `audit bundle` and `audit verify-bundle` are in cmd_evidence.c.
  * `audit verify` checks a copy of an audit directory offline (no server,
  * no connection settings) with audit_verify_dir, against a verifier key
  * that comes from OUTSIDE the directory: --vkey, --vkey-file (refused when
@@ -17,6 +18,7 @@
 #include "audit/audit_verify.h"
 #include "audit/checkpoint.h"
 #include "cli/cli.h"
+#include "cli/evidence_cmd.h"
 #include "cli/input.h"
 #include "cli/output.h"
 #include "common/hex.h"
@@ -292,6 +294,17 @@ static const struct cli_cmd audit_cmds[] = {
 	      "or: --dir AUDITDIR --checkpoint FILE [--allow-tail N]\n"
 	      "(AUDITDIR/vkey is trusted only if it signed the pinned --checkpoint)",
 	  .spec = { verify_opts, 0, 0 } },
+	{ .name = "bundle", .run = cli_audit_bundle,
+	  .summary = "write an evidence bundle: the records of a time window with inclusion "
+	      "proofs, the signed checkpoint, certificates, CRLs and public keys",
+	  .usage = "--from TIME --to TIME [--vehicle ID] --out FILE.tar [--wait SECONDS]\n"
+	      "(TIME: UTC YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.mmmZ)",
+	  .spec = { cli_audit_bundle_opts, 0, 0 } },
+	{ .name = "verify-bundle", .run = cli_audit_verify_bundle, .offline = 1,
+	  .summary = "check an evidence bundle offline against the log's verifier key",
+	  .usage = "[--vkey VKEY... | --vkey-file FILE] BUNDLE.tar\n"
+	      "(without a key the bundle's own vkey is used, with a warning)",
+	  .spec = { cli_audit_verify_bundle_opts, 1, 1 } },
 	{ .name = NULL },
 };
 

@@ -297,6 +297,8 @@ static const struct extra extras[] = {
 	{ "spiffe://fleet.example/admin/alice", KS "ListKeys", "x", "generic", NULL, NULL, 0 },
 	/* auditor: only audit keys; AuditService calls name no key. */
 	{ "spiffe://fleet.example/audit/ext", KS "GetKey", "ota-fw", "ota", NULL, NULL, 0 },
+	/* ... but every public key, for evidence bundles */
+	{ "spiffe://fleet.example/audit/ext", KS "GetPublicKey", "ota-fw", "ota", NULL, NULL, 1 },
 	{ "spiffe://fleet.example/audit/ext", AS "ReadRecords", "audit-log", "audit", NULL, NULL, 0 },
 	/* Not in the policy at all. */
 	{ "spiffe://fleet.example/admin/alice", "grpc.health.v1.Health/Check", NULL, NULL, NULL, NULL, 0 },

@@ -1,16 +1,20 @@
 /*
  * auditservice.c - boltseal.v1.AuditService: the latest signed checkpoint,
  * inclusion and consistency proofs (computed from the in-memory tree on the
- * loop thread: O(log^2 n) hashes), and the raw records (read from the file
+ * loop thread: O(log^2 n) hashes), the raw records (read from the file
  * on the general work queue, since the loop never blocks on the disk and
- * HSM threads only talk to the HSM).
+ * HSM threads only talk to the HSM), and the seal of an evidence bundle
+ * (audit/evidence.h): the SealEvidence call's own record.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
+#include "audit/evidence.h"
 #include "boltseal/v1/audit.pb-c.h"
+#include "common/hex.h"
 #include "exec/workq.h"
 #include "rpc/rpc_status.h"
 #include "services/services.h"
@@ -181,6 +185,132 @@ get_consistency_proof(struct rpc_call *call, const ProtobufCMessage *msg)
 	rpc_call_finish_pb(call, &resp.base);
 }
 
+#define PROOFS_MAX 1000
+
+static void
+get_inclusion_proofs(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	struct svc_ctx *svc = rpc_call_svc(call);
+	const Boltseal__V1__GetInclusionProofsRequest *r =
+	    (const Boltseal__V1__GetInclusionProofsRequest *)msg;
+	Boltseal__V1__GetInclusionProofsResponse resp =
+	    BOLTSEAL__V1__GET_INCLUSION_PROOFS_RESPONSE__INIT;
+	Boltseal__V1__InclusionProof *pp = NULL, **ptrs = NULL;
+	uint8_t (*hashes)[MERKLE_HASH_LEN] = NULL, (*leaves)[MERKLE_HASH_LEN] = NULL;
+	uint8_t root[MERKLE_HASH_LEN];
+	ProtobufCBinaryData *pb = NULL;
+	uint64_t size = r->tree_size;
+	size_t i, n, used = 0, k = r->n_leaf_indexes;
+
+	if (!audit_ready(call) || resolve_size(call, &size) != 0)
+		return;
+	if (k == 0 || k > PROOFS_MAX) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "leaf_indexes: give 1 to %d indexes (%zu given)", PROOFS_MAX, k);
+		return;
+	}
+	if (size > audit_log_size(svc->audit)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "need tree_size <= %llu (the durable log size)",
+		    (unsigned long long)audit_log_size(svc->audit));
+		return;
+	}
+	for (i = 0; i < k; i++)
+		if (r->leaf_indexes[i] >= size) {
+			rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+			    "leaf_indexes[%zu] = %llu: need < tree_size %llu", i,
+			    (unsigned long long)r->leaf_indexes[i], (unsigned long long)size);
+			return;
+		}
+	pp = calloc(k, sizeof(*pp));
+	ptrs = calloc(k, sizeof(*ptrs));
+	leaves = calloc(k, sizeof(*leaves));
+	hashes = calloc(k * MERKLE_MAX_PROOF, sizeof(*hashes));
+	pb = calloc(k * MERKLE_MAX_PROOF, sizeof(*pb));
+	if (pp == NULL || ptrs == NULL || leaves == NULL || hashes == NULL || pb == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	if (audit_log_root(svc->audit, size, root) != 0)
+		goto internal;
+	for (i = 0; i < k; i++) {
+		boltseal__v1__inclusion_proof__init(&pp[i]);
+		n = 0;
+		if (audit_log_inclusion(svc->audit, r->leaf_indexes[i], size, hashes + used, &n) != 0 ||
+		    audit_log_leaf(svc->audit, r->leaf_indexes[i], leaves[i]) != 0)
+			goto internal;
+		hashes_to_pb(hashes + used, n, pb + used);
+		pp[i].leaf_index = r->leaf_indexes[i];
+		pp[i].leaf_hash.data = leaves[i];
+		pp[i].leaf_hash.len = MERKLE_HASH_LEN;
+		pp[i].n_hashes = n;
+		pp[i].hashes = pb + used;
+		ptrs[i] = &pp[i];
+		used += n;
+	}
+	resp.tree_size = size;
+	resp.root_hash.data = root;
+	resp.root_hash.len = sizeof(root);
+	resp.n_proofs = k;
+	resp.proofs = ptrs;
+	rpc_call_finish_pb(call, &resp.base);
+	goto out;
+internal:
+	rpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot compute the proofs");
+out:
+	free(pp);
+	free(ptrs);
+	free(leaves);
+	free(hashes);
+	free(pb);
+}
+
+/*
+ * SealEvidence: the answer is the seal. What the bundle claims (its
+ * MANIFEST hash, window, vehicle filter, record count) goes into this
+ * call's audit record, durable before the caller hears OK.
+ */
+static void
+seal_evidence(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__V1__SealEvidenceRequest *r = (const Boltseal__V1__SealEvidenceRequest *)msg;
+	Boltseal__V1__SealEvidenceResponse resp = BOLTSEAL__V1__SEAL_EVIDENCE_RESPONSE__INIT;
+	char hex[BS_HEX_LEN(32)], num[24];
+
+	if (!audit_ready(call))
+		return;
+	if (r->manifest_sha256.len != 32) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "manifest_sha256: need 32 bytes (SHA-256), got %zu", r->manifest_sha256.len);
+		return;
+	}
+	if (!evidence_ts_valid(r->from) || !evidence_ts_valid(r->to) || strcmp(r->from, r->to) > 0) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "from, to: need two UTC times YYYY-MM-DDTHH:MM:SS.mmmZ, from <= to");
+		return;
+	}
+	if (r->vehicle[0] != '\0' && !evidence_vehicle_valid(r->vehicle)) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+		    "vehicle: 1 to %d printable ASCII characters", EVIDENCE_VEHICLE_MAX);
+		return;
+	}
+	bs_hex_encode(r->manifest_sha256.data, 32, hex);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)r->records);
+	rpc_call_audit_event(call, "evidence_sealed");
+	if (r->vehicle[0] != '\0')
+		rpc_call_audit_target(call, r->vehicle);
+	if (rpc_call_audit_field(call, "evidence.manifest_sha256", hex) != 0 ||
+	    rpc_call_audit_field(call, "evidence.from", r->from) != 0 ||
+	    rpc_call_audit_field(call, "evidence.to", r->to) != 0 ||
+	    rpc_call_audit_field(call, "evidence.vehicle", r->vehicle) != 0 ||
+	    rpc_call_audit_field(call, "evidence.records", num) != 0) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	resp.request_id = (char *)rpc_call_request_id(call);
+	rpc_call_finish_pb(call, &resp.base);
+}
+
 /* ---- ReadRecords: file reads on a worker ------------------------------------ */
 
 struct read_job {
@@ -307,6 +437,12 @@ static const struct rpc_method methods[] = {
 	{ "ReadRecords", &boltseal__v1__read_records_request__descriptor,
 	    &boltseal__v1__read_records_response__descriptor,
 	    RPC_AUTHZ_POLICY, 0, read_records },
+	{ "GetInclusionProofs", &boltseal__v1__get_inclusion_proofs_request__descriptor,
+	    &boltseal__v1__get_inclusion_proofs_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, get_inclusion_proofs },
+	{ "SealEvidence", &boltseal__v1__seal_evidence_request__descriptor,
+	    &boltseal__v1__seal_evidence_response__descriptor,
+	    RPC_AUTHZ_POLICY, 0, seal_evidence },
 };
 
 /* Health: the audit service serves only where the daemon keeps an audit log. */
