@@ -138,6 +138,24 @@ read_records(struct cli_ctx *x, uint64_t start, uint32_t max,
 	    &boltseal__v1__read_records_response__descriptor, (ProtobufCMessage **)resp);
 }
 
+/*
+ * A call whose non-OK status is an answer, not a failure: 0 with *status
+ * 0 and *resp set (OK), or 0 with *status and *msg (malloc'd or NULL) set;
+ * else the exit code of a failed call (printed).
+ */
+static int
+soft_call(struct cli_ctx *x, const char *path, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp, int *status, char **msg)
+{
+	int ret;
+
+	*status = 0;
+	*msg = NULL;
+	*resp = NULL;
+	ret = call_unary_otp(x, path, req, NULL, rdesc, resp, status, msg);
+	return ret == CLI_EXIT_STATUS && *status != 0 ? 0 : ret;
+}
+
 /* The timestamp of record idx into ts (EVIDENCE_TS_LEN + 1). 0 or an exit code. */
 static int
 record_ts(struct cli_ctx *x, uint64_t idx, char *ts)
@@ -314,7 +332,7 @@ add_keys(struct cli_ctx *x, struct evidence_bundle *b, const struct recs *r, str
 		}
 		req.name = (char *)k;
 		req.version = (uint32_t)json_integer_value(ver);
-		ret = call_unary_otp(x, KS "GetPublicKey", &req.base, NULL,
+		ret = soft_call(x, KS "GetPublicKey", &req.base,
 		    &boltseal__v1__get_public_key_response__descriptor, (ProtobufCMessage **)&resp,
 		    &status, &msg);
 		if (ret == 0 && status == 0) {
@@ -340,7 +358,7 @@ ca_names(struct cli_ctx *x, const struct recs *r, json_t *set)
 	int status = 0, ret;
 	char *msg = NULL;
 
-	ret = call_unary_otp(x, CS "ListProfiles", &req.base, NULL,
+	ret = soft_call(x, CS "ListProfiles", &req.base,
 	    &boltseal__v1__list_profiles_response__descriptor, (ProtobufCMessage **)&resp,
 	    &status, &msg);
 	if (ret != 0)
@@ -389,7 +407,7 @@ add_certs(struct cli_ctx *x, struct evidence_bundle *b, const struct recs *r,
 			continue;
 		areq.key_name = (char *)ca;
 		msg = NULL;
-		ret = call_unary_otp(x, CS "GetAuthority", &areq.base, NULL,
+		ret = soft_call(x, CS "GetAuthority", &areq.base,
 		    &boltseal__v1__get_authority_response__descriptor,
 		    (ProtobufCMessage **)&aresp, &status, &msg);
 		if (ret == 0 && status == 0 && aresp->authority != NULL)
@@ -407,7 +425,7 @@ add_certs(struct cli_ctx *x, struct evidence_bundle *b, const struct recs *r,
 		creq.ca_key_name = (char *)ca;
 		msg = NULL;
 		snprintf(name, sizeof(name), "crls/%s.pem", ca);
-		ret = call_unary_otp(x, CS "GetCrl", &creq.base, NULL,
+		ret = soft_call(x, CS "GetCrl", &creq.base,
 		    &boltseal__v1__get_crl_response__descriptor, (ProtobufCMessage **)&cresp,
 		    &status, &msg);
 		if (ret == 0 && status == 0 && cresp->crl != NULL)
@@ -433,7 +451,7 @@ add_certs(struct cli_ctx *x, struct evidence_bundle *b, const struct recs *r,
 		req.page_token = token;
 		req.page_size = 1000;
 		msg = NULL;
-		ret = call_unary_otp(x, CS "ListCertificates", &req.base, NULL,
+		ret = soft_call(x, CS "ListCertificates", &req.base,
 		    &boltseal__v1__list_certificates_response__descriptor,
 		    (ProtobufCMessage **)&resp, &status, &msg);
 		if (ret == 0 && status != 0)
@@ -577,7 +595,7 @@ wait_checkpoint(struct cli_ctx *x, uint64_t seq, unsigned long wait_s,
 	for (;;) {
 		msg = NULL;
 		*cp = NULL;
-		ret = call_unary_otp(x, AS "GetCheckpoint", &req.base, NULL,
+		ret = soft_call(x, AS "GetCheckpoint", &req.base,
 		    &boltseal__v1__get_checkpoint_response__descriptor, (ProtobufCMessage **)cp,
 		    &status, &msg);
 		free(msg);
