@@ -118,11 +118,11 @@ evidence_ts_valid(const char *s)
 	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 ||
 	    tm.tm_min > 59 || tm.tm_sec > 59)
 		return 0;
-	/* a real date: timegm normalises 02-30 to 03-02 */
+	/* a real date: timegm normalises 02-30 to 03-02 (in tm too, so compare with s) */
 	t = timegm(&tm);
 	if (gmtime_r(&t, &back) == NULL)
 		return 0;
-	return back.tm_mday == tm.tm_mday && back.tm_mon == tm.tm_mon;
+	return back.tm_mday == atoi(s + 8) && back.tm_mon == atoi(s + 5) - 1;
 }
 
 int
@@ -690,10 +690,16 @@ out:
 	return rc;
 }
 
-/* Checks one record line against its (verified) proof and the seal; 1 or 0 (failed). */
+/*
+ * Checks one record line against its (verified) proof and the seal; 1 or
+ * 0 (failed). Its timestamp must be in the window when the bundle is of a
+ * vehicle (each record was chosen by it) or when edge (the first or last
+ * record of a window: records are stamped just before they are queued, so
+ * one inside a window may be stamped a few ms outside it).
+ */
 static int
 check_record(const uint8_t *p, size_t len, size_t line, const struct proof_line *pl,
-    int64_t prev_seq, struct evidence_report *r)
+    int64_t prev_seq, int edge, struct evidence_report *r)
 {
 	uint8_t leaf[MERKLE_HASH_LEN];
 	json_t *o, *seq;
@@ -715,7 +721,8 @@ check_record(const uint8_t *p, size_t len, size_t line, const struct proof_line 
 		fail(r, "records.jsonl", "line %zu: seq %llu after %lld (records %s)", line,
 		    (unsigned long long)pl->seq, (long long)prev_seq, r->vehicle[0] != '\0' ?
 		    "must be in log order" : "of a window are consecutive");
-	} else if (ts == NULL || strcmp(ts, r->from) < 0 || strcmp(ts, r->to) > 0) {
+	} else if (ts == NULL || ((r->vehicle[0] != '\0' || edge) &&
+	    (strcmp(ts, r->from) < 0 || strcmp(ts, r->to) > 0))) {
 		fail(r, "records.jsonl", "line %zu: seq %llu is outside the sealed window %s to %s",
 		    line, (unsigned long long)pl->seq, r->from, r->to);
 	} else if (r->vehicle[0] != '\0' && !evidence_record_of_vehicle(p, len, r->vehicle)) {
@@ -847,7 +854,8 @@ evidence_verify(const struct evidence_bundle *b, const struct note_verifier *v, 
 			rc = fail(r, "records.jsonl", "line %zu: more records than proofs", line);
 			goto done;
 		}
-		if ((rc = check_record(p, len, line, &pls[line - 1], prev, r)) != 1)
+		if ((rc = check_record(p, len, line, &pls[line - 1], prev,
+		    line == 1 || off == f->len, r)) != 1)
 			goto done;
 		prev = (int64_t)pls[line - 1].seq;
 		if (line == 1)
