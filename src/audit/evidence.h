@@ -32,7 +32,7 @@
 #include "formats/signed_note.h"
 
 #define EVIDENCE_MAX_FILES 20000
-#define EVIDENCE_MAX_FILE (64u * 1024 * 1024)     /* one file */
+#define EVIDENCE_MAX_FILE (128u * 1024 * 1024)    /* one file */
 #define EVIDENCE_MAX_TOTAL (256u * 1024 * 1024)   /* every file */
 #define EVIDENCE_NAME_MAX 100
 #define EVIDENCE_VEHICLE_MAX 128

@@ -37,10 +37,11 @@
 #define KS "/boltseal.v1.KeyService/"
 #define PAGE 1000               /* ReadRecords and GetInclusionProofs per call */
 #define MARGIN 1000             /* records read beyond each end of the window */
-#define BUNDLE_MAX_RECORDS 100000
+#define BUNDLE_MAX_RECORDS 50000   /* records.jsonl ~35 MB, proofs.jsonl ~60 MB */
 #define BUNDLE_MAX_KEYS 1000
 #define BUNDLE_MAX_PAGES 1000   /* ListCertificates pages */
-#define BUNDLE_MAX_BYTES (32u * 1024 * 1024)  /* a bundle file read by verify-bundle */
+/* a bundle file read by verify-bundle: its files and their tar headers */
+#define BUNDLE_MAX_BYTES (EVIDENCE_MAX_TOTAL + 64u * 1024 * 1024)
 
 /* A record kept for the bundle. */
 struct rec {

@@ -272,6 +272,18 @@ def test_vehicle_bundle(env, window, tmp_path):
     assert "certs/ca-ca-ev.pem" in files
 
 
+def test_empty_window(env, window, tmp_path):
+    path = str(tmp_path / "empty.tar")
+    rc, out, err = cli(env, "audit-ext", "audit", "bundle", "--from", "2020-01-01", "--to",
+                       "2020-01-02T00:00:00Z", "--out", path, "--wait", "30")
+    assert rc == 0 and ": 0 records" in out, (rc, out, err)
+    rc, out, err = verify(env, path, "--vkey-file", window["vkey"])
+    assert rc == 0 and "OK: 0 records from 2020-01-01T00:00:00.000Z to " \
+        "2020-01-02T00:00:00.999Z" in out, (rc, out, err)
+    files = members(path)
+    assert files["records.jsonl"] == b"" and len(files["proofs.jsonl"].splitlines()) == 1
+
+
 def test_refusals(env, window, tmp_path):
     path = str(tmp_path / "r.tar")
     # sealing is for auditors: a vehicle gateway may not
