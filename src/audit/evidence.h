@@ -74,6 +74,8 @@ int evidence_name_valid(const char *name);
 
 /* 1 if s is exactly a record timestamp, YYYY-MM-DDTHH:MM:SS.mmmZ, of a real date. */
 int evidence_ts_valid(const char *s);
+/* The same check; 0 and *unix_s (its second; unix_s may be NULL), or -1. */
+int evidence_ts_unix(const char *s, int64_t *unix_s);
 
 /* 1 if s is 1..EVIDENCE_VEHICLE_MAX printable ASCII characters without '"' or '\\'. */
 int evidence_vehicle_valid(const char *s);

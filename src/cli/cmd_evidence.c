@@ -95,7 +95,6 @@ recs_add(struct recs *r, uint64_t seq, const uint8_t *line, size_t len)
 static int
 parse_bound(const char *s, int end, char out[EVIDENCE_TS_LEN + 1], int64_t *unix_s)
 {
-	struct tm tm;
 	size_t len = s != NULL ? strlen(s) : 0;
 
 	if (len == 10)
@@ -106,17 +105,7 @@ parse_bound(const char *s, int end, char out[EVIDENCE_TS_LEN + 1], int64_t *unix
 		snprintf(out, EVIDENCE_TS_LEN + 1, "%s", s);
 	else
 		return -1;
-	if (!evidence_ts_valid(out))
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = atoi(out) - 1900;
-	tm.tm_mon = atoi(out + 5) - 1;
-	tm.tm_mday = atoi(out + 8);
-	tm.tm_hour = atoi(out + 11);
-	tm.tm_min = atoi(out + 14);
-	tm.tm_sec = atoi(out + 17);
-	*unix_s = (int64_t)timegm(&tm);
-	return 0;
+	return evidence_ts_unix(out, unix_s);
 }
 
 /* A string member of a record, or NULL. */
