@@ -392,6 +392,84 @@ dispatch_word(const char *group, size_t idx)
 	return NULL;
 }
 
+/* The options every command takes (args_parse). */
+static const struct args_opt common_opts[] = {
+	{ "json", 0, ARGS_FLAG }, { "help", 'h', ARGS_FLAG }, { NULL, 0, ARGS_FLAG } };
+
+/* Prints "--NAME" of each option of opts that starts with cur. */
+static void
+complete_opts(FILE *f, const struct args_opt *opts, const char *cur)
+{
+	for (const struct args_opt *o = opts; o != NULL && o->name != NULL; o++)
+		if (strncmp(o->name, cur + 2, strlen(cur) - 2) == 0)
+			fprintf(f, "--%s\n", o->name);
+}
+
+/* 1 if word is an option of opts that takes a value (--name, not --name=v). */
+static int
+takes_value(const struct args_opt *opts, const char *word)
+{
+	int k;
+
+	if (strncmp(word, "--", 2) != 0 || strchr(word, '=') != NULL)
+		return 0;
+	k = args_find(opts, word + 2, strlen(word + 2));
+	return k >= 0 && (opts[k].kind == ARGS_VALUE || opts[k].kind == ARGS_MULTI);
+}
+
+void
+dispatch_complete(FILE *f, const struct args_opt *global, int argc, char **argv)
+{
+	const char *cur = argc > 0 ? argv[argc - 1] : "", *w;
+	const struct cli_cmd *c = NULL, *g = NULL;
+	int i = 0;
+	size_t k;
+
+	/* skip the global options (and their values) before the first word */
+	while (i < argc - 1 && argv[i][0] == '-') {
+		i += takes_value(global, argv[i]) ? 2 : 1;
+	}
+	if (i >= argc || (i == argc - 1 && cur[0] != '-' && i > 0 && takes_value(global,
+	    argv[i - 1])))
+		return;
+	if (i == argc - 1) {
+		if (strncmp(cur, "--", 2) == 0) {
+			complete_opts(f, global, cur);
+			complete_opts(f, common_opts, cur);
+			return;
+		}
+		for (k = 0; (w = dispatch_word(NULL, k)) != NULL; k++)
+			if (strncmp(w, cur, strlen(cur)) == 0)
+				fprintf(f, "%s\n", w);
+		return;
+	}
+	if ((c = find_top(argv[i], &g)) == NULL)
+		return;
+	i++;
+	if (c->sub != NULL) {
+		g = c;
+		/* the group's command word: the first word that is not an option */
+		for (; i < argc - 1 && argv[i][0] == '-'; i++)
+			;
+		if (i == argc - 1) {
+			for (k = 0; (w = dispatch_word(g->name, k)) != NULL; k++)
+				if (strncmp(w, cur, strlen(cur)) == 0)
+					fprintf(f, "%s\n", w);
+			return;
+		}
+		if ((c = find_row(g, argv[i])) == NULL)
+			return;
+		i++;
+	}
+	/* the command's options; after one that takes a value, nothing (files) */
+	if (argc >= 2 && i <= argc - 1 && takes_value(c->spec.opts, argv[argc - 2]))
+		return;
+	if (strncmp(cur, "--", 2) == 0) {
+		complete_opts(f, c->spec.opts, cur);
+		complete_opts(f, common_opts, cur);
+	}
+}
+
 void
 dispatch_free(struct dispatch *d)
 {

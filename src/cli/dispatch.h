@@ -39,6 +39,16 @@ void dispatch_free(struct dispatch *d);
  */
 const char *dispatch_word(const char *group, size_t idx);
 
+/*
+ * `boltseal __complete WORDS...` (the bash completion, etc/bash-completion/
+ * boltseal): prints on f, one per line, what may replace the last word of
+ * argv (the words after "boltseal"; the last one is being typed, maybe ""):
+ * global options, command and group names, a group's commands, a command's
+ * options. Nothing after an option that takes a value (the shell then
+ * completes file names). global: the table of the global options.
+ */
+void dispatch_complete(FILE *f, const struct args_opt *global, int argc, char **argv);
+
 /* Prints the command list and the kept spellings (for `boltseal --help`). */
 void dispatch_print_commands(FILE *f);
 

@@ -64,6 +64,11 @@ main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	signal(SIGPIPE, SIG_IGN);
 
+	/* the bash completion's question: the candidates, never an error */
+	if (argc >= 2 && strcmp(argv[1], "__complete") == 0) {
+		dispatch_complete(stdout, global_opts, argc - 2, argv + 2);
+		return 0;
+	}
 	/* global options stop at the first word; a repeated one replaces the earlier */
 	if ((ret = args_parse(NULL, &global, ARGS_STOP | ARGS_LAST, argc - 1, argv + 1, &g)) != 0)
 		goto out;
