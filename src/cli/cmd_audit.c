@@ -305,6 +305,11 @@ static const struct cli_cmd audit_cmds[] = {
 	  .usage = "[--vkey VKEY... | --vkey-file FILE] BUNDLE.tar\n"
 	      "(without a key the bundle's own vkey is used, with a warning)",
 	  .spec = { cli_audit_verify_bundle_opts, 1, 1 } },
+	{ .name = "explain", .run = cli_audit_explain,
+	  .summary = "why request ID was refused or failed: its audit records (the caller is only "
+	      "told \"permission denied (request id ID ...)\")",
+	  .usage = "ID [--max-scan N]  (the newest N records are searched, default 1000000)",
+	  .spec = { cli_audit_explain_opts, 1, 1 } },
 	{ .name = NULL },
 };
 

@@ -10,6 +10,10 @@
  * (SealEvidence), waits for a checkpoint that covers the seal, fetches the
  * inclusion proofs, checks the result as verify-bundle would, and writes
  * the tar archive. verify-bundle: evidence_verify, offline.
+ *
+ * `boltseal audit explain ID` (also here: it reads the log through the
+ * same ReadRecords paging) prints the records of one request id, newest
+ * pages first: why a call was refused, which the caller was never told.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -905,6 +909,114 @@ print:
 		    "the one the log's operator published");
 	return rep.ok ? CLI_EXIT_OK : CLI_EXIT_NEGATIVE;
 }
+
+#define EXPLAIN_SCAN_DEFAULT 1000000UL
+
+/* Adds the records of resp (the first at index start) whose request_id is rid. */
+static int
+match_request(struct cli_ctx *x, const Boltseal__V1__ReadRecordsResponse *resp, uint64_t start,
+    const char *rid, struct recs *found)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < resp->n_records && ret == 0; i++) {
+		json_t *o = json_loadb((const char *)resp->records[i].data, resp->records[i].len, 0,
+		    NULL);
+		const char *r = rec_str(o, "request_id");
+
+		if (r != NULL && strcmp(r, rid) == 0 && recs_add(found, start + i,
+		    resp->records[i].data, resp->records[i].len) != 0) {
+			out_err(x->cmd, "out of memory");
+			ret = CLI_EXIT_USAGE;
+		}
+		json_decref(o);
+	}
+	return ret;
+}
+
+int
+cli_audit_explain(struct cli_ctx *x, const struct args *a)
+{
+	Boltseal__V1__ReadRecordsResponse *resp = NULL;
+	const char *rid = a->pos[0], *ms = args_get(a, "max-scan");
+	unsigned long max_scan = EXPLAIN_SCAN_DEFAULT;
+	uint64_t end, start, scanned = 0;
+	struct recs found = { 0 };
+	int ret;
+
+	if (strlen(rid) != 16 || strspn(rid, "0123456789abcdef") != 16)
+		return out_usage(x->cmd, "'%s' is not a request id (16 lower-case hex digits, as in "
+		    "\"permission denied (request id ...)\")", rid);
+	if (ms != NULL && args_uint(ms, 1, 1000000000UL, &max_scan) != 0)
+		return out_usage(x->cmd, "--max-scan: a number of records, 1 to 1000000000");
+	if ((ret = read_records(x, 0, 1, &resp)) != 0)
+		return ret;
+	end = resp->log_size;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	/* from the newest page back: a request being explained is usually recent */
+	while (end > 0 && scanned < max_scan && found.n == 0) {
+		uint64_t pos;
+		size_t got;
+
+		start = end > PAGE ? end - PAGE : 0;
+		/* an answer may hold fewer records than asked (about 1 MiB): read on */
+		for (pos = start; pos < end; pos += got) {
+			if ((ret = read_records(x, pos, (uint32_t)(end - pos), &resp)) != 0)
+				goto out;
+			got = resp->n_records;
+			ret = got == 0 ? CLI_EXIT_CONN : match_request(x, resp, pos, rid, &found);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
+			if (got == 0)
+				out_err(x->cmd, "the server answered no record at %" PRIu64, pos);
+			if (ret != 0)
+				goto out;
+			scanned += got;
+		}
+		end = start;
+	}
+	if (found.n == 0) {
+		out_err(x->cmd, "no record of request %s in the last %" PRIu64 " records (--max-scan "
+		    "reads further back)", rid, scanned);
+		ret = CLI_EXIT_NEGATIVE;
+		goto out;
+	}
+	if (x->json) {
+		/* the records as the log holds them (JSON already) */
+		printf("{\"records\":[");
+		for (size_t i = 0; i < found.n; i++) {
+			printf("%s", i > 0 ? "," : "");
+			fwrite(found.v[i].line, 1, found.v[i].len, stdout);
+		}
+		printf("]}\n");
+		ret = CLI_EXIT_OK;
+		goto out;
+	}
+	for (size_t i = 0; i < found.n; i++) {
+		json_t *o = json_loadb((const char *)found.v[i].line, found.v[i].len, 0, NULL);
+		const char *v;
+
+		printf("record %" PRIu64 ", %s\n", found.v[i].seq,
+		    (v = rec_str(o, "timestamp")) != NULL ? v : "?");
+		out_field("  caller:", (v = rec_str(o, "principal_id")) != NULL ? v :
+		    "(no principal)");
+		out_field("  identity:", rec_str(o, "identity"));
+		out_field("  method:", rec_str(o, "method"));
+		if ((v = rec_str(o, "key")) != NULL)
+			out_field("  key:", v);
+		if ((v = rec_str(o, "target")) != NULL)
+			out_field("  target:", v);
+		out_field("  result:", rec_str(o, "result"));
+		out_field("  reason:", (v = rec_str(o, "reason")) != NULL ? v : "-");
+		json_decref(o);
+	}
+	ret = CLI_EXIT_OK;
+out:
+	recs_free(&found);
+	return ret;
+}
+
+const struct args_opt cli_audit_explain_opts[] = {
+	{ "max-scan", 0, ARGS_VALUE }, { NULL, 0, ARGS_FLAG } };
 
 const struct args_opt cli_audit_bundle_opts[] = {
 	{ "from", 0, ARGS_VALUE }, { "to", 0, ARGS_VALUE }, { "vehicle", 0, ARGS_VALUE },

@@ -107,6 +107,8 @@ out_write_file(const char *cmd, const char *path, const uint8_t *data, size_t le
 void
 out_status(const char *cmd, long item, int status, const char *msg)
 {
+	const char *id;
+
 	fprintf(stderr, "%s: %s: ", CLI_PROGNAME, cmd);
 	if (item >= 0)
 		fprintf(stderr, "item %ld: ", item);
@@ -116,6 +118,12 @@ out_status(const char *cmd, long item, int status, const char *msg)
 		out_safe(stderr, msg);
 	}
 	fputc('\n', stderr);
+	/* a denial names its request id: say how the reason is found */
+	if (status == GRPC_STATUS_PERMISSION_DENIED && msg != NULL &&
+	    (id = strstr(msg, "(request id ")) != NULL &&
+	    strspn(id + 12, "0123456789abcdef") == 16)
+		fprintf(stderr, "%s: %s: an auditor reads why with: %s audit explain %.16s\n",
+		    CLI_PROGNAME, cmd, CLI_PROGNAME, id + 12);
 }
 
 int

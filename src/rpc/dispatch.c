@@ -600,6 +600,19 @@ refuse(struct rpc_call *call, int http_status, int status, const char *msg, cons
 	decide(call, http_status);
 }
 
+/*
+ * The message of every PERMISSION_DENIED: generic (the precise reason is
+ * for the audit log only), with the request id an auditor looks it up by
+ * (`boltseal audit explain ID`).
+ */
+static const char *
+denied_message(const struct rpc_call *call, char *buf, size_t len)
+{
+	snprintf(buf, len, "permission denied (request id %s: the reason is in the audit log)",
+	    call->request_id);
+	return buf;
+}
+
 static void
 call_abandon(struct rpc_call *call)
 {
@@ -759,7 +772,8 @@ admit(struct rpc_call *call)
 		policy_principal_roles(pr, roles, sizeof(roles));
 		snprintf(reason, sizeof(reason), "no role of principal '%s' (%s) grants %s",
 		    call->principal, roles, call->path + 1);
-		refuse(call, 200, GRPC_STATUS_PERMISSION_DENIED, "permission denied", reason);
+		refuse(call, 200, GRPC_STATUS_PERMISSION_DENIED, denied_message(call, msg, sizeof(msg)),
+		    reason);
 		return 0;
 	}
 	return 1;
@@ -1262,6 +1276,7 @@ rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *pu
     const struct policy_attr *attrs, size_t nattrs, const char *tested)
 {
 	struct policy_verdict v;
+	char msg[RPC_MESSAGE_MAX];
 
 	if (key != NULL && call->audit_key[0] == '\0')
 		snprintf(call->audit_key, sizeof(call->audit_key), "%s", key);
@@ -1284,7 +1299,8 @@ rpc_call_authorize_tested(struct rpc_call *call, const char *key, const char *pu
 	case POLICY_DENY:
 	default:
 		snprintf(call->reason, sizeof(call->reason), "%s", v.reason);
-		rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, "permission denied", NULL, 0);
+		rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, denied_message(call, msg,
+		    sizeof(msg)), NULL, 0);
 		return 0;
 	}
 }

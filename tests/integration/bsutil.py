@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -518,3 +519,12 @@ def cli_runner(env, ident="ci-ota-release", timeout=60):
                            env=e, input=stdin, capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     return run
+
+
+DENIED_RE = re.compile(r"permission denied \(request id [0-9a-f]{16}: the reason is in the audit log\)")
+
+
+def denied(details):
+    """Whether a PERMISSION_DENIED message is the daemon's generic one: it
+    names the request id and never why (the reason is in the audit log)."""
+    return DENIED_RE.fullmatch(details or "") is not None

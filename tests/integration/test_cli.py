@@ -114,7 +114,7 @@ def test_help_at_each_level(args, want):
 @pytest.mark.parametrize("args, msg, hint", [
     (["keys", "frobnicate"], "boltseal: keys: unknown command 'frobnicate' (one of: create,",
      "Try 'boltseal keys --help'."),
-    (["audit", "frobnicate"], "boltseal: audit: unknown command 'frobnicate' (one of: verify, bundle, verify-bundle)",
+    (["audit", "frobnicate"], "boltseal: audit: unknown command 'frobnicate' (one of: verify, bundle, verify-bundle, explain)",
      "Try 'boltseal audit --help'."),
     (["frobnicate"], "boltseal: unknown command 'frobnicate'", "Try 'boltseal --help'."),
     (["list"], "boltseal: unknown command 'list' (did you mean 'keys list'?)",

@@ -172,7 +172,7 @@ def granted_keys(ident, name):
             ok.append(p)
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.PERMISSION_DENIED, (name, p, e.code(), e.details())
-            assert e.details() == "permission denied"
+            assert bsutil.denied(e.details())
     return ok
 
 
