@@ -3,6 +3,7 @@
  * BOLTSEAL_* environment variables, then the config file, then defaults
  * (see settings.h and docs/cli.md, "Global options").
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,18 @@ settings_resolve(const struct args *g, struct cli_settings *s)
 		    s->server);
 	if (s->key != NULL && s->cert == NULL)
 		return out_usage(NULL, "a client key was given without a client certificate");
+	/* rows 1..3 (ca, cert, key): a file that cannot be read is the user's error
+	 * (exit 2), not a TLS one */
+	for (i = 1; i <= 3; i++) {
+		FILE *f;
+
+		if (*strs[i].dst == NULL)
+			continue;
+		if ((f = fopen(*strs[i].dst, "r")) == NULL)
+			return out_usage(NULL, "--%s %s: %s", strs[i].flag, *strs[i].dst,
+			    strerror(errno));
+		fclose(f);
+	}
 	return 0;
 }
 

@@ -35,3 +35,4 @@ def test_denial_names_its_request_and_explain_reads_why(env):
     assert rc == 1 and "no record of request ffffffffffffffff" in err, (rc, out, err)
     rc, out, err = auditor("audit", "explain", "nope")
     assert rc == 2 and "not a request id" in err, (rc, out, err)
+

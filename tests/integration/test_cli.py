@@ -128,3 +128,12 @@ def test_unknown_command_is_a_usage_error(args, msg, hint):
     err = p.stderr.decode()
     assert p.returncode == 2 and p.stdout == b"", (args, p.returncode, p.stdout)
     assert err.startswith(msg) and err.splitlines()[-1] == hint, (args, err)
+
+
+def test_unreadable_client_files_are_usage_errors(env, tmp_path):
+    run = bsutil.cli_runner(env, "audit-ext")
+    missing = str(tmp_path / "missing.pem")
+    for opt in ("--cert", "--key", "--ca"):
+        rc, out, err = run(opt, missing, "health")
+        assert rc == 2 and "%s %s: No such file or directory" % (opt, missing) in err, \
+            (opt, rc, err)
