@@ -29,6 +29,33 @@
 
 static atomic_int log_min_level = BS_LOG_INFO;
 
+/*
+ * Fields whose values are numbers: written as JSON numbers when the value
+ * is a canonical decimal integer (no sign but '-', no leading zero, at most
+ * 18 digits), else as strings ("version" is also the daemon's "0.1.0").
+ */
+static const char *const numeric_keys[] = {
+	"grpc_status", "duration_us", "version", "tree_size", "crl_number", "records", "refused",
+	"total", "count", "keys", "workers", "uid", "window_ms", "limit_bytes", NULL,
+};
+
+static int
+numeric_field(const char *key, const char *value)
+{
+	size_t i, n;
+	const char *d = value[0] == '-' ? value + 1 : value;
+
+	for (i = 0; numeric_keys[i] != NULL; i++)
+		if (strcmp(key, numeric_keys[i]) == 0)
+			break;
+	if (numeric_keys[i] == NULL)
+		return 0;
+	n = strlen(d);
+	if (n == 0 || n > 18 || (d[0] == '0' && (n > 1 || d != value)))
+		return 0;
+	return strspn(d, "0123456789") == n;
+}
+
 void
 bs_log_set_level(enum bs_log_level min)
 {
@@ -126,7 +153,10 @@ log_emit(enum bs_log_level lvl, const char *msg, va_list ap)
 			truncated = 1;
 			continue;
 		}
-		bs_json_put_string(&j, key, value);
+		if (numeric_field(key, value))
+			bs_json_put_raw(&j, key, value, strlen(value));
+		else
+			bs_json_put_string(&j, key, value);
 	}
 	/* the tail always fits: it lives in the reserved room */
 	if (truncated)

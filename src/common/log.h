@@ -1,8 +1,9 @@
 /*
  * log.h - structured logging: one JSON object per line on stderr.
  *
- * Every line has "ts" (UTC, ms), "level" and "msg"; callers add string or
- * integer fields. Values are JSON-escaped (common/json.h). Never pass a
+ * Every line has "ts" (UTC, ms), "level" and "msg"; callers add fields as
+ * strings; those of a numeric field name (log.c: grpc_status, duration_us,
+ * version, tree_size, ...) holding a decimal integer are JSON numbers. Values are JSON-escaped (common/json.h). Never pass a
  * secret (PIN, key material) to these functions. Thread-safe (one write(2)
  * per line).
  */

@@ -472,6 +472,9 @@ log_basic(void)
 	bs_log_set_level(BS_LOG_DEBUG);
 	bs_log(BS_LOG_DEBUG, "debug now", NULL);
 	bs_log_set_level(BS_LOG_INFO);
+	/* numeric fields holding integers are numbers; anything else stays a string */
+	bs_log(BS_LOG_INFO, "rpc", "grpc_status", "7", "duration_us", "874", "version", "0.1.0",
+	    "tree_size", "007", "count", "-3", "records", "1e3", "peer", "42", NULL);
 }
 
 /* Checks the "ts":"YYYY-MM-DDTHH:MM:SS.mmmZ" prefix of line. */
@@ -500,6 +503,9 @@ test_log_lines(void **state)
 		"\"note\":\"q\\\"\\n\\ufffd\"}",
 		",\"level\":\"error\",\"msg\":\"code 42: bad\\tthing\"}",
 		",\"level\":\"debug\",\"msg\":\"debug now\"}",
+		",\"level\":\"info\",\"msg\":\"rpc\",\"grpc_status\":7,\"duration_us\":874,"
+		"\"version\":\"0.1.0\",\"tree_size\":\"007\",\"count\":-3,\"records\":\"1e3\","
+		"\"peer\":\"42\"}",
 	};
 	size_t nl = 0, i;
 
@@ -508,17 +514,17 @@ test_log_lines(void **state)
 	for (i = 0; out[i] != '\0'; i++)
 		if (out[i] == '\n')
 			nl++;
-	assert_int_equal(nl, 3);
+	assert_int_equal(nl, 4);
 	i = 0;
 	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		const char *rest = line + 7 + 24 + 1;   /* after {"ts":"...Z" */
 
-		assert_true(i < 3);
+		assert_true(i < 4);
 		check_ts(line);
 		assert_string_equal(rest, want[i]);
 		i++;
 	}
-	assert_int_equal(i, 3);
+	assert_int_equal(i, 4);
 	free(out);
 }
 
