@@ -327,11 +327,35 @@ find_in_group(const struct cli_cmd *g, int argc, char **argv, const struct cli_c
 	return 0;
 }
 
+/* The global option table (dispatch_set_global_opts), or NULL. */
+static const struct args_opt *global_opts;
+
+void
+dispatch_set_global_opts(const struct args_opt *opts)
+{
+	global_opts = opts;
+}
+
+static int takes_value(const struct args_opt *opts, const char *word);
+
+/* 1 if word is --NAME or --NAME=V of a global option that command c does not also define. */
+static int
+is_global(const struct cli_cmd *c, const char *word)
+{
+	size_t len;
+
+	if (strncmp(word, "--", 2) != 0 || word[2] == '\0')
+		return 0;
+	len = strcspn(word + 2, "=");
+	return args_find(global_opts, word + 2, len) >= 0 &&
+	    (c->spec.opts == NULL || args_find(c->spec.opts, word + 2, len) < 0);
+}
+
 int
 dispatch_parse(int argc, char **argv, struct dispatch *d)
 {
 	const struct cli_cmd *c, *g;
-	int at = -1, i, n = 0, ret;
+	int at = -1, i, n = 0, ret, ended = 0;
 
 	memset(d, 0, sizeof(*d));
 	if ((c = find_top(argv[0], &g)) == NULL)
@@ -349,9 +373,24 @@ dispatch_parse(int argc, char **argv, struct dispatch *d)
 		out_err(d->words, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	for (i = 0; i < argc; i++)
-		if (i != at)
-			d->argv[n++] = argv[i];
+	if ((d->gargv = calloc((size_t)argc + 1, sizeof(*d->gargv))) == NULL) {
+		out_err(d->words, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	for (i = 0; i < argc; i++) {
+		if (i == at)
+			continue;
+		/* a global option after the command words, where the command has none of its name */
+		if (global_opts != NULL && !ended && is_global(c, argv[i])) {
+			d->gargv[d->ngargv++] = argv[i];
+			if (takes_value(global_opts, argv[i]) && i + 1 < argc && i + 1 != at)
+				d->gargv[d->ngargv++] = argv[++i];
+			continue;
+		}
+		if (strcmp(argv[i], "--") == 0)
+			ended = 1;
+		d->argv[n++] = argv[i];
+	}
 	if ((ret = args_parse(d->words, &c->spec, 0, n, d->argv, &d->args)) != 0)
 		return ret;
 	d->group = g;
@@ -475,5 +514,7 @@ dispatch_free(struct dispatch *d)
 {
 	args_free(&d->args);
 	free(d->argv);
+	free(d->gargv);
 	d->argv = NULL;
+	d->gargv = NULL;
 }

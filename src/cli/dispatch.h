@@ -19,7 +19,17 @@ struct dispatch {
 	char words[64];               /* the command words as typed: "keys sign", "sign" */
 	struct args args;             /* its options and positional arguments */
 	char **argv;                  /* its arguments without the command words (malloc'd) */
+	char **gargv;                 /* global options found after the command words, with
+	                                 their values, for the caller to parse (malloc'd) */
+	int ngargv;
 };
+
+/*
+ * The global option table: dispatch_parse moves those of its options that
+ * follow the command words (and that the command does not define itself)
+ * into d->gargv. Without it (the console), nothing is moved.
+ */
+void dispatch_set_global_opts(const struct args_opt *opts);
 
 /*
  * Resolves argv[0] (the first word after the global options) and what

@@ -8,6 +8,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "build_config.h"
@@ -30,7 +31,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: %s [global options] COMMAND [ARGS]\n"
 	    "\n"
-	    "Global options (before COMMAND; --json and --help also after it):\n"
+	    "Global options (before or after COMMAND; after it, an option of the command\n"
+	    "is the command's):\n"
 	    "  --server HOST:PORT   server address (env BOLTSEAL_SERVER; default %s)\n"
 	    "  --ca FILE            CA certificate(s) the server must chain to (env BOLTSEAL_CA)\n"
 	    "  --cert FILE          client certificate, PEM (env BOLTSEAL_CERT)\n"
@@ -49,6 +51,30 @@ usage(FILE *f)
 	    "2 usage error or unreadable input,\n"
 	    "3 connection, TLS or protocol error, 4 the server returned an error status.\n"
 	    "See docs/cli.md.\n");
+}
+
+/*
+ * Parses the global options before the command (pre[0..npre)) and those
+ * dispatch_parse found after it (d->gargv) into *g, which it replaces.
+ * 0 or the usage error printed.
+ */
+static int
+reparse_globals(const struct args_spec *spec, char **pre, int npre, const struct dispatch *d,
+    struct args *g)
+{
+	char **all = calloc((size_t)(npre + d->ngargv + 1), sizeof(*all));
+	int ret;
+
+	if (all == NULL) {
+		out_err(NULL, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	memcpy(all, pre, (size_t)npre * sizeof(*all));
+	memcpy(all + npre, d->gargv, (size_t)d->ngargv * sizeof(*all));
+	args_free(g);
+	ret = args_parse(NULL, spec, ARGS_LAST, npre + d->ngargv, all, g);
+	free(all);
+	return ret;
 }
 
 int
@@ -91,7 +117,11 @@ main(int argc, char **argv)
 			usage(stdout);
 		goto out;
 	}
+	dispatch_set_global_opts(global_opts);
 	if ((ret = dispatch_parse(argc - i, argv + i, &d)) != 0 || d.cmd == NULL)
+		goto out;
+	/* global options given after the command: parsed again with those before it */
+	if (d.ngargv > 0 && (ret = reparse_globals(&global, argv + 1, g.stop, &d, &g)) != 0)
 		goto out;
 	x.json = g.json || d.args.json;
 	x.cmd = d.words;

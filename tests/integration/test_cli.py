@@ -137,3 +137,18 @@ def test_unreadable_client_files_are_usage_errors(env, tmp_path):
         rc, out, err = run(opt, missing, "health")
         assert rc == 2 and "%s %s: No such file or directory" % (opt, missing) in err, \
             (opt, rc, err)
+
+
+def test_global_options_after_the_command(env):
+    cert, key = env.client_files("audit-ext")
+    e = {k: v for k, v in os.environ.items() if not k.startswith("BOLTSEAL_")}
+    cli = os.path.join(bsutil.BUILDDIR, "boltseal")
+    p = subprocess.run([cli, "health", "--server", "127.0.0.1:%d" % env.port, "--ca", env.ca,
+                        "--cert=" + cert, "--key", key, "--json"], env=e, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["status"] == "SERVING", p
+    # after the words, an option the command defines is the command's: ca list --ca NAME
+    p = subprocess.run([cli, "--ca", env.ca, "ca", "list", "--ca", "ca-none",
+                        "--server", "127.0.0.1:%d" % env.port, "--cert", cert, "--key", key],
+                       env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("SERIAL"), p
