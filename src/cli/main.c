@@ -118,7 +118,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	dispatch_set_global_opts(global_opts);
-	if ((ret = dispatch_parse(argc - i, argv + i, &d)) != 0 || d.cmd == NULL)
+	ret = dispatch_parse(argc - i, argv + i, &d);
+	/* only this command line: the console's own lines take no global options */
+	dispatch_set_global_opts(NULL);
+	if (ret != 0 || d.cmd == NULL)
 		goto out;
 	/* global options given after the command: parsed again with those before it */
 	if (d.ngargv > 0 && (ret = reparse_globals(&global, argv + 1, g.stop, &d, &g)) != 0)

@@ -29,13 +29,16 @@ grpc_lpm_reader_init(struct grpc_lpm_reader *r, size_t max_len)
 
 /* Checks the flag byte once it has arrived. */
 static int
-check_flag(uint8_t flag)
+check_flag(struct grpc_lpm_reader *r, uint8_t flag)
 {
 	switch (flag) {
 	case LPM_FLAG_IDENTITY:
 		return 0;
 	case LPM_FLAG_COMPRESSED:
-		return BS_ERR_UNSUPPORTED;
+		if (!r->allow_compressed)
+			return BS_ERR_UNSUPPORTED;
+		r->compressed = 1;
+		return 0;
 	default:
 		return BS_ERR_INVALID;
 	}
@@ -64,14 +67,14 @@ grpc_lpm_reader_feed(struct grpc_lpm_reader *r, const uint8_t *data, size_t len)
 			r->hdr_have += n;
 			data += n;
 			len -= n;
-			if ((rc = check_flag(r->hdr[0])) != 0)
+			if ((rc = check_flag(r, r->hdr[0])) != 0)
 				return rc;
 			if (r->hdr_have < GRPC_LPM_HEADER_LEN)
 				continue;
 		}
 		if (r->body == NULL) {
 			/* prefix complete: enforce the cap before allocating */
-			if ((rc = check_flag(r->hdr[0])) != 0)
+			if ((rc = check_flag(r, r->hdr[0])) != 0)
 				return rc;
 			blen = (uint32_t)r->hdr[1] << 24 | (uint32_t)r->hdr[2] << 16 |
 			    (uint32_t)r->hdr[3] << 8 | (uint32_t)r->hdr[4];

@@ -30,6 +30,8 @@ struct grpc_lpm_reader {
 	size_t body_have;
 	size_t max_len;
 	int complete;       /* one full message read */
+	int allow_compressed;  /* set by the caller: the stream's grpc-encoding is one it decodes */
+	int compressed;     /* the message's compressed flag was set (allowed) */
 	int extra;          /* bytes arrived after the message */
 };
 
@@ -39,7 +41,7 @@ void grpc_lpm_reader_init(struct grpc_lpm_reader *r, size_t max_len);
 /*
  * Consumes len bytes. Returns 0, or
  *   BS_ERR_TOO_BIG      the prefix announces more than max_len
- *   BS_ERR_UNSUPPORTED  compressed flag set (we accept identity only)
+ *   BS_ERR_UNSUPPORTED  compressed flag set without allow_compressed
  *   BS_ERR_INVALID      flag byte other than 0/1, or a second message
  *   BS_ERR_NOMEM
  * After an error the reader must not be fed again.

@@ -39,7 +39,10 @@ struct stream {
 	int is_post;
 	int ct_ok;
 	int timeout_bad;
-	int compressed_encoding;      /* grpc-encoding names a real coding */
+	int compressed_encoding;      /* grpc-encoding names a coding the daemon does not decode */
+	int accepts_gzip;             /* grpc-accept-encoding names gzip */
+	int gzip_reply;               /* the request came gzip'd and gzip is accepted: answer so */
+	uint8_t *zmsg;                /* the gzip'd answer (owned), or NULL */
 	int have_timeout;
 	int64_t timeout_us;
 	struct event *request_timer;  /* request_timeout_ms: the request must be complete by then */

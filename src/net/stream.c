@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "common/log.h"
+#include "net/grpc_gzip.h"
 #include "net/server_int.h"
 
 /* ---- answers ------------------------------------------------------------- */
@@ -72,8 +73,8 @@ stream_answer(void *arg, const struct rpc_answer *a)
 	struct stream *st = arg;
 	struct conn *c = st->conn;
 	char status[16], hstatus[8];
-	nghttp2_nv nva[5];
-	size_t n = 0;
+	nghttp2_nv nva[6];
+	size_t n = 0, zlen = 0;
 	nghttp2_data_provider prd;
 	int rv;
 
@@ -92,7 +93,18 @@ stream_answer(void *arg, const struct rpc_answer *a)
 	} else if (a->grpc_status == GRPC_STATUS_OK) {
 		st->msg = a->msg;
 		st->msg_len = a->msg_len;
-		grpc_lpm_write_header(st->prefix, (uint32_t)a->msg_len);
+		nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", GRPC_ACCEPT_ENCODING,
+		    sizeof(GRPC_ACCEPT_ENCODING) - 1);
+		/* a gzip'd request that accepts gzip gets a gzip'd answer (else identity) */
+		if (st->gzip_reply && grpc_gzip_deflate(a->msg, a->msg_len, &st->zmsg, &zlen) == 0 &&
+		    zlen <= UINT32_MAX) {
+			st->msg = st->zmsg;
+			st->msg_len = zlen;
+			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-encoding", "gzip", 4);
+		}
+		grpc_lpm_write_header(st->prefix, (uint32_t)st->msg_len);
+		if (st->zmsg != NULL && st->msg == st->zmsg)
+			st->prefix[0] = 1;      /* the compressed flag */
 		prd.source.ptr = st;
 		prd.read_callback = resp_read_cb;
 		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, &prd);
@@ -104,7 +116,8 @@ stream_answer(void *arg, const struct rpc_answer *a)
 			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-message", st->message,
 			    strlen(st->message));
 		if (a->grpc_status == GRPC_STATUS_UNIMPLEMENTED)
-			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", "identity", 8);
+			nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", GRPC_ACCEPT_ENCODING,
+			    sizeof(GRPC_ACCEPT_ENCODING) - 1);
 		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, n, NULL);
 	}
 	if (rv != 0) {
@@ -140,6 +153,7 @@ stream_free(struct stream *st)
 		event_free(st->request_timer);
 	stream_release_request(st);
 	rpc_call_detach(st->call);
+	free(st->zmsg);
 	free(st);
 }
 
@@ -273,6 +287,29 @@ stream_request_done(struct stream *st)
 		    "request message truncated (stream ended before the announced length)");
 		return;
 	}
+	if (st->rd.compressed) {
+		uint8_t *plain = NULL;
+		size_t plen = 0;
+		int rc = grpc_gzip_inflate(msg, len, st->conn->srv->lim.max_message_bytes, &plain,
+		    &plen);
+
+		stream_release_request(st);
+		if (rc != 0) {
+			char why[RPC_MESSAGE_MAX];
+
+			snprintf(why, sizeof(why), rc == BS_ERR_TOO_BIG ? "request message larger "
+			    "than the limit of %u bytes once decompressed" : rc == BS_ERR_NOMEM ?
+			    "out of memory" : "the gzip-compressed request cannot be decompressed",
+			    st->conn->srv->lim.max_message_bytes);
+			rpc_call_refuse(st->call, 200, rc == BS_ERR_INVALID ? GRPC_STATUS_INTERNAL :
+			    GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+			return;
+		}
+		st->gzip_reply = st->accepts_gzip;
+		rpc_call_request(st->call, plain, plen);
+		free(plain);
+		return;
+	}
 	rpc_call_request(st->call, msg, len);
 	stream_release_request(st); /* decoded: the raw bytes are not needed any more */
 }
@@ -326,8 +363,13 @@ on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *nam
 	} else if (HDR_IS("x-boltseal-otp")) {
 		rpc_call_set_otp(st->call, (const char *)value, valuelen);
 	} else if (HDR_IS("grpc-encoding")) {
-		/* only identity is supported; a compressed message is refused when it arrives */
-		st->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
+		/* identity and gzip; a message compressed otherwise is refused when it arrives */
+		if (valuelen == 4 && memcmp(value, "gzip", 4) == 0)
+			st->rd.allow_compressed = 1;
+		else
+			st->compressed_encoding = !(valuelen == 8 && memcmp(value, "identity", 8) == 0);
+	} else if (HDR_IS("grpc-accept-encoding")) {
+		st->accepts_gzip = grpc_accepts_gzip((const char *)value, valuelen);
 	}
 	return 0;
 }
@@ -370,7 +412,7 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 	case BS_ERR_UNSUPPORTED:
 		if (st->compressed_encoding)
 			rpc_call_refuse(st->call, 200, GRPC_STATUS_UNIMPLEMENTED,
-			    "compressed messages are not supported (grpc-encoding identity only)");
+			    "this grpc-encoding is not supported (identity and gzip are)");
 		else
 			rpc_call_refuse(st->call, 200, GRPC_STATUS_INTERNAL,
 			    "compressed flag set without a grpc-encoding");
