@@ -1,16 +1,28 @@
 /*
- * p11uri.c - parser for the subset of PKCS#11 URIs (RFC 7512) that names a
- * token: "pkcs11:" followed by ';'-separated path attributes token,
- * manufacturer, serial, model and slot-id, with percent-encoded values.
- * "object", "id" and "type" are accepted and ignored; anything else, a
- * query ('?', where pin-value would live) or a fragment is rejected. Pure
- * string code, no I/O.
+ * p11uri.c - the PKCS#11 URI (RFC 7512) that names boltseal's token, read
+ * with p11-kit's parser (p11_kit_uri_parse), with the strict checks the
+ * daemon needs on top:
+ *   - "pkcs11:" then ';'-separated NAME=VALUE path attributes, each name
+ *     once, no empty name or value, values of RFC 7512 pk11-pchar and
+ *     %XX escapes only (p11-kit also skips white space and takes any
+ *     byte; a configuration value must mean exactly what it says);
+ *   - no query or fragment: a PIN (pin-value, pin-source) or a module
+ *     name can never ride in the URI;
+ *   - only token attributes (token, manufacturer, serial, model) and
+ *     slot-id are used; object, id and type are accepted and ignored;
+ *     anything p11-kit does not recognise, and library or slot
+ *     description attributes, are refused;
+ *   - slot-id is plain decimal of at most 18 digits;
+ *   - bounded: 1024 bytes in all, 64 decoded bytes per value.
+ * Pure string code, no I/O.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-#include "common/hex.h"
+#include <p11-kit/uri.h>
+
 #include "hsm/p11uri.h"
 
 #define P11URI_MAX_LEN 1024
@@ -18,158 +30,128 @@
 #define P11URI_SCHEME_LEN (sizeof(P11URI_SCHEME) - 1)
 #define P11URI_MAX_VALUE 64  /* decoded bytes; larger than any field we keep */
 
-/*
- * Characters allowed unencoded in a path attribute value (RFC 7512
- * pk11-pchar: unreserved, ":[]@!$'()*+,=" and "&"). '%' is handled apart.
- */
+/* The attributes a token URI may carry (the rest is refused). */
+static const char *const allowed[] = {
+	"token", "manufacturer", "serial", "model", "slot-id", "object", "id", "type", NULL,
+};
+
+/* RFC 7512 pk11-pchar outside '%': unreserved, ":[]@!$'()*+,=" and "&". */
 static int
 is_path_char(char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 		return 1;
-	return strchr("-._~:[]@!$'()*+,=&", c) != NULL && c != '\0';
+	return c != '\0' && strchr("-._~:[]@!$'()*+,=&", c) != NULL;
+}
+
+static int
+hexdigit(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /*
- * Percent-decodes src[0..len) into dst (capacity cap, NUL-terminated).
- * Rejects bad escapes, disallowed characters, decoded NULs and values that
- * do not fit. Returns the decoded length or -1.
+ * The strict shape of the path (after "pkcs11:"): 0 if every attribute is
+ * NAME=VALUE as described at the top, names allowed and unique, values of
+ * at most P11URI_MAX_VALUE decoded bytes without an escaped NUL.
  */
 static int
-decode_value(const char *src, size_t len, char *dst, size_t cap)
+check_path(const char *p)
 {
-	size_t i, n = 0;
+	int seen[sizeof(allowed) / sizeof(allowed[0])] = { 0 };
 
-	for (i = 0; i < len; i++) {
-		char c = src[i];
+	if (*p == '\0')
+		return 0;
+	for (;;) {
+		const char *eq = strchr(p, '='), *end = strchr(p, ';');
+		size_t nlen, k, n = 0;
 
-		if (c == '%') {
-			uint8_t b;
-
-			if (len - i < 3 || bs_hex_decode(src + i + 1, 2, &b, 1, 0) != 0)
-				return -1;
-			c = (char)b;
-			if (c == '\0')
-				return -1;
-			i += 2;
-		} else if (!is_path_char(c))
+		if (end == NULL)
+			end = p + strlen(p);
+		if (eq == NULL || eq > end || eq == p || eq + 1 == end)
 			return -1;
-		if (n + 1 >= cap)
+		nlen = (size_t)(eq - p);
+		for (k = 0; allowed[k] != NULL; k++)
+			if (strlen(allowed[k]) == nlen && memcmp(allowed[k], p, nlen) == 0)
+				break;
+		if (allowed[k] == NULL || seen[k]++)
 			return -1;
-		dst[n++] = c;
+		for (const char *v = eq + 1; v < end; v++, n++) {
+			if (*v == '%') {
+				if (end - v < 3 || !hexdigit(v[1]) || !hexdigit(v[2]) ||
+				    (v[1] == '0' && v[2] == '0'))
+					return -1;
+				v += 2;
+			} else if (!is_path_char(*v)) {
+				return -1;
+			}
+		}
+		if (n > P11URI_MAX_VALUE)
+			return -1;
+		/* slot-id: plain decimal that fits a long (p11-kit saturates an overflow to
+		 * CK_SLOT_ID -1, which would read as "any slot") */
+		if (strcmp(allowed[k], "slot-id") == 0 && (end - eq - 1 > 18 ||
+		    strspn(eq + 1, "0123456789") < (size_t)(end - eq - 1)))
+			return -1;
+		if (*end == '\0')
+			return 0;
+		p = end + 1;
 	}
-	dst[n] = '\0';
-	return (int)n;
 }
 
+/* Copies a space-padded CK_*_INFO field into dst (unpadded); -1 if it does not fit. */
 static int
-parse_slot_id(const char *v, long *out)
+unpad(char *dst, size_t cap, const unsigned char *fld, size_t len)
 {
-	long n = 0;
-	size_t i;
-
-	if (v[0] == '\0')
+	while (len > 0 && fld[len - 1] == ' ')
+		len--;
+	if (len + 1 > cap)
 		return -1;
-	for (i = 0; v[i] != '\0'; i++) {
-		if (v[i] < '0' || v[i] > '9' || i >= 18)
-			return -1;
-		n = n * 10 + (v[i] - '0');
-	}
-	*out = n;
+	memcpy(dst, fld, len);
+	dst[len] = '\0';
 	return 0;
-}
-
-static int
-name_is(const char *name, size_t name_len, const char *want)
-{
-	return strlen(want) == name_len && memcmp(name, want, name_len) == 0;
 }
 
 int
 p11uri_parse(const char *uri, struct p11uri *out)
 {
+	char buf[P11URI_MAX_LEN + 1];
 	struct p11uri u;
-	const char *p, *end;
-	char value[P11URI_MAX_VALUE + 1];
-	unsigned seen = 0;
+	P11KitUri *pu = NULL;
+	CK_TOKEN_INFO *ti;
+	CK_SLOT_ID sid;
 	size_t len;
+	int rc = BS_ERR_INVALID;
 
-	if (uri == NULL || out == NULL)
+	if (uri == NULL || out == NULL || (len = strlen(uri)) > P11URI_MAX_LEN ||
+	    len < P11URI_SCHEME_LEN || strncasecmp(uri, P11URI_SCHEME, P11URI_SCHEME_LEN) != 0 ||
+	    strpbrk(uri, "?#") != NULL || check_path(uri + P11URI_SCHEME_LEN) != 0)
 		return BS_ERR_INVALID;
-	len = strnlen(uri, P11URI_MAX_LEN + 1);
-	if (len > P11URI_MAX_LEN || len < P11URI_SCHEME_LEN)
-		return BS_ERR_INVALID;
-	if (strncasecmp(uri, P11URI_SCHEME, P11URI_SCHEME_LEN) != 0)
-		return BS_ERR_INVALID;
-	/* No query (pin-value, pin-source, module-path...) and no fragment. */
-	if (memchr(uri, '?', len) != NULL || memchr(uri, '#', len) != NULL)
-		return BS_ERR_INVALID;
-
+	/* the scheme is case-insensitive (RFC 3986); p11-kit wants it in lower case */
+	memcpy(buf, P11URI_SCHEME, P11URI_SCHEME_LEN);
+	memcpy(buf + P11URI_SCHEME_LEN, uri + P11URI_SCHEME_LEN, len - P11URI_SCHEME_LEN + 1);
+	if ((pu = p11_kit_uri_new()) == NULL)
+		return BS_ERR_NOMEM;
+	if (p11_kit_uri_parse(buf, P11_KIT_URI_FOR_ANY, pu) != P11_KIT_URI_OK ||
+	    p11_kit_uri_any_unrecognized(pu))
+		goto out;
 	memset(&u, 0, sizeof(u));
-	u.slot_id = -1;
-	p = uri + P11URI_SCHEME_LEN;
-	end = uri + len;
-	while (p < end) {
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		const char *attr_end = semi != NULL ? semi : end;
-		const char *eq = memchr(p, '=', (size_t)(attr_end - p));
-		size_t name_len, vlen;
-		unsigned bit;
-		int n;
-
-		if (eq == NULL || eq == p)
-			return BS_ERR_INVALID;
-		name_len = (size_t)(eq - p);
-		vlen = (size_t)(attr_end - eq - 1);
-		if (vlen == 0)
-			return BS_ERR_INVALID;
-		if ((n = decode_value(eq + 1, vlen, value, sizeof(value))) < 0)
-			return BS_ERR_INVALID;
-
-		if (name_is(p, name_len, "token")) {
-			bit = 1u << 0;
-			if ((size_t)n >= sizeof(u.token))
-				return BS_ERR_INVALID;
-			memcpy(u.token, value, (size_t)n + 1);
-		} else if (name_is(p, name_len, "manufacturer")) {
-			bit = 1u << 1;
-			if ((size_t)n >= sizeof(u.manufacturer))
-				return BS_ERR_INVALID;
-			memcpy(u.manufacturer, value, (size_t)n + 1);
-		} else if (name_is(p, name_len, "serial")) {
-			bit = 1u << 2;
-			if ((size_t)n >= sizeof(u.serial))
-				return BS_ERR_INVALID;
-			memcpy(u.serial, value, (size_t)n + 1);
-		} else if (name_is(p, name_len, "model")) {
-			bit = 1u << 3;
-			if ((size_t)n >= sizeof(u.model))
-				return BS_ERR_INVALID;
-			memcpy(u.model, value, (size_t)n + 1);
-		} else if (name_is(p, name_len, "slot-id")) {
-			bit = 1u << 4;
-			if (parse_slot_id(value, &u.slot_id) != 0)
-				return BS_ERR_INVALID;
-		} else if (name_is(p, name_len, "object")) {
-			bit = 1u << 5;
-		} else if (name_is(p, name_len, "id")) {
-			bit = 1u << 6;
-		} else if (name_is(p, name_len, "type")) {
-			bit = 1u << 7;
-		} else
-			return BS_ERR_INVALID;
-		if (seen & bit)
-			return BS_ERR_INVALID;  /* repeated attribute */
-		seen |= bit;
-
-		if (semi == NULL)
-			break;
-		p = semi + 1;
-		if (p == end)
-			return BS_ERR_INVALID;  /* trailing ';' */
-	}
+	ti = p11_kit_uri_get_token_info(pu);
+	if (unpad(u.token, sizeof(u.token), ti->label, sizeof(ti->label)) != 0 ||
+	    unpad(u.manufacturer, sizeof(u.manufacturer), ti->manufacturerID,
+	    sizeof(ti->manufacturerID)) != 0 ||
+	    unpad(u.serial, sizeof(u.serial), ti->serialNumber, sizeof(ti->serialNumber)) != 0 ||
+	    unpad(u.model, sizeof(u.model), ti->model, sizeof(ti->model)) != 0)
+		goto out;
+	sid = p11_kit_uri_get_slot_id(pu);
+	if (sid != (CK_SLOT_ID)-1 && sid > (CK_SLOT_ID)LONG_MAX)
+		goto out;
+	u.slot_id = sid == (CK_SLOT_ID)-1 ? -1 : (long)sid;
 	*out = u;
-	return 0;
+	rc = 0;
+out:
+	p11_kit_uri_free(pu);
+	return rc;
 }
 
 int

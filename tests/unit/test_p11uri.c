@@ -1,5 +1,5 @@
 /*
- * test_p11uri.c - unit tests of the PKCS#11 token URI parser (p11uri.c):
+ * test_p11uri.c - unit tests of the PKCS#11 token URI parser (p11uri.c, p11-kit underneath):
  * accepted forms, percent-decoding, rejected attributes, queries and
  * fragments, length limits, and matching against blank-padded token fields.
  */
@@ -102,6 +102,9 @@ test_rejected(void **state)
 	assert_int_equal(p11uri_parse("pkcs11:slot-id=-1", &u), BS_ERR_INVALID);
 	assert_int_equal(p11uri_parse("pkcs11:slot-id=12a", &u), BS_ERR_INVALID);
 	assert_int_equal(p11uri_parse("pkcs11:slot-id=99999999999999999999", &u), BS_ERR_INVALID);
+	/* 2^64 - 1: p11-kit's own value for "no slot-id", never taken as "any slot" */
+	assert_int_equal(p11uri_parse("pkcs11:slot-id=18446744073709551615", &u), BS_ERR_INVALID);
+	assert_int_equal(p11uri_parse("pkcs11:slot-id=+1", &u), BS_ERR_INVALID);
 	assert_int_equal(p11uri_parse(NULL, &u), BS_ERR_INVALID);
 	assert_int_equal(p11uri_parse("pkcs11:token=a", NULL), BS_ERR_INVALID);
 	/* Output untouched on failure. */
