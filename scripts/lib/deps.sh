@@ -16,7 +16,7 @@ BS_DEPS_PACKAGES=(
 	libjansson-dev python3-securesystemslib python3-jwcrypto
 	libcbor-dev python3-cbor2
 	liboath-dev oathtool python3-pyotp libqrencode-dev libedit-dev python3-pexpect
-	zbar-tools python3-pil libgit2-dev libarchive-dev libtool zlib1g-dev
+	zbar-tools python3-pil libgit2-dev libarchive-dev libtool zlib1g-dev prometheus
 )
 
 # bs_missing_deps: prints the packages of BS_DEPS_PACKAGES not installed.

@@ -24,6 +24,7 @@ struct config_setting {
 
 struct bs_config {
 	char *listen;               /* "127.0.0.1:7443" or "[::1]:7443" (required) */
+	char *metrics_listen;       /* the Prometheus endpoint's address, or NULL: off */
 	char *tls_cert;             /* server certificate chain, PEM (required) */
 	char *tls_key;              /* server private key, PEM (required) */
 	char *tls_client_ca;        /* CA bundle that client certs must chain to (required) */

@@ -68,6 +68,7 @@ struct keydef {
 
 static const struct keydef keydefs[] = {
 	{ "listen", KT_LISTEN, S(listen), 0, 0, 1 },
+	{ "metrics_listen", KT_LISTEN, S(metrics_listen), 0, 0, 0 },
 	{ "tls_cert", KT_PATH, S(tls_cert), 0, 0, 1 },
 	{ "tls_key", KT_PATH, S(tls_key), 0, 0, 1 },
 	{ "tls_client_ca", KT_PATH, S(tls_client_ca), 0, 0, 1 },

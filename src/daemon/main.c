@@ -46,6 +46,7 @@
 #include "common/wipe_alloc.h"
 #include "build_config.h"
 #include "daemon/bs_config.h"
+#include "daemon/metrics.h"
 #include "daemon/privdrop.h"
 #include "formats/signed_note.h"
 #include "hsm/hsm.h"
@@ -87,6 +88,7 @@ struct daemon {
 	uint8_t trust_sig_seen[32]; /* as seen at the last tick (a change must hold a tick) */
 	unsigned grace_ms;
 	int stopping;
+	struct metrics *metrics;    /* the Prometheus endpoint, or NULL (metrics_listen unset) */
 };
 
 static void
@@ -1020,7 +1022,7 @@ run(struct bs_config *cfg)
 	char err[4096], warn[4096], hsm_err[HSM_ERR_LEN], dbpath[4096], auditdir[4096], ckdir[4200];
 	char *pin = NULL, *report = NULL, *policy_text = NULL;
 	size_t pin_len = 0, policy_len = 0;
-	int rc, status = 1, key_created = 0, key_recorded = 0, listen_fd = -1;
+	int rc, status = 1, key_created = 0, key_recorded = 0, listen_fd = -1, metrics_fd = -1;
 	struct server_limits lim;
 	struct timeval crl_tv = { CRL_CHECK_MS / 1000, (CRL_CHECK_MS % 1000) * 1000 };
 	const char *audit_key = cfg->audit_key != NULL ? cfg->audit_key : CONFIG_DEFAULT_AUDIT_KEY;
@@ -1068,6 +1070,11 @@ run(struct bs_config *cfg)
 	 */
 	if (server_bind(cfg->listen, &listen_fd, err, sizeof(err)) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
+		goto out;
+	}
+	if (cfg->metrics_listen != NULL &&
+	    server_bind(cfg->metrics_listen, &metrics_fd, err, sizeof(err)) != 0) {
+		bs_log(BS_LOG_ERROR, "cannot start the metrics endpoint", "error", err, NULL);
 		goto out;
 	}
 	if (priv.active) {
@@ -1281,6 +1288,23 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot start the server", "error", err, NULL);
 		goto out;
 	}
+	if (metrics_fd >= 0) {
+		struct metrics_sources ms = { d.srv, &d.svc };
+
+		if (metrics_new(&ms, &d.metrics) != 0) {
+			bs_log(BS_LOG_ERROR, "cannot start the metrics endpoint", "error",
+			    "out of memory", NULL);
+			goto out;
+		}
+		rc = metrics_serve_fd(d.metrics, d.base, metrics_fd, err, sizeof(err));
+		metrics_fd = -1;   /* the endpoint's now */
+		if (rc != 0) {
+			bs_log(BS_LOG_ERROR, "cannot start the metrics endpoint", "error", err, NULL);
+			goto out;
+		}
+		rpc_dispatcher_observe(d.disp, metrics_observe, d.metrics);
+		bs_log(BS_LOG_INFO, "metrics endpoint listening", "addr", cfg->metrics_listen, NULL);
+	}
 	ev_term = evsignal_new(d.base, SIGTERM, stop_cb, &d);
 	ev_int = evsignal_new(d.base, SIGINT, stop_cb, &d);
 	ev_hup = evsignal_new(d.base, SIGHUP, hup_cb, &d);
@@ -1304,6 +1328,13 @@ run(struct bs_config *cfg)
 out:
 	if (listen_fd >= 0)
 		(void)close(listen_fd);
+	if (metrics_fd >= 0)
+		(void)close(metrics_fd);
+	/* no scrape from here on: what it reads is being taken down */
+	if (d.disp != NULL)
+		rpc_dispatcher_observe(d.disp, NULL, NULL);
+	metrics_free(d.metrics);
+	d.metrics = NULL;
 	/*
 	 * The queues run their last done() callbacks, which still need the
 	 * server. Each queue's callbacks may submit to the other: stop both

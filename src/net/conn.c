@@ -454,6 +454,7 @@ conn_established(struct conn *c)
 		if (tls_peer_reverify(c->ssl, s->ctx, c->cert_sha256, why, sizeof(why)) != 0) {
 			bs_log(BS_LOG_WARN, "connection closed: its client certificate no longer "
 			    "verifies", "peer", c->peer, "identity", c->identity, "reason", why, NULL);
+			s->untrusted_closed++;
 			if (s->untrusted != NULL)
 				s->untrusted(s->untrusted_arg, c->identity, c->cert_sha256, c->peer, why);
 			conn_free(c);
@@ -461,6 +462,7 @@ conn_established(struct conn *c)
 		}
 	}
 	if (s->nconns - s->nstartups > lim->max_connections) {
+		s->max_conn_refused++;
 		bs_log(BS_LOG_WARN, "connection refused: limit reached", "peer", c->peer, "identity",
 		    c->identity, NULL);
 		conn_free(c);
@@ -510,8 +512,10 @@ eventcb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (!c->established)
+		if (!c->established) {
+			c->srv->handshakes_failed++;
 			log_tls_errors(c, "TLS handshake failed");
+		}
 		else
 			bs_log(BS_LOG_DEBUG, "connection closed", "peer", c->peer, NULL);
 		conn_free(c);
@@ -865,6 +869,7 @@ conn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	ssl = NULL; /* owned by the bufferevent now */
 	LIST_INSERT_HEAD(&s->conns, c, link);
 	s->nconns++;
+	s->accepted++;
 	TAILQ_INSERT_TAIL(&s->startups, c, startup);
 	s->nstartups++;
 	bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);

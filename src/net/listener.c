@@ -231,6 +231,7 @@ server_reverify(struct server *s, SSL_CTX *ctx)
 			continue;
 		bs_log(BS_LOG_WARN, "connection closed: its client certificate no longer verifies",
 		    "peer", c->peer, "identity", c->identity, "reason", why, NULL);
+		s->untrusted_closed++;
 		if (s->untrusted != NULL)
 			s->untrusted(s->untrusted_arg, c->identity, c->cert_sha256, c->peer, why);
 		n++;
@@ -244,6 +245,21 @@ server_conn_counts(const struct server *s, unsigned *established, unsigned *star
 {
 	*established = s->nconns - s->nstartups;
 	*startups = s->nstartups;
+}
+
+void
+server_stats(const struct server *s, struct server_stats *st)
+{
+	st->established = s->nconns - s->nstartups;
+	st->startups = s->nstartups;
+	st->accepted = s->accepted;
+	st->handshakes_failed = s->handshakes_failed;
+	st->startups_dropped = s->startups_dropped;
+	st->per_source_refused = s->per_source_refused;
+	st->penalised_refused = s->penalised_refused;
+	st->young_refused = s->young_refused;
+	st->max_conn_refused = s->max_conn_refused;
+	st->untrusted_closed = s->untrusted_closed;
 }
 
 unsigned

@@ -98,6 +98,20 @@ unsigned server_reverify(struct server *s, SSL_CTX *ctx);
 /* Connections now: established and still in the handshake (for logs and tests). */
 void server_conn_counts(const struct server *s, unsigned *established, unsigned *startups);
 
+/* What the metrics endpoint reports of the listener (counters since start). */
+struct server_stats {
+	unsigned established, startups;       /* connections now */
+	uint64_t accepted;                    /* TCP connections accepted */
+	uint64_t handshakes_failed;           /* ended before the TLS handshake completed */
+	uint64_t startups_dropped;            /* handshakes dropped for newcomers (max_startups) */
+	uint64_t per_source_refused;          /* refused by max_startups_per_source */
+	uint64_t penalised_refused;           /* refused while their address was penalised */
+	uint64_t young_refused;               /* refused: max_startups full of young handshakes */
+	uint64_t max_conn_refused;            /* closed over max_connections */
+	uint64_t untrusted_closed;            /* closed: the certificate no longer verifies */
+};
+void server_stats(const struct server *s, struct server_stats *st);
+
 /* Closes every connection and frees. NULL is a no-op. */
 void server_free(struct server *s);
 

@@ -120,6 +120,10 @@ struct server {
 	uint64_t drop_logged_ms[4];   /* per kind of drop (conn.c note_drop) */
 	uint64_t penalised_refused;   /* connections refused while their address was penalised */
 	uint64_t young_refused;       /* newcomers refused: every handshake too young to drop */
+	uint64_t accepted;            /* connections accepted (server_stats) */
+	uint64_t handshakes_failed;   /* connections that ended before the handshake completed */
+	uint64_t max_conn_refused;    /* established over max_connections, closed */
+	uint64_t untrusted_closed;    /* closed: the client certificate no longer verifies */
 	void (*untrusted)(void *, const char *, const uint8_t[32], const char *, const char *);
 	void *untrusted_arg;
 	struct penalty *penalties;    /* PENALTY_SLOTS entries */

@@ -59,6 +59,8 @@ struct rpc_dispatcher {
 	unsigned ncalls;
 	void (*freed_fn)(void *);
 	void *freed_arg;
+	void (*observe)(void *, const char *, int, int64_t);
+	void *observe_arg;
 
 	/* bounded work per request */
 	uint64_t max_fields, max_unknown;
@@ -433,6 +435,14 @@ log_call(const struct rpc_call *call)
 	    NULL);
 }
 
+void
+rpc_dispatcher_observe(struct rpc_dispatcher *d,
+    void (*fn)(void *arg, const char *method, int status, int64_t dur_us), void *arg)
+{
+	d->observe = fn;
+	d->observe_arg = arg;
+}
+
 /* Hands the chosen answer to the transport, if it still listens. Pinned callers only. */
 static void
 deliver(struct rpc_call *call)
@@ -444,6 +454,10 @@ deliver(struct rpc_call *call)
 	call->answered = 1;
 	if (!call->quiet)
 		log_call(call);
+	if (call->d->observe != NULL)
+		call->d->observe(call->d->observe_arg, call->m != NULL ||
+		    rpc_registry_find(call->d->reg, call->path) != NULL ? call->path + 1 : NULL,
+		    call->status, elapsed_us(&call->start));
 	a.http_status = call->http_status;
 	a.grpc_status = call->status;
 	a.message = call->text;

@@ -117,6 +117,15 @@ struct rpc_dispatcher_limits {
 	uint64_t (*clock_ns)(void);
 };
 
+/*
+ * Sets a function told of every answered call (the metrics): its method
+ * (the registered path without the leading '/', or NULL for a path the
+ * registry does not serve), gRPC status and time from arrival to answer.
+ * Runs on the loop thread; fn NULL: none.
+ */
+void rpc_dispatcher_observe(struct rpc_dispatcher *d,
+    void (*fn)(void *arg, const char *method, int status, int64_t dur_us), void *arg);
+
 /* Creates a dispatcher. Returns 0, BS_ERR_NOMEM, BS_ERR_CRYPTO or BS_ERR_INVALID. */
 int rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **out) BS_WUR;
 
