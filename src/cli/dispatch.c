@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli/dispatch.h"
+#include "cli/opt_help.h"
 #include "cli/output.h"
 
 static const struct cli_cmd *const roots[] = {
@@ -163,6 +164,43 @@ other_spelling(const struct cli_cmd *g, const struct cli_cmd *c, int via_alias, 
 }
 
 /* The help of one command (`boltseal keys sign --help`). */
+/*
+ * "  --name META   help": META is what follows "--name " in the usage line
+ * (FILE, N, vehicle|gateway|service...), VALUE if the usage does not show it.
+ */
+static void
+print_opt_line(FILE *f, const char *canon, const struct cli_cmd *c, const struct args_opt *o)
+{
+	const char *help = opt_help(canon, o->name), *u = c->usage, *p;
+	char head[96], meta[64] = "VALUE", pat[48];
+	size_t n;
+
+	snprintf(pat, sizeof(pat), "--%s ", o->name);
+	if (o->kind == ARGS_VALUE || o->kind == ARGS_MULTI) {
+		if (u != NULL && (p = strstr(u, pat)) != NULL && p[strlen(pat)] != '-' &&
+		    (n = strcspn(p + strlen(pat), " )\n")) > 0 && n < sizeof(meta)) {
+			int depth = 0;
+
+			snprintf(meta, sizeof(meta), "%.*s", (int)n, p + strlen(pat));
+			/* "[--opt N]...": cut at the ']' closing the optional part; keep "K[,K...]" */
+			for (size_t k = 0; k < n; k++) {
+				depth += meta[k] == '[' ? 1 : meta[k] == ']' ? -1 : 0;
+				if (depth < 0) {
+					meta[k] = '\0';
+					break;
+				}
+			}
+			if (meta[0] == '.' || meta[0] == '\0')
+				snprintf(meta, sizeof(meta), "VALUE");
+		}
+		snprintf(head, sizeof(head), "--%s %s%s", o->name, meta,
+		    o->kind == ARGS_MULTI ? "..." : "");
+	} else {
+		snprintf(head, sizeof(head), "--%s", o->name);
+	}
+	fprintf(f, "  %-26s %s\n", head, help != NULL ? help : "");
+}
+
 static void
 print_cmd_help(FILE *f, const struct cli_cmd *g, const struct cli_cmd *c, const char *words,
     int via_alias)
@@ -175,6 +213,15 @@ print_cmd_help(FILE *f, const struct cli_cmd *g, const struct cli_cmd *c, const 
 	if (g != NULL && c->alias != NULL) {
 		other_spelling(g, c, via_alias, other, sizeof(other));
 		fprintf(f, "Also spelled: %s %s\n", CLI_PROGNAME, other);
+	}
+	if (c->spec.opts != NULL && c->spec.opts[0].name != NULL) {
+		char canon[96];
+
+		snprintf(canon, sizeof(canon), "%s%s%s", g != NULL ? g->name : "", g != NULL ? " " : "",
+		    c->name);
+		fprintf(f, "Options:\n");
+		for (const struct args_opt *o = c->spec.opts; o->name != NULL; o++)
+			print_opt_line(f, canon, c, o);
 	}
 	if (c->offline)
 		fprintf(f, "Offline: ignores --server, --ca, --cert, --key, --config and their "

@@ -6,6 +6,7 @@
 # themselves are covered by test_client_lib.py (fake servers) and the
 # service tests.
 import json
+import re
 import os
 import subprocess
 
@@ -152,3 +153,29 @@ def test_global_options_after_the_command(env):
                         "--server", "127.0.0.1:%d" % env.port, "--cert", cert, "--key", key],
                        env=e, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.startswith("SERIAL"), p
+
+
+def test_every_option_has_a_help_line():
+    """`--help` of every command lists each of its options on one line with
+    a description (the commands and options come from the CLI itself)."""
+    cli = os.path.join(bsutil.BUILDDIR, "boltseal")
+
+    def run(*args):
+        p = subprocess.run([cli] + list(args), capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout
+
+    _, tops = run("__complete", "")
+    checked = 0
+    for top in tops.split():
+        _, subs = run("__complete", top, "")
+        for words in ([[top, s] for s in subs.split()] or [[top]]):
+            _, opts = run("__complete", *words, "--")
+            rc, out = run(*words, "--help")
+            assert rc == 0, (words, out)
+            for opt in opts.split():
+                if opt in ("--json", "--help"):
+                    continue
+                m = re.search(r"^  %s(?: \S+)?\s+(\S.*)$" % re.escape(opt), out, re.M)
+                assert m and len(m.group(1)) > 5, (words, opt, out)
+                checked += 1
+    assert checked > 150, checked
