@@ -28,6 +28,7 @@
 #include "audit/evidence.h"
 #include "common/bytebuf.h"
 #include "common/hex.h"
+#include "common/utctime.h"
 #include "formats/merkle.h"
 
 #define EVIDENCE_PROOF_LINE_MAX 8192
@@ -98,29 +99,9 @@ evidence_name_valid(const char *name)
 int
 evidence_ts_unix(const char *s, int64_t *unix_s)
 {
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-	struct tm tm, back;
 	time_t t;
 
-	if (s == NULL || strlen(s) != EVIDENCE_TS_LEN)
-		return -1;
-	for (size_t i = 0; i < EVIDENCE_TS_LEN; i++)
-		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
-			return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = atoi(s) - 1900;
-	tm.tm_mon = atoi(s + 5) - 1;
-	tm.tm_mday = atoi(s + 8);
-	tm.tm_hour = atoi(s + 11);
-	tm.tm_min = atoi(s + 14);
-	tm.tm_sec = atoi(s + 17);
-	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 ||
-	    tm.tm_min > 59 || tm.tm_sec > 59)
-		return -1;
-	/* a real date: timegm normalises 02-30 to 03-02 (in tm too, so compare with s) */
-	t = timegm(&tm);
-	if (gmtime_r(&t, &back) == NULL || back.tm_mday != atoi(s + 8) ||
-	    back.tm_mon != atoi(s + 5) - 1)
+	if (bs_utc_parse_ms(s, &t) != 0)
 		return -1;
 	if (unix_s != NULL)
 		*unix_s = (int64_t)t;

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "common/hex.h"
+#include "common/utctime.h"
 #include "formats/tuf_meta.h"
 
 /* ---- roles ---------------------------------------------------------------- */
@@ -145,38 +146,6 @@ out:
 
 /* ---- checks ----------------------------------------------------------------- */
 
-/* Parses "YYYY-MM-DDTHH:MM:SSZ" exactly (a real date and time, UTC) into *t. */
-static int
-parse_utc(const char *s, time_t *t)
-{
-	struct tm tm, back;
-	char again[32];
-	time_t v;
-
-	if (strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-	    s[16] != ':' || s[19] != 'Z')
-		return -1;
-	for (int i = 0; i < 19; i++)
-		if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 &&
-		    !isdigit((unsigned char)s[i]))
-			return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = atoi(s) - 1900;
-	tm.tm_mon = atoi(s + 5) - 1;
-	tm.tm_mday = atoi(s + 8);
-	tm.tm_hour = atoi(s + 11);
-	tm.tm_min = atoi(s + 14);
-	tm.tm_sec = atoi(s + 17);
-	if ((v = timegm(&tm)) == (time_t)-1 || gmtime_r(&v, &back) == NULL)
-		return -1;
-	/* 2030-02-31 or 25:00 normalise to another time: refused */
-	strftime(again, sizeof(again), "%Y-%m-%dT%H:%M:%SZ", &back);
-	if (strcmp(again, s) != 0)
-		return -1;
-	*t = v;
-	return 0;
-}
-
 /* "1.<digits>.<digits>" */
 static int
 spec_version_ok(const char *v)
@@ -231,7 +200,7 @@ tuf_meta_check(const json_t *sp, enum tuf_role role, enum tuf_canon dialect, tim
 	}
 	info->version = (int64_t)json_integer_value(v);
 	v = json_object_get(sp, "expires");
-	if (!json_is_string(v) || parse_utc(s = json_string_value(v), &exp) != 0) {
+	if (!json_is_string(v) || bs_utc_parse(s = json_string_value(v), &exp) != 0) {
 		snprintf(err, errlen, "expires must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\"");
 		return BS_ERR_INVALID;
 	}
