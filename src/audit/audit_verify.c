@@ -71,8 +71,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "common/b64.h"
 #include "common/fileio.h"
 #include "common/hex.h"
@@ -117,52 +115,184 @@ struct vstate {
 	char cp_msg[MSG_MAX];
 };
 
-/* ---- JSON ------------------------------------------------------------------- */
+/* ---- text and JSON ---------------------------------------------------------- */
 
-#define JSON_DEPTH_MAX 64
-
-/* 1 if v nests at most depth levels (a scalar is 0, [] or {} is 1). */
-static int
-json_depth_ok(json_t *v, int depth)
+static void
+json_ws(const uint8_t *p, size_t n, size_t *i)
 {
-	json_t *e;
-	const char *k;
-	size_t i;
-
-	if (!json_is_object(v) && !json_is_array(v))
-		return 1;
-	if (depth == 0)
-		return 0;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			if (!json_depth_ok(e, depth - 1))
-				return 0;
-		return 1;
-	}
-	json_object_foreach(v, k, e)
-		if (!json_depth_ok(e, depth - 1))
-			return 0;
-	return 1;
+	while (*i < n && (p[*i] == ' ' || p[*i] == '\t' || p[*i] == '\n' || p[*i] == '\r'))
+		(*i)++;
 }
 
-/*
- * jansson reads the line (RFC 8259: one value, strict UTF-8, no NUL byte
- * and no \u0000, nothing after the value); on top, the nesting bound.
- */
+static int
+is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A string starting at p[*i] == '"'. 0 and *i past it, or -1. */
+static int
+json_string(const uint8_t *p, size_t n, size_t *i)
+{
+	size_t k = *i + 1, l;
+	uint8_t u[2];
+
+	while (k < n) {
+		uint8_t c = p[k];
+
+		if (c == '"') {
+			*i = k + 1;
+			return 0;
+		}
+		if (c < 0x20)
+			return -1;
+		if (c == '\\') {
+			if (k + 1 >= n)
+				return -1;
+			switch (p[k + 1]) {
+			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+				k += 2;
+				break;
+			case 'u':
+				/* \uXXXX: four hex digits, either case */
+				if (k + 6 > n ||
+				    bs_hex_decode((const char *)p + k + 2, 4, u, sizeof(u), 0) != 0)
+					return -1;
+				k += 6;
+				break;
+			default:
+				return -1;
+			}
+			continue;
+		}
+		if ((l = bs_utf8_decode(p + k, n - k, NULL)) == 0)
+			return -1;
+		k += l;
+	}
+	return -1;
+}
+
+static int
+json_number(const uint8_t *p, size_t n, size_t *i)
+{
+	size_t k = *i;
+
+	if (k < n && p[k] == '-')
+		k++;
+	if (k < n && p[k] == '0') {
+		k++;
+	} else if (k < n && p[k] >= '1' && p[k] <= '9') {
+		while (k < n && is_digit(p[k]))
+			k++;
+	} else {
+		return -1;
+	}
+	if (k < n && p[k] == '.') {
+		k++;
+		if (k >= n || !is_digit(p[k]))
+			return -1;
+		while (k < n && is_digit(p[k]))
+			k++;
+	}
+	if (k < n && (p[k] == 'e' || p[k] == 'E')) {
+		k++;
+		if (k < n && (p[k] == '+' || p[k] == '-'))
+			k++;
+		if (k >= n || !is_digit(p[k]))
+			return -1;
+		while (k < n && is_digit(p[k]))
+			k++;
+	}
+	*i = k;
+	return 0;
+}
+
+static int
+json_literal(const uint8_t *p, size_t n, size_t *i, const char *lit, size_t litlen)
+{
+	if (n - *i < litlen || memcmp(p + *i, lit, litlen) != 0)
+		return -1;
+	*i += litlen;
+	return 0;
+}
+
+static int json_value(const uint8_t *p, size_t n, size_t *i, int depth);
+
+/* An object or array starting at p[*i]. */
+static int
+json_container(const uint8_t *p, size_t n, size_t *i, int depth)
+{
+	uint8_t close = p[*i] == '{' ? '}' : ']';
+	int is_obj = close == '}';
+
+	if (depth >= JSON_MAX_DEPTH)
+		return -1;
+	(*i)++;
+	json_ws(p, n, i);
+	if (*i < n && p[*i] == close) {
+		(*i)++;
+		return 0;
+	}
+	for (;;) {
+		if (is_obj) {
+			if (*i >= n || p[*i] != '"' || json_string(p, n, i) != 0)
+				return -1;
+			json_ws(p, n, i);
+			if (*i >= n || p[*i] != ':')
+				return -1;
+			(*i)++;
+			json_ws(p, n, i);
+		}
+		if (json_value(p, n, i, depth + 1) != 0)
+			return -1;
+		json_ws(p, n, i);
+		if (*i >= n)
+			return -1;
+		if (p[*i] == close) {
+			(*i)++;
+			return 0;
+		}
+		if (p[*i] != ',')
+			return -1;
+		(*i)++;
+		json_ws(p, n, i);
+	}
+}
+
+static int
+json_value(const uint8_t *p, size_t n, size_t *i, int depth)
+{
+	if (*i >= n)
+		return -1;
+	switch (p[*i]) {
+	case '{':
+	case '[':
+		return json_container(p, n, i, depth);
+	case '"':
+		return json_string(p, n, i);
+	case 't':
+		return json_literal(p, n, i, "true", 4);
+	case 'f':
+		return json_literal(p, n, i, "false", 5);
+	case 'n':
+		return json_literal(p, n, i, "null", 4);
+	default:
+		return json_number(p, n, i);
+	}
+}
+
 int
 audit_verify_json_valid(const uint8_t *p, size_t len)
 {
-	json_t *v;
-	int ok;
+	size_t i = 0;
 
-	if (p == NULL || memchr(p, '\0', len) != NULL)
+	if (p == NULL)
 		return 0;
-	v = json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL);
-	if (v == NULL)
+	json_ws(p, len, &i);
+	if (json_value(p, len, &i, 0) != 0)
 		return 0;
-	ok = json_depth_ok(v, JSON_DEPTH_MAX);
-	json_decref(v);
-	return ok;
+	json_ws(p, len, &i);
+	return i == len;
 }
 
 /* ---- one line ----------------------------------------------------------------- */
@@ -181,7 +311,7 @@ parse_prefix(const uint8_t *p, size_t n, uint64_t *seq, uint8_t prev[MERKLE_HASH
 	if (n < k || memcmp(p, head, k) != 0)
 		return -1;
 	start = k;
-	while (k < n && p[k] >= '0' && p[k] <= '9') {
+	while (k < n && is_digit(p[k])) {
 		uint64_t d = (uint64_t)(p[k] - '0');
 
 		if (v > (UINT64_MAX - d) / 10)

@@ -185,10 +185,10 @@ int audit_verify_startup(const char *audit_dir, const struct note_verifier *v, s
     uint64_t max_uncovered, struct audit_verify_report *r, char *err, size_t errlen) BS_WUR;
 
 /*
- * 1 if line[0..len) is exactly one well-formed JSON value of RFC 8259, as
- * jansson reads it (strict UTF-8, no NUL byte or \u0000, numbers that fit
- * an int64 or a double), nesting at most 64 deep, else 0. Exposed for the
- * unit test.
+ * 1 if line[0..len) is exactly one well-formed JSON value of RFC 8259
+ * (objects, arrays, strings with escapes, numbers, true/false/null, JSON
+ * white space between tokens), nesting at most 64 deep, else 0. Exposed
+ * for the unit test.
  */
 int audit_verify_json_valid(const uint8_t *p, size_t len);
 
