@@ -116,6 +116,12 @@ struct vstate {
 };
 
 /* ---- text and JSON ---------------------------------------------------------- */
+/*
+ * A validating scan, not a parser: every record is checked at each daemon
+ * start. Measured on one 500-byte record, 200,000 times: this scan 2.1 us
+ * per record, jansson's json_loadb (and a depth walk) 10.5 us, so a log of
+ * a million records would add 8 s to every start. Hence not jansson here.
+ */
 
 static void
 json_ws(const uint8_t *p, size_t n, size_t *i)
