@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include "common/bytebuf.h"
 #include "net/grpc_frame.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -60,6 +61,11 @@ struct stream {
 	const uint8_t *msg;
 	size_t msg_len;
 	size_t off;                   /* bytes of prefix + message sent */
+	/* a server-streaming answer: framed messages waiting for the peer's window */
+	int streaming;                /* its headers are out; answer() only ends it */
+	int final;                    /* answer() came: trailers after the last message */
+	struct bytebuf out;
+	size_t out_off;
 	char message[RPC_MESSAGE_MAX * 3 + 1];  /* percent-encoded grpc-message */
 };
 

@@ -26,14 +26,28 @@
 	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen), \
 	  NGHTTP2_NV_FLAG_NONE }
 
+/* The trailers that end a stream: grpc-status and, when there is one, grpc-message. */
+static int
+submit_trailers(nghttp2_session *h2, struct stream *st)
+{
+	char status[16];
+	nghttp2_nv t[2] = { MAKE_NV("grpc-status", status, 0) };
+	size_t n = 1;
+
+	t[0].valuelen = (size_t)snprintf(status, sizeof(status), "%d", st->grpc_status);
+	if (st->message[0] != '\0')
+		t[n++] = (nghttp2_nv)MAKE_NV("grpc-message", st->message, strlen(st->message));
+	return nghttp2_submit_trailer(h2, st->stream_id, t, n);
+}
+
 static ssize_t
 resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length,
     uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
 	struct stream *st = source->ptr;
 	size_t total = GRPC_LPM_HEADER_LEN + st->msg_len, n = 0, k;
-	char status[16];
-	int slen;
+
+	(void)stream_id;
 
 	while (n < length && st->off < total) {
 		if (st->off < GRPC_LPM_HEADER_LEN) {
@@ -51,15 +65,89 @@ resp_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length
 		st->off += k;
 	}
 	if (st->off == total) {
-		nghttp2_nv trailers[] = { MAKE_NV("grpc-status", status, 0) };
-
-		slen = snprintf(status, sizeof(status), "%d", st->grpc_status);
-		trailers[0].valuelen = (size_t)slen;
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-		if (nghttp2_submit_trailer(h2, stream_id, trailers, 1) != 0)
+		if (submit_trailers(h2, st) != 0)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
 	return (ssize_t)n;
+}
+
+/*
+ * DATA of a server-streaming answer: what is queued; when nothing is and
+ * the answer has come, the trailers; else wait (resumed by the next send).
+ */
+static ssize_t
+stream_read_cb(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length,
+    uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	struct stream *st = source->ptr;
+	size_t n = st->out.len - st->out_off;
+
+	(void)stream_id;
+	(void)user_data;
+	if (n > length)
+		n = length;
+	if (n > 0) {
+		memcpy(buf, st->out.p + st->out_off, n);
+		st->out_off += n;
+		if (st->out_off == st->out.len)
+			st->out.len = st->out_off = 0;   /* all sent: reuse the buffer */
+		return (ssize_t)n;
+	}
+	if (!st->final)
+		return NGHTTP2_ERR_DEFERRED;
+	*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	if (submit_trailers(h2, st) != 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return 0;
+}
+
+/* More than this queued for a slow reader: the stream is reset (a watcher that does not read). */
+#define STREAM_OUT_MAX (1024 * 1024)
+
+/* The transport's send: one more message of a server-streaming answer. */
+static void
+stream_send(void *arg, const uint8_t *msg, size_t len)
+{
+	struct stream *st = arg;
+	struct conn *c = st->conn;
+	uint8_t prefix[GRPC_LPM_HEADER_LEN];
+	nghttp2_nv nva[3];
+	nghttp2_data_provider prd;
+	int rv;
+
+	if (st->answered || len > UINT32_MAX)
+		return;
+	if (st->out.len - st->out_off + len > STREAM_OUT_MAX) {
+		(void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->stream_id,
+		    NGHTTP2_CANCEL);
+		conn_flush(c);
+		return;
+	}
+	grpc_lpm_write_header(prefix, (uint32_t)len);
+	bytebuf_put(&st->out, prefix, sizeof(prefix));
+	bytebuf_put(&st->out, msg, len);
+	if (bytebuf_error(&st->out) != 0)
+		return;
+	if (!st->streaming) {
+		st->streaming = 1;
+		if (st->request_timer != NULL)
+			event_del(st->request_timer);
+		nva[0] = (nghttp2_nv)MAKE_NV(":status", "200", 3);
+		nva[1] = (nghttp2_nv)MAKE_NV("content-type", "application/grpc+proto",
+		    sizeof("application/grpc+proto") - 1);
+		nva[2] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", GRPC_ACCEPT_ENCODING,
+		    sizeof(GRPC_ACCEPT_ENCODING) - 1);
+		prd.source.ptr = st;
+		prd.read_callback = stream_read_cb;
+		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, 3, &prd);
+	} else {
+		rv = nghttp2_session_resume_data(c->h2, st->stream_id);
+	}
+	if (rv != 0 && rv != NGHTTP2_ERR_INVALID_ARGUMENT)
+		bs_log(BS_LOG_ERROR, "cannot send a streamed message", "request_id",
+		    rpc_call_request_id(st->call), "error", nghttp2_strerror(rv), NULL);
+	conn_flush(c); /* may free c and st */
 }
 
 /*
@@ -84,13 +172,21 @@ stream_answer(void *arg, const struct rpc_answer *a)
 		event_del(st->deadline);
 	if (st->request_timer != NULL)
 		event_del(st->request_timer);
+	if (st->streaming) {
+		/* the headers and messages are out: the trailers follow the last one */
+		(void)grpc_message_encode(st->message, sizeof(st->message), a->message);
+		st->final = 1;
+		(void)nghttp2_session_resume_data(c->h2, st->stream_id);
+		conn_flush(c); /* may free c and st */
+		return;
+	}
 	snprintf(hstatus, sizeof(hstatus), "%d", a->http_status);
 	nva[n++] = (nghttp2_nv)MAKE_NV(":status", hstatus, strlen(hstatus));
 	nva[n++] = (nghttp2_nv)MAKE_NV("content-type", "application/grpc+proto",
 	    sizeof("application/grpc+proto") - 1);
 	if (a->http_status != 200) {
 		rv = nghttp2_submit_response(c->h2, st->stream_id, nva, 1, NULL);
-	} else if (a->grpc_status == GRPC_STATUS_OK) {
+	} else if (a->grpc_status == GRPC_STATUS_OK && !a->no_message) {
 		st->msg = a->msg;
 		st->msg_len = a->msg_len;
 		nva[n++] = (nghttp2_nv)MAKE_NV("grpc-accept-encoding", GRPC_ACCEPT_ENCODING,
@@ -129,7 +225,7 @@ stream_answer(void *arg, const struct rpc_answer *a)
 	conn_flush(c); /* may free c and st */
 }
 
-static const struct rpc_transport h2_transport = { stream_answer };
+static const struct rpc_transport h2_transport = { stream_answer, stream_send };
 
 /* ---- stream lifecycle ------------------------------------------------------ */
 
@@ -154,6 +250,7 @@ stream_free(struct stream *st)
 	stream_release_request(st);
 	rpc_call_detach(st->call);
 	free(st->zmsg);
+	bytebuf_free(&st->out);
 	free(st);
 }
 

@@ -463,6 +463,7 @@ deliver(struct rpc_call *call)
 	a.message = call->text;
 	a.msg = call->status == GRPC_STATUS_OK ? call->resp : NULL;
 	a.msg_len = call->status == GRPC_STATUS_OK ? call->resp_len : 0;
+	a.no_message = call->m != NULL && (call->m->flags & RPC_F_STREAM) != 0;
 	call->t->answer(call->stream, &a);
 }
 
@@ -949,7 +950,7 @@ spawn_answer(void *stream, const struct rpc_answer *a)
 	rpc_call_detach(call);
 }
 
-static const struct rpc_transport spawn_transport = { spawn_answer };
+static const struct rpc_transport spawn_transport = { spawn_answer, NULL };
 
 int
 rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
@@ -1146,6 +1147,25 @@ rpc_call_finish_pb(struct rpc_call *call, const ProtobufCMessage *msg)
 		OPENSSL_clear_free(buf, len);
 	else
 		OPENSSL_cleanse(stackbuf, len);
+}
+
+int
+rpc_call_send_pb(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	size_t len;
+	uint8_t *buf;
+
+	if (call->m == NULL || !(call->m->flags & RPC_F_STREAM) || !call->authorized)
+		return BS_ERR_PRECONDITION;
+	if (call->t == NULL || call->t->send == NULL || call->decided || call->abandoned)
+		return BS_ERR_UNAVAILABLE;
+	len = protobuf_c_message_get_packed_size(msg);
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return BS_ERR_NOMEM;
+	(void)protobuf_c_message_pack(msg, buf);
+	call->t->send(call->stream, buf, len);
+	free(buf);
+	return 0;
 }
 
 void

@@ -68,6 +68,7 @@ struct rpc_answer {
 	const char *message;
 	const uint8_t *msg;
 	size_t msg_len;
+	int no_message;   /* a server-streaming call's end: trailers only, no message */
 };
 
 struct rpc_transport {
@@ -78,6 +79,13 @@ struct rpc_transport {
 	 * It may detach the call (rpc_call_detach) before returning.
 	 */
 	void (*answer)(void *stream, const struct rpc_answer *a);
+	/*
+	 * A server-streaming call's next message (msg copied): the response
+	 * headers go with the first; answer() then ends the stream with the
+	 * trailers. Only while the call is attached and not answered; NULL for
+	 * a transport without streams (the call is then refused).
+	 */
+	void (*send)(void *stream, const uint8_t *msg, size_t len);
 };
 
 struct rpc_dispatcher_opts {

@@ -42,6 +42,12 @@ enum rpc_authz {
 
 /* The answer does not wait for the audit record (health must answer while the log is down). */
 #define RPC_F_AUDIT_NOWAIT 0x1u
+/*
+ * Server streaming: the handler sends messages with rpc_call_send_pb (none
+ * to many) and ends the call with rpc_call_finish (no message; a status).
+ * Its audit record is written when it ends.
+ */
+#define RPC_F_STREAM 0x2u
 
 struct rpc_method {
 	const char *name;                              /* "Sign" */
@@ -313,6 +319,15 @@ struct rpc_answer;
 int rpc_call_spawn(struct rpc_call *parent, const char *path, const uint8_t *msg, size_t len,
     const char *proposal, const char *const *approvers, size_t n,
     void (*done)(void *arg, const struct rpc_answer *a, int authorized), void *arg) BS_WUR;
+
+/*
+ * The next message of a server-streaming call (RPC_F_STREAM), before
+ * rpc_call_finish. Returns 0; BS_ERR_UNAVAILABLE (the caller is gone, the
+ * call was answered, or the transport cannot stream: finish the call),
+ * BS_ERR_PRECONDITION (not a streaming method, or not authorized),
+ * BS_ERR_NOMEM.
+ */
+int rpc_call_send_pb(struct rpc_call *call, const ProtobufCMessage *msg) BS_WUR;
 
 /* What the call's audit record names: key and version (-1 none), target, event. */
 void rpc_call_audit_key(struct rpc_call *call, const char *key, int64_t version);

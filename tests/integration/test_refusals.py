@@ -271,7 +271,7 @@ def test_refuse_compressed_without_encoding(env, pb):
 @pytest.mark.parametrize("path", ["/boltseal.v1.KeyService/Nope",
                                   "/boltseal.v1.KeyService/sign",
                                   "/no.such.Service/Sign",
-                                  "/grpc.health.v1.Health/Watch"])
+                                  "/grpc.health.v1.Health/Nope"])
 def test_refuse_unknown_method(env, good, path):
     e = rpc_error(good.raw(path), b"")
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e

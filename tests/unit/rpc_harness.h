@@ -24,6 +24,8 @@ struct fake_stream {
 	uint8_t msg[8192];
 	uint64_t records_at_answer;        /* durable records of harness_audit_log then */
 	int detach_on_answer;              /* the transport drops the stream at once */
+	int sent;                          /* streamed messages (rpc_call_send_pb) */
+	size_t sent_len;                   /* the last one's length */
 	struct rpc_call *call;
 };
 

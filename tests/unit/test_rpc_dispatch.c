@@ -115,6 +115,33 @@ h_health(struct rpc_call *call, const ProtobufCMessage *msg)
 	rpc_call_finish_pb(call, &resp.base);
 }
 
+/* Server streaming: two messages, then the end; a unary method may not stream. */
+static void
+h_stream(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	(void)msg;
+	handler_runs++;
+	resp.text = "one";
+	assert_int_equal(rpc_call_send_pb(call, &resp.base), 0);
+	resp.text = "two";
+	assert_int_equal(rpc_call_send_pb(call, &resp.base), 0);
+	rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
+	assert_int_equal(rpc_call_send_pb(call, &resp.base), BS_ERR_UNAVAILABLE);
+}
+
+static void
+h_unary_streams(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	(void)msg;
+	handler_runs++;
+	assert_int_equal(rpc_call_send_pb(call, &resp.base), BS_ERR_PRECONDITION);
+	rpc_call_finish_pb(call, &resp.base);
+}
+
 static const struct rpc_method t_methods[] = {
 	{ "Sign", &boltseal__test__v1__echo_request__descriptor,
 	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY, 0, h_sign },
@@ -129,6 +156,12 @@ static const struct rpc_method t_methods[] = {
 	{ "Batch", &boltseal__v1__sign_batch_request__descriptor,
 	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL, 0,
 	    h_health },
+	{ "Stream", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL,
+	    RPC_F_AUDIT_NOWAIT | RPC_F_STREAM, h_stream },
+	{ "UnaryStreams", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL, 0,
+	    h_unary_streams },
 };
 
 /* The test-only EchoService (src/services/echo), the model of a new service. */
@@ -385,10 +418,10 @@ test_registry(void **state)
 	assert_ptr_equal(rpc_registry_find(f->reg, "/t.v1.T/Sign"), &t_methods[0]);
 	assert_null(rpc_registry_find(f->reg, "/t.v1.T/Nope"));
 	assert_null(rpc_registry_find(f->reg, "t.v1.T/Sign"));
-	assert_int_equal(rpc_registry_count(f->reg), 6);
+	assert_int_equal(rpc_registry_count(f->reg), 8);
 	assert_string_equal(rpc_registry_name(f->reg, 0), "t.v1.T/Sign");
-	assert_string_equal(rpc_registry_name(f->reg, 5), "boltseal.test.v1.EchoService/Echo");
-	assert_null(rpc_registry_name(f->reg, 6));
+	assert_string_equal(rpc_registry_name(f->reg, 7), "boltseal.test.v1.EchoService/Echo");
+	assert_null(rpc_registry_name(f->reg, 8));
 	assert_true(rpc_registry_has_service(f->reg, "boltseal.test.v1.EchoService"));
 	assert_true(rpc_registry_has_service(f->reg, "t.v1.T"));
 	assert_false(rpc_registry_has_service(f->reg, "t.v1"));
@@ -415,6 +448,26 @@ test_registry_rejects_incomplete_method(void **state)
 }
 
 /* ---- admission -------------------------------------------------------------------- */
+
+static int send_raw(struct fixture *f, const char *uri, const char *path, const uint8_t *msg,
+    size_t len, struct fake_stream *fs);
+
+static void
+test_server_streaming(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Stream", (const uint8_t *)"", 0, &fs),
+	    GRPC_STATUS_OK);
+	assert_int_equal(fs.sent, 2);
+	assert_true(fs.sent_len > 0);
+	assert_true(fs.a.no_message);          /* the end: trailers only */
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/UnaryStreams", (const uint8_t *)"", 0, &fs),
+	    GRPC_STATUS_OK);
+	assert_int_equal(fs.sent, 0);
+	assert_false(fs.a.no_message);
+}
 
 static void
 test_unknown_method_refused_at_admission(void **state)
@@ -1639,6 +1692,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 		cmocka_unit_test(test_registry_rejects_incomplete_method),
+		cmocka_unit_test_setup_teardown(test_server_streaming, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_method_refused_at_admission, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unmapped_certificate_refused_before_any_message,

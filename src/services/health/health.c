@@ -10,9 +10,20 @@
  * reported. Unknown service names get
  * NOT_FOUND, as the health protocol requires. Health is exempt from the
  * policy: any caller whose certificate maps to a principal may ask.
+ *
+ * Watch (server streaming) sends the status now, then every change: while
+ * anyone watches, a timer each WATCH_TICK_MS re-reads the CRL and audit
+ * state and probes the HSM as Check does, and a watcher whose status
+ * changed gets a message. An unknown service is SERVICE_UNKNOWN (the call
+ * stays open, as the protocol says). When the daemon stops, watchers get
+ * NOT_SERVING and their calls end OK.
  */
+#include <sys/queue.h>
+
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "audit/auditlog.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -101,14 +112,176 @@ check(struct rpc_call *call, const ProtobufCMessage *msg)
 	rpc_call_on_cancel(call, probe_cancel, op);
 }
 
+/* ---- Watch ------------------------------------------------------------------ */
+
+#define WATCH_TICK_MS 1000
+#define WATCH_SERVICE_MAX 256
+
+struct watcher {
+	TAILQ_ENTRY(watcher) link;
+	struct rpc_call *call;
+	char service[WATCH_SERVICE_MAX];
+	int last;                   /* the status last sent */
+};
+
+/* Everyone watching (the daemon has one svc_ctx); the timer runs while any does. */
+static TAILQ_HEAD(, watcher) watchers = TAILQ_HEAD_INITIALIZER(watchers);
+static struct event *watch_tick;
+static struct keyclient_op *watch_probe;   /* the tick's HSM probe in flight, or NULL */
+
+/* What a watcher of service would be told now. */
+static int
+watch_status(struct svc_ctx *svc, const char *service)
+{
+	if (service[0] != '\0' && !rpc_registry_has_service(svc->registry, service))
+		return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+	if (!svc->hsm_healthy || svc->shutting_down || !svc->tls_ready ||
+	    (svc->audit != NULL && !audit_log_healthy(svc->audit)) ||
+	    (service[0] != '\0' && rpc_registry_serving(svc->registry, service, svc) != 1))
+		return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+}
+
+static int
+watch_send(struct watcher *w, int status)
+{
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	resp.status = status;
+	w->last = status;
+	return rpc_call_send_pb(w->call, &resp.base);
+}
+
+/* Ends a watcher's call (it is unlinked first) with status. */
+static void
+watch_end(struct watcher *w, int status, const char *message)
+{
+	TAILQ_REMOVE(&watchers, w, link);
+	rpc_call_finish(w->call, status, message, NULL, 0);
+	free(w);
+	if (TAILQ_EMPTY(&watchers) && watch_tick != NULL)
+		event_del(watch_tick);
+}
+
+/* Tells each watcher its status if it changed; ends every watch when the daemon stops. */
+static void
+watch_notify(struct svc_ctx *svc)
+{
+	struct watcher *w, *next;
+	int st;
+
+	for (w = TAILQ_FIRST(&watchers); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, link);
+		st = watch_status(svc, w->service);
+		if (st != w->last && watch_send(w, st) != 0) {
+			watch_end(w, GRPC_STATUS_UNAVAILABLE, "cannot send the status");
+			continue;
+		}
+		if (svc->shutting_down)
+			watch_end(w, GRPC_STATUS_OK, NULL);
+	}
+}
+
+static void
+watch_probed(void *arg, struct keyop_answer *a)
+{
+	struct svc_ctx *svc = arg;
+
+	watch_probe = NULL;
+	if (a->rc != BS_ERR_CANCELLED)
+		svc_note_hsm_result(svc, a->rc == 0 && a->alive ? 0 : BS_ERR_HSM);
+	watch_notify(svc);
+}
+
+static void
+watch_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc_ctx *svc = arg;
+	struct keyop_request req;
+
+	(void)fd;
+	(void)what;
+	watch_notify(svc);
+	if (TAILQ_EMPTY(&watchers) || watch_probe != NULL || svc->shutting_down)
+		return;
+	memset(&req, 0, sizeof(req));
+	req.type = KEYOP_PROBE;
+	if (keyclient_submit(svc->keys, &req, watch_probed, svc, &watch_probe) != 0)
+		watch_probe = NULL;   /* queue full: the next tick tries again */
+}
+
+/* The caller left (or its deadline passed): the watch ends. */
+static void
+watch_cancel(void *arg)
+{
+	watch_end(arg, GRPC_STATUS_CANCELLED, "the watch ended");
+}
+
+static void
+watch(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Grpc__Health__V1__HealthCheckRequest *r =
+	    (const Grpc__Health__V1__HealthCheckRequest *)msg;
+	struct svc_ctx *svc = rpc_call_svc(call);
+	struct timeval tv = { WATCH_TICK_MS / 1000, (WATCH_TICK_MS % 1000) * 1000 };
+	struct watcher *w;
+
+	if (strlen(r->service) >= WATCH_SERVICE_MAX) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "service name too long");
+		return;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	w->call = call;
+	snprintf(w->service, sizeof(w->service), "%s", r->service);
+	TAILQ_INSERT_TAIL(&watchers, w, link);
+	if (watch_send(w, watch_status(svc, w->service)) != 0) {
+		watch_end(w, GRPC_STATUS_UNAVAILABLE, "cannot stream to this caller");
+		return;
+	}
+	/* without a loop (unit tests) or while stopping: the status now, and done */
+	if (svc->base == NULL || svc->shutting_down) {
+		watch_end(w, GRPC_STATUS_OK, NULL);
+		return;
+	}
+	if (watch_tick == NULL &&
+	    (watch_tick = event_new(svc->base, -1, EV_PERSIST, watch_tick_cb, svc)) == NULL) {
+		watch_end(w, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (!event_pending(watch_tick, EV_TIMEOUT, NULL))
+		(void)event_add(watch_tick, &tv);
+	rpc_call_on_cancel(call, watch_cancel, w);
+}
+
+/* At stop: every watch ends, the timer goes. */
+static void
+health_fini(void *state)
+{
+	struct watcher *w;
+
+	(void)state;
+	while ((w = TAILQ_FIRST(&watchers)) != NULL)
+		watch_end(w, GRPC_STATUS_UNAVAILABLE, "the server is stopping");
+	if (watch_tick != NULL)
+		event_free(watch_tick);
+	watch_tick = NULL;
+}
+
 static const struct rpc_method methods[] = {
 	{ "Check", &grpc__health__v1__health_check_request__descriptor,
 	    &grpc__health__v1__health_check_response__descriptor,
 	    RPC_AUTHZ_ANY_PRINCIPAL, RPC_F_AUDIT_NOWAIT, check },
+	{ "Watch", &grpc__health__v1__health_check_request__descriptor,
+	    &grpc__health__v1__health_check_response__descriptor,
+	    RPC_AUTHZ_ANY_PRINCIPAL, RPC_F_AUDIT_NOWAIT | RPC_F_STREAM, watch },
 };
 
 const struct rpc_service health_service = {
 	.name = "grpc.health.v1.Health",
 	.methods = methods,
 	.nmethods = sizeof(methods) / sizeof(methods[0]),
+	.fini = health_fini,
 };
