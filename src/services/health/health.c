@@ -122,6 +122,9 @@ struct watcher {
 	struct rpc_call *call;
 	char service[WATCH_SERVICE_MAX];
 	int last;                   /* the status last sent */
+	unsigned pass;              /* the watch_notify pass that saw it last */
+	int busy;                   /* inside watch_send: a cancel then only marks it */
+	int gone;                   /* the caller left while busy */
 };
 
 /* Everyone watching (the daemon has one svc_ctx); the timer runs while any does. */
@@ -142,14 +145,23 @@ watch_status(struct svc_ctx *svc, const char *service)
 	return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
 }
 
+/*
+ * Sends status. Sending flushes the connection, which may close it and so
+ * cancel this watch (watch_cancel): w stays alive until the send returns,
+ * then the caller ends it. 0, or nonzero when the watch must end.
+ */
 static int
 watch_send(struct watcher *w, int status)
 {
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	int rc;
 
 	resp.status = status;
 	w->last = status;
-	return rpc_call_send_pb(w->call, &resp.base);
+	w->busy = 1;
+	rc = rpc_call_send_pb(w->call, &resp.base);
+	w->busy = 0;
+	return w->gone ? BS_ERR_CANCELLED : rc;
 }
 
 /* Ends a watcher's call (it is unlinked first) with status. */
@@ -163,22 +175,36 @@ watch_end(struct watcher *w, int status, const char *message)
 		event_del(watch_tick);
 }
 
-/* Tells each watcher its status if it changed; ends every watch when the daemon stops. */
+/*
+ * Tells each watcher its status if it changed; ends every watch when the
+ * daemon stops. Sending or ending may close a connection and so end other
+ * watches (watch_cancel): after each, the walk starts again from the head,
+ * skipping those this pass has seen.
+ */
 static void
 watch_notify(struct svc_ctx *svc)
 {
-	struct watcher *w, *next;
-	int st;
+	static unsigned pass;
+	struct watcher *w;
+	int st, rc;
 
-	for (w = TAILQ_FIRST(&watchers); w != NULL; w = next) {
-		next = TAILQ_NEXT(w, link);
-		st = watch_status(svc, w->service);
-		if (st != w->last && watch_send(w, st) != 0) {
-			watch_end(w, GRPC_STATUS_UNAVAILABLE, "cannot send the status");
+	pass++;
+again:
+	TAILQ_FOREACH(w, &watchers, link) {
+		if (w->pass == pass)
 			continue;
-		}
-		if (svc->shutting_down)
+		w->pass = pass;
+		st = watch_status(svc, w->service);
+		if (st == w->last && !svc->shutting_down)
+			continue;
+		rc = st != w->last ? watch_send(w, st) : 0;
+		if (rc != 0)
+			watch_end(w, rc == BS_ERR_CANCELLED ? GRPC_STATUS_CANCELLED :
+			    GRPC_STATUS_UNAVAILABLE, rc == BS_ERR_CANCELLED ? "the watch ended" :
+			    "cannot send the status");
+		else if (svc->shutting_down)
 			watch_end(w, GRPC_STATUS_OK, NULL);
+		goto again;
 	}
 }
 
@@ -210,11 +236,17 @@ watch_tick_cb(evutil_socket_t fd, short what, void *arg)
 		watch_probe = NULL;   /* queue full: the next tick tries again */
 }
 
-/* The caller left (or its deadline passed): the watch ends. */
+/* The caller left (or its deadline passed): the watch ends (after a send in progress). */
 static void
 watch_cancel(void *arg)
 {
-	watch_end(arg, GRPC_STATUS_CANCELLED, "the watch ended");
+	struct watcher *w = arg;
+
+	if (w->busy) {
+		w->gone = 1;
+		return;
+	}
+	watch_end(w, GRPC_STATUS_CANCELLED, "the watch ended");
 }
 
 static void
@@ -237,8 +269,10 @@ watch(struct rpc_call *call, const ProtobufCMessage *msg)
 	w->call = call;
 	snprintf(w->service, sizeof(w->service), "%s", r->service);
 	TAILQ_INSERT_TAIL(&watchers, w, link);
+	rpc_call_on_cancel(call, watch_cancel, w);
 	if (watch_send(w, watch_status(svc, w->service)) != 0) {
-		watch_end(w, GRPC_STATUS_UNAVAILABLE, "cannot stream to this caller");
+		watch_end(w, w->gone ? GRPC_STATUS_CANCELLED : GRPC_STATUS_UNAVAILABLE,
+		    "cannot stream to this caller");
 		return;
 	}
 	/* without a loop (unit tests) or while stopping: the status now, and done */
@@ -253,7 +287,6 @@ watch(struct rpc_call *call, const ProtobufCMessage *msg)
 	}
 	if (!event_pending(watch_tick, EV_TIMEOUT, NULL))
 		(void)event_add(watch_tick, &tv);
-	rpc_call_on_cancel(call, watch_cancel, w);
 }
 
 /* At stop: every watch ends, the timer goes. */
