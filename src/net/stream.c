@@ -537,6 +537,12 @@ on_frame_send_cb(nghttp2_session *h2, const nghttp2_frame *frame, void *user_dat
 {
 	struct conn *c = user_data;
 
+	/* a GOAWAY nghttp2 sent on its own (a connection error the peer caused): say why */
+	if (frame->hd.type == NGHTTP2_GOAWAY && !c->goaway && !c->closing &&
+	    frame->goaway.error_code != NGHTTP2_NO_ERROR)
+		bs_log(BS_LOG_WARN, "HTTP/2 connection error: GOAWAY sent", "peer", c->peer,
+		    "identity", c->identity, "error", nghttp2_http2_strerror(frame->goaway.error_code),
+		    NULL);
 	/* answers moving (not PING or SETTINGS acks): what the write stall check watches */
 	if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
 		c->answer_bytes += 9 + frame->hd.length;   /* 9: the frame header */
