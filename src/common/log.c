@@ -45,6 +45,9 @@ numeric_field(const char *key, const char *value)
 	size_t i, n;
 	const char *d = value[0] == '-' ? value + 1 : value;
 
+	/* most values are not numbers: no name lookup for them (every rpc line) */
+	if (d[0] < '0' || d[0] > '9')
+		return 0;
 	for (i = 0; numeric_keys[i] != NULL; i++)
 		if (strcmp(key, numeric_keys[i]) == 0)
 			break;

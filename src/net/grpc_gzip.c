@@ -6,10 +6,29 @@
 
 #include <zlib.h>
 
+#include "common/wipe_alloc.h"
 #include "net/grpc_gzip.h"
 
 #define GZIP_WINDOW (15 + 16)      /* zlib: a gzip wrapper, no zlib or raw */
 #define INFLATE_CHUNK 16384
+
+/*
+ * zlib's own buffers (its window holds the plaintext) come from the wiping
+ * allocator too: a message may carry a data key or a decrypted payload.
+ */
+static voidpf
+z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	(void)opaque;
+	return bs_wipe_calloc(items, size);
+}
+
+static void
+z_free(voidpf opaque, voidpf p)
+{
+	(void)opaque;
+	bs_wipe_free(p);
+}
 
 int
 grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out, size_t *outlen)
@@ -24,6 +43,8 @@ grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out, si
 	if (inlen > UINT32_MAX)
 		return BS_ERR_TOO_BIG;
 	memset(&z, 0, sizeof(z));
+	z.zalloc = z_alloc;
+	z.zfree = z_free;
 	if (inflateInit2(&z, GZIP_WINDOW) != Z_OK)
 		return BS_ERR_NOMEM;
 	z.next_in = (Bytef *)(uintptr_t)in;
@@ -38,7 +59,7 @@ grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out, si
 			}
 			if (ncap > max + 1)
 				ncap = max + 1;   /* one byte past max tells "too big" */
-			if ((t = realloc(buf, ncap)) == NULL) {
+			if ((t = bs_wipe_realloc(buf, ncap)) == NULL) {
 				rc = BS_ERR_NOMEM;
 				goto out;
 			}
@@ -71,7 +92,7 @@ grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out, si
 		rc = BS_ERR_INVALID;             /* bytes after the member */
 		goto out;
 	}
-	*out = buf != NULL ? buf : malloc(1);
+	*out = buf != NULL ? buf : bs_wipe_malloc(1);
 	if (*out == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto out;
@@ -81,7 +102,7 @@ grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out, si
 	rc = 0;
 out:
 	inflateEnd(&z);
-	free(buf);
+	bs_wipe_free(buf);
 	return rc;
 }
 
@@ -97,11 +118,13 @@ grpc_gzip_deflate(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen
 	if (inlen > UINT32_MAX)
 		return BS_ERR_TOO_BIG;
 	memset(&z, 0, sizeof(z));
+	z.zalloc = z_alloc;
+	z.zfree = z_free;
 	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, GZIP_WINDOW, 8,
 	    Z_DEFAULT_STRATEGY) != Z_OK)
 		return BS_ERR_NOMEM;
 	bound = deflateBound(&z, (uLong)inlen);
-	if ((buf = malloc(bound > 0 ? bound : 1)) == NULL) {
+	if ((buf = bs_wipe_malloc(bound > 0 ? bound : 1)) == NULL) {
 		deflateEnd(&z);
 		return BS_ERR_NOMEM;
 	}
@@ -111,7 +134,7 @@ grpc_gzip_deflate(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen
 	z.avail_out = (uInt)bound;
 	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
 		deflateEnd(&z);
-		free(buf);
+		bs_wipe_free(buf);
 		return BS_ERR_NOMEM;
 	}
 	*outlen = z.total_out;

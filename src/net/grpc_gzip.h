@@ -18,15 +18,16 @@
 #define GRPC_ACCEPT_ENCODING "identity,gzip"
 
 /*
- * Inflates one gzip member in[0..inlen) (untrusted) into *out (malloc'd,
- * *outlen bytes), refusing more than max bytes of output. Returns 0;
+ * Inflates one gzip member in[0..inlen) (untrusted) into *out (*outlen
+ * bytes; from bs_wipe_malloc: free it with bs_wipe_free, which wipes it, as
+ * every buffer here is), refusing more than max bytes of output. Returns 0;
  * BS_ERR_TOO_BIG (inflates past max), BS_ERR_INVALID (not one complete
  * gzip member, trailing bytes, bad checksum), BS_ERR_NOMEM.
  */
 int grpc_gzip_inflate(const uint8_t *in, size_t inlen, size_t max, uint8_t **out,
     size_t *outlen) BS_WUR;
 
-/* Compresses in[0..inlen) as one gzip member into *out (malloc'd). 0 or BS_ERR_NOMEM. */
+/* Compresses in[0..inlen) as one gzip member into *out (free with bs_wipe_free). 0 or BS_ERR_NOMEM. */
 int grpc_gzip_deflate(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen) BS_WUR;
 
 /*

@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "common/log.h"
+#include "common/wipe_alloc.h"
 #include "net/grpc_gzip.h"
 #include "net/server_int.h"
 
@@ -249,7 +250,7 @@ stream_free(struct stream *st)
 		event_free(st->request_timer);
 	stream_release_request(st);
 	rpc_call_detach(st->call);
-	free(st->zmsg);
+	bs_wipe_free(st->zmsg);
 	bytebuf_free(&st->out);
 	free(st);
 }
@@ -404,7 +405,7 @@ stream_request_done(struct stream *st)
 		}
 		st->gzip_reply = st->accepts_gzip;
 		rpc_call_request(st->call, plain, plen);
-		free(plain);
+		bs_wipe_free(plain);
 		return;
 	}
 	rpc_call_request(st->call, msg, len);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/wipe_alloc.h"
 #include "net/grpc_gzip.h"
 
 #define CAP (64 * 1024)
@@ -31,8 +32,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (grpc_gzip_inflate(z, zlen, CAP, &back, &blen) != 0 || blen != len ||
 	    memcmp(back, out, len) != 0)
 		abort();
-	free(out);
-	free(z);
-	free(back);
+	bs_wipe_free(out);
+	bs_wipe_free(z);
+	bs_wipe_free(back);
 	return 0;
 }

@@ -4,7 +4,7 @@
  * its text; deflate/inflate round trips; a "bomb" (1 MiB of zeros in about
  * 1 KiB) is refused past the cap without allocating past it; truncated,
  * corrupt (CRC), trailing-garbage and non-gzip input are refused; the
- * grpc-accept-encoding list parser.
+ * grpc-accept-encoding list parser; every buffer is the wiping allocator's.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/hex.h"
+#include "common/wipe_alloc.h"
 #include "net/grpc_gzip.h"
 
 /* gzip.compress(b"hello grpc", mtime=0) (CPython 3.11) */
@@ -32,10 +33,10 @@ test_python_member(void **state)
 	assert_int_equal(grpc_gzip_inflate(in, n, 100, &out, &len), 0);
 	assert_int_equal(len, 10);
 	assert_memory_equal(out, "hello grpc", 10);
-	free(out);
+	bs_wipe_free(out);
 	/* exactly at the cap is fine, one below is not */
 	assert_int_equal(grpc_gzip_inflate(in, n, 10, &out, &len), 0);
-	free(out);
+	bs_wipe_free(out);
 	assert_int_equal(grpc_gzip_inflate(in, n, 9, &out, &len), BS_ERR_TOO_BIG);
 	assert_null(out);
 	/* truncated, trailing bytes, a flipped CRC byte, not gzip */
@@ -65,18 +66,20 @@ test_round_trip_and_bomb(void **state)
 	assert_int_equal(grpc_gzip_inflate(z, zlen, sizeof(big), &out, &len), 0);
 	assert_int_equal(len, sizeof(big));
 	assert_memory_equal(out, big, len);
-	free(out);
+	bs_wipe_free(out);
 	/* the cap holds whatever the ratio */
 	assert_int_equal(grpc_gzip_inflate(z, zlen, 4 * 1024 * 1024 / 8, &out, &len),
 	    BS_ERR_TOO_BIG);
 	assert_null(out);
-	free(z);
+	bs_wipe_free(z);
 	/* the empty message */
 	assert_int_equal(grpc_gzip_deflate(big, 0, &z, &zlen), 0);
 	assert_int_equal(grpc_gzip_inflate(z, zlen, 0, &out, &len), 0);
 	assert_int_equal(len, 0);
-	free(out);
-	free(z);
+	bs_wipe_free(out);
+	bs_wipe_free(z);
+	/* every buffer, zlib's own included, came from (and went back to) the wiping allocator */
+	assert_int_equal(bs_wipe_live(), 0);
 }
 
 static void
