@@ -12,6 +12,7 @@ import grpc
 
 import bsutil
 import pkitool
+from test_revocation import two_cas
 
 WATCH = "/grpc.health.v1.Health/Watch"
 
@@ -63,18 +64,9 @@ def test_status_changes_are_pushed(env, second_daemon):
     daemon stops: NOT_SERVING, then the call ends OK."""
     sd = second_daemon("watch")
     hpb = env.stubs.hpb
-    dev, other = pkitool.dev_ca(env.pki), pkitool.other_ca(env.pki)
-    bundle = os.path.join(sd.dir, "client-cas.pem")
-    with open(bundle, "wb") as f:
-        f.write(bsutil.read(dev.cert_path) + bsutil.read(other.cert_path))
-    crldir = os.path.join(sd.dir, "crls")
-    os.makedirs(crldir)
-    pkitool.mint_crl(other, os.path.join(crldir, "other.pem"))
+    dev, _, crldir = two_cas(sd, env)
     devcrl = os.path.join(crldir, "dev.pem")
     pkitool.mint_crl(dev, devcrl)
-    sd.settings["tls_client_ca"] = bundle
-    sd.settings["tls_crl"] = crldir
-    bsutil.write_config(sd.conf, sd.settings)
     d = sd.start()
     cert, key = env.bad_files("other-ca-client")
     ch = bsutil.local_channel(sd.port, env.ca, cert, key)

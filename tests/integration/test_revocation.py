@@ -265,13 +265,9 @@ def ms(ts):
     return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
 
 
-def test_crl_missing_or_expired_fails_closed(env, second_daemon):
-    """Client CA bundle = dev CA + a second CA. Only the second CA has a
-    (fresh) CRL: dev clients are refused, the second CA's client gets in and
-    sees NOT_SERVING. Then an expired dev CRL: the same, and the log names
-    that CRL file. Then a fresh dev CRL: everything serves again."""
-    sd = second_daemon("crlfail")
-    pb, hpb = env.stubs.pb, env.stubs.hpb
+def two_cas(sd, env):
+    """Configures sd to trust the dev CA and a second CA, with a CRL directory
+    holding only the second CA's (fresh) CRL. Returns (dev, other, crldir)."""
     dev, other = pkitool.dev_ca(env.pki), pkitool.other_ca(env.pki)
     bundle = os.path.join(sd.dir, "client-cas.pem")
     with open(bundle, "wb") as f:
@@ -282,6 +278,17 @@ def test_crl_missing_or_expired_fails_closed(env, second_daemon):
     sd.settings["tls_client_ca"] = bundle
     sd.settings["tls_crl"] = crldir
     bsutil.write_config(sd.conf, sd.settings)
+    return dev, other, crldir
+
+
+def test_crl_missing_or_expired_fails_closed(env, second_daemon):
+    """Client CA bundle = dev CA + a second CA. Only the second CA has a
+    (fresh) CRL: dev clients are refused, the second CA's client gets in and
+    sees NOT_SERVING. Then an expired dev CRL: the same, and the log names
+    that CRL file. Then a fresh dev CRL: everything serves again."""
+    sd = second_daemon("crlfail")
+    pb, hpb = env.stubs.pb, env.stubs.hpb
+    dev, other, crldir = two_cas(sd, env)
     d = sd.start()
 
     dev_client = env.client_files("ci-ota-release")
