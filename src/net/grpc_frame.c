@@ -45,20 +45,17 @@ check_flag(struct grpc_lpm_reader *r, uint8_t flag)
 }
 
 int
-grpc_lpm_reader_feed(struct grpc_lpm_reader *r, const uint8_t *data, size_t len)
+grpc_lpm_reader_feed_some(struct grpc_lpm_reader *r, const uint8_t *data, size_t len,
+    size_t *used)
 {
-	size_t n;
+	size_t n, total = len;
 	uint32_t blen;
 	int rc;
 
+	*used = 0;
 	if (len > 0 && data == NULL)
 		return BS_ERR_INVALID;
-	while (len > 0) {
-		if (r->complete) {
-			/* unary: anything after the message starts a second one */
-			r->extra = 1;
-			return BS_ERR_INVALID;
-		}
+	while (len > 0 && !r->complete) {
 		if (r->hdr_have < GRPC_LPM_HEADER_LEN) {
 			n = GRPC_LPM_HEADER_LEN - r->hdr_have;
 			if (n > len)
@@ -99,7 +96,34 @@ grpc_lpm_reader_feed(struct grpc_lpm_reader *r, const uint8_t *data, size_t len)
 		if (r->body_have == r->body_len)
 			r->complete = 1;
 	}
+	*used = total - len;
 	return 0;
+}
+
+int
+grpc_lpm_reader_feed(struct grpc_lpm_reader *r, const uint8_t *data, size_t len)
+{
+	size_t used;
+	int rc;
+
+	if ((rc = grpc_lpm_reader_feed_some(r, data, len, &used)) != 0)
+		return rc;
+	if (used < len) {
+		/* unary: anything after the message starts a second one */
+		r->extra = 1;
+		return BS_ERR_INVALID;
+	}
+	return 0;
+}
+
+void
+grpc_lpm_reader_next(struct grpc_lpm_reader *r)
+{
+	grpc_lpm_reader_free(r);
+	r->hdr_have = 0;
+	r->complete = 0;
+	r->compressed = 0;
+	r->extra = 0;
 }
 
 int

@@ -18,7 +18,8 @@
 #define GRPC_DEFAULT_MAX_MESSAGE (4u * 1024u * 1024u)
 
 /*
- * Reassembles exactly one request message (unary RPCs). Feed DATA bytes in
+ * Reassembles exactly one request message (unary RPCs), or one at a time
+ * (request streams: grpc_lpm_reader_feed_some). Feed DATA bytes in
  * any chunking; the message body is allocated only once its prefix has been
  * read and its length checked against max_len.
  */
@@ -47,6 +48,19 @@ void grpc_lpm_reader_init(struct grpc_lpm_reader *r, size_t max_len);
  * After an error the reader must not be fed again.
  */
 int grpc_lpm_reader_feed(struct grpc_lpm_reader *r, const uint8_t *data, size_t len) BS_WUR;
+
+/*
+ * Consumes bytes of data until one message is complete (r->complete) or
+ * data ends; *used says how many. Errors as grpc_lpm_reader_feed's, but
+ * bytes after the message are left to the caller: a request stream takes
+ * the message (grpc_lpm_reader_finish), calls grpc_lpm_reader_next, and
+ * feeds the rest.
+ */
+int grpc_lpm_reader_feed_some(struct grpc_lpm_reader *r, const uint8_t *data, size_t len,
+    size_t *used) BS_WUR;
+
+/* Frees the message read and makes ready for the next (max_len and allow_compressed kept). */
+void grpc_lpm_reader_next(struct grpc_lpm_reader *r);
 
 /*
  * At END_STREAM: returns 0 and the borrowed message (valid until

@@ -50,7 +50,8 @@ struct stream {
 	size_t buffered;              /* request bytes held by rd (counted in conn->buffered) */
 
 	int admitted;                 /* the RPC layer wants the message */
-	int request_done;             /* the message was handed over */
+	int request_done;             /* the message was handed over (a request stream: ended) */
+	int req_stream;               /* the method takes a request stream (bidirectional) */
 	struct grpc_lpm_reader rd;
 	struct event *deadline;
 

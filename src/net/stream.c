@@ -5,8 +5,10 @@
  * unmapped certificate or an ungranted method are answered at once, and
  * none of their DATA is kept); DATA is reassembled with the size cap
  * checked on the length prefix before allocation; END_STREAM hands the
- * message over; the RPC layer's answer goes out as HEADERS, one DATA and
- * trailers, or Trailers-Only.
+ * message over (a request stream's messages go over one by one as they
+ * complete, END_STREAM ends it); the RPC layer's answer goes out as
+ * HEADERS, one DATA and trailers, or Trailers-Only (a server stream: HEADERS
+ * with the first message, DATA per message, trailers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +351,7 @@ stream_headers_done(struct stream *st)
 	if (!rpc_call_admit(st->call, st->path))
 		return;
 	st->admitted = 1;
+	st->req_stream = rpc_call_streams_requests(st->call);
 	if (st->have_timeout) {
 		rpc_call_set_deadline(st->call, st->timeout_us);
 		tv.tv_sec = (time_t)(st->timeout_us / 1000000);
@@ -367,49 +370,71 @@ stream_reading(const struct stream *st)
 	return st->admitted && !st->request_done && !rpc_call_decided(st->call);
 }
 
-/* The client finished sending: hand the complete message to the RPC layer. */
+/*
+ * Hands the complete message the reader holds to the RPC layer (inflated
+ * first when it came compressed), then drops the raw bytes.
+ */
 static void
-stream_request_done(struct stream *st)
+stream_deliver(struct stream *st)
 {
 	const uint8_t *msg = NULL;
 	size_t len = 0;
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	int rc;
 
-	if (!stream_reading(st))
-		return;
-	st->request_done = 1;
-	if (st->request_timer != NULL)
-		event_del(st->request_timer);
 	if (grpc_lpm_reader_finish(&st->rd, &msg, &len) != 0) {
 		stream_release_request(st);
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
 		    "request message truncated (stream ended before the announced length)");
 		return;
 	}
-	if (st->rd.compressed) {
-		uint8_t *plain = NULL;
-		size_t plen = 0;
-		int rc = grpc_gzip_inflate(msg, len, st->conn->srv->lim.max_message_bytes, &plain,
-		    &plen);
-
-		stream_release_request(st);
-		if (rc != 0) {
-			char why[RPC_MESSAGE_MAX];
-
-			snprintf(why, sizeof(why), rc == BS_ERR_TOO_BIG ? "request message larger "
-			    "than the limit of %u bytes once decompressed" : rc == BS_ERR_NOMEM ?
-			    "out of memory" : "the gzip-compressed request cannot be decompressed",
-			    st->conn->srv->lim.max_message_bytes);
-			rpc_call_refuse(st->call, 200, rc == BS_ERR_INVALID ? GRPC_STATUS_INTERNAL :
-			    GRPC_STATUS_RESOURCE_EXHAUSTED, why);
-			return;
-		}
-		st->gzip_reply = st->accepts_gzip;
-		rpc_call_request(st->call, plain, plen);
-		bs_wipe_free(plain);
+	if (!st->rd.compressed) {
+		rpc_call_request(st->call, msg, len);
+		stream_release_request(st); /* decoded: the raw bytes are not needed any more */
 		return;
 	}
-	rpc_call_request(st->call, msg, len);
-	stream_release_request(st); /* decoded: the raw bytes are not needed any more */
+	rc = grpc_gzip_inflate(msg, len, st->conn->srv->lim.max_message_bytes, &plain, &plen);
+	stream_release_request(st);
+	if (rc != 0) {
+		char why[RPC_MESSAGE_MAX];
+
+		snprintf(why, sizeof(why), rc == BS_ERR_TOO_BIG ? "request message larger "
+		    "than the limit of %u bytes once decompressed" : rc == BS_ERR_NOMEM ?
+		    "out of memory" : "the gzip-compressed request cannot be decompressed",
+		    st->conn->srv->lim.max_message_bytes);
+		rpc_call_refuse(st->call, 200, rc == BS_ERR_INVALID ? GRPC_STATUS_INTERNAL :
+		    GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+		return;
+	}
+	st->gzip_reply = st->accepts_gzip;
+	rpc_call_request(st->call, plain, plen);
+	bs_wipe_free(plain);
+}
+
+/*
+ * The client finished sending: a unary call's message goes to the RPC
+ * layer; a request stream ends (refused if it stopped inside a message).
+ */
+static void
+stream_request_done(struct stream *st)
+{
+	if (!stream_reading(st))
+		return;
+	st->request_done = 1;
+	if (st->request_timer != NULL)
+		event_del(st->request_timer);
+	if (!st->req_stream) {
+		stream_deliver(st);
+		return;
+	}
+	if (st->rd.hdr_have > 0) {
+		stream_release_request(st);
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_INVALID_ARGUMENT,
+		    "request message truncated (stream ended before the announced length)");
+		return;
+	}
+	rpc_call_request_end(st->call);
 }
 
 static int
@@ -472,39 +497,41 @@ on_header_cb(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *nam
 	return 0;
 }
 
+/*
+ * Charges the bytes the reader holds to the connection's buffer cap: 0, or
+ * the call was refused (over the cap).
+ */
 static int
-on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
-    size_t len, void *user_data)
+stream_charge(struct stream *st)
 {
-	struct conn *c = user_data;
-	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
+	struct conn *c = st->conn;
 	char msg[RPC_MESSAGE_MAX];
-	int rc;
+	/* charged as allocated: the whole announced body as soon as its prefix is in */
+	size_t now = st->rd.hdr_have + (st->rd.body != NULL ? st->rd.body_len : 0);
 
-	/* a refused or answered stream's DATA is dropped, never buffered */
-	if (st == NULL || !stream_reading(st))
-		return 0;
-	rc = grpc_lpm_reader_feed(&st->rd, data, len);
-	if (rc == 0) {
-		/* charged as allocated: the whole announced body as soon as its prefix is in */
-		size_t now = st->rd.hdr_have + (st->rd.body != NULL ? st->rd.body_len : 0);
-
-		if (now - st->buffered > c->srv->lim.max_buffered_request_bytes - c->buffered) {
-			snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
-			    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
-			stream_release_request(st);
-			rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-			return 0;
-		}
-		c->buffered += now - st->buffered;
-		st->buffered = now;
+	if (now > st->buffered && now - st->buffered > c->srv->lim.max_buffered_request_bytes -
+	    c->buffered) {
+		snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
+		    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
+		stream_release_request(st);
+		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+		return -1;
 	}
+	c->buffered = c->buffered - st->buffered + now;
+	st->buffered = now;
+	return 0;
+}
+
+/* The reader refused the DATA (rc from grpc_lpm_reader_feed*): so is the call. */
+static void
+stream_framing_error(struct stream *st, int rc)
+{
+	char msg[RPC_MESSAGE_MAX];
+
 	switch (rc) {
-	case 0:
-		return 0;
 	case BS_ERR_TOO_BIG:
 		snprintf(msg, sizeof(msg), "request message larger than the limit of %u bytes",
-		    c->srv->lim.max_message_bytes);
+		    st->conn->srv->lim.max_message_bytes);
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		break;
 	case BS_ERR_UNSUPPORTED:
@@ -524,6 +551,53 @@ on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, con
 		break;
 	}
 	stream_release_request(st);
+}
+
+/*
+ * DATA of a request stream: each message goes to the RPC layer as soon as
+ * it is complete (its handler may answer before the next arrives).
+ */
+static void
+stream_feed_messages(struct stream *st, const uint8_t *data, size_t len)
+{
+	size_t used;
+	int rc;
+
+	while (len > 0 && stream_reading(st)) {
+		if ((rc = grpc_lpm_reader_feed_some(&st->rd, data, len, &used)) != 0) {
+			stream_framing_error(st, rc);
+			return;
+		}
+		if (stream_charge(st) != 0 || !st->rd.complete)
+			return;
+		data += used;
+		len -= used;
+		/* a whole message came: the stream may now idle between messages */
+		if (st->request_timer != NULL)
+			event_del(st->request_timer);
+		stream_deliver(st);
+		grpc_lpm_reader_next(&st->rd);
+	}
+}
+
+static int
+on_data_chunk_recv_cb(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
+    size_t len, void *user_data)
+{
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
+	int rc;
+
+	/* a refused or answered stream's DATA is dropped, never buffered */
+	if (st == NULL || !stream_reading(st))
+		return 0;
+	if (st->req_stream) {
+		stream_feed_messages(st, data, len);
+		return 0;
+	}
+	if ((rc = grpc_lpm_reader_feed(&st->rd, data, len)) != 0)
+		stream_framing_error(st, rc);
+	else
+		(void)stream_charge(st);
 	return 0;
 }
 

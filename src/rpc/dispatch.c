@@ -98,6 +98,7 @@ struct rpc_call {
 	int authorized;                  /* the policy allowed it (or admission did) */
 	int decided;                     /* an answer is chosen */
 	int answered;                    /* handed to the transport */
+	int finished;                    /* rpc_call_finish ran (an answer or a late record) */
 	int abandoned;                   /* client gone or deadline passed */
 	int quiet;                       /* no log line of its own (rate-limited) */
 	unsigned audit_inflight;         /* records of this call not yet durable */
@@ -840,29 +841,86 @@ check_field_caps(struct rpc_call *call, const uint8_t *msg, size_t len)
 	return BS_ERR_TOO_BIG;
 }
 
-void
-rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
+/*
+ * The request message checked against the caps and decoded: the message
+ * (wiping allocator), or NULL once the call was refused. Pinned.
+ */
+static ProtobufCMessage *
+decode_request(struct rpc_call *call, const uint8_t *msg, size_t len)
 {
 	char text[RPC_MESSAGE_MAX];
 	uint32_t field = 0;
+	ProtobufCMessage *req;
 
-	if (call->decided || call->m == NULL || call->handler_pending || call->req != NULL)
-		return;
-	call->hold++;
 	if (check_field_caps(call, msg, len) != 0)
-		goto out;
+		return NULL;
 	if (pb_strings_check(call->m->request, msg, len, &field) != 0) {
 		snprintf(text, sizeof(text), "malformed request: field %u is not valid UTF-8 "
 		    "without NUL bytes, or the message is not valid protobuf", field);
 		refuse(call, 200, GRPC_STATUS_INVALID_ARGUMENT, text, NULL);
-		goto out;
+		return NULL;
 	}
-	call->req = protobuf_c_message_unpack(call->m->request, &wiping_allocator, len, msg);
-	if (call->req == NULL) {
+	req = protobuf_c_message_unpack(call->m->request, &wiping_allocator, len, msg);
+	if (req == NULL) {
 		snprintf(text, sizeof(text), "malformed %s", call->m->request->short_name);
 		refuse(call, 200, GRPC_STATUS_INVALID_ARGUMENT, text, NULL);
+	}
+	return req;
+}
+
+/* A request stream whose client left without ending it: recorded CANCELLED. Pinned. */
+static void
+stream_left(struct rpc_call *call)
+{
+	if (!call->decided && !call->finished && call->authorized)
+		rpc_call_finish(call, GRPC_STATUS_CANCELLED,
+		    "the client left before ending its request stream", NULL, 0);
+}
+
+/* One message of a request stream: its handler runs on it, then it is freed. Pinned. */
+static void
+request_stream_next(struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+	ProtobufCMessage *req = decode_request(call, msg, len);
+
+	if (req == NULL)
+		return;
+	call->handler_pending = 1;
+	call->m->handler(call, req);
+	call->handler_pending = 0;
+	protobuf_c_message_free_unpacked(req, &wiping_allocator);
+	if (call->t == NULL)
+		stream_left(call);   /* the stream went while the handler ran */
+}
+
+int
+rpc_call_streams_requests(const struct rpc_call *call)
+{
+	return call->m != NULL && (call->m->flags & RPC_F_REQUEST_STREAM) != 0;
+}
+
+void
+rpc_call_request_end(struct rpc_call *call)
+{
+	if (call->decided || !rpc_call_streams_requests(call))
+		return;
+	call->hold++;
+	rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
+	unpin(call);
+}
+
+void
+rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len)
+{
+	if (call->decided || call->m == NULL || call->handler_pending || call->req != NULL)
+		return;
+	call->hold++;
+	if (call->m->flags & RPC_F_REQUEST_STREAM) {
+		request_stream_next(call, msg, len);
 		goto out;
 	}
+	if ((call->req = decode_request(call, msg, len)) == NULL)
+		goto out;
 	call->handler_pending = 1;
 	if (call->otp_given && call->d->sf.check != NULL && !call->sf_ok &&
 	    call->m->authz == RPC_AUTHZ_POLICY) {
@@ -1076,6 +1134,8 @@ rpc_call_detach(struct rpc_call *call)
 	call->stream = NULL;
 	if (call->handler_pending)
 		call_abandon(call); /* freed once rpc_call_finish ran */
+	else if (rpc_call_streams_requests(call))
+		stream_left(call);
 	unpin(call);
 }
 
@@ -1089,6 +1149,7 @@ rpc_call_finish(struct rpc_call *call, int grpc_status, const char *message, con
 
 	call->hold++;
 	call->handler_pending = 0;
+	call->finished = 1;
 	if (grpc_status == GRPC_STATUS_OK && !call->authorized) {
 		/* a handler bug: never let an unchecked success through */
 		bs_log(BS_LOG_ERROR, "handler answered without an authorization check; refused",

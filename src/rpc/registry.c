@@ -104,6 +104,13 @@ rpc_registry_new(const struct rpc_service *const *services, size_t n, struct rpc
 				rc = BS_ERR_INVALID;
 				goto out;
 			}
+			if ((md->flags & RPC_F_REQUEST_STREAM) && (!(md->flags & RPC_F_STREAM) ||
+			    md->authz != RPC_AUTHZ_ANY_PRINCIPAL)) {
+				snprintf(err, errlen, "%s/%s: a request stream needs a response "
+				    "stream and any-principal authorization", svc->name, md->name);
+				rc = BS_ERR_INVALID;
+				goto out;
+			}
 			len = strlen(svc->name) + strlen(md->name) + 3;
 			if (len > RPC_PATH_MAX) {
 				snprintf(err, errlen, "%s/%s: path too long", svc->name, md->name);
@@ -165,6 +172,18 @@ rpc_registry_policy_schema(const struct rpc_registry *r, struct rpc_policy_schem
 	out->schema.nmethods = r->n;
 	out->schema.purposes = bs_purpose_names(&out->schema.npurposes);
 	return 0;
+}
+
+size_t
+rpc_registry_service_count(const struct rpc_registry *r)
+{
+	return r->nsvcs;
+}
+
+const char *
+rpc_registry_service_name(const struct rpc_registry *r, size_t i)
+{
+	return i < r->nsvcs ? r->svcs[i].desc->name : NULL;
 }
 
 int

@@ -17,6 +17,8 @@
  *                       against the caps, decoded once, then the
  *                       method's handler runs (see rpc_service.h), which
  *                       asks the policy for its verdict before any key work
+ *                       (a request stream: once per message, then
+ *                       rpc_call_request_end() when the client ends it)
  *   rpc_call_deadline() the grpc-timeout passed
  *   rpc_call_detach()   the stream is gone; the call is freed once its
  *                       handler and audit record are done
@@ -201,6 +203,15 @@ int rpc_call_admit(struct rpc_call *call, const char *path) BS_WUR;
  * decoded once, and handed to the method's handler. Only after admission.
  */
 void rpc_call_request(struct rpc_call *call, const uint8_t *msg, size_t len);
+
+/*
+ * 1 when the admitted call's method takes a request stream
+ * (RPC_F_REQUEST_STREAM): the transport then hands over each request
+ * message with rpc_call_request as soon as it is complete, and calls
+ * rpc_call_request_end when the client ends its stream.
+ */
+int rpc_call_streams_requests(const struct rpc_call *call);
+void rpc_call_request_end(struct rpc_call *call);
 
 /*
  * The request's x-boltseal-otp header (len bytes at value, borrowed): the

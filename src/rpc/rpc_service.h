@@ -48,6 +48,16 @@ enum rpc_authz {
  * Its audit record is written when it ends.
  */
 #define RPC_F_STREAM 0x2u
+/*
+ * Request streaming too (bidirectional, with RPC_F_STREAM; any-principal
+ * methods only): the handler runs once per request message as it arrives,
+ * the request valid only while it runs; it sends none to many messages and
+ * may end the call (rpc_call_finish). When the client ends its stream the
+ * call ends OK, unless a handler ended it; a client that leaves first is
+ * recorded CANCELLED. One audit record per call, at its end. No second
+ * factor is checked.
+ */
+#define RPC_F_REQUEST_STREAM 0x4u
 
 struct rpc_method {
 	const char *name;                              /* "Sign" */
@@ -166,6 +176,9 @@ const struct rpc_method *rpc_registry_find(const struct rpc_registry *r, const c
 /* The state of the service that serves m (NULL: none, or not started). */
 void *rpc_registry_state(const struct rpc_registry *r, const struct rpc_method *m);
 
+/* The served services: how many, and the name of the i-th ("grpc.health.v1.Health"). */
+size_t rpc_registry_service_count(const struct rpc_registry *r);
+const char *rpc_registry_service_name(const struct rpc_registry *r, size_t i);
 /* 1 if the registry serves a service of that name ("boltseal.v1.KeyService"). */
 int rpc_registry_has_service(const struct rpc_registry *r, const char *name);
 

@@ -17,6 +17,8 @@ extern const struct rpc_service envelope_service;
 extern const struct rpc_service adminservice_service;
 extern const struct rpc_service certificate_service;
 extern const struct rpc_service telemetry_service;
+extern const struct rpc_service reflection_v1_service;
+extern const struct rpc_service reflection_v1alpha_service;
 
 const struct rpc_service *const services_all[] = {
 	&keyservice_service,
@@ -31,6 +33,8 @@ const struct rpc_service *const services_all[] = {
 	&adminservice_service,
 	&certificate_service,
 	&telemetry_service,
+	&reflection_v1_service,
+	&reflection_v1alpha_service,
 };
 
 const size_t services_count = sizeof(services_all) / sizeof(services_all[0]);

@@ -31,6 +31,58 @@ make_lpm(uint8_t *out, uint8_t flag, uint32_t len, const uint8_t *body)
 	return GRPC_LPM_HEADER_LEN + len;
 }
 
+/*
+ * A request stream: three messages back to back (one empty, one
+ * compressed), fed whole and byte by byte, each taken as it completes;
+ * next keeps allow_compressed; bytes after a message are left over.
+ */
+static void
+test_lpm_stream(void **state)
+{
+	struct grpc_lpm_reader r;
+	uint8_t buf[64];
+	const uint8_t *msg = NULL;
+	size_t n = 0, used, mlen, off, step;
+	const char *want[] = { "one", "", "three" };
+
+	(void)state;
+	n += make_lpm(buf + n, 0, 3, (const uint8_t *)"one");
+	n += make_lpm(buf + n, 0, 0, NULL);
+	n += make_lpm(buf + n, 1, 5, (const uint8_t *)"three");
+	for (step = 1; step <= n; step += n - 1) {
+		size_t got = 0;
+
+		grpc_lpm_reader_init(&r, 64);
+		r.allow_compressed = 1;
+		for (off = 0; off < n;) {
+			size_t k = step < n - off ? step : n - off;
+
+			assert_int_equal(grpc_lpm_reader_feed_some(&r, buf + off, k, &used), 0);
+			assert_true(used <= k);
+			off += used;
+			if (!r.complete) {
+				assert_int_equal(used, k);
+				continue;
+			}
+			assert_int_equal(grpc_lpm_reader_finish(&r, &msg, &mlen), 0);
+			assert_int_equal(mlen, strlen(want[got]));
+			assert_memory_equal(msg, want[got], mlen);
+			assert_int_equal(r.compressed, got == 2);
+			got++;
+			grpc_lpm_reader_next(&r);
+			assert_true(r.allow_compressed);
+		}
+		assert_int_equal(got, 3);
+		assert_int_equal(r.hdr_have, 0);          /* ends between messages */
+		grpc_lpm_reader_free(&r);
+	}
+	/* the unary feed refuses the second message */
+	grpc_lpm_reader_init(&r, 64);
+	r.allow_compressed = 1;
+	assert_int_equal(grpc_lpm_reader_feed(&r, buf, n), BS_ERR_INVALID);
+	grpc_lpm_reader_free(&r);
+}
+
 static void
 test_lpm_whole(void **state)
 {
@@ -569,6 +621,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lpm_whole),
+		cmocka_unit_test(test_lpm_stream),
 		cmocka_unit_test(test_lpm_byte_by_byte),
 		cmocka_unit_test(test_lpm_odd_chunks),
 		cmocka_unit_test(test_lpm_zero_length),

@@ -142,6 +142,22 @@ h_unary_streams(struct rpc_call *call, const ProtobufCMessage *msg)
 	rpc_call_finish_pb(call, &resp.base);
 }
 
+/* A request stream: each message echoed as it comes; "stop" ends the call INVALID_ARGUMENT. */
+static void
+h_chat(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+	const Boltseal__Test__V1__EchoRequest *req = (const Boltseal__Test__V1__EchoRequest *)msg;
+	Boltseal__Test__V1__EchoResponse resp = BOLTSEAL__TEST__V1__ECHO_RESPONSE__INIT;
+
+	handler_runs++;
+	if (strcmp(req->text, "stop") == 0) {
+		rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "stopped");
+		return;
+	}
+	resp.text = req->text;
+	assert_int_equal(rpc_call_send_pb(call, &resp.base), 0);
+}
+
 static const struct rpc_method t_methods[] = {
 	{ "Sign", &boltseal__test__v1__echo_request__descriptor,
 	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY, 0, h_sign },
@@ -162,6 +178,9 @@ static const struct rpc_method t_methods[] = {
 	{ "UnaryStreams", &boltseal__test__v1__echo_request__descriptor,
 	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL, 0,
 	    h_unary_streams },
+	{ "Chat", &boltseal__test__v1__echo_request__descriptor,
+	    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL,
+	    RPC_F_STREAM | RPC_F_REQUEST_STREAM, h_chat },
 };
 
 /* The test-only EchoService (src/services/echo), the model of a new service. */
@@ -418,10 +437,13 @@ test_registry(void **state)
 	assert_ptr_equal(rpc_registry_find(f->reg, "/t.v1.T/Sign"), &t_methods[0]);
 	assert_null(rpc_registry_find(f->reg, "/t.v1.T/Nope"));
 	assert_null(rpc_registry_find(f->reg, "t.v1.T/Sign"));
-	assert_int_equal(rpc_registry_count(f->reg), 8);
+	assert_int_equal(rpc_registry_count(f->reg), 9);
 	assert_string_equal(rpc_registry_name(f->reg, 0), "t.v1.T/Sign");
-	assert_string_equal(rpc_registry_name(f->reg, 7), "boltseal.test.v1.EchoService/Echo");
-	assert_null(rpc_registry_name(f->reg, 8));
+	assert_string_equal(rpc_registry_name(f->reg, 8), "boltseal.test.v1.EchoService/Echo");
+	assert_null(rpc_registry_name(f->reg, 9));
+	assert_int_equal(rpc_registry_service_count(f->reg), 2);
+	assert_string_equal(rpc_registry_service_name(f->reg, 1), "boltseal.test.v1.EchoService");
+	assert_null(rpc_registry_service_name(f->reg, 2));
 	assert_true(rpc_registry_has_service(f->reg, "boltseal.test.v1.EchoService"));
 	assert_true(rpc_registry_has_service(f->reg, "t.v1.T"));
 	assert_false(rpc_registry_has_service(f->reg, "t.v1"));
@@ -467,6 +489,128 @@ test_server_streaming(void **state)
 	    GRPC_STATUS_OK);
 	assert_int_equal(fs.sent, 0);
 	assert_false(fs.a.no_message);
+}
+
+static void last_record(struct fixture *f, char *buf, size_t cap);
+
+/*
+ * A request stream: each message reaches the handler as it is handed over,
+ * the call ends OK when the client ends its stream, a handler may end it
+ * early, a malformed message ends it, and a unary method does not stream.
+ */
+static void
+test_request_streaming(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[64];
+	size_t n;
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Chat"), 1);
+	assert_true(rpc_call_streams_requests(call));
+	for (int i = 0; i < 3; i++) {
+		n = pack_req("hello", buf, sizeof(buf));
+		rpc_call_request(call, buf, n);
+		assert_int_equal(handler_runs, i + 1);
+		assert_int_equal(fs.sent, i + 1);
+		assert_int_equal(fs.answers, 0);
+	}
+	rpc_call_request_end(call);
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_true(fs.a.no_message);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+
+	/* the handler ends it: later messages and the end change nothing */
+	reset_counters();
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Chat"), 1);
+	n = pack_req("stop", buf, sizeof(buf));
+	rpc_call_request(call, buf, n);
+	n = pack_req("more", buf, sizeof(buf));
+	rpc_call_request(call, buf, n);
+	rpc_call_request_end(call);
+	pump_until_answered(f, &fs);
+	assert_int_equal(handler_runs, 1);
+	assert_int_equal(fs.answers, 1);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_INVALID_ARGUMENT);
+	assert_string_equal(fs.message, "stopped");
+	rpc_call_detach(call);
+	pump_until_idle(f);
+
+	/* a malformed message: INVALID_ARGUMENT, the handler never sees it */
+	reset_counters();
+	assert_int_equal(send_raw(f, OK_URI, "/t.v1.T/Chat", (const uint8_t *)"\x0a\xff", 2, &fs),
+	    GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(handler_runs, 0);
+
+	/* a unary method: no request stream, and request_end is a no-op */
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Health"), 1);
+	assert_false(rpc_call_streams_requests(call));
+	rpc_call_request_end(call);
+	assert_int_equal(fs.answers, 0);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+}
+
+/* A request stream the client leaves (or that ends with no message) is recorded. */
+static void
+test_request_stream_left_is_recorded(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_stream fs;
+	struct rpc_call *call = begin(f, OK_URI, &fs);
+	uint8_t buf[64];
+	size_t n = pack_req("hi", buf, sizeof(buf));
+	char line[4096];
+
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Chat"), 1);
+	rpc_call_request(call, buf, n);
+	rpc_call_detach(call);                        /* the client left mid-stream */
+	pump_until_idle(f);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"result\":\"CANCELLED\""));
+	assert_non_null(strstr(line, "the client left before ending its request stream"));
+
+	/* an empty stream ends OK, recorded */
+	call = begin(f, OK_URI, &fs);
+	assert_int_equal(rpc_call_admit(call, "/t.v1.T/Chat"), 1);
+	rpc_call_request_end(call);
+	pump_until_answered(f, &fs);
+	assert_int_equal(fs.a.grpc_status, GRPC_STATUS_OK);
+	assert_int_equal(fs.sent, 0);
+	rpc_call_detach(call);
+	pump_until_idle(f);
+	last_record(f, line, sizeof(line));
+	assert_non_null(strstr(line, "\"method\":\"t.v1.T/Chat\""));
+	assert_non_null(strstr(line, "\"result\":\"OK\""));
+}
+
+/* A request stream only with a response stream, and only for any principal. */
+static void
+test_registry_rejects_request_stream_misuse(void **state)
+{
+	static const struct rpc_method bad[] = {
+		{ "NoResponseStream", &boltseal__test__v1__echo_request__descriptor,
+		    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_ANY_PRINCIPAL,
+		    RPC_F_REQUEST_STREAM, h_chat },
+		{ "Policy", &boltseal__test__v1__echo_request__descriptor,
+		    &boltseal__test__v1__echo_response__descriptor, RPC_AUTHZ_POLICY,
+		    RPC_F_STREAM | RPC_F_REQUEST_STREAM, h_chat },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct rpc_service svc = { .name = "bad.v1.B", .methods = &bad[i], .nmethods = 1 };
+		const struct rpc_service *svcs[] = { &svc };
+		struct rpc_registry *r = NULL;
+		char err[256] = "";
+
+		(void)state;
+		assert_int_equal(rpc_registry_new(svcs, 1, &r, err, sizeof(err)), BS_ERR_INVALID);
+		assert_non_null(strstr(err, "a request stream needs a response stream"));
+	}
 }
 
 static void
@@ -1693,6 +1837,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 		cmocka_unit_test(test_registry_rejects_incomplete_method),
 		cmocka_unit_test_setup_teardown(test_server_streaming, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_streaming, setup_audit, teardown),
+		cmocka_unit_test_setup_teardown(test_request_stream_left_is_recorded, setup_audit,
+		    teardown),
+		cmocka_unit_test(test_registry_rejects_request_stream_misuse),
 		cmocka_unit_test_setup_teardown(test_unknown_method_refused_at_admission, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unmapped_certificate_refused_before_any_message,
