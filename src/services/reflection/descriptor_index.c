@@ -211,6 +211,8 @@ sym_cmp(const void *a, const void *b)
 static int
 sort_unique(struct dsym *t, size_t n)
 {
+	if (n == 0)
+		return 0;
 	qsort(t, n, sizeof(*t), sym_cmp);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(t[i - 1].name, t[i].name) == 0)
