@@ -88,8 +88,10 @@ struct bs_cmd_claims {
 	char jti[BS_CMD_JTI_LEN + 1];           /* 32 lower-case hex digits */
 	int64_t iat, nbf, exp;                  /* seconds since the epoch */
 	uint64_t seq;                           /* >= 1 */
-	char *args;                             /* the exact JSON text of "args", an object;
-	                                           malloc'd, NUL-terminated; bs_cmd_claims_free */
+	char *args;                             /* "args", an object, as compact JSON (members
+	                                           in the signed order; for tokens boltseal
+	                                           signs, the signed bytes); malloc'd,
+	                                           NUL-terminated; bs_cmd_claims_free */
 	size_t args_len;
 };
 

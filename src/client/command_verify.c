@@ -1,8 +1,8 @@
 /*
  * command_verify.c - the vehicle side of signed commands
  * (include/boltseal/command.h): verifies a JWS compact token against a
- * pinned P-256 or Ed25519 key and checks its claims. OpenSSL and the strict
- * JSON reader (json_lite.c) only; no I/O, no state.
+ * pinned P-256 or Ed25519 key and checks its claims. OpenSSL and jansson
+ * (read through formats/json_strict.c) only; no I/O, no state.
  *
  * The checks run in one fixed order and the first failure decides:
  *   0. the caller's arguments, the pinned key;
@@ -27,7 +27,7 @@
 
 #include "boltseal/command.h"
 #include "client/command_int.h"
-#include "client/json_lite.h"
+#include "formats/json_strict.h"
 
 #define SPKI_MAX 256          /* a P-256 SPKI is 91 bytes, an Ed25519 one 44 */
 #define SAFE_MAX 72           /* bytes of a token string quoted in a detail */
@@ -396,27 +396,77 @@ out:
 	return rc;
 }
 
+/*
+ * What a header or the claims may be (docs/commands.md, "Strict JSON"): an
+ * object, 64 KiB, nested 16 deep counting the object as 1 (json_strict
+ * counts it as 0), 64 members per object, keys of 256 bytes.
+ */
+static const struct json_strict_limits token_json = {
+	.max_len = 64 * 1024, .max_depth = 15, .max_members = 64, .max_key = 256, .object = 1,
+};
+#define JSON_ERR_MAX 256
+
+/* The JSON type of v, for messages. */
+static const char *
+type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		return "null";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "boolean";
+	case JSON_INTEGER:
+		return "integer";
+	case JSON_REAL:
+		return "real";
+	case JSON_STRING:
+		return "string";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_OBJECT:
+		return "object";
+	default:
+		return "value";
+	}
+}
+
+/* Parses a header or the claims (what: "the header is"); rc (bad) and a detail on refusal. */
+static int
+parse_part(const uint8_t *buf, size_t len, const char *what, int bad, json_t **out, char *d,
+    size_t dl)
+{
+	char err[JSON_ERR_MAX];
+	int rc = json_strict_parse(buf, len, &token_json, out, err, sizeof(err));
+
+	if (rc == BS_ERR_NOMEM)
+		return fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
+	if (rc != 0)
+		return fail(d, dl, bad, "%s not strict JSON: %s", what, err);
+	return 0;
+}
+
 /* The header's "alg" (a string member of o) into *alg and name (8 bytes). */
 static int
-header_alg(const struct json_lite_obj *o, enum cmd_alg *alg, char name[8], char *d, size_t dl)
+header_alg(const json_t *o, enum cmd_alg *alg, char name[8], char *d, size_t dl)
 {
-	const struct json_lite_member *m = json_lite_get(o, "alg");
-	char v[SAFE_MAX + 1], sb[SAFE_MAX + 4];
-	int rc;
+	const json_t *m = json_object_get(o, "alg");
+	const char *v;
+	char sb[SAFE_MAX + 4];
 
 	if (m == NULL)
 		return fail(d, dl, BS_CMD_ERR_HEADER, "the header has no \"alg\"");
-	if (m->type != JSON_LITE_STRING)
+	if (!json_is_string(m))
 		return fail(d, dl, BS_CMD_ERR_HEADER, "the header's \"alg\" is a %s, not a string",
-		    json_lite_type_name(m->type));
-	rc = json_lite_string(o, m, v, sizeof(v), NULL);
-	if (rc == 0 && strcmp(v, "ES256") == 0)
+		    type_name(m));
+	v = json_string_value(m);
+	if (strcmp(v, "ES256") == 0)
 		*alg = CMD_ALG_ES256;
-	else if (rc == 0 && (strcmp(v, "EdDSA") == 0 || strcmp(v, "Ed25519") == 0))
+	else if (strcmp(v, "EdDSA") == 0 || strcmp(v, "Ed25519") == 0)
 		*alg = CMD_ALG_EDDSA;
 	else
 		return fail(d, dl, BS_CMD_ERR_ALG, "alg \"%s\" is not supported (ES256, EdDSA, "
-		    "Ed25519)", rc == 0 ? safe(v, sb) : "(a long string)");
+		    "Ed25519)", safe(v, sb));
 	memcpy(name, v, strlen(v) + 1);  /* one of the three names above: at most 8 bytes */
 	return 0;
 }
@@ -424,12 +474,11 @@ header_alg(const struct json_lite_obj *o, enum cmd_alg *alg, char name[8], char 
 int
 cmd_jws_verify(const char *token, size_t len, const uint8_t *spki, size_t spki_len)
 {
-	struct json_lite_obj *o = NULL;
+	json_t *o = NULL;
 	struct cmd_jws j;
 	struct cmd_key k;
 	enum cmd_alg alg;
 	char name[8];
-	size_t off;
 	int rc;
 
 	memset(&j, 0, sizeof(j));
@@ -442,20 +491,15 @@ cmd_jws_verify(const char *token, size_t len, const uint8_t *spki, size_t spki_l
 	}
 	if ((rc = cmd_jws_split(token, len, &j, NULL, 0)) != 0)
 		goto out;
-	if ((o = malloc(sizeof(*o))) == NULL) {
-		rc = BS_CMD_ERR_NOMEM;
+	if ((rc = parse_part(j.header, j.header_len, "the header is", BS_CMD_ERR_HEADER, &o, NULL,
+	    0)) != 0)
 		goto out;
-	}
-	if (json_lite_parse(j.header, j.header_len, o, &off) != 0) {
-		rc = BS_CMD_ERR_HEADER;
-		goto out;
-	}
 	if ((rc = header_alg(o, &alg, name, NULL, 0)) != 0)
 		goto out;
 	rc = cmd_jws_sig_check(&k, alg, (const uint8_t *)token, j.signing_input_len, j.sig,
 	    j.sig_len, NULL, 0);
 out:
-	free(o);
+	json_decref(o);
 	cmd_jws_free(&j);
 	cmd_key_clear(&k);
 	ERR_pop_to_mark();
@@ -468,50 +512,44 @@ int
 cmd_header_check(const uint8_t *hdr, size_t len, const struct cmd_key *k, enum cmd_alg *alg,
     struct bs_cmd_claims *c, char *d, size_t dl)
 {
-	struct json_lite_obj *o = NULL;
-	const struct json_lite_member *m;
-	char v[JSON_LITE_MAX_KEY + 1], sb[SAFE_MAX + 4];
-	size_t i, off = 0;
+	json_t *o = NULL;
+	const json_t *m;
+	const char *key;
+	json_t *val;
+	char sb[SAFE_MAX + 4];
 	int rc;
 
 	if (len > BS_CMD_MAX_HEADER)
 		return fail(d, dl, BS_CMD_ERR_HEADER, "the header is %zu bytes, more than %d", len,
 		    BS_CMD_MAX_HEADER);
-	if ((o = malloc(sizeof(*o))) == NULL)
-		return fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
-	if ((rc = json_lite_parse(hdr, len, o, &off)) != 0) {
-		rc = fail(d, dl, rc == JSON_LITE_ERR_NOMEM ? BS_CMD_ERR_NOMEM : BS_CMD_ERR_HEADER,
-		    "the header is not strict JSON: %s at offset %zu", json_lite_strerror(rc), off);
+	if ((rc = parse_part(hdr, len, "the header is", BS_CMD_ERR_HEADER, &o, d, dl)) != 0)
+		goto out;
+	rc = BS_CMD_ERR_HEADER;
+	if (json_object_get(o, "crit") != NULL) {
+		rc = fail(d, dl, rc, "the header has \"crit\": no extension is understood");
 		goto out;
 	}
-	if (json_lite_get(o, "crit") != NULL) {
-		rc = fail(d, dl, BS_CMD_ERR_HEADER, "the header has \"crit\": no extension is "
-		    "understood");
-		goto out;
-	}
-	for (i = 0; i < o->n; i++) {
-		if (json_lite_key(o, &o->m[i], v, sizeof(v), NULL) != 0 ||
-		    (strcmp(v, "alg") != 0 && strcmp(v, "kid") != 0 && strcmp(v, "typ") != 0)) {
-			rc = fail(d, dl, BS_CMD_ERR_HEADER, "the header has an unknown member \"%s\" "
-			    "(only alg, kid, typ)", safe(v, sb));
+	json_object_foreach(o, key, val) {
+		if (strcmp(key, "alg") != 0 && strcmp(key, "kid") != 0 && strcmp(key, "typ") != 0) {
+			rc = fail(d, dl, rc, "the header has an unknown member \"%s\" (only alg, kid, "
+			    "typ)", safe(key, sb));
 			goto out;
 		}
 	}
 	if ((rc = header_alg(o, alg, c->alg, d, dl)) != 0)
 		goto out;
 	rc = BS_CMD_ERR_HEADER;
-	if ((m = json_lite_get(o, "typ")) != NULL &&
-	    (json_lite_string(o, m, v, sizeof(v), NULL) != 0 || strcmp(v, "JWT") != 0)) {
+	if ((m = json_object_get(o, "typ")) != NULL &&
+	    (!json_is_string(m) || strcmp(json_string_value(m), "JWT") != 0)) {
 		rc = fail(d, dl, rc, "the header's \"typ\" is not \"JWT\"");
 		goto out;
 	}
-	if ((m = json_lite_get(o, "kid")) == NULL) {
+	if ((m = json_object_get(o, "kid")) == NULL) {
 		rc = fail(d, dl, rc, "the header has no \"kid\"");
 		goto out;
 	}
-	if (m->type != JSON_LITE_STRING) {
-		rc = fail(d, dl, rc, "the header's \"kid\" is a %s, not a string",
-		    json_lite_type_name(m->type));
+	if (!json_is_string(m)) {
+		rc = fail(d, dl, rc, "the header's \"kid\" is a %s, not a string", type_name(m));
 		goto out;
 	}
 	rc = BS_CMD_ERR_KEY_MISMATCH;
@@ -520,9 +558,9 @@ cmd_header_check(const uint8_t *hdr, size_t len, const struct cmd_key *k, enum c
 		    keytype_name(k->type));
 		goto out;
 	}
-	if (json_lite_string(o, m, v, sizeof(v), NULL) != 0 || strcmp(v, k->thumb) != 0) {
-		rc = fail(d, dl, rc, "kid \"%s\" is not the pinned key's thumbprint %s", safe(v, sb),
-		    k->thumb);
+	if (strcmp(json_string_value(m), k->thumb) != 0) {
+		rc = fail(d, dl, rc, "kid \"%s\" is not the pinned key's thumbprint %s",
+		    safe(json_string_value(m), sb), k->thumb);
 		goto out;
 	}
 	memcpy(c->kid, k->thumb, sizeof(c->kid));
@@ -532,7 +570,7 @@ out:
 		memset(c->alg, 0, sizeof(c->alg));
 		memset(c->kid, 0, sizeof(c->kid));
 	}
-	free(o);
+	json_decref(o);
 	return rc;
 }
 
@@ -545,18 +583,19 @@ static const char *const claim_names[] = {
 
 /* A non-empty string claim without control characters into out (outsz bytes). */
 static int
-claim_str(const struct json_lite_obj *o, const char *name, char *out, size_t outsz, char *d,
-    size_t dl)
+claim_str(const json_t *o, const char *name, char *out, size_t outsz, char *d, size_t dl)
 {
-	const struct json_lite_member *m = json_lite_get(o, name);
-	size_t n = 0, i;
+	const json_t *m = json_object_get(o, name);
+	size_t n, i;
 
-	if (m->type != JSON_LITE_STRING)
+	if (!json_is_string(m))
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"%s\" is a %s, not a string", name,
-		    json_lite_type_name(m->type));
-	if (json_lite_string(o, m, out, outsz, &n) != 0)
+		    type_name(m));
+	n = json_string_length(m);
+	if (n >= outsz)
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"%s\" is longer than %zu bytes", name,
 		    outsz - 1);
+	memcpy(out, json_string_value(m), n + 1);   /* no NUL inside: json_strict refuses \u0000 */
 	if (n == 0)
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"%s\" is empty", name);
 	for (i = 0; i < n; i++)
@@ -568,42 +607,44 @@ claim_str(const struct json_lite_obj *o, const char *name, char *out, size_t out
 
 /* An integer claim in [lo, hi] into *v. */
 static int
-claim_int(const struct json_lite_obj *o, const char *name, int64_t lo, int64_t hi, int64_t *v,
-    char *d, size_t dl)
+claim_int(const json_t *o, const char *name, int64_t lo, int64_t hi, int64_t *v, char *d,
+    size_t dl)
 {
-	const struct json_lite_member *m = json_lite_get(o, name);
+	const json_t *m = json_object_get(o, name);
+	json_int_t n;
 
-	if (m->type != JSON_LITE_INT)
+	if (!json_is_integer(m))
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"%s\" is a %s, not an integer", name,
-		    json_lite_type_name(m->type));
-	if (m->num < lo || m->num > hi)
+		    type_name(m));
+	n = json_integer_value(m);
+	if (n < lo || n > hi)
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"%s\" is %lld, outside %lld..%lld",
-		    name, (long long)m->num, (long long)lo, (long long)hi);
-	*v = m->num;
+		    name, (long long)n, (long long)lo, (long long)hi);
+	*v = (int64_t)n;
 	return 0;
 }
 
 /* Presence, no unknown claim, types and formats; fills c but args. */
 static int
-claims_read(const struct json_lite_obj *o, struct bs_cmd_claims *c, char *d, size_t dl)
+claims_read(const json_t *o, struct bs_cmd_claims *c, char *d, size_t dl)
 {
-	char k[JSON_LITE_MAX_KEY + 1], sb[SAFE_MAX + 4];
-	const struct json_lite_member *m;
+	char sb[SAFE_MAX + 4];
+	const char *key;
+	const json_t *m;
+	json_t *val;
 	int64_t seq = 0;
 	size_t i, n;
 	int rc;
 
 	for (i = 0; i < NCLAIMS; i++)
-		if (json_lite_get(o, claim_names[i]) == NULL)
+		if (json_object_get(o, claim_names[i]) == NULL)
 			return fail(d, dl, BS_CMD_ERR_MISSING_CLAIM, "claim \"%s\" is missing",
 			    claim_names[i]);
-	for (i = 0; i < o->n; i++) {
-		if (json_lite_key(o, &o->m[i], k, sizeof(k), NULL) != 0)
-			k[0] = '\0';
-		for (n = 0; n < NCLAIMS && strcmp(k, claim_names[n]) != 0; n++)
+	json_object_foreach((json_t *)o, key, val) {
+		for (n = 0; n < NCLAIMS && strcmp(key, claim_names[n]) != 0; n++)
 			;
 		if (n == NCLAIMS)
-			return fail(d, dl, BS_CMD_ERR_CLAIMS, "unknown claim \"%s\"", safe(k, sb));
+			return fail(d, dl, BS_CMD_ERR_CLAIMS, "unknown claim \"%s\"", safe(key, sb));
 	}
 	if ((rc = claim_str(o, "iss", c->iss, sizeof(c->iss), d, dl)) != 0 ||
 	    (rc = claim_str(o, "sub", c->sub, sizeof(c->sub), d, dl)) != 0 ||
@@ -615,18 +656,19 @@ claims_read(const struct json_lite_obj *o, struct bs_cmd_claims *c, char *d, siz
 	    (rc = claim_int(o, "seq", 1, INT64_MAX, &seq, d, dl)) != 0)
 		return rc;
 	c->seq = (uint64_t)seq;
-	m = json_lite_get(o, "jti");
-	if (m->type != JSON_LITE_STRING || json_lite_string(o, m, c->jti, sizeof(c->jti), &n) != 0 ||
-	    n != BS_CMD_JTI_LEN)
+	m = json_object_get(o, "jti");
+	n = json_is_string(m) ? json_string_length(m) : 0;
+	if (n != BS_CMD_JTI_LEN)
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"jti\" is not %d lower-case hex digits",
 		    BS_CMD_JTI_LEN);
+	memcpy(c->jti, json_string_value(m), n + 1);
 	for (i = 0; i < n; i++)
 		if (!((c->jti[i] >= '0' && c->jti[i] <= '9') || (c->jti[i] >= 'a' && c->jti[i] <= 'f')))
 			return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"jti\" is not %d lower-case hex "
 			    "digits", BS_CMD_JTI_LEN);
-	if ((m = json_lite_get(o, "args"))->type != JSON_LITE_OBJECT)
+	if (!json_is_object(m = json_object_get(o, "args")))
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "claim \"args\" is a %s, not an object",
-		    json_lite_type_name(m->type));
+		    type_name(m));
 	if (c->exp <= c->nbf)
 		return fail(d, dl, BS_CMD_ERR_CLAIMS, "exp %lld is not after nbf %lld",
 		    (long long)c->exp, (long long)c->nbf);
@@ -670,32 +712,35 @@ int
 cmd_claims_check(const uint8_t *payload, size_t len, const struct bs_cmd_verify_opts *opts,
     struct bs_cmd_claims *c, char *d, size_t dl)
 {
-	const struct json_lite_member *m;
-	struct json_lite_obj *o = NULL;
-	size_t off = 0;
+	json_t *o = NULL;
+	char *args;
 	int rc;
 
 	c->args = NULL;
 	c->args_len = 0;
-	if ((o = malloc(sizeof(*o))) == NULL)
-		return fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
-	if ((rc = json_lite_parse(payload, len, o, &off)) != 0) {
-		rc = fail(d, dl, rc == JSON_LITE_ERR_NOMEM ? BS_CMD_ERR_NOMEM : BS_CMD_ERR_CLAIMS,
-		    "the claims are not strict JSON: %s at offset %zu", json_lite_strerror(rc), off);
+	if ((rc = parse_part(payload, len, "the claims are", BS_CMD_ERR_CLAIMS, &o, d, dl)) != 0)
 		goto out;
-	}
 	if ((rc = claims_read(o, c, d, dl)) != 0 || (rc = claims_match(c, opts, d, dl)) != 0)
 		goto out;
-	m = json_lite_get(o, "args");
-	if ((c->args = malloc(m->val_len + 1)) == NULL) {
+	/* args in compact form, members in the signed order (what the issuer wrote, for ours) */
+	args = json_dumps(json_object_get(o, "args"), JSON_COMPACT);
+	if (args == NULL) {
 		rc = fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(c->args, payload + m->val_off, m->val_len);
-	c->args[m->val_len] = '\0';
-	c->args_len = m->val_len;
+	c->args_len = strlen(args);
+	if ((c->args = malloc(c->args_len + 1)) == NULL) {
+		OPENSSL_cleanse(args, c->args_len);
+		free(args);
+		c->args_len = 0;
+		rc = fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(c->args, args, c->args_len + 1);
+	OPENSSL_cleanse(args, c->args_len);
+	free(args);
 out:
-	free(o);
+	json_decref(o);
 	return rc;
 }
 

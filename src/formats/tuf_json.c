@@ -1,6 +1,6 @@
 /*
- * tuf_json.c - strict parsing of TUF metadata JSON (jansson) and its
- * canonical encodings; see tuf_json.h.
+ * tuf_json.c - strict parsing of TUF metadata JSON (json_strict, on
+ * jansson) and its canonical encodings; see tuf_json.h.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,99 +10,18 @@
 #include <openssl/sha.h>
 
 #include "common/hex.h"
+#include "formats/json_strict.h"
 #include "formats/tuf_json.h"
 
 /* ---- strict parsing ------------------------------------------------------- */
-
-#define PATH_MAX_SHOWN 160
-
-/* Appends ".key" or "[i]" to path (truncated with "..." past PATH_MAX_SHOWN). */
-static void
-path_push(char *path, size_t cap, const char *key, size_t index)
-{
-	size_t n = strlen(path);
-
-	if (n >= PATH_MAX_SHOWN) {
-		if (n < cap - 4 && strcmp(path + n - 3, "...") != 0)
-			strcat(path, "...");
-		return;
-	}
-	if (key != NULL)
-		snprintf(path + n, cap - n, ".%.*s", (int)(PATH_MAX_SHOWN - n), key);
-	else
-		snprintf(path + n, cap - n, "[%zu]", index);
-}
-
-/* 0 if v holds no real number and is at most TUF_JSON_DEPTH_MAX deep; else err says where. */
-static int
-check_tree(const json_t *v, unsigned depth, char *path, size_t cap, char *err, size_t errlen)
-{
-	const char *key;
-	json_t *child;
-	size_t i, n = strlen(path);
-	int rc = 0;
-
-	if (depth > TUF_JSON_DEPTH_MAX) {
-		snprintf(err, errlen, "nested deeper than %d levels at %s", TUF_JSON_DEPTH_MAX, path);
-		return BS_ERR_INVALID;
-	}
-	switch (json_typeof(v)) {
-	case JSON_REAL:
-		snprintf(err, errlen, "floating-point number at %s (TUF metadata has integers only)",
-		    path);
-		return BS_ERR_INVALID;
-	case JSON_OBJECT:
-		json_object_foreach((json_t *)v, key, child) {
-			path_push(path, cap, key, 0);
-			rc = check_tree(child, depth + 1, path, cap, err, errlen);
-			path[n] = '\0';
-			if (rc != 0)
-				return rc;
-		}
-		return 0;
-	case JSON_ARRAY:
-		json_array_foreach(v, i, child) {
-			path_push(path, cap, NULL, i);
-			rc = check_tree(child, depth + 1, path, cap, err, errlen);
-			path[n] = '\0';
-			if (rc != 0)
-				return rc;
-		}
-		return 0;
-	default:
-		return 0;
-	}
-}
 
 int
 tuf_json_parse(const uint8_t *buf, size_t len, size_t max_len, json_t **out, char *err,
     size_t errlen)
 {
-	json_error_t je;
-	json_t *v;
-	char path[PATH_MAX_SHOWN + 8] = "$";
-	int rc;
+	struct json_strict_limits lim = { .max_len = max_len, .max_depth = TUF_JSON_DEPTH_MAX };
 
-	*out = NULL;
-	if (len > max_len) {
-		snprintf(err, errlen, "metadata is %zu bytes, more than the limit of %zu", len,
-		    max_len);
-		return BS_ERR_TOO_BIG;
-	}
-	v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-	if (v == NULL) {
-		if (json_error_code(&je) == json_error_out_of_memory)
-			return BS_ERR_NOMEM;
-		snprintf(err, errlen, "not valid JSON at line %d, column %d: %s", je.line, je.column,
-		    je.text);
-		return BS_ERR_INVALID;
-	}
-	if ((rc = check_tree(v, 0, path, sizeof(path), err, errlen)) != 0) {
-		json_decref(v);
-		return rc;
-	}
-	*out = v;
-	return 0;
+	return json_strict_parse(buf, len, &lim, out, err, errlen);
 }
 
 /* ---- canonical encoding --------------------------------------------------- */

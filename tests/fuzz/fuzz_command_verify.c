@@ -1,18 +1,19 @@
 /*
  * fuzz_command_verify.c - fuzz target of the vehicle-side command token
- * verifier (src/client/command_verify.c) and its strict JSON reader
- * (src/client/json_lite.c). The first byte picks what the rest is:
+ * verifier (src/client/command_verify.c) and the strict JSON reader it uses
+ * (src/formats/json_strict.c). The first byte picks what the rest is:
  *   0, 1  a token, verified against a pinned Ed25519 (0) or P-256 (1) key
  *         (the RFC 8037 and RFC 7515 A.3 keys; the seeds are signed by them);
  *   2     the claims JSON, checked as after a good signature;
- *   3     a JSON document for json_lite alone.
+ *   3     a JSON document for the strict reader alone, with the token's limits.
  * Checks: a refusal leaves the claims all zero with a reason; accepted
  * claims are within their bounds and satisfy every time and seq rule;
- * args is itself a strict JSON object; what json_lite accepts, jansson
- * (JSON_REJECT_DUPLICATES) accepts with the same members and values.
+ * args is itself a strict JSON object; what the reader accepts is an object
+ * within the limits that reads back the same from its compact form.
  *
  * tests/fuzz/run-fuzz builds the sources under src/ but not src/client/,
- * so the two sources are compiled into this target here.
+ * so the verifier (and, for the automake build, the reader) is compiled
+ * into this target here.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@
 #include <jansson.h>
 
 #include "client/command_verify.c"
-#include "client/json_lite.c"
+#include "formats/json_strict.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,8 +72,9 @@ check_str(const char *s, size_t max, int may_be_empty)
 static void
 check_claims(const struct bs_cmd_claims *c)
 {
-	struct json_lite_obj *o = malloc(sizeof(*o));
 	const struct bs_cmd_verify_opts *op = &fz_opts;
+	char err[JSON_ERR_MAX];
+	json_t *args = NULL;
 
 	check_str(c->iss, BS_CMD_ID_MAX, 0);
 	check_str(c->sub, BS_CMD_ID_MAX, 0);
@@ -84,12 +86,11 @@ check_claims(const struct bs_cmd_claims *c)
 	if (c->seq <= op->last_seq || c->nbf > op->now + op->skew || c->iat > op->now + op->skew ||
 	    op->now >= c->exp + op->skew || c->exp <= c->nbf)
 		abort();
-	if (o == NULL)
-		return;
 	if (c->args == NULL || strlen(c->args) != c->args_len ||
-	    json_lite_parse((const uint8_t *)c->args, c->args_len, o, NULL) != 0)
+	    json_strict_parse((const uint8_t *)c->args, c->args_len, &token_json, &args, err,
+	    sizeof(err)) != 0)
 		abort();
-	free(o);
+	json_decref(args);
 }
 
 static void
@@ -130,68 +131,28 @@ fuzz_claims(const uint8_t *data, size_t size)
 	bs_cmd_claims_free(&c);
 }
 
-/* json_lite accepts only what jansson accepts, with the same members and values. */
+/* What the strict reader accepts: an object within the token limits, the same after a round trip. */
 static void
 fuzz_json(const uint8_t *data, size_t size)
 {
-	struct json_lite_obj *o = malloc(sizeof(*o));
-	char k[JSON_LITE_MAX_KEY + 1], *v = NULL;
-	const struct json_lite_member *m;
-	json_error_t err;
-	json_t *j, *jv;
-	size_t i, n;
+	json_t *j = NULL, *again = NULL;
+	char err[JSON_ERR_MAX], *text;
 
-	if (o == NULL)
-		return;
-	if (json_lite_parse(data, size, o, NULL) != 0) {
-		if (o->n != 0 || o->buf != NULL)
+	if (json_strict_parse(data, size, &token_json, &j, err, sizeof(err)) != 0) {
+		if (j != NULL || memchr(err, '\0', sizeof(err)) == NULL || err[0] == '\0')
 			abort();
-		free(o);
 		return;
 	}
-	if ((j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &err)) == NULL ||
-	    !json_is_object(j) || json_object_size(j) != o->n)
+	if (!json_is_object(j) || json_object_size(j) > token_json.max_members)
 		abort();
-	for (i = 0; i < o->n; i++) {
-		m = &o->m[i];
-		if (json_lite_key(o, m, k, sizeof(k), NULL) != 0 || json_lite_get(o, k) != m ||
-		    (jv = json_object_get(j, k)) == NULL)
-			abort();
-		switch (m->type) {
-		case JSON_LITE_STRING:
-			if ((v = malloc(m->val_len + 1)) == NULL ||
-			    json_lite_string(o, m, v, m->val_len + 1, &n) != 0 || !json_is_string(jv) ||
-			    json_string_length(jv) != n || memcmp(json_string_value(jv), v, n) != 0)
-				abort();
-			free(v);
-			break;
-		case JSON_LITE_INT:
-			if (!json_is_integer(jv) || json_integer_value(jv) != m->num)
-				abort();
-			break;
-		case JSON_LITE_OBJECT:
-			if (!json_is_object(jv))
-				abort();
-			break;
-		case JSON_LITE_ARRAY:
-			if (!json_is_array(jv))
-				abort();
-			break;
-		case JSON_LITE_TRUE:
-		case JSON_LITE_FALSE:
-			if (!json_is_boolean(jv) || json_is_true(jv) != (m->type == JSON_LITE_TRUE))
-				abort();
-			break;
-		case JSON_LITE_NULL:
-			if (!json_is_null(jv))
-				abort();
-			break;
-		default:
-			abort();
-		}
-	}
+	if ((text = json_dumps(j, JSON_COMPACT)) == NULL)
+		abort();
+	if (json_strict_parse((const uint8_t *)text, strlen(text), &token_json, &again, err,
+	    sizeof(err)) != 0 || !json_equal(j, again))
+		abort();
+	free(text);
+	json_decref(again);
 	json_decref(j);
-	free(o);
 }
 
 int

@@ -303,7 +303,7 @@ command_name_valid(const char *s)
 }
 
 /*
- * What the vehicle-side reader (src/client/json_lite.h) accepts, so that
+ * What the vehicle-side verifier (src/client/command_verify.c) reads, so that
  * nothing is signed that vehicles would refuse: nesting at most 16 with the
  * claims object as 1 (args at 2), at most 64 members per object, keys of at
  * most 256 bytes, no control characters in strings. 0, or -1 with err.
