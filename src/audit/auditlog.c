@@ -28,6 +28,7 @@
 #include <openssl/crypto.h>
 
 #include "audit/auditlog.h"
+#include "common/histogram.h"
 #include "common/bytebuf.h"
 #include "common/hex.h"
 #include "common/json.h"
@@ -70,6 +71,7 @@ struct arec {
 	size_t npayload;
 	char *fields;                    /* the "fields" object rendered at append, or NULL */
 	char ts[32];
+	struct timespec queued;          /* CLOCK_MONOTONIC at append (the write lag) */
 	struct notice *notice;           /* NULL once the caller was told */
 	uint64_t summarised;             /* a recovery note counting this many refusals */
 	int withheld;                    /* its caller got UNAVAILABLE */
@@ -94,6 +96,7 @@ struct audit_log {
 	struct arec *retry;              /* withheld, oldest first (writer) */
 	struct notice *done_head, **done_tail;
 	uint64_t dropped;                /* refused at append, not recorded */
+	uint64_t refused_total;          /* appends refused over queue_max, ever (metrics) */
 	int stopping;
 	_Atomic int healthy;
 	struct merkle_tree *tree;
@@ -101,6 +104,8 @@ struct audit_log {
 	size_t offs_cap;
 	uint64_t end;                    /* durable end of file */
 	uint64_t grown_at;               /* loop thread: size at the last on_grow */
+	struct bs_hist sync_hist;        /* write(2) + fdatasync(2) of each group */
+	struct bs_hist lag_hist;         /* append to durable, per record */
 
 	/* writer thread only */
 	uint8_t prev[MERKLE_HASH_LEN];   /* leaf hash of the last durable line */
@@ -296,6 +301,7 @@ arec_new(const struct audit_record *in)
 	if (in->nfields > 0 && render_fields(in->fields, in->nfields, &r->fields) != 0)
 		goto fail;
 	now_iso(r->ts);
+	clock_gettime(CLOCK_MONOTONIC, &r->queued);
 	return r;
 fail:
 	arec_free(r);
@@ -354,6 +360,7 @@ write_records(struct audit_log *l, struct arec *list)
 	uint8_t (*leaves)[32] = NULL, prev[32];
 	uint64_t seq, n = 0, off;
 	struct arec *r;
+	struct timespec t0;
 	int rc = -1, saved;
 
 	for (r = list; r != NULL; r = r->next)
@@ -376,6 +383,7 @@ write_records(struct audit_log *l, struct arec *list)
 		memcpy(prev, leaves[n], 32);
 		n++;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (write_all(l->fd, (const char *)b.p, b.len) != 0 || fdatasync(l->fd) != 0) {
 		saved = errno;
 		/* drop what may have reached the file; rewritten on retry */
@@ -386,6 +394,7 @@ write_records(struct audit_log *l, struct arec *list)
 		goto out;
 	}
 	pthread_mutex_lock(&l->mu);
+	bs_hist_add(&l->sync_hist, bs_elapsed_us(&t0));
 	{
 		size_t pos = 0, i = 0;
 
@@ -400,6 +409,7 @@ write_records(struct audit_log *l, struct arec *list)
 				abort();
 			}
 			pos = (size_t)(nl - b.p) + 1;
+			bs_hist_add(&l->lag_hist, bs_elapsed_us(&r->queued));
 		}
 		l->end = off + b.len;
 	}
@@ -865,6 +875,7 @@ audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_
 	pthread_mutex_lock(&l->mu);
 	if (l->nqueued + l->nheld >= l->opts.queue_max) {
 		l->dropped++;
+		l->refused_total++;
 		pthread_mutex_unlock(&l->mu);
 		return BS_ERR_QUEUE_FULL;
 	}
@@ -917,6 +928,8 @@ audit_log_reserve(struct audit_log *l, struct audit_slot **out)
 		rc = BS_ERR_QUEUE_FULL;
 	else
 		l->nheld++;
+	if (rc == BS_ERR_QUEUE_FULL)
+		l->refused_total++;
 	pthread_mutex_unlock(&l->mu);
 	if (rc != 0) {
 		free(s->nt);
@@ -986,6 +999,18 @@ audit_log_write_wait(struct audit_log *l, const struct audit_record *in)
 		pthread_cond_wait(&l->sync_cond, &l->mu);
 	pthread_mutex_unlock(&l->mu);
 	return w.rc;
+}
+
+void
+audit_log_stats(const struct audit_log *l, struct audit_log_stats *st)
+{
+	struct audit_log *m = (struct audit_log *)(uintptr_t)l;
+
+	pthread_mutex_lock(&m->mu);
+	st->sync = m->sync_hist;
+	st->lag = m->lag_hist;
+	st->refused = m->refused_total;
+	pthread_mutex_unlock(&m->mu);
 }
 
 int

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "common/bs_error.h"
+#include "common/histogram.h"
 #include "formats/merkle.h"
 
 struct event_base;
@@ -161,6 +162,14 @@ int audit_log_write_wait(struct audit_log *l, const struct audit_record *r) BS_W
  * summary record stands for n events, not one.
  */
 void audit_log_count_dropped(struct audit_log *l, uint64_t n);
+
+/* What the log did, for the metrics. Any thread. */
+struct audit_log_stats {
+	struct bs_hist sync;          /* write(2) + fdatasync(2) of each group of records */
+	struct bs_hist lag;           /* from append to durable, per record */
+	uint64_t refused;             /* appends refused: queue_max records were waiting */
+};
+void audit_log_stats(const struct audit_log *l, struct audit_log_stats *st);
 
 /* 1 while writes succeed, 0 after a failed write until a retry succeeds. */
 int audit_log_healthy(const struct audit_log *l);

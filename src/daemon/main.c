@@ -1289,7 +1289,7 @@ run(struct bs_config *cfg)
 		goto out;
 	}
 	if (metrics_fd >= 0) {
-		struct metrics_sources ms = { d.srv, &d.svc };
+		struct metrics_sources ms = { d.srv, &d.svc, &d.tls };
 
 		if (metrics_new(&ms, &d.metrics) != 0) {
 			bs_log(BS_LOG_ERROR, "cannot start the metrics endpoint", "error",

@@ -14,10 +14,13 @@
 #include "build_config.h"
 #include "audit/auditlog.h"
 #include "audit/checkpoint.h"
+#include "common/histogram.h"
 #include "daemon/metrics.h"
 #include "exec/workq.h"
 #include "hsm/pool.h"
 #include "net/server.h"
+#include "net/tls.h"
+#include "rpc/rpc.h"
 #include "rpc/rpc_status.h"
 #include "services/services.h"
 
@@ -25,17 +28,10 @@
 #define STATUSES 17              /* gRPC codes 0..16 */
 #define OTHER_METHOD "other"     /* paths the registry does not serve: one label, bounded */
 
-/* Latency buckets, seconds (upper bounds), as microseconds. */
-static const int64_t bucket_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
-	250000, 500000, 1000000, 2500000, 5000000 };
-#define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]))
-
 struct method_stats {
 	char name[128];
 	uint64_t calls[STATUSES + 1];   /* [STATUSES]: a status outside 0..16 */
-	uint64_t bucket[NBUCKETS];      /* not cumulative: calls in (bound[i-1], bound[i]] */
-	uint64_t count;
-	int64_t sum_us;
+	struct bs_hist latency;
 };
 
 struct metrics {
@@ -93,17 +89,11 @@ metrics_observe(void *arg, const char *method, int status, int64_t dur_us)
 {
 	struct metrics *m = arg;
 	struct method_stats *s = method_slot(m, method != NULL ? method : OTHER_METHOD);
-	size_t b;
 
 	if (s == NULL && (s = method_slot(m, OTHER_METHOD)) == NULL)
 		return;
 	s->calls[status >= 0 && status < STATUSES ? status : STATUSES]++;
-	for (b = 0; b < NBUCKETS && dur_us > bucket_us[b]; b++)
-		;
-	if (b < NBUCKETS)
-		s->bucket[b]++;
-	s->count++;
-	s->sum_us += dur_us > 0 ? dur_us : 0;
+	bs_hist_add(&s->latency, dur_us);
 }
 
 /* "# HELP" and "# TYPE" of a family. */
@@ -113,10 +103,44 @@ family(struct bytebuf *o, const char *name, const char *type, const char *help)
 	bytebuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Writes s as a label value: backslash, double quote and newline escaped. */
+static void
+label_value(struct bytebuf *o, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			bytebuf_printf(o, "\\%c", *s);
+		else if (*s == '\n')
+			bytebuf_printf(o, "\\n");
+		else
+			bytebuf_put(o, (const uint8_t *)s, 1);
+	}
+}
+
+/* The series of histogram h: name_bucket (cumulative), _sum, _count, with labels ("" for none). */
+static void
+render_hist(struct bytebuf *o, const char *name, const char *labels, const struct bs_hist *h)
+{
+	uint64_t cum = 0;
+	const char *sep = labels[0] != '\0' ? "," : "";
+
+	for (size_t b = 0; b < BS_HIST_BUCKETS; b++) {
+		cum += h->bucket[b];
+		bytebuf_printf(o, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep,
+		    (double)bs_hist_bounds_us[b] / 1e6, cum);
+	}
+	bytebuf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, h->count);
+	bytebuf_printf(o, "%s_sum%s%s%s %.6f\n", name, labels[0] != '\0' ? "{" : "", labels,
+	    labels[0] != '\0' ? "}" : "", (double)h->sum_us / 1e6);
+	bytebuf_printf(o, "%s_count%s%s%s %" PRIu64 "\n", name, labels[0] != '\0' ? "{" : "",
+	    labels, labels[0] != '\0' ? "}" : "", h->count);
+}
+
 static void
 render_rpc(const struct metrics *m, struct bytebuf *o)
 {
-	size_t i, b;
+	char labels[160];
+	size_t i;
 	int st;
 
 	family(o, "boltseal_rpc_calls_total", "counter",
@@ -130,19 +154,8 @@ render_rpc(const struct metrics *m, struct bytebuf *o)
 	family(o, "boltseal_rpc_duration_seconds", "histogram",
 	    "Time from a call's arrival to its answer.");
 	for (i = 0; i < m->n; i++) {
-		uint64_t cum = 0;
-
-		for (b = 0; b < NBUCKETS; b++) {
-			cum += m->m[i].bucket[b];
-			bytebuf_printf(o, "boltseal_rpc_duration_seconds_bucket{method=\"%s\",le=\"%g\"} "
-			    "%" PRIu64 "\n", m->m[i].name, (double)bucket_us[b] / 1e6, cum);
-		}
-		bytebuf_printf(o, "boltseal_rpc_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} "
-		    "%" PRIu64 "\n", m->m[i].name, m->m[i].count);
-		bytebuf_printf(o, "boltseal_rpc_duration_seconds_sum{method=\"%s\"} %.6f\n",
-		    m->m[i].name, (double)m->m[i].sum_us / 1e6);
-		bytebuf_printf(o, "boltseal_rpc_duration_seconds_count{method=\"%s\"} %" PRIu64 "\n",
-		    m->m[i].name, m->m[i].count);
+		snprintf(labels, sizeof(labels), "method=\"%s\"", m->m[i].name);
+		render_hist(o, "boltseal_rpc_duration_seconds", labels, &m->m[i].latency);
 	}
 }
 
@@ -177,6 +190,83 @@ render_net(const struct server *srv, struct bytebuf *o)
 	bytebuf_printf(o, "boltseal_rpc_calls_in_flight %u\n", server_active_calls(srv));
 }
 
+/* One line of boltseal_limit_refusals_total. */
+static void
+limit_line(struct bytebuf *o, const char *limit, uint64_t n)
+{
+	bytebuf_printf(o, "boltseal_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n", limit, n);
+}
+
+/*
+ * Every limit that refused a request or closed a connection, by the name of
+ * its setting (the connection limits are in boltseal_connections_refused_total).
+ */
+static void
+render_limits(const struct metrics *m, struct bytebuf *o)
+{
+	const struct svc_ctx *svc = m->src.svc;
+	struct server_stats ss;
+	struct rpc_dispatcher_stats rs;
+	struct workq_stats ws;
+	struct audit_log_stats as;
+
+	family(o, "boltseal_limit_refusals_total", "counter",
+	    "Requests refused, or connections closed, by a limit: the name of its setting "
+	    "(stream_buffer: a streaming answer its reader left 1 MiB behind).");
+	if (m->src.srv != NULL) {
+		server_stats(m->src.srv, &ss);
+		limit_line(o, "max_message_bytes", ss.limits.max_message_bytes);
+		limit_line(o, "max_buffered_request_bytes", ss.limits.max_buffered_request_bytes);
+		limit_line(o, "max_header_list_bytes", ss.limits.max_header_list_bytes);
+		limit_line(o, "request_timeout_ms", ss.limits.request_timeout_ms);
+		limit_line(o, "write_stall_timeout_ms", ss.limits.write_stall_timeout_ms);
+		limit_line(o, "stream_buffer", ss.limits.stream_buffer);
+	}
+	if (svc == NULL)
+		return;
+	if (svc->disp != NULL) {
+		rpc_dispatcher_stats(svc->disp, &rs);
+		limit_line(o, "rate_limit_calls", rs.rate_limit_calls);
+		limit_line(o, "rate_limit_audit_records", rs.rate_limit_audit_records);
+		limit_line(o, "max_request_fields", rs.max_request_fields);
+		limit_line(o, "max_unknown_fields", rs.max_unknown_fields);
+	}
+	if (svc->pool != NULL) {
+		hsm_pool_stats(svc->pool, &ws);
+		limit_line(o, "queue_max", ws.refused_full);
+	}
+	if (svc->work != NULL) {
+		workq_stats(svc->work, &ws);
+		limit_line(o, "work_queue", ws.refused_full);
+	}
+	if (svc->audit != NULL) {
+		audit_log_stats(svc->audit, &as);
+		limit_line(o, "audit_queue_max", as.refused);
+	}
+}
+
+/* When the server certificate, each client CA and each CRL expire. */
+static void
+render_expiry(const struct tls_material *tls, struct bytebuf *o)
+{
+	struct tls_expiry *e = calloc(TLS_EXPIRY_MAX, sizeof(*e));
+	size_t n;
+
+	if (e == NULL)
+		return;
+	n = tls_material_expiries(tls, e, TLS_EXPIRY_MAX);
+	family(o, "boltseal_tls_expiry_timestamp_seconds", "gauge",
+	    "When the server certificate or a client CA stops being valid (notAfter), or a CRL "
+	    "must be replaced (nextUpdate), Unix time.");
+	for (size_t i = 0; i < n; i++) {
+		bytebuf_printf(o, "boltseal_tls_expiry_timestamp_seconds{kind=\"%s\",subject=\"",
+		    e[i].kind);
+		label_value(o, e[i].subject);
+		bytebuf_printf(o, "\"} %lld\n", (long long)e[i].at);
+	}
+	free(e);
+}
+
 static void
 render_svc(const struct svc_ctx *svc, struct bytebuf *o)
 {
@@ -185,19 +275,38 @@ render_svc(const struct svc_ctx *svc, struct bytebuf *o)
 	size_t len;
 	uint64_t cp = 0, size;
 
+	struct workq_stats ws;
+	struct audit_log_stats as;
+
 	if (svc->pool != NULL) {
 		family(o, "boltseal_hsm_jobs_in_flight", "gauge",
 		    "HSM jobs queued or running (queue_max refuses more).");
 		bytebuf_printf(o, "boltseal_hsm_jobs_in_flight %u\n", hsm_pool_inflight(svc->pool));
+		hsm_pool_stats(svc->pool, &ws);
+		family(o, "boltseal_hsm_job_duration_seconds", "histogram",
+		    "HSM jobs (signatures, key generation, wrapping, probes) from queueing to their "
+		    "result on the event loop.");
+		render_hist(o, "boltseal_hsm_job_duration_seconds", "", &ws.latency);
 	}
 	if (svc->work != NULL) {
 		family(o, "boltseal_work_jobs_in_flight", "gauge",
 		    "Jobs of the general work queue (store, verification, audit reads) queued or "
 		    "running.");
 		bytebuf_printf(o, "boltseal_work_jobs_in_flight %u\n", workq_inflight(svc->work));
+		workq_stats(svc->work, &ws);
+		family(o, "boltseal_work_job_duration_seconds", "histogram",
+		    "Jobs of the general work queue from queueing to their result.");
+		render_hist(o, "boltseal_work_job_duration_seconds", "", &ws.latency);
 	}
 	if (svc->audit == NULL)
 		return;
+	audit_log_stats(svc->audit, &as);
+	family(o, "boltseal_audit_sync_duration_seconds", "histogram",
+	    "The audit log's write(2) and fdatasync(2) of each group of records.");
+	render_hist(o, "boltseal_audit_sync_duration_seconds", "", &as.sync);
+	family(o, "boltseal_audit_write_lag_seconds", "histogram",
+	    "Audit records from append to durable (an answer waits for its record).");
+	render_hist(o, "boltseal_audit_write_lag_seconds", "", &as.lag);
 	size = audit_log_size(svc->audit);
 	if (svc->checkpointer != NULL &&
 	    checkpointer_latest(svc->checkpointer, &note, &len, &cp, &vkey) != 0)
@@ -224,6 +333,9 @@ metrics_render(const struct metrics *m, struct bytebuf *o)
 		render_net(m->src.srv, o);
 	if (m->src.svc != NULL)
 		render_svc(m->src.svc, o);
+	render_limits(m, o);
+	if (m->src.tls != NULL && *m->src.tls != NULL)
+		render_expiry(*m->src.tls, o);
 }
 
 static void

@@ -3,8 +3,9 @@
  * (metrics_listen; off unless configured), GET /metrics answers the text
  * exposition format (version 0.0.4) with calls by method and status,
  * their latency histograms, connections and what refused them, TLS
- * handshake failures, HSM and work queue depth, and the audit log's size
- * and uncovered tail. Everything runs on the event loop's thread: the
+ * handshake failures, HSM and work queue depth and job latency, the audit
+ * log's size, uncovered tail, sync latency and write lag, every limit's
+ * refusals, and when the server certificate, client CAs and CRLs expire. Everything runs on the event loop's thread: the
  * counters need no locks, and the gauges are read when scraped.
  */
 #ifndef BS_DAEMON_METRICS_H
@@ -20,11 +21,13 @@
 struct server;
 struct svc_ctx;
 struct metrics;
+struct tls_material;
 
 /* What the gauges are read from when scraped (borrowed; any may be NULL). */
 struct metrics_sources {
 	const struct server *srv;
 	const struct svc_ctx *svc;
+	struct tls_material *const *tls;   /* the daemon's current material (replaced on reload) */
 };
 
 int metrics_new(const struct metrics_sources *src, struct metrics **out) BS_WUR;

@@ -49,6 +49,9 @@ struct workq {
 	unsigned nready, nfailed;    /* start-up handshake */
 	int start_ret;
 
+	uint64_t refused_full;       /* under mu */
+	struct bs_hist latency;      /* loop thread only */
+
 	int stopped;                 /* loop thread only */
 	unsigned nworkers;
 	struct worker *w;
@@ -69,6 +72,7 @@ run_done_list(struct workq *p)
 		pthread_mutex_lock(&p->mu);
 		p->d_len--;
 		pthread_mutex_unlock(&p->mu);
+		bs_hist_add(&p->latency, bs_elapsed_us(&j->queued));
 		j->done(j);
 	}
 }
@@ -250,12 +254,14 @@ workq_submit(struct workq *p, struct workq_job *job)
 		return BS_ERR_INVALID;
 	job->next = NULL;
 	atomic_store(&job->cancelled, 0);
+	clock_gettime(CLOCK_MONOTONIC, &job->queued);
 	pthread_mutex_lock(&p->mu);
-	if (p->stopping)
+	if (p->stopping) {
 		ret = BS_ERR_UNAVAILABLE;
-	else if (p->q_len >= p->queue_max)
+	} else if (p->q_len >= p->queue_max) {
 		ret = BS_ERR_QUEUE_FULL;
-	else {
+		p->refused_full++;
+	} else {
 		if (p->q_tail != NULL)
 			p->q_tail->next = job;
 		else
@@ -294,6 +300,20 @@ workq_inflight(const struct workq *p)
 	n = mp->q_len + mp->running + mp->d_len;
 	pthread_mutex_unlock(&mp->mu);
 	return n;
+}
+
+void
+workq_stats(const struct workq *p, struct workq_stats *st)
+{
+	struct workq *mp = (struct workq *)(uintptr_t)p;
+
+	memset(st, 0, sizeof(*st));
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&mp->mu);
+	st->refused_full = mp->refused_full;
+	pthread_mutex_unlock(&mp->mu);
+	st->latency = p->latency;
 }
 
 void

@@ -20,7 +20,10 @@
 
 #include <stddef.h>
 
+#include <time.h>
+
 #include "common/bs_error.h"
+#include "common/histogram.h"
 
 struct event_base;
 struct workq;
@@ -31,6 +34,7 @@ struct workq_job {
 	/* private to the queue */
 	struct workq_job *next;
 	_Atomic int cancelled;
+	struct timespec queued;          /* CLOCK_MONOTONIC at submit */
 };
 
 struct workq_opts {
@@ -65,6 +69,13 @@ int workq_job_cancelled(const struct workq_job *job);
 
 /* Waiting + running + completed jobs whose done() has not run yet. */
 unsigned workq_inflight(const struct workq *q);
+
+/* What the queue did, for the metrics (event loop thread). */
+struct workq_stats {
+	uint64_t refused_full;             /* submits refused with BS_ERR_QUEUE_FULL */
+	struct bs_hist latency;            /* submit to done(), per job */
+};
+void workq_stats(const struct workq *q, struct workq_stats *st);
 
 /*
  * Stops accepting jobs, lets the threads finish what is queued, joins them

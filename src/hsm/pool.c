@@ -94,6 +94,12 @@ hsm_job_cancelled(const struct hsm_job *job)
 	return job != NULL && workq_job_cancelled(&job->wj);
 }
 
+void
+hsm_pool_stats(const struct hsm_pool *p, struct workq_stats *st)
+{
+	workq_stats(p != NULL ? p->q : NULL, st);
+}
+
 unsigned
 hsm_pool_inflight(const struct hsm_pool *p)
 {

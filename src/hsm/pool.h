@@ -50,6 +50,9 @@ int hsm_job_cancelled(const struct hsm_job *job);
 
 /* Waiting + running + completed jobs whose done() has not run yet. */
 unsigned hsm_pool_inflight(const struct hsm_pool *p);
+/* The pool's queue figures (workq_stats): refusals when full, job latency. Loop thread. */
+struct workq_stats;
+void hsm_pool_stats(const struct hsm_pool *p, struct workq_stats *st);
 
 /*
  * Stops accepting jobs, lets the workers finish what is queued, joins them,

@@ -266,6 +266,7 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (now - c->stall_since_ms >= c->srv->lim.write_stall_timeout_ms) {
 		bs_log(BS_LOG_WARN, "connection closed: the peer reads nothing while answers wait",
 		    "peer", c->peer, "identity", c->identity, NULL);
+		c->srv->limits.write_stall_timeout_ms++;
 		conn_free(c);
 		return;
 	}

@@ -260,6 +260,7 @@ server_stats(const struct server *s, struct server_stats *st)
 	st->young_refused = s->young_refused;
 	st->max_conn_refused = s->max_conn_refused;
 	st->untrusted_closed = s->untrusted_closed;
+	st->limits = s->limits;
 }
 
 unsigned

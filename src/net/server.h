@@ -99,6 +99,16 @@ unsigned server_reverify(struct server *s, SSL_CTX *ctx);
 void server_conn_counts(const struct server *s, unsigned *established, unsigned *startups);
 
 /* What the metrics endpoint reports of the listener (counters since start). */
+/* Requests and connections a limit of the transport refused or closed (the configuration's names). */
+struct server_limit_counts {
+	uint64_t max_message_bytes;           /* a request message over the cap (inflated too) */
+	uint64_t max_buffered_request_bytes;  /* a connection holding too many request bytes */
+	uint64_t max_header_list_bytes;       /* a request header list over the cap */
+	uint64_t request_timeout_ms;          /* a request not received in full in time */
+	uint64_t write_stall_timeout_ms;      /* a connection that read nothing while answers waited */
+	uint64_t stream_buffer;               /* a streaming call reset: 1 MiB waited for its reader */
+};
+
 struct server_stats {
 	unsigned established, startups;       /* connections now */
 	uint64_t accepted;                    /* TCP connections accepted */
@@ -109,6 +119,7 @@ struct server_stats {
 	uint64_t young_refused;               /* refused: max_startups full of young handshakes */
 	uint64_t max_conn_refused;            /* closed over max_connections */
 	uint64_t untrusted_closed;            /* closed: the certificate no longer verifies */
+	struct server_limit_counts limits;
 };
 void server_stats(const struct server *s, struct server_stats *st);
 

@@ -131,6 +131,7 @@ struct server {
 	uint64_t handshakes_failed;   /* connections that ended before the handshake completed */
 	uint64_t max_conn_refused;    /* established over max_connections, closed */
 	uint64_t untrusted_closed;    /* closed: the client certificate no longer verifies */
+	struct server_limit_counts limits;  /* refusals by transport limit (server_stats) */
 	void (*untrusted)(void *, const char *, const uint8_t[32], const char *, const char *);
 	void *untrusted_arg;
 	struct penalty *penalties;    /* PENALTY_SLOTS entries */

@@ -122,6 +122,7 @@ stream_send(void *arg, const uint8_t *msg, size_t len)
 	if (st->answered || len > UINT32_MAX)
 		return;
 	if (st->out.len - st->out_off + len > STREAM_OUT_MAX) {
+		c->srv->limits.stream_buffer++;
 		(void)nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->stream_id,
 		    NGHTTP2_CANCEL);
 		conn_flush(c);
@@ -280,6 +281,7 @@ request_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	snprintf(msg, sizeof(msg), "request not received in full within %u ms",
 	    st->conn->srv->lim.request_timeout_ms);
+	st->conn->srv->limits.request_timeout_ms++;
 	bs_log(BS_LOG_INFO, "request timed out", "peer", st->conn->peer, "identity",
 	    st->conn->identity, "request_id", rpc_call_request_id(st->call), NULL);
 	stream_release_request(st);
@@ -336,6 +338,7 @@ stream_headers_done(struct stream *st)
 		return;
 	}
 	if (st->header_bytes > s->lim.max_header_list_bytes) {
+		s->limits.max_header_list_bytes++;
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED,
 		    "request header list too large");
 		return;
@@ -399,6 +402,8 @@ stream_deliver(struct stream *st)
 	if (rc != 0) {
 		char why[RPC_MESSAGE_MAX];
 
+		if (rc == BS_ERR_TOO_BIG)
+			st->conn->srv->limits.max_message_bytes++;
 		snprintf(why, sizeof(why), rc == BS_ERR_TOO_BIG ? "request message larger "
 		    "than the limit of %u bytes once decompressed" : rc == BS_ERR_NOMEM ?
 		    "out of memory" : "the gzip-compressed request cannot be decompressed",
@@ -513,6 +518,7 @@ stream_charge(struct stream *st)
 	    c->buffered) {
 		snprintf(msg, sizeof(msg), "too many request bytes buffered on this connection "
 		    "(limit %u)", c->srv->lim.max_buffered_request_bytes);
+		c->srv->limits.max_buffered_request_bytes++;
 		stream_release_request(st);
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 		return -1;
@@ -530,6 +536,7 @@ stream_framing_error(struct stream *st, int rc)
 
 	switch (rc) {
 	case BS_ERR_TOO_BIG:
+		st->conn->srv->limits.max_message_bytes++;
 		snprintf(msg, sizeof(msg), "request message larger than the limit of %u bytes",
 		    st->conn->srv->lim.max_message_bytes);
 		rpc_call_refuse(st->call, 200, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);

@@ -454,6 +454,48 @@ tls_material_ctx(const struct tls_material *m)
 	return m->ctx;
 }
 
+/* Adds x's notAfter as kind to out[*n] (if room and the time reads). */
+static void
+add_cert_expiry(X509 *x, const char *kind, struct tls_expiry *out, size_t max, size_t *n)
+{
+	const ASN1_TIME *na = X509_get0_notAfter(x);
+	struct tm tm;
+
+	if (*n >= max || na == NULL || ASN1_TIME_to_tm(na, &tm) != 1)
+		return;
+	out[*n].kind = kind;
+	name_oneline(X509_get_subject_name(x), out[*n].subject, sizeof(out[*n].subject));
+	out[*n].at = timegm(&tm);
+	(*n)++;
+}
+
+size_t
+tls_material_expiries(const struct tls_material *m, struct tls_expiry *out, size_t max)
+{
+	X509 *cert = SSL_CTX_get0_certificate(m->ctx);
+	X509_STORE *store = SSL_CTX_get_cert_store(m->ctx);
+	STACK_OF(X509_OBJECT) *objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+	size_t n = 0;
+
+	if (cert != NULL)
+		add_cert_expiry(cert, "server_certificate", out, max, &n);
+	for (int i = 0; objs != NULL && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (ca != NULL)
+			add_cert_expiry(ca, "client_ca", out, max, &n);
+	}
+	for (size_t i = 0; i < m->ncrls && n < max; i++) {
+		if (m->crls[i].next_update == 0)
+			continue;
+		out[n].kind = "crl";
+		snprintf(out[n].subject, sizeof(out[n].subject), "%s", m->crls[i].issuer);
+		out[n].at = m->crls[i].next_update;
+		n++;
+	}
+	return n;
+}
+
 int
 tls_material_crl_status(const struct tls_material *m, time_t now, char *problem, size_t problemlen)
 {

@@ -46,6 +46,21 @@ void tls_material_free(struct tls_material *m);
  */
 void tls_trust_files_signature(const char *client_ca, const char *crl, uint8_t out[32]);
 
+/* When something of the material stops being valid: for the metrics. */
+struct tls_expiry {
+	const char *kind;        /* "server_certificate", "client_ca" (notAfter) or "crl" (nextUpdate) */
+	char subject[256];       /* the certificate's subject, or the CRL's issuer (one line) */
+	time_t at;               /* Unix time */
+};
+#define TLS_EXPIRY_MAX 64
+
+/*
+ * Fills out with the server certificate's, each client CA's and each CRL's
+ * expiry (at most max; a CRL without nextUpdate is left out). Returns how
+ * many.
+ */
+size_t tls_material_expiries(const struct tls_material *m, struct tls_expiry *out, size_t max);
+
 /* The SSL_CTX (borrowed: SSL_new takes its own reference). */
 SSL_CTX *tls_material_ctx(const struct tls_material *m);
 

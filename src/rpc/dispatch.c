@@ -30,6 +30,7 @@
 
 #include "audit/auditlog.h"
 #include "common/hex.h"
+#include "common/histogram.h"
 #include "common/log.h"
 #include "common/wipe_alloc.h"
 #include "formats/pb_strings.h"
@@ -70,6 +71,7 @@ struct rpc_dispatcher {
 	uint64_t (*clock_ns)(void);
 
 	struct rpc_second_factor sf;       /* sf.check NULL: no checker registered */
+	struct rpc_dispatcher_stats stats; /* refusals by limit (metrics) */
 };
 
 struct rpc_call {
@@ -404,16 +406,6 @@ unpin(struct rpc_call *call)
 		call_free(call);
 }
 
-static int64_t
-elapsed_us(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - start->tv_sec) * 1000000 +
-	    (now.tv_nsec - start->tv_nsec) / 1000;
-}
-
 static void
 log_call(const struct rpc_call *call)
 {
@@ -423,7 +415,7 @@ log_call(const struct rpc_call *call)
 	if (!bs_log_enabled(lvl))
 		return;
 	snprintf(status, sizeof(status), "%d", call->status);
-	snprintf(dur, sizeof(dur), "%" PRId64, elapsed_us(&call->start));
+	snprintf(dur, sizeof(dur), "%" PRId64, bs_elapsed_us(&call->start));
 	bs_log(lvl, "rpc",
 	    "request_id", call->request_id,
 	    "method", call->path,
@@ -434,6 +426,12 @@ log_call(const struct rpc_call *call)
 	    "duration_us", dur,
 	    "detail", call->text,
 	    NULL);
+}
+
+void
+rpc_dispatcher_stats(const struct rpc_dispatcher *d, struct rpc_dispatcher_stats *st)
+{
+	*st = d->stats;
 }
 
 void
@@ -458,7 +456,7 @@ deliver(struct rpc_call *call)
 	if (call->d->observe != NULL)
 		call->d->observe(call->d->observe_arg, call->m != NULL ||
 		    rpc_registry_find(call->d->reg, call->path) != NULL ? call->path + 1 : NULL,
-		    call->status, elapsed_us(&call->start));
+		    call->status, bs_elapsed_us(&call->start));
 	a.http_status = call->http_status;
 	a.grpc_status = call->status;
 	a.message = call->text;
@@ -689,6 +687,10 @@ rate_check(struct rpc_call *call)
 		return 1;
 	}
 	call->rl = RL_REFUSED;
+	if (v == RPC_RL_OVER_CALLS)
+		d->stats.rate_limit_calls++;
+	else
+		d->stats.rate_limit_audit_records++;
 	arm_summary_timer(d, now, 0);
 	if (pr != NULL)
 		snprintf(msg, sizeof(msg), "rate limit exceeded: principal '%s' may make %u %s per "
@@ -829,6 +831,10 @@ check_field_caps(struct rpc_call *call, const uint8_t *msg, size_t len)
 	if (rpc_pb_scan(call->m->request, msg, len, d->max_fields, d->max_unknown, &n) !=
 	    BS_ERR_TOO_BIG)
 		return 0;
+	if (n.unknown > d->max_unknown)
+		d->stats.max_unknown_fields++;
+	else
+		d->stats.max_request_fields++;
 	if (n.unknown > d->max_unknown && d->max_unknown == 0)
 		snprintf(text, sizeof(text), "request has unknown fields (none are accepted)");
 	else if (n.unknown > d->max_unknown)

@@ -136,6 +136,15 @@ struct rpc_dispatcher_limits {
 void rpc_dispatcher_observe(struct rpc_dispatcher *d,
     void (*fn)(void *arg, const char *method, int status, int64_t dur_us), void *arg);
 
+/* Calls the RPC layer refused by a limit, by limit (the configuration's names). */
+struct rpc_dispatcher_stats {
+	uint64_t rate_limit_calls;          /* over a principal's calls per second */
+	uint64_t rate_limit_audit_records;  /* over a principal's audit records per second */
+	uint64_t max_request_fields;        /* a request with too many fields */
+	uint64_t max_unknown_fields;        /* a request with too many unknown fields */
+};
+void rpc_dispatcher_stats(const struct rpc_dispatcher *d, struct rpc_dispatcher_stats *st);
+
 /* Creates a dispatcher. Returns 0, BS_ERR_NOMEM, BS_ERR_CRYPTO or BS_ERR_INVALID. */
 int rpc_dispatcher_new(const struct rpc_dispatcher_opts *o, struct rpc_dispatcher **out) BS_WUR;
 

@@ -106,6 +106,52 @@ def test_exposition_follows_the_calls(env, inst, tmp_path):
         assert ei.value.code == code, (pth, meth, ei.value.code)
 
 
+def test_latencies_limits_and_expiry(env, inst):
+    """HSM job latency, the audit log's sync latency and write lag, a limit's
+    refusals (a message over max_message_bytes), and the expiry times of the
+    server certificate, the client CA and the CRL."""
+    from cryptography import x509
+    pb = env.stubs.pb
+    c = inst.client()
+    c.CreateKey(pb.CreateKeyRequest(name="m-lat", purpose=pb.GENERIC,
+                                    algorithm=pb.ECDSA_P256_SHA256), timeout=30)
+    _, _, before = scrape(inst)
+    for i in range(4):
+        c.Sign(pb.SignRequest(key_name="m-lat", message=b"l%d" % i), timeout=30)
+    big = inst.channel().unary_unary("/boltseal.v1.KeyService/Sign")
+    with pytest.raises(grpc.RpcError) as ei:
+        big(b"\x0a" + b"\xff" * 200000, timeout=30)
+    assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _, _, text = scrape(inst)
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    hsm = "boltseal_hsm_job_duration_seconds"
+    assert value(text, hsm + "_count") >= value(before, hsm + "_count") + 4, text
+    assert value(text, hsm + "_bucket", le="+Inf") == value(text, hsm + "_count")
+    assert 0 < value(text, hsm + "_sum") < 60
+    assert value(text, "boltseal_audit_sync_duration_seconds_count") >= 1
+    assert value(text, "boltseal_audit_write_lag_seconds_count") >= \
+        value(before, "boltseal_audit_write_lag_seconds_count") + 4
+    assert value(text, "boltseal_limit_refusals_total", limit="max_message_bytes") >= 1, text
+    for lim in ("rate_limit_calls", "max_request_fields", "queue_max", "audit_queue_max",
+                "request_timeout_ms", "write_stall_timeout_ms"):
+        assert value(text, "boltseal_limit_refusals_total", limit=lim) is not None, lim
+    # expiry: the server certificate's notAfter, as python3-cryptography reads it
+    cert = x509.load_pem_x509_certificate(bsutil.read(os.path.join(env.pki, "server.pem")))
+    got = {}
+    for line in text.splitlines():
+        m = re.match(r'^boltseal_tls_expiry_timestamp_seconds\{kind="([a-z_]+)",'
+                     r'subject="(.*)"\} (\d+)$', line)
+        if m:
+            got.setdefault(m.group(1), []).append((m.group(2), int(m.group(3))))
+    assert [t for _, t in got["server_certificate"]] == [
+        int(cert.not_valid_after.replace(tzinfo=__import__("datetime").timezone.utc)
+            .timestamp())], got
+    assert got["client_ca"] and got["crl"], got
+    assert all(t > time.time() for _, t in got["crl"]), got
+
+
 def test_off_unless_configured(env, inst):
     # the session daemon's configuration has no metrics_listen: no endpoint
     assert "metrics_listen" not in open(env.conf).read()

@@ -1243,6 +1243,15 @@ test_group_commit(void **state)
 	}
 	expect_callbacks(f, 0, 200, 0);
 	assert_int_equal(audit_log_size(f->log), 200);
+	{
+		/* the metrics' figures: every record's lag, one sync per group (fewer than records) */
+		struct audit_log_stats st;
+
+		audit_log_stats(f->log, &st);
+		assert_int_equal(st.lag.count, 200);
+		assert_true(st.sync.count >= 1 && st.sync.count <= 200);
+		assert_int_equal(st.refused, 0);
+	}
 	log_path(f, path, sizeof(path));
 	lines_load(path, ls);
 	assert_int_equal(ls->n, 200);
@@ -1934,6 +1943,12 @@ test_queue_full(void **state)
 	(void)pump(f, never, NULL, 60);
 	for (size_t i = 0; i < 7; i++)
 		assert_int_equal(f->cbs[100 + i].calls, 0);
+	{
+		struct audit_log_stats st;
+
+		audit_log_stats(f->log, &st);
+		assert_int_equal(st.refused, 7);   /* a counter: the recovery note does not reset it */
+	}
 	lines_load(path, ls);
 	check_chain(ls);
 	notes = refusal_notes(ls, 3, &sum);

@@ -1,7 +1,7 @@
 /*
  * test_workq.c - unit tests for src/exec/workq.c: jobs run on the queue's
  * threads with their thread context and complete on the event loop thread;
- * the queue is bounded (QUEUE_FULL at once); a cancelled job skips its work
+ * the queue is bounded (QUEUE_FULL at once, counted with each job's latency); a cancelled job skips its work
  * but is still done; stop drains what was queued; a failing thread_init
  * fails workq_new with its error. Loops are bounded in count and time.
  */
@@ -162,6 +162,7 @@ test_bounded_cancel_and_stop(void **state)
 	struct workq *q = NULL;
 	pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
 	struct tjob jobs[4], late;
+	struct workq_stats st;
 
 	(void)state;
 	assert_int_equal(workq_new(b, &o, &q), 0);
@@ -190,6 +191,11 @@ test_bounded_cancel_and_stop(void **state)
 	assert_true(jobs[0].done && jobs[0].worked);
 	assert_true(jobs[1].done && jobs[1].worked);
 	assert_true(jobs[2].done && jobs[2].skipped && !jobs[2].worked);
+	/* the figures the metrics read: one refusal, three jobs timed (cancelled ones too) */
+	workq_stats(q, &st);
+	assert_int_equal(st.refused_full, 1);
+	assert_int_equal(st.latency.count, 3);
+	assert_true(st.latency.sum_us >= 0);
 	memset(&late, 0, sizeof(late));
 	late.job.work = t_work;
 	late.job.done = t_done;
