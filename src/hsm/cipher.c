@@ -21,7 +21,7 @@
 
 int
 hsm_generate_secret(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, hsm_handle *key_out)
+    const char *label, unsigned flags, hsm_handle *key_out)
 {
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BBOOL enc = CK_FALSE, sign = CK_FALSE;
@@ -57,13 +57,15 @@ hsm_generate_secret(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM
 		return BS_ERR_UNSUPPORTED;
 	}
 	memcpy(idbuf, id, HSM_KEY_ID_LEN);
-	id_t[0] = (CK_ATTRIBUTE){ CKA_ID, idbuf, HSM_KEY_ID_LEN };
-	ret = hsm_find_objects(s, id_t, 1, HSM_FIND_BATCH, &found, &nfound);
-	free(found);
-	if (ret == BS_ERR_TOO_BIG || (ret == 0 && nfound != 0))
-		return BS_ERR_EXISTS;
-	if (ret != 0)
-		return ret;
+	if (!(flags & HSM_GEN_NEW_ID)) {
+		id_t[0] = (CK_ATTRIBUTE){ CKA_ID, idbuf, HSM_KEY_ID_LEN };
+		ret = hsm_find_objects(s, id_t, 1, HSM_FIND_BATCH, &found, &nfound);
+		free(found);
+		if (ret == BS_ERR_TOO_BIG || (ret == 0 && nfound != 0))
+			return BS_ERR_EXISTS;
+		if (ret != 0)
+			return ret;
+	}
 
 	CK_ATTRIBUTE t[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },

@@ -65,10 +65,14 @@ const char *hsm_rv_name(unsigned long rv);
  * reads CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE back and fails
  * (destroying both objects) unless both are true. Writes the public key as
  * DER SubjectPublicKeyInfo into *spki_out (malloc'd, caller frees).
- * BS_ERR_EXISTS if an object with this CKA_ID is already on the token.
+ * BS_ERR_EXISTS if an object with this CKA_ID is already on the token
+ * (searched for unless flags has HSM_GEN_NEW_ID: the caller, which lists
+ * the token's objects once, knows the id is new).
  */
+#define HSM_GEN_NEW_ID 0x1u
 int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, hsm_handle *priv_out, uint8_t **spki_out, size_t *spki_len_out) BS_WUR;
+    const char *label, unsigned flags, hsm_handle *priv_out, uint8_t **spki_out,
+    size_t *spki_len_out) BS_WUR;
 
 /*
  * Generates a secret key of alg on the token: AES_256_GCM an AES-256 key
@@ -77,11 +81,11 @@ int hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t i
  * CKA_VERIFY only. Both CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
  * non-extractable, never wrap, unwrap or derive, CKA_ID = id, CKA_LABEL =
  * label, their protection attributes read back. BS_ERR_EXISTS if an
- * object with this CKA_ID is on the token, BS_ERR_UNSUPPORTED for another
- * algorithm.
+ * object with this CKA_ID is on the token (flags as for
+ * hsm_generate_keypair), BS_ERR_UNSUPPORTED for another algorithm.
  */
 int hsm_generate_secret(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, hsm_handle *key_out) BS_WUR;
+    const char *label, unsigned flags, hsm_handle *key_out) BS_WUR;
 
 #define HSM_GCM_NONCE 12
 #define HSM_GCM_TAG 16
@@ -130,6 +134,27 @@ int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_
  */
 int hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix,
     uint8_t **ids_out, size_t *n_out) BS_WUR;
+
+/* One private or secret key object of the token, as hsm_list_key_objects reads it. */
+#define HSM_OBJ_LABEL_MAX 128
+struct hsm_key_object {
+	hsm_handle handle;
+	char label[HSM_OBJ_LABEL_MAX + 1];   /* NUL-terminated */
+	uint8_t id[HSM_KEY_ID_LEN];
+	int secret;                          /* a secret key (else a private key) */
+};
+
+/*
+ * Every private and secret key object whose CKA_LABEL starts with
+ * label_prefix and whose CKA_ID is HSM_KEY_ID_LEN bytes (others are
+ * skipped): one search per class and one C_GetAttributeValue per object. A
+ * search reads every object of the token (SoftHSM): list once and look up
+ * in memory rather than search per key. *out is malloc'd (NULL when n is
+ * 0). Returns 0, BS_ERR_HSM, BS_ERR_NOMEM, BS_ERR_TOO_BIG (over a million
+ * objects).
+ */
+int hsm_list_key_objects(struct hsm_session *s, const char *label_prefix,
+    struct hsm_key_object **out, size_t *n_out) BS_WUR;
 
 /* Destroys the private, public and secret key objects with CKA_ID = id. */
 int hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;

@@ -82,7 +82,8 @@ hsm_check_key_flags(struct hsm_session *s, CK_OBJECT_HANDLE priv)
 
 int
 hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, hsm_handle *priv_out, uint8_t **spki_out, size_t *spki_len_out)
+    const char *label, unsigned flags, hsm_handle *priv_out, uint8_t **spki_out,
+    size_t *spki_len_out)
 {
 	CK_FUNCTION_LIST *fl;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -109,15 +110,17 @@ hsm_generate_keypair(struct hsm_session *s, enum bs_alg alg, const uint8_t id[HS
 		goto out;
 	memcpy(idbuf, id, HSM_KEY_ID_LEN);
 
-	/* Refuse to create a second object with the same CKA_ID. */
-	id_t[0] = (CK_ATTRIBUTE){ CKA_ID, idbuf, HSM_KEY_ID_LEN };
-	ret = hsm_find_objects(s, id_t, 1, HSM_FIND_BATCH, &found, &nfound);
-	if (ret == BS_ERR_TOO_BIG || (ret == 0 && nfound != 0)) {
-		ret = BS_ERR_EXISTS;
-		goto out;
+	/* Refuse to create a second object with the same CKA_ID (unless the caller knows). */
+	if (!(flags & HSM_GEN_NEW_ID)) {
+		id_t[0] = (CK_ATTRIBUTE){ CKA_ID, idbuf, HSM_KEY_ID_LEN };
+		ret = hsm_find_objects(s, id_t, 1, HSM_FIND_BATCH, &found, &nfound);
+		if (ret == BS_ERR_TOO_BIG || (ret == 0 && nfound != 0)) {
+			ret = BS_ERR_EXISTS;
+			goto out;
+		}
+		if (ret != 0)
+			goto out;
 	}
-	if (ret != 0)
-		goto out;
 
 #define ADD(t, n, type, ptr, len) ((t)[(n)++] = (CK_ATTRIBUTE){ (type), (ptr), (len) })
 	switch (alg) {
@@ -271,65 +274,101 @@ hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_hand
 	return 0;
 }
 
-/* Appends the CKA_ID of every object of class cls labelled label_prefix* to ids. */
+/* Appends every object of class cls labelled label_prefix* with a 16-byte CKA_ID to *v. */
 static int
-list_ids(struct hsm_session *s, CK_OBJECT_CLASS cls, const char *label_prefix, uint8_t **ids,
-    size_t *nids)
+list_class(struct hsm_session *s, CK_OBJECT_CLASS cls, const char *label_prefix,
+    struct hsm_key_object **v, size_t *nv)
 {
-	CK_ATTRIBUTE t[1];
-	CK_OBJECT_HANDLE *v = NULL;
-	uint8_t *label = NULL, *id = NULL, *grown;
-	size_t n = 0, i, plen = strlen(label_prefix), llen, idlen;
+	CK_ATTRIBUTE t[1], a[2];
+	CK_OBJECT_HANDLE *h = NULL;
+	struct hsm_key_object *grown;
+	size_t n = 0, plen = strlen(label_prefix);
+	CK_RV rv;
 	int ret;
 
 	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
-	if ((ret = hsm_find_objects(s, t, 1, HSM_LIST_MAX, &v, &n)) != 0)
+	if ((ret = hsm_find_objects(s, t, 1, HSM_LIST_MAX, &h, &n)) != 0)
 		goto out;
-	if ((grown = realloc(*ids, (*nids + n + 1) * HSM_KEY_ID_LEN)) == NULL) {
+	if (n > 0 && (grown = realloc(*v, (*nv + n) * sizeof(**v))) == NULL) {
 		ret = BS_ERR_NOMEM;
 		goto out;
+	} else if (n > 0) {
+		*v = grown;
 	}
-	*ids = grown;
-	for (i = 0; i < n; i++) {
-		free(label);
-		free(id);
-		label = id = NULL;
-		if ((ret = hsm_get_attr_alloc(s, v[i], CKA_LABEL, HSM_ATTR_MAX, &label, &llen)) != 0 ||
-		    (ret = hsm_get_attr_alloc(s, v[i], CKA_ID, HSM_ATTR_MAX, &id, &idlen)) != 0)
+	for (size_t i = 0; i < n; i++) {
+		struct hsm_key_object *o = &(*v)[*nv];
+
+		memset(o, 0, sizeof(*o));
+		a[0] = (CK_ATTRIBUTE){ CKA_LABEL, o->label, HSM_OBJ_LABEL_MAX };
+		a[1] = (CK_ATTRIBUTE){ CKA_ID, o->id, HSM_KEY_ID_LEN };
+		rv = s->h->fl->C_GetAttributeValue(s->sh, h[i], a, 2);
+		if (rv == CKR_BUFFER_TOO_SMALL)
+			continue;   /* a longer label or id: not one of ours */
+		if (rv != CKR_OK) {
+			ret = hsm_fail_rv(s, rv);
 			goto out;
-		if (llen < plen || memcmp(label, label_prefix, plen) != 0)
+		}
+		if (a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[0].ulValueLen < plen ||
+		    memcmp(o->label, label_prefix, plen) != 0 || a[1].ulValueLen != HSM_KEY_ID_LEN)
 			continue;
-		if (idlen != HSM_KEY_ID_LEN)
-			continue;  /* not one of ours */
-		memcpy(*ids + *nids * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN);
-		(*nids)++;
+		o->label[a[0].ulValueLen] = '\0';
+		o->handle = h[i];
+		o->secret = cls == CKO_SECRET_KEY;
+		(*nv)++;
 	}
 	ret = 0;
 out:
-	free(label);
-	free(id);
-	free(v);
+	free(h);
 	return ret;
+}
+
+int
+hsm_list_key_objects(struct hsm_session *s, const char *label_prefix,
+    struct hsm_key_object **out, size_t *n_out)
+{
+	struct hsm_key_object *v = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (s == NULL || label_prefix == NULL || out == NULL || n_out == NULL)
+		return BS_ERR_INVALID;
+	s->last_rv = CKR_OK;
+	if ((ret = list_class(s, CKO_PRIVATE_KEY, label_prefix, &v, &n)) != 0 ||
+	    (ret = list_class(s, CKO_SECRET_KEY, label_prefix, &v, &n)) != 0) {
+		free(v);
+		return ret;
+	}
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
 }
 
 int
 hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_t **ids_out,
     size_t *n_out)
 {
-	uint8_t *ids = NULL;
-	size_t nids = 0;
+	struct hsm_key_object *v = NULL;
+	uint8_t *ids;
+	size_t n = 0;
 	int ret;
 
-	if (s == NULL || label_prefix == NULL || ids_out == NULL || n_out == NULL)
+	if (ids_out == NULL || n_out == NULL)
 		return BS_ERR_INVALID;
-	s->last_rv = CKR_OK;
-	if ((ret = list_ids(s, CKO_PRIVATE_KEY, label_prefix, &ids, &nids)) != 0 ||
-	    (ret = list_ids(s, CKO_SECRET_KEY, label_prefix, &ids, &nids)) != 0) {
-		free(ids);
+	if ((ret = hsm_list_key_objects(s, label_prefix, &v, &n)) != 0)
 		return ret;
+	if ((ids = malloc(n * HSM_KEY_ID_LEN + 1)) == NULL) {
+		free(v);
+		return BS_ERR_NOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids + i * HSM_KEY_ID_LEN, v[i].id, HSM_KEY_ID_LEN);
+	free(v);
 	*ids_out = ids;
-	*n_out = nids;
+	*n_out = n;
 	return 0;
 }
 

@@ -2,8 +2,18 @@
  * keyd.c - the key side (see keyd.h): handle cache, and the execution of
  * SIGN, GENERATE, DESTROY, PROBE, ENCRYPT and DECRYPT on a worker's PKCS#11
  * session.
+ *
+ * The cache is an index of the token: before the first operation the key
+ * side lists every labelled key object once (hsm_list_key_objects) and from
+ * then on keeps the cache in step with what it creates and destroys, so no
+ * operation searches the token by label (SoftHSM reads every object per
+ * search: at 10,000 keys one search costs as much as a thousand signatures).
+ * If the listing fails the key side falls back to searching, as it would
+ * without an index.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +34,14 @@ struct entry {
 	uint32_t version;
 	hsm_handle handle;
 	uint8_t id[HSM_KEY_ID_LEN];
+	int dup;                         /* the listing found the label on several objects */
 };
 
 struct keyd {
 	pthread_mutex_t gen_mu;          /* one GENERATE at a time: label check + create */
 	pthread_mutex_t mu;              /* guards buckets and n */
+	pthread_mutex_t index_mu;        /* one listing of the token */
+	_Atomic int indexed;             /* 0 not yet, 1 the cache holds every labelled key, -1 failed */
 	struct entry *buckets[NBUCKETS];
 	size_t n;
 };
@@ -49,6 +62,12 @@ keyd_new(struct keyd **out)
 		free(kd);
 		return BS_ERR_INTERNAL;
 	}
+	if (pthread_mutex_init(&kd->index_mu, NULL) != 0) {
+		pthread_mutex_destroy(&kd->gen_mu);
+		pthread_mutex_destroy(&kd->mu);
+		free(kd);
+		return BS_ERR_INTERNAL;
+	}
 	*out = kd;
 	return 0;
 }
@@ -65,6 +84,7 @@ keyd_free(struct keyd *kd)
 			next = e->next;
 			free(e);
 		}
+	pthread_mutex_destroy(&kd->index_mu);
 	pthread_mutex_destroy(&kd->gen_mu);
 	pthread_mutex_destroy(&kd->mu);
 	free(kd);
@@ -148,23 +168,122 @@ label_of(const struct keyop_key *k, char label[LABEL_MAX])
 	snprintf(label, LABEL_MAX, "%s%s/v%u", KEYD_LABEL_PREFIX, k->name, k->version);
 }
 
-/* The private key object of k: from the cache, else by its label (then cached). */
+/* The key a label names ("boltseal/<name>/v<version>", as label_of writes it); -1 if none. */
 static int
-resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, hsm_handle *h,
-    uint8_t id[HSM_KEY_ID_LEN])
+key_of_label(const char *label, struct keyop_key *k)
+{
+	const char *name = label + strlen(KEYD_LABEL_PREFIX), *v = strrchr(name, '/');
+	size_t nlen;
+	char *end;
+	unsigned long ver;
+
+	if (v == NULL || v[1] != 'v' || v[2] < '1' || v[2] > '9')
+		return -1;
+	nlen = (size_t)(v - name);
+	errno = 0;
+	ver = strtoul(v + 2, &end, 10);
+	if (nlen == 0 || nlen > KEYOPS_NAME_MAX || *end != '\0' || errno != 0 || ver > UINT32_MAX)
+		return -1;
+	memset(k, 0, sizeof(*k));
+	memcpy(k->name, name, nlen);
+	k->version = (uint32_t)ver;
+	return 0;
+}
+
+/*
+ * The cache filled from one listing of the token, before the first
+ * operation (every worker's first operation waits for it). A label on
+ * several objects is marked: its operations search, and fail, as before.
+ */
+static void
+ensure_index(struct keyd *kd, struct hsm_session *s)
+{
+	struct hsm_key_object *v = NULL;
+	struct keyop_key k;
+	struct entry **pe;
+	size_t n = 0;
+
+	if (atomic_load(&kd->indexed) != 0)
+		return;
+	pthread_mutex_lock(&kd->index_mu);
+	if (atomic_load(&kd->indexed) != 0) {
+		pthread_mutex_unlock(&kd->index_mu);
+		return;
+	}
+	if (hsm_list_key_objects(s, KEYD_LABEL_PREFIX, &v, &n) != 0) {
+		atomic_store(&kd->indexed, -1);
+		pthread_mutex_unlock(&kd->index_mu);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e;
+
+		if (key_of_label(v[i].label, &k) != 0)
+			continue;
+		pthread_mutex_lock(&kd->mu);
+		pe = slot(kd, &k);
+		if (*pe != NULL) {
+			if ((*pe)->handle != v[i].handle)
+				(*pe)->dup = 1;
+		} else if ((e = calloc(1, sizeof(*e))) != NULL) {
+			memcpy(e->name, k.name, sizeof(e->name));
+			e->version = k.version;
+			e->handle = v[i].handle;
+			memcpy(e->id, v[i].id, HSM_KEY_ID_LEN);
+			*pe = e;
+			kd->n++;
+		} else {
+			/* out of memory: the index is incomplete, search as without one */
+			pthread_mutex_unlock(&kd->mu);
+			free(v);
+			atomic_store(&kd->indexed, -1);
+			pthread_mutex_unlock(&kd->index_mu);
+			return;
+		}
+		pthread_mutex_unlock(&kd->mu);
+	}
+	free(v);
+	atomic_store(&kd->indexed, 1);
+	pthread_mutex_unlock(&kd->index_mu);
+}
+
+/* 1 if some cached key has CKA_ID id (kd->mu held). */
+static int
+id_cached(struct keyd *kd, const uint8_t id[HSM_KEY_ID_LEN])
+{
+	for (size_t b = 0; b < NBUCKETS; b++)
+		for (const struct entry *e = kd->buckets[b]; e != NULL; e = e->next)
+			if (memcmp(e->id, id, HSM_KEY_ID_LEN) == 0)
+				return 1;
+	return 0;
+}
+
+/*
+ * The private key object of k: from the cache, else (not indexed, or
+ * search) by its label, then cached.
+ */
+static int
+resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, int search,
+    hsm_handle *h, uint8_t id[HSM_KEY_ID_LEN])
 {
 	char label[LABEL_MAX];
 	struct entry *e;
 	int rc;
 
+	int dup = 0;
+
 	pthread_mutex_lock(&kd->mu);
 	if ((e = *slot(kd, k)) != NULL) {
 		*h = e->handle;
 		memcpy(id, e->id, HSM_KEY_ID_LEN);
+		dup = e->dup;
 	}
 	pthread_mutex_unlock(&kd->mu);
-	if (e != NULL)
+	if (e != NULL && !dup)
 		return 0;
+	/* the index is the token: a key it lacks is not there */
+	if (e == NULL && !search && atomic_load(&kd->indexed) == 1)
+		return BS_ERR_NOT_FOUND;
 	label_of(k, label);
 	if ((rc = hsm_find_private_key_by_label(s, label, h, id)) != 0)
 		return rc == BS_ERR_EXISTS ? BS_ERR_HSM : rc;   /* several: the token is broken */
@@ -213,12 +332,12 @@ resolve_checked(struct keyd *kd, struct hsm_session *s, const struct keyop_reque
 	uint8_t id[HSM_KEY_ID_LEN];
 	int rc;
 
-	if ((rc = resolve(kd, s, &r->key, h, id)) != 0)
+	if ((rc = resolve(kd, s, &r->key, 0, h, id)) != 0)
 		return rc;
 	if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0) {
-		/* a stale cache entry (objects re-created), or a token that drifted */
+		/* a stale cache entry (objects re-created), or a token that drifted: search */
 		cache_drop(kd, &r->key, id);
-		if ((rc = resolve(kd, s, &r->key, h, id)) != 0)
+		if ((rc = resolve(kd, s, &r->key, 1, h, id)) != 0)
 			return rc;
 		if (memcmp(id, r->id, HSM_KEY_ID_LEN) != 0)
 			return BS_ERR_MISMATCH;
@@ -252,22 +371,47 @@ do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *
 	hsm_handle h;
 	int rc;
 
+	unsigned flags = 0;
+	int indexed = atomic_load(&kd->indexed) == 1;
+
 	label_of(&r->key, label);
 	/* two workers must not both find the label free and both create it */
 	pthread_mutex_lock(&kd->gen_mu);
-	rc = hsm_find_private_key_by_label(s, label, &h, id);
+	if (indexed) {
+		/* the index knows every label and id of the token: no search */
+		pthread_mutex_lock(&kd->mu);
+		rc = *slot(kd, &r->key) != NULL ? 0 : BS_ERR_NOT_FOUND;
+		pthread_mutex_unlock(&kd->mu);
+	} else {
+		rc = hsm_find_private_key_by_label(s, label, &h, id);
+	}
 	if (rc != BS_ERR_NOT_FOUND) {
 		/* taken (once or several times), or the token failed: never a second object */
 		rc = rc == 0 ? BS_ERR_EXISTS : rc;
-	} else if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1) {
-		rc = BS_ERR_CRYPTO;
-	} else if (bs_alg_is_symmetric(r->alg)) {
-		if ((rc = hsm_generate_secret(s, r->alg, a->id, label, &h)) == 0)
-			cache_put(kd, &r->key, h, a->id);
-	} else if ((rc = hsm_generate_keypair(s, r->alg, a->id, label, &h, &a->spki,
-	    &a->spki_len)) == 0) {
-		cache_put(kd, &r->key, h, a->id);
+		goto out;
 	}
+	if (RAND_bytes(a->id, HSM_KEY_ID_LEN) != 1) {
+		rc = BS_ERR_CRYPTO;
+		goto out;
+	}
+	if (indexed) {
+		pthread_mutex_lock(&kd->mu);
+		rc = id_cached(kd, a->id);
+		pthread_mutex_unlock(&kd->mu);
+		if (rc != 0) {   /* 2^-128: refuse rather than search */
+			rc = BS_ERR_EXISTS;
+			goto out;
+		}
+		flags = HSM_GEN_NEW_ID;
+	}
+	if (bs_alg_is_symmetric(r->alg))
+		rc = hsm_generate_secret(s, r->alg, a->id, label, flags, &h);
+	else
+		rc = hsm_generate_keypair(s, r->alg, a->id, label, flags, &h, &a->spki,
+		    &a->spki_len);
+	if (rc == 0)
+		cache_put(kd, &r->key, h, a->id);
+out:
 	pthread_mutex_unlock(&kd->gen_mu);
 	return rc;
 }
@@ -369,6 +513,7 @@ keyd_execute(struct keyd *kd, struct hsm_session *s, const struct keyop_request 
 {
 	memset(a, 0, sizeof(*a));
 	a->type = r->type;
+	ensure_index(kd, s);
 	switch (r->type) {
 	case KEYOP_SIGN:
 		a->rc = do_sign(kd, s, r, a);

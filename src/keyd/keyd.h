@@ -2,8 +2,10 @@
  * keyd.h - the key side of the key door: the only code that turns a key
  * name and version into a PKCS#11 object. It answers the typed operations
  * of keyops.h on a worker's session, keeps the handle cache (SoftHSM's
- * C_FindObjects reads every object in the token), and never sees the
- * network, the policy or the catalog.
+ * C_FindObjects reads every object in the token: the token is listed once,
+ * before the first operation, and the cache then follows what the key side
+ * creates and destroys), and never sees the network, the policy or the
+ * catalog.
  *
  * Objects are found by their label, "boltseal/<name>/v<version>", exactly
  * one private key (or, for envelope keys, one secret key) per label. Today the key side runs in-process on the HSM

@@ -443,13 +443,13 @@ gen_sign_verify(enum bs_alg alg, const char *label)
 
 	assert_int_equal(hsm_session_open(h, &s), 0);
 	assert_int_equal(RAND_bytes(id, sizeof(id)), 1);
-	assert_int_equal(hsm_generate_keypair(s, alg, id, label, &priv, &spki, &spki_len), 0);
+	assert_int_equal(hsm_generate_keypair(s, alg, id, label, 0, &priv, &spki, &spki_len), 0);
 	assert_non_null(spki);
 	check_spki_type(spki, spki_len, alg);
 	raw_check_keypair(id, alg, label, priv);
 
 	/* Same id again: refused, nothing created. */
-	assert_int_equal(hsm_generate_keypair(s, alg, id, label, &priv2, &spki2, &spki2_len),
+	assert_int_equal(hsm_generate_keypair(s, alg, id, label, 0, &priv2, &spki2, &spki2_len),
 	    BS_ERR_EXISTS);
 	assert_null(spki2);
 	assert_int_equal(raw_count_id(id), 2);
@@ -583,17 +583,17 @@ test_bad_args(void **state)
 
 	(void)state;
 	assert_int_equal(hsm_session_open(h, &s), 0);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_NONE, id, "x", &priv, &spki, &spki_len),
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_NONE, id, "x", 0, &priv, &spki, &spki_len),
 	    BS_ERR_UNSUPPORTED);
-	assert_int_equal(hsm_generate_keypair(s, (enum bs_alg)99, id, "x", &priv, &spki,
+	assert_int_equal(hsm_generate_keypair(s, (enum bs_alg)99, id, "x", 0, &priv, &spki,
 	    &spki_len), BS_ERR_UNSUPPORTED);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, "", &priv, &spki, &spki_len),
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, "", 0, &priv, &spki, &spki_len),
 	    BS_ERR_INVALID);
 	memset(longlabel, 'a', sizeof(longlabel) - 1);
 	longlabel[sizeof(longlabel) - 1] = '\0';
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, longlabel, &priv, &spki,
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, longlabel, 0, &priv, &spki,
 	    &spki_len), BS_ERR_INVALID);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, NULL, &priv, &spki, &spki_len),
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, id, NULL, 0, &priv, &spki, &spki_len),
 	    BS_ERR_INVALID);
 	assert_null(spki);
 	assert_int_equal(raw_count_id(id), 0);
@@ -631,13 +631,13 @@ test_list_find_destroy(void **state)
 	assert_int_equal(RAND_bytes(a, sizeof(a)), 1);
 	assert_int_equal(RAND_bytes(b, sizeof(b)), 1);
 	assert_int_equal(RAND_bytes(c, sizeof(c)), 1);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ECDSA_P256_SHA256, a, "bs-list:a", &ha,
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ECDSA_P256_SHA256, a, "bs-list:a", 0, &ha,
 	    &spki, &spki_len), 0);
 	free(spki);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, b, "bs-list:b", &hb, &spki,
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ED25519, b, "bs-list:b", 0, &hb, &spki,
 	    &spki_len), 0);
 	free(spki);
-	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ECDSA_P256_SHA256, c, "other:c", &hc,
+	assert_int_equal(hsm_generate_keypair(s, BS_ALG_ECDSA_P256_SHA256, c, "other:c", 0, &hc,
 	    &spki, &spki_len), 0);
 	free(spki);
 
@@ -656,6 +656,29 @@ test_list_find_destroy(void **state)
 	assert_int_equal(n, 0);
 	free(ids);
 	ids = NULL;
+	{
+		/* the same listing with each object's handle and label (the key side's index) */
+		struct hsm_key_object *o = NULL;
+		size_t no = 0;
+
+		assert_int_equal(hsm_list_key_objects(s, "bs-list:", &o, &no), 0);
+		assert_int_equal(no, 2);
+		for (size_t i = 0; i < no; i++) {
+			assert_false(o[i].secret);
+			if (memcmp(o[i].id, a, sizeof(a)) == 0) {
+				assert_string_equal(o[i].label, "bs-list:a");
+				assert_true(o[i].handle == ha);
+			} else {
+				assert_memory_equal(o[i].id, b, sizeof(b));
+				assert_string_equal(o[i].label, "bs-list:b");
+				assert_true(o[i].handle == hb);
+			}
+		}
+		free(o);
+		assert_int_equal(hsm_list_key_objects(s, "nothing-has-this-prefix", &o, &no), 0);
+		assert_int_equal(no, 0);
+		assert_null(o);
+	}
 
 	assert_int_equal(hsm_find_private_key(s, a, &f), 0);
 	assert_int_equal(f, ha);
@@ -795,7 +818,7 @@ pool_setup(void **state)
 	f->h = open_hsm();
 	assert_int_equal(hsm_session_open(f->h, &f->s), 0);
 	assert_int_equal(RAND_bytes(f->id, sizeof(f->id)), 1);
-	assert_int_equal(hsm_generate_keypair(f->s, BS_ALG_ECDSA_P256_SHA256, f->id, "bs-pool",
+	assert_int_equal(hsm_generate_keypair(f->s, BS_ALG_ECDSA_P256_SHA256, f->id, "bs-pool", 0,
 	    &f->key, &f->spki, &f->spki_len), 0);
 	f->base = event_base_new();
 	assert_non_null(f->base);
