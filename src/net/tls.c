@@ -397,6 +397,11 @@ tls_material_load(const char *cert, const char *key, const char *client_ca, cons
 	/* received records are decrypted in place: wipe them once read (requests carry secrets) */
 	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/*
+	 * an idle connection holds no record buffers (about 34 KiB each otherwise):
+	 * gateways keep thousands of connections open (docs/benchmarks.md, scale)
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		set_err(err, errlen, "cannot load server certificate", cert);
 		goto out;
