@@ -44,6 +44,8 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+
+#include "benchstat.h"
 #include <openssl/ssl.h>
 
 #define MAX_THREADS 64
@@ -73,15 +75,6 @@ struct shared {
 	atomic_int failed;
 	uint64_t *lat_ns;       /* per operation, in claim order */
 };
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void
 usage(void)
@@ -238,42 +231,22 @@ hs_thread(void *arg)
 	SSL *ssl;
 
 	for (;;) {
-		if (now_ns() >= sh->deadline_ns || atomic_load(&sh->failed))
+		if (bench_now_ns() >= sh->deadline_ns || atomic_load(&sh->failed))
 			break;
 		i = atomic_fetch_add(&sh->next, 1);
 		if (i >= sh->o->max_ops)
 			break;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if ((ssl = connect_one(sh, &fd)) == NULL) {
 			atomic_store(&sh->failed, 1);
 			break;
 		}
-		sh->lat_ns[i] = now_ns() - t0;
+		sh->lat_ns[i] = bench_now_ns() - t0;
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 		close(fd);
 	}
 	return NULL;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-pct_us(const uint64_t *v, size_t n, double p)
-{
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (n == 0)
-		return 0;
-	if (k < 1)
-		k = 1;
-	return (double)v[k - 1] / 1000.0;
 }
 
 static int
@@ -285,14 +258,14 @@ run_handshakes(struct shared *sh)
 
 	if ((sh->lat_ns = calloc(sh->o->max_ops, sizeof(uint64_t))) == NULL)
 		return 1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	sh->deadline_ns = t0 + sh->o->seconds * 1000000000ull;
 	for (unsigned t = 0; t < sh->o->threads; t++)
 		if (pthread_create(&th[t], NULL, hs_thread, sh) != 0)
 			return 1;
 	for (unsigned t = 0; t < sh->o->threads; t++)
 		pthread_join(th[t], NULL);
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (atomic_load(&sh->failed)) {
 		fprintf(stderr, "conn-bench: a handshake failed\n");
 		ERR_print_errors_fp(stderr);
@@ -302,11 +275,11 @@ run_handshakes(struct shared *sh)
 	n = atomic_load(&sh->next);
 	if (n > sh->o->max_ops)
 		n = sh->o->max_ops;
-	qsort(sh->lat_ns, n, sizeof(uint64_t), cmp_u64);
+	qsort(sh->lat_ns, n, sizeof(uint64_t), bench_cmp_u64);
 	printf("RESULT kind=handshakes probe=%s threads=%u ops=%lu secs=%.3f rate=%.1f p50_us=%.1f "
 	    "p99_us=%.1f\n", sh->o->probe, sh->o->threads, n, (double)(t1 - t0) / 1e9,
-	    (double)n / ((double)(t1 - t0) / 1e9), pct_us(sh->lat_ns, n, 50),
-	    pct_us(sh->lat_ns, n, 99));
+	    (double)n / ((double)(t1 - t0) / 1e9), bench_pct_us(sh->lat_ns, n, 50),
+	    bench_pct_us(sh->lat_ns, n, 99));
 	return 0;
 }
 
@@ -334,7 +307,7 @@ run_idle(struct shared *sh)
 	const struct opts *o = sh->o;
 	struct rlimit rl;
 	long before, after, held;
-	uint64_t t0 = now_ns(), deadline = t0 + IDLE_DEADLINE_S * 1000000000ull;
+	uint64_t t0 = bench_now_ns(), deadline = t0 + IDLE_DEADLINE_S * 1000000000ull;
 	int *fds = calloc(o->conns, sizeof(int));
 	unsigned long n = 0;
 	int fd, rc = 1;
@@ -349,7 +322,7 @@ run_idle(struct shared *sh)
 	}
 	before = rss_kib(o->pid);
 	for (n = 0; n < o->conns; n++) {
-		if (now_ns() >= deadline || (ssl = connect_one(sh, &fd)) == NULL) {
+		if (bench_now_ns() >= deadline || (ssl = connect_one(sh, &fd)) == NULL) {
 			fprintf(stderr, "conn-bench: connection %lu of %lu failed\n", n + 1, o->conns);
 			ERR_print_errors_fp(stderr);
 			goto out;
@@ -367,7 +340,7 @@ run_idle(struct shared *sh)
 		goto out;
 	}
 	printf("RESULT kind=idle conns=%lu secs=%.3f rss_before_kib=%ld rss_after_kib=%ld "
-	    "rss_held_kib=%ld per_conn_kib=%.2f\n", n, (double)(now_ns() - t0) / 1e9, before, after,
+	    "rss_held_kib=%ld per_conn_kib=%.2f\n", n, (double)(bench_now_ns() - t0) / 1e9, before, after,
 	    held, (double)(held - before) / (double)n);
 	rc = 0;
 out:

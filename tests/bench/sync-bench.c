@@ -26,35 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchstat.h"
+
 #define MAX_OPS_CAP 1000000UL
 #define PREALLOC_BYTES (256ul << 20)
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-pct_us(const uint64_t *v, size_t n, double p)
-{
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (n == 0)
-		return 0;
-	return (double)v[(k < 1 ? 1 : k) - 1] / 1000.0;
-}
 
 /* One loop; mode "append", "prealloc" or "dsync". 0, or -1 with errno. */
 static int
@@ -79,20 +54,20 @@ run(const char *dir, const char *mode, size_t size, unsigned long secs, unsigned
 		goto out_free;
 	if (prealloc && (fallocate(fd, 0, 0, (off_t)PREALLOC_BYTES) != 0 || fsync(fd) != 0))
 		goto out;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	end = t0 + secs * 1000000000ull;
-	while (n < max_ops && (t = now_ns()) < end) {
+	while (n < max_ops && (t = bench_now_ns()) < end) {
 		ssize_t w = prealloc ? pwrite(fd, buf, size, (off_t)((n * size) % PREALLOC_BYTES)) :
 		    write(fd, buf, size);
 
 		if (w != (ssize_t)size || (!dsync && fdatasync(fd) != 0))
 			goto out;
-		lat[n++] = now_ns() - t;
+		lat[n++] = bench_now_ns() - t;
 	}
-	qsort(lat, n, sizeof(*lat), cmp_u64);
+	qsort(lat, n, sizeof(*lat), bench_cmp_u64);
 	printf("RESULT mode=sync-%s size=%zu ops=%lu secs=%.3f ops_per_s=%.0f p50_us=%.1f "
-	    "p99_us=%.1f\n", mode, size, n, (double)(now_ns() - t0) / 1e9,
-	    (double)n / ((double)(now_ns() - t0) / 1e9), pct_us(lat, n, 50), pct_us(lat, n, 99));
+	    "p99_us=%.1f\n", mode, size, n, (double)(bench_now_ns() - t0) / 1e9,
+	    (double)n / ((double)(bench_now_ns() - t0) / 1e9), bench_pct_us(lat, n, 50), bench_pct_us(lat, n, 99));
 	rc = 0;
 out:
 	close(fd);
