@@ -713,6 +713,8 @@ cmd_claims_check(const uint8_t *payload, size_t len, const struct bs_cmd_verify_
     struct bs_cmd_claims *c, char *d, size_t dl)
 {
 	json_t *o = NULL;
+	json_malloc_t jmalloc;
+	json_free_t jfree;
 	char *args;
 	int rc;
 
@@ -728,17 +730,18 @@ cmd_claims_check(const uint8_t *payload, size_t len, const struct bs_cmd_verify_
 		rc = fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	/* json_dumps allocates with jansson's functions, which an application may have set */
+	json_get_alloc_funcs(&jmalloc, &jfree);
 	c->args_len = strlen(args);
-	if ((c->args = malloc(c->args_len + 1)) == NULL) {
-		OPENSSL_cleanse(args, c->args_len);
-		free(args);
+	if ((c->args = malloc(c->args_len + 1)) != NULL)
+		memcpy(c->args, args, c->args_len + 1);
+	OPENSSL_cleanse(args, c->args_len);
+	jfree(args);
+	if (c->args == NULL) {
 		c->args_len = 0;
 		rc = fail(d, dl, BS_CMD_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(c->args, args, c->args_len + 1);
-	OPENSSL_cleanse(args, c->args_len);
-	free(args);
 out:
 	json_decref(o);
 	return rc;
