@@ -268,9 +268,7 @@ resolve(struct keyd *kd, struct hsm_session *s, const struct keyop_key *k, int s
 {
 	char label[LABEL_MAX];
 	struct entry *e;
-	int rc;
-
-	int dup = 0;
+	int rc, dup = 0;
 
 	pthread_mutex_lock(&kd->mu);
 	if ((e = *slot(kd, k)) != NULL) {
@@ -369,10 +367,8 @@ do_generate(struct keyd *kd, struct hsm_session *s, const struct keyop_request *
 	char label[LABEL_MAX];
 	uint8_t id[HSM_KEY_ID_LEN];
 	hsm_handle h;
-	int rc;
-
 	unsigned flags = 0;
-	int indexed = atomic_load(&kd->indexed) == 1;
+	int rc, indexed = atomic_load(&kd->indexed) == 1;
 
 	label_of(&r->key, label);
 	/* two workers must not both find the label free and both create it */

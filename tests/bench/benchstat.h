@@ -35,7 +35,11 @@ bench_pct_us(const uint64_t *sorted, size_t n, double p)
 
 	if (n == 0)
 		return 0;
-	return (double)sorted[(k < 1 ? 1 : k) - 1] / 1000.0;
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return (double)sorted[k - 1] / 1000.0;
 }
 
 #endif

@@ -71,6 +71,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "benchstat.h"
 #include "boltseal/client.h"
 #include "boltseal/v1/commands.pb-c.h"
 #include "boltseal/v1/envelope.pb-c.h"
@@ -138,15 +139,6 @@ struct opts {
 	double seconds;
 	unsigned long max_ops;
 };
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void
 usage(void)
@@ -307,30 +299,6 @@ parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---- latency statistics ------------------------------------------------------- */
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array, in microseconds. */
-static double
-pct_us(const uint64_t *sorted, size_t n, double p)
-{
-	size_t rank;
-
-	if (n == 0)
-		return 0.0;
-	rank = (size_t)((p / 100.0) * (double)n + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > n)
-		rank = n;
-	return (double)sorted[rank - 1] / 1000.0;
-}
-
 /* ---- raw: in-process PKCS#11 ---------------------------------------------------- */
 
 struct raw_shared {
@@ -411,7 +379,7 @@ raw_thread(void *arg)
 	if (atomic_load(&sh->setup_failed))
 		goto out;
 	for (;;) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (t0 >= sh->deadline_ns)
 			break;
 		idx = atomic_fetch_add(&sh->next, 1);
@@ -420,7 +388,7 @@ raw_thread(void *arg)
 		/* a fresh nonce per operation: never (thread, counter) twice in a run */
 		gcm_nonce(nonce, prefix, counter++);
 		rv = raw_op(sh, s, priv, nonce);
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		sh->lat[idx] = t1 - t0;
 		if (rv != 0) {
 			if (atomic_fetch_add(&sh->errors, 1) == 0)
@@ -599,12 +567,12 @@ run_raw(const struct opts *o)
 		started++;
 	}
 	(void)pthread_barrier_wait(&sh.ready);
-	t_start = now_ns();
+	t_start = bench_now_ns();
 	sh.deadline_ns = t_start + (uint64_t)(o->seconds * 1e9);
 	(void)pthread_barrier_wait(&sh.go);
 	for (i = 0; i < started; i++)
 		(void)pthread_join(tids[i], NULL);
-	t_end = now_ns();
+	t_end = bench_now_ns();
 	if (atomic_load(&sh.setup_failed))
 		goto out;
 
@@ -612,18 +580,18 @@ run_raw(const struct opts *o)
 	if (n > o->max_ops)
 		n = o->max_ops;
 	secs = (double)(t_end - t_start) / 1e9;
-	qsort(sh.lat, n, sizeof(*sh.lat), cmp_u64);
+	qsort(sh.lat, n, sizeof(*sh.lat), bench_cmp_u64);
 	if (o->gcm)
 		printf("RESULT mode=raw op=gcm pt=%d aad=%zu threads=%u ops=%lu errors=%lu secs=%.3f "
 		    "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
 		    BENCH_GCM_PT_LEN, sh.aad_len, o->threads, n, atomic_load(&sh.errors), secs,
-		    (double)n / secs, pct_us(sh.lat, n, 50.0), pct_us(sh.lat, n, 99.0),
-		    pct_us(sh.lat, n, 99.9));
+		    (double)n / secs, bench_pct_us(sh.lat, n, 50.0), bench_pct_us(sh.lat, n, 99.0),
+		    bench_pct_us(sh.lat, n, 99.9));
 	else
 		printf("RESULT mode=raw op=ecdsa threads=%u ops=%lu errors=%lu secs=%.3f "
 		    "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
 		    o->threads, n, atomic_load(&sh.errors), secs, (double)n / secs,
-		    pct_us(sh.lat, n, 50.0), pct_us(sh.lat, n, 99.0), pct_us(sh.lat, n, 99.9));
+		    bench_pct_us(sh.lat, n, 50.0), bench_pct_us(sh.lat, n, 99.0), bench_pct_us(sh.lat, n, 99.9));
 	if (atomic_load(&sh.errors) > 0) {
 		fprintf(stderr, "bs-bench raw: %lu operations failed\n", atomic_load(&sh.errors));
 		goto out;
@@ -1236,7 +1204,7 @@ count_distinct(uint64_t *seqs, unsigned long n)
 {
 	unsigned long i, d = 0;
 
-	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	qsort(seqs, n, sizeof(*seqs), bench_cmp_u64);
 	for (i = 0; i < n; i++)
 		if (i == 0 || seqs[i] != seqs[i - 1])
 			d++;
@@ -1376,7 +1344,7 @@ on_done(void *arg, const struct bs_call_result *res)
 	struct grpc_bench *g = sl->g;
 	Boltseal__V1__SignResponse *sr;
 	Boltseal__V1__SignBatchResponse *br;
-	uint64_t t1 = now_ns();
+	uint64_t t1 = bench_now_ns();
 	size_t i;
 
 	sl->busy = 0;
@@ -1795,10 +1763,10 @@ run_grpc(const struct opts *o)
 	for (i = 0; i < o->streams; i++)
 		slots[i].g = &g;
 
-	t_start = now_ns();
+	t_start = bench_now_ns();
 	deadline = t_start + (uint64_t)(o->seconds * 1e9);
 	for (;;) {
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 
 		if (t < deadline && g.bad_status == 0) {
 			for (i = 0; i < o->streams && g.started < g.max_ops; i++) {
@@ -1815,7 +1783,7 @@ run_grpc(const struct opts *o)
 						next = 0;
 				}
 				slots[i].busy = 1;
-				slots[i].t0 = now_ns();
+				slots[i].t0 = bench_now_ns();
 				if ((rv = bs_client_start(c, path, body, body_len, on_done, &slots[i])) != 0) {
 					slots[i].busy = 0;
 					fprintf(stderr, "bs-bench grpc: bs_client_start: %d\n", rv);
@@ -1834,7 +1802,7 @@ run_grpc(const struct opts *o)
 			break;
 		}
 	}
-	t_end = now_ns();
+	t_end = bench_now_ns();
 	if (g.envp != NULL && (envp.kind == ENV_GENERATE || envp.kind == ENV_GENERATE_BATCH) &&
 	    g.bad_status == 0 && g.have_first) {
 		if (env_round_trip(c, &g, o->vehicles_prefix) == 0)
@@ -1845,29 +1813,29 @@ run_grpc(const struct opts *o)
 
 	n = g.completed < g.max_ops ? g.completed : g.max_ops;
 	secs = (double)(t_end - t_start) / 1e9;
-	qsort(g.lat, n, sizeof(*g.lat), cmp_u64);
+	qsort(g.lat, n, sizeof(*g.lat), bench_cmp_u64);
 	if (g.command) {
 		distinct = count_distinct(g.seqs, g.nseqs);
 		printf("RESULT mode=grpc-command command=%s vehicles=%u streams=%u calls=%lu tokens=%lu "
 		    "bad_status=%lu bad_items=%lu distinct_seq=%lu secs=%.3f calls_per_s=%.0f "
 		    "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
 		    o->command, bodies.n, o->streams, g.completed, g.sigs, g.bad_status, g.bad_items,
-		    distinct, secs, (double)g.completed / secs, pct_us(g.lat, n, 50.0),
-		    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+		    distinct, secs, (double)g.completed / secs, bench_pct_us(g.lat, n, 50.0),
+		    bench_pct_us(g.lat, n, 99.0), bench_pct_us(g.lat, n, 99.9));
 	} else if (g.envp != NULL) {
 		printf("RESULT mode=grpc-envelope op=%s streams=%u batch=%u vehicles=%u blobs=%u "
 		    "calls=%lu items=%lu bad_status=%lu bad_items=%lu secs=%.3f calls_per_s=%.0f "
 		    "items_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
 		    o->envelope, o->streams, o->batch, o->vehicles, envk.n, g.completed, g.sigs,
 		    g.bad_status, g.bad_items, secs, (double)g.completed / secs, (double)g.sigs / secs,
-		    pct_us(g.lat, n, 50.0), pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+		    bench_pct_us(g.lat, n, 50.0), bench_pct_us(g.lat, n, 99.0), bench_pct_us(g.lat, n, 99.9));
 	} else {
 		printf("RESULT mode=grpc streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
 		    "bad_items=%lu secs=%.3f calls_per_s=%.0f sigs_per_s=%.0f p50_us=%.1f "
 		    "p99_us=%.1f p999_us=%.1f\n",
 		    o->streams, o->batch, g.completed, g.sigs, g.bad_status, g.bad_items, secs,
-		    (double)g.completed / secs, (double)g.sigs / secs, pct_us(g.lat, n, 50.0),
-		    pct_us(g.lat, n, 99.0), pct_us(g.lat, n, 99.9));
+		    (double)g.completed / secs, (double)g.sigs / secs, bench_pct_us(g.lat, n, 50.0),
+		    bench_pct_us(g.lat, n, 99.0), bench_pct_us(g.lat, n, 99.9));
 	}
 	if (g.bad_status > 0 || g.bad_items > 0) {
 		fprintf(stderr, "bs-bench grpc: %lu failed calls, %lu bad %s\n", g.bad_status,

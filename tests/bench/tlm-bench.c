@@ -38,6 +38,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "benchstat.h"
 #include "boltseal/client.h"
 #include "boltseal/telemetry.h"
 #include "boltseal/v1/telemetry.pb-c.h"
@@ -58,23 +59,6 @@ static struct opts o = { NULL, NULL, NULL, NULL, 1000, 100, 4, 0, 5, 100000 };
 static EVP_PKEY **keys;
 static struct tok *toks;
 static unsigned long ntoks;
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
@@ -166,7 +150,7 @@ raw_run(void *arg)
 		BIGNUM *x, *y;
 		int n;
 
-		if ((i & 63) == 0 && now_ns() > r->deadline)
+		if ((i & 63) == 0 && bench_now_ns() > r->deadline)
 			break;
 		/* the signature and what it covers, as a verifier receives them */
 		if (tlm_batch_decode(toks[i].b, toks[i].len, &b, &why) != 0 ||
@@ -196,7 +180,7 @@ static int
 run_raw(void)
 {
 	struct raw_thread *th = calloc(o.threads, sizeof(*th));
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	unsigned long total = 0;
 	double secs;
 	int bad = 0;
@@ -215,7 +199,7 @@ run_raw(void)
 		total += th[t].done;
 		bad |= th[t].bad;
 	}
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(bench_now_ns() - t0) / 1e9;
 	free(th);
 	if (bad) {
 		fprintf(stderr, "tlm-bench raw: a signature did not verify\n");
@@ -255,7 +239,7 @@ start(struct slot *s)
 	size_t len;
 	int rc;
 
-	if (g->next + per > ntoks || now_ns() > g->deadline || g->bad)
+	if (g->next + per > ntoks || bench_now_ns() > g->deadline || g->bad)
 		return 0;
 	bb = calloc(per, sizeof(*bb));
 	bp = calloc(per, sizeof(*bp));
@@ -297,7 +281,7 @@ start(struct slot *s)
 	}
 	g->next += per;
 	s->n = per;
-	s->t0 = now_ns();
+	s->t0 = bench_now_ns();
 	rc = bs_client_start(g->c, o.batch > 0 ? "/boltseal.v1.TelemetryService/VerifyTelemetryBatches" :
 	    "/boltseal.v1.TelemetryService/VerifyTelemetryBatch", body, len, on_done, s);
 	free(body);
@@ -314,7 +298,7 @@ on_done(void *arg, const struct bs_call_result *res)
 	unsigned long ok = 0;
 
 	if (g->calls < g->ncalls_max)
-		g->lat[g->calls] = now_ns() - s->t0;
+		g->lat[g->calls] = bench_now_ns() - s->t0;
 	g->calls++;
 	if (res->grpc_status != 0) {
 		fprintf(stderr, "tlm-bench: status %d: %s\n", res->grpc_status,
@@ -395,7 +379,7 @@ run_grpc(void)
 	g.ncalls_max = ntoks;
 	if ((g.lat = calloc(g.ncalls_max, sizeof(*g.lat))) == NULL)
 		return 1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	g.deadline = t0 + o.seconds * 1000000000ull;
 	for (unsigned long i = 0; i < o.streams; i++) {
 		slots[i].g = &g;
@@ -404,13 +388,13 @@ run_grpc(void)
 	while (bs_client_pending(g.c) > 0 && !g.bad)
 		if (bs_client_run(g.c, 1) != 0)
 			g.bad = 1;
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(bench_now_ns() - t0) / 1e9;
 	bs_client_free(g.c);
 	if (g.bad || g.accepted == 0)
 		return 1;
 	if (g.calls > g.ncalls_max)
 		g.calls = g.ncalls_max;
-	qsort(g.lat, g.calls, sizeof(*g.lat), cmp_u64);
+	qsort(g.lat, g.calls, sizeof(*g.lat), bench_cmp_u64);
 	printf("RESULT mode=grpc batch=%lu streams=%lu batches=%lu secs=%.2f batches_per_s=%.0f "
 	    "p50_ms=%.2f\n", o.batch, o.streams, g.accepted, secs, (double)g.accepted / secs,
 	    (double)g.lat[g.calls / 2] / 1e6);
