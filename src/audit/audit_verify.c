@@ -422,13 +422,27 @@ add_line(struct vstate *st, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Reads the log. 0, BS_ERR_IO (msg in err), BS_ERR_NOMEM, BS_ERR_CRYPTO. */
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Reads the log. The records end at the first line that starts with a NUL:
+ * a running daemon preallocates the file with zeros (cut off when it
+ * stops), and everything after must be zeros. 0, BS_ERR_IO (msg in err),
+ * BS_ERR_NOMEM, BS_ERR_CRYPTO.
+ */
 static int
 read_log(struct vstate *st, const char *path, char *err, size_t errlen)
 {
 	uint8_t *buf = NULL;
 	size_t have = 0, cap = READ_CHUNK;
-	int fd, rc = BS_ERR_IO;
+	int fd, rc = BS_ERR_IO, zeros = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -465,15 +479,27 @@ read_log(struct vstate *st, const char *path, char *err, size_t errlen)
 			goto out;
 		}
 		if (nr == 0) {
-			if (have > 0)
+			if (have > 0 && !zeros)
 				line_problem(st, st->n, "torn last record (no newline)");
 			break;
 		}
 		have += (size_t)nr;
+		if (zeros) {
+			if (!all_zero(buf, have)) {
+				line_problem(st, st->n, "bytes other than zeros after the records");
+				break;
+			}
+			have = 0;
+			continue;
+		}
 		for (;;) {
 			uint8_t *nl = memchr(buf + pos, '\n', have - pos);
 			size_t len;
 
+			if (pos < have && buf[pos] == '\0') {
+				zeros = 1;   /* the records end where the zeros begin */
+				break;
+			}
 			if (nl == NULL)
 				break;
 			len = (size_t)(nl - (buf + pos));
@@ -483,6 +509,14 @@ read_log(struct vstate *st, const char *path, char *err, size_t errlen)
 		}
 		memmove(buf, buf + pos, have - pos);
 		have -= pos;
+		if (zeros) {
+			/* after the records: the daemon's preallocated zeros, nothing else */
+			if (!all_zero(buf, have)) {
+				line_problem(st, st->n, "bytes other than zeros after the records");
+				break;
+			}
+			have = 0;
+		}
 	}
 	rc = 0;
 out:

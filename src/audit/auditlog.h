@@ -88,14 +88,24 @@ struct audit_log_opts {
 	unsigned grow_every;                 /* call on_grow after this many new records */
 	void (*on_grow)(void *arg, uint64_t size);   /* event loop thread; may be NULL */
 	void *grow_arg;
+	size_t prealloc_chunk;               /* the file grows by this many bytes of zeros
+	                                        (while 64 MiB stay free), so that a sync has
+	                                        no metadata to commit; 0:
+	                                        AUDIT_PREALLOC_DEFAULT, 1: none (each write
+	                                        grows the file) */
 };
+
+#define AUDIT_PREALLOC_DEFAULT (1u << 20)
 
 /*
  * Opens (creating dir 0700 and the file 0600 if needed) the log in dir,
  * re-reads every line to rebuild the tree, and checks the seq/prev chain: a
  * mismatch is BS_ERR_MISMATCH naming the record in err (the daemon refuses
- * to start; `boltseal audit verify` tells more). A torn last line (no
- * newline) is cut off and a recovery record saying so is appended. Then
+ * to start; `boltseal audit verify` tells more). The records end at the
+ * first NUL (the zeros the file is preallocated with, cut off again by
+ * audit_log_close()). A torn last line (no newline), or bytes other than
+ * zeros after the records, are cut off and a recovery record saying so is
+ * appended. Then
  * starts the writer thread, whose completions reach base.
  * Returns 0, BS_ERR_IO, BS_ERR_MISMATCH or BS_ERR_NOMEM (err says why).
  */

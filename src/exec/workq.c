@@ -268,9 +268,14 @@ workq_submit(struct workq *p, struct workq_job *job)
 			p->q_head = job;
 		p->q_tail = job;
 		p->q_len++;
-		pthread_cond_signal(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
+	/*
+	 * Signalled after the unlock: a worker woken under the lock would only
+	 * block again on the mutex (a second futex wake-up per job).
+	 */
+	if (ret == 0)
+		pthread_cond_signal(&p->cv);
 	return ret;
 }
 

@@ -44,6 +44,12 @@
  *       of B items, round robin over the blobs; every plaintext must equal
  *       the data key remembered for its blob. "items" are data keys made or
  *       blobs decrypted. All request bodies are packed before the timed loop.
+ *   bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --health
+ *                 [--streams K] [--seconds S] [--max-ops M]
+ *       The same connection keeping K grpc.health.v1.Health/Check calls (the
+ *       server as a whole) in flight: every layer of a call but the key side,
+ *       the HSM and the audit log, the floor under unary Sign. Each answer must
+ *       be SERVING.
  *   bs-bench mkreq --key-name N --out FILE [--batch B]
  *       Writes one Length-Prefixed-Message framed SignRequest (or
  *       SignBatchRequest) body, for HTTP/2 load generators such as h2load.
@@ -111,6 +117,7 @@
 #define PATH_ENV_GENERATE_BATCH "/boltseal.v1.EnvelopeService/GenerateDataKeyBatch"
 #define PATH_ENV_DECRYPT "/boltseal.v1.EnvelopeService/Decrypt"
 #define PATH_ENV_DECRYPT_BATCH "/boltseal.v1.EnvelopeService/DecryptBatch"
+#define PATH_HEALTH_CHECK "/grpc.health.v1.Health/Check"
 
 struct opts {
 	const char *mode;
@@ -135,6 +142,7 @@ struct opts {
 	unsigned vehicles;
 	int vehicles_given;     /* --vehicles or --vehicles-prefix seen */
 	const char *envelope;   /* grpc: "generate" or "decrypt" (EnvelopeService) when set */
+	int health;             /* grpc: grpc.health.v1.Health/Check, no key, no HSM */
 	/* all */
 	double seconds;
 	unsigned long max_ops;
@@ -154,6 +162,8 @@ usage(void)
 	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --key-name KEK\n"
 	    "                --envelope generate|decrypt [--vehicles-prefix P] [--vehicles V]\n"
 	    "                [--streams K] [--batch B] [--seconds S] [--max-ops M]\n"
+	    "       bs-bench grpc --server 127.0.0.1:PORT --ca F --cert F --key F --health\n"
+	    "                [--streams K] [--seconds S] [--max-ops M]\n"
 	    "       bs-bench mkreq --key-name N --out FILE [--batch B]\n");
 	exit(2);
 }
@@ -195,6 +205,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "vehicles-prefix", required_argument, NULL, 'p' },
 		{ "vehicles", required_argument, NULL, 'v' },
 		{ "gcm", no_argument, NULL, 'g' },
+		{ "health", no_argument, NULL, 'H' },
 		{ "envelope", required_argument, NULL, 'e' },
 		{ "seconds", required_argument, NULL, 'S' },
 		{ "max-ops", required_argument, NULL, 'm' },
@@ -230,6 +241,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'o': o->out = optarg; break;
 		case 'c': o->command = optarg; break;
 		case 'g': o->gcm = 1; break;
+		case 'H': o->health = 1; break;
 		case 'e':
 			if (strcmp(optarg, "generate") != 0 && strcmp(optarg, "decrypt") != 0) {
 				fprintf(stderr, "bs-bench: --envelope must be generate or decrypt\n");
@@ -1070,6 +1082,7 @@ struct grpc_bench {
 	unsigned long sigs;          /* good signatures received */
 	unsigned batch;
 	int command;                 /* SignCommand mode: sigs counts good tokens */
+	int health;                  /* Health/Check mode: sigs counts SERVING answers */
 	uint64_t *seqs;              /* SignCommand: vehicle << BENCH_SEQ_BITS | seq, max_ops */
 	unsigned long nseqs;
 	int verified;                /* first signature checked against the public key */
@@ -1359,6 +1372,14 @@ on_done(void *arg, const struct bs_call_result *res)
 		on_command_done(g, sl->body, res);
 		return;
 	}
+	if (g->health) {
+		/* HealthCheckResponse{status: SERVING}: field 1, varint 1 */
+		if (res->resp_len == 2 && res->resp[0] == 0x08 && res->resp[1] == 0x01)
+			g->sigs++;
+		else if (g->bad_items++ < 5)
+			fprintf(stderr, "bs-bench grpc: the health answer is not SERVING\n");
+		return;
+	}
 	if (g->envp != NULL) {
 		on_env_done(g, sl->body, res);
 		return;
@@ -1643,8 +1664,14 @@ static int
 grpc_check_opts(const struct opts *o)
 {
 	if (o->server == NULL || o->ca == NULL || o->cert == NULL || o->key == NULL ||
-	    o->key_name == NULL) {
+	    (o->key_name == NULL && !o->health)) {
 		fprintf(stderr, "bs-bench grpc: --server, --ca, --cert, --key and --key-name are required\n");
+		return 2;
+	}
+	if (o->health && (o->key_name != NULL || o->command != NULL || o->envelope != NULL ||
+	    o->batch > 0 || o->vehicles_given)) {
+		fprintf(stderr, "bs-bench grpc: --health takes no key, command, envelope, batch or "
+		    "vehicles\n");
 		return 2;
 	}
 	if (o->gcm) {
@@ -1715,6 +1742,8 @@ run_grpc(const struct opts *o)
 			goto out;
 		}
 		path = PATH_SIGN_COMMAND;
+	} else if (o->health) {
+		path = PATH_HEALTH_CHECK;   /* an empty HealthCheckRequest: the server as a whole */
 	} else if (o->envelope == NULL) {
 		if (RAND_bytes(digest, sizeof(digest)) != 1 ||
 		    pack_request(o->key_name, o->batch, digest, &req, &req_len) != 0) {
@@ -1732,6 +1761,7 @@ run_grpc(const struct opts *o)
 	g.max_ops = o->max_ops;
 	g.batch = o->batch;
 	g.command = o->command != NULL;
+	g.health = o->health;
 	g.digest = digest;
 
 	memset(&co, 0, sizeof(co));
@@ -1754,6 +1784,8 @@ run_grpc(const struct opts *o)
 		g.envp = &envp;
 		g.kek = o->key_name;
 		path = env_path(envp.kind);
+	} else if (o->health) {
+		g.verified = 1;   /* nothing to verify: each answer is checked */
 	} else {
 		if (fetch_spki(c, o->key_name, &spki, &spki_len) != 0)
 			goto out;
@@ -1830,9 +1862,9 @@ run_grpc(const struct opts *o)
 		    g.bad_status, g.bad_items, secs, (double)g.completed / secs, (double)g.sigs / secs,
 		    bench_pct_us(g.lat, n, 50.0), bench_pct_us(g.lat, n, 99.0), bench_pct_us(g.lat, n, 99.9));
 	} else {
-		printf("RESULT mode=grpc streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
+		printf("RESULT mode=%s streams=%u batch=%u calls=%lu sigs=%lu bad_status=%lu "
 		    "bad_items=%lu secs=%.3f calls_per_s=%.0f sigs_per_s=%.0f p50_us=%.1f "
-		    "p99_us=%.1f p999_us=%.1f\n",
+		    "p99_us=%.1f p999_us=%.1f\n", g.health ? "grpc-health" : "grpc",
 		    o->streams, o->batch, g.completed, g.sigs, g.bad_status, g.bad_items, secs,
 		    (double)g.completed / secs, (double)g.sigs / secs, bench_pct_us(g.lat, n, 50.0),
 		    bench_pct_us(g.lat, n, 99.0), bench_pct_us(g.lat, n, 99.9));

@@ -11,8 +11,12 @@
  *             audit writer does per group of records;
  *   prealloc  the same into a file preallocated with fallocate(2), written
  *             in place: no size or block allocation to make durable;
- *   dsync     write(2) to an O_APPEND|O_DSYNC file (the sync in the write).
- * Prints one "RESULT" line per loop (ops/s, p50, p99 in microseconds) and
+ *   dsync     write(2) to an O_APPEND|O_DSYNC file (the sync in the write);
+ *   overwrite the same as prealloc into a file whose blocks were written
+ *             (zeros) and synced first: no extent to convert either.
+ * Prints one "RESULT" line per loop (ops/s, p50, p99 in microseconds, and
+ * cpu_us: the whole machine's busy CPU time per write, from /proc/stat,
+ * which counts the journal and block-layer threads a sync wakes) and
  * removes its files. Exits 1 on an I/O error.
  */
 #define _GNU_SOURCE
@@ -30,6 +34,24 @@
 
 #define MAX_OPS_CAP 1000000UL
 #define PREALLOC_BYTES (256ul << 20)
+#define OVERWRITE_BYTES (16ul << 20)   /* written before the loop: keep it short */
+
+/* The machine's busy time so far in clock ticks (all CPUs; /proc/stat), or 0. */
+static unsigned long long
+busy_ticks(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (f == NULL)
+		return 0;
+	/* cpu user nice system idle iowait irq softirq steal */
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+	    &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	return n == 8 ? v[0] + v[1] + v[2] + v[5] + v[6] : 0;
+}
 
 /* One loop; mode "append", "prealloc" or "dsync". 0, or -1 with errno. */
 static int
@@ -38,9 +60,12 @@ run(const char *dir, const char *mode, size_t size, unsigned long secs, unsigned
 {
 	char path[4096];
 	unsigned char *buf = malloc(size);
-	int prealloc = strcmp(mode, "prealloc") == 0, dsync = strcmp(mode, "dsync") == 0;
+	int overwrite = strcmp(mode, "overwrite") == 0, keep = strcmp(mode, "keepsize") == 0;
+	int prealloc = overwrite || strcmp(mode, "prealloc") == 0, dsync = strcmp(mode, "dsync") == 0;
 	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (prealloc ? 0 : O_APPEND) |
 	    (dsync ? O_DSYNC : 0);
+	unsigned long long busy0;
+	unsigned long span = overwrite ? OVERWRITE_BYTES : PREALLOC_BYTES;
 	uint64_t t0, end, t;
 	unsigned long n = 0;
 	int fd, rc = -1;
@@ -52,22 +77,39 @@ run(const char *dir, const char *mode, size_t size, unsigned long secs, unsigned
 	snprintf(path, sizeof(path), "%s/sync-bench.%s.%ld", dir, mode, (long)getpid());
 	if ((fd = open(path, flags, 0600)) < 0)
 		goto out_free;
-	if (prealloc && (fallocate(fd, 0, 0, (off_t)PREALLOC_BYTES) != 0 || fsync(fd) != 0))
+	if (keep && (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)span) != 0 || fsync(fd) != 0))
 		goto out;
+	if (prealloc && !overwrite && (fallocate(fd, 0, 0, (off_t)span) != 0 || fsync(fd) != 0))
+		goto out;
+	if (overwrite) {
+		unsigned char *zero = calloc(1, 1ul << 20);
+		unsigned long off;
+
+		for (off = 0; zero != NULL && off < span; off += 1ul << 20)
+			if (pwrite(fd, zero, 1ul << 20, (off_t)off) != (ssize_t)(1ul << 20))
+				break;
+		free(zero);
+		if (off < span || fsync(fd) != 0)
+			goto out;
+	}
+	busy0 = busy_ticks();
 	t0 = bench_now_ns();
 	end = t0 + secs * 1000000000ull;
 	while (n < max_ops && (t = bench_now_ns()) < end) {
-		ssize_t w = prealloc ? pwrite(fd, buf, size, (off_t)((n * size) % PREALLOC_BYTES)) :
+		ssize_t w = prealloc ? pwrite(fd, buf, size, (off_t)((n * size) % (span - span % size))) :
 		    write(fd, buf, size);
 
 		if (w != (ssize_t)size || (!dsync && fdatasync(fd) != 0))
 			goto out;
 		lat[n++] = bench_now_ns() - t;
 	}
+	busy0 = busy_ticks() - busy0;
+	t = bench_now_ns() - t0;
 	qsort(lat, n, sizeof(*lat), bench_cmp_u64);
 	printf("RESULT mode=sync-%s size=%zu ops=%lu secs=%.3f ops_per_s=%.0f p50_us=%.1f "
-	    "p99_us=%.1f\n", mode, size, n, (double)(bench_now_ns() - t0) / 1e9,
-	    (double)n / ((double)(bench_now_ns() - t0) / 1e9), bench_pct_us(lat, n, 50), bench_pct_us(lat, n, 99));
+	    "p99_us=%.1f cpu_us=%.1f\n", mode, size, n, (double)t / 1e9, (double)n / ((double)t / 1e9),
+	    bench_pct_us(lat, n, 50), bench_pct_us(lat, n, 99),
+	    n > 0 ? (double)busy0 * 1e6 / (double)sysconf(_SC_CLK_TCK) / (double)n : 0.0);
 	rc = 0;
 out:
 	close(fd);
@@ -85,7 +127,7 @@ main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' }, { "max-ops", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const modes[] = { "append", "prealloc", "dsync" };
+	static const char *const modes[] = { "append", "prealloc", "dsync", "overwrite", "keepsize" };
 	const char *dir = NULL;
 	unsigned long size = 4096, secs = 3, max_ops = 200000;
 	uint64_t *lat;

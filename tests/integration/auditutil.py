@@ -233,8 +233,7 @@ def read_lines(state_dir_or_file):
     path = state_dir_or_file
     if os.path.isdir(path):
         path = os.path.join(audit_dir(path), "audit.jsonl")
-    with open(path, "rb") as f:
-        data = f.read()
+    data = bsutil.audit_bytes(path)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -413,13 +413,25 @@ def audit_path(state_dir):
     return os.path.join(state_dir, "audit", "audit.jsonl")
 
 
+def audit_bytes(path):
+    """The records of the audit log file at path: a running daemon keeps
+    the file preallocated with zeros after them (cut off when it stops),
+    which must be zeros to the end."""
+    with open(path, "rb") as f:
+        data = f.read()
+    i = data.find(b"\0")
+    if i < 0:
+        return data
+    assert data[i:].count(b"\0") == len(data) - i, "bytes after the zeros of %s" % path
+    return data[:i]
+
+
 def audit_records(state_dir):
     """The daemon's audit log (<state_dir>/audit/audit.jsonl), parsed: one
     dict per complete line. Read it after the call returned: a record is
     durable before its response is sent."""
     try:
-        with open(audit_path(state_dir), "rb") as f:
-            data = f.read()
+        data = audit_bytes(audit_path(state_dir))
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in data.split(b"\n")[:-1] if line]

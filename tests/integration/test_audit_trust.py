@@ -52,8 +52,7 @@ def verify(adir, *extra):
 
 
 def read_lines(adir):
-    with open(os.path.join(adir, "audit.jsonl"), "rb") as f:
-        data = f.read()
+    data = bsutil.audit_bytes(os.path.join(adir, "audit.jsonl"))
     assert data.endswith(b"\n")
     return data[:-1].split(b"\n")
 

@@ -625,6 +625,67 @@ test_truncate(void **state)
 	}
 }
 
+/* Appends n zeros, then tail (may be NULL), to the log file. */
+static void
+log_append_zeros(size_t n, const char *tail)
+{
+	FILE *f = fopen(F.log, "ab");
+
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(fputc(0, f), 0);
+	if (tail != NULL)
+		assert_int_equal(fputs(tail, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A running daemon's log: its records, then the zeros it preallocated. */
+static void
+test_zero_tail(void **state)
+{
+	struct audit_verify_report rep;
+	struct log g;
+
+	(void)state;
+	std_cps();
+	log_orig(&g);
+	log_write(&g, 0);
+	log_append_zeros(3 * (256 * 1024) + 17, NULL);   /* past the verifier's 256 KiB reads */
+	verify(&rep);
+	assert_int_equal(rep.ok, 1);
+	assert_int_equal(rep.records, NREC);
+
+	/* anything but zeros after them is reported after the last record */
+	log_write(&g, 0);
+	log_append_zeros(100, "{\"seq\":40}\n");
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.first_bad_record, NREC);
+	assert_non_null(strstr(rep.error, "bytes other than zeros after the records"));
+
+	/* the same far past the first read */
+	log_write(&g, 0);
+	log_append_zeros(2 * (256 * 1024), "x");
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.first_bad_record, NREC);
+
+	/* a record torn among the zeros is a bad record at its index */
+	log_write(&g, 0);
+	{
+		FILE *f = fopen(F.log, "ab");
+
+		assert_non_null(f);
+		assert_int_equal(fputs("{\"seq\":40,\"prev\":\"01", f) >= 0, 1);
+		assert_int_equal(fclose(f), 0);
+	}
+	log_append_zeros(50, NULL);
+	verify(&rep);
+	assert_int_equal(rep.ok, 0);
+	assert_int_equal(rep.first_bad_record, NREC);
+	log_free(&g);
+}
+
 static void
 test_torn(void **state)
 {
@@ -1387,6 +1448,7 @@ main(void)
 		cmocka_unit_test(test_swap),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_torn),
+		cmocka_unit_test(test_zero_tail),
 		cmocka_unit_test(test_bad_checkpoints),
 		cmocka_unit_test(test_last_record),
 		cmocka_unit_test(test_rewritten_chain),

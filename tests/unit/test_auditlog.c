@@ -539,6 +539,7 @@ struct lines {
 	const char *p[MAX_LINES];
 	size_t l[MAX_LINES];
 	size_t partial;             /* bytes after the last newline */
+	size_t zeros;               /* the preallocated tail (NULs) after the records */
 };
 
 static void
@@ -548,6 +549,20 @@ lines_load(const char *path, struct lines *ls)
 
 	memset(ls, 0, sizeof(*ls));
 	ls->buf = slurp(path, &ls->len);
+	/* the records end at the preallocated zeros, which must be zeros to the end */
+	{
+		const char *z = memchr(ls->buf, '\0', ls->len);
+
+		if (z != NULL) {
+			size_t zoff = (size_t)(z - ls->buf);
+
+			for (size_t i = zoff; i < ls->len; i++)
+				if (ls->buf[i] != '\0')
+					fail_msg("byte %zu after the zeros at %zu is not zero", i, zoff);
+			ls->zeros = ls->len - zoff;
+			ls->len = zoff;
+		}
+	}
 	while (pos < ls->len) {
 		const char *nl = memchr(ls->buf + pos, '\n', ls->len - pos);
 
@@ -951,6 +966,7 @@ struct fixture {
 	size_t ncbs;
 	struct rlimit saved_fsize;
 	int fsize_changed;
+	size_t prealloc;             /* audit_log_opts.prealloc_chunk of the next open */
 };
 
 static void
@@ -1098,6 +1114,7 @@ open_log_reserve(struct fixture *f, unsigned queue_max, unsigned reserve)
 	memset(&o, 0, sizeof(o));
 	o.queue_max = queue_max;
 	o.reserve = reserve;
+	o.prealloc_chunk = f->prealloc;
 	rc = audit_log_open(f->dir, f->base, &o, &f->log, err, sizeof(err));
 	if (rc != 0)
 		fail_msg("audit_log_open: %s (%s)", bs_strerror(rc), err);
@@ -1445,6 +1462,116 @@ test_torn_tail(void **state)
 	free(ls);
 }
 
+/* Appends n zero bytes to path (what a preallocated log holds after its records). */
+static void
+put_zeros(const char *path, size_t n)
+{
+	char *z = calloc(1, n);
+
+	assert_non_null(z);
+	put_file(path, z, n, O_APPEND);
+	free(z);
+}
+
+/*
+ * The file grows by whole chunks of zeros, the records end where they
+ * begin, a close cuts them off, and a log left with its zeros (a crash)
+ * opens without a recovery record and goes on right after its records.
+ */
+static void
+test_prealloc_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	char path[600];
+	struct stat st;
+	size_t rlen;
+
+	assert_non_null(ls);
+	f->prealloc = 64 * 1024;
+	open_log(f, 65536);
+	append_simple(f, 5, 0, "pre");
+	log_path(f, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 64 * 1024);
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 5);
+	assert_int_equal(ls->len + ls->zeros, 64 * 1024);
+	check_chain(ls);
+	rlen = ls->len;
+	lines_free(ls);
+	close_log(f);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, rlen);
+
+	/* left as a crash leaves it: records, then zeros */
+	put_zeros(path, 100000);
+	open_log(f, 65536);
+	assert_int_equal(audit_log_size(f->log), 5);
+	append_simple(f, 1, 5, "after");
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 6);
+	assert_int_equal(ls->len + ls->zeros, (size_t)(rlen + 100000));  /* no new chunk needed */
+	check_chain(ls);
+	lines_free(ls);
+	/* a group that crosses the end of the zeros grows the file by whole chunks */
+	append_simple(f, 300, 6, "grow");
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 306);
+	assert_int_equal((ls->len + ls->zeros) % (64 * 1024), 0);
+	assert_true(ls->len + ls->zeros > rlen + 100000);
+	check_chain(ls);
+	lines_free(ls);
+	close_log(f);
+	free(ls);
+}
+
+/*
+ * A write that never completed among the zeros (bytes after a NUL: blocks
+ * of one group that reached the disk out of order) is cut off and recorded.
+ */
+static void
+test_prealloc_torn(void **state)
+{
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	char path[600], reason[256];
+	static const char part1[] = "{\"seq\":5,\"prev\":\"0123", part2[] = "7\"}\n{\"seq\":6";
+	struct stat st;
+	struct jobj o;
+	size_t rlen;
+
+	assert_non_null(ls);
+	open_log(f, 65536);
+	append_simple(f, 5, 0, "torn");
+	close_log(f);
+	log_path(f, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	rlen = (size_t)st.st_size;
+	put_file(path, part1, strlen(part1), O_APPEND);
+	put_zeros(path, 5000);
+	put_file(path, part2, strlen(part2), O_APPEND);
+	put_zeros(path, 7000);
+
+	open_log(f, 65536);
+	assert_int_equal(audit_log_size(f->log), 6);
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 6);
+	check_chain(ls);
+	assert_true((size_t)(ls->p[5] - ls->buf) == rlen);
+	assert_int_equal(jparse_record(ls->p[5], ls->l[5], &o), 0);
+	want_str(&o, "event", "torn_tail_repaired", 5);
+	snprintf(reason, sizeof(reason), "torn last write removed: %zu bytes among the "
+	    "preallocated zeros at offset %zu", strlen(part1) + 5000 + strlen(part2), rlen);
+	want_str(&o, "reason", reason, 5);
+	jobj_free(&o);
+	if (memmem(ls->buf, ls->len, part2, strlen(part2)) != NULL)
+		fail_msg("the torn bytes are still in the file");
+	lines_free(ls);
+	close_log(f);
+	free(ls);
+}
+
 /* A file holding nothing but a torn first record. */
 static void
 test_torn_only(void **state)
@@ -1751,6 +1878,58 @@ unlimit_fsize(struct fixture *f)
 	f->fsize_changed = 0;
 }
 
+/*
+ * The zeros cannot be written (a file size limit just past the records):
+ * the group's own write fails too, the file is cut back to its records, and
+ * once the limit is gone the records land and the zeros follow.
+ */
+static void
+test_prealloc_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct lines *ls = malloc(sizeof(*ls));
+	char path[600], why[256];
+	struct stat st;
+	struct size_want w;
+	struct trec t;
+	size_t rlen;
+
+	assert_non_null(ls);
+	f->prealloc = 64 * 1024;
+	open_log(f, 65536);
+	append_simple(f, 2, 0, "pf");
+	close_log(f);
+	log_path(f, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	rlen = (size_t)st.st_size;
+	open_log(f, 65536);
+	if (limit_fsize(f, (rlim_t)rlen + 10, why, sizeof(why)) != 0) {
+		free(ls);
+		print_message("skipping the preallocation-failure test: %s\n", why);
+		skip();
+	}
+	trec_make(&t, 2, "pf");
+	append(f, &t.r, 2);
+	expect_callbacks(f, 2, 3, BS_ERR_UNAVAILABLE);
+	assert_int_equal(audit_log_healthy(f->log), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, rlen);
+
+	unlimit_fsize(f);
+	w.size = 3;
+	w.healthy = 1;
+	if (!pump(f, reached, &w, PUMP_TIMEOUT_MS))
+		fail_msg("the log did not recover within %d ms", PUMP_TIMEOUT_MS);
+	lines_load(path, ls);
+	assert_int_equal(ls->n, 3);
+	assert_true(ls->zeros > 0);
+	assert_int_equal((ls->len + ls->zeros) % (64 * 1024), 0);
+	check_chain(ls);
+	lines_free(ls);
+	close_log(f);
+	free(ls);
+}
+
 static void
 test_write_failure(void **state)
 {
@@ -1765,6 +1944,7 @@ test_write_failure(void **state)
 
 	assert_non_null(ls);
 	assert_non_null(t);
+	f->prealloc = 1;   /* each write grows the file: the next one fails */
 	open_log(f, 65536);
 	append_simple(f, 5, 0, "wf");
 	log_path(f, path, sizeof(path));
@@ -1910,6 +2090,7 @@ test_queue_full(void **state)
 
 	assert_non_null(ls);
 	assert_non_null(t);
+	f->prealloc = 1;   /* each write grows the file: the next one fails */
 	open_log(f, QMAX);
 	append_simple(f, 3, 0, "qf");
 	log_path(f, path, sizeof(path));
@@ -1984,6 +2165,7 @@ test_refusals_summarised_once(void **state)
 
 	assert_non_null(ls);
 	assert_non_null(t);
+	f->prealloc = 1;   /* each write grows the file: the next one fails */
 	open_log(f, QMAX);
 	append_simple(f, 1, 0, "rs");
 	log_path(f, path, sizeof(path));
@@ -2549,11 +2731,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_on_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_torn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_summarised_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_past_queue_max, setup, teardown),
