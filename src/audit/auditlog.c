@@ -227,10 +227,27 @@ now_iso(char out[32])
 	struct tm tm;
 	char base[24];
 
+	/* the date and time of the last second seen on this thread, formatted once */
+	static _Thread_local time_t base_sec = (time_t)-1;
+	static _Thread_local char base_txt[24];
+	int ms;
+
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 32, "%.19s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
+	if (ts.tv_sec != base_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+			memcpy(base, "0000-00-00T00:00:00", 20);
+		memcpy(base_txt, base, 20);
+		base_sec = ts.tv_sec;
+	}
+	ms = (int)(ts.tv_nsec / 1000000) % 1000;
+	memcpy(out, base_txt, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 /* ---- records -------------------------------------------------------------- */
@@ -240,29 +257,22 @@ arec_free(struct arec *r)
 {
 	if (r == NULL)
 		return;
-	free(r->request_id);
-	free(r->principal_id);
-	free(r->identity);
-	free(r->method);
-	free(r->key);
-	free(r->target);
-	free(r->result);
-	free(r->reason);
-	free(r->event);
-	free(r->payload);
+	/* the strings and the payload hashes live in r's own allocation */
 	free(r->fields);
 	free(r->notice);
 	free(r);
 }
 
-static int
-dup_opt(char **dst, const char *src)
+/* Copies src (if any) to *pool and points *dst at the copy. */
+static void
+put_opt(char **dst, const char *src, size_t len, char **pool)
 {
 	*dst = NULL;
 	if (src == NULL)
-		return 0;
-	*dst = strdup(src);
-	return *dst == NULL ? -1 : 0;
+		return;
+	memcpy(*pool, src, len + 1);
+	*dst = *pool;
+	*pool += len + 1;
 }
 
 /* {"name":"value",...} as a C string into *out (caller frees). 0 or -1 (no memory). */
@@ -290,28 +300,48 @@ render_fields(const struct audit_field *f, size_t n, char **out)
 static struct arec *
 arec_new(const struct audit_record *in)
 {
-	struct arec *r = calloc(1, sizeof(*r));
+	/* one allocation: the record, its payload hashes, then its strings */
+	const char *src[] = { in->request_id, in->principal_id, in->identity, in->method, in->key,
+	    in->target, in->result, in->reason, in->event };
+	char **dst[sizeof(src) / sizeof(src[0])];
+	size_t len[sizeof(src) / sizeof(src[0])], n = sizeof(src) / sizeof(src[0]), total, i;
+	struct arec *r;
+	char *pool;
 
-	if (r == NULL)
+	if (in->npayload > SIZE_MAX / 64)
 		return NULL;
+	total = sizeof(*r) + in->npayload * 32;
+	for (i = 0; i < n; i++) {
+		len[i] = src[i] != NULL ? strlen(src[i]) : 0;
+		if (src[i] != NULL && (len[i] >= SIZE_MAX / 4 || total > SIZE_MAX - len[i] - 1))
+			return NULL;
+		total += src[i] != NULL ? len[i] + 1 : 0;
+	}
+	if ((r = calloc(1, total)) == NULL)
+		return NULL;
+	dst[0] = &r->request_id;
+	dst[1] = &r->principal_id;
+	dst[2] = &r->identity;
+	dst[3] = &r->method;
+	dst[4] = &r->key;
+	dst[5] = &r->target;
+	dst[6] = &r->result;
+	dst[7] = &r->reason;
+	dst[8] = &r->event;
+	pool = (char *)(r + 1);
+	if (in->npayload > 0) {
+		r->payload = (uint8_t (*)[32])(void *)pool;
+		memcpy(pool, in->payload_sha256, in->npayload * 32);
+		r->npayload = in->npayload;
+		pool += in->npayload * 32;
+	}
+	for (i = 0; i < n; i++)
+		put_opt(dst[i], src[i], len[i], &pool);
 	r->type = in->type;
 	r->key_version = in->key_version;
 	if (in->cert_sha256 != NULL) {
 		memcpy(r->cert, in->cert_sha256, 32);
 		r->have_cert = 1;
-	}
-	if (dup_opt(&r->request_id, in->request_id) || dup_opt(&r->principal_id, in->principal_id) ||
-	    dup_opt(&r->identity, in->identity) ||
-	    dup_opt(&r->method, in->method) || dup_opt(&r->key, in->key) ||
-	    dup_opt(&r->target, in->target) || dup_opt(&r->result, in->result) ||
-	    dup_opt(&r->reason, in->reason) || dup_opt(&r->event, in->event))
-		goto fail;
-	if (in->npayload > 0) {
-		r->payload = malloc(in->npayload * 32);
-		if (r->payload == NULL)
-			goto fail;
-		memcpy(r->payload, in->payload_sha256, in->npayload * 32);
-		r->npayload = in->npayload;
 	}
 	if (in->nfields > 0 && render_fields(in->fields, in->nfields, &r->fields) != 0)
 		goto fail;
@@ -1032,8 +1062,9 @@ audit_log_append(struct audit_log *l, const struct audit_record *in, audit_done_
 	*l->q_tail = r;
 	l->q_tail = &r->next;
 	l->nqueued++;
-	pthread_cond_signal(&l->cond);
 	pthread_mutex_unlock(&l->mu);
+	/* after the unlock: a writer woken under the lock would block on it at once */
+	pthread_cond_signal(&l->cond);
 	return 0;
 }
 
