@@ -171,6 +171,10 @@ json_string(const uint8_t *p, size_t n, size_t *i)
 			}
 			continue;
 		}
+		if (c < 0x80) {
+			k++;   /* ASCII other than '"', '\\' and controls */
+			continue;
+		}
 		if ((l = bs_utf8_decode(p + k, n - k, NULL)) == 0)
 			return -1;
 		k += l;
@@ -366,6 +370,10 @@ check_line(struct vstate *st, uint64_t i, const uint8_t *p, size_t n, int prefix
 		if (p[k] < 0x20) {
 			line_problem(st, i, "control character 0x%02x at byte %zu", p[k], k);
 			return;
+		}
+		if (p[k] < 0x80) {
+			l = 1;   /* ASCII: most of a record, and a whole code point */
+			continue;
 		}
 		if ((l = bs_utf8_decode(p + k, n - k, NULL)) == 0) {
 			line_problem(st, i, "invalid UTF-8 at byte %zu", k);

@@ -13,6 +13,7 @@
  * Proofs are built top-down along the recursion of RFC 6962 2.1.1/2.1.2 and
  * then reversed, which gives exactly the bottom-up order of PATH/PROOF.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,29 @@ struct merkle_tree {
 /* ---- hashing ----------------------------------------------------------- */
 
 /*
+ * SHA-256 fetched from the default provider once: EVP_sha256() makes each
+ * EVP_DigestInit_ex() look the algorithm up again (a lock per hash, 5% of a
+ * start-up that re-hashes the whole audit log). Kept for the process.
+ */
+static const EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+	sha256_md = md != NULL ? md : EVP_sha256();
+}
+
+static const EVP_MD *
+sha256(void)
+{
+	(void)pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
+}
+
+/*
  * out = SHA-256(prefix || a[0..alen) || b[0..blen)) with ctx (reused by the
  * caller). Returns 0 or BS_ERR_CRYPTO.
  */
@@ -47,7 +71,7 @@ hash3(EVP_MD_CTX *ctx, uint8_t prefix, const uint8_t *a, size_t alen, const uint
 {
 	unsigned int n = 0;
 
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	if (EVP_DigestInit_ex(ctx, sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, &prefix, 1) != 1 ||
 	    (alen > 0 && EVP_DigestUpdate(ctx, a, alen) != 1) ||
 	    (blen > 0 && EVP_DigestUpdate(ctx, b, blen) != 1) ||
@@ -74,7 +98,7 @@ empty_root(uint8_t out[MERKLE_HASH_LEN])
 {
 	unsigned int n = 0;
 
-	if (EVP_Digest("", 0, out, &n, EVP_sha256(), NULL) != 1 || n != MERKLE_HASH_LEN)
+	if (EVP_Digest("", 0, out, &n, sha256(), NULL) != 1 || n != MERKLE_HASH_LEN)
 		return BS_ERR_CRYPTO;
 	return 0;
 }

@@ -86,6 +86,34 @@ test_digit_value(void **state)
 }
 
 /* Every byte value round-trips. */
+/* Every byte value in either place of a pair, both flag sets, against bs_hex_digit_value. */
+static void
+test_decode_every_byte(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		for (int pos = 0; pos < 2; pos++) {
+			for (int lower = 0; lower < 2; lower++) {
+				char in[2] = { '7', '7' };
+				uint8_t out = 0xaa;
+				int v = bs_hex_digit_value(c);
+				int ok = v >= 0 && !(lower && c >= 'A' && c <= 'F');
+				int rc;
+
+				in[pos] = (char)c;
+				rc = bs_hex_decode(in, 2, &out, 1, lower ? BS_HEX_LOWER : 0);
+				if (!ok) {
+					assert_int_equal(rc, BS_ERR_INVALID);
+					assert_int_equal(out, 0xaa);   /* untouched */
+					continue;
+				}
+				assert_int_equal(rc, 0);
+				assert_int_equal(out, pos == 0 ? (v << 4 | 7) : (7 << 4 | v));
+			}
+		}
+	}
+}
+
 static void
 test_round_trip(void **state)
 {
@@ -110,6 +138,7 @@ main(void)
 		cmocka_unit_test(test_decode),
 		cmocka_unit_test(test_decode_refused),
 		cmocka_unit_test(test_digit_value),
+		cmocka_unit_test(test_decode_every_byte),
 		cmocka_unit_test(test_round_trip),
 	};
 
