@@ -100,6 +100,11 @@ put_escaped(struct bytebuf *b, const char *s)
 	char esc[ESC_MAX];
 
 	while (avail > 0) {
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			p++;   /* plain ASCII, most of what the audit writer escapes */
+			avail--;
+			continue;
+		}
 		n = escape_one(p, avail, esc, &used);
 		if (n > 0) {
 			bytebuf_put(b, run, (size_t)(p - run));
