@@ -59,6 +59,7 @@ struct bs_config {
 	unsigned rate_limit_calls;       /* calls per second per principal, default 20000; 0 = off */
 	unsigned rate_limit_audit_records; /* audit records per second per principal; 0 = off */
 	unsigned audit_uncovered_max;    /* records past the last checkpoint allowed at start */
+	unsigned audit_preallocate;      /* 1: the log grows in chunks of written zeros (default 0) */
 	char *user;                      /* started as root: run as this user after start-up */
 	unsigned shutdown_grace_ms;      /* SIGTERM drain bound, default 10000 */
 	unsigned sign_batch_max;         /* SignBatch items, default 1000 */

@@ -104,6 +104,7 @@ static const struct keydef keydefs[] = {
 	{ "rate_limit_calls", KT_UINT, S(rate_limit_calls), 0, 10000000, 0 },
 	{ "rate_limit_audit_records", KT_UINT, S(rate_limit_audit_records), 0, 10000000, 0 },
 	{ "audit_uncovered_max", KT_UINT, S(audit_uncovered_max), 0, 100000000, 0 },
+	{ "audit_preallocate", KT_BOOL, S(audit_preallocate), 0, 1, 0 },
 	{ "user", KT_STRING, S(user), 0, 0, 0 },
 	{ "shutdown_grace_ms", KT_UINT, S(shutdown_grace_ms), 0, 600000, 0 },
 	{ "sign_batch_max", KT_UINT, S(sign_batch_max), 1, 100000, 0 },

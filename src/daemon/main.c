@@ -1130,6 +1130,7 @@ run(struct bs_config *cfg)
 
 		memset(&ao, 0, sizeof(ao));
 		ao.queue_max = cfg->audit_queue_max;
+		ao.prealloc_chunk = cfg->audit_preallocate ? 0 : 1;   /* 0: the default chunk */
 		ao.grow_every = cfg->audit_checkpoint_records;
 		ao.on_grow = grow_cb;
 		ao.grow_arg = &d;

@@ -1,8 +1,11 @@
 # test_durability.py - the audit log's durability promises against the real
-# daemon: (1) kill -9 under load, 50 times: every Sign whose response the
-# client received has its record, the log still chains and verifies, and
-# every restart is on record (a torn last line would be repaired with a
-# recovery record; test_audit.py plants one to test that); (2) a full filesystem (a 2 MiB
+# daemon: (1) kill -9 under load, 50 times, every other start with
+# audit_preallocate on (the file then ends in zeros when killed): every Sign
+# whose response the client received has its record, the log still chains
+# and verifies, and every restart is on record (a torn last line would be
+# repaired with a recovery record; test_audit.py plants one to test that);
+# (1b) audit_preallocate's file: records then whole chunks of zeros while
+# running, the records alone after a stop; (2) a full filesystem (a 2 MiB
 # tmpfs as state_dir): calls fail with UNAVAILABLE naming the audit log,
 # health is NOT_SERVING, and once space is back the daemon resumes by
 # itself, with the refused calls recorded afterwards.
@@ -100,6 +103,10 @@ def test_kill9_under_load(env, apb):
         for it in range(KILLS):
             assert time.monotonic() < t_end, "kill loop over its time budget at iteration %d" % it
             if it > 0:
+                # every other start preallocates: the kills leave zeros after the records,
+                # and a start without preallocation must go on over them too
+                inst.settings["audit_preallocate"] = "on" if it % 2 else "off"
+                bsutil.write_config(inst.conf, inst.settings)
                 inst.start()
             stop = threading.Event()
             before = len(acked)
@@ -194,6 +201,52 @@ def _health(c, hpb):
     except grpc.RpcError as e:
         return "error " + e.code().name + ": " + (e.details() or "")
     return hpb.HealthCheckResponse.ServingStatus.Name(r.status)
+
+
+def test_preallocated_file(env, apb):
+    """audit_preallocate: while the daemon runs the file is its records, then
+    zeros up to a whole number of 1 MiB chunks; a stop leaves the records
+    alone, which `boltseal audit verify` and the Python checker accept both
+    ways; without the setting the file never holds a zero."""
+    pb = env.stubs.pb
+    chunk = 1 << 20
+    inst = auditutil.Instance(env, "prealloc", audit_preallocate="on")
+    try:
+        inst.start()
+        c = inst.client()
+        c.CreateKey(pb.CreateKeyRequest(name="pre", purpose=pb.GENERIC,
+                                        algorithm=pb.ECDSA_P256_SHA256), timeout=30)
+        for i in range(20):
+            c.Sign(pb.SignRequest(key_name="pre", message=b"pre %d" % i), timeout=15)
+        path = os.path.join(inst.adir, "audit.jsonl")
+        data = bsutil.read(path)
+        records = bsutil.audit_bytes(path)
+        assert len(data) % chunk == 0 and len(data) > len(records), len(data)
+        assert data[len(records):] == b"\0" * (len(data) - len(records))
+        n = len(check_chain(read_lines(inst.state_dir)))
+        assert n >= 22
+        inst.audit_client(apb).wait_checkpoint(n, timeout=20)
+        if auditutil.cli_verify_available():
+            # a running daemon's file, zeros and all (the polls above are records of their own)
+            vkey = bsutil.read(os.path.join(inst.adir, "vkey")).decode().strip()
+            rc, out = auditutil.cli_verify(inst.adir, "--vkey", vkey, "--allow-tail", "100")
+            assert rc == 0 and "audit verify: OK" in out, out
+        inst.close_channels()
+        assert inst.stop() == 0
+        data = bsutil.read(path)
+        assert b"\0" not in data and data.endswith(b"\n")
+        verify_offline(inst.adir)
+
+        # off: the records alone, also while running
+        inst.settings["audit_preallocate"] = "off"
+        bsutil.write_config(inst.conf, inst.settings)
+        inst.start()
+        inst.client().Sign(pb.SignRequest(key_name="pre", message=b"off"), timeout=15)
+        assert b"\0" not in bsutil.read(path)
+        inst.close_channels()
+        assert inst.stop() == 0
+    finally:
+        inst.cleanup()
 
 
 def test_full_filesystem(env, apb):
