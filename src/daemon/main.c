@@ -1114,7 +1114,29 @@ run(struct bs_config *cfg)
 		bs_log(BS_LOG_ERROR, "cannot open an HSM session", NULL);
 		goto out;
 	}
-	rc = catalog_reconcile(cat, rs, &report);
+	/*
+	 * One listing of the token (SoftHSM reads every object per search: a
+	 * second of a 10,000-key start-up per listing) for the catalog's
+	 * reconciliation and the key side's index. rs stays open until the
+	 * workers' sessions are, so the listed handles stay valid for them.
+	 */
+	{
+		struct hsm_key_object *objs = NULL;
+		size_t nobjs = 0;
+
+		rc = hsm_list_key_objects(rs, CATALOG_LABEL_PREFIX, &objs, &nobjs);
+		if (rc == 0) {
+			rc = catalog_reconcile_listed(cat, objs, nobjs, &report);
+			/* the key side's labels are the catalog's (else it lists on its own) */
+			if (rc == 0 && strcmp(KEYD_LABEL_PREFIX, CATALOG_LABEL_PREFIX) == 0 &&
+			    keyd_seed_index(kd, objs, nobjs) != 0)
+				bs_log(BS_LOG_WARN, "no memory for the key index; keys are searched for",
+				    NULL);
+		} else if (rc != BS_ERR_NOMEM) {
+			rc = BS_ERR_HSM;
+		}
+		free(objs);
+	}
 	if (rc != 0) {
 		bs_log(BS_LOG_ERROR, "key catalog and HSM token disagree; refusing to start",
 		    "catalog", dbpath, "token", cfg->token_uri, "report",
@@ -1178,12 +1200,13 @@ run(struct bs_config *cfg)
 			bs_log(BS_LOG_INFO, "second-factor sealing key created", "key", ADMIN_MFA_KEY,
 			    NULL);
 	}
-	hsm_session_close(rs);
-	rs = NULL;
 	if (hsm_pool_new(h, d.base, cfg->workers, cfg->queue_max, &pool) != 0) {
 		bs_log(BS_LOG_ERROR, "cannot start the HSM worker pool", NULL);
 		goto out;
 	}
+	/* only now: the workers' sessions are open, the listed handles stay valid */
+	hsm_session_close(rs);
+	rs = NULL;
 	{
 		/* CPU and disk work that is not HSM work: as many threads as HSM workers */
 		struct workq_opts wo = { cfg->workers, cfg->queue_max, NULL, NULL, NULL, "work" };

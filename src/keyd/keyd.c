@@ -191,30 +191,17 @@ key_of_label(const char *label, struct keyop_key *k)
 }
 
 /*
- * The cache filled from one listing of the token, before the first
- * operation (every worker's first operation waits for it). A label on
- * several objects is marked: its operations search, and fail, as before.
+ * Fills the cache from a listing of the token (kd->index_mu held). A label
+ * on several objects is marked: its operations search, and fail, as
+ * before. 0, or -1 out of memory (the index is then incomplete: search as
+ * without one).
  */
-static void
-ensure_index(struct keyd *kd, struct hsm_session *s)
+static int
+index_from(struct keyd *kd, const struct hsm_key_object *v, size_t n)
 {
-	struct hsm_key_object *v = NULL;
 	struct keyop_key k;
 	struct entry **pe;
-	size_t n = 0;
 
-	if (atomic_load(&kd->indexed) != 0)
-		return;
-	pthread_mutex_lock(&kd->index_mu);
-	if (atomic_load(&kd->indexed) != 0) {
-		pthread_mutex_unlock(&kd->index_mu);
-		return;
-	}
-	if (hsm_list_key_objects(s, KEYD_LABEL_PREFIX, &v, &n) != 0) {
-		atomic_store(&kd->indexed, -1);
-		pthread_mutex_unlock(&kd->index_mu);
-		return;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e;
 
@@ -233,18 +220,56 @@ ensure_index(struct keyd *kd, struct hsm_session *s)
 			*pe = e;
 			kd->n++;
 		} else {
-			/* out of memory: the index is incomplete, search as without one */
 			pthread_mutex_unlock(&kd->mu);
-			free(v);
-			atomic_store(&kd->indexed, -1);
-			pthread_mutex_unlock(&kd->index_mu);
-			return;
+			return -1;
 		}
 		pthread_mutex_unlock(&kd->mu);
 	}
+	return 0;
+}
+
+/*
+ * The cache filled from one listing of the token, before the first
+ * operation (every worker's first operation waits for it), unless
+ * keyd_seed_index() gave it one.
+ */
+static void
+ensure_index(struct keyd *kd, struct hsm_session *s)
+{
+	struct hsm_key_object *v = NULL;
+	size_t n = 0;
+
+	if (atomic_load(&kd->indexed) != 0)
+		return;
+	pthread_mutex_lock(&kd->index_mu);
+	if (atomic_load(&kd->indexed) != 0) {
+		pthread_mutex_unlock(&kd->index_mu);
+		return;
+	}
+	if (hsm_list_key_objects(s, KEYD_LABEL_PREFIX, &v, &n) != 0) {
+		atomic_store(&kd->indexed, -1);
+		pthread_mutex_unlock(&kd->index_mu);
+		return;
+	}
+	atomic_store(&kd->indexed, index_from(kd, v, n) == 0 ? 1 : -1);
 	free(v);
-	atomic_store(&kd->indexed, 1);
 	pthread_mutex_unlock(&kd->index_mu);
+}
+
+int
+keyd_seed_index(struct keyd *kd, const struct hsm_key_object *v, size_t n)
+{
+	int rc = 0;
+
+	if (kd == NULL || (v == NULL && n > 0))
+		return BS_ERR_INVALID;
+	pthread_mutex_lock(&kd->index_mu);
+	if (atomic_load(&kd->indexed) == 0) {
+		rc = index_from(kd, v, n) == 0 ? 0 : BS_ERR_NOMEM;
+		atomic_store(&kd->indexed, rc == 0 ? 1 : -1);
+	}
+	pthread_mutex_unlock(&kd->index_mu);
+	return rc;
 }
 
 /* 1 if some cached key has CKA_ID id (kd->mu held). */

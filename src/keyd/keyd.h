@@ -28,11 +28,23 @@
 
 struct keyd;
 struct hsm_session;
+struct hsm_key_object;
 
 /* Returns 0 or BS_ERR_NOMEM / BS_ERR_INTERNAL. */
 int keyd_new(struct keyd **out) BS_WUR;
 /* NULL is a no-op. */
 void keyd_free(struct keyd *kd);
+
+/*
+ * Gives the key side its index of the token from a listing already made
+ * (hsm_list_key_objects with KEYD_LABEL_PREFIX, on a session of the same
+ * application that stays open until the workers' sessions are: the
+ * handles must stay valid), instead of listing the token again before its
+ * first operation: the daemon's start-up lists once for the catalog's
+ * reconciliation and for this. A no-op once the key side has an index.
+ * Returns 0, BS_ERR_INVALID, BS_ERR_NOMEM (no index: operations search).
+ */
+int keyd_seed_index(struct keyd *kd, const struct hsm_key_object *v, size_t n) BS_WUR;
 
 /*
  * Runs r on session s and fills a (a->type = r->type; a->rc 0 or the

@@ -193,4 +193,13 @@ void catalog_mem_set_states(struct catalog *c, const char *name, const struct ca
  */
 int catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report) BS_WUR;
 
+/*
+ * The same against a listing already made (hsm_list_key_objects with
+ * CATALOG_LABEL_PREFIX; the secret key objects in it count as the private
+ * ones do). Returns 0, BS_ERR_MISMATCH with *report, BS_ERR_NOMEM.
+ */
+struct hsm_key_object;
+int catalog_reconcile_listed(struct catalog *c, const struct hsm_key_object *objs, size_t n,
+    char **report) BS_WUR;
+
 #endif

@@ -59,6 +59,23 @@ id_count(const uint8_t *ids, size_t n, const uint8_t *id)
 int
 catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 {
+	struct hsm_key_object *objs = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (c == NULL || report == NULL)
+		return BS_ERR_INVALID;
+	if ((rc = hsm_list_key_objects(s, CATALOG_LABEL_PREFIX, &objs, &n)) != 0)
+		return rc == BS_ERR_NOMEM ? rc : BS_ERR_HSM;
+	rc = catalog_reconcile_listed(c, objs, n, report);
+	free(objs);
+	return rc;
+}
+
+int
+catalog_reconcile_listed(struct catalog *c, const struct hsm_key_object *objs, size_t nobjs,
+    char **report)
+{
 	struct bytebuf b = BYTEBUF_INIT;
 	uint8_t *known = NULL, *ids = NULL;
 	size_t nknown = 0, nids = 0, i, j, nkeys = catalog_count(c), len, found;
@@ -67,13 +84,16 @@ catalog_reconcile(struct catalog *c, struct hsm_session *s, char **report)
 	char hex[BS_HEX_LEN(HSM_KEY_ID_LEN)];
 	int rc, ndiff = 0;
 
-	if (c == NULL || report == NULL)
+	if (c == NULL || report == NULL || (objs == NULL && nobjs > 0))
 		return BS_ERR_INVALID;
-	if ((rc = hsm_list_private_key_ids(s, CATALOG_LABEL_PREFIX, &ids, &nids)) != 0) {
-		rc = rc == BS_ERR_NOMEM ? rc : BS_ERR_HSM;
-		ids = NULL;
+	*report = NULL;
+	if ((ids = malloc(nobjs * HSM_KEY_ID_LEN + 1)) == NULL) {
+		rc = BS_ERR_NOMEM;
 		goto out;
 	}
+	for (i = 0; i < nobjs; i++)
+		memcpy(ids + i * HSM_KEY_ID_LEN, objs[i].id, HSM_KEY_ID_LEN);
+	nids = nobjs;
 	if (nids > 0)
 		qsort(ids, nids, HSM_KEY_ID_LEN, id_cmp);
 	for (i = 0; i < nkeys; i++)

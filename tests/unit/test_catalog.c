@@ -6,7 +6,7 @@
  * against a token.
  *
  * The token is faked: this file defines hsm_find_private_key and
- * hsm_list_private_key_ids itself, so the static library's hsm.o is never
+ * hsm_list_key_objects itself, so the static library's hsm.o is never
  * linked and no PKCS#11 module is needed.
  */
 #include <sys/stat.h>
@@ -57,20 +57,23 @@ hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], hs
 }
 
 int
-hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_t **ids_out,
-    size_t *n_out)
+hsm_list_key_objects(struct hsm_session *s, const char *label_prefix,
+    struct hsm_key_object **out, size_t *n_out)
 {
-	uint8_t *ids;
+	struct hsm_key_object *v;
 
 	(void)s;
 	snprintf(fake_prefix_seen, sizeof(fake_prefix_seen), "%s", label_prefix);
 	if (fake_list_rc != 0)
 		return fake_list_rc;
-	ids = malloc(fake_n * HSM_KEY_ID_LEN + 1);
-	if (ids == NULL)
+	if ((v = calloc(fake_n + 1, sizeof(*v))) == NULL)
 		return BS_ERR_NOMEM;
-	memcpy(ids, fake_ids, fake_n * HSM_KEY_ID_LEN);
-	*ids_out = ids;
+	for (size_t i = 0; i < fake_n; i++) {
+		v[i].handle = 1000 + i;
+		snprintf(v[i].label, sizeof(v[i].label), "%sfake/v%zu", label_prefix, i + 1);
+		memcpy(v[i].id, fake_ids[i], HSM_KEY_ID_LEN);
+	}
+	*out = v;
 	*n_out = fake_n;
 	return 0;
 }
@@ -890,6 +893,41 @@ test_reconcile_missing(void **state)
 	free(report);
 }
 
+/* The daemon's form: a listing made once, given to the reconciliation (and to the key side). */
+static void
+test_reconcile_listed(void **state)
+{
+	struct fixture *f = *state;
+	struct hsm_key_object *objs = NULL;
+	char *report = (char *)0x1, hex[33], want[200];
+	size_t n = 0;
+
+	reconcile_setup(f);
+	assert_int_equal(hsm_list_key_objects(NULL, CATALOG_LABEL_PREFIX, &objs, &n), 0);
+	assert_int_equal(catalog_reconcile_listed(f->c, objs, n, &report), 0);
+	assert_null(report);
+	/* alpha v2's object gone from the listing: the same report as catalog_reconcile's */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t id[HSM_KEY_ID_LEN];
+
+		make_id(id, 40, 2);
+		if (memcmp(objs[i].id, id, HSM_KEY_ID_LEN) == 0) {
+			objs[i] = objs[n - 1];
+			n--;
+			hex16(id, hex);
+			break;
+		}
+	}
+	assert_int_equal(catalog_reconcile_listed(f->c, objs, n, &report), BS_ERR_MISMATCH);
+	snprintf(want, sizeof(want),
+	    "key 'alpha' version 2: private key object CKA_ID=%s missing from token\n", hex);
+	assert_string_equal(report, want);
+	free(report);
+	assert_int_equal(catalog_reconcile_listed(f->c, NULL, 1, &report), BS_ERR_INVALID);
+	free(objs);
+	assert_int_equal(fake_find_calls, 0);
+}
+
 static void
 test_reconcile_duplicate(void **state)
 {
@@ -969,6 +1007,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_extra, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_listed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_both_and_hsm_error, setup, teardown),
 	};
 

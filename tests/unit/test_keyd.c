@@ -277,6 +277,48 @@ test_index_of_the_token(void **state)
 	assert_int_equal(hsm_destroy_key(g_s, id3), 0);
 }
 
+/*
+ * The daemon's start-up: one listing made on a session of its own seeds the
+ * key side's index (no listing of its own), and the key signs through it.
+ */
+static void
+test_seeded_index(void **state)
+{
+	static const uint8_t msg[] = "seeded";
+	struct hsm_key_object *v = NULL;
+	struct keyd *kd = NULL;
+	struct keyop_answer a, g;
+	size_t n = 0, labelled = 0;
+
+	(void)state;
+	assert_int_equal(keyd_new(&kd), 0);
+	gen(kd, "kd-seed", 1, BS_ALG_ECDSA_P256_SHA256, &g);
+	assert_int_equal(g.rc, 0);
+	keyd_free(kd);
+
+	assert_int_equal(hsm_list_key_objects(g_s, KEYD_LABEL_PREFIX, &v, &n), 0);
+	assert_true(n >= 1);
+	for (size_t i = 0; i < n; i++)
+		labelled += strchr(v[i].label + strlen(KEYD_LABEL_PREFIX), '/') != NULL;
+	assert_int_equal(keyd_new(&kd), 0);
+	assert_int_equal(keyd_cached(kd), 0);
+	assert_int_equal(keyd_seed_index(kd, NULL, 1), BS_ERR_INVALID);
+	assert_int_equal(keyd_seed_index(kd, v, n), 0);
+	assert_int_equal(keyd_cached(kd), labelled);       /* the index, before any operation */
+	assert_int_equal(keyd_seed_index(kd, v, 0), 0);    /* once indexed: a no-op */
+	assert_int_equal(keyd_cached(kd), labelled);
+	free(v);
+	memcpy(last_id, g.id, sizeof(last_id));
+	sign(kd, "kd-seed", 1, BS_ALG_ECDSA_P256_SHA256, 0, msg, sizeof(msg) - 1, &a);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(sigverify_verify(g.spki, g.spki_len, BS_ALG_ECDSA_P256_SHA256, 0, msg,
+	    sizeof(msg) - 1, a.sigs[0].sig, a.sigs[0].sig_len, BS_SIGFMT_RAW), 0);
+	keyop_answer_clear(&a);
+	keyd_free(kd);
+	assert_int_equal(hsm_destroy_key(g_s, g.id), 0);
+	keyop_answer_clear(&g);
+}
+
 /* keyd_serve refuses a malformed request outright. */
 /* One ENCRYPT or DECRYPT item through the door with the key last made. */
 static void
@@ -511,6 +553,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_fresh_key_side_finds_by_label_and_destroy),
 		cmocka_unit_test(test_index_of_the_token),
+		cmocka_unit_test(test_seeded_index),
 		cmocka_unit_test(test_envelope_secret_keys),
 		cmocka_unit_test(test_serve_malformed),
 		cmocka_unit_test(test_async_client),
