@@ -1,10 +1,14 @@
 /*
- * wipe_alloc.c - the wiping allocator of wipe_alloc.h: malloc with a 16-byte
- * header holding the block's size, OPENSSL_cleanse of the whole block before
- * free, realloc as allocate, copy, wipe and free (so that no copy of the old
- * contents is left behind where realloc would have moved it).
+ * wipe_alloc.c - the wiping allocator of wipe_alloc.h: malloc, with
+ * OPENSSL_cleanse of the whole block (malloc_usable_size(3): no header of
+ * our own, which every libevent and nghttp2 allocation of every connection
+ * would carry) before free, realloc as allocate, copy, wipe and free (so
+ * that no copy of the old contents is left behind where realloc would have
+ * moved it).
  */
+#include <malloc.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,34 +17,27 @@
 
 #include "common/wipe_alloc.h"
 
-#define HDR 16                      /* keeps the malloc alignment (max_align_t) */
-
 static _Atomic size_t live;
 
 void *
 bs_wipe_malloc(size_t n)
 {
-	uint8_t *b;
+	void *b;
 
-	if (n > SIZE_MAX - HDR || (b = malloc(n + HDR)) == NULL)
+	if (n > PTRDIFF_MAX)   /* no object is that large; refused before malloc sees it */
 		return NULL;
-	memcpy(b, &n, sizeof(n));
-	atomic_fetch_add(&live, 1);
-	return b + HDR;
+	if ((b = malloc(n > 0 ? n : 1)) != NULL)
+		atomic_fetch_add(&live, 1);
+	return b;
 }
 
 void
 bs_wipe_free(void *p)
 {
-	uint8_t *b;
-	size_t n;
-
 	if (p == NULL)
 		return;
-	b = (uint8_t *)p - HDR;
-	memcpy(&n, b, sizeof(n));
-	OPENSSL_cleanse(b, n + HDR);
-	free(b);
+	OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
 	atomic_fetch_sub(&live, 1);
 }
 
@@ -56,7 +53,7 @@ bs_wipe_realloc(void *p, size_t n)
 		bs_wipe_free(p);
 		return NULL;
 	}
-	memcpy(&old, (uint8_t *)p - HDR, sizeof(old));
+	old = malloc_usable_size(p);
 	if ((q = bs_wipe_malloc(n)) == NULL)
 		return NULL;
 	memcpy(q, p, old < n ? old : n);

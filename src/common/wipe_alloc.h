@@ -4,7 +4,8 @@
  * (libevent's evbuffers between TLS and HTTP/2, nghttp2's frame buffers):
  * installed with event_set_mem_functions() and nghttp2_session_server_new3()
  * so that a data key or a decrypted payload does not outlive its buffer in
- * freed heap memory. Each block carries its size in a 16-byte header.
+ * freed heap memory. The block's size is malloc_usable_size(3)'s (glibc):
+ * no header of its own.
  */
 #ifndef BS_WIPE_ALLOC_H
 #define BS_WIPE_ALLOC_H
