@@ -87,7 +87,8 @@ catalog_reconcile_listed(struct catalog *c, const struct hsm_key_object *objs, s
 	if (c == NULL || report == NULL || (objs == NULL && nobjs > 0))
 		return BS_ERR_INVALID;
 	*report = NULL;
-	if ((ids = malloc(nobjs * HSM_KEY_ID_LEN + 1)) == NULL) {
+	if (nobjs > (SIZE_MAX - 1) / HSM_KEY_ID_LEN ||
+	    (ids = malloc(nobjs * HSM_KEY_ID_LEN + 1)) == NULL) {
 		rc = BS_ERR_NOMEM;
 		goto out;
 	}
