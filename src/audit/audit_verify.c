@@ -108,6 +108,7 @@ struct vstate {
 	char line_msg[MSG_MAX];
 	const struct note_verifier *v;  /* the trusted keys (borrowed) */
 	size_t nv;
+	const struct audit_verify_opts *o;
 	struct cp *cps;
 	size_t ncp;                     /* entries of cps, the pinned one included */
 	size_t nfiles;                  /* checkpoint files among them */
@@ -419,7 +420,9 @@ add_line(struct vstate *st, const uint8_t *p, size_t n)
 	}
 	r = &st->recs[st->n];
 	memset(r, 0, sizeof(*r));
-	merkle_leaf_hash(p, n, r->leaf);
+	if (st->o->leaf == NULL || st->n >= st->o->nleaves ||
+	    st->o->leaf(st->o->leaf_arg, st->n, r->leaf) != 0)
+		merkle_leaf_hash(p, n, r->leaf);
 	prefix_ok = parse_prefix(p, n, &seq, r->prev) == 0;
 	r->prev_valid = (uint8_t)prefix_ok;
 	if ((rc = merkle_tree_append(st->tree, r->leaf)) != 0)
@@ -1051,6 +1054,7 @@ audit_verify_files(const char *log_path, const char *checkpoints_dir,
 	st.cp_bad = -1;
 	st.v = v;
 	st.nv = nv;
+	st.o = o;
 	rmsg[0] = cmsg[0] = '\0';
 	if ((st.tree = merkle_tree_new()) == NULL) {
 		rc = BS_ERR_NOMEM;
@@ -1259,6 +1263,15 @@ int
 audit_verify_startup(const char *audit_dir, const struct note_verifier *v, size_t nv,
     uint64_t max_uncovered, struct audit_verify_report *r, char *err, size_t errlen)
 {
+	return audit_verify_startup_leaves(audit_dir, v, nv, max_uncovered, NULL, NULL, 0, r, err,
+	    errlen);
+}
+
+int
+audit_verify_startup_leaves(const char *audit_dir, const struct note_verifier *v, size_t nv,
+    uint64_t max_uncovered, int (*leaf)(void *, uint64_t, uint8_t[32]), void *leaf_arg,
+    uint64_t nleaves, struct audit_verify_report *r, char *err, size_t errlen)
+{
 	struct audit_verify_opts o;
 	char log_path[PATH_MAX], cps[PATH_MAX], vk[NOTE_VKEY_MAX], where[64];
 	const char *lp = log_path;
@@ -1279,6 +1292,9 @@ audit_verify_startup(const char *audit_dir, const struct note_verifier *v, size_
 		lp = "/dev/null";
 	memset(&o, 0, sizeof(o));
 	o.max_uncovered = max_uncovered;
+	o.leaf = leaf;
+	o.leaf_arg = leaf_arg;
+	o.nleaves = nleaves;
 	if ((rc = audit_verify_files(lp, cps, v, nv, &o, r)) != 0) {
 		snprintf(err, errlen, "cannot verify the audit log in %s: %s", audit_dir, r->error);
 		return rc;

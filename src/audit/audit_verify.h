@@ -53,6 +53,15 @@ struct audit_verify_opts {
 	 */
 	const uint8_t *pinned;
 	size_t pinned_len;
+	/*
+	 * Leaf hashes already made by a reader of the same file (the daemon's
+	 * audit log, which read it just before): leaf(leaf_arg, i, out) gives
+	 * record i's for i < nleaves (0, or nonzero: hashed here); the others
+	 * are hashed here. NULL: every record is hashed here.
+	 */
+	int (*leaf)(void *leaf_arg, uint64_t i, uint8_t out[32]);
+	void *leaf_arg;
+	uint64_t nleaves;
 };
 
 /* The verdict. Filled by audit_verify_dir / audit_verify_files. */
@@ -183,6 +192,15 @@ int audit_verify_dir_vkey(const char *audit_dir, const struct note_verifier *v, 
  */
 int audit_verify_startup(const char *audit_dir, const struct note_verifier *v, size_t nv,
     uint64_t max_uncovered, struct audit_verify_report *r, char *err, size_t errlen) BS_WUR;
+
+/*
+ * The same, taking the first nleaves records' leaf hashes from leaf() (see
+ * audit_verify_opts) instead of hashing them again: the daemon's log has
+ * just read and hashed the same file.
+ */
+int audit_verify_startup_leaves(const char *audit_dir, const struct note_verifier *v, size_t nv,
+    uint64_t max_uncovered, int (*leaf)(void *, uint64_t, uint8_t[32]), void *leaf_arg,
+    uint64_t nleaves, struct audit_verify_report *r, char *err, size_t errlen) BS_WUR;
 
 /*
  * 1 if line[0..len) is exactly one well-formed JSON value of RFC 8259

@@ -1348,6 +1348,58 @@ test_trust_sources(void **state)
 	put_dir_vkey(msg);
 }
 
+/* Leaves handed in by the daemon's log: the original lines' hashes, one of them wrong if asked. */
+struct given {
+	size_t calls;
+	int64_t wrong;      /* index whose leaf is given wrong, -1 none */
+	int refuse;         /* answer nonzero: the verifier hashes itself */
+};
+
+static int
+given_leaf(void *arg, uint64_t i, uint8_t out[32])
+{
+	struct given *g = arg;
+
+	g->calls++;
+	if (g->refuse)
+		return -1;
+	merkle_leaf_hash((const uint8_t *)F.line[i], F.len[i], out);
+	if ((int64_t)i == g->wrong)
+		out[0] ^= 1;
+	return 0;
+}
+
+/* audit_verify_startup_leaves takes the leaves it is given, and only those it is given. */
+static void
+test_startup_leaves(void **state)
+{
+	struct audit_verify_report rep;
+	struct given gv = { 0, -1, 0 };
+	char err[2048];
+	struct log g;
+
+	(void)state;
+	std_cps();
+	log_orig(&g);
+	log_write(&g, 0);
+	/* the first 30 given: the same verdict, and 30 leaves taken */
+	assert_int_equal(audit_verify_startup_leaves(F.dir, &F.v, 1, 0, given_leaf, &gv, 30, &rep,
+	    err, sizeof(err)), 0);
+	assert_int_equal(rep.records, NREC);
+	assert_int_equal(gv.calls, 30);
+	/* a wrong leaf is used as given: a checkpoint over it no longer matches */
+	gv = (struct given){ 0, 5, 0 };
+	assert_int_equal(audit_verify_startup_leaves(F.dir, &F.v, 1, 0, given_leaf, &gv, NREC, &rep,
+	    err, sizeof(err)), BS_ERR_MISMATCH);
+	assert_int_equal(rep.ok, 0);
+	/* a leaf not given (nonzero answer) is hashed from the file */
+	gv = (struct given){ 0, -1, 1 };
+	assert_int_equal(audit_verify_startup_leaves(F.dir, &F.v, 1, 0, given_leaf, &gv, NREC, &rep,
+	    err, sizeof(err)), 0);
+	assert_int_equal(gv.calls, NREC);
+	log_free(&g);
+}
+
 static void
 test_startup(void **state)
 {
@@ -1461,6 +1513,7 @@ main(void)
 		cmocka_unit_test(test_rewrite_finding),
 		cmocka_unit_test(test_trust_sources),
 		cmocka_unit_test(test_startup),
+		cmocka_unit_test(test_startup_leaves),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
