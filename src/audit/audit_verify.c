@@ -433,13 +433,20 @@ add_line(struct vstate *st, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/*
+ * After the records: p[0..n) must be the daemon's preallocated zeros. 0, or
+ * -1 with the problem recorded at the record after the last.
+ */
 static int
-all_zero(const uint8_t *p, size_t n)
+zeros_after(struct vstate *st, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != 0)
-			return 0;
-	return 1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != 0) {
+			line_problem(st, st->n, "bytes other than zeros after the records");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -496,10 +503,8 @@ read_log(struct vstate *st, const char *path, char *err, size_t errlen)
 		}
 		have += (size_t)nr;
 		if (zeros) {
-			if (!all_zero(buf, have)) {
-				line_problem(st, st->n, "bytes other than zeros after the records");
+			if (zeros_after(st, buf, have) != 0)
 				break;
-			}
 			have = 0;
 			continue;
 		}
@@ -521,11 +526,8 @@ read_log(struct vstate *st, const char *path, char *err, size_t errlen)
 		memmove(buf, buf + pos, have - pos);
 		have -= pos;
 		if (zeros) {
-			/* after the records: the daemon's preallocated zeros, nothing else */
-			if (!all_zero(buf, have)) {
-				line_problem(st, st->n, "bytes other than zeros after the records");
+			if (zeros_after(st, buf, have) != 0)
 				break;
-			}
 			have = 0;
 		}
 	}

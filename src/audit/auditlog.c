@@ -794,6 +794,7 @@ scan_file(struct audit_log *l, uint64_t *torn_off, uint64_t *torn_len, int *torn
     size_t errlen)
 {
 	char *buf = NULL;
+	const char *zero;
 	size_t have = 0, cap = SCAN_CHUNK;
 	uint64_t base = 0, nz_end;
 	struct stat st;
@@ -832,6 +833,8 @@ scan_file(struct audit_log *l, uint64_t *torn_off, uint64_t *torn_len, int *torn
 		if (nr == 0)
 			break;
 		have += (size_t)nr;
+		/* the first NUL of what is buffered: one search per read, not per line */
+		zero = memchr(buf, '\0', have);
 		for (;;) {
 			char *nl = memchr(buf + pos, '\n', have - pos);
 			size_t len;
@@ -839,7 +842,7 @@ scan_file(struct audit_log *l, uint64_t *torn_off, uint64_t *torn_len, int *torn
 			uint8_t leaf[32];
 
 			len = nl != NULL ? (size_t)(nl - (buf + pos)) : have - pos;
-			if (memchr(buf + pos, '\0', len) != NULL) {
+			if (zero != NULL && zero < buf + pos + len) {
 				ended = 1;   /* the zeros, or a write cut short before them */
 				break;
 			}
