@@ -126,15 +126,6 @@ int hsm_find_private_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]
 int hsm_find_private_key_by_label(struct hsm_session *s, const char *label, hsm_handle *out,
     uint8_t id[HSM_KEY_ID_LEN]) BS_WUR;
 
-/*
- * Lists the CKA_ID of every private and secret key object whose CKA_LABEL starts with
- * label_prefix. *ids_out is a malloc'd array of n*HSM_KEY_ID_LEN bytes (objects
- * whose CKA_ID is not HSM_KEY_ID_LEN bytes long are skipped). Used to
- * reconcile the catalog with the token at start.
- */
-int hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix,
-    uint8_t **ids_out, size_t *n_out) BS_WUR;
-
 /* One private or secret key object of the token, as hsm_list_key_objects reads it. */
 #define HSM_OBJ_LABEL_MAX 128
 struct hsm_key_object {

@@ -50,7 +50,7 @@
 #define HSM_DESC_LEN 128
 #define HSM_LABEL_MAX 128            /* CKA_LABEL bytes we accept */
 #define HSM_ATTR_MAX 4096            /* largest public attribute we read */
-#define HSM_LIST_MAX 1000000         /* objects hsm_list_private_key_ids walks */
+#define HSM_LIST_MAX 1000000         /* objects hsm_list_key_objects walks */
 #define HSM_SIGN_MAX_INPUT (16u << 20)
 #define HSM_SIG_MAX 1024             /* RSA-8192; larger is a module bug */
 #define HSM_DIGEST_LEN 32

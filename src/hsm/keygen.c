@@ -348,31 +348,6 @@ hsm_list_key_objects(struct hsm_session *s, const char *label_prefix,
 }
 
 int
-hsm_list_private_key_ids(struct hsm_session *s, const char *label_prefix, uint8_t **ids_out,
-    size_t *n_out)
-{
-	struct hsm_key_object *v = NULL;
-	uint8_t *ids;
-	size_t n = 0;
-	int ret;
-
-	if (ids_out == NULL || n_out == NULL)
-		return BS_ERR_INVALID;
-	if ((ret = hsm_list_key_objects(s, label_prefix, &v, &n)) != 0)
-		return ret;
-	if ((ids = malloc(n * HSM_KEY_ID_LEN + 1)) == NULL) {
-		free(v);
-		return BS_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < n; i++)
-		memcpy(ids + i * HSM_KEY_ID_LEN, v[i].id, HSM_KEY_ID_LEN);
-	free(v);
-	*ids_out = ids;
-	*n_out = n;
-	return 0;
-}
-
-int
 hsm_destroy_key(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 {
 	CK_BYTE idbuf[HSM_KEY_ID_LEN];

@@ -608,10 +608,10 @@ test_bad_args(void **state)
 }
 
 static int
-has_id(const uint8_t *ids, size_t n, const uint8_t id[HSM_KEY_ID_LEN])
+has_id(const struct hsm_key_object *o, size_t n, const uint8_t id[HSM_KEY_ID_LEN])
 {
 	for (size_t i = 0; i < n; i++)
-		if (memcmp(ids + i * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN) == 0)
+		if (memcmp(o[i].id, id, HSM_KEY_ID_LEN) == 0)
 			return 1;
 	return 0;
 }
@@ -622,7 +622,8 @@ test_list_find_destroy(void **state)
 	struct hsm *h = open_hsm();
 	struct hsm_session *s = NULL;
 	uint8_t a[HSM_KEY_ID_LEN], b[HSM_KEY_ID_LEN], c[HSM_KEY_ID_LEN];
-	uint8_t *spki = NULL, *ids = NULL;
+	uint8_t *spki = NULL;
+	struct hsm_key_object *ids = NULL;
 	size_t spki_len, n = 0;
 	hsm_handle ha, hb, hc, f;
 
@@ -641,18 +642,18 @@ test_list_find_destroy(void **state)
 	    &spki, &spki_len), 0);
 	free(spki);
 
-	assert_int_equal(hsm_list_private_key_ids(s, "bs-list:", &ids, &n), 0);
+	assert_int_equal(hsm_list_key_objects(s, "bs-list:", &ids, &n), 0);
 	assert_int_equal(n, 2);
 	assert_true(has_id(ids, n, a));
 	assert_true(has_id(ids, n, b));
 	assert_false(has_id(ids, n, c));
 	free(ids);
 	ids = NULL;
-	assert_int_equal(hsm_list_private_key_ids(s, "", &ids, &n), 0);
+	assert_int_equal(hsm_list_key_objects(s, "", &ids, &n), 0);
 	assert_int_equal(n, 3);
 	free(ids);
 	ids = NULL;
-	assert_int_equal(hsm_list_private_key_ids(s, "nothing-has-this-prefix", &ids, &n), 0);
+	assert_int_equal(hsm_list_key_objects(s, "nothing-has-this-prefix", &ids, &n), 0);
 	assert_int_equal(n, 0);
 	free(ids);
 	ids = NULL;
@@ -692,7 +693,7 @@ test_list_find_destroy(void **state)
 	assert_int_equal(raw_count_id(a), 0);
 	assert_int_equal(raw_count_id(b), 2);
 	assert_int_equal(hsm_destroy_key(s, a), BS_ERR_NOT_FOUND);
-	assert_int_equal(hsm_list_private_key_ids(s, "bs-list:", &ids, &n), 0);
+	assert_int_equal(hsm_list_key_objects(s, "bs-list:", &ids, &n), 0);
 	assert_int_equal(n, 1);
 	assert_true(has_id(ids, n, b));
 	free(ids);
