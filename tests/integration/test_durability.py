@@ -6,7 +6,7 @@
 # repaired with a recovery record; test_audit.py plants one to test that);
 # (1b) audit_preallocate's file: records then whole chunks of zeros while
 # running, the records alone after a stop; (2) a full filesystem (a 2 MiB
-# tmpfs as state_dir): calls fail with UNAVAILABLE naming the audit log,
+# tmpfs as state_dir, with audit_preallocate off and on): calls fail with UNAVAILABLE naming the audit log,
 # health is NOT_SERVING, and once space is back the daemon resumes by
 # itself, with the refused calls recorded afterwards.
 
@@ -249,7 +249,11 @@ def test_preallocated_file(env, apb):
         inst.cleanup()
 
 
-def test_full_filesystem(env, apb):
+@pytest.mark.parametrize("prealloc", ["off", "on"])
+def test_full_filesystem(env, apb, prealloc):
+    """With audit_preallocate on, the 2 MiB file system has far less than the
+    64 MiB the zeros must leave free: the log grows as without them (the
+    zeros never take the catalog's room), and fails and recovers the same."""
     pb, hpb = env.stubs.pb, env.stubs.hpb
     mnt = tempfile.mkdtemp(prefix="bs-it-tmpfs-")
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", mnt],
@@ -260,13 +264,16 @@ def test_full_filesystem(env, apb):
             p.returncode, (p.stdout + p.stderr).decode(errors="replace").strip()))
     inst = None
     try:
-        inst = auditutil.Instance(env, "full", state_dir=os.path.join(mnt, "data"))
+        inst = auditutil.Instance(env, "full-" + prealloc, state_dir=os.path.join(mnt, "data"),
+                                  audit_preallocate=prealloc)
         inst.start()
         c = inst.client()
         c.CreateKey(pb.CreateKeyRequest(name="full", purpose=pb.GENERIC,
                                         algorithm=pb.ECDSA_P256_SHA256), timeout=30)
         c.Sign(pb.SignRequest(key_name="full", message=b"before the disk fills"), timeout=15)
         assert _health(c, hpb) == "SERVING"
+        assert b"\0" not in bsutil.read(os.path.join(inst.adir, "audit.jsonl")), \
+            "zeros preallocated on a file system without 64 MiB to spare"
 
         filler = os.path.join(mnt, "filler")
         _fill(filler)
